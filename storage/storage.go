@@ -1,0 +1,113 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"iter"
+	"path"
+	"strings"
+	"time"
+)
+
+// ErrNotExist reports that an object is not there. It is fs.ErrNotExist, so
+// errors.Is(err, fs.ErrNotExist) works as well.
+var ErrNotExist = fs.ErrNotExist
+
+// ErrInvalidKey reports an object key that is refused before it touches any
+// backend: empty, absolute, or containing a ".." element.
+var ErrInvalidKey = errors.New("storage: invalid object key")
+
+// ObjectInfo describes one stored object.
+type ObjectInfo struct {
+	// Key is the object's key relative to the Store's root, with "/" separators.
+	Key string
+	// Size in bytes.
+	Size int64
+	// ETag identifies the object's content version. S3 returns its own ETag
+	// (without quotes); the local backend derives one from size and mtime.
+	ETag string
+	// Modified is the last-modified time.
+	Modified time.Time
+	// IsPrefix is true for a "directory" entry returned by a non-recursive List.
+	IsPrefix bool
+}
+
+// Range asks Get for part of an object: Length bytes from Offset. A Length of
+// zero or less means "to the end".
+type Range struct {
+	Offset int64
+	Length int64
+}
+
+// ListOptions controls List.
+type ListOptions struct {
+	// Recursive lists every object below the prefix. When false, keys below
+	// the next "/" are folded into one IsPrefix entry.
+	Recursive bool
+	// StartAfter resumes a listing after this key (exclusive). Empty starts
+	// from the beginning.
+	StartAfter string
+	// PageSize is how many keys one backend call fetches. Zero means 1000.
+	PageSize int
+}
+
+// Store is the small interface every backend implements. Keys are relative to
+// the Store's root and use "/" separators.
+type Store interface {
+	// Get opens an object, or the part of it that rng names (nil: all of it).
+	// A missing object is ErrNotExist.
+	Get(ctx context.Context, key string, rng *Range) (io.ReadCloser, error)
+	// Put writes an object atomically: readers see the old object or the whole
+	// new one, never a part. size may be -1 when unknown.
+	Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error
+	// Stat returns an object's size, ETag and modification time.
+	Stat(ctx context.Context, key string) (ObjectInfo, error)
+	// List yields the objects below prefix in lexical key order, fetching
+	// them page by page. Iteration stops at the first error.
+	List(ctx context.Context, prefix string, opts ListOptions) iter.Seq2[ObjectInfo, error]
+	// Delete removes an object. Deleting a missing object is not an error.
+	Delete(ctx context.Context, key string) error
+	// Location is the URL of the Store's root (s3://bucket/prefix or a path).
+	Location() string
+}
+
+// CleanKey validates an object key and returns it in canonical form (no
+// leading "./", no duplicate slashes). It refuses empty keys, absolute paths,
+// backslashes-as-separators tricks and any ".." element, so that a key can
+// never escape a local root.
+func CleanKey(key string) (string, error) {
+	if key == "" {
+		return "", fmt.Errorf("%w: empty key", ErrInvalidKey)
+	}
+	if strings.ContainsRune(key, 0) {
+		return "", fmt.Errorf("%w: %q contains a NUL byte", ErrInvalidKey, key)
+	}
+	if strings.HasPrefix(key, "/") || strings.HasPrefix(key, `\`) || (len(key) > 1 && key[1] == ':') {
+		return "", fmt.Errorf("%w: %q is an absolute path", ErrInvalidKey, key)
+	}
+	for _, el := range strings.FieldsFunc(key, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if el == ".." {
+			return "", fmt.Errorf("%w: %q contains \"..\"", ErrInvalidKey, key)
+		}
+	}
+	c := path.Clean(key)
+	if c == "." {
+		return "", fmt.Errorf("%w: %q names no object", ErrInvalidKey, key)
+	}
+	return c, nil
+}
+
+// JoinKey joins key elements with "/" and cleans the result. It does not
+// validate: pass the result through CleanKey before use.
+func JoinKey(elems ...string) string {
+	nonEmpty := elems[:0:0]
+	for _, e := range elems {
+		if e = strings.Trim(e, "/"); e != "" {
+			nonEmpty = append(nonEmpty, e)
+		}
+	}
+	return strings.Join(nonEmpty, "/")
+}
