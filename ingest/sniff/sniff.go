@@ -1,0 +1,379 @@
+package sniff
+
+import (
+	"bytes"
+	"encoding/binary"
+	"path"
+	"strings"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// HeadSize is how many leading bytes of an object Sniff needs. Passing fewer
+// (a short file) is fine; bytes past HeadSize are ignored.
+const HeadSize = 4096
+
+// Type is a detected content type.
+type Type string
+
+// Recognised types.
+const (
+	PDF     Type = "pdf"
+	DOCX    Type = "docx"
+	TXT     Type = "txt"
+	MD      Type = "md"
+	HTML    Type = "html"
+	JPEG    Type = "jpeg"
+	PNG     Type = "png"
+	GIF     Type = "gif"
+	WebP    Type = "webp"
+	BMP     Type = "bmp"
+	TIFF    Type = "tiff"
+	HEIC    Type = "heic"
+	AVIF    Type = "avif"
+	SVG     Type = "svg"
+	Zip     Type = "zip"
+	Unknown Type = "unknown"
+)
+
+// Kinds returned by Type.Kind.
+const (
+	KindDocument = "document"
+	KindImage    = "image"
+)
+
+// Kind reports "document" for pdf, docx, txt, md and html, "image" for
+// jpeg, png, gif, webp, bmp, tiff, heic, avif and svg, and "" otherwise.
+func (t Type) Kind() string {
+	switch t {
+	case PDF, DOCX, TXT, MD, HTML:
+		return KindDocument
+	case JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC, AVIF, SVG:
+		return KindImage
+	}
+	return ""
+}
+
+// Sniff classifies an object from its name and its first bytes (head, at
+// most HeadSize bytes are looked at). Magic numbers always win over the
+// extension: a JPEG named .png is JPEG, text named .jpg is text. The name is
+// used only to refine: a zip archive named .docx is DOCX, text named .md or
+// .markdown is MD, and text named .html/.htm that starts with a tag is HTML.
+// An empty head is Unknown.
+func Sniff(name string, head []byte) Type {
+	if len(head) > HeadSize {
+		head = head[:HeadSize]
+	}
+	if len(head) == 0 {
+		return Unknown
+	}
+	ext := strings.ToLower(path.Ext(name))
+	if t := magic(head, ext); t != "" {
+		return t
+	}
+	return textual(head, ext)
+}
+
+var (
+	sigPNG  = []byte("\x89PNG\r\n\x1a\n")
+	sigJPEG = []byte{0xFF, 0xD8, 0xFF}
+	sigZip  = []byte("PK\x03\x04")
+	sigZipE = []byte("PK\x05\x06") // empty archive
+)
+
+// magic recognises binary formats by signature; "" means no signature.
+func magic(h []byte, ext string) Type {
+	switch {
+	case isPDF(h):
+		return PDF
+	case bytes.HasPrefix(h, sigJPEG):
+		return JPEG
+	case bytes.HasPrefix(h, sigPNG):
+		return PNG
+	case bytes.HasPrefix(h, []byte("GIF87a")), bytes.HasPrefix(h, []byte("GIF89a")):
+		return GIF
+	case len(h) >= 12 && string(h[:4]) == "RIFF" && string(h[8:12]) == "WEBP":
+		return WebP
+	case isBMP(h):
+		return BMP
+	case bytes.HasPrefix(h, []byte("II*\x00")), bytes.HasPrefix(h, []byte("MM\x00*")),
+		bytes.HasPrefix(h, []byte("II+\x00")), bytes.HasPrefix(h, []byte("MM\x00+")): // classic and BigTIFF
+		return TIFF
+	case bytes.HasPrefix(h, sigZip), bytes.HasPrefix(h, sigZipE):
+		return zipType(h, ext)
+	}
+	if t, ok := isoBMFF(h); ok {
+		return t
+	}
+	return ""
+}
+
+// isPDF accepts "%PDF-" at the start or, as PDF readers do (ISO 32000
+// implementation notes), within the first 1024 bytes; when not at offset 0
+// it must be followed by a version "d.d" so that text merely mentioning the
+// marker is not taken for a PDF.
+func isPDF(h []byte) bool {
+	const marker = "%PDF-"
+	if bytes.HasPrefix(h, []byte(marker)) {
+		return true
+	}
+	w := h[:min(len(h), 1024)]
+	i := bytes.Index(w, []byte(marker))
+	if i < 0 {
+		return false
+	}
+	v := h[i+len(marker):]
+	return len(v) >= 3 && isDigit(v[0]) && v[1] == '.' && isDigit(v[2])
+}
+
+func isDigit(b byte) bool { return b >= '0' && b <= '9' }
+
+// isBMP checks "BM" plus a plausible header: a known DIB header size and a
+// pixel-data offset that lies after the headers.
+func isBMP(h []byte) bool {
+	if len(h) < 18 || h[0] != 'B' || h[1] != 'M' {
+		return false
+	}
+	off := binary.LittleEndian.Uint32(h[10:14])
+	dib := binary.LittleEndian.Uint32(h[14:18])
+	switch dib {
+	case 12, 16, 40, 52, 56, 64, 108, 124:
+	default:
+		return false
+	}
+	return off >= 14+dib
+}
+
+// isoBMFF recognises HEIF (HEIC) and AVIF by their ftyp box.
+func isoBMFF(h []byte) (Type, bool) {
+	if len(h) < 16 || string(h[4:8]) != "ftyp" {
+		return "", false
+	}
+	size := int(binary.BigEndian.Uint32(h[:4]))
+	if size < 16 || size > len(h) {
+		size = len(h)
+	}
+	brands := []string{string(h[8:12])} // major brand
+	for i := 16; i+4 <= size; i += 4 {
+		brands = append(brands, string(h[i:i+4]))
+	}
+	has := func(want ...string) bool {
+		for _, b := range brands {
+			for _, w := range want {
+				if b == w {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	switch {
+	case brands[0] == "avif" || brands[0] == "avis":
+		return AVIF, true
+	case brands[0] == "heic" || brands[0] == "heix" || brands[0] == "heim" || brands[0] == "heis":
+		return HEIC, true
+	case has("avif", "avis"):
+		return AVIF, true
+	case has("heic", "heix", "heim", "heis", "mif1", "msf1"):
+		return HEIC, true
+	}
+	return "", false
+}
+
+// zipType tells DOCX from other zip archives. The entry names in the local
+// file headers visible in the head decide when they are conclusive (a
+// "word/" part → DOCX; "xl/" or "ppt/" parts → a different Office format,
+// reported as Zip); otherwise the .docx extension decides.
+func zipType(h []byte, ext string) Type {
+	for _, name := range zipNames(h) {
+		switch {
+		case strings.HasPrefix(name, "word/"):
+			return DOCX
+		case strings.HasPrefix(name, "xl/"), strings.HasPrefix(name, "ppt/"):
+			return Zip
+		}
+	}
+	if bytes.Contains(h, []byte("word/document.xml")) {
+		return DOCX
+	}
+	if ext == ".docx" {
+		return DOCX
+	}
+	return Zip
+}
+
+// zipNames returns the entry names of the local file headers found in h.
+// It looks for every header signature rather than walking entry sizes,
+// because writers that stream (data descriptors) leave the sizes at zero.
+func zipNames(h []byte) []string {
+	var names []string
+	for p := 0; ; {
+		i := bytes.Index(h[p:], sigZip)
+		if i < 0 {
+			return names
+		}
+		p += i
+		if p+30 > len(h) {
+			return names
+		}
+		nlen := int(binary.LittleEndian.Uint16(h[p+26:]))
+		if p+30+nlen > len(h) {
+			return names
+		}
+		names = append(names, string(h[p+30:p+30+nlen]))
+		p += 30 + nlen
+	}
+}
+
+// textual classifies content without a binary signature: markup (SVG,
+// HTML) and plain text; anything else is Unknown.
+func textual(h []byte, ext string) Type {
+	s, ok := decodeText(h)
+	if !ok {
+		return Unknown
+	}
+	switch root := rootElement(s); root {
+	case "svg":
+		return SVG
+	case "html", "head", "body":
+		return HTML
+	}
+	switch ext {
+	case ".md", ".markdown", ".mdown", ".mkd":
+		return MD
+	case ".html", ".htm", ".xhtml":
+		if strings.HasPrefix(strings.TrimLeftFunc(s, unicode.IsSpace), "<") {
+			return HTML
+		}
+	}
+	return TXT
+}
+
+// decodeText returns the head as a UTF-8 string if it looks like text:
+// UTF-8 (BOM optional) or UTF-16 with a BOM, without NULs and with almost
+// no control characters. A multi-byte sequence cut by the end of the head
+// is tolerated. Legacy 8-bit text (not valid UTF-8, e.g. Latin-1) counts as
+// text when it has no NULs and almost no control bytes; the extractor picks
+// its encoding.
+func decodeText(h []byte) (string, bool) {
+	switch {
+	case bytes.HasPrefix(h, []byte{0xEF, 0xBB, 0xBF}):
+		h = h[3:]
+	case bytes.HasPrefix(h, []byte{0xFF, 0xFE}), bytes.HasPrefix(h, []byte{0xFE, 0xFF}):
+		s := decodeUTF16(h[2:], h[0] == 0xFE)
+		return s, plausible(s)
+	}
+	h = trimPartialRune(h)
+	if utf8.Valid(h) {
+		s := string(h)
+		return s, plausible(s)
+	}
+	// Legacy single- or multi-byte encodings: judge what is left without the
+	// non-UTF-8 bytes (C0 controls are the same in all ASCII-compatible
+	// encodings).
+	s := string(bytes.ToValidUTF8(h, nil))
+	return s, plausible(s)
+}
+
+func decodeUTF16(b []byte, bigEndian bool) string {
+	u := make([]uint16, 0, len(b)/2)
+	for i := 0; i+1 < len(b); i += 2 {
+		if bigEndian {
+			u = append(u, binary.BigEndian.Uint16(b[i:]))
+		} else {
+			u = append(u, binary.LittleEndian.Uint16(b[i:]))
+		}
+	}
+	if n := len(u); n > 0 && utf16.IsSurrogate(rune(u[n-1])) {
+		u = u[:n-1] // surrogate pair cut by the end of the head
+	}
+	return string(utf16.Decode(u))
+}
+
+// trimPartialRune drops an incomplete (but so far valid) UTF-8 sequence at
+// the end of b, as left by cutting a file at HeadSize.
+func trimPartialRune(b []byte) []byte {
+	for i := 1; i <= utf8.UTFMax-1 && i <= len(b); i++ {
+		if utf8.RuneStart(b[len(b)-i]) {
+			if !utf8.FullRune(b[len(b)-i:]) {
+				return b[:len(b)-i]
+			}
+			break
+		}
+	}
+	return b
+}
+
+// plausible reports whether s reads as text: no NUL, at most 1% other
+// control characters (tab, newlines, form feed, vertical tab, escape and
+// the DOS end-of-file mark are fine) and no more than 1% U+FFFD.
+func plausible(s string) bool {
+	if s == "" {
+		return false
+	}
+	var n, bad int
+	for _, r := range s {
+		n++
+		switch {
+		case r == 0:
+			return false
+		case r == '\t', r == '\n', r == '\r', r == '\f', r == '\v', r == 0x1A, r == 0x1B:
+		case r < 0x20, r == 0x7F, r >= 0x80 && r < 0xA0, r == utf8.RuneError:
+			bad++
+		}
+	}
+	return bad*100 <= n
+}
+
+// rootElement returns the lower-cased name of the first element of s,
+// skipping whitespace, the XML declaration, processing instructions,
+// comments and the doctype; "html" for an HTML doctype; "" if s does not
+// start with markup.
+func rootElement(s string) string {
+	for {
+		s = strings.TrimLeftFunc(s, unicode.IsSpace)
+		switch {
+		case hasPrefixFold(s, "<!doctype"):
+			rest := strings.TrimLeftFunc(s[len("<!doctype"):], unicode.IsSpace)
+			if hasPrefixFold(rest, "html") {
+				return "html"
+			}
+			s = skipPast(s, ">")
+		case strings.HasPrefix(s, "<?"):
+			s = skipPast(s, "?>")
+		case strings.HasPrefix(s, "<!--"):
+			s = skipPast(s, "-->")
+		case strings.HasPrefix(s, "<"):
+			name := s[1:]
+			end := strings.IndexFunc(name, func(r rune) bool {
+				return !(r == '-' || r == ':' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r))
+			})
+			if end < 0 {
+				end = len(name)
+			}
+			name = strings.ToLower(name[:end])
+			if i := strings.IndexByte(name, ':'); i >= 0 { // <svg:svg>
+				name = name[i+1:]
+			}
+			return name
+		default:
+			return ""
+		}
+		if s == "" {
+			return ""
+		}
+	}
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+func skipPast(s, sep string) string {
+	i := strings.Index(s, sep)
+	if i < 0 {
+		return ""
+	}
+	return s[i+len(sep):]
+}
