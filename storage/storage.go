@@ -7,8 +7,10 @@ import (
 	"io"
 	"io/fs"
 	"iter"
+	"net"
 	"path"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -19,6 +21,11 @@ var ErrNotExist = fs.ErrNotExist
 // ErrInvalidKey reports an object key that is refused before it touches any
 // backend: empty, absolute, or containing a ".." element.
 var ErrInvalidKey = errors.New("storage: invalid object key")
+
+// ErrInvalidRange reports a Range that starts beyond the end of the object
+// (or has a negative offset). Backends refuse it rather than return nothing,
+// as S3 does (HTTP 416).
+var ErrInvalidRange = errors.New("storage: range not satisfiable")
 
 // ObjectInfo describes one stored object.
 type ObjectInfo struct {
@@ -47,8 +54,10 @@ type ListOptions struct {
 	// Recursive lists every object below the prefix. When false, keys below
 	// the next "/" are folded into one IsPrefix entry.
 	Recursive bool
-	// StartAfter resumes a listing after this key (exclusive). Empty starts
-	// from the beginning.
+	// StartAfter resumes a listing after this key (exclusive): only entries
+	// whose Key sorts after it are yielded, prefix entries of a
+	// non-recursive listing included, so passing the last Key seen resumes
+	// a listing. Empty starts from the beginning.
 	StartAfter string
 	// PageSize is how many keys one backend call fetches. Zero means 1000.
 	PageSize int
@@ -110,4 +119,79 @@ func JoinKey(elems ...string) string {
 		}
 	}
 	return strings.Join(nonEmpty, "/")
+}
+
+// CleanPrefix validates a List prefix. The empty prefix (everything) is
+// valid. Otherwise the CleanKey rules apply, except that a trailing "/" is
+// kept: "docs/" matches only keys inside docs/, while "docs" also matches
+// "docs.txt". Like S3, a prefix is a plain string prefix of keys.
+func CleanPrefix(prefix string) (string, error) {
+	if prefix == "" {
+		return "", nil
+	}
+	c, err := CleanKey(prefix)
+	if err != nil {
+		return "", err
+	}
+	if strings.HasSuffix(prefix, "/") {
+		c += "/"
+	}
+	return c, nil
+}
+
+// Transient wraps err so that IsTransient reports true for it. It returns
+// nil for a nil err.
+func Transient(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &transientError{err: err}
+}
+
+type transientError struct{ err error }
+
+func (e *transientError) Error() string   { return e.err.Error() }
+func (e *transientError) Unwrap() error   { return e.err }
+func (e *transientError) Transient() bool { return true }
+
+// IsTransient reports whether err is worth retrying later with the same
+// input: network failures, timeouts, and server-side overload (S3 5xx,
+// SlowDown, throttling). It is false for nil, for ErrNotExist, ErrInvalidKey,
+// ErrInvalidRange, context.Canceled, and for anything it cannot classify
+// (access denied, bad request, local I/O errors): those are permanent.
+//
+// Backends classify their own errors by giving an error in the chain a
+// method Transient() bool (see Transient); the first such method found
+// decides. Without one, IsTransient falls back to the standard library's
+// network and timeout errors.
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, permanent := range []error{ErrNotExist, ErrInvalidKey, ErrInvalidRange, context.Canceled} {
+		if errors.Is(err, permanent) {
+			return false
+		}
+	}
+	var t interface{ Transient() bool }
+	if errors.As(err, &t) {
+		return t.Transient()
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return true
+	}
+	for _, errno := range []error{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.EPIPE, syscall.ETIMEDOUT} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,409 @@
+package localstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"iter"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/storage/internal/iox"
+)
+
+// tempPrefix starts the name of the temporary file of a Put in progress.
+// List skips such files and keys with an element starting with it are
+// refused.
+const tempPrefix = ".llamapipe-tmp-"
+
+// Store is a storage.Store over a local folder. It is safe for concurrent use.
+type Store struct {
+	dir  string // absolute path of the root folder
+	root *os.Root
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Open returns a Store rooted at the folder root, creating it (and its
+// parents) when missing. root is made absolute.
+func Open(root string) (*Store, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("localstore: open %s: %w", root, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("localstore: open %s: %w", abs, err)
+	}
+	r, err := os.OpenRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("localstore: open %s: %w", abs, err)
+	}
+	return &Store{dir: abs, root: r}, nil
+}
+
+// Close releases the handle on the root folder. The Store must not be used
+// afterwards.
+func (s *Store) Close() error { return s.root.Close() }
+
+// Location returns the absolute path of the root folder.
+func (s *Store) Location() string { return s.dir }
+
+// cleanKey applies storage.CleanKey and refuses names that would collide with
+// temporary files.
+func cleanKey(key string) (string, error) {
+	k, err := storage.CleanKey(key)
+	if err != nil {
+		return "", err
+	}
+	for el := range strings.SplitSeq(k, "/") {
+		if strings.HasPrefix(el, tempPrefix) {
+			return "", fmt.Errorf("%w: %q uses the reserved name prefix %q", storage.ErrInvalidKey, key, tempPrefix)
+		}
+	}
+	return k, nil
+}
+
+// notExist reports errors meaning "no such object": a missing file or a
+// missing folder on the way (including a file where a folder was expected).
+func notExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+func (s *Store) errorf(op, key string, err error) error {
+	if notExist(err) {
+		return fmt.Errorf("localstore: %s %q in %s: %w", op, key, s.dir, storage.ErrNotExist)
+	}
+	return fmt.Errorf("localstore: %s %q in %s: %w", op, key, s.dir, err)
+}
+
+// Get opens an object, or the part of it that rng names.
+func (s *Store) Get(ctx context.Context, key string, rng *storage.Range) (io.ReadCloser, error) {
+	k, err := cleanKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("localstore: get: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, s.errorf("get", k, err)
+	}
+	f, err := s.root.Open(filepath.FromSlash(k))
+	if err != nil {
+		return nil, s.errorf("get", k, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, s.errorf("get", k, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, s.errorf("get", k, fs.ErrNotExist)
+	}
+	var r io.Reader = f
+	if rng != nil && (rng.Offset != 0 || rng.Length > 0) {
+		if rng.Offset < 0 || rng.Offset >= fi.Size() {
+			f.Close()
+			return nil, s.errorf("get", k, fmt.Errorf("%w: offset %d, size %d", storage.ErrInvalidRange, rng.Offset, fi.Size()))
+		}
+		if _, err := f.Seek(rng.Offset, io.SeekStart); err != nil {
+			f.Close()
+			return nil, s.errorf("get", k, err)
+		}
+		if rng.Length > 0 {
+			r = io.LimitReader(f, rng.Length)
+		}
+	}
+	return iox.ReadCloser{Reader: iox.WithContext(ctx, r), Closer: f}, nil
+}
+
+// Put writes an object atomically: the bytes go to a temporary file in the
+// destination folder, which is synced and then renamed over the key. When
+// size >= 0 and r yields a different number of bytes, nothing is written.
+// contentType is ignored.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) (err error) {
+	k, err := cleanKey(key)
+	if err != nil {
+		return fmt.Errorf("localstore: put: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return s.errorf("put", k, err)
+	}
+	dir := path.Dir(k)
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:]) // never fails (crypto/rand docs)
+	tmp := path.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
+	var f *os.File
+	// A concurrent Delete may remove the (then empty) folder between
+	// MkdirAll and creating the file: try again a few times.
+	for attempt := 0; ; attempt++ {
+		if dir != "." {
+			if err := s.root.MkdirAll(filepath.FromSlash(dir), 0o755); err != nil {
+				return s.errorf("put", k, err)
+			}
+		}
+		f, err = s.root.OpenFile(filepath.FromSlash(tmp), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) || attempt == 3 {
+			return s.errorf("put", k, err)
+		}
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			f.Close()
+			_ = s.root.Remove(filepath.FromSlash(tmp))
+		}
+	}()
+	if _, err := io.Copy(f, iox.WithContext(ctx, iox.Exact(r, size))); err != nil {
+		return s.errorf("put", k, err)
+	}
+	if err := f.Sync(); err != nil {
+		return s.errorf("put", k, err)
+	}
+	if err := f.Close(); err != nil {
+		return s.errorf("put", k, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return s.errorf("put", k, err)
+	}
+	if err := s.root.Rename(filepath.FromSlash(tmp), filepath.FromSlash(k)); err != nil {
+		return s.errorf("put", k, err)
+	}
+	committed = true
+	// Make the rename durable. A failure here does not undo the write.
+	if d, err := s.root.Open(filepath.FromSlash(dir)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Stat returns an object's size, ETag and modification time. The ETag is
+// derived from size, mtime and (on Unix) inode number and change time: it
+// stays the same while the file is untouched and changes when Put replaces it.
+func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	k, err := cleanKey(key)
+	if err != nil {
+		return storage.ObjectInfo{}, fmt.Errorf("localstore: stat: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return storage.ObjectInfo{}, s.errorf("stat", k, err)
+	}
+	fi, err := s.root.Stat(filepath.FromSlash(k))
+	if err != nil {
+		return storage.ObjectInfo{}, s.errorf("stat", k, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return storage.ObjectInfo{}, s.errorf("stat", k, fs.ErrNotExist)
+	}
+	return objectInfo(k, fi), nil
+}
+
+func objectInfo(key string, fi fs.FileInfo) storage.ObjectInfo {
+	return storage.ObjectInfo{Key: key, Size: fi.Size(), ETag: etag(fi), Modified: fi.ModTime()}
+}
+
+func etag(fi fs.FileInfo) string {
+	ino, ctime := fileIdentity(fi)
+	var b [32]byte
+	binary.LittleEndian.PutUint64(b[0:], uint64(fi.Size()))
+	binary.LittleEndian.PutUint64(b[8:], uint64(fi.ModTime().UnixNano()))
+	binary.LittleEndian.PutUint64(b[16:], ino)
+	binary.LittleEndian.PutUint64(b[24:], uint64(ctime))
+	sum := sha256.Sum256(b[:])
+	return hex.EncodeToString(sum[:16])
+}
+
+// Delete removes an object, then any folders left empty above it (up to the
+// root). A missing object, or a key naming a folder, is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	k, err := cleanKey(key)
+	if err != nil {
+		return fmt.Errorf("localstore: delete: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return s.errorf("delete", k, err)
+	}
+	fi, err := s.root.Lstat(filepath.FromSlash(k))
+	if notExist(err) || (err == nil && fi.IsDir()) {
+		return nil
+	}
+	if err != nil {
+		return s.errorf("delete", k, err)
+	}
+	if err := s.root.Remove(filepath.FromSlash(k)); err != nil && !notExist(err) {
+		return s.errorf("delete", k, err)
+	}
+	// Tidy up: remove now-empty parents. Remove fails on a non-empty folder,
+	// which ends the climb.
+	for dir := path.Dir(k); dir != "."; dir = path.Dir(dir) {
+		if s.root.Remove(filepath.FromSlash(dir)) != nil {
+			break
+		}
+	}
+	return nil
+}
+
+// List yields the objects whose keys start with prefix, in lexical key order.
+func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOptions) iter.Seq2[storage.ObjectInfo, error] {
+	return func(yield func(storage.ObjectInfo, error) bool) {
+		p, err := storage.CleanPrefix(prefix)
+		if err != nil {
+			yield(storage.ObjectInfo{}, fmt.Errorf("localstore: list: %w", err))
+			return
+		}
+		base := ""
+		if i := strings.LastIndex(p, "/"); i >= 0 {
+			base = p[:i+1]
+		}
+		w := walker{s: s, ctx: ctx, prefix: p, opts: opts, yield: yield}
+		w.walk(base)
+	}
+}
+
+type walker struct {
+	s      *Store
+	ctx    context.Context
+	prefix string
+	opts   storage.ListOptions
+	yield  func(storage.ObjectInfo, error) bool
+}
+
+type entry struct {
+	key   string // folders end in "/"
+	isDir bool
+	de    fs.DirEntry
+}
+
+// readDir returns the listable entries of the folder dir ("" or "a/b/"),
+// sorted by key: folder names compare with their trailing "/", which gives
+// the lexical order of the full keys below them.
+func (s *Store) readDir(dir string) ([]entry, error) {
+	name := "."
+	if dir != "" {
+		name = filepath.FromSlash(strings.TrimSuffix(dir, "/"))
+	}
+	f, err := s.root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	des, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]entry, 0, len(des))
+	for _, de := range des {
+		if strings.HasPrefix(de.Name(), tempPrefix) {
+			continue
+		}
+		switch {
+		case de.Type().IsRegular():
+			entries = append(entries, entry{key: dir + de.Name(), de: de})
+		case de.IsDir():
+			entries = append(entries, entry{key: dir + de.Name() + "/", isDir: true, de: de})
+		}
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.key, b.key) })
+	return entries, nil
+}
+
+// walk lists the folder dir and returns false when iteration must stop.
+func (w *walker) walk(dir string) bool {
+	if err := w.ctx.Err(); err != nil {
+		w.yield(storage.ObjectInfo{}, w.s.errorf("list", w.prefix, err))
+		return false
+	}
+	entries, err := w.s.readDir(dir)
+	if notExist(err) {
+		return true // nothing there (or deleted meanwhile)
+	}
+	if err != nil {
+		w.yield(storage.ObjectInfo{}, w.s.errorf("list", w.prefix, err))
+		return false
+	}
+	sa := w.opts.StartAfter
+	for _, e := range entries {
+		if !e.isDir {
+			if !strings.HasPrefix(e.key, w.prefix) || e.key <= sa {
+				continue
+			}
+			fi, err := e.de.Info()
+			if notExist(err) {
+				continue // deleted meanwhile
+			}
+			if err != nil {
+				w.yield(storage.ObjectInfo{}, w.s.errorf("list", w.prefix, err))
+				return false
+			}
+			if !w.yield(objectInfo(e.key, fi), nil) {
+				return false
+			}
+			continue
+		}
+		inPrefix := strings.HasPrefix(e.key, w.prefix)
+		if !inPrefix && !strings.HasPrefix(w.prefix, e.key) {
+			continue
+		}
+		// Every key below e.key sorts at or before StartAfter: skip.
+		if sa >= e.key && !strings.HasPrefix(sa, e.key) {
+			continue
+		}
+		if !w.opts.Recursive && inPrefix {
+			if e.key <= sa {
+				continue
+			}
+			has, err := w.hasObject(e.key)
+			if err != nil {
+				w.yield(storage.ObjectInfo{}, w.s.errorf("list", w.prefix, err))
+				return false
+			}
+			if has && !w.yield(storage.ObjectInfo{Key: e.key, IsPrefix: true}, nil) {
+				return false
+			}
+			continue
+		}
+		if !w.walk(e.key) {
+			return false
+		}
+	}
+	return true
+}
+
+// hasObject reports whether any object exists below the folder dir, so that
+// empty folders do not show up as prefixes (S3 has no empty folders).
+func (w *walker) hasObject(dir string) (bool, error) {
+	if err := w.ctx.Err(); err != nil {
+		return false, err
+	}
+	entries, err := w.s.readDir(dir)
+	if notExist(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, e := range entries {
+		if !e.isDir {
+			return true, nil
+		}
+	}
+	for _, e := range entries {
+		if has, err := w.hasObject(e.key); has || err != nil {
+			return has, err
+		}
+	}
+	return false, nil
+}
