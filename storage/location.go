@@ -30,26 +30,36 @@ func (l Location) String() string {
 }
 
 // ParseLocation parses "s3://bucket/prefix", "file:///abs/path" or a plain
-// local path (made absolute).
+// local path (made absolute and cleaned). An S3 prefix is taken literally (no
+// percent-decoding), trimmed of "/" and must pass CleanKey (ErrInvalidKey).
 func ParseLocation(s string) (Location, error) {
 	if s == "" {
 		return Location{}, fmt.Errorf("location: empty")
 	}
-	if strings.HasPrefix(s, "s3://") {
-		u, err := url.Parse(s)
-		if err != nil {
-			return Location{}, fmt.Errorf("location %q: %w", s, err)
-		}
-		if u.Host == "" {
+	if rest, ok := strings.CutPrefix(s, "s3://"); ok {
+		// Not url.Parse: a key prefix may contain "?", "#" or "%" literally.
+		bucket, prefix, _ := strings.Cut(rest, "/")
+		if bucket == "" {
 			return Location{}, fmt.Errorf("location %q: no bucket", s)
 		}
-		return Location{Scheme: "s3", Bucket: u.Host, Prefix: strings.Trim(u.Path, "/")}, nil
+		prefix = strings.Trim(prefix, "/")
+		if prefix != "" {
+			c, err := CleanKey(prefix)
+			if err != nil {
+				return Location{}, fmt.Errorf("location %q: prefix: %w", s, err)
+			}
+			prefix = c
+		}
+		return Location{Scheme: "s3", Bucket: bucket, Prefix: prefix}, nil
 	}
 	p := s
 	if strings.HasPrefix(s, "file://") {
 		u, err := url.Parse(s)
 		if err != nil {
 			return Location{}, fmt.Errorf("location %q: %w", s, err)
+		}
+		if u.Host != "" && u.Host != "localhost" {
+			return Location{}, fmt.Errorf("location %q: file URL with host %q (use file:///absolute/path)", s, u.Host)
 		}
 		p = u.Path
 	} else if i := strings.Index(s, "://"); i > 0 && !strings.ContainsAny(s[:i], `/\`) {

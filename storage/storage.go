@@ -94,7 +94,7 @@ func CleanKey(key string) (string, error) {
 	if strings.ContainsRune(key, 0) {
 		return "", fmt.Errorf("%w: %q contains a NUL byte", ErrInvalidKey, key)
 	}
-	if strings.HasPrefix(key, "/") || strings.HasPrefix(key, `\`) || (len(key) > 1 && key[1] == ':') {
+	if strings.HasPrefix(key, "/") || strings.HasPrefix(key, `\`) || isDriveLetter(key) {
 		return "", fmt.Errorf("%w: %q is an absolute path", ErrInvalidKey, key)
 	}
 	for _, el := range strings.FieldsFunc(key, func(r rune) bool { return r == '/' || r == '\\' }) {
@@ -107,6 +107,11 @@ func CleanKey(key string) (string, error) {
 		return "", fmt.Errorf("%w: %q names no object", ErrInvalidKey, key)
 	}
 	return c, nil
+}
+
+// isDriveLetter reports a Windows drive prefix such as "C:".
+func isDriveLetter(key string) bool {
+	return len(key) > 1 && key[1] == ':' && ((key[0] >= 'a' && key[0] <= 'z') || (key[0] >= 'A' && key[0] <= 'Z'))
 }
 
 // JoinKey joins key elements with "/" and cleans the result. It does not
