@@ -1,0 +1,310 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Item statuses in the manifest.
+const (
+	StatusDone    = "done"
+	StatusFailed  = "failed"
+	StatusSkipped = "skipped"
+)
+
+// Batch describes one batch: what was asked, by whom, and where results go.
+type Batch struct {
+	ID      string    `json:"id"`
+	Created time.Time `json:"created"`
+	Sources []string  `json:"sources"`
+	Task    string    `json:"task"`
+	Out     string    `json:"out"`
+	Queue   string    `json:"queue"`
+	Options Options   `json:"options,omitzero"`
+	// Provider and Model name what the batch was planned for (informational).
+	Provider string `json:"provider,omitempty"`
+	Model    string `json:"model,omitempty"`
+}
+
+// Entry is one line of manifest.jsonl: the final state of one input item.
+type Entry struct {
+	// Item is the item's ID in the batch.
+	Item string `json:"item"`
+	// Source is the full location of the input object.
+	Source string `json:"source"`
+	ETag   string `json:"etag"`
+	Size   int64  `json:"size"`
+	Kind   string `json:"kind"`
+	Type   string `json:"type,omitempty"`
+	Status string `json:"status"`
+	// Results are the output keys, relative to the output location.
+	Results []string `json:"results"`
+	// Error is a human-readable reason; empty when done.
+	Error        string  `json:"error"`
+	Attempts     int     `json:"attempts"`
+	InputTokens  int     `json:"input_tokens"`
+	OutputTokens int     `json:"output_tokens"`
+	Cost         float64 `json:"cost"`
+	Currency     string  `json:"currency,omitempty"`
+	Model        string  `json:"model,omitempty"`
+	DurationMS   int64   `json:"duration_ms"`
+	// Pages is a document's page count, when known.
+	Pages int `json:"pages,omitempty"`
+}
+
+// Counts is a batch's progress.
+type Counts struct {
+	Total        int       `json:"total"`
+	Done         int       `json:"done"`
+	Failed       int       `json:"failed"`
+	Skipped      int       `json:"skipped"`
+	Sealed       bool      `json:"sealed"`
+	Finalized    bool      `json:"finalized"`
+	InputTokens  int64     `json:"input_tokens"`
+	OutputTokens int64     `json:"output_tokens"`
+	Cost         float64   `json:"cost"`
+	Finished     time.Time `json:"finished,omitzero"`
+	// Fatal is the message that stopped the batch (bad key), if any.
+	Fatal string `json:"fatal,omitempty"`
+}
+
+// Ended is the number of items that reached a final status.
+func (c Counts) Ended() int { return c.Done + c.Failed + c.Skipped }
+
+// Complete reports whether every item of a sealed batch ended.
+func (c Counts) Complete() bool { return c.Sealed && c.Ended() >= c.Total }
+
+// ErrNoBatch reports an unknown batch ID.
+var ErrNoBatch = errors.New("jobs: no such batch")
+
+// Tracker keeps batch records in Redis. Keys of one batch share a hash tag,
+// so the scripts work on Redis Cluster too.
+type Tracker struct {
+	rdb    redis.UniversalClient
+	prefix string
+}
+
+// NewTracker returns a Tracker. prefix namespaces the keys; empty means
+// "llamapipe".
+func NewTracker(rdb redis.UniversalClient, prefix string) *Tracker {
+	if prefix == "" {
+		prefix = "llamapipe"
+	}
+	return &Tracker{rdb: rdb, prefix: prefix}
+}
+
+func (t *Tracker) batchKey(id string) string { return t.prefix + ":batch:{" + id + "}" }
+func (t *Tracker) itemsKey(id string) string { return t.prefix + ":batch:{" + id + "}:items" }
+func (t *Tracker) indexKey() string          { return t.prefix + ":batches" }
+
+// Create stores a new, unsealed batch.
+func (t *Tracker) Create(ctx context.Context, b Batch) error {
+	meta, err := json.Marshal(b)
+	if err != nil {
+		return fmt.Errorf("create batch %s: %w", b.ID, err)
+	}
+	ok, err := t.rdb.HSetNX(ctx, t.batchKey(b.ID), "meta", meta).Result()
+	if err != nil {
+		return fmt.Errorf("create batch %s: %w", b.ID, err)
+	}
+	if !ok {
+		return fmt.Errorf("create batch %s: already exists", b.ID)
+	}
+	if err := t.rdb.ZAdd(ctx, t.indexKey(), redis.Z{Score: float64(b.Created.UnixMilli()), Member: b.ID}).Err(); err != nil {
+		return fmt.Errorf("index batch %s: %w", b.ID, err)
+	}
+	return nil
+}
+
+// Get returns a batch's description.
+func (t *Tracker) Get(ctx context.Context, id string) (Batch, error) {
+	var b Batch
+	meta, err := t.rdb.HGet(ctx, t.batchKey(id), "meta").Bytes()
+	if errors.Is(err, redis.Nil) {
+		return b, fmt.Errorf("batch %s: %w", id, ErrNoBatch)
+	}
+	if err != nil {
+		return b, fmt.Errorf("batch %s: %w", id, err)
+	}
+	if err := json.Unmarshal(meta, &b); err != nil {
+		return b, fmt.Errorf("batch %s: %w", id, err)
+	}
+	return b, nil
+}
+
+// List returns batch IDs, newest first, at most n (n <= 0: all).
+func (t *Tracker) List(ctx context.Context, n int) ([]string, error) {
+	stop := int64(-1)
+	if n > 0 {
+		stop = int64(n - 1)
+	}
+	ids, err := t.rdb.ZRevRange(ctx, t.indexKey(), 0, stop).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list batches: %w", err)
+	}
+	return ids, nil
+}
+
+// recordScript stores an item's final entry once and counts it. It returns
+// 1 when the batch is sealed and every item has ended (whether or not this
+// call recorded anything), so a retried caller enqueues the finalize again.
+var recordScript = redis.NewScript(`
+local first = redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
+if first == 1 then
+  redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+  redis.call('HINCRBY', KEYS[1], 'input_tokens', ARGV[4])
+  redis.call('HINCRBY', KEYS[1], 'output_tokens', ARGV[5])
+  redis.call('HINCRBYFLOAT', KEYS[1], 'cost', ARGV[6])
+end
+local v = redis.call('HMGET', KEYS[1], 'sealed', 'total', 'done', 'failed', 'skipped')
+if v[1] == '1' and (tonumber(v[3] or '0') + tonumber(v[4] or '0') + tonumber(v[5] or '0')) >= tonumber(v[2] or '0') then
+  return {first, 1}
+end
+return {first, 0}
+`)
+
+// Record stores an item's final entry. The first entry recorded for an item
+// wins; later ones (a duplicate delivery) are ignored. It reports whether
+// this call recorded the entry and whether the batch is now complete.
+func (t *Tracker) Record(ctx context.Context, batch string, e Entry) (recorded, complete bool, err error) {
+	switch e.Status {
+	case StatusDone, StatusFailed, StatusSkipped:
+	default:
+		return false, false, fmt.Errorf("record %s: bad status %q", e.Source, e.Status)
+	}
+	if e.Results == nil {
+		e.Results = []string{}
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return false, false, fmt.Errorf("record %s: %w", e.Source, err)
+	}
+	res, err := recordScript.Run(ctx, t.rdb, []string{t.batchKey(batch), t.itemsKey(batch)},
+		e.Item, b, e.Status, e.InputTokens, e.OutputTokens, strconv.FormatFloat(e.Cost, 'f', -1, 64)).Int64Slice()
+	if err != nil {
+		return false, false, fmt.Errorf("record %s in batch %s: %w", e.Source, batch, err)
+	}
+	return res[0] == 1, res[1] == 1, nil
+}
+
+// Recorded reports whether an item already has its final entry.
+func (t *Tracker) Recorded(ctx context.Context, batch, item string) (bool, error) {
+	ok, err := t.rdb.HExists(ctx, t.itemsKey(batch), item).Result()
+	if err != nil {
+		return false, fmt.Errorf("batch %s item %s: %w", batch, item, err)
+	}
+	return ok, nil
+}
+
+var sealScript = redis.NewScript(`
+redis.call('HSET', KEYS[1], 'total', ARGV[1], 'sealed', '1')
+local v = redis.call('HMGET', KEYS[1], 'done', 'failed', 'skipped')
+if (tonumber(v[1] or '0') + tonumber(v[2] or '0') + tonumber(v[3] or '0')) >= tonumber(ARGV[1]) then
+  return 1
+end
+return 0
+`)
+
+// Seal sets a batch's total once ingest has listed everything. It reports
+// whether every item has already ended (then the caller enqueues finalize).
+func (t *Tracker) Seal(ctx context.Context, batch string, total int) (complete bool, err error) {
+	n, err := sealScript.Run(ctx, t.rdb, []string{t.batchKey(batch)}, total).Int()
+	if err != nil {
+		return false, fmt.Errorf("seal batch %s: %w", batch, err)
+	}
+	return n == 1, nil
+}
+
+// Counts returns a batch's progress.
+func (t *Tracker) Counts(ctx context.Context, batch string) (Counts, error) {
+	var c Counts
+	m, err := t.rdb.HGetAll(ctx, t.batchKey(batch)).Result()
+	if err != nil {
+		return c, fmt.Errorf("batch %s: %w", batch, err)
+	}
+	if _, ok := m["meta"]; !ok {
+		return c, fmt.Errorf("batch %s: %w", batch, ErrNoBatch)
+	}
+	atoi := func(k string) int { n, _ := strconv.Atoi(m[k]); return n }
+	c.Total, c.Done, c.Failed, c.Skipped = atoi("total"), atoi("done"), atoi("failed"), atoi("skipped")
+	c.Sealed, c.Finalized = m["sealed"] == "1", m["finalized"] == "1"
+	c.InputTokens, _ = strconv.ParseInt(m["input_tokens"], 10, 64)
+	c.OutputTokens, _ = strconv.ParseInt(m["output_tokens"], 10, 64)
+	c.Cost, _ = strconv.ParseFloat(m["cost"], 64)
+	if ms, err := strconv.ParseInt(m["finished_ms"], 10, 64); err == nil {
+		c.Finished = time.UnixMilli(ms)
+	}
+	c.Fatal = m["fatal"]
+	return c, nil
+}
+
+// SetFatal stops a batch with one message (e.g. the provider refused the API
+// key). The first message wins. Workers check Fatal before each item.
+func (t *Tracker) SetFatal(ctx context.Context, batch, msg string) error {
+	if err := t.rdb.HSetNX(ctx, t.batchKey(batch), "fatal", msg).Err(); err != nil {
+		return fmt.Errorf("stop batch %s: %w", batch, err)
+	}
+	return nil
+}
+
+// Fatal returns the message that stopped a batch, or "".
+func (t *Tracker) Fatal(ctx context.Context, batch string) (string, error) {
+	s, err := t.rdb.HGet(ctx, t.batchKey(batch), "fatal").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("batch %s: %w", batch, err)
+	}
+	return s, nil
+}
+
+// MarkFinalized records that the manifest and report were written.
+func (t *Tracker) MarkFinalized(ctx context.Context, batch string, at time.Time) error {
+	if err := t.rdb.HSet(ctx, t.batchKey(batch), "finalized", "1", "finished_ms", at.UnixMilli()).Err(); err != nil {
+		return fmt.Errorf("finalize batch %s: %w", batch, err)
+	}
+	return nil
+}
+
+// Entries returns every recorded entry of a batch, sorted by source. It
+// reads the entries page by page (HSCAN), so a large batch is never one
+// giant reply.
+func (t *Tracker) Entries(ctx context.Context, batch string) ([]Entry, error) {
+	byItem := map[string]Entry{}
+	var cursor uint64
+	for {
+		kv, next, err := t.rdb.HScan(ctx, t.itemsKey(batch), cursor, "", 1000).Result()
+		if err != nil {
+			return nil, fmt.Errorf("batch %s entries: %w", batch, err)
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			var e Entry
+			if err := json.Unmarshal([]byte(kv[i+1]), &e); err != nil {
+				return nil, fmt.Errorf("batch %s: bad entry %s: %w", batch, kv[i], err)
+			}
+			byItem[kv[i]] = e // HSCAN may return a field twice: keep one
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	out := make([]Entry, 0, len(byItem))
+	for _, e := range byItem {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Source != out[j].Source {
+			return out[i].Source < out[j].Source
+		}
+		return out[i].Item < out[j].Item
+	})
+	return out, nil
+}

@@ -1,0 +1,85 @@
+// Package jobstest gives tests a private Redis database on the test Redis
+// that `make test` starts (see .ci/with-services).
+package jobstest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// Databases used by each package's tests, so packages tested in parallel
+// never see each other's queues.
+const (
+	DBJobs   = 1
+	DBIngest = 2
+	DBWorker = 3
+	DBCmd    = 4
+)
+
+// Redis returns a redis:// URL for database db of the test Redis, and a
+// client on it. The database is flushed first and after the test.
+func Redis(t testing.TB, db int) (string, redis.UniversalClient) {
+	t.Helper()
+	addr := os.Getenv("LLAMAPIPE_TEST_REDIS_ADDR")
+	if addr == "" {
+		t.Fatal("no test Redis (LLAMAPIPE_TEST_REDIS_ADDR): run the tests with `make test`")
+	}
+	url := fmt.Sprintf("redis://%s/%d", addr, db)
+	opt, err := asynq.ParseRedisURI(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := opt.MakeRedisClient().(redis.UniversalClient)
+	ctx := context.Background()
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		t.Fatalf("flush test Redis db %d: %v", db, err)
+	}
+	t.Cleanup(func() {
+		_ = rdb.FlushDB(context.Background()).Err()
+		_ = rdb.Close()
+	})
+	return url, rdb
+}
+
+// ConnOpt parses a URL from Redis into an asynq connection option.
+func ConnOpt(t testing.TB, url string) asynq.RedisConnOpt {
+	t.Helper()
+	opt, err := asynq.ParseRedisURI(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opt
+}
+
+// S3 returns the test MinIO's endpoint and credentials.
+func S3(t testing.TB) (endpoint, access, secret string) {
+	t.Helper()
+	endpoint = os.Getenv("LLAMAPIPE_TEST_S3_ENDPOINT")
+	if endpoint == "" {
+		t.Fatal("no test MinIO (LLAMAPIPE_TEST_S3_ENDPOINT): run the tests with `make test`")
+	}
+	return endpoint, os.Getenv("LLAMAPIPE_TEST_S3_ACCESS_KEY"), os.Getenv("LLAMAPIPE_TEST_S3_SECRET_KEY")
+}
+
+// Bucket makes a bucket name from a test name (lowercase, 3-63 chars).
+func Bucket(t testing.TB) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(t.Name()) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	s := strings.Trim(b.String(), "-")
+	if len(s) > 50 {
+		s = s[:50]
+	}
+	return "t-" + strings.Trim(s, "-")
+}
