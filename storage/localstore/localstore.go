@@ -80,8 +80,11 @@ func notExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
+// errorf wraps err with the operation and key. For reads ("get", "stat",
+// "list") a missing file or folder becomes storage.ErrNotExist; for writes it
+// stays what it is (e.g. a file where Put needs a folder).
 func (s *Store) errorf(op, key string, err error) error {
-	if notExist(err) {
+	if op != "put" && op != "delete" && notExist(err) {
 		return fmt.Errorf("localstore: %s %q in %s: %w", op, key, s.dir, storage.ErrNotExist)
 	}
 	return fmt.Errorf("localstore: %s %q in %s: %w", op, key, s.dir, err)
@@ -95,6 +98,13 @@ func (s *Store) Get(ctx context.Context, key string, rng *storage.Range) (io.Rea
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, s.errorf("get", k, err)
+	}
+	// Refuse anything but a regular file before opening it: opening a FIFO
+	// would block.
+	if fi, err := s.root.Stat(filepath.FromSlash(k)); err != nil {
+		return nil, s.errorf("get", k, err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, s.errorf("get", k, fs.ErrNotExist)
 	}
 	f, err := s.root.Open(filepath.FromSlash(k))
 	if err != nil {

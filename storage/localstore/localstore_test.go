@@ -182,3 +182,26 @@ func TestETagFollowsExternalChange(t *testing.T) {
 		t.Errorf("after an external write: %+v, before: %+v", b, a)
 	}
 }
+
+// A key cannot be both an object and a folder on a file system: Put says so
+// with an error that is neither "not exist" nor transient.
+func TestObjectFolderConflict(t *testing.T) {
+	s := storagetest.NewLocalStore(t)
+	ctx := t.Context()
+	if err := s.Put(ctx, "f", strings.NewReader("x"), 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "d/x", strings.NewReader("x"), 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"f/x", "d"} {
+		err := s.Put(ctx, k, strings.NewReader("y"), 1, "")
+		if err == nil {
+			t.Errorf("Put(%q) succeeded", k)
+			continue
+		}
+		if errors.Is(err, storage.ErrNotExist) || storage.IsTransient(err) {
+			t.Errorf("Put(%q) = %v: reported as not-exist or transient", k, err)
+		}
+	}
+}
