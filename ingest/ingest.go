@@ -121,13 +121,24 @@ func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
 		return Result{}, fmt.Errorf("output: %w", err)
 	}
 	var sources []*source
-	for i, s := range o.Sources {
+	seenSrc := map[string]bool{}
+	for _, s := range o.Sources {
+		loc, err := storage.ParseLocation(s)
+		if err != nil {
+			return Result{}, fmt.Errorf("source: %w", err)
+		}
+		if seenSrc[loc.String()] {
+			continue // the same source named twice
+		}
+		seenSrc[loc.String()] = true
+		if loc == outLoc {
+			return Result{}, fmt.Errorf("ingest: the output location %s is also a source: choose another --out", o.Out)
+		}
 		st, err := in.Open(ctx, s)
 		if err != nil {
 			return Result{}, fmt.Errorf("source %s: %w", s, err)
 		}
-		loc, _ := storage.ParseLocation(s)
-		sources = append(sources, &source{index: i, url: st.Location(), store: st, skipPrefix: insidePrefix(loc, outLoc)})
+		sources = append(sources, &source{index: len(sources), url: st.Location(), store: st, skipPrefix: insidePrefix(loc, outLoc)})
 	}
 
 	res := Result{BatchID: cmp.Or(o.BatchID, NewBatchID(now())), Kinds: map[string]int{}}

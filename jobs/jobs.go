@@ -122,10 +122,11 @@ type FinalizePayload struct {
 	Batch string `json:"batch"`
 }
 
-// ItemID is the deterministic ID of an input object: the same location and
-// key always give the same ID.
+// ItemID is the deterministic ID of an input object, made from its full
+// URL: the same object always gets the same ID, also when it is reached
+// through two overlapping sources (s3://b/p + "x/k" and s3://b/p/x + "k").
 func ItemID(location, key string) string {
-	h := sha256.Sum256([]byte(location + "\x00" + key))
+	h := sha256.Sum256([]byte(Ref{Location: location, Key: key}.URL()))
 	return hex.EncodeToString(h[:10])
 }
 

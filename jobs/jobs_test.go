@@ -60,6 +60,9 @@ func TestDeterministicIDsAndKeys(t *testing.T) {
 	if jobs.ItemID("s3://b/p", "k") == jobs.ItemID("s3://b/q", "k") {
 		t.Fatal("different locations share an item ID")
 	}
+	if jobs.ItemID("s3://b/p", "x/k") != jobs.ItemID("s3://b/p/x/", "k") {
+		t.Fatal("one object reached through overlapping sources has two IDs")
+	}
 	if got := jobs.ResultKey(jobs.ResultBase(0, 1, "/data/in", "a/b.pdf"), jobs.SuffixSummaryJSON); got != "a/b.pdf.summary.json" {
 		t.Fatalf("result key %q", got)
 	}

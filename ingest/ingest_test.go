@@ -1,0 +1,167 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/storage/backends"
+)
+
+func write(t *testing.T, dir, name string, data []byte) {
+	t.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func corpus(t *testing.T, rel string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "shared", "corpus", filepath.FromSlash(rel)))
+	if err != nil {
+		t.Fatalf("corpus file %s (is ../shared/corpus beside the repo?): %v", rel, err)
+	}
+	return b
+}
+
+func open(ctx context.Context, loc string) (storage.Store, error) {
+	return backends.Open(ctx, loc, backends.Config{})
+}
+
+func TestIngestFolderClassifiesSkipsAndEnqueues(t *testing.T) {
+	url, rdb := jobstest.Redis(t, jobstest.DBIngest)
+	ctx := context.Background()
+	src := t.TempDir()
+	write(t, src, "contracts/a.txt", []byte("This Agreement is made between A and B."))
+	write(t, src, "contracts/empty.txt", nil)
+	write(t, src, "contracts/big.txt", bytes.Repeat([]byte("word "), 60000))
+	write(t, src, "blob.bin", []byte{0x00, 0x01, 0x02, 0xfe, 0xff, 0x00, 0x10, 0x80, 0x81, 0x00})
+	write(t, src, "img/photo.jpg", corpus(t, "images/formats/seeding_really_jpeg.png"))
+	write(t, src, "img/text_named.jpg", corpus(t, "images/broken/text_named.jpg"))
+	write(t, src, "img/seeding.heic", corpus(t, "images/formats/seeding.heic"))
+	write(t, src, "skipme/x.txt", []byte("excluded by glob"))
+	// The output folder inside the source must not be ingested.
+	out := filepath.Join(src, "results")
+	write(t, out, "old.summary.json", []byte(`{"x":1}`))
+
+	client := asynq.NewClient(jobstest.ConnOpt(t, url))
+	defer client.Close()
+	tr := jobs.NewTracker(rdb, "")
+	in := &ingest.Ingester{Open: open, Queue: client, Tracker: tr}
+	res, err := in.Run(ctx, ingest.Options{
+		// Overlapping sources (and one named twice) count each object once.
+		Sources: []string{src, filepath.Join(src, "contracts"), src},
+		Out:     out, MaxSize: 200_000, Exclude: []string{"skipme/**"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a.txt, photo.jpg (really JPEG), text_named.jpg (text → document) are queued.
+	if res.Total != 7 || res.Enqueued != 3 || res.Skipped != 4 {
+		t.Errorf("result %+v, want total 7, enqueued 3, skipped 4", res)
+	}
+	entries, err := tr.Entries(ctx, res.BatchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]string{}
+	for _, e := range entries {
+		if e.Status != jobs.StatusSkipped {
+			t.Errorf("%s: status %s", e.Source, e.Status)
+		}
+		if testing.Verbose() {
+			t.Logf("%s: %s", e.Source, e.Error)
+		}
+		reasons[filepath.Base(e.Source)] = e.Error
+	}
+	for name, want := range map[string]string{
+		"empty.txt":    "empty file",
+		"big.txt":      "too large",
+		"blob.bin":     "unknown file type",
+		"seeding.heic": "HEIC images are not supported",
+	} {
+		if !strings.Contains(reasons[name], want) {
+			t.Errorf("%s: reason %q, want it to contain %q", name, reasons[name], want)
+		}
+	}
+	insp := asynq.NewInspector(jobstest.ConnOpt(t, url))
+	defer insp.Close()
+	tasks, err := insp.ListPendingTasks(jobs.QueueDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[string]jobs.ItemPayload{}
+	for _, ti := range tasks {
+		p, err := jobs.DecodeItem(ti.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(ti.Payload), "Agreement is made") {
+			t.Fatal("payload carries document text")
+		}
+		byKey[p.Source.Key] = p
+	}
+	if len(byKey) != 3 {
+		t.Fatalf("%d pending tasks, want 3: %v", len(byKey), byKey)
+	}
+	if p := byKey["img/photo.jpg"]; p.Task != jobs.TaskCaption || p.Type != "jpeg" || !strings.HasPrefix(p.ResultBase, "1-") || !strings.HasSuffix(p.ResultBase, "/img/photo.jpg") {
+		t.Errorf("photo payload %+v", p)
+	}
+	if p := byKey["img/text_named.jpg"]; p.Task != jobs.TaskSummarize || p.Kind != jobs.KindDocument {
+		t.Errorf("text named .jpg payload %+v", p)
+	}
+	c, err := tr.Counts(ctx, res.BatchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Sealed || c.Total != 7 || c.Skipped != 4 || c.Complete() {
+		t.Fatalf("counts %+v", c)
+	}
+}
+
+func TestIngestTaskFilterAndAllSkippedBatchFinalizes(t *testing.T) {
+	url, rdb := jobstest.Redis(t, jobstest.DBIngest)
+	ctx := context.Background()
+	src := t.TempDir()
+	write(t, src, "a.txt", []byte("Just text."))
+	client := asynq.NewClient(jobstest.ConnOpt(t, url))
+	defer client.Close()
+	tr := jobs.NewTracker(rdb, "")
+	in := &ingest.Ingester{Open: open, Queue: client, Tracker: tr}
+	res, err := in.Run(ctx, ingest.Options{Sources: []string{src}, Out: t.TempDir(), Task: jobs.TaskCaption, Queue: jobs.QueueNightly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Skipped != 1 || res.Enqueued != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	insp := asynq.NewInspector(jobstest.ConnOpt(t, url))
+	defer insp.Close()
+	// Every item already ended: ingest itself queued the finalize task.
+	tasks, err := insp.ListPendingTasks(jobs.QueueNightly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 1 || tasks[0].Type != jobs.TypeFinalize {
+		t.Fatalf("pending %+v, want one finalize task", tasks)
+	}
+	if _, err := in.Run(ctx, ingest.Options{Sources: []string{src}, Out: t.TempDir(), Task: "translate"}); err == nil {
+		t.Fatal("unknown task accepted")
+	}
+	if _, err := in.Run(ctx, ingest.Options{Sources: []string{src}}); err == nil {
+		t.Fatal("missing --out accepted")
+	}
+}
