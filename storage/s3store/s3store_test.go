@@ -286,3 +286,40 @@ func TestMultipart(t *testing.T) {
 		t.Errorf("1 MiB object has multipart ETag %q", small.ETag)
 	}
 }
+
+// AWS S3 returns a common prefix that contains StartAfter ("a/" for
+// StartAfter "a/b"); List must not yield it, so that resuming with the last
+// key seen never repeats an entry. (MinIO already leaves it out.)
+func TestListFiltersPrefixBeforeStartAfter(t *testing.T) {
+	var query string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		query = r.URL.RawQuery
+		w.Header().Set("Content-Type", "application/xml")
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>bucket</Name><Prefix>pre/</Prefix>
+<StartAfter>pre/a/b</StartAfter><KeyCount>3</KeyCount><MaxKeys>1000</MaxKeys><Delimiter>/</Delimiter><IsTruncated>false</IsTruncated>
+<Contents><Key>pre/b</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>"abc"</ETag><Size>3</Size></Contents>
+<CommonPrefixes><Prefix>pre/a/</Prefix></CommonPrefixes><CommonPrefixes><Prefix>pre/ab/</Prefix></CommonPrefixes>
+</ListBucketResult>`)
+	}))
+	t.Cleanup(srv.Close)
+	s := openAt(t, srv.URL, 1)
+	var got []string
+	for info, err := range s.List(t.Context(), "", storage.ListOptions{StartAfter: "a/b"}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, info.Key)
+		if info.Key == "b" && (info.ETag != "abc" || info.Size != 3) {
+			t.Errorf("object entry %+v", info)
+		}
+	}
+	if want := []string{"ab/", "b"}; !slices.Equal(got, want) {
+		t.Errorf("List = %q, want %q", got, want)
+	}
+	for _, part := range []string{"start-after=pre%2Fa%2Fb", "delimiter=%2F", "prefix=pre%2F", "list-type=2"} {
+		if !strings.Contains(query, part) {
+			t.Errorf("request query %q lacks %q", query, part)
+		}
+	}
+}
