@@ -29,6 +29,15 @@ type Profile struct {
 	JSONSchema bool `yaml:"json_schema" json:"json_schema"`
 	// JSONObject is true when it supports response_format json_object.
 	JSONObject bool `yaml:"json_object" json:"json_object"`
+	// LegacyMaxTokens makes OpenAI-compatible clients send max_tokens instead
+	// of max_completion_tokens (default false: max_completion_tokens, which
+	// Qianfan requires).
+	LegacyMaxTokens bool `yaml:"legacy_max_tokens,omitempty" json:"legacy_max_tokens,omitempty"`
+	// NoAPIKey is true for servers that need no key (vLLM, Ollama). Default
+	// false: a key is required.
+	NoAPIKey bool `yaml:"no_api_key,omitempty" json:"no_api_key,omitempty"`
+	// Region is the cloud region (Bedrock; empty: the AWS default chain's).
+	Region string `yaml:"region,omitempty" json:"region,omitempty"`
 	// Prices per unit, in Currency.
 	Prices Prices `yaml:"prices" json:"prices"`
 }
