@@ -1,0 +1,105 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/llamapipe/llamapipe/worker/llm"
+)
+
+// Provider is the llm.Error provider name of the limiter's own errors.
+const Provider = "ratelimit"
+
+// minWait is the shortest pause between two attempts to take a slot.
+const minWait = 5 * time.Millisecond
+
+// Wrap returns c limited to rpm requests and tpm tokens per minute, shared
+// by every process that wraps a client with the same Redis and key. A limit
+// ≤ 0 is off; with both off c itself is returned.
+//
+// Before each call it waits (as long as ctx allows) for one request slot,
+// then for the call's estimated tokens: the input estimate (llm.EstimateInput)
+// plus the request's MaxOutputTokens (zero when unset). A call estimated
+// above tpm takes the whole minute's budget. After the call, reported usage
+// above the estimate is charged as far as the budget allows, so later calls
+// wait for it.
+//
+// When ctx ends while waiting, Complete returns a Retryable, RateLimited
+// *llm.Error with the limiter's RetryAfter, without calling c. When Redis
+// fails, it returns a Retryable *llm.Error and does not call c either: an
+// unlimited call could break the shared quota.
+func Wrap(c llm.Client, rdb redis.UniversalClient, key string, rpm, tpm int) llm.Client {
+	if rpm <= 0 && tpm <= 0 {
+		return c
+	}
+	return &limited{next: c, lim: redis_rate.NewLimiter(rdb), key: key, rpm: rpm, tpm: tpm}
+}
+
+type limited struct {
+	next     llm.Client
+	lim      *redis_rate.Limiter
+	key      string
+	rpm, tpm int
+}
+
+func (l *limited) Profile() llm.Profile { return l.next.Profile() }
+
+// Estimate is the number of tokens the limiter charges for req before the
+// call.
+func Estimate(req llm.Request) int {
+	in, _ := llm.EstimateInput(req)
+	return in + max(req.MaxOutputTokens, 0)
+}
+
+func (l *limited) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
+	if l.rpm > 0 {
+		if err := l.wait(ctx, l.key+":rpm", redis_rate.PerMinute(l.rpm), 1); err != nil {
+			return llm.Response{}, err
+		}
+	}
+	est := Estimate(req)
+	tokLimit := redis_rate.PerMinute(l.tpm)
+	if l.tpm > 0 {
+		if err := l.wait(ctx, l.key+":tpm", tokLimit, min(est, l.tpm)); err != nil {
+			return llm.Response{}, err
+		}
+	}
+	resp, err := l.next.Complete(ctx, req)
+	if l.tpm > 0 && err == nil {
+		if used := resp.Usage.InputTokens + resp.Usage.OutputTokens; used > est {
+			// Best effort: the answer is already here; a Redis error only
+			// means the next call is charged less than it should.
+			_, _ = l.lim.AllowAtMost(ctx, l.key+":tpm", tokLimit, used-est)
+		}
+	}
+	return resp, err
+}
+
+// wait takes n units from key's bucket, sleeping between attempts.
+func (l *limited) wait(ctx context.Context, key string, limit redis_rate.Limit, n int) error {
+	for {
+		res, err := l.lim.AllowN(ctx, key, limit, n)
+		if err != nil {
+			if ctx.Err() != nil {
+				return &llm.Error{Provider: Provider, Kind: llm.Retryable, RateLimited: true, Err: fmt.Errorf("wait for %s: %w", key, ctx.Err())}
+			}
+			return &llm.Error{Provider: Provider, Kind: llm.Retryable, Code: "redis", Err: fmt.Errorf("rate limit %s: %w", key, err)}
+		}
+		if res.Allowed > 0 {
+			return nil
+		}
+		d := max(res.RetryAfter, minWait)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return &llm.Error{Provider: Provider, Kind: llm.Retryable, RateLimited: true, RetryAfter: d,
+				Err: fmt.Errorf("wait for %s: %w", key, ctx.Err())}
+		case <-t.C:
+		}
+	}
+}
