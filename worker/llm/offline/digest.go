@@ -1,0 +1,303 @@
+package offline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"regexp"
+	"sort"
+	"strings"
+	"unicode/utf8"
+)
+
+// Field limits of the prompts schemas (see prompts/schemas/*.json).
+const (
+	maxSummaryRunes = 3000
+	maxFactRunes    = 500
+	maxQuoteRunes   = 600
+	maxPages        = 50
+	maxFacts        = 40
+	maxParties      = 20
+	maxNameRunes    = 200
+	maxRoleRunes    = 100
+)
+
+type party struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+type riskyClause struct {
+	Clause string `json:"clause"`
+	Quote  string `json:"quote"`
+	Pages  []int  `json:"pages"`
+}
+
+// digest is the contract_digest answer.
+type digest struct {
+	DocumentType         string        `json:"document_type"`
+	Parties              []party       `json:"parties"`
+	EffectiveDate        string        `json:"effective_date"`
+	TermAndRenewal       string        `json:"term_and_renewal"`
+	TerminationRights    string        `json:"termination_rights"`
+	PaymentTerms         string        `json:"payment_terms"`
+	LiabilityCaps        string        `json:"liability_caps"`
+	Indemnities          string        `json:"indemnities"`
+	Confidentiality      string        `json:"confidentiality"`
+	GoverningLawAndVenue string        `json:"governing_law_and_venue"`
+	RiskyClauses         []riskyClause `json:"risky_clauses"`
+	ExecutiveSummary     string        `json:"executive_summary"`
+}
+
+type fact struct {
+	Fact  string `json:"fact"`
+	Quote string `json:"quote"`
+	Pages []int  `json:"pages"`
+}
+
+// chunkFacts is the chunk_facts answer.
+type chunkFacts struct {
+	Facts            []fact `json:"facts"`
+	DocumentTypeHint string `json:"document_type_hint"`
+}
+
+// documentSentences turns document parts into sentences. A part that is a
+// chunk_facts JSON object (a partial result fed to the reduce step)
+// contributes its facts; any other part is split into sentences.
+func documentSentences(docs []string) []sentence {
+	var out []sentence
+	for _, d := range docs {
+		if cf, ok := parseChunkFacts(d); ok {
+			for _, f := range cf.Facts {
+				if t := strings.Join(strings.Fields(f.Fact), " "); t != "" {
+					out = append(out, sentence{text: t, pages: validPages(f.Pages)})
+				}
+			}
+			continue
+		}
+		out = append(out, splitDocument(d)...)
+	}
+	return out
+}
+
+func parseChunkFacts(s string) (*chunkFacts, bool) {
+	t := strings.TrimSpace(s)
+	if !strings.HasPrefix(t, "{") {
+		return nil, false
+	}
+	var probe map[string]json.RawMessage
+	if json.Unmarshal([]byte(t), &probe) != nil {
+		return nil, false
+	}
+	if _, ok := probe["facts"]; !ok {
+		return nil, false
+	}
+	var cf chunkFacts
+	dec := json.NewDecoder(bytes.NewReader([]byte(t)))
+	if dec.Decode(&cf) != nil {
+		return nil, false
+	}
+	return &cf, true
+}
+
+func validPages(p []int) []int {
+	var out []int
+	for _, n := range p {
+		if n >= 1 && !contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	sort.Ints(out)
+	if len(out) > maxPages {
+		out = out[:maxPages]
+	}
+	return out
+}
+
+// headText returns up to n bytes of the documents' text, for keyword and
+// party heuristics (titles and recitals come first).
+func headText(docs []string, n int) string {
+	var b strings.Builder
+	for _, d := range docs {
+		if cf, ok := parseChunkFacts(d); ok {
+			b.WriteString(cf.DocumentTypeHint)
+			b.WriteString(". ")
+			for _, f := range cf.Facts {
+				b.WriteString(f.Fact)
+				b.WriteString(" ")
+			}
+		} else {
+			b.WriteString(d)
+		}
+		b.WriteString("\n")
+		if b.Len() >= n {
+			break
+		}
+	}
+	return cutBytes(b.String(), n)
+}
+
+// cutBytes returns at most n bytes of s, not splitting a UTF-8 sequence.
+func cutBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+var docTypes = []struct {
+	value string
+	re    *regexp.Regexp
+}{
+	// Specific kinds first: a "License Agreement" is a license.
+	{"invoice", regexp.MustCompile(`(?i)\binvoices?\b`)},
+	{"lease", regexp.MustCompile(`(?i)\b(lease|tenancy)\b`)},
+	{"license", regexp.MustCompile(`(?i)\blicen[cs]e\b`)},
+	{"agreement", regexp.MustCompile(`(?i)\bagreements?\b`)},
+	{"contract", regexp.MustCompile(`(?i)\bcontracts?\b`)},
+}
+
+// guessDocType classifies by keywords: a specific kind (invoice, lease,
+// license) named in the title (the first non-empty line) wins; otherwise the
+// kind named first in the head of the document.
+func guessDocType(head string) string {
+	head = cutBytes(head, 2000)
+	title := strings.TrimSpace(head)
+	if i := strings.IndexByte(title, '\n'); i >= 0 {
+		title = title[:i]
+	}
+	title = cutBytes(title, 200)
+	for _, d := range docTypes[:3] {
+		if d.re.MatchString(title) {
+			return d.value
+		}
+	}
+	best, bestAt := "document", len(head)+1
+	for _, d := range docTypes {
+		if loc := d.re.FindStringIndex(head); loc != nil && loc[0] < bestAt {
+			best, bestAt = d.value, loc[0]
+		}
+	}
+	return best
+}
+
+var (
+	betweenRE = regexp.MustCompile(`(?is)\bbetween\s+(.{2,300}?)\s+and\s+(.{2,300}?)(?:[.;:]\s|\n\s*\n|\s+(?:dated|effective|as of|on|for|whereby)\b|$)`)
+	roleRE    = regexp.MustCompile(`\(\s*(?:the\s+|hereinafter\s+(?:referred\s+to\s+as\s+)?)?["“']([^"”']{1,80})["”']\s*\)`)
+	suffixRE  = regexp.MustCompile(`(?i)^,?\s*(inc|llc|ltd|l\.?l\.?c|l\.?p|gmbh|s\.?a|plc|co|corp|ag|bv|b\.v)\b\.?`)
+)
+
+// guessParties finds "between X and Y" in the head of the document.
+func guessParties(head string) []party {
+	m := betweenRE.FindStringSubmatchIndex(head)
+	if m == nil {
+		return []party{}
+	}
+	var out []party
+	for g := 1; g <= 2; g++ {
+		raw := head[m[2*g]:m[2*g+1]]
+		// The terminator ate the period of "Ltd." or "Inc.": give it back.
+		if end := m[2*g+1]; end < len(head) && head[end] == '.' && endsWithSuffix(raw) {
+			raw += "."
+		}
+		p := parseParty(raw)
+		if p.Name != "" {
+			out = append(out, p)
+		}
+	}
+	if out == nil {
+		out = []party{}
+	}
+	return out
+}
+
+var suffixEndRE = regexp.MustCompile(`(?i)\b(inc|ltd|co|corp|llc|plc|l\.p|s\.a|b\.v)$`)
+
+func endsWithSuffix(s string) bool { return suffixEndRE.MatchString(s) }
+
+func parseParty(raw string) party {
+	raw = strings.Join(strings.Fields(raw), " ")
+	var role string
+	if m := roleRE.FindStringSubmatch(raw); m != nil {
+		role = strings.ToLower(strings.TrimSpace(m[1]))
+	}
+	name := raw
+	if i := strings.IndexAny(name, "(,"); i >= 0 {
+		cut := i
+		if name[i] == ',' {
+			if m := suffixRE.FindStringIndex(name[i:]); m != nil {
+				cut = i + m[1]
+				if j := strings.IndexAny(name[cut:], "(,"); j >= 0 {
+					cut += j
+				} else {
+					cut = len(name)
+				}
+			}
+		}
+		name = name[:cut]
+	}
+	name = strings.Trim(strings.TrimSpace(name), `"“”'`)
+	// "the Licensor, Acme" style is left as is; obvious non-names are dropped.
+	if len(strings.Fields(name)) > 12 || name == "" {
+		return party{}
+	}
+	return party{Name: truncateRunes(name, maxNameRunes), Role: truncateRunes(role, maxRoleRunes)}
+}
+
+func (c *Client) contractDigest(ctx context.Context, docs []string) (*digest, error) {
+	sents := documentSentences(docs)
+	top, err := summarize(ctx, sents, c.opts.SummarySentences)
+	if err != nil {
+		return nil, err
+	}
+	// Keep whole sentences within the schema's limit.
+	var kept []sentence
+	for _, s := range top {
+		if len(kept) > 0 && runeLen(joinSentences(append(kept, s))) > maxSummaryRunes {
+			break
+		}
+		kept = append(kept, s)
+	}
+	head := headText(docs, 4000)
+	parties := guessParties(head)
+	if len(parties) > maxParties {
+		parties = parties[:maxParties]
+	}
+	return &digest{
+		DocumentType:     guessDocType(head),
+		Parties:          parties,
+		RiskyClauses:     []riskyClause{},
+		ExecutiveSummary: truncateRunes(joinSentences(kept), maxSummaryRunes),
+	}, nil
+}
+
+func (c *Client) chunkFacts(ctx context.Context, docs []string) (*chunkFacts, error) {
+	sents := documentSentences(docs)
+	k := min(c.opts.FactsPerChunk, maxFacts)
+	top, err := summarize(ctx, sents, k)
+	if err != nil {
+		return nil, err
+	}
+	facts := make([]fact, 0, len(top))
+	for _, s := range top {
+		pages := s.pages
+		if pages == nil {
+			pages = []int{}
+		}
+		facts = append(facts, fact{
+			Fact:  truncateRunes(s.text, maxFactRunes),
+			Quote: truncateRunes(s.text, maxQuoteRunes),
+			Pages: pages,
+		})
+	}
+	hint := guessDocType(headText(docs, 4000))
+	if hint == "document" {
+		hint = ""
+	}
+	return &chunkFacts{Facts: facts, DocumentTypeHint: hint}, nil
+}
+
+func runeLen(s string) int { return len([]rune(s)) }
