@@ -1,0 +1,177 @@
+package providers
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/llm/bedrock"
+	"github.com/llamapipe/llamapipe/worker/llm/dashscope"
+	"github.com/llamapipe/llamapipe/worker/llm/offline"
+	"github.com/llamapipe/llamapipe/worker/llm/openai"
+	"github.com/llamapipe/llamapipe/worker/llm/ratelimit"
+)
+
+// DefaultAPIKeyEnv is the environment variable the API key is read from
+// when Config.APIKeyEnv is empty.
+const DefaultAPIKeyEnv = "LLAMAPIPE_API_KEY"
+
+// DashScopeAPIKeyEnv is also accepted for the dashscope provider.
+const DashScopeAPIKeyEnv = "DASHSCOPE_API_KEY"
+
+// Config selects and configures a provider.
+type Config struct {
+	// Provider is "openai", "dashscope", "bedrock" or "offline". Empty: the
+	// preset's.
+	Provider string
+	// Preset names a built-in or ProfilesFile profile (see llm.Builtins).
+	// Empty: the provider's default.
+	Preset string
+	// BaseURL and Model override the preset's. Default: the preset's.
+	BaseURL, Model string
+	// APIKeyEnv names the environment variable holding the key. Default
+	// LLAMAPIPE_API_KEY; for dashscope DASHSCOPE_API_KEY is tried next.
+	APIKeyEnv string
+	// APIKeyFile, when set, is read instead of the environment (surrounding
+	// white space trimmed).
+	APIKeyFile string
+	// ProfilesFile is a YAML file of profiles merged over the builtins
+	// (llm.LoadProfiles). Default none.
+	ProfilesFile string
+	// ExtraHeaders are sent with every request (openai, dashscope).
+	ExtraHeaders map[string]string
+	// MaxOutputTokens, when > 0, lowers the profile's answer cap (and thus
+	// the default for requests that set none).
+	MaxOutputTokens int
+	// Temperature is the default for requests that set none. Default nil:
+	// the service's.
+	Temperature *float64
+	// RPM and TPM are the shared requests/tokens per minute (0: no limit).
+	// They apply only with Redis.
+	RPM, TPM int
+	// Redis holds the shared rate-limit state. Nil: no shared limit.
+	Redis redis.UniversalClient
+	// RateLimitKey names the shared quota in Redis. Default
+	// "llamapipe:llm:<preset or provider>:<model>".
+	RateLimitKey string
+	// HTTPClient carries the requests. Default: each provider's own.
+	HTTPClient *http.Client
+	// Timeout bounds one call. Default: each provider's (2 minutes).
+	Timeout time.Duration
+	// Region and Endpoint override Bedrock's region and endpoint URL.
+	// Default: the preset's region and AWS's endpoint.
+	Region, Endpoint string
+}
+
+// Open builds the client cfg describes. It makes no network call (Bedrock
+// reads the AWS configuration and credential chain lazily, on first use).
+func Open(ctx context.Context, cfg Config) (llm.Client, error) {
+	profiles, err := llm.LoadProfiles(cfg.ProfilesFile)
+	if err != nil {
+		return nil, err
+	}
+	p, err := llm.ResolveProfile(profiles, cfg.Preset, cfg.Provider, cfg.BaseURL, cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MaxOutputTokens > 0 && (p.MaxOutputTokens == 0 || cfg.MaxOutputTokens < p.MaxOutputTokens) {
+		p.MaxOutputTokens = cfg.MaxOutputTokens
+	}
+	if cfg.Region != "" {
+		p.Region = cfg.Region
+	}
+	var c llm.Client
+	switch p.Provider {
+	case llm.ProviderOffline:
+		c = offline.New(offline.Options{ContextTokens: p.ContextTokens})
+	case llm.ProviderOpenAI:
+		key, err := apiKey(cfg, p)
+		if err != nil {
+			return nil, err
+		}
+		c, err = openai.New(openai.Options{
+			Profile: p, APIKey: key, ExtraHeaders: cfg.ExtraHeaders, HTTPClient: cfg.HTTPClient,
+			Timeout: cfg.Timeout, Temperature: cfg.Temperature,
+		})
+		if err != nil {
+			return nil, err
+		}
+	case llm.ProviderDashScope:
+		key, err := apiKey(cfg, p)
+		if err != nil {
+			return nil, err
+		}
+		c, err = dashscope.New(dashscope.Options{
+			Profile: p, APIKey: key, ExtraHeaders: cfg.ExtraHeaders, HTTPClient: cfg.HTTPClient,
+			Timeout: cfg.Timeout, Temperature: cfg.Temperature,
+		})
+		if err != nil {
+			return nil, err
+		}
+	case llm.ProviderBedrock:
+		c, err = bedrock.New(ctx, bedrock.Options{
+			Profile: p, Endpoint: cfg.Endpoint, HTTPClient: cfg.HTTPClient,
+			Timeout: cfg.Timeout, Temperature: cfg.Temperature,
+		})
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("unknown provider %q", p.Provider)
+	}
+	if cfg.Redis != nil && (cfg.RPM > 0 || cfg.TPM > 0) {
+		key := cfg.RateLimitKey
+		if key == "" {
+			name := p.Preset
+			if name == "" {
+				name = p.Provider
+			}
+			key = "llamapipe:llm:" + name + ":" + p.Model
+		}
+		c = ratelimit.Wrap(c, cfg.Redis, key, cfg.RPM, cfg.TPM)
+	}
+	return c, nil
+}
+
+// apiKey reads the key from APIKeyFile, else the environment. A profile
+// with NoAPIKey accepts none.
+func apiKey(cfg Config, p llm.Profile) (string, error) {
+	if cfg.APIKeyFile != "" {
+		data, err := os.ReadFile(cfg.APIKeyFile)
+		if err != nil {
+			// The path is configuration, not a secret; the content is never shown.
+			return "", fmt.Errorf("read API key file: %w", err)
+		}
+		key := strings.TrimSpace(string(data))
+		if key == "" && !p.NoAPIKey {
+			return "", fmt.Errorf("API key file %s is empty", cfg.APIKeyFile)
+		}
+		return key, nil
+	}
+	names := []string{cfg.APIKeyEnv}
+	if cfg.APIKeyEnv == "" {
+		names = []string{DefaultAPIKeyEnv}
+		if p.Provider == llm.ProviderDashScope {
+			names = append(names, DashScopeAPIKeyEnv)
+		}
+	}
+	for _, n := range names {
+		if key := strings.TrimSpace(os.Getenv(n)); key != "" {
+			return key, nil
+		}
+	}
+	if p.NoAPIKey {
+		return "", nil
+	}
+	name := p.Preset
+	if name == "" {
+		name = p.Provider
+	}
+	return "", fmt.Errorf("%s needs an API key: set %s or give an API key file", name, strings.Join(names, " or "))
+}
