@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -161,7 +162,7 @@ var rateLimitWords = []string{"rate limit", "rate_limit", "ratelimit", "throttl"
 var fatalWords = []string{"insufficient_quota", "arrearage", "invalidapikey", "invalid_api_key", "accessdenied", "billing"}
 
 // sizeWords mark an answer that says the request (image, prompt) is too big.
-var sizeWords = []string{"too large", "too big", "too long", "exceeds", "exceeded", "maximum context", "context length", "context_length", "input length", "too many tokens", "token limit", "payload"}
+var sizeWords = []string{"too large", "too big", "too long", "exceeds", "exceeded", "maximum context", "context length", "context_length", "input length", "max length", "maximum length", "too many tokens", "token limit", "payload"}
 
 func containsAny(s string, words []string) bool {
 	s = strings.ToLower(s)
@@ -245,15 +246,16 @@ func TransportError(provider string, err error, secret string) *Error {
 	}
 	e := &Error{Provider: provider, Kind: Retryable, Err: RedactError(err, secret)}
 	var (
-		authErr *x509.UnknownAuthorityError
-		hostErr x509.HostnameError
-		certErr x509.CertificateInvalidError
-		urlErr  *url.Error
+		verifyErr *tls.CertificateVerificationError
+		authErr   x509.UnknownAuthorityError
+		hostErr   x509.HostnameError
+		certErr   x509.CertificateInvalidError
+		urlErr    *url.Error
 	)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		e.Code = "no_answer"
-	case errors.As(err, &authErr), errors.As(err, &hostErr), errors.As(err, &certErr):
+	case errors.As(err, &verifyErr), errors.As(err, &authErr), errors.As(err, &hostErr), errors.As(err, &certErr):
 		e.Kind = Fatal
 	case errors.As(err, &urlErr) && urlErr.Op == "parse",
 		strings.Contains(err.Error(), "unsupported protocol scheme"):

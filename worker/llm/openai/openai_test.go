@@ -412,3 +412,11 @@ func mustJSON(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+func TestUntrustedCertificateIsFatal(t *testing.T) {
+	srv := httptest.NewTLSServer(jsonAnswer(200, qianfanAnswer))
+	t.Cleanup(srv.Close)
+	c := newClient(t, Options{Profile: preset(t, "groq", srv.URL+"/v1"), APIKey: testKey})
+	_, err := c.Complete(context.Background(), llm.Request{Parts: []llm.Part{{Text: "x"}}})
+	llmtest.Kind(t, err, llm.Fatal)
+}
