@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -185,13 +186,17 @@ func guessDocType(head string) string {
 }
 
 var (
-	betweenRE = regexp.MustCompile(`(?is)\bbetween\s+(.{2,300}?)\s+and\s+(.{2,300}?)(?:[.;:]\s|\n\s*\n|\s+(?:dated|effective|as of|on|for|whereby)\b|$)`)
+	betweenRE = regexp.MustCompile(`(?is)\bbetween\s+(.{2,300}?)\s+and\s+(.{2,600}?)(?:[.;:]\s|\n\s*\n|\s+(?:dated|effective|as of|on|for|whereby)\b|$)`)
 	roleRE    = regexp.MustCompile(`\(\s*(?:the\s+|hereinafter\s+(?:referred\s+to\s+as\s+)?)?["“']([^"”']{1,80})["”']\s*\)`)
 	suffixRE  = regexp.MustCompile(`(?i)^,?\s*(inc|llc|ltd|l\.?l\.?c|l\.?p|gmbh|s\.?a|plc|co|corp|ag|bv|b\.v)\b\.?`)
 )
 
+// listMarkerRE matches list numbering such as "1." or "(a)" before a party.
+var listMarkerRE = regexp.MustCompile(`(?m)(^|\s)(\d{1,2}[.)]|\([a-z0-9]{1,3}\))\s+`)
+
 // guessParties finds "between X and Y" in the head of the document.
 func guessParties(head string) []party {
+	head = listMarkerRE.ReplaceAllString(head, "$1")
 	m := betweenRE.FindStringSubmatchIndex(head)
 	if m == nil {
 		return []party{}
@@ -214,6 +219,22 @@ func guessParties(head string) []party {
 	return out
 }
 
+// descriptorRE starts the description after a party's name: "Acme Ltd a
+// company registered in England".
+var descriptorRE = regexp.MustCompile(`(?i)\s+an?\s+(?:\S+\s+){0,3}?(?:company|corporation|partnership|limited liability|entity|organi[sz]ation|individual|bank|trust)\b`)
+
+// roleWords are defined terms that name a party's role.
+var roleWords = func() map[string]bool {
+	m := map[string]bool{"service provider": true}
+	for _, w := range strings.Fields(`licensor licensee landlord tenant lessor lessee buyer seller purchaser vendor
+		customer client supplier provider contractor subcontractor consultant employer employee
+		borrower lender guarantor distributor manufacturer publisher developer reseller agent principal
+		company investor shareholder party franchisor franchisee owner operator manager sponsor`) {
+		m[w] = true
+	}
+	return m
+}()
+
 var suffixEndRE = regexp.MustCompile(`(?i)\b(inc|ltd|co|corp|llc|plc|l\.p|s\.a|b\.v)$`)
 
 func endsWithSuffix(s string) bool { return suffixEndRE.MatchString(s) }
@@ -222,9 +243,16 @@ func parseParty(raw string) party {
 	raw = strings.Join(strings.Fields(raw), " ")
 	var role string
 	if m := roleRE.FindStringSubmatch(raw); m != nil {
-		role = strings.ToLower(strings.TrimSpace(m[1]))
+		// A defined term that is a role ("Licensor") is the role; one that
+		// is a short name ("HealthGate") is not.
+		if r := strings.ToLower(strings.TrimSpace(m[1])); roleWords[strings.TrimSuffix(r, "s")] {
+			role = r
+		}
 	}
 	name := raw
+	if loc := descriptorRE.FindStringIndex(name); loc != nil {
+		name = name[:loc[0]]
+	}
 	if i := strings.IndexAny(name, "(,"); i >= 0 {
 		cut := i
 		if name[i] == ',' {
@@ -240,6 +268,9 @@ func parseParty(raw string) party {
 		name = name[:cut]
 	}
 	name = strings.Trim(strings.TrimSpace(name), `"“”'`)
+	if !strings.ContainsFunc(name, unicode.IsLetter) {
+		return party{}
+	}
 	// "the Licensor, Acme" style is left as is; obvious non-names are dropped.
 	if len(strings.Fields(name)) > 12 || name == "" {
 		return party{}

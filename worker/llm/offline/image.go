@@ -9,6 +9,7 @@ import (
 	_ "image/jpeg"
 	_ "image/png"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -88,6 +89,9 @@ var colorNames, palette = func() ([]string, []namedColor) {
 	}
 	return names, out
 }()
+
+// whiteIndex is the index of "white" in colorNames.
+var whiteIndex = slices.Index(colorNames, "white")
 
 func linear(c uint8) float64 {
 	v := float64(c) / 255
@@ -179,38 +183,32 @@ func (c *Client) measure(m image.Image, format string) *imageStats {
 	small := imaging.Fit(m, colorSide, colorSide, imaging.Box)
 	sw, sh := small.Bounds().Dx(), small.Bounds().Dy()
 	cache := map[uint32]int{}
-	counts := make([]int, len(colorNames))
+	names := make([]int, sw*sh) // colour name per pixel, -1 when transparent
 	border := make([]int, len(colorNames))
 	borderN, borderWhite, borderClear := 0, 0, 0
 	band := max(1, min(sw, sh)/20)
 	for y := 0; y < sh; y++ {
 		for x := 0; x < sw; x++ {
 			px := small.NRGBAAt(x, y)
+			clear := px.A < 32
 			onBorder := x < band || y < band || x >= sw-band || y >= sh-band
-			if onBorder && px.A < 32 {
-				borderClear++
-			}
 			px = overWhite(px)
 			i := nameOf(px, cache)
-			counts[i]++
+			names[y*sw+x] = i
+			if clear {
+				names[y*sw+x] = -1
+			}
 			if onBorder {
 				borderN++
 				border[i]++
+				if clear {
+					borderClear++
+				}
 				if whiteish(px) {
 					borderWhite++
 				}
 			}
 		}
-	}
-	total := sw * sh
-	for i, n := range counts {
-		if share := float64(n) / float64(total); share >= 0.05 {
-			st.Colors = append(st.Colors, colorShare{colorNames[i], share})
-		}
-	}
-	sort.SliceStable(st.Colors, func(a, b int) bool { return st.Colors[a].Share > st.Colors[b].Share })
-	if len(st.Colors) > 5 {
-		st.Colors = st.Colors[:5]
 	}
 	mode := 0
 	for i, n := range border {
@@ -218,20 +216,61 @@ func (c *Client) measure(m image.Image, format string) *imageStats {
 			mode = i
 		}
 	}
+	bgName := -1 // the uniform background's colour, if any
 	switch {
 	case st.Transparent && borderClear*2 > borderN:
 		st.Background = "transparent"
 	case border[mode]*10 >= borderN*6:
 		st.Background = colorNames[mode]
+		bgName = mode
 	default:
 		st.Background = "mixed"
 	}
 	// Transparent borders are flattened onto white downstream.
 	st.WhiteBackground = borderWhite*100 >= borderN*85
 
+	// Colours of the subject: leave out transparent pixels and those of a
+	// uniform background's colour, unless that leaves (almost) nothing.
+	st.Colors = dominantColors(names, bgName)
+	if st.Colors == nil {
+		st.Colors = dominantColors(names, -2)
+	}
 	st.Sharpness, st.Flat = sharpness(m)
 	st.Blurry = !st.Flat && st.Sharpness < c.opts.BlurThreshold
 	return st
+}
+
+// dominantColors returns the colour names covering at least 5% of the
+// pixels, most common first (at most five), ignoring pixels named skip and
+// transparent ones (-1) unless skip is -2 (count everything, transparent as
+// white). It returns nil when under 5% of the pixels are counted.
+func dominantColors(names []int, skip int) []colorShare {
+	counts := make([]int, len(colorNames))
+	total := 0
+	for _, n := range names {
+		switch {
+		case skip == -2 && n == -1:
+			n = whiteIndex
+		case n == -1 || n == skip:
+			continue
+		}
+		counts[n]++
+		total++
+	}
+	if total*20 < len(names) {
+		return nil
+	}
+	var out []colorShare
+	for i, n := range counts {
+		if share := float64(n) / float64(total); share >= 0.05 {
+			out = append(out, colorShare{colorNames[i], share})
+		}
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].Share > out[b].Share })
+	if len(out) > 5 {
+		out = out[:5]
+	}
+	return out
 }
 
 func abs(x int) int {

@@ -46,6 +46,8 @@ This Software License Agreement is made between Acme Software, Inc., a Delaware 
 ` + "[page 1]\n" + hubA + ` The weather in the harbour was pleasant during the signing ceremony. Invoices for the annual fee are issued every January.
 ` + "[page 2]\n" + `Source code must be stored in an encrypted repository. ` + hubB + ` Third-party claims are handled by outside counsel. Late payment of any fee accrues interest at two percent.`
 
+const contractIntro = `This Software License Agreement is made between Acme Software, Inc., a Delaware corporation ("Licensor"), and Beta Retail GmbH ("Licensee").`
+
 func complete(t *testing.T, c *Client, req llm.Request) llm.Response {
 	t.Helper()
 	resp, err := c.Complete(context.Background(), req)
@@ -60,7 +62,7 @@ func complete(t *testing.T, c *Client, req llm.Request) llm.Response {
 
 func TestContractDigest(t *testing.T) {
 	tp := loadTemplate(t, prompts.Summary)
-	c := New(Options{SummarySentences: 2})
+	c := New(Options{SummarySentences: 3})
 	resp := complete(t, c, request(t, tp, prompts.SummaryData{Language: "en"}, contract))
 	if err := tp.Validate([]byte(resp.Text)); err != nil {
 		t.Fatalf("answer does not validate: %v\n%s", err, resp.Text)
@@ -76,7 +78,7 @@ func TestContractDigest(t *testing.T) {
 	if !reflect.DeepEqual(d.Parties, wantParties) {
 		t.Errorf("parties = %+v, want %+v", d.Parties, wantParties)
 	}
-	if d.ExecutiveSummary != hubA+" "+hubB {
+	if d.ExecutiveSummary != contractIntro+" "+hubA+" "+hubB {
 		t.Errorf("executive_summary = %q", d.ExecutiveSummary)
 	}
 	if strings.TrimSpace(resp.Text) == "APPROVED" {
@@ -108,7 +110,7 @@ func TestDocumentTypeAndParties(t *testing.T) {
 
 func TestChunkFactsCitePages(t *testing.T) {
 	tp := loadTemplate(t, prompts.SummaryMap)
-	c := New(Options{FactsPerChunk: 2})
+	c := New(Options{FactsPerChunk: 3})
 	resp := complete(t, c, request(t, tp, prompts.ChunkData{Language: "en", Chunk: 1, Chunks: 1}, contract))
 	if err := tp.Validate([]byte(resp.Text)); err != nil {
 		t.Fatalf("answer does not validate: %v\n%s", err, resp.Text)
@@ -117,7 +119,8 @@ func TestChunkFactsCitePages(t *testing.T) {
 	if err := json.Unmarshal([]byte(resp.Text), &cf); err != nil {
 		t.Fatal(err)
 	}
-	want := []fact{{hubA, hubA, []int{1}}, {hubB, hubB, []int{2}}}
+	// The parties sentence precedes the first page marker: no page.
+	want := []fact{{contractIntro, contractIntro, []int{}}, {hubA, hubA, []int{1}}, {hubB, hubB, []int{2}}}
 	if !reflect.DeepEqual(cf.Facts, want) || cf.DocumentTypeHint != "license" {
 		t.Errorf("chunk facts = %+v", cf)
 	}

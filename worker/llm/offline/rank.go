@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Ranking limits.
@@ -21,10 +22,13 @@ const (
 	damping = 0.85
 	// minTokens: shorter sentences (headings, fragments) are picked only
 	// when there are not enough longer ones.
-	minTokens = 4
+	minTokens = 5
 	// redundancy: a candidate this similar to an already picked sentence is
 	// skipped.
 	redundancy = 0.9
+	// maxPreferredRunes: longer sentences are picked only when there are
+	// not enough shorter ones.
+	maxPreferredRunes = 350
 )
 
 var stopwords = func() map[string]bool {
@@ -177,7 +181,8 @@ type edge struct {
 }
 
 // lexRank scores sentences by PageRank over their cosine-similarity graph
-// (each sentence keeps its strongest neighbours).
+// (each sentence keeps its strongest neighbours), with a random jump that
+// slightly favours earlier sentences. Scores sum to 1.
 func lexRank(ctx context.Context, vecs [][]termWeight) ([]float64, error) {
 	n := len(vecs)
 	// Inverted index: term -> (sentence, weight).
@@ -244,6 +249,20 @@ func lexRank(ctx context.Context, vecs [][]termWeight) ([]float64, error) {
 			out[i] += e.w
 		}
 	}
+	// The random jump favours the start of the document a little (titles,
+	// parties and recitals come first): weight from 2 down to 1.
+	prior := make([]float64, n)
+	total := 0.0
+	for i := range prior {
+		prior[i] = 2
+		if n > 1 {
+			prior[i] -= float64(i) / float64(n-1)
+		}
+		total += prior[i]
+	}
+	for i := range prior {
+		prior[i] /= total
+	}
 	p := make([]float64, n)
 	for i := range p {
 		p[i] = 1 / float64(n)
@@ -263,10 +282,9 @@ func lexRank(ctx context.Context, vecs [][]termWeight) ([]float64, error) {
 				next[e.to] += p[i] * e.w / out[i]
 			}
 		}
-		base := (1-damping)/float64(n) + damping*dangling/float64(n)
 		diff := 0.0
 		for i := range next {
-			next[i] = base + damping*next[i]
+			next[i] = ((1-damping)+damping*dangling)*prior[i] + damping*next[i]
 			diff += math.Abs(next[i] - p[i])
 		}
 		p, next = next, p
@@ -299,6 +317,54 @@ func topSentences(ctx context.Context, sents []sentence, k int) ([]int, error) {
 	if k <= 0 || len(sents) == 0 {
 		return nil, nil
 	}
+	// Rank only content: drop running headers and footers (short sentences
+	// that recur, page numbers aside, three times or more) and sentences
+	// without a single letter.
+	keep := contentSentences(sents)
+	if len(keep) == 0 {
+		return nil, nil
+	}
+	sub := make([]sentence, len(keep))
+	for i, j := range keep {
+		sub[i] = sents[j]
+	}
+	picked, err := rankAndPick(ctx, sub, k)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range picked {
+		picked[i] = keep[p]
+	}
+	return picked, nil
+}
+
+// contentSentences returns the indexes of the sentences worth ranking.
+func contentSentences(sents []sentence) []int {
+	keys := make([]string, len(sents))
+	count := map[string]int{}
+	for i, s := range sents {
+		var b strings.Builder
+		for _, r := range s.text {
+			if unicode.IsLetter(r) {
+				b.WriteRune(unicode.ToLower(r))
+			}
+		}
+		keys[i] = b.String()
+		count[keys[i]]++
+	}
+	var keep []int
+	for i, s := range sents {
+		if keys[i] == "" || (count[keys[i]] >= 3 && len(strings.Fields(s.text)) <= 12) {
+			continue
+		}
+		keep = append(keep, i)
+	}
+	return keep
+}
+
+// rankAndPick ranks sentences and picks k: first among those of a readable
+// length, then among any.
+func rankAndPick(ctx context.Context, sents []sentence, k int) ([]int, error) {
 	vecs, ntok := vectors(sents)
 	scores, err := lexRank(ctx, vecs)
 	if err != nil {
@@ -317,7 +383,7 @@ func topSentences(ctx context.Context, sents []sentence, k int) ([]int, error) {
 			if len(picked) == k {
 				return
 			}
-			if (!allowShort && ntok[i] < minTokens) || contains(picked, i) {
+			if (!allowShort && (ntok[i] < minTokens || !readable(sents[i].text))) || contains(picked, i) {
 				continue
 			}
 			dup := false
@@ -345,6 +411,24 @@ func contains(s []int, v int) bool {
 		}
 	}
 	return false
+}
+
+// readable reports a sentence fit for a summary: not too long, not a
+// fragment starting in lower case, and mostly letters (not rules or tables).
+func readable(s string) bool {
+	if utf8.RuneCountInString(s) > maxPreferredRunes || startsLower(s) {
+		return false
+	}
+	letters, other := 0, 0
+	for _, r := range s {
+		switch {
+		case unicode.IsLetter(r):
+			letters++
+		case !unicode.IsSpace(r):
+			other++
+		}
+	}
+	return letters >= 2*other
 }
 
 // joinSentences joins sentences with spaces (none between CJK sentences).
