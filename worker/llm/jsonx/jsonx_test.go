@@ -101,3 +101,14 @@ func FuzzExtract(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkExtract(b *testing.B) {
+	answer := "Here is the digest you asked for:\n```json\n{\"title\": \"Lease\", \"parties\": [" +
+		strings.Repeat(`{"name": "Party, Inc.", "role": "tenant"},`, 20) + "], \"summary\": \"" + strings.Repeat("text ", 400) + "\",}\n```\nLet me know."
+	b.SetBytes(int64(len(answer)))
+	for b.Loop() {
+		if _, err := Extract(answer); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
