@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/klippa-app/go-pdfium"
+	"github.com/klippa-app/go-pdfium/enums"
 	pdfiumerrors "github.com/klippa-app/go-pdfium/errors"
 	"github.com/klippa-app/go-pdfium/references"
 	"github.com/klippa-app/go-pdfium/requests"
@@ -353,7 +354,7 @@ func pageText(p pdfium.Pdfium, doc references.FPDF_DOCUMENT, i int) (string, err
 		return "", err
 	}
 	annots, err := p.FPDFPage_GetAnnotCount(&requests.FPDFPage_GetAnnotCount{Page: page})
-	if err != nil || annots.Count == 0 {
+	if err != nil || annots.Count == 0 || !hasTextAnnots(p, page, annots.Count) {
 		return text, nil // annotations are a bonus; their errors are not fatal
 	}
 	r, err := p.FPDFPage_Flatten(&requests.FPDFPage_Flatten{Page: page, Usage: requests.FPDFPage_FlattenUsageNormalDisplay})
@@ -365,6 +366,33 @@ func pageText(p pdfium.Pdfium, doc references.FPDF_DOCUMENT, i int) (string, err
 		return text, nil
 	}
 	return flat, nil
+}
+
+// textAnnots are annotation subtypes whose appearance can show text.
+var textAnnots = map[enums.FPDF_ANNOTATION_SUBTYPE]bool{
+	enums.FPDF_ANNOT_SUBTYPE_WIDGET:    true,
+	enums.FPDF_ANNOT_SUBTYPE_XFAWIDGET: true,
+	enums.FPDF_ANNOT_SUBTYPE_FREETEXT:  true,
+	enums.FPDF_ANNOT_SUBTYPE_STAMP:     true,
+	enums.FPDF_ANNOT_SUBTYPE_WATERMARK: true,
+}
+
+// hasTextAnnots reports whether any of the page's first 1000 annotations
+// may show text. Links and popups (common in contracts) do not, and
+// flattening costs about as much as reading the page again.
+func hasTextAnnots(p pdfium.Pdfium, page requests.Page, count int) bool {
+	for i := range min(count, 1000) {
+		a, err := p.FPDFPage_GetAnnot(&requests.FPDFPage_GetAnnot{Page: page, Index: i})
+		if err != nil {
+			continue
+		}
+		st, err := p.FPDFAnnot_GetSubtype(&requests.FPDFAnnot_GetSubtype{Annotation: a.Annotation})
+		_, _ = p.FPDFPage_CloseAnnot(&requests.FPDFPage_CloseAnnot{Annotation: a.Annotation})
+		if err == nil && textAnnots[st.Subtype] {
+			return true
+		}
+	}
+	return false
 }
 
 func loadText(p pdfium.Pdfium, page requests.Page) (string, error) {
