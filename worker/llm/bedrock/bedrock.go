@@ -188,7 +188,8 @@ func (c *Client) Complete(ctx context.Context, req llm.Request) (llm.Response, e
 // rate-limited; ServiceUnavailable, InternalServer, ModelNotReady,
 // ModelTimeout and any answer-less failure are Retryable; AccessDenied,
 // UnrecognizedClient, expired or invalid tokens and ResourceNotFound (wrong
-// model id) are Fatal; ValidationException is TooLarge when its message
+// model id) are Fatal, as is a call that found no credentials;
+// ValidationException is TooLarge when its message
 // speaks of size or length, else Permanent; other 4xx are Permanent.
 func Classify(ctx context.Context, err error) error {
 	const name = llm.ProviderBedrock
@@ -204,6 +205,10 @@ func Classify(ctx context.Context, err error) error {
 		}
 		if status >= 400 {
 			return llm.HTTPError(name, status, nil, nil, "")
+		}
+		if msg := err.Error(); strings.Contains(msg, "get identity:") || strings.Contains(msg, "failed to retrieve credentials") {
+			// No usable AWS credentials: configuration, not a passing fault.
+			return &llm.Error{Provider: name, Kind: llm.Fatal, Code: "credentials", Err: err}
 		}
 		var de *smithy.DeserializationError
 		if errors.As(err, &de) {

@@ -206,3 +206,24 @@ func TestUnsupportedImageTypeRefused(t *testing.T) {
 		t.Error("request sent for an unsupported image type")
 	}
 }
+
+func TestNoCredentialsIsFatal(t *testing.T) {
+	srv, last := server(t, ok)
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	c, err := New(context.Background(), Options{Profile: llm.Builtins()["bedrock-scout"], Endpoint: srv.URL, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Complete(context.Background(), llm.Request{Parts: []llm.Part{{Text: "x"}}})
+	if e := llmtest.Kind(t, err, llm.Fatal); e.Code != "credentials" {
+		t.Errorf("code %q", e.Code)
+	}
+	if last.Load() != nil {
+		t.Error("unsigned request sent")
+	}
+}
