@@ -192,12 +192,12 @@ func HTTPError(provider string, status int, header http.Header, body []byte, sec
 	switch {
 	case status == http.StatusTooManyRequests && containsAny(code, []string{"insufficient_quota"}):
 		e.Kind = Fatal
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		e.Kind = Fatal
 	case status == http.StatusTooManyRequests || (status >= 400 && containsAny(both, rateLimitWords)):
 		e.Kind = Retryable
 		e.RateLimited = true
 		e.RetryAfter = retryAfterHeader(header, time.Now())
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		e.Kind = Fatal
 	case status >= 400 && status < 500 && containsAny(code, fatalWords):
 		e.Kind = Fatal
 	case status == http.StatusRequestEntityTooLarge:

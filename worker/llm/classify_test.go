@@ -53,6 +53,7 @@ func TestHTTPErrorKinds(t *testing.T) {
 	}{
 		{429, h, `{"error":{"message":"slow down"}}`, Retryable, true, 1500 * time.Millisecond, "", "slow down"},
 		{401, nil, `{"error":"bad key"}`, Fatal, false, 0, "", "bad key"},
+		{403, nil, `{"error":{"message":"rate limit tier not available for this key"}}`, Fatal, false, 0, "", "rate limit tier not available for this key"},
 		{403, nil, ``, Fatal, false, 0, "", "Forbidden"},
 		{413, nil, `too big`, TooLarge, false, 0, "", "too big"},
 		{400, nil, `{"code":336003,"msg":"the max length of current question is 8000","type":"invalid_request"}`, TooLarge, false, 0, "336003", "the max length of current question is 8000"},

@@ -45,7 +45,8 @@ type Options struct {
 	Temperature *float64
 }
 
-// Client is an llm.Client for one Bedrock model.
+// Client is an llm.Client for one Bedrock model. It is safe for concurrent
+// use.
 type Client struct {
 	rt      *bedrockruntime.Client
 	profile llm.Profile

@@ -48,7 +48,8 @@ type Options struct {
 	TopK *int
 }
 
-// Client is an llm.Client for one DashScope model.
+// Client is an llm.Client for one DashScope model. It is safe for concurrent
+// use.
 type Client struct {
 	o    Options
 	url  string

@@ -44,7 +44,8 @@ type Options struct {
 	Name string
 }
 
-// Client is an llm.Client for one OpenAI-compatible endpoint and model.
+// Client is an llm.Client for one OpenAI-compatible endpoint and model. It
+// is safe for concurrent use.
 type Client struct {
 	sdk     sdk.Client
 	profile llm.Profile

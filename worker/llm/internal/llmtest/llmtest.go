@@ -1,5 +1,3 @@
-// Package llmtest holds helpers for the provider tests: small generated
-// images, data-URL checks and error-kind assertions. Test code only.
 package llmtest
 
 import (
