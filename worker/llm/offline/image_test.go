@@ -74,6 +74,10 @@ func pngBytes(t *testing.T, m image.Image) []byte {
 
 func jpegBytes(t *testing.T, m image.Image) []byte {
 	t.Helper()
+	return jpegBytesB(t, m)
+}
+
+func jpegBytesB(t testing.TB, m image.Image) []byte {
 	var b bytes.Buffer
 	if err := jpeg.Encode(&b, m, &jpeg.Options{Quality: 90}); err != nil {
 		t.Fatal(err)

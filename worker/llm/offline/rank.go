@@ -1,9 +1,11 @@
 package offline
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -228,16 +230,16 @@ func lexRank(ctx context.Context, vecs [][]termWeight) ([]float64, error) {
 			}
 			acc[j] = 0
 		}
-		sort.Slice(es, func(a, b int) bool {
-			if es[a].w != es[b].w {
-				return es[a].w > es[b].w
-			}
-			return es[a].to < es[b].to
-		})
 		if len(es) > neighbours {
-			es = es[:neighbours]
+			slices.SortFunc(es, func(a, b edge) int {
+				if a.w != b.w {
+					return cmp.Compare(b.w, a.w)
+				}
+				return a.to - b.to
+			})
+			es = slices.Clip(es[:neighbours])
 		}
-		sort.Slice(es, func(a, b int) bool { return es[a].to < es[b].to })
+		slices.SortFunc(es, func(a, b edge) int { return a.to - b.to })
 		adj[i] = es
 	}
 

@@ -70,6 +70,8 @@ func isClosing(r rune) bool {
 func splitSentences(text string) []string {
 	var out []string
 	start := 0
+	// earlierLines: the current sentence has text on lines before this one.
+	earlierLines := false
 	emit := func(end int) {
 		if end <= start {
 			return
@@ -78,6 +80,7 @@ func splitSentences(text string) []string {
 			out = append(out, s)
 		}
 		start = end
+		earlierLines = false
 	}
 	lineStart := 0
 	for i := 0; i < len(text); {
@@ -96,9 +99,12 @@ func splitSentences(text string) []string {
 		switch {
 		case r == '\n':
 			from := max(lineStart, start)
+			hasText := strings.TrimSpace(text[from:i]) != ""
 			if blankLineFollows(text[next:]) ||
-				(strings.TrimSpace(text[start:from]) == "" && isHeading(text[from:i]) && startsUpperOrDigit(text[next:])) {
+				(!earlierLines && isHeading(text[from:i]) && startsUpperOrDigit(text[next:])) {
 				emit(next)
+			} else if hasText {
+				earlierLines = true
 			}
 			lineStart = next
 		case isCJKStop(r):
