@@ -5,7 +5,11 @@
 // Text: it summarises the Document=true parts of a request extractively.
 // Sentences are split (abbreviations, decimals, initials and the CJK stops
 // 。！？ are handled), weighted with TF-IDF, ranked by LexRank (PageRank over
-// the cosine-similarity graph) and the top ones returned in document order.
+// the cosine-similarity graph, each sentence keeping its 64 nearest
+// neighbours, with a random jump mildly biased to the start of the
+// document) and the top ones returned in document order. Running headers
+// and footers (short sentences recurring three or more times), fragments,
+// rules and overlong sentences are avoided, and near-duplicates skipped.
 // When the request's schema is named "contract_digest" or "chunk_facts" the
 // answer is JSON valid against the schema of that name in package prompts;
 // without a schema it is plain text. Document parts that are themselves
