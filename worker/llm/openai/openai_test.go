@@ -420,3 +420,23 @@ func TestUntrustedCertificateIsFatal(t *testing.T) {
 	_, err := c.Complete(context.Background(), llm.Request{Parts: []llm.Part{{Text: "x"}}})
 	llmtest.Kind(t, err, llm.Fatal)
 }
+
+func TestConcurrentUse(t *testing.T) {
+	srv, _, calls := server(t, jsonAnswer(200, qianfanAnswer))
+	c := newClient(t, Options{Profile: preset(t, "groq", srv.URL), APIKey: testKey})
+	errs := make(chan error, 16)
+	for i := range 16 {
+		go func() {
+			_, err := c.Complete(context.Background(), llm.Request{Parts: []llm.Part{{Text: strings.Repeat("x", i)}}})
+			errs <- err
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if calls.Load() != 16 {
+		t.Errorf("%d calls reached the server", calls.Load())
+	}
+}
