@@ -1,7 +1,6 @@
 package offline
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"regexp"
@@ -62,43 +61,112 @@ type chunkFacts struct {
 	DocumentTypeHint string `json:"document_type_hint"`
 }
 
-// documentSentences turns document parts into sentences. A part that is a
-// chunk_facts JSON object (a partial result fed to the reduce step)
-// contributes its facts; any other part is split into sentences.
-func documentSentences(docs []string) []sentence {
-	var out []sentence
+// source is what the offline client reads from a request's document parts.
+type source struct {
+	sents []sentence
+	// head is text for the document-type and party heuristics.
+	head string
+	// typeHints and parties come from partial results.
+	typeHints []string
+	parties   []party
+}
+
+// headBytes is how much text the heuristics read.
+const headBytes = 4000
+
+// readDocuments turns document parts into sentences. Partial results fed to
+// the reduce step (JSON objects, each starting on its own line, possibly
+// after a label such as "Partial result 2 (pages 5-9):") are read as data:
+// chunk_facts contribute their facts with pages, contract_digest objects
+// their executive summary, type and parties. Other parts are split into
+// sentences.
+func readDocuments(docs []string) *source {
+	src := &source{}
+	var head strings.Builder
 	for _, d := range docs {
-		if cf, ok := parseChunkFacts(d); ok {
-			for _, f := range cf.Facts {
-				if t := strings.Join(strings.Fields(f.Fact), " "); t != "" {
-					out = append(out, sentence{text: t, pages: validPages(f.Pages)})
-				}
+		parts := findPartials(d)
+		if len(parts) == 0 {
+			src.sents = append(src.sents, splitDocument(d)...)
+			if head.Len() < headBytes {
+				head.WriteString(d)
+				head.WriteString("\n")
 			}
 			continue
 		}
-		out = append(out, splitDocument(d)...)
+		for _, p := range parts {
+			switch {
+			case p.facts != nil:
+				for _, f := range p.facts.Facts {
+					if t := strings.Join(strings.Fields(f.Fact), " "); t != "" {
+						src.sents = append(src.sents, sentence{text: t, pages: validPages(f.Pages)})
+						if head.Len() < headBytes {
+							head.WriteString(t + "\n")
+						}
+					}
+				}
+				if h := strings.TrimSpace(p.facts.DocumentTypeHint); h != "" {
+					src.typeHints = append(src.typeHints, h)
+				}
+			case p.digest != nil:
+				for _, t := range splitSentences(p.digest.ExecutiveSummary) {
+					src.sents = append(src.sents, sentence{text: t})
+				}
+				if h := strings.TrimSpace(p.digest.DocumentType); h != "" {
+					src.typeHints = append(src.typeHints, h)
+				}
+				src.parties = append(src.parties, p.digest.Parties...)
+			}
+		}
 	}
-	return out
+	src.head = cutBytes(head.String(), headBytes)
+	return src
 }
 
-func parseChunkFacts(s string) (*chunkFacts, bool) {
-	t := strings.TrimSpace(s)
-	if !strings.HasPrefix(t, "{") {
-		return nil, false
+// documentSentences returns the sentences of document parts.
+func documentSentences(docs []string) []sentence { return readDocuments(docs).sents }
+
+type partial struct {
+	facts  *chunkFacts
+	digest *digest
+}
+
+// findPartials returns the chunk_facts and contract_digest JSON objects that
+// start a line of s.
+func findPartials(s string) []partial {
+	var out []partial
+	for i := 0; i < len(s); {
+		j := strings.IndexByte(s[i:], '{')
+		if j < 0 {
+			break
+		}
+		i += j
+		lineStart := strings.LastIndexByte(s[:i], '\n') + 1
+		if strings.TrimSpace(s[lineStart:i]) != "" {
+			i++
+			continue
+		}
+		dec := json.NewDecoder(strings.NewReader(s[i:]))
+		var probe map[string]json.RawMessage
+		if dec.Decode(&probe) != nil {
+			i++
+			continue
+		}
+		obj := []byte(s[i : i+int(dec.InputOffset())])
+		i += int(dec.InputOffset())
+		switch {
+		case probe["facts"] != nil:
+			var cf chunkFacts
+			if json.Unmarshal(obj, &cf) == nil {
+				out = append(out, partial{facts: &cf})
+			}
+		case probe["executive_summary"] != nil:
+			var d digest
+			if json.Unmarshal(obj, &d) == nil {
+				out = append(out, partial{digest: &d})
+			}
+		}
 	}
-	var probe map[string]json.RawMessage
-	if json.Unmarshal([]byte(t), &probe) != nil {
-		return nil, false
-	}
-	if _, ok := probe["facts"]; !ok {
-		return nil, false
-	}
-	var cf chunkFacts
-	dec := json.NewDecoder(bytes.NewReader([]byte(t)))
-	if dec.Decode(&cf) != nil {
-		return nil, false
-	}
-	return &cf, true
+	return out
 }
 
 func validPages(p []int) []int {
@@ -113,29 +181,6 @@ func validPages(p []int) []int {
 		out = out[:maxPages]
 	}
 	return out
-}
-
-// headText returns up to n bytes of the documents' text, for keyword and
-// party heuristics (titles and recitals come first).
-func headText(docs []string, n int) string {
-	var b strings.Builder
-	for _, d := range docs {
-		if cf, ok := parseChunkFacts(d); ok {
-			b.WriteString(cf.DocumentTypeHint)
-			b.WriteString(". ")
-			for _, f := range cf.Facts {
-				b.WriteString(f.Fact)
-				b.WriteString(" ")
-			}
-		} else {
-			b.WriteString(d)
-		}
-		b.WriteString("\n")
-		if b.Len() >= n {
-			break
-		}
-	}
-	return cutBytes(b.String(), n)
 }
 
 // cutBytes returns at most n bytes of s, not splitting a UTF-8 sequence.
@@ -278,9 +323,20 @@ func parseParty(raw string) party {
 	return party{Name: truncateRunes(name, maxNameRunes), Role: truncateRunes(role, maxRoleRunes)}
 }
 
+// docType is the document type from partial results' hints, else from
+// keywords.
+func (src *source) docType() string {
+	for _, h := range src.typeHints {
+		if t := guessDocType(h); t != "document" {
+			return t
+		}
+	}
+	return guessDocType(src.head)
+}
+
 func (c *Client) contractDigest(ctx context.Context, docs []string) (*digest, error) {
-	sents := documentSentences(docs)
-	top, err := summarize(ctx, sents, c.opts.SummarySentences)
+	src := readDocuments(docs)
+	top, err := summarize(ctx, src.sents, c.opts.SummarySentences)
 	if err != nil {
 		return nil, err
 	}
@@ -292,13 +348,18 @@ func (c *Client) contractDigest(ctx context.Context, docs []string) (*digest, er
 		}
 		kept = append(kept, s)
 	}
-	head := headText(docs, 4000)
-	parties := guessParties(head)
-	if len(parties) > maxParties {
-		parties = parties[:maxParties]
+	parties := []party{}
+	seen := map[string]bool{}
+	for _, p := range append(src.parties, guessParties(src.head)...) {
+		key := strings.ToLower(p.Name)
+		if p.Name == "" || seen[key] || len(parties) == maxParties {
+			continue
+		}
+		seen[key] = true
+		parties = append(parties, party{Name: truncateRunes(p.Name, maxNameRunes), Role: truncateRunes(p.Role, maxRoleRunes)})
 	}
 	return &digest{
-		DocumentType:     guessDocType(head),
+		DocumentType:     src.docType(),
 		Parties:          parties,
 		RiskyClauses:     []riskyClause{},
 		ExecutiveSummary: truncateRunes(joinSentences(kept), maxSummaryRunes),
@@ -306,9 +367,9 @@ func (c *Client) contractDigest(ctx context.Context, docs []string) (*digest, er
 }
 
 func (c *Client) chunkFacts(ctx context.Context, docs []string) (*chunkFacts, error) {
-	sents := documentSentences(docs)
+	src := readDocuments(docs)
 	k := min(c.opts.FactsPerChunk, maxFacts)
-	top, err := summarize(ctx, sents, k)
+	top, err := summarize(ctx, src.sents, k)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +385,7 @@ func (c *Client) chunkFacts(ctx context.Context, docs []string) (*chunkFacts, er
 			Pages: pages,
 		})
 	}
-	hint := guessDocType(headText(docs, 4000))
+	hint := src.docType()
 	if hint == "document" {
 		hint = ""
 	}

@@ -3,6 +3,7 @@ package offline
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -133,22 +134,47 @@ func TestReduceReadsPartialResults(t *testing.T) {
 	var partials []string
 	for i, chunk := range []string{contract[:half], contract[half:]} {
 		resp := complete(t, c, request(t, mapT, prompts.ChunkData{Language: "en", Chunk: i + 1, Chunks: 2}, chunk))
-		partials = append(partials, resp.Text)
+		// As the worker labels them.
+		partials = append(partials, fmt.Sprintf("Partial result %d (pages %d-%d):\n%s", i+1, i+1, i+1, resp.Text))
 	}
 	red := loadTemplate(t, prompts.SummaryReduce)
-	resp := complete(t, c, request(t, red, prompts.ReduceData{Language: "en", Parts: 2}, partials...))
-	if err := red.Validate([]byte(resp.Text)); err != nil {
-		t.Fatalf("answer does not validate: %v\n%s", err, resp.Text)
+	check := func(name string, req llm.Request) digest {
+		t.Helper()
+		resp := complete(t, c, req)
+		if err := red.Validate([]byte(resp.Text)); err != nil {
+			t.Fatalf("%s: answer does not validate: %v\n%s", name, err, resp.Text)
+		}
+		var d digest
+		if err := json.Unmarshal([]byte(resp.Text), &d); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(d.ExecutiveSummary, "facts") || strings.Contains(d.ExecutiveSummary, "{") ||
+			!strings.Contains(d.ExecutiveSummary, hubA) || d.DocumentType != "license" ||
+			len(d.Parties) != 2 || d.Parties[0].Role != "licensor" {
+			t.Errorf("%s: digest not built from the partial results: %+v", name, d)
+		}
+		return d
 	}
-	var d digest
-	if err := json.Unmarshal([]byte(resp.Text), &d); err != nil {
+	// One part with all partial results, as the worker sends them.
+	d1 := check("one part", request(t, red, prompts.ReduceData{Language: "en", Parts: 2}, strings.Join(partials, "\n\n")))
+	// One part per partial result.
+	check("separate parts", request(t, red, prompts.ReduceData{Language: "en", Parts: 2}, partials...))
+	// A second reduce level reads partial digests.
+	js, err := json.Marshal(d1)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(d.ExecutiveSummary, `"facts"`) || !strings.Contains(d.ExecutiveSummary, hubA) {
-		t.Errorf("reduce summary should be built from the facts, got %q", d.ExecutiveSummary)
+	check("digests", request(t, red, prompts.ReduceData{Language: "en", Parts: 2},
+		"Partial digest 1:\n"+string(js)+"\n\nPartial digest 2:\n"+string(js)))
+}
+
+func TestFindPartialsIgnoresOrdinaryText(t *testing.T) {
+	doc := "Clause 4 {reserved}.\n{not json\n  {\"facts\": \"wrong type\"}\nThe sample payload is\n{\"id\": 3}\n"
+	if got := findPartials(doc); len(got) != 0 {
+		t.Errorf("findPartials found %d objects in ordinary text", len(got))
 	}
-	if d.DocumentType != "license" {
-		t.Errorf("document_type = %q", d.DocumentType)
+	if n := len(documentSentences([]string{doc})); n == 0 {
+		t.Error("ordinary text with braces produced no sentences")
 	}
 }
 
