@@ -244,3 +244,26 @@ func TestSplitPages(t *testing.T) {
 		t.Errorf("PageMarker(7) = %q", PageMarker(7))
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	for _, name := range Names() {
+		data, err := embedded.ReadFile("templates/" + name + ".tmpl")
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(data))
+	}
+	f.Add("---\nname: a\nversion: a/1\n---\n=== user ===\n{{.X}}\n=== system ===\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		tp, err := parse([]byte(in), "fuzz", func(string) ([]byte, error) { return nil, os.ErrNotExist })
+		if err != nil {
+			return
+		}
+		if tp.Name == "" || tp.Version == "" || strings.TrimSpace(tp.User) == "" {
+			t.Fatalf("accepted template without name, version or user section: %+v", tp)
+		}
+		if (tp.Schema == nil) != (tp.validator == nil) {
+			t.Fatal("schema without validator")
+		}
+	})
+}
