@@ -173,3 +173,22 @@ func BenchmarkNew(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOpenClose: the per-document fixed cost (a fresh PDFium instance
+// is instantiated for every Doc) on a 2-page file.
+func BenchmarkOpenClose(b *testing.B) {
+	data := readFile(b, corpusFiles(b, "text")[0])
+	for _, f := range corpusFiles(b, "text") {
+		if strings.HasSuffix(f, "issue840.pdf") {
+			data = readFile(b, f)
+		}
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		d, err := shared.Open(ctx, data, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		d.Close()
+	}
+}
