@@ -216,12 +216,16 @@ func safeClose(f func() error) (err error) {
 
 // Doc is an open document. It holds one pool instance from Open until Close,
 // so every Doc must be closed (other Opens block while the pool is
-// exhausted). A Doc is not safe for concurrent use; its methods serialise.
+// exhausted). Use a Doc from one goroutine at a time (calls from several
+// goroutines are serialised, not run in parallel).
 //
 // Every method honours its ctx: when ctx ends during a PDFium call the
-// instance is killed, the method returns an error wrapping ctx.Err()
-// (retryable), and the Doc is unusable afterwards (further calls return
-// ErrDamaged-free "instance killed" errors wrapping the same ctx error).
+// instance is killed (the pool replaces it), the method returns an error
+// wrapping ctx.Err() (retryable, not a permanent sentinel), and later calls
+// on this Doc return an "instance killed" error wrapping the same ctx error;
+// reopen the document to retry. A crash inside PDFium (trap, out of
+// memory) likewise kills the instance; that call and later ones return
+// ErrDamaged.
 type Doc struct {
 	inst  pdfium.Pdfium
 	doc   references.FPDF_DOCUMENT
