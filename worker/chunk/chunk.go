@@ -47,6 +47,8 @@ func quarters(r rune) int {
 
 func isCJK(r rune) bool {
 	switch {
+	case r < 0x1100: // below Hangul Jamo: Latin, Greek, Cyrillic, …
+		return false
 	case r >= 0x3000 && r <= 0x303F, // CJK symbols and punctuation
 		r >= 0xFF00 && r <= 0xFFEF: // half- and full-width forms
 		return true
@@ -131,7 +133,7 @@ func chooseEnd(text string, start, prevEnd, maxQ int) int {
 			switch {
 			case unicode.IsSpace(r):
 				p = classifyRun(text, i)
-			case cjkSentenceEnd(text[:i]):
+			case (prev >= 0x3000 || closer(prev)) && cjkSentenceEnd(text[:i]):
 				p = prioSentence
 			case isCJK(prev) || isCJK(r):
 				p = prioWord

@@ -213,6 +213,15 @@ func TestSplitCJK(t *testing.T) {
 			t.Errorf("chunks %d and %d do not overlap", i, i+1)
 		}
 	}
+	// A full stop followed by a closing quote, then more text.
+	text = strings.Repeat("甲方说：“本合同自签字之日起生效。”乙方同意", 20)
+	chunks = Split(text, 30, 0)
+	check(t, text, 30, 0, chunks)
+	for i, c := range chunks[:len(chunks)-1] {
+		if !strings.HasSuffix(c.Text, "。”") {
+			t.Errorf("chunk %d does not end after a quoted full stop: %q", i, c.Text)
+		}
+	}
 	// Without punctuation: any rune boundary, never inside a rune.
 	text = strings.Repeat("日本語の契約書", 100)
 	check(t, text, 7, 2, Split(text, 7, 2))
