@@ -216,6 +216,8 @@ func TestSynthetic(t *testing.T) {
 		{"nul", "a.txt", []byte("text\x00text"), Unknown},
 		{"controls", "a.txt", []byte("\x01\x02\x03\x04\x05\x06abc"), Unknown},
 		{"utf16 without bom", "a.txt", []byte("H\x00e\x00l\x00l\x00o\x00"), Unknown},
+		{"gzip", "a.txt", []byte("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xcb\x48\xcd\xc9\xc9\x07\x00"), Unknown},
+		{"elf", "a.txt", []byte("\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00>\x00"), Unknown},
 		{"ole2 doc", "a.doc", []byte("\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00\x00\x00"), Unknown},
 	}
 	for _, tc := range tests {
