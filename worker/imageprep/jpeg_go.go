@@ -15,16 +15,12 @@ import (
 const JPEGBackend = "image/jpeg"
 
 // decodeJPEG decodes data with image/jpeg at full size (minW and minH are
-// only used by the libjpeg backend). The caller has already checked the
-// header's size against the pixel limit. image/jpeg fails with
-// io.ErrUnexpectedEOF on a file that merely lacks its final EOI marker, so
-// a failed decode of data not ending in FFD9 is retried once with FFD9
-// appended; a file whose scan data is cut short still fails (ErrCorrupt).
-func decodeJPEG(data []byte, _, _ int, maxPixels int64) (image.Image, error) {
-	cfg, err := jpeg.DecodeConfig(bytes.NewReader(data))
-	if err != nil {
-		return nil, jpegErr(err)
-	}
+// only used by the libjpeg backend); cfg is the header from DecodeConfig.
+// image/jpeg fails with io.ErrUnexpectedEOF on a file that merely lacks its
+// final EOI marker, so a failed decode of data not ending in FFD9 is retried
+// once with FFD9 appended; a file whose scan data is cut short still fails
+// (ErrCorrupt).
+func decodeJPEG(data []byte, cfg image.Config, _, _ int, maxPixels int64) (image.Image, error) {
 	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
 		return nil, fmt.Errorf("%w: JPEG header says %dx%d, over the %d-pixel limit",
 			ErrTooLarge, cfg.Width, cfg.Height, maxPixels)

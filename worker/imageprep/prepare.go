@@ -324,7 +324,7 @@ func decode(format string, data []byte, cfg image.Config, tw, th int, maxPixels 
 	case FormatJPEG:
 		mw := min(int(math.Ceil(float64(tw)*jpegDecodeMargin)), cfg.Width)
 		mh := min(int(math.Ceil(float64(th)*jpegDecodeMargin)), cfg.Height)
-		return decodeJPEG(data, mw, mh, maxPixels)
+		return decodeJPEG(data, cfg, mw, mh, maxPixels)
 	case FormatPNG:
 		img, err = png.Decode(r)
 	case FormatGIF:

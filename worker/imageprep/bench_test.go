@@ -1,0 +1,150 @@
+package imageprep
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Benchmarks over ../shared/corpus/images/photos (14 JPEGs, 4.1–24 MP).
+// Run them with ./bench.sh; BENCH.md has the numbers. CPU time comes from
+// getrusage, so it counts every thread (imaging resizes in parallel), and
+// "images/cpu-s" is the per-core throughput to compare with vipsthumbnail.
+
+type photo struct {
+	name string
+	data []byte
+}
+
+func photoNames(tb testing.TB) []string {
+	tb.Helper()
+	ents, err := os.ReadDir(filepath.Join(corpusDir(tb), "photos"))
+	if err != nil {
+		tb.Fatalf("photos: %v", err)
+	}
+	var names []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".jpg") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		tb.Fatalf("no photos in the corpus")
+	}
+	return names
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func maxRSSMB() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Maxrss) / 1024 // KiB on Linux
+}
+
+// BenchmarkPreparePhotos: sub-benchmark "all" cycles through every photo
+// (use -benchtime as a multiple of 14x); one sub-benchmark per photo, run
+// alone (-bench 'PreparePhotos/Painting'), gives that photo's own peak RSS.
+func BenchmarkPreparePhotos(b *testing.B) {
+	names := photoNames(b)
+	run := func(b *testing.B, set []string) {
+		photos := make([]photo, len(set))
+		for i, n := range set {
+			photos[i] = photo{n, readCorpus(b, filepath.Join("photos", n))}
+		}
+		ctx := context.Background()
+		runtime.GC()
+		b.ResetTimer()
+		cpu0, start := cpuTime(), time.Now()
+		for i := 0; i < b.N; i++ {
+			p := photos[i%len(photos)]
+			if _, err := Prepare(ctx, p.data, Options{}); err != nil {
+				b.Fatalf("%s: %v", p.name, err)
+			}
+		}
+		wall, cpu := time.Since(start), cpuTime()-cpu0
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/wall.Seconds(), "images/s")
+		b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/image")
+		b.ReportMetric(float64(b.N)/cpu.Seconds(), "images/cpu-s")
+		b.ReportMetric(maxRSSMB(), "peak-rss-MB")
+	}
+	b.Run("all", func(b *testing.B) { run(b, names) })
+	for _, n := range names {
+		b.Run(strings.TrimSuffix(n, ".jpg"), func(b *testing.B) { run(b, []string{n}) })
+	}
+}
+
+// BenchmarkVipsthumbnail times Debian's vipsthumbnail (libvips-tools) on the
+// same photos with the same target: one process per iteration converting
+// all 14 photos ("all", startup amortised), or one process per photo
+// ("per-file"). CPU and peak RSS are the child's.
+func BenchmarkVipsthumbnail(b *testing.B) {
+	bin, err := exec.LookPath("vipsthumbnail")
+	if err != nil {
+		b.Skip("vipsthumbnail not installed (Debian package libvips-tools); nothing to compare with")
+	}
+	dir := filepath.Join(corpusDir(b), "photos")
+	var paths []string
+	for _, n := range photoNames(b) {
+		paths = append(paths, filepath.Join(dir, n))
+	}
+	out := b.TempDir()
+	runVips := func(b *testing.B, files []string) (cpu time.Duration, rssMB float64) {
+		args := append([]string{"--size", "1344", "-o", filepath.Join(out, "%s.jpg[Q=85]")}, files...)
+		cmd := exec.Command(bin, args...)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("vipsthumbnail: %v: %s", err, msg)
+		}
+		st := cmd.ProcessState
+		ru, _ := st.SysUsage().(*syscall.Rusage)
+		if ru != nil {
+			rssMB = float64(ru.Maxrss) / 1024
+		}
+		return st.UserTime() + st.SystemTime(), rssMB
+	}
+	report := func(b *testing.B, images int, wall, cpu time.Duration, rss float64) {
+		b.ReportMetric(float64(images)/wall.Seconds(), "images/s")
+		b.ReportMetric(cpu.Seconds()/float64(images), "cpu-s/image")
+		b.ReportMetric(float64(images)/cpu.Seconds(), "images/cpu-s")
+		b.ReportMetric(rss, "peak-rss-MB")
+	}
+	b.Run("all", func(b *testing.B) {
+		var cpu time.Duration
+		var rss float64
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			c, r := runVips(b, paths)
+			cpu += c
+			rss = max(rss, r)
+		}
+		report(b, b.N*len(paths), time.Since(start), cpu, rss)
+	})
+	b.Run("per-file", func(b *testing.B) {
+		var cpu time.Duration
+		var rss float64
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			c, r := runVips(b, paths[i%len(paths):i%len(paths)+1])
+			cpu += c
+			rss = max(rss, r)
+		}
+		report(b, b.N, time.Since(start), cpu, rss)
+	})
+}
