@@ -97,6 +97,9 @@ func Open(ctx context.Context, bucket, prefix string, cfg Config) (*Store, error
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
 		o.UsePathStyle = cfg.PathStyle
+		// Range reads and S3-compatible stores often carry no checksum; the
+		// SDK would log that on every GET.
+		o.DisableLogOutputChecksumValidationSkipped = true
 	})
 	return New(client, bucket, prefix, cfg.PartSize)
 }

@@ -1,0 +1,39 @@
+# llamapipe — the README's two commands:
+#   make demo   run the main job on examples/ with the offline provider (no keys)
+#   make test   start private Redis + MinIO and run the whole test suite
+GO        ?= go
+DEMO_OUT  ?= $(or $(TMPDIR),/tmp)/llamapipe-demo
+TEST_FLAGS ?= -race -count=1 -timeout 20m
+PKGS      ?= ./...
+
+.PHONY: demo test deps build vet fmt bench-images bench-pdf fuzz
+
+# System packages the project needs: redis-server for the queue (tests and
+# the single-machine `run`), poppler-utils for the PDF comparison tests.
+deps:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v pdftotext >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing from Debian's packages"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq $$missing; \
+	fi
+
+build:
+	$(GO) build ./...
+
+demo: deps
+	$(GO) run ./cmd/llamapipe run examples --out $(DEMO_OUT)
+	@echo "results, manifest.jsonl and report.md are in $(DEMO_OUT)"
+
+test: deps
+	gofmt_out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$gofmt_out" ]; then echo "gofmt needed:"; echo "$$gofmt_out"; exit 1; fi
+	$(GO) vet ./...
+	bash .ci/with-services $(GO) test $(TEST_FLAGS) $(PKGS)
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v3"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitFailed   = 1 // the command ran, and items failed or it could not finish
+	exitUsage    = 2
+	exitCanceled = 130
+)
+
+// exitError carries an exit code and a message.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := newApp(stdout, stderr)
+	err := app.Run(ctx, args)
+	var ee *exitError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ee):
+		if ee.msg != "" {
+			fmt.Fprintln(stderr, "llamapipe:", ee.msg)
+		}
+		return ee.code
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(stderr, "llamapipe: interrupted")
+		return exitCanceled
+	default:
+		fmt.Fprintln(stderr, "llamapipe:", err)
+		return exitFailed
+	}
+}
+
+func newApp(stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  "llamapipe",
+		Usage: "summarize documents and caption images with Llama 4, in batches, on Asynq",
+		Description: "Every flag can also be set by the environment variable named in its help " +
+			"(e.g. LLAMAPIPE_REDIS_URL). API keys are read from an environment variable or a file, never from a flag.",
+		Writer:                stdout,
+		ErrWriter:             stderr,
+		EnableShellCompletion: true,
+		Suggest:               true,
+		Flags:                 globalFlags(),
+		OnUsageError: func(ctx context.Context, cmd *cli.Command, err error, isSubcommand bool) error {
+			return &exitError{code: exitUsage, msg: err.Error()}
+		},
+		ExitErrHandler: func(context.Context, *cli.Command, error) {}, // run() prints errors
+		Commands: []*cli.Command{
+			runCommand(stdout, stderr),
+			ingestCommand(stdout, stderr),
+			workerCommand(stderr),
+			statusCommand(stdout, stderr),
+		},
+	}
+}
+
+// env names the environment twin of a flag.
+func env(name string) cli.ValueSourceChain { return cli.EnvVars("LLAMAPIPE_" + name) }
+
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "redis-url", Usage: "Redis for the queue and batch records: redis://[:password@]host:port/db or rediss:// for TLS (run: empty starts a private redis-server)", Sources: env("REDIS_URL")},
+		&cli.StringFlag{Name: "s3-endpoint", Usage: "S3 endpoint URL for MinIO, R2 and other S3-compatible stores (empty: AWS)", Sources: env("S3_ENDPOINT")},
+		&cli.StringFlag{Name: "s3-region", Usage: "S3 region (empty: from the AWS config, else us-east-1)", Sources: env("S3_REGION")},
+		&cli.BoolFlag{Name: "s3-path-style", Usage: "use path-style S3 addressing (MinIO)", Sources: env("S3_PATH_STYLE")},
+		&cli.StringFlag{Name: "log-format", Value: "auto", Usage: "log format: auto (text on a terminal, JSON otherwise), text or json", Sources: env("LOG_FORMAT")},
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn or error", Sources: env("LOG_LEVEL")},
+	}
+}
+
+// newLogger builds the process logger on stderr.
+func newLogger(cmd *cli.Command, stderr io.Writer, defaultLevel slog.Level) (*slog.Logger, error) {
+	level := defaultLevel
+	if cmd.IsSet("log-level") {
+		if err := level.UnmarshalText([]byte(cmd.String("log-level"))); err != nil {
+			return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--log-level: %v", err)}
+		}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch cmd.String("log-format") {
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	case "auto", "":
+		if isTerminal(stderr) {
+			return slog.New(slog.NewTextHandler(stderr, opts)), nil
+		}
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	}
+	return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--log-format %q: use auto, text or json", cmd.String("log-format"))}
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/worker"
+	"github.com/llamapipe/llamapipe/worker/imageprep"
+	"github.com/llamapipe/llamapipe/worker/llm"
+)
+
+func batchFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output location: a folder or s3://bucket/prefix (required)", Sources: env("OUT")},
+		&cli.StringFlag{Name: "task", Value: jobs.TaskAuto, Usage: "auto (summarize documents, caption images), summarize or caption", Sources: env("TASK")},
+		&cli.StringSliceFlag{Name: "include", Usage: "only keys matching this glob (e.g. '**/*.pdf'; repeatable)", Sources: env("INCLUDE")},
+		&cli.StringSliceFlag{Name: "exclude", Usage: "skip keys matching this glob (repeatable)", Sources: env("EXCLUDE")},
+		&cli.Int64Flag{Name: "max-size", Value: 512 << 20, Usage: "skip objects larger than this many bytes", Sources: env("MAX_SIZE")},
+		&cli.StringFlag{Name: "queue", Value: jobs.QueueDefault, Usage: "queue: critical, default or nightly", Sources: env("QUEUE")},
+		&cli.IntFlag{Name: "max-retry", Value: 5, Usage: "retries of an item after a transient failure", Sources: env("MAX_RETRY")},
+		&cli.StringFlag{Name: "language", Value: "en", Usage: "language of the summaries and captions (e.g. en, de, zh, ru)", Sources: env("LANGUAGE")},
+	}
+}
+
+func workerFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 8, Usage: "tasks processed at once by this process", Sources: env("CONCURRENCY")},
+		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "how long running tasks get to finish after SIGTERM before they return to the queue", Sources: env("SHUTDOWN_TIMEOUT")},
+		&cli.StringFlag{Name: "pdf-passwords", Usage: "JSON file {\"key or file name\": \"password\"} for encrypted PDFs (never logged)", Sources: env("PDF_PASSWORDS")},
+		&cli.IntFlag{Name: "image-max-side", Value: 1344, Usage: "long side of images sent to the model, in pixels (never upscaled)", Sources: env("IMAGE_MAX_SIDE")},
+		&cli.IntFlag{Name: "image-quality", Value: 85, Usage: "JPEG quality of images sent to the model", Sources: env("IMAGE_QUALITY")},
+	}
+}
+
+func ingestOptions(cmd *cli.Command, sources []string, prof llm.Profile) ingest.Options {
+	return ingest.Options{
+		Sources:  sources,
+		Out:      cmd.String("out"),
+		Task:     cmd.String("task"),
+		Include:  cmd.StringSlice("include"),
+		Exclude:  cmd.StringSlice("exclude"),
+		MaxSize:  cmd.Int64("max-size"),
+		Queue:    cmd.String("queue"),
+		MaxRetry: cmd.Int("max-retry"),
+		Job:      jobs.Options{Language: cmd.String("language"), MaxOutputTokens: cmd.Int("max-output-tokens")},
+		Provider: prof.Provider,
+		Model:    prof.Model,
+	}
+}
+
+func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger) (worker.Config, error) {
+	pw, err := readSecretMap(cmd.String("pdf-passwords"))
+	if err != nil {
+		return worker.Config{}, &exitError{code: exitUsage, msg: "--pdf-passwords: " + err.Error()}
+	}
+	return worker.Config{
+		Redis:           c.opt,
+		Tracker:         c.tracker,
+		Open:            opener(cmd),
+		Model:           model,
+		Logger:          log,
+		Concurrency:     cmd.Int("concurrency"),
+		ShutdownTimeout: cmd.Duration("shutdown-timeout"),
+		Image:           imageprep.Options{MaxSide: cmd.Int("image-max-side"), Quality: cmd.Int("image-quality")},
+		PDFPasswords:    pw,
+	}, nil
+}
+
+func needArgs(cmd *cli.Command, what string) ([]string, error) {
+	args := cmd.Args().Slice()
+	if len(args) == 0 {
+		return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("%s: give at least one %s", cmd.Name, what)}
+	}
+	return args, nil
+}
+
+func runCommand(stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "ingest sources, process them with in-process workers and wait: the all-in-one path for one machine",
+		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
+		Flags:     concat(batchFlags(), workerFlags(), providerFlags()),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			sources, err := needArgs(cmd, "source")
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(cmd, stderr, slog.LevelWarn)
+			if err != nil {
+				return err
+			}
+			c, err := connect(ctx, cmd, true, stderr)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			model, err := openModel(ctx, cmd, c)
+			if err != nil {
+				return err
+			}
+			wcfg, err := workerConfig(cmd, c, model, log)
+			if err != nil {
+				return err
+			}
+			w, err := worker.New(wcfg)
+			if err != nil {
+				return err
+			}
+			wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+			werr := make(chan error, 1)
+			go func() { werr <- w.Run(wctx) }()
+			defer func() {
+				stopWorkers()
+				<-werr
+			}()
+
+			client := asynq.NewClient(c.opt)
+			defer client.Close()
+			in := &ingest.Ingester{Open: opener(cmd), Queue: client, Tracker: c.tracker, Logger: log}
+			res, err := in.Run(ctx, ingestOptions(cmd, sources, model.Profile()))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "llamapipe: batch %s: %d items (%d queued, %d skipped)\n", res.BatchID, res.Total, res.Enqueued, res.Skipped)
+			return follow(ctx, c.tracker, res.BatchID, stdout, stderr, true)
+		},
+	}
+}
+
+func ingestCommand(stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:      "ingest",
+		Usage:     "enqueue a batch for the workers; prints only its ID on standard output",
+		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
+		Flags:     concat(batchFlags(), providerFlags()),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			sources, err := needArgs(cmd, "source")
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(cmd, stderr, slog.LevelInfo)
+			if err != nil {
+				return err
+			}
+			c, err := connect(ctx, cmd, false, stderr)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			prof, err := plannedProfile(cmd)
+			if err != nil {
+				return err
+			}
+			client := asynq.NewClient(c.opt)
+			defer client.Close()
+			in := &ingest.Ingester{Open: opener(cmd), Queue: client, Tracker: c.tracker, Logger: log}
+			res, err := in.Run(ctx, ingestOptions(cmd, sources, prof))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "llamapipe: batch %s: %d items (%d queued, %d skipped)\n", res.BatchID, res.Total, res.Enqueued, res.Skipped)
+			fmt.Fprintln(stdout, res.BatchID)
+			return nil
+		},
+	}
+}
+
+func workerCommand(stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  "worker",
+		Usage: "process queued tasks until SIGTERM or SIGINT (running tasks finish or return to the queue)",
+		Flags: concat(workerFlags(), providerFlags()),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			log, err := newLogger(cmd, stderr, slog.LevelInfo)
+			if err != nil {
+				return err
+			}
+			c, err := connect(ctx, cmd, false, stderr)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			model, err := openModel(ctx, cmd, c)
+			if err != nil {
+				return err
+			}
+			wcfg, err := workerConfig(cmd, c, model, log)
+			if err != nil {
+				return err
+			}
+			w, err := worker.New(wcfg)
+			if err != nil {
+				return err
+			}
+			return w.Run(ctx)
+		},
+	}
+}
+
+func statusCommand(stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show a batch's progress; with --wait, follow it to the end (exit status 1 if items failed)",
+		ArgsUsage: "BATCH",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "wait", Aliases: []string{"w"}, Usage: "follow the batch until its manifest is written", Sources: env("WAIT")},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			args, err := needArgs(cmd, "batch ID")
+			if err != nil {
+				return err
+			}
+			c, err := connect(ctx, cmd, false, stderr)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if cmd.Bool("wait") {
+				return follow(ctx, c.tracker, args[0], stdout, stderr, false)
+			}
+			cnt, err := c.tracker.Counts(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			b, err := c.tracker.Get(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			printCounts(stdout, b, cnt)
+			return nil
+		},
+	}
+}
+
+func concat(fs ...[]cli.Flag) []cli.Flag {
+	var out []cli.Flag
+	for _, f := range fs {
+		out = append(out, f...)
+	}
+	return out
+}

@@ -1,0 +1,17 @@
+// Command llamapipe turns folders of documents and images into model-written
+// results: summaries of contracts and captions of product images.
+//
+//	llamapipe run SRC... --out DST         ingest, work and wait, on one machine
+//	llamapipe ingest SRC... --out DST      enqueue a batch; prints its ID
+//	llamapipe worker                       process queued tasks
+//	llamapipe status BATCH [--wait]        follow a batch
+//
+// main only wires: the logic lives in ingest/, jobs/, worker/ and storage/.
+package main
+
+import (
+	"context"
+	"os"
+)
+
+func main() { os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr)) }

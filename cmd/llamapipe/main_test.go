@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), append([]string{"llamapipe"}, args...), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func manifest(t *testing.T, path string) []jobs.Entry {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var es []jobs.Entry
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e jobs.Entry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, e)
+	}
+	return es
+}
+
+// TestRunExamples is `make demo`: the bundled examples with the offline
+// provider, nothing to configure.
+func TestRunExamples(t *testing.T) {
+	url, _ := jobstest.Redis(t, jobstest.DBCmd)
+	out := t.TempDir()
+	code, stdout, stderr := runCLI(t, "--redis-url", url, "run", "../../examples", "--out", out, "--concurrency", "4")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, filepath.Join(out, "manifest.jsonl")) || !strings.Contains(stdout, filepath.Join(out, "report.md")) {
+		t.Errorf("stdout does not say where the manifest and report are: %q", stdout)
+	}
+	es := manifest(t, filepath.Join(out, "manifest.jsonl"))
+	files := 0
+	_ = filepath.WalkDir("../../examples", func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files++
+		}
+		return nil
+	})
+	if len(es) != files {
+		t.Fatalf("%d manifest entries for %d files in examples/", len(es), files)
+	}
+	for _, e := range es {
+		if strings.HasSuffix(e.Source, ".avif") {
+			if e.Status != jobs.StatusSkipped || e.Error == "" {
+				t.Errorf("avif: %+v", e)
+			}
+		} else if e.Status != jobs.StatusDone {
+			t.Errorf("%s: %s %q", e.Source, e.Status, e.Error)
+		}
+	}
+	for _, k := range []string{"contracts/equipment-lease.txt.summary.json", "contracts/equipment-lease.txt.summary.md", "products/fig-bowl-cutout.gif.caption.json"} {
+		if _, err := os.Stat(filepath.Join(out, k)); err != nil {
+			t.Errorf("result %s: %v", k, err)
+		}
+	}
+}
+
+func TestIngestPrintsOnlyTheBatchIDAndStatusFollows(t *testing.T) {
+	url, _ := jobstest.Redis(t, jobstest.DBCmd)
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a.txt"), []byte("A contract between A and B."), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI(t, "--redis-url", url, "ingest", src, "--out", t.TempDir())
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	id := strings.TrimSpace(stdout)
+	if strings.Contains(id, "\n") || !strings.HasPrefix(id, time.Now().UTC().Format("20060102")) {
+		t.Fatalf("stdout %q is not just a batch ID", stdout)
+	}
+	code, stdout, _ = runCLI(t, "--redis-url", url, "status", id)
+	if code != 0 || !strings.Contains(stdout, "1 items") || !strings.Contains(stdout, "running") {
+		t.Fatalf("status: exit %d, %q", code, stdout)
+	}
+	if code, _, stderr := runCLI(t, "--redis-url", url, "status", "no-such-batch"); code == 0 || !strings.Contains(stderr, "no such batch") {
+		t.Fatalf("unknown batch: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "ingest", src, "--out", t.TempDir()); code != exitUsage || !strings.Contains(stderr, "LLAMAPIPE_REDIS_URL") {
+		t.Fatalf("no redis: exit %d, %q", code, stderr)
+	}
+}
+
+func TestEnvironmentTwinsOfFlags(t *testing.T) {
+	url, _ := jobstest.Redis(t, jobstest.DBCmd)
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a.txt"), []byte("Text."), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LLAMAPIPE_REDIS_URL", url)
+	t.Setenv("LLAMAPIPE_OUT", t.TempDir())
+	t.Setenv("LLAMAPIPE_TASK", "caption")
+	code, stdout, stderr := runCLI(t, "ingest", src)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "1 skipped") {
+		t.Fatalf("LLAMAPIPE_TASK=caption did not skip the text file: %q %q", stdout, stderr)
+	}
+}
+
+// TestWorkerKilledMidBatch kills a worker process with SIGKILL while it has
+// tasks in flight, starts another, and checks every item ends in the
+// manifest exactly once.
+func TestWorkerKilledMidBatch(t *testing.T) {
+	url, _ := jobstest.Redis(t, jobstest.DBCmd)
+	bin := filepath.Join(t.TempDir(), "llamapipe")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	var calls atomic.Int64
+	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/chat/completions" {
+			http.NotFound(w, r)
+			return
+		}
+		calls.Add(1)
+		time.Sleep(300 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"c1","object":"chat.completion","created":1,"model":"llama-4-scout","choices":[{"index":0,"message":{"role":"assistant","content":%q},"finish_reason":"stop"}],"usage":{"prompt_tokens":50,"completion_tokens":20,"total_tokens":70}}`,
+			`{"document_type":"contract","parties":[],"effective_date":"","term_and_renewal":"","termination_rights":"","payment_terms":"","liability_caps":"","indemnities":"","confidentiality":"","governing_law_and_venue":"","risky_clauses":[],"executive_summary":"A contract."}`)
+	}))
+	defer model.Close()
+
+	src, out := t.TempDir(), t.TempDir()
+	const n = 24
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("c%02d.txt", i)), []byte(fmt.Sprintf("Contract %d between A and B.", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	envv := append(os.Environ(), "LLAMAPIPE_REDIS_URL="+url, "LLAMAPIPE_PROVIDER=openai", "LLAMAPIPE_BASE_URL="+model.URL+"/v1",
+		"LLAMAPIPE_MODEL=llama-4-scout", "LLAMAPIPE_API_KEY=test-key", "LLAMAPIPE_LOG_FORMAT=json")
+	cmd := exec.Command(bin, "ingest", src, "--out", out)
+	cmd.Env = envv
+	idb, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	id := strings.TrimSpace(string(idb))
+
+	startWorker := func(name string) *exec.Cmd {
+		w := exec.Command(bin, "worker", "--concurrency", "4")
+		w.Env = envv
+		logf, _ := os.Create(filepath.Join(t.TempDir(), name+".log"))
+		w.Stderr = logf
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	w1 := startWorker("w1")
+	for calls.Load() < 6 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	killedAt := time.Now()
+	if err := w1.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = w1.Wait()
+	w2 := startWorker("w2")
+	defer func() {
+		_ = w2.Process.Signal(syscall.SIGTERM)
+		_ = w2.Wait()
+	}()
+	st := exec.Command(bin, "status", id, "--wait")
+	st.Env = envv
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	done := make(chan []byte, 1)
+	go func() { b, _ := st.Output(); done <- b }()
+	select {
+	case b := <-done:
+		if st.ProcessState.ExitCode() != 0 {
+			t.Fatalf("status --wait: exit %d: %s", st.ProcessState.ExitCode(), b)
+		}
+	case <-ctx.Done():
+		_ = st.Process.Kill()
+		t.Fatal("batch did not finish within 4 minutes after the worker was killed")
+	}
+	t.Logf("recovered %s after SIGKILL", time.Since(killedAt).Round(time.Second))
+	es := manifest(t, filepath.Join(out, "manifest.jsonl"))
+	seen := map[string]int{}
+	for _, e := range es {
+		seen[e.Source]++
+		if e.Status != jobs.StatusDone {
+			t.Errorf("%s: %s %q", e.Source, e.Status, e.Error)
+		}
+	}
+	if len(seen) != n || len(es) != n {
+		t.Fatalf("%d entries for %d distinct sources, want %d each", len(es), len(seen), n)
+	}
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/llm/providers"
+)
+
+func providerFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "provider", Value: "offline", Usage: "model provider: openai (any OpenAI-compatible API), dashscope, bedrock or offline (no service, no key)", Sources: env("PROVIDER")},
+		&cli.StringFlag{Name: "preset", Usage: "ready provider settings: llama-api, groq, together, openrouter, qianfan, reseller, vllm, ollama, dashscope, dashscope-intl, bedrock-scout, bedrock-maverick", Sources: env("PRESET")},
+		&cli.StringFlag{Name: "base-url", Usage: "provider endpoint (OpenAI-compatible: .../v1; DashScope: the host root)", Sources: env("BASE_URL")},
+		&cli.StringFlag{Name: "model", Usage: "model id, e.g. llama-4-scout or meta-llama/llama-4-scout", Sources: env("MODEL")},
+		&cli.StringFlag{Name: "api-key-env", Usage: "name of the environment variable holding the API key (default LLAMAPIPE_API_KEY)", Sources: env("API_KEY_ENV")},
+		&cli.StringFlag{Name: "api-key-file", Usage: "file holding the API key (instead of an environment variable)", Sources: env("API_KEY_FILE")},
+		&cli.StringFlag{Name: "profiles", Usage: "YAML file adding or overriding model profiles (limits and prices)", Sources: env("PROFILES")},
+		&cli.StringSliceFlag{Name: "header", Usage: "extra HTTP header for the provider, NAME=VALUE (repeatable)", Sources: env("HEADERS")},
+		&cli.IntFlag{Name: "rpm", Usage: "requests per minute shared by all workers of this provider and model (0: no limit)", Sources: env("RPM")},
+		&cli.IntFlag{Name: "tpm", Usage: "tokens per minute shared by all workers of this provider and model (0: no limit)", Sources: env("TPM")},
+		&cli.IntFlag{Name: "max-output-tokens", Usage: "cap on each answer's tokens (0: the profile's default)", Sources: env("MAX_OUTPUT_TOKENS")},
+		&cli.FloatFlag{Name: "temperature", Value: -1, Usage: "sampling temperature (negative: the provider's default)", Sources: env("TEMPERATURE")},
+	}
+}
+
+func providerConfig(cmd *cli.Command) (providers.Config, error) {
+	cfg := providers.Config{
+		Provider:        cmd.String("provider"),
+		Preset:          cmd.String("preset"),
+		BaseURL:         cmd.String("base-url"),
+		Model:           cmd.String("model"),
+		APIKeyEnv:       cmd.String("api-key-env"),
+		APIKeyFile:      cmd.String("api-key-file"),
+		ProfilesFile:    cmd.String("profiles"),
+		MaxOutputTokens: cmd.Int("max-output-tokens"),
+		RPM:             cmd.Int("rpm"),
+		TPM:             cmd.Int("tpm"),
+	}
+	if t := cmd.Float("temperature"); t >= 0 {
+		cfg.Temperature = &t
+	}
+	for _, h := range cmd.StringSlice("header") {
+		name, value, ok := strings.Cut(h, "=")
+		if !ok || strings.TrimSpace(name) == "" {
+			return cfg, &exitError{code: exitUsage, msg: fmt.Sprintf("--header %q: use NAME=VALUE", name)}
+		}
+		if cfg.ExtraHeaders == nil {
+			cfg.ExtraHeaders = map[string]string{}
+		}
+		cfg.ExtraHeaders[strings.TrimSpace(name)] = value
+	}
+	return cfg, nil
+}
+
+// openModel opens the configured model client, sharing its rate limit
+// through the process's Redis.
+func openModel(ctx context.Context, cmd *cli.Command, c *conn) (llm.Client, error) {
+	cfg, err := providerConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Redis = c.rdb
+	m, err := providers.Open(ctx, cfg)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, msg: "model: " + err.Error()}
+	}
+	return m, nil
+}
+
+// plannedProfile resolves the profile a batch is planned for without
+// opening a client (ingest sends nothing to the model).
+func plannedProfile(cmd *cli.Command) (llm.Profile, error) {
+	cfg, err := providerConfig(cmd)
+	if err != nil {
+		return llm.Profile{}, err
+	}
+	return llm.Profile{Provider: cfg.Provider, Model: cfg.Model}, nil
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/llamapipe/llamapipe/jobs"
+)
+
+// follow shows a batch's progress until its manifest is written: a progress
+// bar on a terminal, plain lines otherwise. It prints where the manifest and
+// report are, and fails (exit status 1) when items failed.
+func follow(ctx context.Context, t *jobs.Tracker, batch string, stdout, stderr io.Writer, started bool) error {
+	b, err := t.Get(ctx, batch)
+	if err != nil {
+		return err
+	}
+	tty := isTerminal(stderr)
+	var bar *progressbar.ProgressBar
+	if tty {
+		bar = progressbar.NewOptions(-1,
+			progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription("batch "+batch),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("items"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionFullWidth(),
+			progressbar.OptionThrottle(100*time.Millisecond),
+		)
+	}
+	var last jobs.Counts
+	lastLine := time.Time{}
+	fatalShown := false
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		c, err := t.Counts(ctx, batch)
+		if err != nil {
+			return err
+		}
+		if c.Fatal != "" && !fatalShown {
+			fatalShown = true
+			if bar != nil {
+				_ = bar.Clear()
+			}
+			fmt.Fprintf(stderr, "llamapipe: %s\n", c.Fatal)
+		}
+		if bar != nil {
+			if c.Sealed && bar.GetMax() != c.Total {
+				bar.ChangeMax(c.Total)
+			}
+			_ = bar.Set(c.Ended())
+			bar.Describe(fmt.Sprintf("batch %s: %d done, %d failed, %d skipped", batch, c.Done, c.Failed, c.Skipped))
+		} else if c != last && (time.Since(lastLine) >= 2*time.Second || c.Finalized) {
+			total := "?"
+			if c.Sealed {
+				total = fmt.Sprint(c.Total)
+			}
+			fmt.Fprintf(stderr, "llamapipe: batch %s: %d/%s ended (%d done, %d failed, %d skipped)\n", batch, c.Ended(), total, c.Done, c.Failed, c.Skipped)
+			lastLine = time.Now()
+		}
+		last = c
+		if c.Finalized {
+			if bar != nil {
+				_ = bar.Finish()
+				fmt.Fprintln(stderr)
+			}
+			printCounts(stderr, b, c)
+			out := strings.TrimRight(b.Out, "/")
+			fmt.Fprintf(stdout, "manifest: %s/%s\nreport:   %s/%s\n", out, jobs.ManifestKey, out, jobs.ReportKey)
+			switch {
+			case c.Fatal != "":
+				return &exitError{code: exitFailed, msg: c.Fatal}
+			case c.Failed > 0:
+				return &exitError{code: exitFailed, msg: fmt.Sprintf("%d of %d items failed: reasons in %s/%s", c.Failed, c.Total, out, jobs.ReportKey)}
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if started {
+				fmt.Fprintf(stderr, "llamapipe: stopped following batch %s; queued items stay queued (follow with: llamapipe status %s --wait)\n", batch, batch)
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func printCounts(w io.Writer, b jobs.Batch, c jobs.Counts) {
+	state := "running"
+	switch {
+	case c.Finalized:
+		state = "finished"
+	case !c.Sealed:
+		state = "ingesting"
+	}
+	total := fmt.Sprint(c.Total)
+	if !c.Sealed {
+		total = "?"
+	}
+	fmt.Fprintf(w, "batch %s (%s): %s items: %d done, %d failed, %d skipped; %d input / %d output tokens",
+		b.ID, state, total, c.Done, c.Failed, c.Skipped, c.InputTokens, c.OutputTokens)
+	if c.Cost > 0 {
+		fmt.Fprintf(w, "; cost %.4f", c.Cost)
+	}
+	fmt.Fprintln(w)
+	if c.Fatal != "" {
+		fmt.Fprintf(w, "stopped: %s\n", c.Fatal)
+	}
+}

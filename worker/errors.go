@@ -1,0 +1,103 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/worker/llm"
+)
+
+// PermanentError is a failure that retrying cannot fix: bad input, an
+// unsupported format, a model that refuses the request. Its Reason is what
+// the manifest shows.
+type PermanentError struct {
+	Reason string
+	Err    error
+}
+
+func (e *PermanentError) Error() string {
+	if e.Err != nil && e.Reason == "" {
+		return e.Err.Error()
+	}
+	return e.Reason
+}
+
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// permanent wraps err as a PermanentError with a reason for people.
+func permanent(reason string, err error) error {
+	return &PermanentError{Reason: reason, Err: err}
+}
+
+// FatalError stops the whole batch: the provider refused the key or the
+// model. One message is recorded for the batch and every remaining item
+// fails fast with it.
+type FatalError struct{ Err error }
+
+func (e *FatalError) Error() string { return "batch stopped: " + e.Err.Error() }
+func (e *FatalError) Unwrap() error { return e.Err }
+
+// classify turns any error from processing an item into one of: a
+// *PermanentError, a *FatalError, or a retryable error (returned as is).
+func classify(err error) error {
+	var pe *PermanentError
+	var fe *FatalError
+	if errors.As(err, &pe) || errors.As(err, &fe) {
+		return err
+	}
+	switch {
+	case errors.Is(err, jobs.ErrBadPayload):
+		return permanent("bad task payload: "+err.Error(), err)
+	case errors.Is(err, storage.ErrInvalidKey):
+		return permanent(err.Error(), err)
+	case errors.Is(err, fs.ErrNotExist):
+		return permanent("source no longer exists: it was deleted or moved after ingest", err)
+	}
+	switch llm.KindOf(err) {
+	case llm.Fatal:
+		return &FatalError{Err: err}
+	case llm.Permanent, llm.TooLarge:
+		return permanent("model refused the request: "+err.Error(), err)
+	}
+	return err
+}
+
+// retryDelay is the asynq RetryDelayFunc: the provider's Retry-After when
+// it gave one, a quick retry for tasks recovered from a dead worker, else
+// exponential backoff with jitter (2s, 4s, 8s ... capped at 5 minutes).
+func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	if d, ok := llm.RetryAfter(err); ok && d > 0 {
+		return d
+	}
+	if errors.Is(err, asynq.ErrLeaseExpired) {
+		return time.Second
+	}
+	d := time.Duration(1<<min(n+1, 8)) * time.Second
+	d = min(d, 5*time.Minute)
+	return d/2 + rand.N(d/2+1)
+}
+
+// isFailure is the asynq IsFailure func: rate limiting (429) is not a
+// failure and does not use up an item's retries.
+func isFailure(err error) bool { return !llm.IsRateLimited(err) }
+
+// recoverPanics turns a panic in a handler into an error, so the item is
+// recorded and retried like any other failure and the process lives on.
+func recoverPanics(h asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("internal error (panic: %v); please report it", r)
+			}
+		}()
+		return h.ProcessTask(ctx, t)
+	})
+}

@@ -1,0 +1,177 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/llamapipe/llamapipe/jobs"
+)
+
+// handleFinalize writes manifest.jsonl and report.md for a complete batch.
+// It is idempotent: a second run rewrites the same two objects.
+func (w *Worker) handleFinalize(ctx context.Context, t *asynq.Task) error {
+	p, err := jobs.DecodeFinalize(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	b, err := w.cfg.Tracker.Get(ctx, p.Batch)
+	if err != nil {
+		return err
+	}
+	c, err := w.cfg.Tracker.Counts(ctx, p.Batch)
+	if err != nil {
+		return err
+	}
+	if !c.Complete() {
+		return fmt.Errorf("finalize %s: batch not complete (%d of %d ended)", p.Batch, c.Ended(), c.Total)
+	}
+	entries, err := w.cfg.Tracker.Entries(ctx, p.Batch)
+	if err != nil {
+		return err
+	}
+	out, err := w.stores.get(ctx, b.Out)
+	if err != nil {
+		return err
+	}
+	var manifest bytes.Buffer
+	enc := json.NewEncoder(&manifest)
+	enc.SetEscapeHTML(false)
+	for _, e := range entries {
+		if err := enc.Encode(e); err != nil {
+			return fmt.Errorf("manifest of %s: %w", p.Batch, err)
+		}
+	}
+	if err := out.Put(ctx, jobs.ManifestKey, bytes.NewReader(manifest.Bytes()), int64(manifest.Len()), "application/x-ndjson"); err != nil {
+		return fmt.Errorf("write manifest of %s: %w", p.Batch, err)
+	}
+	now := w.now()
+	report := Report(b, c, entries, now)
+	if err := out.Put(ctx, jobs.ReportKey, strings.NewReader(report), int64(len(report)), "text/markdown; charset=utf-8"); err != nil {
+		return fmt.Errorf("write report of %s: %w", p.Batch, err)
+	}
+	if err := w.cfg.Tracker.MarkFinalized(ctx, p.Batch, now); err != nil {
+		return err
+	}
+	w.log.InfoContext(ctx, "batch finalized", "batch_id", p.Batch, "done", c.Done, "failed", c.Failed, "skipped", c.Skipped)
+	return nil
+}
+
+// Report renders report.md: totals, failures grouped by reason, wall time,
+// tokens and cost, by kind.
+func Report(b jobs.Batch, c jobs.Counts, entries []jobs.Entry, finished time.Time) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# llamapipe batch %s\n\n", b.ID)
+	fmt.Fprintf(&sb, "- Sources: %s\n", strings.Join(b.Sources, ", "))
+	fmt.Fprintf(&sb, "- Task: %s\n- Output: %s\n", b.Task, b.Out)
+	if b.Provider != "" {
+		fmt.Fprintf(&sb, "- Model: %s (%s)\n", b.Model, b.Provider)
+	}
+	wall := finished.Sub(b.Created).Round(time.Millisecond)
+	fmt.Fprintf(&sb, "- Started: %s\n- Finished: %s\n- Wall time: %s\n\n", b.Created.UTC().Format(time.RFC3339), finished.UTC().Format(time.RFC3339), wall)
+
+	sb.WriteString("## Totals\n\n| items | done | failed | skipped |\n|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&sb, "| %d | %d | %d | %d |\n\n", c.Total, c.Done, c.Failed, c.Skipped)
+
+	type agg struct {
+		n, done, failed, skipped int
+		in, out                  int64
+		cost                     float64
+		ms                       int64
+	}
+	kinds := map[string]*agg{}
+	currency := ""
+	var tot agg
+	for _, e := range entries {
+		k := kinds[e.Kind]
+		if k == nil {
+			k = &agg{}
+			kinds[e.Kind] = k
+		}
+		for _, a := range []*agg{k, &tot} {
+			a.n++
+			switch e.Status {
+			case jobs.StatusDone:
+				a.done++
+			case jobs.StatusFailed:
+				a.failed++
+			case jobs.StatusSkipped:
+				a.skipped++
+			}
+			a.in += int64(e.InputTokens)
+			a.out += int64(e.OutputTokens)
+			a.cost += e.Cost
+			a.ms += e.DurationMS
+		}
+		if e.Currency != "" {
+			currency = e.Currency
+		}
+	}
+	sb.WriteString("## Tokens and cost by kind\n\n| kind | items | done | failed | skipped | input tokens | output tokens | cost |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	names := make([]string, 0, len(kinds))
+	for k := range kinds {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		a := kinds[k]
+		fmt.Fprintf(&sb, "| %s | %d | %d | %d | %d | %d | %d | %s |\n", k, a.n, a.done, a.failed, a.skipped, a.in, a.out, money(a.cost, currency))
+	}
+	fmt.Fprintf(&sb, "| **all** | %d | %d | %d | %d | %d | %d | %s |\n\n", tot.n, tot.done, tot.failed, tot.skipped, tot.in, tot.out, money(tot.cost, currency))
+	if tot.done > 0 {
+		fmt.Fprintf(&sb, "Processing time per item (sum over workers): %s in all.\n\n", (time.Duration(tot.ms) * time.Millisecond).Round(time.Millisecond))
+	}
+	if c.Fatal != "" {
+		fmt.Fprintf(&sb, "## Batch stopped\n\n%s\n\n", c.Fatal)
+	}
+
+	for _, st := range []string{jobs.StatusFailed, jobs.StatusSkipped} {
+		groups := map[string][]string{}
+		for _, e := range entries {
+			if e.Status == st {
+				groups[e.Error] = append(groups[e.Error], e.Source)
+			}
+		}
+		if len(groups) == 0 {
+			continue
+		}
+		title := map[string]string{jobs.StatusFailed: "Failures", jobs.StatusSkipped: "Skipped"}[st]
+		fmt.Fprintf(&sb, "## %s by reason\n\n", title)
+		reasons := make([]string, 0, len(groups))
+		for r := range groups {
+			reasons = append(reasons, r)
+		}
+		sort.Slice(reasons, func(i, j int) bool {
+			if len(groups[reasons[i]]) != len(groups[reasons[j]]) {
+				return len(groups[reasons[i]]) > len(groups[reasons[j]])
+			}
+			return reasons[i] < reasons[j]
+		})
+		for _, r := range reasons {
+			srcs := groups[r]
+			fmt.Fprintf(&sb, "### %s (%d)\n\n", r, len(srcs))
+			for i, s := range srcs {
+				if i == 20 {
+					fmt.Fprintf(&sb, "- … and %d more (see manifest.jsonl)\n", len(srcs)-20)
+					break
+				}
+				fmt.Fprintf(&sb, "- %s\n", s)
+			}
+			sb.WriteString("\n")
+		}
+	}
+	return sb.String()
+}
+
+func money(v float64, currency string) string {
+	if currency == "" {
+		return fmt.Sprintf("%.4f", v)
+	}
+	return fmt.Sprintf("%.4f %s", v, currency)
+}

@@ -1,0 +1,204 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/storage"
+)
+
+// outcome is what processing one item produced.
+type outcome struct {
+	results      []string
+	inputTokens  int
+	outputTokens int
+	cost         float64
+	currency     string
+	model        string
+	pages        int
+	// skipped, when set, records the item as skipped with this reason.
+	skipped string
+}
+
+// itemHandler wraps handleItem: panics become errors, and the item's final
+// state is recorded exactly once — on success, on a permanent failure, or
+// when the last retry fails.
+func (w *Worker) itemHandler() asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		p, err := jobs.DecodeItem(t.Payload())
+		if err != nil {
+			// Without a decodable payload there is no item to record.
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+		taskID, _ := asynq.GetTaskID(ctx)
+		log := w.log.With("batch_id", p.Batch, "source", p.Source.URL(), "task_id", taskID)
+		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item); err != nil {
+			return err
+		} else if done {
+			log.InfoContext(ctx, "item already recorded: duplicate delivery ignored")
+			return w.finalizeIfComplete(ctx, p.Batch, false)
+		}
+		start := w.now()
+		var out outcome
+		err = func() (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("internal error (panic: %v); please report it", r)
+					log.ErrorContext(ctx, "panic while processing item", "panic", fmt.Sprint(r))
+				}
+			}()
+			if msg, ferr := w.cfg.Tracker.Fatal(ctx, p.Batch); ferr != nil {
+				return ferr
+			} else if msg != "" {
+				return permanent(msg, nil)
+			}
+			out, err = w.process(ctx, log, p)
+			return err
+		}()
+		return w.finish(ctx, log, p, out, start, err)
+	})
+}
+
+// finish records the item when its fate is final and returns what asynq
+// should see.
+func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, out outcome, start time.Time, err error) error {
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	e := jobs.Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind, Type: p.Type,
+		Attempts: retried + 1, DurationMS: w.now().Sub(start).Milliseconds(), Results: out.results,
+		InputTokens: out.inputTokens, OutputTokens: out.outputTokens, Cost: out.cost, Currency: out.currency,
+		Model: out.model, Pages: out.pages}
+	var returnErr error
+	switch err = classify(err); {
+	case err == nil && out.skipped != "":
+		e.Status, e.Error = jobs.StatusSkipped, out.skipped
+	case err == nil:
+		e.Status = jobs.StatusDone
+	default:
+		var fe *FatalError
+		var pe *PermanentError
+		switch {
+		case errors.As(err, &fe):
+			msg := fe.Error()
+			if serr := w.cfg.Tracker.SetFatal(ctx, p.Batch, msg); serr != nil {
+				return errors.Join(err, serr)
+			}
+			log.ErrorContext(ctx, "batch stopped", "reason", msg)
+			e.Status, e.Error = jobs.StatusFailed, msg
+			returnErr = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		case errors.As(err, &pe):
+			e.Status, e.Error = jobs.StatusFailed, pe.Error()
+			log.WarnContext(ctx, "item failed", "reason", pe.Error())
+			returnErr = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		case retried >= maxRetry && isFailure(err):
+			e.Status, e.Error = jobs.StatusFailed, fmt.Sprintf("failed after %d attempts: %v", retried+1, err)
+			log.WarnContext(ctx, "item failed: retries exhausted", "error", err.Error())
+			returnErr = err
+		default:
+			log.InfoContext(ctx, "item attempt failed; will retry", "attempt", retried+1, "error", err.Error())
+			return err // not final: asynq retries it
+		}
+	}
+	_, complete, rerr := w.cfg.Tracker.Record(ctx, p.Batch, e)
+	if rerr != nil {
+		// Not recorded: let asynq retry the whole item (results are
+		// deterministic, so redoing it overwrites, never duplicates).
+		return errors.Join(returnErr, rerr)
+	}
+	if e.Status == jobs.StatusDone {
+		log.InfoContext(ctx, "item done", "duration_ms", e.DurationMS, "input_tokens", e.InputTokens, "output_tokens", e.OutputTokens)
+	}
+	if complete {
+		if ferr := w.enqueueFinalize(ctx, p.Batch); ferr != nil {
+			return errors.Join(returnErr, ferr)
+		}
+	}
+	return returnErr
+}
+
+func (w *Worker) finalizeIfComplete(ctx context.Context, batch string, _ bool) error {
+	c, err := w.cfg.Tracker.Counts(ctx, batch)
+	if err != nil {
+		return err
+	}
+	if c.Complete() && !c.Finalized {
+		return w.enqueueFinalize(ctx, batch)
+	}
+	return nil
+}
+
+func (w *Worker) enqueueFinalize(ctx context.Context, batch string) error {
+	b, err := w.cfg.Tracker.Get(ctx, batch)
+	if err != nil {
+		return err
+	}
+	t, err := jobs.NewFinalizeTask(batch, b.Queue)
+	if err != nil {
+		return err
+	}
+	if _, err := w.client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue finalize of %s: %w", batch, err)
+	}
+	return nil
+}
+
+// process does the item's work and writes its results.
+func (w *Worker) process(ctx context.Context, log *slog.Logger, p jobs.ItemPayload) (outcome, error) {
+	src, err := w.stores.get(ctx, p.Source.Location)
+	if err != nil {
+		return outcome{}, err
+	}
+	out, err := w.stores.get(ctx, p.Out)
+	if err != nil {
+		return outcome{}, err
+	}
+	data, err := w.read(ctx, src, p.Source)
+	if err != nil {
+		return outcome{}, err
+	}
+	switch p.Task {
+	case jobs.TaskCaption:
+		return w.caption(ctx, log, p, data, out)
+	case jobs.TaskSummarize:
+		return w.summarize(ctx, log, p, data, out)
+	}
+	return outcome{}, permanent(fmt.Sprintf("unknown task %q", p.Task), nil)
+}
+
+// read fetches the source object, refusing one that changed since ingest
+// (its ETag differs) or grew past the size limit.
+func (w *Worker) read(ctx context.Context, st storage.Store, ref jobs.Ref) ([]byte, error) {
+	info, err := st.Stat(ctx, ref.Key)
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", ref.URL(), err)
+	}
+	if ref.ETag != "" && info.ETag != ref.ETag {
+		return nil, permanent(fmt.Sprintf("source changed after ingest (ETag %s, now %s): run the batch again to process the new version", ref.ETag, info.ETag), nil)
+	}
+	if info.Size > w.cfg.MaxInputBytes {
+		return nil, permanent(fmt.Sprintf("too large: %d bytes is over the worker's %d-byte limit", info.Size, w.cfg.MaxInputBytes), nil)
+	}
+	rc, err := st.Get(ctx, ref.Key, nil)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", ref.URL(), err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, w.cfg.MaxInputBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", ref.URL(), err)
+	}
+	if int64(len(data)) > w.cfg.MaxInputBytes {
+		return nil, permanent(fmt.Sprintf("too large: over the worker's %d-byte limit", w.cfg.MaxInputBytes), nil)
+	}
+	if len(data) == 0 {
+		return nil, permanent("empty file (0 bytes)", nil)
+	}
+	return data, nil
+}

@@ -1,0 +1,178 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/worker/imageprep"
+	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/pdftext"
+)
+
+// Opener opens a store from a location URL (see storage/backends.Open).
+type Opener func(ctx context.Context, location string) (storage.Store, error)
+
+// Config is everything a worker needs. Open, Redis, Tracker and Model are
+// required.
+type Config struct {
+	// Redis is the asynq connection (the same one ingest enqueued on).
+	Redis asynq.RedisConnOpt
+	// Tracker keeps batch records.
+	Tracker *jobs.Tracker
+	// Open opens storage locations.
+	Open Opener
+	// Model is the model client (with its rate limit already applied).
+	Model llm.Client
+	// Logger receives structured logs. Nil discards them.
+	Logger *slog.Logger
+	// Concurrency is how many tasks run at once in this process. Zero means 8.
+	Concurrency int
+	// Queues maps queue name to priority weight. Nil means jobs.QueueWeights().
+	Queues map[string]int
+	// ShutdownTimeout is how long running tasks get after SIGTERM before they
+	// go back to the queue. Zero means 30s.
+	ShutdownTimeout time.Duration
+	// Image configures image preparation; the model profile's limits are
+	// applied on top.
+	Image imageprep.Options
+	// MaxInputBytes caps how much of one object is read. Zero means 512 MiB.
+	MaxInputBytes int64
+	// PDFPasswords maps a source key (or full URL) to its PDF password.
+	PDFPasswords map[string]string
+	// PDF configures the PDF text extractor; its pool is sized to Concurrency
+	// when zero.
+	PDF pdftext.Config
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Worker processes tasks.
+type Worker struct {
+	cfg    Config
+	log    *slog.Logger
+	srv    *asynq.Server
+	client *asynq.Client
+	stores *storeCache
+	now    func() time.Time
+
+	pdfOnce sync.Once
+	pdf     *pdftext.Extractor
+	pdfErr  error
+}
+
+// New returns a Worker; Run starts it.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Redis == nil || cfg.Tracker == nil || cfg.Open == nil || cfg.Model == nil {
+		return nil, errors.New("worker: Redis, Tracker, Open and Model are required")
+	}
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, 8)
+	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, 30*time.Second)
+	cfg.MaxInputBytes = cmp.Or(cfg.MaxInputBytes, 512<<20)
+	if cfg.Queues == nil {
+		cfg.Queues = jobs.QueueWeights()
+	}
+	if cfg.PDF.Pool == 0 {
+		cfg.PDF.Pool = cfg.Concurrency
+	}
+	log := cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)).With("component", "worker")
+	w := &Worker{cfg: cfg, log: log, stores: newStoreCache(cfg.Open), now: cfg.Now}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	w.client = asynq.NewClient(cfg.Redis)
+	w.srv = asynq.NewServer(cfg.Redis, asynq.Config{
+		Concurrency:     cfg.Concurrency,
+		Queues:          cfg.Queues,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		RetryDelayFunc:  retryDelay,
+		IsFailure:       isFailure,
+		Logger:          asynqLogger{log},
+		LogLevel:        asynq.WarnLevel,
+	})
+	return w, nil
+}
+
+// Handler returns the task handlers on a ServeMux (exposed for tests).
+func (w *Worker) Handler() asynq.Handler {
+	mux := asynq.NewServeMux()
+	mux.Handle(jobs.TypeItem, w.itemHandler())
+	mux.Handle(jobs.TypeFinalize, recoverPanics(asynq.HandlerFunc(w.handleFinalize)))
+	return mux
+}
+
+// Run processes tasks until ctx is cancelled, then stops taking new tasks,
+// lets running ones finish for up to ShutdownTimeout (the rest return to the
+// queue) and closes its connections.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.srv.Start(w.Handler()); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	w.log.Info("worker started", "concurrency", w.cfg.Concurrency, "model", w.cfg.Model.Profile().Model,
+		"provider", w.cfg.Model.Profile().Provider)
+	<-ctx.Done()
+	w.log.Info("worker stopping: finishing running tasks", "timeout", w.cfg.ShutdownTimeout.String())
+	w.srv.Shutdown()
+	return w.Close()
+}
+
+// Close releases the worker's connections and extractors.
+func (w *Worker) Close() error {
+	err := w.client.Close()
+	if w.pdf != nil {
+		err = errors.Join(err, w.pdf.Close())
+	}
+	return err
+}
+
+func (w *Worker) pdfExtractor(ctx context.Context) (*pdftext.Extractor, error) {
+	w.pdfOnce.Do(func() {
+		w.pdf, w.pdfErr = pdftext.New(ctx, w.cfg.PDF)
+		if w.pdfErr != nil {
+			w.pdfErr = fmt.Errorf("start PDF extractor: %w", w.pdfErr)
+		}
+	})
+	return w.pdf, w.pdfErr
+}
+
+// storeCache opens each location once.
+type storeCache struct {
+	open Opener
+	mu   sync.Mutex
+	m    map[string]storage.Store
+}
+
+func newStoreCache(open Opener) *storeCache {
+	return &storeCache{open: open, m: map[string]storage.Store{}}
+}
+
+func (c *storeCache) get(ctx context.Context, location string) (storage.Store, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.m[location]; ok {
+		return st, nil
+	}
+	st, err := c.open(ctx, location)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", location, err)
+	}
+	c.m[location] = st
+	return st, nil
+}
+
+// asynqLogger adapts slog to asynq's five-method Logger.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }
