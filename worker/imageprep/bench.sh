@@ -17,3 +17,5 @@ go test -tags imageprep_purego -run '^$' -bench 'BenchmarkPreparePhotos/Painting
 echo "== vipsthumbnail --size 1344 -o %s.jpg[Q=85] (all: 14 photos per process; per-file: one process each)"
 go test -run '^$' -bench 'BenchmarkVipsthumbnail/all$' -benchtime 3x -count 3 .
 go test -run '^$' -bench 'BenchmarkVipsthumbnail/per-file$' -benchtime 14x -count 1 .
+echo "== Fidelity of the reduced-scale decode (PSNR vs full decode + same resize)"
+go test -run '^$' -bench 'BenchmarkScaledDecodeQuality' -benchtime 1x -v . | grep -E 'dB|^Benchmark'

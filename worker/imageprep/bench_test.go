@@ -1,7 +1,10 @@
 package imageprep
 
 import (
+	"bytes"
 	"context"
+	"image/jpeg"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/disintegration/imaging"
 )
 
 // Benchmarks over ../shared/corpus/images/photos (14 JPEGs, 4.1–24 MP).
@@ -147,4 +152,49 @@ func BenchmarkVipsthumbnail(b *testing.B) {
 		}
 		report(b, b.N, time.Since(start), cpu, rss)
 	})
+}
+
+// BenchmarkScaledDecodeQuality measures what decoding at a reduced DCT scale
+// costs in fidelity: for each photo, PSNR (RGB, dB) of the resized picture
+// Prepare makes against a full-size decode resized with the same filter.
+// Reported: the mean and the worst photo. (With the pure-Go backend both are
+// the same picture and the metrics are +Inf.)
+func BenchmarkScaledDecodeQuality(b *testing.B) {
+	names := photoNames(b)
+	for i := 0; i < b.N; i++ {
+		var sum, worst float64 = 0, math.Inf(1)
+		for _, n := range names {
+			data := readCorpus(b, filepath.Join("photos", n))
+			cfg, err := jpeg.DecodeConfig(bytes.NewReader(data))
+			if err != nil {
+				b.Fatal(err)
+			}
+			tw, th := fit(cfg.Width, cfg.Height, DefaultMaxSide)
+			full, err := decodeJPEG(data, cfg, cfg.Width, cfg.Height, DefaultMaxPixels)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ref := imaging.Resize(full, tw, th, resizeFilter)
+			src, err := decode(FormatJPEG, data, cfg, tw, th, DefaultMaxPixels)
+			if err != nil {
+				b.Fatal(err)
+			}
+			got := imaging.Resize(src, tw, th, resizeFilter)
+			var se float64
+			for j := 0; j < len(ref.Pix); j += 4 {
+				for c := 0; c < 3; c++ {
+					d := float64(ref.Pix[j+c]) - float64(got.Pix[j+c])
+					se += d * d
+				}
+			}
+			p := 10 * math.Log10(255*255/(se/float64(len(ref.Pix)/4*3)))
+			if b.N == 1 {
+				b.Logf("%s: source %dx%d decoded at %dx%d: %.1f dB", n, cfg.Width, cfg.Height, src.Bounds().Dx(), src.Bounds().Dy(), p)
+			}
+			sum += p
+			worst = min(worst, p)
+		}
+		b.ReportMetric(sum/float64(len(names)), "mean-PSNR-dB")
+		b.ReportMetric(worst, "worst-PSNR-dB")
+	}
 }

@@ -11,7 +11,10 @@
 // JPEG decoding and encoding use libjpeg-turbo through cgo when cgo is enabled
 // (Debian package libjpeg62-turbo-dev at build time, libjpeg62-turbo at run
 // time); large JPEGs are then decoded at a reduced DCT scale (1/8..8/8), which
-// is where most of the speed comes from. Build with the tag imageprep_purego
+// is where most of the speed comes from. That backend pins glibc's mmap
+// threshold (mallopt M_MMAP_THRESHOLD = 128 KiB, process-wide) so libjpeg's
+// large buffers go back to the OS after each image (see jpeg_cgo.go).
+// Build with the tag imageprep_purego
 // (or CGO_ENABLED=0) to use the pure-Go image/jpeg path instead; both paths
 // give the same results within JPEG rounding. JPEGBackend names the one
 // compiled in.
