@@ -9,10 +9,13 @@ PKGS      ?= ./...
 .PHONY: demo test deps build vet fmt bench-images bench-pdf fuzz
 
 # System packages the project needs: redis-server for the queue (tests and
-# the single-machine `run`), poppler-utils for the PDF comparison tests.
+# the single-machine `run`), libjpeg-turbo's headers for the fast scaled JPEG
+# decoder (cgo; `-tags imageprep_purego` or CGO_ENABLED=0 builds without it),
+# poppler-utils for the PDF comparison tests.
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	[ -f /usr/include/jpeglib.h ] || missing="$$missing libjpeg62-turbo-dev"; \
 	command -v pdftotext >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing from Debian's packages"; \

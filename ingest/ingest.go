@@ -99,95 +99,109 @@ type candidate struct {
 	info storage.ObjectInfo
 }
 
-// Run lists the sources, creates the batch and enqueues its items. The batch
-// exists (and is tracked) as soon as Run starts enqueueing; it is sealed with
-// its total when listing ends, so workers can finish before listing does.
-func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
-	now := time.Now
-	if in.Now != nil {
-		now = in.Now
-	}
-	log := cmp.Or(in.Logger, slog.New(slog.DiscardHandler))
+// Item is one listed object and what ingest decided about it.
+type Item struct {
+	// ID is the item's deterministic ID (jobs.ItemID).
+	ID string
+	// Ref points at the object; Store is the store it lives in.
+	Ref   jobs.Ref
+	Store storage.Store
+	// Type is the sniffed type, Kind its kind ("document", "image" or
+	// "other"), Task the task it gets (summarize or caption).
+	Type sniff.Type
+	Kind string
+	Task string
+	// ResultBase is the key its results are named from.
+	ResultBase string
+	// Skip is the reason it is skipped; empty when it is to be processed.
+	Skip string
+	// Head is the object's first bytes (up to sniff.HeadSize).
+	Head []byte
+}
+
+// prepared is a validated batch request with its sources open.
+type prepared struct {
+	o       Options
+	out     storage.Location
+	sources []*source
+}
+
+func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 	o.Task = cmp.Or(o.Task, jobs.TaskAuto)
 	o.Queue = cmp.Or(o.Queue, jobs.QueueDefault)
 	o.MaxSize = cmp.Or(o.MaxSize, 512<<20)
 	o.MaxRetry = cmp.Or(o.MaxRetry, 5)
 	o.Concurrency = cmp.Or(o.Concurrency, 16)
 	if err := o.validate(); err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	outLoc, err := storage.ParseLocation(o.Out)
 	if err != nil {
-		return Result{}, fmt.Errorf("output: %w", err)
+		return nil, fmt.Errorf("output: %w", err)
 	}
-	var sources []*source
+	pr := &prepared{o: o, out: outLoc}
 	seenSrc := map[string]bool{}
 	for _, s := range o.Sources {
 		loc, err := storage.ParseLocation(s)
 		if err != nil {
-			return Result{}, fmt.Errorf("source: %w", err)
+			return nil, fmt.Errorf("source: %w", err)
 		}
 		if seenSrc[loc.String()] {
 			continue // the same source named twice
 		}
 		seenSrc[loc.String()] = true
 		if loc == outLoc {
-			return Result{}, fmt.Errorf("ingest: the output location %s is also a source: choose another --out", o.Out)
+			return nil, fmt.Errorf("ingest: the output location %s is also a source: choose another --out", o.Out)
 		}
 		st, err := in.Open(ctx, s)
 		if err != nil {
-			return Result{}, fmt.Errorf("source %s: %w", s, err)
+			return nil, fmt.Errorf("source %s: %w", s, err)
 		}
-		sources = append(sources, &source{index: len(sources), url: st.Location(), store: st, skipPrefix: insidePrefix(loc, outLoc)})
+		pr.sources = append(pr.sources, &source{index: len(pr.sources), url: st.Location(), store: st, skipPrefix: insidePrefix(loc, outLoc)})
 	}
+	return pr, nil
+}
 
-	res := Result{BatchID: cmp.Or(o.BatchID, NewBatchID(now())), Kinds: map[string]int{}}
-	b := jobs.Batch{ID: res.BatchID, Created: now().UTC(), Sources: o.Sources, Task: o.Task, Out: outLoc.String(),
-		Queue: o.Queue, Options: o.Job, Provider: o.Provider, Model: o.Model}
-	if err := in.Tracker.Create(ctx, b); err != nil {
-		return res, err
+// Scan lists and classifies what a batch with these options would hold,
+// calling fn for every item (skipped ones included) from several goroutines
+// at once, and returns how many items there are. It enqueues nothing and
+// needs neither Queue nor Tracker: `llamapipe plan` uses it.
+func (in *Ingester) Scan(ctx context.Context, o Options, fn func(Item) error) (int, error) {
+	pr, err := in.prepare(ctx, o)
+	if err != nil {
+		return 0, err
 	}
-	log = log.With("batch_id", res.BatchID)
-	log.InfoContext(ctx, "batch created", "sources", len(o.Sources), "task", o.Task, "out", b.Out)
+	return in.scan(ctx, pr, fn)
+}
 
+func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error) (int, error) {
+	o := pr.o
 	cands := make(chan candidate)
 	var mu sync.Mutex
 	var firstErr error
-	setErr := func(err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
 	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	for range o.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for c := range cands {
-				kind, enq, err := in.one(ctx, b, o, len(sources), c)
-				mu.Lock()
-				if err == nil {
-					res.Kinds[kind]++
-					if enq {
-						res.Enqueued++
-					} else {
-						res.Skipped++
+				if err := fn(in.classify(ctx, o, len(pr.sources), c)); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
 					}
-				}
-				mu.Unlock()
-				if err != nil {
-					setErr(err)
+					mu.Unlock()
+					cancel()
 				}
 			}
 		}()
 	}
-
 	seen := map[string]bool{}
 	listErr := func() error {
 		defer close(cands)
-		for _, src := range sources {
+		for _, src := range pr.sources {
 			for info, err := range src.store.List(ctx, "", storage.ListOptions{Recursive: true}) {
 				if err != nil {
 					return fmt.Errorf("list %s: %w", src.url, err)
@@ -210,13 +224,55 @@ func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
 		return nil
 	}()
 	wg.Wait()
-	if listErr != nil {
-		return res, listErr
-	}
 	if firstErr != nil {
-		return res, firstErr
+		return len(seen), firstErr
 	}
-	res.Total = len(seen)
+	return len(seen), listErr
+}
+
+// Run lists the sources, creates the batch and enqueues its items. The batch
+// exists (and is tracked) as soon as Run starts enqueueing; it is sealed with
+// its total when listing ends, so workers can finish before listing does.
+func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
+	now := time.Now
+	if in.Now != nil {
+		now = in.Now
+	}
+	log := cmp.Or(in.Logger, slog.New(slog.DiscardHandler))
+	pr, err := in.prepare(ctx, o)
+	if err != nil {
+		return Result{}, err
+	}
+	o = pr.o
+	res := Result{BatchID: cmp.Or(o.BatchID, NewBatchID(now())), Kinds: map[string]int{}}
+	b := jobs.Batch{ID: res.BatchID, Created: now().UTC(), Sources: o.Sources, Task: o.Task, Out: pr.out.String(),
+		Queue: o.Queue, Options: o.Job, Provider: o.Provider, Model: o.Model}
+	if err := in.Tracker.Create(ctx, b); err != nil {
+		return res, err
+	}
+	log = log.With("batch_id", res.BatchID)
+	log.InfoContext(ctx, "batch created", "sources", len(o.Sources), "task", o.Task, "out", b.Out)
+
+	var mu sync.Mutex
+	total, err := in.scan(ctx, pr, func(it Item) error {
+		enqueued, err := in.enqueue(ctx, b, o, it)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		res.Kinds[it.Kind]++
+		if enqueued {
+			res.Enqueued++
+		} else {
+			res.Skipped++
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	res.Total = total
 	complete, err := in.Tracker.Seal(ctx, res.BatchID, res.Total)
 	if err != nil {
 		return res, err
@@ -241,60 +297,79 @@ func (in *Ingester) enqueueFinalize(ctx context.Context, batch, queue string) er
 	return nil
 }
 
-// one classifies and enqueues (or records as skipped) one object. It
-// reports the item's kind and whether it was enqueued. An error means the
-// batch itself is in trouble (Redis down), not the item.
-func (in *Ingester) one(ctx context.Context, b jobs.Batch, o Options, nsrc int, c candidate) (kind string, enqueued bool, err error) {
-	ref := jobs.Ref{Location: c.src.url, Key: c.info.Key, ETag: c.info.ETag, Size: c.info.Size}
-	item := jobs.ItemID(c.src.url, c.info.Key)
-	entry := jobs.Entry{Item: item, Source: ref.URL(), ETag: ref.ETag, Size: ref.Size, Kind: jobs.KindOther, Status: jobs.StatusSkipped}
-	skip := func(kind, typ, reason string) (string, bool, error) {
-		entry.Kind, entry.Type, entry.Error = kind, typ, reason
-		_, _, err := in.Tracker.Record(ctx, b.ID, entry)
-		return kind, false, err
+// enqueue records a skipped item in the batch, or enqueues its task. It
+// reports whether a task was enqueued. An error means the batch itself is
+// in trouble (Redis down), not the item.
+func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Item) (bool, error) {
+	if it.Skip == "" {
+		p := jobs.ItemPayload{Batch: b.ID, Item: it.ID, Source: it.Ref, Type: string(it.Type), Kind: it.Kind, Task: it.Task,
+			Out: b.Out, ResultBase: it.ResultBase, Options: o.Job}
+		t, err := jobs.NewItemTask(p, o.Queue, o.MaxRetry)
+		if err != nil {
+			it.Skip = "cannot be queued: " + err.Error()
+		} else {
+			if _, err := in.Queue.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+				return false, fmt.Errorf("enqueue %s: %w", it.Ref.URL(), err)
+			}
+			return true, nil
+		}
 	}
+	e := jobs.Entry{Item: it.ID, Source: it.Ref.URL(), ETag: it.Ref.ETag, Size: it.Ref.Size, Kind: it.Kind,
+		Type: string(it.Type), Status: jobs.StatusSkipped, Error: it.Skip}
+	if _, _, err := in.Tracker.Record(ctx, b.ID, e); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// classify reads an object's head and decides its type, kind and task, or
+// why it is skipped.
+func (in *Ingester) classify(ctx context.Context, o Options, nsrc int, c candidate) Item {
+	it := Item{
+		ID:         jobs.ItemID(c.src.url, c.info.Key),
+		Ref:        jobs.Ref{Location: c.src.url, Key: c.info.Key, ETag: c.info.ETag, Size: c.info.Size},
+		Store:      c.src.store,
+		Kind:       jobs.KindOther,
+		ResultBase: jobs.ResultBase(c.src.index, nsrc, c.src.url, c.info.Key),
+	}
+	skip := func(reason string) Item { it.Skip = reason; return it }
 	if c.info.Size == 0 {
-		return skip(jobs.KindOther, "", "empty file (0 bytes)")
+		return skip("empty file (0 bytes)")
 	}
 	if c.info.Size > o.MaxSize {
-		return skip(jobs.KindOther, "", fmt.Sprintf("too large: %d bytes is over the %d-byte limit (--max-size)", c.info.Size, o.MaxSize))
+		return skip(fmt.Sprintf("too large: %d bytes is over the %d-byte limit (--max-size)", c.info.Size, o.MaxSize))
 	}
 	head, err := readHead(ctx, c.src.store, c.info.Key)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotExist) {
-			return skip(jobs.KindOther, "", "source no longer exists (deleted after listing)")
+			return skip("source no longer exists (deleted after listing)")
 		}
-		return skip(jobs.KindOther, "", "unreadable: "+err.Error())
+		return skip("unreadable: " + err.Error())
 	}
-	typ := sniff.Sniff(path.Base(c.info.Key), head)
-	kind = typ.Kind()
+	it.Head = head
+	it.Type = sniff.Sniff(path.Base(c.info.Key), head)
+	kind := it.Type.Kind()
 	switch {
 	case kind == "":
-		return skip(jobs.KindOther, string(typ), fmt.Sprintf("unknown file type (%s): not a supported document or image", describe(typ)))
-	case kind == jobs.KindImage && !decodableImage(typ):
-		return skip(kind, string(typ), fmt.Sprintf("%s images are not supported: convert them to JPEG or PNG", strings.ToUpper(string(typ))))
+		return skip(fmt.Sprintf("unknown file type (%s): not a supported document or image", describe(it.Type)))
+	case kind == jobs.KindImage && !decodableImage(it.Type):
+		it.Kind = kind
+		return skip(fmt.Sprintf("%s images are not supported: convert them to JPEG or PNG", strings.ToUpper(string(it.Type))))
 	}
-	task := o.Task
+	it.Kind = kind
 	switch {
-	case task == jobs.TaskAuto && kind == jobs.KindDocument:
-		task = jobs.TaskSummarize
-	case task == jobs.TaskAuto && kind == jobs.KindImage:
-		task = jobs.TaskCaption
-	case task == jobs.TaskCaption && kind != jobs.KindImage:
-		return skip(kind, string(typ), "not an image: --task caption processes images only")
-	case task == jobs.TaskSummarize && kind != jobs.KindDocument:
-		return skip(kind, string(typ), "not a document: --task summarize processes documents only")
+	case o.Task == jobs.TaskAuto && kind == jobs.KindDocument:
+		it.Task = jobs.TaskSummarize
+	case o.Task == jobs.TaskAuto && kind == jobs.KindImage:
+		it.Task = jobs.TaskCaption
+	case o.Task == jobs.TaskCaption && kind != jobs.KindImage:
+		return skip("not an image: --task caption processes images only")
+	case o.Task == jobs.TaskSummarize && kind != jobs.KindDocument:
+		return skip("not a document: --task summarize processes documents only")
+	default:
+		it.Task = o.Task
 	}
-	p := jobs.ItemPayload{Batch: b.ID, Item: item, Source: ref, Type: string(typ), Kind: kind, Task: task,
-		Out: b.Out, ResultBase: jobs.ResultBase(c.src.index, nsrc, c.src.url, c.info.Key), Options: o.Job}
-	t, err := jobs.NewItemTask(p, o.Queue, o.MaxRetry)
-	if err != nil {
-		return skip(kind, string(typ), "cannot be queued: "+err.Error())
-	}
-	if _, err := in.Queue.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return kind, false, fmt.Errorf("enqueue %s: %w", ref.URL(), err)
-	}
-	return kind, true, nil
+	return it
 }
 
 func describe(t sniff.Type) string {

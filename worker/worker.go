@@ -51,6 +51,9 @@ type Config struct {
 	// PDF configures the PDF text extractor; its pool is sized to Concurrency
 	// when zero.
 	PDF pdftext.Config
+	// SweepInterval is how often archived tasks are checked for items that
+	// were never recorded (see sweepArchived). Zero means one minute.
+	SweepInterval time.Duration
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 }
@@ -77,6 +80,7 @@ func New(cfg Config) (*Worker, error) {
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 8)
 	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, 30*time.Second)
 	cfg.MaxInputBytes = cmp.Or(cfg.MaxInputBytes, 512<<20)
+	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, time.Minute)
 	if cfg.Queues == nil {
 		cfg.Queues = jobs.QueueWeights()
 	}
@@ -118,7 +122,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.Info("worker started", "concurrency", w.cfg.Concurrency, "model", w.cfg.Model.Profile().Model,
 		"provider", w.cfg.Model.Profile().Provider)
+	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		w.sweepLoop(sweepCtx, w.cfg.SweepInterval)
+	}()
 	<-ctx.Done()
+	stopSweep()
+	<-swept
 	w.log.Info("worker stopping: finishing running tasks", "timeout", w.cfg.ShutdownTimeout.String())
 	w.srv.Shutdown()
 	return w.Close()

@@ -450,3 +450,35 @@ func TestCraftedPayloadWithDotDotKeyFailsClearly(t *testing.T) {
 		t.Fatalf("entries %+v", es)
 	}
 }
+
+func TestArchivedUnrecordedItemsAreSweptIntoTheManifest(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	src, outDir := textInputs(t, 2), t.TempDir()
+	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir})
+	insp := asynq.NewInspector(jobstest.ConnOpt(t, e.url))
+	defer insp.Close()
+	// Archive one item's task before any worker runs: no handler will ever
+	// see it, as when Asynq archives a task whose worker died every time.
+	victim := jobs.ItemTaskID(res.BatchID, jobs.ItemID(src, "doc00.txt"))
+	if err := insp.ArchiveTask(jobs.QueueDefault, victim); err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.New(worker.Config{Redis: jobstest.ConnOpt(t, e.url), Tracker: e.tracker, Open: e.open,
+		Model: offline.New(offline.Options{}), Concurrency: 2, SweepInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(wctx) }()
+	defer func() { cancel(); <-done }()
+	out, _ := e.open(ctx, outDir)
+	es := byName(t, e.wait(res.BatchID, out, time.Minute))
+	if en := es["doc00.txt"]; en.Status != jobs.StatusFailed || !strings.Contains(en.Error, "archived") {
+		t.Errorf("archived item: %+v", en)
+	}
+	if en := es["doc01.txt"]; en.Status != jobs.StatusDone {
+		t.Errorf("other item: %+v", en)
+	}
+}

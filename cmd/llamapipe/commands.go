@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -34,6 +36,7 @@ func batchFlags() []cli.Flag {
 func workerFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 8, Usage: "tasks processed at once by this process", Sources: env("CONCURRENCY")},
+		&cli.StringFlag{Name: "queues", Value: "critical=6,default=3,nightly=1", Usage: "queues to serve with their priority weights, NAME=WEIGHT,...", Sources: env("QUEUES")},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "how long running tasks get to finish after SIGTERM before they return to the queue", Sources: env("SHUTDOWN_TIMEOUT")},
 		&cli.StringFlag{Name: "pdf-passwords", Usage: "JSON file {\"key or file name\": \"password\"} for encrypted PDFs (never logged)", Sources: env("PDF_PASSWORDS")},
 		&cli.IntFlag{Name: "image-max-side", Value: 1344, Usage: "long side of images sent to the model, in pixels (never upscaled)", Sources: env("IMAGE_MAX_SIDE")},
@@ -62,7 +65,12 @@ func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger)
 	if err != nil {
 		return worker.Config{}, &exitError{code: exitUsage, msg: "--pdf-passwords: " + err.Error()}
 	}
+	queues, err := parseQueues(cmd.String("queues"))
+	if err != nil {
+		return worker.Config{}, err
+	}
 	return worker.Config{
+		Queues:          queues,
 		Redis:           c.opt,
 		Tracker:         c.tracker,
 		Open:            opener(cmd),
@@ -73,6 +81,20 @@ func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger)
 		Image:           imageprep.Options{MaxSide: cmd.Int("image-max-side"), Quality: cmd.Int("image-quality")},
 		PDFPasswords:    pw,
 	}, nil
+}
+
+// parseQueues reads "critical=6,default=3,nightly=1".
+func parseQueues(s string) (map[string]int, error) {
+	m := map[string]int{}
+	for _, part := range strings.Split(s, ",") {
+		name, w, ok := strings.Cut(strings.TrimSpace(part), "=")
+		n, err := strconv.Atoi(w)
+		if !ok || err != nil || n < 1 || !jobs.ValidQueue(name) {
+			return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--queues: %q: use NAME=WEIGHT with a queue of critical, default or nightly and a weight of 1 or more", part)}
+		}
+		m[name] = n
+	}
+	return m, nil
 }
 
 func needArgs(cmd *cli.Command, what string) ([]string, error) {
@@ -105,6 +127,9 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			defer c.Close()
 			model, err := openModel(ctx, cmd, c)
 			if err != nil {
+				return err
+			}
+			if err := checkTaskForModel(cmd.String("task"), model.Profile()); err != nil {
 				return err
 			}
 			wcfg, err := workerConfig(cmd, c, model, log)
@@ -158,6 +183,9 @@ func ingestCommand(stdout, stderr io.Writer) *cli.Command {
 			defer c.Close()
 			prof, err := plannedProfile(cmd)
 			if err != nil {
+				return err
+			}
+			if err := checkTaskForModel(cmd.String("task"), prof); err != nil {
 				return err
 			}
 			client := asynq.NewClient(c.opt)

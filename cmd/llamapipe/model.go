@@ -7,6 +7,8 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/jobs"
+
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/providers"
 )
@@ -79,5 +81,21 @@ func plannedProfile(cmd *cli.Command) (llm.Profile, error) {
 	if err != nil {
 		return llm.Profile{}, err
 	}
-	return llm.Profile{Provider: cfg.Provider, Model: cfg.Model}, nil
+	p, err := providers.Profile(cfg)
+	if err != nil {
+		return llm.Profile{}, &exitError{code: exitUsage, msg: "model: " + err.Error()}
+	}
+	return p, nil
+}
+
+// checkTaskForModel refuses, before anything is queued, a batch the model
+// cannot serve: documents for a model that takes no text-only requests.
+func checkTaskForModel(task string, p llm.Profile) error {
+	if task == jobs.TaskCaption {
+		return nil
+	}
+	if err := llm.CheckRequestAllowed(p, false); err != nil {
+		return &exitError{code: exitUsage, msg: fmt.Sprintf("%v: documents cannot be summarized with it; use --task caption for images only, or another model", err)}
+	}
+	return nil
 }

@@ -72,19 +72,9 @@ type Config struct {
 // Open builds the client cfg describes. It makes no network call (Bedrock
 // reads the AWS configuration and credential chain lazily, on first use).
 func Open(ctx context.Context, cfg Config) (llm.Client, error) {
-	profiles, err := llm.LoadProfiles(cfg.ProfilesFile)
+	p, err := Profile(cfg)
 	if err != nil {
 		return nil, err
-	}
-	p, err := llm.ResolveProfile(profiles, cfg.Preset, cfg.Provider, cfg.BaseURL, cfg.Model)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.MaxOutputTokens > 0 && (p.MaxOutputTokens == 0 || cfg.MaxOutputTokens < p.MaxOutputTokens) {
-		p.MaxOutputTokens = cfg.MaxOutputTokens
-	}
-	if cfg.Region != "" {
-		p.Region = cfg.Region
 	}
 	var c llm.Client
 	switch p.Provider {
@@ -137,6 +127,26 @@ func Open(ctx context.Context, cfg Config) (llm.Client, error) {
 		c = ratelimit.Wrap(c, cfg.Redis, key, cfg.RPM, cfg.TPM)
 	}
 	return c, nil
+}
+
+// Profile resolves the profile cfg describes — limits and prices — without
+// opening a client or reading a key (for planning and up-front checks).
+func Profile(cfg Config) (llm.Profile, error) {
+	profiles, err := llm.LoadProfiles(cfg.ProfilesFile)
+	if err != nil {
+		return llm.Profile{}, err
+	}
+	p, err := llm.ResolveProfile(profiles, cfg.Preset, cfg.Provider, cfg.BaseURL, cfg.Model)
+	if err != nil {
+		return llm.Profile{}, err
+	}
+	if cfg.MaxOutputTokens > 0 && (p.MaxOutputTokens == 0 || cfg.MaxOutputTokens < p.MaxOutputTokens) {
+		p.MaxOutputTokens = cfg.MaxOutputTokens
+	}
+	if cfg.Region != "" {
+		p.Region = cfg.Region
+	}
+	return p, nil
 }
 
 // apiKey reads the key from APIKeyFile, else the environment. A profile

@@ -1,0 +1,95 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/llamapipe/llamapipe/jobs"
+)
+
+// sweepArchived is the safety net for items whose tasks were archived without
+// the handler recording them: Asynq archives a task whose lease expired once
+// its retries are used up (a worker killed while processing it, again and
+// again) without calling any handler. Each such item is recorded as failed
+// with a reason, so its batch still completes with every item in the
+// manifest exactly once. Recording is idempotent, so every worker process
+// may sweep.
+func (w *Worker) sweepArchived(ctx context.Context, insp *asynq.Inspector) (int, error) {
+	swept := 0
+	for q := range w.cfg.Queues {
+		for page := 1; ; page++ {
+			tasks, err := insp.ListArchivedTasks(q, asynq.PageSize(200), asynq.Page(page))
+			if err != nil {
+				if errors.Is(err, asynq.ErrQueueNotFound) {
+					break
+				}
+				return swept, fmt.Errorf("list archived tasks of %s: %w", q, err)
+			}
+			for _, t := range tasks {
+				if t.Type != jobs.TypeItem {
+					continue
+				}
+				p, err := jobs.DecodeItem(t.Payload)
+				if err != nil {
+					continue
+				}
+				done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item)
+				if err != nil {
+					return swept, err
+				}
+				if done {
+					continue
+				}
+				reason := "its task was archived before it could be processed (archived by hand in the dashboard?)"
+				if t.LastErr != "" {
+					reason = "failed: " + t.LastErr
+				}
+				if strings.Contains(t.LastErr, asynq.ErrLeaseExpired.Error()) {
+					reason = fmt.Sprintf("the worker processing it died %d times (task lease expired): the item may crash or exhaust a worker", t.Retried+1)
+				}
+				e := jobs.Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind,
+					Type: p.Type, Status: jobs.StatusFailed, Error: reason, Attempts: t.Retried + 1}
+				recorded, complete, err := w.cfg.Tracker.Record(ctx, p.Batch, e)
+				if err != nil {
+					return swept, err
+				}
+				if recorded {
+					swept++
+					w.log.WarnContext(ctx, "archived item recorded as failed", "batch_id", p.Batch, "source", e.Source, "task_id", t.ID, "reason", reason)
+				}
+				if complete {
+					if err := w.enqueueFinalize(ctx, p.Batch); err != nil {
+						return swept, err
+					}
+				}
+			}
+			if len(tasks) < 200 {
+				break
+			}
+		}
+	}
+	return swept, nil
+}
+
+// sweepLoop runs sweepArchived every interval until ctx ends.
+func (w *Worker) sweepLoop(ctx context.Context, interval time.Duration) {
+	insp := asynq.NewInspector(w.cfg.Redis)
+	defer insp.Close()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := w.sweepArchived(ctx, insp); err != nil && ctx.Err() == nil {
+			w.log.WarnContext(ctx, "sweep of archived tasks failed", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
