@@ -450,3 +450,28 @@ func TestSourceSizesFromHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestJPEGDecoderErrorsAreErrCorrupt: a JPEG whose header passes
+// DecodeConfig (which stops at the first SOS) but whose SOS names a component
+// the frame does not have makes libjpeg call error_exit; that must come back
+// as ErrCorrupt with libjpeg's reason, not end the process.
+func TestJPEGDecoderErrorsAreErrCorrupt(t *testing.T) {
+	data := readCorpus(t, "formats/seeding_really_jpeg.png")
+	sos := bytes.Index(data, []byte{0xFF, 0xDA})
+	if sos < 0 {
+		t.Fatal("no SOS marker in the test file")
+	}
+	bad := append([]byte{}, data...)
+	bad[sos+5] = 0x77 // first component selector of the scan
+	if _, err := jpeg.DecodeConfig(bytes.NewReader(bad)); err != nil {
+		t.Fatalf("the header check must pass for this test to reach the decoder: %v", err)
+	}
+	res, err := Prepare(context.Background(), bad, Options{})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(strings.ToLower(err.Error()), "component") {
+		t.Fatalf("got %v (result %v), want ErrCorrupt about the component", err, res != nil)
+	}
+	// Cut before the first scan: refused from the header.
+	if _, err := Prepare(context.Background(), data[:sos], Options{}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("cut before the scan: %v, want ErrCorrupt", err)
+	}
+}
