@@ -475,3 +475,48 @@ func TestJPEGDecoderErrorsAreErrCorrupt(t *testing.T) {
 		t.Fatalf("cut before the scan: %v, want ErrCorrupt", err)
 	}
 }
+
+// scanBomb returns a progressive JPEG with its last scan repeated n times.
+func scanBomb(t *testing.T, n int) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "progressive_16x16.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := bytes.LastIndex(data, []byte{0xFF, 0xDA})
+	eoi := bytes.LastIndex(data, []byte{0xFF, 0xD9})
+	if last < 0 || eoi < last {
+		t.Fatal("test file has no final scan before EOI")
+	}
+	out := append([]byte{}, data[:eoi]...)
+	for range n {
+		out = append(out, data[last:eoi]...)
+	}
+	return append(out, 0xFF, 0xD9)
+}
+
+// TestProgressiveScanLimit: a small progressive JPEG with thousands of scans
+// (each a pass over the whole coefficient buffer) is refused by the libjpeg
+// backend; a normal number of scans decodes.
+func TestProgressiveScanLimit(t *testing.T) {
+	if res, err := Prepare(context.Background(), scanBomb(t, 0), Options{}); err != nil || res.Width != 16 {
+		t.Fatalf("progressive 16x16: %v", err)
+	}
+	_, err := Prepare(context.Background(), scanBomb(t, 2000), Options{})
+	if JPEGBackend == "image/jpeg" {
+		// image/jpeg has no scan limit (and rejects a repeated refinement
+		// scan); it just has to end cleanly.
+		if err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("pure Go: %v", err)
+		}
+		return
+	}
+	// libjpeg tolerates a few repeated scans (with a warning), so the
+	// failure below comes from the limit, not from the repetition.
+	if res, err := Prepare(context.Background(), scanBomb(t, 5), Options{}); err != nil || res.Width != 16 {
+		t.Fatalf("progressive 16x16 with 5 extra scans: %v", err)
+	}
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "scans") {
+		t.Fatalf("2000 scans: %v, want ErrCorrupt about the scan limit", err)
+	}
+}
