@@ -100,3 +100,8 @@ func webpVP8LHeader(w, h uint32) []byte {
 	d = binary.LittleEndian.AppendUint32(d, bits)
 	return riffWebP(webpChunk("VP8L", d))
 }
+
+func webpVP8Header(w, h uint16) []byte {
+	d := []byte{0x10, 0, 0, 0x9D, 0x01, 0x2A, byte(w), byte(w>>8) & 0x3F, byte(h), byte(h>>8) & 0x3F}
+	return riffWebP(webpChunk("VP8 ", d))
+}

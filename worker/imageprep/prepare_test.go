@@ -411,6 +411,7 @@ func TestBombHeadersDoNotAllocate(t *testing.T) {
 		"tiff 100000x100000":    tiffHeader(100000, 100000),
 		"webp VP8X 16384x16384": webpVP8XHeader(16384, 16384),
 		"webp VP8L 16384x16384": webpVP8LHeader(16384, 16384),
+		"webp VP8 16383x16383":  webpVP8Header(16383, 16383),
 	}
 	for name, data := range inputs {
 		var before, after runtime.MemStats
@@ -439,6 +440,7 @@ func TestSourceSizesFromHeaders(t *testing.T) {
 		"tiff": {tiffHeader(100000, 100000), FormatTIFF, 100000, 100000},
 		"vp8x": {webpVP8XHeader(16384, 16384), FormatWebP, 16384, 16384},
 		"vp8l": {webpVP8LHeader(16384, 16384), FormatWebP, 16384, 16384},
+		"vp8":  {webpVP8Header(16383, 16383), FormatWebP, 16383, 16383},
 	} {
 		if f := Sniff(c.data); f != c.format {
 			t.Errorf("%s: sniffed %q", name, f)
