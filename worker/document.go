@@ -130,17 +130,21 @@ func (w *Worker) summarize(ctx context.Context, log *slog.Logger, p jobs.ItemPay
 
 // textBudget is how many tokens of document text one request may carry.
 func (w *Worker) textBudget(p jobs.ItemPayload) int {
-	prof := w.cfg.Model.Profile()
+	return TextBudget(w.cfg.Model.Profile(), p.Options.MaxOutputTokens)
+}
+
+// TextBudget is how many tokens of document text one request to a model
+// with this profile may carry, leaving room for the prompt and for an answer
+// of maxOut tokens (zero: the profile's cap, at most 4096).
+func TextBudget(prof llm.Profile, maxOut int) int {
 	ctxTokens := prof.ContextTokens
 	if ctxTokens <= 0 {
 		ctxTokens = 8192
 	}
-	maxOut := p.Options.MaxOutputTokens
 	if maxOut == 0 {
 		maxOut = min(prof.MaxOutputTokens, 4096)
 	}
-	b := ctxTokens - maxOut - promptReserve
-	return max(b, 512)
+	return max(ctxTokens-maxOut-promptReserve, 512)
 }
 
 // docRequest builds a request whose document text travels in its own part,

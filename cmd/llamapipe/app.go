@@ -72,6 +72,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			ingestCommand(stdout, stderr),
 			workerCommand(stderr),
 			statusCommand(stdout, stderr),
+			planCommand(stdout, stderr),
 		},
 	}
 }

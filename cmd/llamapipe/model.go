@@ -15,7 +15,7 @@ import (
 
 func providerFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "provider", Value: "offline", Usage: "model provider: openai (any OpenAI-compatible API), dashscope, bedrock or offline (no service, no key)", Sources: env("PROVIDER")},
+		&cli.StringFlag{Name: "provider", Usage: "model provider: openai (any OpenAI-compatible API), dashscope, bedrock or offline (no service, no key; the default without a --preset)", Sources: env("PROVIDER")},
 		&cli.StringFlag{Name: "preset", Usage: "ready provider settings: llama-api, groq, together, openrouter, qianfan, reseller, vllm, ollama, dashscope, dashscope-intl, bedrock-scout, bedrock-maverick", Sources: env("PRESET")},
 		&cli.StringFlag{Name: "base-url", Usage: "provider endpoint (OpenAI-compatible: .../v1; DashScope: the host root)", Sources: env("BASE_URL")},
 		&cli.StringFlag{Name: "model", Usage: "model id, e.g. llama-4-scout or meta-llama/llama-4-scout", Sources: env("MODEL")},
@@ -42,6 +42,9 @@ func providerConfig(cmd *cli.Command) (providers.Config, error) {
 		MaxOutputTokens: cmd.Int("max-output-tokens"),
 		RPM:             cmd.Int("rpm"),
 		TPM:             cmd.Int("tpm"),
+	}
+	if cfg.Provider == "" && cfg.Preset == "" {
+		cfg.Provider = "offline"
 	}
 	if t := cmd.Float("temperature"); t >= 0 {
 		cfg.Temperature = &t
