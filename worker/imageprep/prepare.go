@@ -146,8 +146,8 @@ func (r *Result) DataURL() string {
 // pixel buffer is allocated. A JPEG that only lacks its end marker is
 // processed; truncated or damaged data gives ErrCorrupt. Errors wrap
 // ErrUnsupported, ErrTooLarge or ErrCorrupt, or are ctx.Err() when the
-// context ends first. Prepare never panics: a decoder panic becomes
-// ErrCorrupt.
+// context ends first (or, in theory, an encoder failure, which has no
+// sentinel). A panic in a decoder becomes ErrCorrupt.
 func Prepare(ctx context.Context, data []byte, opts Options) (res *Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -230,7 +230,9 @@ func Prepare(ctx context.Context, data []byte, opts Options) (res *Result, err e
 		}
 		enc, err = encodeJPEG(out, q)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+			// Not the input's fault (the encoder only fails on resource
+			// exhaustion): no sentinel, so callers may retry.
+			return nil, err
 		}
 		if len(enc) <= o.MaxBytes || q <= floor {
 			break
@@ -251,7 +253,7 @@ func Prepare(ctx context.Context, data []byte, opts Options) (res *Result, err e
 		}
 		out = render(tw, th)
 		if enc, err = encodeJPEG(out, q); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+			return nil, err
 		}
 	}
 	b := out.Bounds()
