@@ -246,12 +246,14 @@ func (t *Tracker) Counts(ctx context.Context, batch string) (Counts, error) {
 }
 
 // SetFatal stops a batch with one message (e.g. the provider refused the API
-// key). The first message wins. Workers check Fatal before each item.
-func (t *Tracker) SetFatal(ctx context.Context, batch, msg string) error {
-	if err := t.rdb.HSetNX(ctx, t.batchKey(batch), "fatal", msg).Err(); err != nil {
-		return fmt.Errorf("stop batch %s: %w", batch, err)
+// key). The first message wins; first reports whether this call's did.
+// Workers check Fatal before each item.
+func (t *Tracker) SetFatal(ctx context.Context, batch, msg string) (first bool, err error) {
+	first, err = t.rdb.HSetNX(ctx, t.batchKey(batch), "fatal", msg).Result()
+	if err != nil {
+		return false, fmt.Errorf("stop batch %s: %w", batch, err)
 	}
-	return nil
+	return first, nil
 }
 
 // Fatal returns the message that stopped a batch, or "".

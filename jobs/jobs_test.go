@@ -171,10 +171,12 @@ func TestTrackerRecordsEachItemOnceAndCompletes(t *testing.T) {
 	if err != nil || rec || !complete {
 		t.Fatalf("duplicate: recorded=%v complete=%v err=%v", rec, complete, err)
 	}
-	if err := tr.SetFatal(ctx, "b2", "first"); err != nil {
-		t.Fatal(err)
+	if first, err := tr.SetFatal(ctx, "b2", "first"); err != nil || !first {
+		t.Fatalf("first SetFatal: %v %v", first, err)
 	}
-	_ = tr.SetFatal(ctx, "b2", "second")
+	if first, _ := tr.SetFatal(ctx, "b2", "second"); first {
+		t.Fatal("second SetFatal says it was first")
+	}
 	if msg, _ := tr.Fatal(ctx, "b2"); msg != "first" {
 		t.Fatalf("fatal %q", msg)
 	}

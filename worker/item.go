@@ -87,19 +87,22 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 		switch {
 		case errors.As(err, &fe):
 			msg := fe.Error()
-			if serr := w.cfg.Tracker.SetFatal(ctx, p.Batch, msg); serr != nil {
+			first, serr := w.cfg.Tracker.SetFatal(ctx, p.Batch, msg)
+			if serr != nil {
 				return errors.Join(err, serr)
 			}
-			log.ErrorContext(ctx, "batch stopped", "reason", msg)
+			if first {
+				log.WarnContext(ctx, "batch stopped", "reason", msg)
+			}
 			e.Status, e.Error = jobs.StatusFailed, msg
 			returnErr = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		case errors.As(err, &pe):
 			e.Status, e.Error = jobs.StatusFailed, pe.Error()
-			log.WarnContext(ctx, "item failed", "reason", pe.Error())
+			log.InfoContext(ctx, "item failed", "reason", pe.Error())
 			returnErr = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		case retried >= maxRetry && isFailure(err):
 			e.Status, e.Error = jobs.StatusFailed, fmt.Sprintf("failed after %d attempts: %v", retried+1, err)
-			log.WarnContext(ctx, "item failed: retries exhausted", "error", err.Error())
+			log.InfoContext(ctx, "item failed: retries exhausted", "error", err.Error())
 			returnErr = err
 		default:
 			log.InfoContext(ctx, "item attempt failed; will retry", "attempt", retried+1, "error", err.Error())

@@ -100,7 +100,8 @@ func New(cfg Config) (*Worker, error) {
 		RetryDelayFunc:  retryDelay,
 		IsFailure:       isFailure,
 		Logger:          asynqLogger{log},
-		LogLevel:        asynq.WarnLevel,
+		// asynq warns about every archived task; our own log says why.
+		LogLevel: asynq.ErrorLevel,
 	})
 	return w, nil
 }

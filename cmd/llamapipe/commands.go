@@ -116,7 +116,9 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			log, err := newLogger(cmd, stderr, slog.LevelWarn)
+			// The progress display says what matters; logs only for errors
+			// unless --log-level asks for more.
+			log, err := newLogger(cmd, stderr, slog.LevelError)
 			if err != nil {
 				return err
 			}

@@ -135,10 +135,7 @@ func TestEnvironmentTwinsOfFlags(t *testing.T) {
 // manifest exactly once.
 func TestWorkerKilledMidBatch(t *testing.T) {
 	url, _ := jobstest.Redis(t, jobstest.DBCmd)
-	bin := filepath.Join(t.TempDir(), "llamapipe")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	var calls atomic.Int64
 	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/chat/completions" {
@@ -220,5 +217,117 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 	}
 	if len(seen) != n || len(es) != n {
 		t.Fatalf("%d entries for %d distinct sources, want %d each", len(es), len(seen), n)
+	}
+}
+
+// buildBinary builds the llamapipe command for tests that run processes.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "llamapipe")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestTwoWorkerProcessesShareOneRateLimit runs two worker processes with
+// --rpm 10 against one fake provider: together they stay within one quota
+// (a burst of 10 plus the refill), and both get a share.
+func TestTwoWorkerProcessesShareOneRateLimit(t *testing.T) {
+	url, _ := jobstest.Redis(t, jobstest.DBCmd)
+	bin := buildBinary(t)
+	var total atomic.Int64
+	var perWorker [3]atomic.Int64
+	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		total.Add(1)
+		if i := r.Header.Get("X-Worker"); i == "1" || i == "2" {
+			perWorker[i[0]-'0'].Add(1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":%q},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":5,"total_tokens":10}}`,
+			`{"document_type":"contract","parties":[],"effective_date":"","term_and_renewal":"","termination_rights":"","payment_terms":"","liability_caps":"","indemnities":"","confidentiality":"","governing_law_and_venue":"","risky_clauses":[],"executive_summary":"A contract."}`)
+	}))
+	defer model.Close()
+	src := t.TempDir()
+	for i := range 40 {
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("c%02d.txt", i)), []byte(fmt.Sprintf("Contract %d.", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	envv := append(os.Environ(), "LLAMAPIPE_REDIS_URL="+url, "LLAMAPIPE_PROVIDER=openai", "LLAMAPIPE_BASE_URL="+model.URL+"/v1",
+		"LLAMAPIPE_MODEL=llama-4-scout", "LLAMAPIPE_API_KEY=k", "LLAMAPIPE_RPM=10")
+	ing := exec.Command(bin, "ingest", src, "--out", t.TempDir())
+	ing.Env = envv
+	if out, err := ing.CombinedOutput(); err != nil {
+		t.Fatalf("ingest: %v: %s", err, out)
+	}
+	start := time.Now()
+	var procs []*exec.Cmd
+	for i := 1; i <= 2; i++ {
+		w := exec.Command(bin, "worker", "--concurrency", "4", "--shutdown-timeout", "1s", "--header", fmt.Sprintf("X-Worker=%d", i))
+		w.Env = envv
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, w)
+	}
+	defer func() {
+		for _, p := range procs {
+			_ = p.Process.Signal(syscall.SIGTERM)
+			_ = p.Wait()
+		}
+	}()
+	time.Sleep(6 * time.Second)
+	n, elapsed := total.Load(), time.Since(start)
+	// Burst 10, refilled at 10 per minute; one extra for rounding.
+	limit := 10 + int64(elapsed.Seconds()*10/60) + 1
+	t.Logf("%d requests in %s from two processes (worker 1: %d, worker 2: %d)", n, elapsed.Round(time.Millisecond), perWorker[1].Load(), perWorker[2].Load())
+	if n > limit {
+		t.Fatalf("%d requests in %s: the two processes did not share the 10 rpm limit (at most %d)", n, elapsed, limit)
+	}
+	if n < 10 {
+		t.Fatalf("only %d requests: the shared limit should allow a burst of 10", n)
+	}
+	if perWorker[1].Load() == 0 || perWorker[2].Load() == 0 {
+		t.Errorf("one process got no share: worker 1 %d, worker 2 %d", perWorker[1].Load(), perWorker[2].Load())
+	}
+}
+
+// TestBadKeyStopsTheRunWithOneMessage: the provider refuses the key; the
+// run ends quickly with exit status 1 and the reason said once.
+func TestBadKeyStopsTheRunWithOneMessage(t *testing.T) {
+	url, _ := jobstest.Redis(t, jobstest.DBCmd)
+	var calls atomic.Int64
+	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if r.Header.Get("Authorization") != "Bearer right-key" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`)
+			return
+		}
+		http.Error(w, "unexpected", http.StatusInternalServerError)
+	}))
+	defer model.Close()
+	src := t.TempDir()
+	for i := range 20 {
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("c%02d.txt", i)), []byte("A contract."), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("LLAMAPIPE_API_KEY", "wrong-key-12345")
+	code, stdout, stderr := runCLI(t, "--redis-url", url, "run", src, "--out", t.TempDir(), "--concurrency", "2",
+		"--provider", "openai", "--base-url", model.URL+"/v1", "--model", "llama-4-scout")
+	if code != exitFailed {
+		t.Fatalf("exit %d, want 1\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	if n := strings.Count(stderr, "Incorrect API key provided"); n != 1 {
+		t.Errorf("the reason appears %d times on stderr, want once:\n%s", n, stderr)
+	}
+	if strings.Contains(stderr+stdout, "wrong-key-12345") {
+		t.Error("the API key appears in the output")
+	}
+	if n := calls.Load(); n > 4 {
+		t.Errorf("%d requests reached the provider after it refused the key; want the batch stopped at once", n)
 	}
 }

@@ -71,12 +71,13 @@ func follow(ctx context.Context, t *jobs.Tracker, batch string, stdout, stderr i
 				_ = bar.Finish()
 				fmt.Fprintln(stderr)
 			}
+			c.Fatal = "" // said once above, not again in the summary
 			printCounts(stderr, b, c)
 			out := strings.TrimRight(b.Out, "/")
 			fmt.Fprintf(stdout, "manifest: %s/%s\nreport:   %s/%s\n", out, jobs.ManifestKey, out, jobs.ReportKey)
 			switch {
-			case c.Fatal != "":
-				return &exitError{code: exitFailed, msg: c.Fatal}
+			case fatalShown:
+				return &exitError{code: exitFailed} // the reason was shown once already
 			case c.Failed > 0:
 				return &exitError{code: exitFailed, msg: fmt.Sprintf("%d of %d items failed: reasons in %s/%s", c.Failed, c.Total, out, jobs.ReportKey)}
 			}
