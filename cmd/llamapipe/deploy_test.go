@@ -113,7 +113,7 @@ func TestDockerfileIsMultiStageStaticNonRoot(t *testing.T) {
 	if n := len(regexp.MustCompile(`(?m)^FROM `).FindAllString(s, -1)); n < 2 {
 		t.Errorf("%d FROM lines: not multi-stage", n)
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "./cmd/llamapipe", "USER nonroot", "ENTRYPOINT"} {
+	for _, want := range []string{`-extldflags "-static"`, "libjpeg62-turbo-dev", "./cmd/llamapipe", "USER nonroot", "ENTRYPOINT", "static-debian12"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
