@@ -1,0 +1,252 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/llamapipe/llamapipe/worker/llm"
+)
+
+// Names of the metrics *Metrics exports (histograms also export the
+// _bucket, _sum and _count series; see Names).
+const (
+	ItemsTotal            = "llamapipe_items_total"
+	ItemDuration          = "llamapipe_item_duration_seconds"
+	ModelRequestsTotal    = "llamapipe_model_requests_total"
+	ModelRequestDuration  = "llamapipe_model_request_duration_seconds"
+	ModelTokensTotal      = "llamapipe_model_tokens_total"
+	ModelCostTotal        = "llamapipe_model_cost_total"
+	ModelErrorsTotal      = "llamapipe_model_errors_total"
+	ImagePrepareDuration  = "llamapipe_image_prepare_duration_seconds"
+	TextExtractDuration   = "llamapipe_text_extract_duration_seconds"
+	RateLimitWaitDuration = "llamapipe_rate_limit_wait_seconds"
+	RetriesTotal          = "llamapipe_retries_total"
+)
+
+// Error classes of ModelErrorsTotal's "class" label.
+const (
+	ClassRateLimited = "rate_limited" // HTTP 429: not a failure, but a sign to slow down
+	ClassServer      = "server_error" // 5xx
+	ClassTransport   = "transport"    // no usable answer: resets, truncated or garbage bodies
+	ClassTimeout     = "timeout"      // deadline exceeded, 408
+	ClassTooLarge    = "too_large"    // 413 or "too large"
+	ClassBadRequest  = "bad_request"  // other 4xx: wrong for this item
+	ClassAuth        = "auth"         // 401/403: the batch stops
+	ClassCanceled    = "canceled"     // the worker is shutting down
+	ClassOther       = "other"        // not a classified provider error
+)
+
+// Metrics records a worker's measurements. Its methods are safe for
+// concurrent use, and a nil *Metrics records nothing.
+type Metrics struct {
+	items        *prometheus.CounterVec
+	itemDuration *prometheus.HistogramVec
+	requests     *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	tokens       *prometheus.CounterVec
+	cost         *prometheus.CounterVec
+	errors       *prometheus.CounterVec
+	imagePrep    prometheus.Histogram
+	extract      *prometheus.HistogramVec
+	rateWait     prometheus.Histogram
+	retries      *prometheus.CounterVec
+}
+
+type kind int
+
+const (
+	counter kind = iota
+	histogram
+)
+
+type def struct {
+	name, help string
+	kind       kind
+	labels     []string
+	buckets    []float64
+}
+
+// defs lists every metric of Metrics; New builds from it and Names reads it,
+// so the two cannot drift.
+func defs() []def {
+	return []def{
+		{ItemsTotal, "Items that reached a final status, by kind (document, image, other) and status (done, failed, skipped).", counter, []string{"kind", "status"}, nil},
+		{ItemDuration, "Wall time of items that reached a final status, by kind and status.", histogram, []string{"kind", "status"}, prometheus.ExponentialBucketsRange(0.1, 3600, 14)},
+		{ModelRequestsTotal, "Model requests, by provider, model and outcome (ok or error).", counter, []string{"provider", "model", "outcome"}, nil},
+		{ModelRequestDuration, "Latency of model requests, successful or not, by provider and model.", histogram, []string{"provider", "model"}, prometheus.ExponentialBucketsRange(0.05, 600, 16)},
+		{ModelTokensTotal, "Tokens of model requests, by provider, model and direction (input or output).", counter, []string{"provider", "model", "direction"}, nil},
+		{ModelCostTotal, "Cost of model requests in the profile's currency, by provider and model.", counter, []string{"provider", "model"}, nil},
+		{ModelErrorsTotal, "Failed model requests, by provider, model and class (rate_limited, server_error, transport, timeout, too_large, bad_request, auth, canceled, other).", counter, []string{"provider", "model", "class"}, nil},
+		{ImagePrepareDuration, "Time to decode, orient, resize and encode one image.", histogram, nil, prometheus.ExponentialBucketsRange(0.005, 60, 14)},
+		{TextExtractDuration, "Time to extract the text of one document or chunk, by kind (pdf, docx, html, text, ...).", histogram, []string{"kind"}, prometheus.ExponentialBucketsRange(0.005, 600, 16)},
+		{RateLimitWaitDuration, "Time spent waiting for the shared model rate limit before a request.", histogram, nil, prometheus.ExponentialBucketsRange(0.001, 300, 16)},
+		{RetriesTotal, "Item attempts that failed and will be retried, by reason.", counter, []string{"reason"}, nil},
+	}
+}
+
+// New registers the worker metrics on reg and returns them. It panics if
+// they are already registered on reg (a programming error, as with
+// prometheus.MustRegister).
+func New(reg prometheus.Registerer) *Metrics {
+	cs := map[string]prometheus.Collector{}
+	for _, d := range defs() {
+		var c prometheus.Collector
+		switch {
+		case d.kind == counter:
+			c = prometheus.NewCounterVec(prometheus.CounterOpts{Name: d.name, Help: d.help}, d.labels)
+		case len(d.labels) == 0:
+			c = prometheus.NewHistogram(prometheus.HistogramOpts{Name: d.name, Help: d.help, Buckets: d.buckets})
+		default:
+			c = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: d.name, Help: d.help, Buckets: d.buckets}, d.labels)
+		}
+		reg.MustRegister(c)
+		cs[d.name] = c
+	}
+	return &Metrics{
+		items:        cs[ItemsTotal].(*prometheus.CounterVec),
+		itemDuration: cs[ItemDuration].(*prometheus.HistogramVec),
+		requests:     cs[ModelRequestsTotal].(*prometheus.CounterVec),
+		latency:      cs[ModelRequestDuration].(*prometheus.HistogramVec),
+		tokens:       cs[ModelTokensTotal].(*prometheus.CounterVec),
+		cost:         cs[ModelCostTotal].(*prometheus.CounterVec),
+		errors:       cs[ModelErrorsTotal].(*prometheus.CounterVec),
+		imagePrep:    cs[ImagePrepareDuration].(prometheus.Histogram),
+		extract:      cs[TextExtractDuration].(*prometheus.HistogramVec),
+		rateWait:     cs[RateLimitWaitDuration].(prometheus.Histogram),
+		retries:      cs[RetriesTotal].(*prometheus.CounterVec),
+	}
+}
+
+// NewRegistry returns a registry with the Go runtime and process
+// collectors, for a process's /metrics.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Names returns the name of every series the worker metrics export,
+// histograms' _bucket, _sum and _count series included.
+func Names() []string {
+	var out []string
+	for _, d := range defs() {
+		if d.kind == histogram {
+			out = append(out, d.name+"_bucket", d.name+"_sum", d.name+"_count")
+			continue
+		}
+		out = append(out, d.name)
+	}
+	return out
+}
+
+// ItemEnded records an item's final status (jobs.StatusDone, StatusFailed or
+// StatusSkipped) and how long it took.
+func (m *Metrics) ItemEnded(kind, status string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.items.WithLabelValues(kind, status).Inc()
+	m.itemDuration.WithLabelValues(kind, status).Observe(d.Seconds())
+}
+
+// ModelRequest records one model request: its latency, tokens and cost,
+// and, when err is not nil, its error class (see ErrorClass).
+func (m *Metrics) ModelRequest(provider, model string, d time.Duration, inTok, outTok int, cost float64, err error) {
+	if m == nil {
+		return
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+		m.errors.WithLabelValues(provider, model, ErrorClass(err)).Inc()
+	}
+	m.requests.WithLabelValues(provider, model, outcome).Inc()
+	m.latency.WithLabelValues(provider, model).Observe(d.Seconds())
+	if inTok > 0 {
+		m.tokens.WithLabelValues(provider, model, "input").Add(float64(inTok))
+	}
+	if outTok > 0 {
+		m.tokens.WithLabelValues(provider, model, "output").Add(float64(outTok))
+	}
+	if cost > 0 {
+		m.cost.WithLabelValues(provider, model).Add(cost)
+	}
+}
+
+// ImagePrepared records the preparation time of one image.
+func (m *Metrics) ImagePrepared(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.imagePrep.Observe(d.Seconds())
+}
+
+// TextExtracted records the extraction time of one document or chunk of the
+// given kind (a file type such as "pdf" or "docx").
+func (m *Metrics) TextExtracted(kind string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.extract.WithLabelValues(kind).Observe(d.Seconds())
+}
+
+// RateLimitWait records time spent waiting for the shared rate limit.
+func (m *Metrics) RateLimitWait(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.rateWait.Observe(d.Seconds())
+}
+
+// Retry records an attempt that failed and will be retried; reason is a
+// short bounded word such as ErrorClass's result, "storage" or "panic".
+func (m *Metrics) Retry(reason string) {
+	if m == nil {
+		return
+	}
+	m.retries.WithLabelValues(reason).Inc()
+}
+
+// ErrorClass sorts a model request's error into one of the Class* values.
+func ErrorClass(err error) string {
+	var le *llm.Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &le):
+		switch {
+		case le.RateLimited || le.Status == 429:
+			return ClassRateLimited
+		case le.Kind == llm.Fatal:
+			return ClassAuth
+		case le.Kind == llm.TooLarge:
+			return ClassTooLarge
+		case le.Status == 408:
+			return ClassTimeout
+		case le.Status >= 500:
+			return ClassServer
+		case le.Kind == llm.Permanent:
+			return ClassBadRequest
+		case le.Err != nil && errors.Is(le.Err, context.DeadlineExceeded):
+			return ClassTimeout
+		case le.Err != nil && isNetTimeout(le.Err):
+			return ClassTimeout
+		}
+		return ClassTransport
+	case errors.Is(err, context.Canceled):
+		return ClassCanceled
+	case errors.Is(err, context.DeadlineExceeded), isNetTimeout(err):
+		return ClassTimeout
+	}
+	return ClassOther
+}
+
+func isNetTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
