@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/dashboard"
+	"github.com/llamapipe/llamapipe/worker/metrics"
+)
+
+// Environment variables holding the dashboard's secrets (read directly,
+// never through a flag value).
+const (
+	envDashboardPassword = "LLAMAPIPE_DASHBOARD_PASSWORD"
+	envDashboardToken    = "LLAMAPIPE_DASHBOARD_TOKEN"
+)
+
+func dashboardCommand(stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  "dashboard",
+		Usage: "serve the operators' dashboard: batches at /, asynqmon at /asynq, /metrics, /healthz, /readyz",
+		Description: "Authentication is on by default: HTTP basic auth (--auth-user, and the password from " + envDashboardPassword +
+			" or --auth-password-file) or bearer tokens (" + envDashboardToken + " or --auth-token-file, one per line). " +
+			"Without credentials the dashboard only listens on a loopback address.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "address to serve on, HOST:PORT (a non-loopback address requires credentials)", Sources: env("DASHBOARD_LISTEN")},
+			&cli.BoolFlag{Name: "read-only", Usage: "asynqmon only shows queues and tasks (no pause, retry or delete)", Sources: env("DASHBOARD_READ_ONLY")},
+			&cli.StringFlag{Name: "auth-user", Usage: "user name for HTTP basic auth (the password comes from " + envDashboardPassword + " or --auth-password-file)", Sources: env("DASHBOARD_AUTH_USER")},
+			&cli.StringFlag{Name: "auth-password-file", Usage: "file holding the basic-auth password (first line)", Sources: env("DASHBOARD_AUTH_PASSWORD_FILE")},
+			&cli.StringFlag{Name: "auth-token-file", Usage: "file holding accepted bearer tokens, one per line", Sources: env("DASHBOARD_AUTH_TOKEN_FILE")},
+			&cli.IntFlag{Name: "batches", Value: 50, Usage: "how many batches, newest first, the batch page lists", Sources: env("DASHBOARD_BATCHES")},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			log, err := newLogger(cmd, stderr, slog.LevelInfo)
+			if err != nil {
+				return err
+			}
+			auth, err := dashboardAuth(cmd)
+			if err != nil {
+				return err
+			}
+			addr := cmd.String("listen")
+			if err := dashboard.CheckListen(addr, auth); err != nil {
+				return &exitError{code: exitUsage, msg: err.Error()}
+			}
+			c, err := connect(ctx, cmd, false, stderr)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			h, err := dashboard.New(dashboard.Config{
+				Tracker:      c.tracker,
+				RedisConnOpt: c.opt,
+				ReadOnly:     cmd.Bool("read-only"),
+				Auth:         auth,
+				Anonymous:    !auth.Configured(), // loopback only: CheckListen passed
+				Ping:         func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() },
+				Logger:       log,
+				Batches:      cmd.Int("batches"),
+			})
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return &exitError{code: exitFailed, msg: fmt.Sprintf("dashboard: %v", err)}
+			}
+			log.Info("dashboard listening", "addr", l.Addr().String(), "read_only", cmd.Bool("read-only"),
+				"basic_auth", auth.User != "", "bearer_tokens", len(auth.Tokens), "anonymous", !auth.Configured())
+			fmt.Fprintf(stdout, "dashboard on http://%s/\n", l.Addr())
+			return metrics.Serve(ctx, l, h, log)
+		},
+	}
+}
+
+// dashboardAuth gathers the dashboard's credentials from the environment
+// and files. Secrets never appear in errors or logs.
+func dashboardAuth(cmd *cli.Command) (dashboard.Auth, error) {
+	var a dashboard.Auth
+	a.User = cmd.String("auth-user")
+	if f := cmd.String("auth-password-file"); f != "" {
+		pw, err := dashboard.ReadPassword(f)
+		if err != nil {
+			return a, &exitError{code: exitUsage, msg: "--auth-password-file: " + err.Error()}
+		}
+		a.Password = pw
+	} else {
+		a.Password = os.Getenv(envDashboardPassword)
+	}
+	switch {
+	case a.User != "" && a.Password == "":
+		return a, &exitError{code: exitUsage, msg: "--auth-user needs a password: set " + envDashboardPassword + " or --auth-password-file"}
+	case a.User == "" && a.Password != "":
+		return a, &exitError{code: exitUsage, msg: "a basic-auth password is set but no --auth-user"}
+	}
+	if f := cmd.String("auth-token-file"); f != "" {
+		ts, err := dashboard.ReadTokens(f)
+		if err != nil {
+			return a, &exitError{code: exitUsage, msg: "--auth-token-file: " + err.Error()}
+		}
+		a.Tokens = append(a.Tokens, ts...)
+	}
+	if t := os.Getenv(envDashboardToken); t != "" {
+		a.Tokens = append(a.Tokens, t)
+	}
+	return a, nil
+}
+
+// metricsListenFlag is the worker's --metrics-listen flag (to be added to
+// workerFlags).
+func metricsListenFlag() cli.Flag {
+	return &cli.StringFlag{Name: "metrics-listen", Usage: "serve /metrics, /healthz and /readyz on this address, HOST:PORT (empty: off; unauthenticated, keep it on a private network)", Sources: env("METRICS_LISTEN")}
+}
+
+// workerMetrics registers the worker's metrics and, when --metrics-listen
+// is set, serves /metrics, /healthz and /readyz there until ctx ends. The
+// returned *metrics.Metrics is never nil.
+func workerMetrics(ctx context.Context, cmd *cli.Command, c *conn, log *slog.Logger) (*metrics.Metrics, error) {
+	reg := metrics.NewRegistry()
+	m := metrics.New(reg)
+	addr := cmd.String("metrics-listen")
+	if addr == "" {
+		return m, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &exitError{code: exitFailed, msg: fmt.Sprintf("--metrics-listen: %v", err)}
+	}
+	log.Info("metrics listening", "addr", l.Addr().String())
+	ping := func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }
+	go func() {
+		if err := metrics.Serve(ctx, l, metrics.Mux(reg, ping), log); err != nil {
+			log.Error("metrics endpoint stopped", "err", err)
+		}
+	}()
+	return m, nil
+}

@@ -1,0 +1,244 @@
+package dashboard
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/worker/metrics"
+)
+
+// AsynqPath is where asynqmon is served.
+const AsynqPath = "/asynq"
+
+// Auth holds the credentials the dashboard accepts. Either or both kinds
+// may be set; a request needs one valid credential.
+type Auth struct {
+	// User and Password enable HTTP basic auth when both are non-empty.
+	User     string
+	Password string
+	// Tokens are accepted bearer tokens ("Authorization: Bearer TOKEN");
+	// several allow rotation. Empty strings are ignored.
+	Tokens []string
+}
+
+// Configured reports whether any credential is set.
+func (a Auth) Configured() bool {
+	if a.User != "" && a.Password != "" {
+		return true
+	}
+	for _, t := range a.Tokens {
+		if t != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// Config configures the dashboard. Tracker and RedisConnOpt are required.
+type Config struct {
+	// Tracker reads batch records.
+	Tracker *jobs.Tracker
+	// RedisConnOpt is the asynq connection asynqmon and the queue metrics use.
+	RedisConnOpt asynq.RedisConnOpt
+	// ReadOnly restricts asynqmon to viewing (its API refuses anything but
+	// GET). Default false: operators may pause queues, retry or delete tasks.
+	ReadOnly bool
+	// Auth is the accepted credentials. New refuses an empty Auth unless
+	// Anonymous is set.
+	Auth Auth
+	// Anonymous serves every page without credentials. Default false. Meant
+	// for a dashboard on a loopback address only (the CLI enforces that).
+	Anonymous bool
+	// Registry is served at /metrics. Nil means a new registry with the Go
+	// and process collectors, asynq's queue collector and live-worker gauges
+	// (see metrics.RegisterQueueCollectors).
+	Registry *prometheus.Registry
+	// Ping checks Redis for /readyz. Nil means a PING on RedisConnOpt.
+	Ping func(ctx context.Context) error
+	// Logger receives the dashboard's logs. Nil discards them.
+	Logger *slog.Logger
+	// Batches is how many batches, newest first, the batch page lists.
+	// Zero means 50.
+	Batches int
+	// Now is the clock for rates and ETAs. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler is the dashboard: an http.Handler holding Redis connections that
+// Close releases.
+type Handler struct {
+	h       http.Handler
+	closers []func() error
+}
+
+// ServeHTTP serves the dashboard.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.h.ServeHTTP(w, r) }
+
+// Close releases the dashboard's Redis connections.
+func (h *Handler) Close() error {
+	var err error
+	for _, c := range h.closers {
+		err = errors.Join(err, c())
+	}
+	return err
+}
+
+// ErrNoCredentials is returned by New when no credential is configured and
+// anonymous access was not asked for.
+var ErrNoCredentials = errors.New("dashboard: no credentials configured (basic auth user and password, or a bearer token)")
+
+// New builds the dashboard.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Tracker == nil || cfg.RedisConnOpt == nil {
+		return nil, errors.New("dashboard: Tracker and RedisConnOpt are required")
+	}
+	if !cfg.Auth.Configured() && !cfg.Anonymous {
+		return nil, ErrNoCredentials
+	}
+	log := cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)).With("component", "dashboard")
+	d := &Handler{}
+	ping := cfg.Ping
+	if ping == nil {
+		rdb, ok := cfg.RedisConnOpt.MakeRedisClient().(redis.UniversalClient)
+		if !ok {
+			return nil, fmt.Errorf("dashboard: unsupported Redis connection %T", cfg.RedisConnOpt)
+		}
+		d.closers = append(d.closers, rdb.Close)
+		ping = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = metrics.NewRegistry()
+		insp := asynq.NewInspector(cfg.RedisConnOpt)
+		d.closers = append(d.closers, insp.Close)
+		if err := metrics.RegisterQueueCollectors(reg, insp, log); err != nil {
+			_ = d.Close()
+			return nil, fmt.Errorf("dashboard: queue metrics: %w", err)
+		}
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	pages, err := newPages(cfg.Tracker, cmp.Or(cfg.Batches, 50), now, log)
+	if err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	amon := asynqmon.New(asynqmon.Options{RootPath: AsynqPath, RedisConnOpt: cfg.RedisConnOpt, ReadOnly: cfg.ReadOnly})
+	d.closers = append(d.closers, amon.Close)
+
+	private := http.NewServeMux()
+	private.Handle(AsynqPath+"/", amon)
+	private.Handle("GET "+AsynqPath, http.RedirectHandler(AsynqPath+"/", http.StatusMovedPermanently))
+	private.Handle("GET /metrics", metrics.Handler(reg))
+	private.Handle("GET /{$}", ownPage(http.HandlerFunc(pages.list)))
+	private.Handle("GET /batches/{id}", ownPage(http.HandlerFunc(pages.detail)))
+
+	healthz, readyz := metrics.HealthHandlers(ping)
+	root := http.NewServeMux()
+	root.Handle("GET /healthz", healthz)
+	root.Handle("GET /readyz", readyz)
+	var guarded http.Handler = private
+	if !cfg.Anonymous || cfg.Auth.Configured() {
+		guarded = newAuthenticator(cfg.Auth, log).wrap(private)
+	}
+	// Browsers send basic credentials with cross-site requests too: refuse
+	// cross-origin writes (asynqmon's pause, delete, retry).
+	root.Handle("/", http.NewCrossOriginProtection().Handler(guarded))
+	d.h = root
+	return d, nil
+}
+
+// ownPage adds the security headers of our server-rendered pages (asynqmon
+// has its own inline scripts and is left as it is).
+func ownPage(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// authenticator checks basic credentials or bearer tokens in constant time
+// (over SHA-256 digests, so lengths leak nothing either).
+type authenticator struct {
+	basic      bool
+	user, pass [32]byte
+	tokens     [][32]byte
+	challenge  []string
+	log        *slog.Logger
+}
+
+const realm = "llamapipe dashboard"
+
+func newAuthenticator(a Auth, log *slog.Logger) *authenticator {
+	au := &authenticator{log: log}
+	if a.User != "" && a.Password != "" {
+		au.basic = true
+		au.user, au.pass = sha256.Sum256([]byte(a.User)), sha256.Sum256([]byte(a.Password))
+		au.challenge = append(au.challenge, `Basic realm="`+realm+`", charset="UTF-8"`)
+	}
+	for _, t := range a.Tokens {
+		if t != "" {
+			au.tokens = append(au.tokens, sha256.Sum256([]byte(t)))
+		}
+	}
+	if len(au.tokens) > 0 {
+		au.challenge = append(au.challenge, `Bearer realm="`+realm+`"`)
+	}
+	return au
+}
+
+func (a *authenticator) ok(r *http.Request) bool {
+	if user, pass, ok := r.BasicAuth(); ok && a.basic {
+		u, p := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(pass))
+		uok := subtle.ConstantTimeCompare(u[:], a.user[:])
+		pok := subtle.ConstantTimeCompare(p[:], a.pass[:])
+		return uok&pok == 1
+	}
+	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") || len(a.tokens) == 0 {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	match := 0
+	for _, want := range a.tokens { // no early exit: every token is compared
+		match |= subtle.ConstantTimeCompare(got[:], want[:])
+	}
+	return match == 1
+}
+
+func (a *authenticator) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.ok(r) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if r.Header.Get("Authorization") != "" {
+			a.log.Warn("dashboard: rejected credentials", "remote", r.RemoteAddr, "path", r.URL.Path)
+		}
+		for _, c := range a.challenge {
+			w.Header().Add("WWW-Authenticate", c)
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, "401 unauthorized: basic auth or a bearer token is required", http.StatusUnauthorized)
+	})
+}

@@ -1,0 +1,15 @@
+// Package dashboard is the operators' web view of llamapipe: asynqmon
+// (the Asynq dashboard) under /asynq, a batch page of our own at / and
+// /batches/{id} (progress, counts, tokens, cost, rate, ETA, failures grouped
+// by reason, where the manifest and report are), /metrics, /healthz and
+// /readyz.
+//
+// Everything but /healthz and /readyz requires credentials (HTTP basic auth
+// or a bearer token, compared in constant time) unless the caller asks for
+// anonymous access explicitly. Pages are rendered on the server with
+// html/template (no JavaScript of our own), so everything shown is escaped.
+//
+// The dashboard reads batch records through jobs.Tracker and queues through
+// asynq; it never writes a batch record. It knows nothing of workers,
+// models or storage backends, and never shows payloads' document text.
+package dashboard

@@ -1,0 +1,278 @@
+package dashboard
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/llamapipe/llamapipe/jobs"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// pages renders the batch list and a batch's detail.
+type pages struct {
+	tracker    *jobs.Tracker
+	n          int
+	now        func() time.Time
+	log        *slog.Logger
+	listTmpl   *template.Template
+	detailTmpl *template.Template
+}
+
+func newPages(tr *jobs.Tracker, n int, now func() time.Time, log *slog.Logger) (*pages, error) {
+	funcs := template.FuncMap{
+		"when":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+		"cost":    func(c float64) string { return fmt.Sprintf("%.4f", c) },
+		"percent": func(f float64) string { return fmt.Sprintf("%.1f%%", f) },
+		"rate":    func(f float64) string { return fmt.Sprintf("%.1f", f) },
+		"join":    strings.Join,
+	}
+	parse := func(name string) (*template.Template, error) {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name)
+		if err != nil {
+			return nil, fmt.Errorf("dashboard: template %s: %w", name, err)
+		}
+		return t, nil
+	}
+	l, err := parse("list.html")
+	if err != nil {
+		return nil, err
+	}
+	d, err := parse("detail.html")
+	if err != nil {
+		return nil, err
+	}
+	return &pages{tracker: tr, n: n, now: now, log: log, listTmpl: l, detailTmpl: d}, nil
+}
+
+// BatchView is one batch as the pages show it.
+type BatchView struct {
+	jobs.Batch
+	Counts jobs.Counts
+	// State is listing (not sealed yet), running, finalizing (every item
+	// ended, manifest not written yet), finished or stopped (fatal error).
+	State string
+	// Percent is the share of items that ended, 0-100 (0 while listing).
+	Percent float64
+	// RatePerMin is items ended per minute since the batch was created (to
+	// its end, once finished).
+	RatePerMin float64
+	// ETA is the estimated time left, as text.
+	ETA string
+	// Refresh is true while the batch may still change.
+	Refresh bool
+}
+
+func (p *pages) view(ctx context.Context, id string) (BatchView, error) {
+	b, err := p.tracker.Get(ctx, id)
+	if err != nil {
+		return BatchView{}, err
+	}
+	c, err := p.tracker.Counts(ctx, id)
+	if err != nil {
+		return BatchView{}, err
+	}
+	return summarize(b, c, p.now()), nil
+}
+
+// summarize computes a batch's state, rate and ETA at time now.
+func summarize(b jobs.Batch, c jobs.Counts, now time.Time) BatchView {
+	v := BatchView{Batch: b, Counts: c}
+	switch {
+	case c.Fatal != "":
+		v.State = "stopped"
+	case c.Finalized:
+		v.State = "finished"
+	case c.Complete():
+		v.State = "finalizing"
+	case !c.Sealed:
+		v.State = "listing"
+	default:
+		v.State = "running"
+	}
+	v.Refresh = v.State != "finished" && v.State != "stopped"
+	if c.Total > 0 {
+		v.Percent = min(100, 100*float64(c.Ended())/float64(c.Total))
+	}
+	end := now
+	if c.Finalized && !c.Finished.IsZero() {
+		end = c.Finished
+	}
+	if elapsed := end.Sub(b.Created); elapsed > 0 && !b.Created.IsZero() {
+		v.RatePerMin = float64(c.Ended()) / elapsed.Minutes()
+	}
+	switch {
+	case v.State == "finished" || v.State == "finalizing":
+		v.ETA = "done"
+	case v.State == "stopped":
+		v.ETA = "stopped"
+	case !c.Sealed:
+		v.ETA = "unknown until listing ends"
+	case v.RatePerMin <= 0:
+		v.ETA = "unknown until items end"
+	default:
+		left := float64(c.Total - c.Ended())
+		v.ETA = roundDuration(time.Duration(left / v.RatePerMin * float64(time.Minute)))
+	}
+	return v
+}
+
+// roundDuration shows a duration to the minute (seconds under a minute).
+func roundDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	case d < 24*time.Hour:
+		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+	}
+	days := int(d / (24 * time.Hour))
+	return fmt.Sprintf("%dd %s", days, strings.TrimSuffix((d%(24*time.Hour)).Round(time.Minute).String(), "0s"))
+}
+
+func (p *pages) list(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ids, err := p.tracker.List(ctx, p.n)
+	if err != nil {
+		p.fail(w, "list batches", err)
+		return
+	}
+	data := struct {
+		Title   string
+		Batches []BatchView
+		Broken  []string
+		Refresh bool
+	}{Title: "Batches"}
+	for _, id := range ids {
+		v, err := p.view(ctx, id)
+		if err != nil {
+			p.log.Warn("dashboard: unreadable batch", "batch", id, "err", err)
+			data.Broken = append(data.Broken, id)
+			continue
+		}
+		data.Refresh = data.Refresh || v.Refresh
+		data.Batches = append(data.Batches, v)
+	}
+	p.render(w, p.listTmpl, data)
+}
+
+// ReasonGroup is the items that failed or were skipped for one reason.
+type ReasonGroup struct {
+	Reason   string
+	Count    int
+	Examples []string // up to maxExamples sources
+}
+
+const maxExamples = 5
+
+func groupByReason(entries []jobs.Entry, status string) []ReasonGroup {
+	byReason := map[string]*ReasonGroup{}
+	for _, e := range entries {
+		if e.Status != status {
+			continue
+		}
+		reason := e.Error
+		if reason == "" {
+			reason = "(no reason recorded)"
+		}
+		g := byReason[reason]
+		if g == nil {
+			g = &ReasonGroup{Reason: reason}
+			byReason[reason] = g
+		}
+		g.Count++
+		if len(g.Examples) < maxExamples {
+			g.Examples = append(g.Examples, e.Source)
+		}
+	}
+	out := make([]ReasonGroup, 0, len(byReason))
+	for _, g := range byReason {
+		out = append(out, *g)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Reason < out[j].Reason
+	})
+	return out
+}
+
+// Location is a result file's place, with a link when a browser can open it.
+type Location struct {
+	Where string
+	Link  string // empty unless Where is an http(s) URL
+}
+
+func locate(out, key string) Location {
+	where := strings.TrimRight(out, "/") + "/" + key
+	l := Location{Where: where}
+	if u, err := url.Parse(where); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+		l.Link = where
+	}
+	return l
+}
+
+func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	v, err := p.view(ctx, id)
+	if errors.Is(err, jobs.ErrNoBatch) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintln(w, "no such batch")
+		return
+	}
+	if err != nil {
+		p.fail(w, "batch", err)
+		return
+	}
+	entries, err := p.tracker.Entries(ctx, id)
+	if err != nil {
+		p.fail(w, "batch entries", err)
+		return
+	}
+	data := struct {
+		Title    string
+		Batch    BatchView
+		Failed   []ReasonGroup
+		Skipped  []ReasonGroup
+		Manifest Location
+		Report   Location
+		Refresh  bool
+	}{
+		Title:    "Batch " + id,
+		Batch:    v,
+		Failed:   groupByReason(entries, jobs.StatusFailed),
+		Skipped:  groupByReason(entries, jobs.StatusSkipped),
+		Manifest: locate(v.Out, jobs.ManifestKey),
+		Report:   locate(v.Out, jobs.ReportKey),
+		Refresh:  v.Refresh,
+	}
+	p.render(w, p.detailTmpl, data)
+}
+
+func (p *pages) render(w http.ResponseWriter, t *template.Template, data any) {
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		p.fail(w, "render", err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write([]byte(b.String()))
+}
+
+// fail logs err and answers 500 without details (they may name hosts).
+func (p *pages) fail(w http.ResponseWriter, what string, err error) {
+	p.log.Error("dashboard: "+what, "err", err)
+	http.Error(w, "500 internal error: "+what+" failed (see the dashboard's log)", http.StatusInternalServerError)
+}
