@@ -19,6 +19,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest/sniff"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 )
 
@@ -65,6 +66,9 @@ type Options struct {
 	Provider, Model string
 	// BatchID, when set, names the batch (else a new ID is made).
 	BatchID string
+	// Force processes every item, also those whose results are current
+	// (same source ETag, task, prompts, model and options as last time).
+	Force bool
 }
 
 // Result summarises an ingest.
@@ -115,6 +119,10 @@ type Item struct {
 	ResultBase string
 	// Skip is the reason it is skipped; empty when it is to be processed.
 	Skip string
+	// Unchanged is true when it is skipped because its results are current.
+	Unchanged bool
+	// Fingerprint is what its result is made from (jobs.Fingerprint).
+	Fingerprint string
 	// Head is the object's first bytes (up to sniff.HeadSize).
 	Head []byte
 }
@@ -124,6 +132,11 @@ type prepared struct {
 	o       Options
 	out     storage.Location
 	sources []*source
+	// current holds the fingerprint markers found under the output
+	// location: results that need not be made again.
+	current map[string]bool
+	// prompts is the prompt version of each task.
+	prompts map[string]string
 }
 
 func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
@@ -159,7 +172,45 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 		}
 		pr.sources = append(pr.sources, &source{index: len(pr.sources), url: st.Location(), store: st, skipPrefix: insidePrefix(loc, outLoc)})
 	}
+	pr.prompts = map[string]string{}
+	for _, task := range []string{jobs.TaskSummarize, jobs.TaskCaption} {
+		v, err := prompts.TaskVersion(task)
+		if err != nil {
+			return nil, err
+		}
+		pr.prompts[task] = v
+	}
+	if !o.Force {
+		if pr.current, err = in.currentResults(ctx, o.Out); err != nil {
+			return nil, err
+		}
+	}
 	return pr, nil
+}
+
+// currentResults lists the fingerprint markers under the output location:
+// one listing, not one request per item.
+func (in *Ingester) currentResults(ctx context.Context, out string) (map[string]bool, error) {
+	st, err := in.Open(ctx, out)
+	if err != nil {
+		return nil, fmt.Errorf("output %s: %w", out, err)
+	}
+	m := map[string]bool{}
+	for info, err := range st.List(ctx, jobs.FingerprintPrefix, storage.ListOptions{Recursive: true}) {
+		if errors.Is(err, storage.ErrNotExist) {
+			break // no output yet
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list results in %s: %w", out, err)
+		}
+		m[info.Key] = true
+	}
+	return m, nil
+}
+
+// fingerprint is an item's fingerprint for a task under these options.
+func (pr *prepared) fingerprint(it Item, task string) string {
+	return jobs.Fingerprint(it.Ref.ETag, task, pr.prompts[task], pr.o.Model, pr.o.Job)
 }
 
 // Scan lists and classifies what a batch with these options would hold,
@@ -187,7 +238,7 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 		go func() {
 			defer wg.Done()
 			for c := range cands {
-				if err := fn(in.classify(ctx, o, len(pr.sources), c)); err != nil {
+				if err := fn(in.classify(ctx, pr, c)); err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err
@@ -303,7 +354,7 @@ func (in *Ingester) enqueueFinalize(ctx context.Context, batch, queue string) er
 func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Item) (bool, error) {
 	if it.Skip == "" {
 		p := jobs.ItemPayload{Batch: b.ID, Item: it.ID, Source: it.Ref, Type: string(it.Type), Kind: it.Kind, Task: it.Task,
-			Out: b.Out, ResultBase: it.ResultBase, Options: o.Job}
+			Out: b.Out, ResultBase: it.ResultBase, Options: o.Job, Fingerprint: it.Fingerprint}
 		t, err := jobs.NewItemTask(p, o.Queue, o.MaxRetry)
 		if err != nil {
 			it.Skip = "cannot be queued: " + err.Error()
@@ -316,6 +367,9 @@ func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Ite
 	}
 	e := jobs.Entry{Item: it.ID, Source: it.Ref.URL(), ETag: it.Ref.ETag, Size: it.Ref.Size, Kind: it.Kind,
 		Type: string(it.Type), Status: jobs.StatusSkipped, Error: it.Skip}
+	if it.Unchanged {
+		e.Results = jobs.ResultKeys(it.ResultBase, it.Task)
+	}
 	if _, _, err := in.Tracker.Record(ctx, b.ID, e); err != nil {
 		return false, err
 	}
@@ -324,15 +378,29 @@ func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Ite
 
 // classify reads an object's head and decides its type, kind and task, or
 // why it is skipped.
-func (in *Ingester) classify(ctx context.Context, o Options, nsrc int, c candidate) Item {
+func (in *Ingester) classify(ctx context.Context, pr *prepared, c candidate) Item {
+	o := pr.o
 	it := Item{
 		ID:         jobs.ItemID(c.src.url, c.info.Key),
 		Ref:        jobs.Ref{Location: c.src.url, Key: c.info.Key, ETag: c.info.ETag, Size: c.info.Size},
 		Store:      c.src.store,
 		Kind:       jobs.KindOther,
-		ResultBase: jobs.ResultBase(c.src.index, nsrc, c.src.url, c.info.Key),
+		ResultBase: jobs.ResultBase(c.src.index, len(pr.sources), c.src.url, c.info.Key),
 	}
 	skip := func(reason string) Item { it.Skip = reason; return it }
+	// Unchanged since the last run? Decided from the listing alone, before
+	// any request for the object itself.
+	for _, task := range []string{jobs.TaskCaption, jobs.TaskSummarize} {
+		if (o.Task == jobs.TaskAuto || o.Task == task) && it.Ref.ETag != "" &&
+			pr.current[jobs.FingerprintKey(it.ResultBase, task, pr.fingerprint(it, task))] {
+			it.Task, it.Kind = task, jobs.KindDocument
+			if task == jobs.TaskCaption {
+				it.Kind = jobs.KindImage
+			}
+			it.Unchanged = true
+			return skip("unchanged since the last run (same content, prompts, model and options): results kept")
+		}
+	}
 	if c.info.Size == 0 {
 		return skip("empty file (0 bytes)")
 	}
@@ -369,6 +437,7 @@ func (in *Ingester) classify(ctx context.Context, o Options, nsrc int, c candida
 	default:
 		it.Task = o.Task
 	}
+	it.Fingerprint = pr.fingerprint(it, it.Task)
 	return it
 }
 

@@ -114,6 +114,9 @@ type ItemPayload struct {
 	Out        string  `json:"out"`
 	ResultBase string  `json:"result_base"`
 	Options    Options `json:"options,omitzero"`
+	// Fingerprint is what the result is made from (see Fingerprint); the
+	// worker leaves it as a marker next to the results.
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // FinalizePayload is the payload of a TypeFinalize task.

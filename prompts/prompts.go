@@ -293,3 +293,27 @@ func (t *Template) Validate(answer []byte) error {
 	}
 	return nil
 }
+
+// TaskVersion is the version of every template a task uses, joined: it
+// changes whenever any of them changes, so results made with older wording
+// are not taken as current. task is "caption" or "summarize".
+func TaskVersion(task string) (string, error) {
+	var names []string
+	switch task {
+	case "caption":
+		names = []string{Caption}
+	case "summarize":
+		names = []string{Summary, SummaryMap, SummaryReduce}
+	default:
+		return "", fmt.Errorf("prompts for task %q: %w", task, ErrNotFound)
+	}
+	vs := make([]string, 0, len(names))
+	for _, n := range names {
+		t, err := Load(n)
+		if err != nil {
+			return "", err
+		}
+		vs = append(vs, t.Version)
+	}
+	return strings.Join(vs, "+"), nil
+}

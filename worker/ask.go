@@ -116,6 +116,10 @@ type meta struct {
 	Requests      int    `json:"requests"`
 	Estimated     bool   `json:"tokens_estimated,omitempty"`
 	Created       string `json:"created"`
+	// DuplicateOf names the source with the same bytes whose result this
+	// is (nothing was paid for it again).
+	DuplicateOf string `json:"duplicate_of,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // putJSON writes doc (with "meta" added) as indented JSON.
@@ -142,7 +146,8 @@ func (w *Worker) meta(p jobs.ItemPayload, tmpl *prompts.Template, o outcome, req
 	prof := w.cfg.Model.Profile()
 	return meta{Model: o.model, Provider: prof.Provider, PromptVersion: tmpl.Version, Source: p.Source.URL(),
 		SourceETag: p.Source.ETag, Batch: p.Batch, InputTokens: o.inputTokens, OutputTokens: o.outputTokens,
-		Requests: requests, Estimated: estimated, Created: w.now().UTC().Format("2006-01-02T15:04:05Z")}
+		Requests: requests, Estimated: estimated, Created: w.now().UTC().Format("2006-01-02T15:04:05Z"),
+		Fingerprint: p.Fingerprint}
 }
 
 func language(o jobs.Options) string {

@@ -80,14 +80,20 @@ func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	if errors.Is(err, asynq.ErrLeaseExpired) {
 		return time.Second
 	}
+	if errors.Is(err, errDuplicateInFlight) {
+		return 2 * time.Second
+	}
 	d := time.Duration(1<<min(n+1, 8)) * time.Second
 	d = min(d, 5*time.Minute)
 	return d/2 + rand.N(d/2+1)
 }
 
-// isFailure is the asynq IsFailure func: rate limiting (429) is not a
-// failure and does not use up an item's retries.
-func isFailure(err error) bool { return !llm.IsRateLimited(err) }
+// isFailure is the asynq IsFailure func: rate limiting (429) and waiting
+// for an identical image's caption are not failures and do not use up an
+// item's retries.
+func isFailure(err error) bool {
+	return !llm.IsRateLimited(err) && !errors.Is(err, errDuplicateInFlight)
+}
 
 // recoverPanics turns a panic in a handler into an error, so the item is
 // recorded and retried like any other failure and the process lives on.

@@ -2,10 +2,14 @@ package worker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/prompts"
@@ -45,6 +49,38 @@ func (w *Worker) caption(ctx context.Context, log *slog.Logger, p jobs.ItemPaylo
 	if err != nil {
 		return o, fmt.Errorf("caption prompt: %w", err)
 	}
+	// Identical bytes are captioned once, in this batch or any other.
+	sum := sha256.Sum256(data)
+	ckey := jobs.ContentKey(hex.EncodeToString(sum[:]), p.Task, tmpl.Version, w.cfg.Model.Profile().Model, p.Options)
+	if doc, from, ok, err := w.cachedCaption(ctx, ckey); err != nil {
+		return o, err
+	} else if ok {
+		key := jobs.ResultKey(p.ResultBase, jobs.SuffixCaptionJSON)
+		m := w.meta(p, tmpl, o, 0, false)
+		m.Model, m.DuplicateOf = from.Model, from.Source
+		if err := putJSON(ctx, out, key, doc, m); err != nil {
+			return o, err
+		}
+		log.InfoContext(ctx, "identical image captioned before: result reused", "duplicate_of", from.Source)
+		o.results, o.model = []string{key}, from.Model
+		return o, nil
+	}
+	owner := p.Batch + "/" + p.Item
+	claimed, err := w.cfg.Tracker.ClaimResult(ctx, ckey, owner, 10*time.Minute)
+	if err != nil {
+		return o, err
+	}
+	if !claimed {
+		// Another item with the same bytes is being captioned right now:
+		// come back when its result is there (not counted as a failure).
+		return o, errDuplicateInFlight
+	}
+	releaseClaim := true
+	defer func() {
+		if releaseClaim {
+			_ = w.cfg.Tracker.ReleaseClaim(context.WithoutCancel(ctx), ckey, owner)
+		}
+	}()
 	opts := w.imageOptions()
 	var a answer
 	for shrink := 0; ; shrink++ {
@@ -81,7 +117,48 @@ func (w *Worker) caption(ctx context.Context, log *slog.Logger, p jobs.ItemPaylo
 		return o, err
 	}
 	o.results = []string{key}
+	if err := w.storeCaption(ctx, ckey, a.doc, cacheSource{Source: p.Source.URL(), Model: o.model}); err != nil {
+		return o, err
+	}
+	releaseClaim = false
 	return o, nil
+}
+
+// errDuplicateInFlight: an identical image is being captioned by another
+// task; retry shortly. It is not a failure (see isFailure).
+var errDuplicateInFlight = errors.New("an identical image is being captioned by another task: waiting for its result")
+
+// contentTTL is how long a caption is kept by content for reuse.
+const contentTTL = 30 * 24 * time.Hour
+
+type cacheSource struct {
+	Source string `json:"source"`
+	Model  string `json:"model"`
+}
+
+type cachedDoc struct {
+	From cacheSource    `json:"from"`
+	Doc  map[string]any `json:"doc"`
+}
+
+func (w *Worker) cachedCaption(ctx context.Context, key string) (map[string]any, cacheSource, bool, error) {
+	b, ok, err := w.cfg.Tracker.CachedResult(ctx, key)
+	if err != nil || !ok {
+		return nil, cacheSource{}, false, err
+	}
+	var c cachedDoc
+	if err := json.Unmarshal(b, &c); err != nil || c.Doc == nil {
+		return nil, cacheSource{}, false, nil // unreadable: caption again
+	}
+	return c.Doc, c.From, true, nil
+}
+
+func (w *Worker) storeCaption(ctx context.Context, key string, doc map[string]any, from cacheSource) error {
+	b, err := json.Marshal(cachedDoc{From: from, Doc: doc})
+	if err != nil {
+		return fmt.Errorf("cache caption: %w", err)
+	}
+	return w.cfg.Tracker.StoreResult(ctx, key, b, contentTTL)
 }
 
 // imageError turns an image preparation error into a reason for people.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -166,13 +167,24 @@ func (w *Worker) process(ctx context.Context, log *slog.Logger, p jobs.ItemPaylo
 	if err != nil {
 		return outcome{}, err
 	}
+	var o outcome
 	switch p.Task {
 	case jobs.TaskCaption:
-		return w.caption(ctx, log, p, data, out)
+		o, err = w.caption(ctx, log, p, data, out)
 	case jobs.TaskSummarize:
-		return w.summarize(ctx, log, p, data, out)
+		o, err = w.summarize(ctx, log, p, data, out)
+	default:
+		return o, permanent(fmt.Sprintf("unknown task %q", p.Task), nil)
 	}
-	return outcome{}, permanent(fmt.Sprintf("unknown task %q", p.Task), nil)
+	if err != nil || o.skipped != "" || p.Fingerprint == "" {
+		return o, err
+	}
+	// The marker that lets the next run skip this item while it is unchanged.
+	mk := jobs.FingerprintKey(p.ResultBase, p.Task, p.Fingerprint)
+	if err := out.Put(ctx, mk, strings.NewReader(""), 0, "application/octet-stream"); err != nil {
+		return o, fmt.Errorf("write %s: %w", mk, err)
+	}
+	return o, nil
 }
 
 // read fetches the source object, refusing one that changed since ingest

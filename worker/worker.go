@@ -98,8 +98,11 @@ func New(cfg Config) (*Worker, error) {
 		Queues:          cfg.Queues,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		RetryDelayFunc:  retryDelay,
-		IsFailure:       isFailure,
-		Logger:          asynqLogger{log},
+		// Retries due in a second or two (rate limits, identical images in
+		// flight) should not wait for asynq's default 5s check.
+		DelayedTaskCheckInterval: time.Second,
+		IsFailure:                isFailure,
+		Logger:                   asynqLogger{log},
 		// asynq warns about every archived task; our own log says why.
 		LogLevel: asynq.ErrorLevel,
 	})

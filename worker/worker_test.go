@@ -482,3 +482,98 @@ func TestArchivedUnrecordedItemsAreSweptIntoTheManifest(t *testing.T) {
 		t.Errorf("other item: %+v", en)
 	}
 }
+
+// countingModel counts the calls that reach a model.
+type countingModel struct {
+	llm.Client
+	calls atomic.Int64
+}
+
+func (c *countingModel) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
+	c.calls.Add(1)
+	return c.Client.Complete(ctx, req)
+}
+
+func TestNeverPayTwice(t *testing.T) {
+	e := newEnv(t)
+	model := &countingModel{Client: offline.New(offline.Options{})}
+	e.startWorker(model, 4)
+	src := t.TempDir()
+	photo := corpus(t, "images/formats/seeding_really_jpeg.png")
+	for name, data := range map[string][]byte{
+		"a.jpg":   photo,
+		"b.jpg":   photo, // the same bytes under another name
+		"c.gif":   corpus(t, "images/formats/product_cutout_transparent.gif"),
+		"doc.txt": []byte("This lease is made between A and B. Rent is due monthly."),
+	} {
+		if err := os.WriteFile(filepath.Join(src, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	batch := func(outDir string) (map[string]jobs.Entry, int64) {
+		t.Helper()
+		before := model.calls.Load()
+		res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir})
+		out, _ := e.open(ctx, outDir)
+		return byName(t, e.wait(res.BatchID, out, time.Minute)), model.calls.Load() - before
+	}
+	out1 := t.TempDir()
+	es, calls := batch(out1)
+	if calls != 3 {
+		t.Errorf("first run: %d model calls, want 3 (two distinct images, one document)", calls)
+	}
+	dups := 0
+	for _, name := range []string{"a.jpg", "b.jpg"} {
+		if es[name].Status != jobs.StatusDone {
+			t.Fatalf("%s: %+v", name, es[name])
+		}
+		st, _ := e.open(ctx, out1)
+		meta := readJSON(t, st, es[name].Results[0])["meta"].(map[string]any)
+		if meta["duplicate_of"] != nil {
+			dups++
+		}
+	}
+	if dups != 1 {
+		t.Errorf("%d of the two identical images say duplicate_of, want 1", dups)
+	}
+
+	// Same sources, same output: nothing changed, nothing is sent.
+	es, calls = batch(out1)
+	if calls != 0 {
+		t.Errorf("re-run: %d model calls, want 0", calls)
+	}
+	for name, en := range es {
+		if en.Status != jobs.StatusSkipped || !strings.Contains(en.Error, "unchanged") || len(en.Results) == 0 {
+			t.Errorf("re-run %s: %+v", name, en)
+		}
+	}
+
+	// Another output: images are reused by content, the document is redone.
+	es, calls = batch(t.TempDir())
+	if calls != 1 || es["doc.txt"].Status != jobs.StatusDone || es["c.gif"].Status != jobs.StatusDone {
+		t.Errorf("new output: %d calls (want 1, the document only); entries %+v", calls, es)
+	}
+
+	// A changed document is processed again; unchanged images are not.
+	time.Sleep(10 * time.Millisecond)
+	if err := os.WriteFile(filepath.Join(src, "doc.txt"), []byte("This lease is made between A and C. Rent is due weekly."), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	es, calls = batch(out1)
+	if calls != 1 || es["doc.txt"].Status != jobs.StatusDone || es["a.jpg"].Status != jobs.StatusSkipped {
+		t.Errorf("changed document: %d calls (want 1); entries %+v", calls, es)
+	}
+	// --force processes everything again (images still reused by content).
+	before := model.calls.Load()
+	res := e.ingest(ingest.Options{Sources: []string{src}, Out: out1, Force: true})
+	out, _ := e.open(ctx, out1)
+	for name, en := range byName(t, e.wait(res.BatchID, out, time.Minute)) {
+		if en.Status != jobs.StatusDone {
+			t.Errorf("forced %s: %+v", name, en)
+		}
+	}
+	if calls := model.calls.Load() - before; calls != 1 {
+		t.Errorf("forced run: %d calls, want 1 (the document; images by content)", calls)
+	}
+}

@@ -78,8 +78,10 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 			}
 			o := ingestOptions(cmd, sources, prof)
 			if o.Out == "" {
-				// Planning writes nothing: any location that is not a source.
+				// Planning writes nothing: any location that is not a source,
+				// and without an output there are no earlier results to keep.
 				o.Out = filepath.Join(os.TempDir(), "llamapipe-plan-writes-nothing")
+				o.Force = true
 			}
 			budget := worker.TextBudget(prof, cmd.Int("max-output-tokens"))
 			maxSide := cmd.Int("image-max-side")
@@ -104,6 +106,9 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 
 func planItem(ctx context.Context, it ingest.Item, budget, maxSide int, passwords map[string]string) estimate {
 	e := estimate{kind: it.Kind, skip: it.Skip}
+	if it.Unchanged {
+		e.skip = "unchanged since the last run (results kept)"
+	}
 	if it.Skip != "" {
 		return e
 	}
