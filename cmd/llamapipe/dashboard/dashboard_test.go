@@ -222,9 +222,9 @@ func TestBatchListShowsProgress(t *testing.T) {
 		`<td class="num done">3</td>`,
 		`<td class="num failed">3</td>`,
 		`<td class="num skipped">1</td>`,
-		`7000 / 700`, // tokens in / out
-		`0.0700`,     // cost
-		`0.7`,        // 7 items in 10 minutes
+		`7000 / 700`,              // tokens in / out
+		`0.0700`,                  // cost
+		`0.7`,                     // 7 items in 10 minutes
 		`<td class="eta">4m</td>`, // 3 left at 0.7/min: 4m17s, shown to the minute
 		`&lt;script&gt;alert(1)&lt;/script&gt;`,
 		`<meta http-equiv="refresh"`,
@@ -329,7 +329,9 @@ func TestSummarize(t *testing.T) {
 }
 
 func TestReadOnlyAsynqmonRefusesWrites(t *testing.T) {
-	same := func(f *fixture) map[string]string { return map[string]string{"Origin": f.srv.URL, "Sec-Fetch-Site": "same-origin"} }
+	same := func(f *fixture) map[string]string {
+		return map[string]string{"Origin": f.srv.URL, "Sec-Fetch-Site": "same-origin"}
+	}
 	ro := newFixture(t, func(c *Config) { c.ReadOnly = true })
 	if res, body := ro.do(t, "POST", "/asynq/api/queues/default:pause", "basic", same(ro)); res.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("read-only: pause = %d %s, want 405", res.StatusCode, body)
