@@ -152,6 +152,11 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
+	if o.Job.Products != "" {
+		if o.Job.Products, err = in.checkSidecar(ctx, o.Job.Products); err != nil {
+			return nil, err
+		}
+	}
 	pr := &prepared{o: o, out: outLoc}
 	seenSrc := map[string]bool{}
 	for _, s := range o.Sources {
@@ -186,6 +191,28 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 		}
 	}
 	return pr, nil
+}
+
+// checkSidecar makes a product sidecar's location absolute and checks that
+// it is there, so a typo fails the batch up front, not every item.
+func (in *Ingester) checkSidecar(ctx context.Context, loc string) (string, error) {
+	l, err := storage.ParseLocation(loc)
+	if err != nil {
+		return "", fmt.Errorf("products: %w", err)
+	}
+	full := l.String()
+	dir, key := path.Split(full)
+	if key == "" || (l.Scheme == "s3" && l.Prefix == "") {
+		return "", fmt.Errorf("products %s: not a file", loc)
+	}
+	st, err := in.Open(ctx, strings.TrimSuffix(dir, "/"))
+	if err != nil {
+		return "", fmt.Errorf("products %s: %w", loc, err)
+	}
+	if _, err := st.Stat(ctx, key); err != nil {
+		return "", fmt.Errorf("products %s: %w", loc, err)
+	}
+	return full, nil
 }
 
 // currentResults lists the fingerprint markers under the output location:

@@ -18,7 +18,7 @@ const FingerprintPrefix = ".llamapipe/fingerprints/"
 // answer. Same fingerprint, same result: no need to pay for it again.
 func Fingerprint(etag, task, promptVersion, model string, o Options) string {
 	h := sha256.Sum256([]byte(strings.Join([]string{"fp1", etag, task, promptVersion, model,
-		o.Language, fmt.Sprint(o.MaxOutputTokens)}, "\x00")))
+		o.Language, fmt.Sprint(o.MaxOutputTokens), o.Products}, "\x00")))
 	return hex.EncodeToString(h[:6])
 }
 

@@ -95,6 +95,9 @@ type Options struct {
 	Language string `json:"language,omitempty"`
 	// MaxOutputTokens overrides the profile's default when non-zero.
 	MaxOutputTokens int `json:"max_output_tokens,omitempty"`
+	// Products is the URL of a product sidecar (CSV or JSONL: image key →
+	// SKU, name, brand) given to the caption prompt as context.
+	Products string `json:"products,omitempty"`
 }
 
 // ItemPayload is the payload of a TypeItem task.

@@ -45,13 +45,21 @@ func (w *Worker) caption(ctx context.Context, log *slog.Logger, p jobs.ItemPaylo
 	if err != nil {
 		return o, fmt.Errorf("caption prompt: %w", err)
 	}
-	user, err := tmpl.Render(prompts.CaptionData{Language: language(p.Options)})
+	product, err := w.product(ctx, p)
+	if err != nil {
+		return o, err
+	}
+	user, err := tmpl.Render(prompts.CaptionData{Language: language(p.Options), Product: product})
 	if err != nil {
 		return o, fmt.Errorf("caption prompt: %w", err)
 	}
 	// Identical bytes are captioned once, in this batch or any other.
 	sum := sha256.Sum256(data)
-	ckey := jobs.ContentKey(hex.EncodeToString(sum[:]), p.Task, tmpl.Version, w.cfg.Model.Profile().Model, p.Options)
+	copts := p.Options
+	if product != nil { // the same photo of two products gets two captions
+		copts.Products = product.SKU + "\x00" + product.Name + "\x00" + product.Brand
+	}
+	ckey := jobs.ContentKey(hex.EncodeToString(sum[:]), p.Task, tmpl.Version, w.cfg.Model.Profile().Model, copts)
 	if doc, from, ok, err := w.cachedCaption(ctx, ckey); err != nil {
 		return o, err
 	} else if ok {
@@ -85,6 +93,11 @@ func (w *Worker) caption(ctx context.Context, log *slog.Logger, p jobs.ItemPaylo
 	var a answer
 	for shrink := 0; ; shrink++ {
 		img, err := imageprep.Prepare(ctx, data, opts)
+		if errors.Is(err, imageprep.ErrUnsupported) {
+			// A format we cannot decode is skipped, with the reason.
+			o.skipped = err.Error() + ": convert it to JPEG or PNG"
+			return o, nil
+		}
 		if err != nil {
 			return o, imageError(err)
 		}
@@ -161,15 +174,12 @@ func (w *Worker) storeCaption(ctx context.Context, key string, doc map[string]an
 	return w.cfg.Tracker.StoreResult(ctx, key, b, contentTTL)
 }
 
-// imageError turns an image preparation error into a reason for people.
+// imageError marks image preparation failures of bad input as permanent.
+// The imageprep sentinels already name the problem ("image too large: ...",
+// "corrupt image: ..."), so the message is kept as it is.
 func imageError(err error) error {
-	switch {
-	case errors.Is(err, imageprep.ErrUnsupported):
-		return permanent("unsupported image: "+err.Error(), err)
-	case errors.Is(err, imageprep.ErrTooLarge):
-		return permanent("image too large: "+err.Error(), err)
-	case errors.Is(err, imageprep.ErrCorrupt):
-		return permanent("damaged image: "+err.Error(), err)
+	if errors.Is(err, imageprep.ErrUnsupported) || errors.Is(err, imageprep.ErrTooLarge) || errors.Is(err, imageprep.ErrCorrupt) {
+		return permanent(err.Error(), err)
 	}
 	return err
 }

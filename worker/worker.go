@@ -60,12 +60,13 @@ type Config struct {
 
 // Worker processes tasks.
 type Worker struct {
-	cfg    Config
-	log    *slog.Logger
-	srv    *asynq.Server
-	client *asynq.Client
-	stores *storeCache
-	now    func() time.Time
+	cfg      Config
+	log      *slog.Logger
+	srv      *asynq.Server
+	client   *asynq.Client
+	stores   *storeCache
+	products productTables
+	now      func() time.Time
 
 	pdfOnce sync.Once
 	pdf     *pdftext.Extractor

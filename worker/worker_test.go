@@ -577,3 +577,117 @@ func TestNeverPayTwice(t *testing.T) {
 		t.Errorf("forced run: %d calls, want 1 (the document; images by content)", calls)
 	}
 }
+
+// recordingModel keeps what each request carried.
+type recordingModel struct {
+	llm.Client
+	mu    sync.Mutex
+	texts []string
+	sizes [][2]int
+}
+
+func (r *recordingModel) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
+	r.mu.Lock()
+	for _, p := range req.Parts {
+		if p.Image != nil {
+			r.sizes = append(r.sizes, [2]int{p.Image.Width, p.Image.Height})
+		} else {
+			r.texts = append(r.texts, p.Text)
+		}
+	}
+	r.mu.Unlock()
+	return r.Client.Complete(ctx, req)
+}
+
+func TestProductSidecarReachesThePrompt(t *testing.T) {
+	e := newEnv(t)
+	model := &recordingModel{Client: offline.New(offline.Options{})}
+	e.startWorker(model, 2)
+	src, side := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "shoe.gif"), corpus(t, "images/formats/product_cutout_transparent.gif"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "other.png"), corpus(t, "images/formats/seeding_really_jpeg.png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	csv := filepath.Join(side, "products.csv")
+	if err := os.WriteFile(csv, []byte("key,sku,name,brand\nshoe.gif,FIG-42,Fig bowl,Acme Ceramics\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := e.ingest(ingest.Options{Sources: []string{src}, Out: t.TempDir(), Job: jobs.Options{Products: csv}})
+	c, err := e.tracker.Counts(context.Background(), res.BatchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); !c.Finalized && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		c, _ = e.tracker.Counts(context.Background(), res.BatchID)
+	}
+	if c.Done != 2 {
+		t.Fatalf("counts %+v", c)
+	}
+	all := strings.Join(model.texts, "\n---\n")
+	if strings.Count(all, "SKU: FIG-42") != 1 || !strings.Contains(all, "Brand: Acme Ceramics") {
+		t.Errorf("the sidecar's product did not reach exactly one prompt:\n%s", all)
+	}
+	if _, err := (&ingest.Ingester{Open: e.open}).Scan(context.Background(), ingest.Options{Sources: []string{src}, Out: t.TempDir(),
+		Job: jobs.Options{Products: filepath.Join(side, "missing.csv")}}, func(ingest.Item) error { return nil }); err == nil {
+		t.Error("a missing sidecar was accepted")
+	}
+}
+
+// TestEveryCorpusImageEndsWithAReason runs every image of the corpus through
+// ingest and the workers; orientation samples reach the model upright.
+func TestEveryCorpusImageEndsWithAReason(t *testing.T) {
+	e := newEnv(t)
+	model := &recordingModel{Client: offline.New(offline.Options{})}
+	e.startWorker(model, 4)
+	dir := filepath.Join("..", "..", "shared", "corpus", "images")
+
+	// The orientation samples first: every Landscape_N reaches the model
+	// wider than tall, every Portrait_N taller than wide.
+	exifOut := t.TempDir()
+	res := e.ingest(ingest.Options{Sources: []string{filepath.Join(dir, "exif")}, Out: exifOut})
+	st, _ := e.open(context.Background(), exifOut)
+	e.wait(res.BatchID, st, time.Minute)
+	landscape, portrait := 0, 0
+	for _, s := range model.sizes {
+		switch {
+		case s[0] > s[1]:
+			landscape++
+		case s[1] > s[0]:
+			portrait++
+		}
+	}
+	if landscape != 11 || portrait != 4 {
+		t.Errorf("%d landscape and %d portrait images reached the model, want 11 and 4 (sizes %v)", landscape, portrait, model.sizes)
+	}
+
+	files := 0
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files++
+		}
+		return nil
+	})
+	outDir := t.TempDir()
+	res = e.ingest(ingest.Options{Sources: []string{dir}, Out: outDir, Task: jobs.TaskCaption})
+	out, _ := e.open(context.Background(), outDir)
+	es := e.wait(res.BatchID, out, 3*time.Minute)
+	if len(es) != files {
+		t.Fatalf("%d manifest entries for %d files", len(es), files)
+	}
+	for _, en := range es {
+		if en.Status != jobs.StatusDone && en.Error == "" {
+			t.Errorf("%s: %s without a reason", en.Source, en.Status)
+		}
+		if strings.Contains(en.Source, "/photos/") && en.Status != jobs.StatusDone {
+			t.Errorf("photo %s: %s %q", en.Source, en.Status, en.Error)
+		}
+		if strings.Contains(en.Source, "100000x100000") && (en.Status != jobs.StatusFailed || !strings.Contains(en.Error, "too large")) {
+			t.Errorf("bomb %s: %s %q", en.Source, en.Status, en.Error)
+		}
+		if testing.Verbose() {
+			t.Logf("%-60s %-8s %s", en.Source[strings.Index(en.Source, "images/"):], en.Status, en.Error)
+		}
+	}
+}

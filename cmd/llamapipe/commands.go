@@ -30,6 +30,7 @@ func batchFlags() []cli.Flag {
 		&cli.StringFlag{Name: "queue", Value: jobs.QueueDefault, Usage: "queue: critical, default or nightly", Sources: env("QUEUE")},
 		&cli.IntFlag{Name: "max-retry", Value: 5, Usage: "retries of an item after a transient failure", Sources: env("MAX_RETRY")},
 		&cli.StringFlag{Name: "language", Value: "en", Usage: "language of the summaries and captions (e.g. en, de, zh, ru)", Sources: env("LANGUAGE")},
+		&cli.StringFlag{Name: "products", Usage: "product sidecar for captions: CSV (header: key,sku,name,brand) or JSONL ({\"key\":...,\"sku\":...,\"name\":...,\"brand\":...}), keyed by image key or file name; a path or s3:// URL", Sources: env("PRODUCTS")},
 		&cli.BoolFlag{Name: "force", Usage: "process every item, also those whose results are current (same content, prompts, model and options)", Sources: env("FORCE")},
 	}
 }
@@ -55,7 +56,7 @@ func ingestOptions(cmd *cli.Command, sources []string, prof llm.Profile) ingest.
 		MaxSize:  cmd.Int64("max-size"),
 		Queue:    cmd.String("queue"),
 		MaxRetry: cmd.Int("max-retry"),
-		Job:      jobs.Options{Language: cmd.String("language"), MaxOutputTokens: cmd.Int("max-output-tokens")},
+		Job:      jobs.Options{Language: cmd.String("language"), MaxOutputTokens: cmd.Int("max-output-tokens"), Products: cmd.String("products")},
 		Force:    cmd.Bool("force"),
 		Provider: prof.Provider,
 		Model:    prof.Model,
