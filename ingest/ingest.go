@@ -69,6 +69,10 @@ type Options struct {
 	// Force processes every item, also those whose results are current
 	// (same source ETag, task, prompts, model and options as last time).
 	Force bool
+	// Resume continues a batch named by BatchID that exists already (an
+	// ingest task retried after a crash): items already queued or recorded
+	// are not queued or counted twice.
+	Resume bool
 }
 
 // Result summarises an ingest.
@@ -125,6 +129,13 @@ type Item struct {
 	Fingerprint string
 	// Head is the object's first bytes (up to sniff.HeadSize).
 	Head []byte
+}
+
+func (in *Ingester) now() time.Time {
+	if in.Now != nil {
+		return in.Now()
+	}
+	return time.Now()
 }
 
 // prepared is a validated batch request with its sources open.
@@ -312,10 +323,7 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 // exists (and is tracked) as soon as Run starts enqueueing; it is sealed with
 // its total when listing ends, so workers can finish before listing does.
 func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
-	now := time.Now
-	if in.Now != nil {
-		now = in.Now
-	}
+	now := in.now
 	log := cmp.Or(in.Logger, slog.New(slog.DiscardHandler))
 	pr, err := in.prepare(ctx, o)
 	if err != nil {
@@ -325,7 +333,7 @@ func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
 	res := Result{BatchID: cmp.Or(o.BatchID, NewBatchID(now())), Kinds: map[string]int{}}
 	b := jobs.Batch{ID: res.BatchID, Created: now().UTC(), Sources: o.Sources, Task: o.Task, Out: pr.out.String(),
 		Queue: o.Queue, Options: o.Job, Provider: o.Provider, Model: o.Model}
-	if err := in.Tracker.Create(ctx, b); err != nil {
+	if err := in.Tracker.Create(ctx, b); err != nil && !(o.Resume && errors.Is(err, jobs.ErrBatchExists)) {
 		return res, err
 	}
 	log = log.With("batch_id", res.BatchID)

@@ -84,6 +84,9 @@ func (c Counts) Complete() bool { return c.Sealed && c.Ended() >= c.Total }
 // ErrNoBatch reports an unknown batch ID.
 var ErrNoBatch = errors.New("jobs: no such batch")
 
+// ErrBatchExists reports a batch ID that is taken.
+var ErrBatchExists = errors.New("jobs: batch exists")
+
 // Tracker keeps batch records in Redis. Keys of one batch share a hash tag,
 // so the scripts work on Redis Cluster too.
 type Tracker struct {
@@ -115,7 +118,7 @@ func (t *Tracker) Create(ctx context.Context, b Batch) error {
 		return fmt.Errorf("create batch %s: %w", b.ID, err)
 	}
 	if !ok {
-		return fmt.Errorf("create batch %s: already exists", b.ID)
+		return fmt.Errorf("create batch %s: %w", b.ID, ErrBatchExists)
 	}
 	if err := t.rdb.ZAdd(ctx, t.indexKey(), redis.Z{Score: float64(b.Created.UnixMilli()), Member: b.ID}).Err(); err != nil {
 		return fmt.Errorf("index batch %s: %w", b.ID, err)

@@ -51,6 +51,9 @@ type Config struct {
 	// PDF configures the PDF text extractor; its pool is sized to Concurrency
 	// when zero.
 	PDF pdftext.Config
+	// Handlers are more task handlers by type, e.g. jobs.TypeIngest for
+	// scheduled ingests (the worker itself never imports ingest).
+	Handlers map[string]asynq.Handler
 	// SweepInterval is how often archived tasks are checked for items that
 	// were never recorded (see sweepArchived). Zero means one minute.
 	SweepInterval time.Duration
@@ -115,6 +118,9 @@ func (w *Worker) Handler() asynq.Handler {
 	mux := asynq.NewServeMux()
 	mux.Handle(jobs.TypeItem, w.itemHandler())
 	mux.Handle(jobs.TypeFinalize, recoverPanics(asynq.HandlerFunc(w.handleFinalize)))
+	for typ, h := range w.cfg.Handlers {
+		mux.Handle(typ, recoverPanics(h))
+	}
 	return mux
 }
 

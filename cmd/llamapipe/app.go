@@ -73,6 +73,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			workerCommand(stderr),
 			statusCommand(stdout, stderr),
 			planCommand(stdout, stderr),
+			schedulerCommand(stderr),
 		},
 	}
 }

@@ -72,7 +72,10 @@ func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger)
 	if err != nil {
 		return worker.Config{}, err
 	}
+	// Scheduled ingests run as tasks on the workers.
+	ingester := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
 	return worker.Config{
+		Handlers:        map[string]asynq.Handler{jobs.TypeIngest: asynq.HandlerFunc(ingester.ProcessTask)},
 		Queues:          queues,
 		Redis:           c.opt,
 		Tracker:         c.tracker,

@@ -32,9 +32,21 @@ type conn struct {
 	rdb     redis.UniversalClient
 	tracker *jobs.Tracker
 	stop    func()
+	enq     *asynq.Client
+}
+
+// client is the process's asynq client, made on first use.
+func (c *conn) client() *asynq.Client {
+	if c.enq == nil {
+		c.enq = asynq.NewClient(c.opt)
+	}
+	return c.enq
 }
 
 func (c *conn) Close() {
+	if c.enq != nil {
+		_ = c.enq.Close()
+	}
 	if c.rdb != nil {
 		_ = c.rdb.Close()
 	}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
+)
+
+func writeFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSchedulesFileIsChecked(t *testing.T) {
+	dir := t.TempDir()
+	bad := map[string]string{
+		"bad cron":      "schedules:\n  - {name: a, cron: '61 * * * *', sources: [/x], out: /y}\n",
+		"bad timezone":  "schedules:\n  - {name: a, cron: '0 2 * * *', timezone: Mars/Olympus, sources: [/x], out: /y}\n",
+		"duplicate":     "schedules:\n  - {name: a, cron: '0 2 * * *', sources: [/x], out: /y}\n  - {name: a, cron: '0 3 * * *', sources: [/x], out: /y}\n",
+		"no sources":    "schedules:\n  - {name: a, cron: '0 2 * * *', out: /y}\n",
+		"unknown field": "schedules:\n  - {name: a, cron: '0 2 * * *', sources: [/x], out: /y, colour: red}\n",
+		"bad task":      "schedules:\n  - {name: a, cron: '0 2 * * *', sources: [/x], out: /y, task: translate}\n",
+	}
+	for name, body := range bad {
+		p := filepath.Join(dir, "bad.yaml")
+		writeFile(t, p, body)
+		if _, err := loadSchedules(p); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	p := filepath.Join(dir, "good.yaml")
+	writeFile(t, p, "timezone: Europe/Berlin\nschedules:\n  - {name: nightly, cron: '0 2 * * *', sources: [s3://cat/img], out: s3://cat/cap, task: caption}\n  - {name: ny, cron: '30 1 * * 1-5', timezone: America/New_York, sources: [/in], out: /out}\n")
+	cfgs, err := loadSchedules(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfgs) != 2 || cfgs[0].Cronspec != "CRON_TZ=Europe/Berlin 0 2 * * *" || cfgs[1].Cronspec != "CRON_TZ=America/New_York 30 1 * * 1-5" {
+		t.Fatalf("cron specs %q, %q", cfgs[0].Cronspec, cfgs[1].Cronspec)
+	}
+	pl, err := jobs.DecodeIngest(cfgs[0].Task.Payload())
+	if err != nil || pl.Task != jobs.TaskCaption || pl.Queue != jobs.QueueNightly || pl.Schedule != "nightly" {
+		t.Fatalf("payload %+v, %v", pl, err)
+	}
+	code, stdout, _ := runCLI(t, "scheduler", "--config", p, "--check")
+	if code != 0 || !strings.Contains(stdout, "CRON_TZ=Europe/Berlin 0 2 * * *") {
+		t.Fatalf("--check: exit %d: %s", code, stdout)
+	}
+}
+
+// TestScheduledIngestRunsOnWorkers: the scheduler enqueues an ingest task on
+// its schedule, a worker runs it, and the batch it creates completes.
+func TestScheduledIngestRunsOnWorkers(t *testing.T) {
+	url, rdb := jobstest.Redis(t, jobstest.DBCmd)
+	src, out := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(src, "a.txt"), "A lease between A and B.")
+	cfg := filepath.Join(t.TempDir(), "schedules.yaml")
+	writeFile(t, cfg, "schedules:\n  - name: every-second\n    cron: '@every 1s'\n    sources: ["+src+"]\n    out: "+out+"\n    queue: default\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 3)
+	for _, args := range [][]string{
+		{"--redis-url", url, "scheduler", "--config", cfg},
+		{"--redis-url", url, "scheduler", "--config", cfg}, // a standby
+		{"--redis-url", url, "worker", "--concurrency", "2"},
+	} {
+		go func() { done <- run(ctx, append([]string{"llamapipe"}, args...), io.Discard, io.Discard) }()
+	}
+	tr := jobs.NewTracker(rdb, "")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ids, _ := tr.List(context.Background(), 0)
+		finished := 0
+		for _, id := range ids {
+			if c, err := tr.Counts(context.Background(), id); err == nil && c.Finalized {
+				finished++
+			}
+		}
+		if finished > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no scheduled batch finished in 30s (batches: %v)", ids)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	for range 3 {
+		if code := <-done; code != 0 && code != exitCanceled {
+			t.Errorf("process exit %d", code)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "a.txt.summary.json")); err != nil {
+		t.Errorf("scheduled batch result: %v", err)
+	}
+}
+
+func TestOnlyOneSchedulerLeads(t *testing.T) {
+	_, rdb := jobstest.Redis(t, jobstest.DBCmd)
+	log := slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	lost1, err := lead(ctx1, rdb, "one", 900*time.Millisecond, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	go func() { _, err := lead(ctx2, rdb, "two", 900*time.Millisecond, log); got <- err }()
+	select {
+	case <-got:
+		t.Fatal("a second scheduler took the lead while the first held it")
+	case <-time.After(2 * time.Second): // several renewals: the first keeps it
+	}
+	cancel1()
+	<-lost1
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the standby did not take over after the leader stopped")
+	}
+}
