@@ -240,3 +240,42 @@ func TestServeShutsDownOnCancel(t *testing.T) {
 		t.Error("server still answers after shutdown")
 	}
 }
+
+type fakeModel struct {
+	resp llm.Response
+	err  error
+}
+
+func (f fakeModel) Complete(context.Context, llm.Request) (llm.Response, error) { return f.resp, f.err }
+func (f fakeModel) Profile() llm.Profile {
+	return llm.Profile{Provider: "openai", Model: "scout", Prices: llm.Prices{Currency: "USD", InputPerMillion: 1000, OutputPerMillion: 2000}}
+}
+
+func TestInstrumentRecordsEachRequest(t *testing.T) {
+	if c := Instrument(fakeModel{}, nil); c != (fakeModel{}) {
+		t.Error("Instrument with nil metrics wraps the client")
+	}
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	ok := Instrument(fakeModel{resp: llm.Response{Usage: llm.Usage{InputTokens: 1000, OutputTokens: 500}}}, m)
+	if _, err := ok.Complete(context.Background(), llm.Request{}); err != nil {
+		t.Fatal(err)
+	}
+	limited := Instrument(fakeModel{err: &llm.Error{Kind: llm.Retryable, Status: 429, RateLimited: true}}, m)
+	if _, err := limited.Complete(context.Background(), llm.Request{}); err == nil {
+		t.Fatal("error not passed through")
+	}
+	if got := testutil.ToFloat64(m.tokens.WithLabelValues("openai", "scout", "input")); got != 1000 {
+		t.Errorf("input tokens %v", got)
+	}
+	// 1000 input at 1000/M plus 500 output at 2000/M.
+	if got := testutil.ToFloat64(m.cost.WithLabelValues("openai", "scout")); got < 1.9999 || got > 2.0001 {
+		t.Errorf("cost %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(m.errors.WithLabelValues("openai", "scout", ClassRateLimited)); got != 1 {
+		t.Errorf("rate-limited errors %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("openai", "scout", "ok")); got != 1 {
+		t.Errorf("ok requests %v, want 1", got)
+	}
+}

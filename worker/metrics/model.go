@@ -1,0 +1,34 @@
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/llamapipe/llamapipe/worker/llm"
+)
+
+// Instrument returns c recording every request in m (ModelRequest: latency,
+// tokens, cost at the profile's prices, error class). With a nil m it
+// returns c itself. Wrap the provider's client below the shared rate limit
+// (ratelimit.Wrap), so latency is the provider's and not the wait.
+func Instrument(c llm.Client, m *Metrics) llm.Client {
+	if m == nil {
+		return c
+	}
+	return &instrumented{next: c, m: m}
+}
+
+type instrumented struct {
+	next llm.Client
+	m    *Metrics
+}
+
+func (c *instrumented) Profile() llm.Profile { return c.next.Profile() }
+
+func (c *instrumented) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
+	start := time.Now()
+	resp, err := c.next.Complete(ctx, req)
+	p := c.next.Profile()
+	c.m.ModelRequest(p.Provider, p.Model, time.Since(start), resp.Usage.InputTokens, resp.Usage.OutputTokens, p.Prices.Cost(resp.Usage), err)
+	return resp, err
+}
