@@ -1,9 +1,11 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"image/jpeg"
 	"log/slog"
 	"path"
 	"regexp"
@@ -15,6 +17,7 @@ import (
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/chunk"
 	"github.com/llamapipe/llamapipe/worker/extract"
+	"github.com/llamapipe/llamapipe/worker/imageprep"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/pdftext"
 )
@@ -25,107 +28,182 @@ const promptReserve = 2048
 
 // summarize extracts a document's text and asks the model for a digest:
 // in one request when the text fits the context budget, else map (one
-// request per chunk) then reduce, in a tree until one digest remains.
+// request per chunk of text, and per group of scanned pages sent as images)
+// then reduce, in a tree until one digest remains.
 func (w *Worker) summarize(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, data []byte, out storage.Store) (outcome, error) {
 	var o outcome
-	text, pages, err := w.documentText(ctx, p, data)
-	o.pages = pages
+	doc, err := w.documentContent(ctx, p, data)
+	o.pages = doc.pages
 	if err != nil {
 		return o, err
 	}
-	if strings.TrimSpace(stripMarkers(text)) == "" {
-		return o, permanent("no text found: the document has no text layer (a scanned PDF?) or is blank", nil)
+	hasText := strings.TrimSpace(stripMarkers(doc.text)) != ""
+	if !hasText && len(doc.scanned) == 0 {
+		return o, permanent("no text found: the document is blank", nil)
 	}
 	prof := w.cfg.Model.Profile()
-	budget := w.textBudget(p)
-	title := path.Base(p.Source.Key)
-	lang := language(p.Options)
-	requests, estimated := 0, false
+	if len(doc.scanned) > 0 && prof.MaxImages == 0 {
+		if !hasText {
+			return o, permanent(fmt.Sprintf("scanned document: its %d pages have no text layer and model %s cannot read images", len(doc.scanned), prof.Model), nil)
+		}
+		log.InfoContext(ctx, "scanned pages left out: the model takes no images", "pages", len(doc.scanned))
+		doc.scanned = nil
+	}
+	s := &summarizer{w: w, log: log, p: p, out: out, o: &o, title: path.Base(p.Source.Key), lang: language(p.Options),
+		pages: doc.pages, budget: w.textBudget(p)}
 	var final answer
 	var tmpl *prompts.Template
-
-	if chunk.EstimateTokens(text) <= budget {
-		tmpl, err = prompts.Load(prompts.Summary)
-		if err != nil {
-			return o, fmt.Errorf("summary prompt: %w", err)
-		}
-		user, err := tmpl.Render(prompts.SummaryData{Language: lang, Title: title, Pages: pages})
-		if err != nil {
-			return o, fmt.Errorf("summary prompt: %w", err)
-		}
-		final, err = w.ask(ctx, tmpl, w.docRequest(tmpl, user, p, text), out, p.ResultBase)
-		o.add(final, prof.Prices)
-		requests += final.calls
-		if err != nil {
-			return o, err
+	if len(doc.scanned) == 0 && chunk.EstimateTokens(doc.text) <= s.budget {
+		tmpl, final, err = s.single(ctx, doc.text)
+		if llm.KindOf(err) == llm.TooLarge {
+			// The provider found it too large after all: map-reduce in
+			// halves, once.
+			log.InfoContext(ctx, "document too large for one request: splitting", "error", err.Error())
+			s.budget /= 2
+			tmpl, final, err = s.mapReduce(ctx, doc)
 		}
 	} else {
-		mapT, err := prompts.Load(prompts.SummaryMap)
-		if err != nil {
-			return o, fmt.Errorf("map prompt: %w", err)
-		}
-		chunks := chunk.Split(text, budget, 200)
-		partials := make([]string, 0, len(chunks))
-		for i, c := range chunks {
-			first, last := pageSpan(c.Text)
-			user, err := mapT.Render(prompts.ChunkData{Language: lang, Chunk: i + 1, Chunks: len(chunks), FirstPage: first, LastPage: last})
-			if err != nil {
-				return o, fmt.Errorf("map prompt: %w", err)
-			}
-			a, err := w.ask(ctx, mapT, w.docRequest(mapT, user, p, c.Text), out, p.ResultBase)
-			o.add(a, prof.Prices)
-			requests += a.calls
-			estimated = estimated || a.usage.Estimated
-			if err != nil {
-				return o, fmt.Errorf("chunk %d of %d: %w", i+1, len(chunks), err)
-			}
-			partials = append(partials, fmt.Sprintf("Partial result %d (pages %d-%d):\n%s", i+1, first, last, compactJSON(a.doc)))
-		}
-		log.InfoContext(ctx, "document mapped", "chunks", len(chunks))
-		tmpl, err = prompts.Load(prompts.SummaryReduce)
-		if err != nil {
-			return o, fmt.Errorf("reduce prompt: %w", err)
-		}
-		for level := 1; ; level++ {
-			groups := groupByBudget(partials, budget)
-			next := make([]string, 0, len(groups))
-			for gi, g := range groups {
-				user, err := tmpl.Render(prompts.ReduceData{Language: lang, Parts: len(g), Title: title, Pages: pages})
-				if err != nil {
-					return o, fmt.Errorf("reduce prompt: %w", err)
-				}
-				a, err := w.ask(ctx, tmpl, w.docRequest(tmpl, user, p, strings.Join(g, "\n\n")), out, p.ResultBase)
-				o.add(a, prof.Prices)
-				requests += a.calls
-				estimated = estimated || a.usage.Estimated
-				if err != nil {
-					return o, fmt.Errorf("reduce level %d group %d: %w", level, gi+1, err)
-				}
-				final = a
-				next = append(next, fmt.Sprintf("Partial digest %d:\n%s", gi+1, compactJSON(a.doc)))
-			}
-			if len(groups) == 1 {
-				break
-			}
-			if len(next) >= len(partials) {
-				return o, permanent("document too long to summarize within the model's context window", nil)
-			}
-			log.InfoContext(ctx, "reduce level done", "level", level, "partials", len(next))
-			partials = next
-		}
+		tmpl, final, err = s.mapReduce(ctx, doc)
+	}
+	if err != nil {
+		return o, err
 	}
 	jsonKey := jobs.ResultKey(p.ResultBase, jobs.SuffixSummaryJSON)
 	mdKey := jobs.ResultKey(p.ResultBase, jobs.SuffixSummaryMD)
-	m := w.meta(p, tmpl, o, requests, estimated || final.usage.Estimated)
+	m := w.meta(p, tmpl, o, s.requests, s.estimated || final.usage.Estimated)
 	if err := putJSON(ctx, out, jsonKey, final.doc, m); err != nil {
 		return o, err
 	}
-	md := renderDigest(title, final.doc, m)
+	md := renderDigest(s.title, final.doc, m)
 	if err := out.Put(ctx, mdKey, strings.NewReader(md), int64(len(md)), "text/markdown; charset=utf-8"); err != nil {
 		return o, fmt.Errorf("write %s: %w", mdKey, err)
 	}
 	o.results = []string{jsonKey, mdKey}
 	return o, nil
+}
+
+// summarizer carries one document's summarization state.
+type summarizer struct {
+	w             *Worker
+	log           *slog.Logger
+	p             jobs.ItemPayload
+	out           storage.Store
+	o             *outcome
+	title, lang   string
+	pages, budget int
+	requests      int
+	estimated     bool
+}
+
+func (s *summarizer) ask(ctx context.Context, tmpl *prompts.Template, req llm.Request) (answer, error) {
+	a, err := s.w.ask(ctx, tmpl, req, s.out, s.p.ResultBase)
+	s.o.add(a, s.w.cfg.Model.Profile().Prices)
+	s.requests += a.calls
+	s.estimated = s.estimated || a.usage.Estimated
+	return a, err
+}
+
+// single summarizes a document that fits one request.
+func (s *summarizer) single(ctx context.Context, text string) (*prompts.Template, answer, error) {
+	tmpl, err := prompts.Load(prompts.Summary)
+	if err != nil {
+		return nil, answer{}, fmt.Errorf("summary prompt: %w", err)
+	}
+	user, err := tmpl.Render(prompts.SummaryData{Language: s.lang, Title: s.title, Pages: s.pages})
+	if err != nil {
+		return nil, answer{}, fmt.Errorf("summary prompt: %w", err)
+	}
+	a, err := s.ask(ctx, tmpl, s.w.docRequest(tmpl, user, s.p, text))
+	return tmpl, a, err
+}
+
+// mapReduce maps text chunks and groups of scanned pages to partial facts,
+// then reduces them in a tree.
+func (s *summarizer) mapReduce(ctx context.Context, doc docContent) (*prompts.Template, answer, error) {
+	mapT, err := prompts.Load(prompts.SummaryMap)
+	if err != nil {
+		return nil, answer{}, fmt.Errorf("map prompt: %w", err)
+	}
+	var chunks []chunk.Chunk
+	if strings.TrimSpace(stripMarkers(doc.text)) != "" {
+		chunks = chunk.Split(doc.text, s.budget, 200)
+	}
+	groups := groupPages(doc.scanned, s.w.cfg.Model.Profile().MaxImages)
+	units := len(chunks) + len(groups)
+	partials := make([]string, 0, units)
+	mapOne := func(i int, text string, images []scannedPage) error {
+		first, last := pageSpan(text)
+		if len(images) > 0 {
+			first, last = images[0].page, images[len(images)-1].page
+		}
+		user, err := mapT.Render(prompts.ChunkData{Language: s.lang, Chunk: i + 1, Chunks: units, FirstPage: first, LastPage: last})
+		if err != nil {
+			return fmt.Errorf("map prompt: %w", err)
+		}
+		req := s.w.docRequest(mapT, user, s.p, text)
+		if len(images) > 0 {
+			req.Parts = []llm.Part{{Text: user}}
+			for _, im := range images {
+				req.Parts = append(req.Parts, llm.Part{Text: prompts.PageMarker(im.page), Document: true},
+					llm.Part{Image: &llm.Image{MIME: "image/jpeg", Data: im.jpeg, Width: im.width, Height: im.height}})
+			}
+		}
+		a, err := s.ask(ctx, mapT, req)
+		if err != nil {
+			return err
+		}
+		partials = append(partials, fmt.Sprintf("Partial result %d (pages %d-%d):\n%s", i+1, first, last, compactJSON(a.doc)))
+		return nil
+	}
+	for i, c := range chunks {
+		err := mapOne(i, c.Text, nil)
+		if llm.KindOf(err) == llm.TooLarge {
+			// Too large for the provider: this chunk in halves, once.
+			for _, half := range chunk.Split(c.Text, max(c.Tokens/2, 256), 100) {
+				if err = mapOne(i, half.Text, nil); err != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			return nil, answer{}, fmt.Errorf("chunk %d of %d: %w", i+1, units, err)
+		}
+	}
+	for gi, g := range groups {
+		if err := mapOne(len(chunks)+gi, "", g); err != nil {
+			return nil, answer{}, fmt.Errorf("scanned pages %d-%d: %w", g[0].page, g[len(g)-1].page, err)
+		}
+	}
+	s.log.InfoContext(ctx, "document mapped", "chunks", len(chunks), "scanned_groups", len(groups))
+	tmpl, err := prompts.Load(prompts.SummaryReduce)
+	if err != nil {
+		return nil, answer{}, fmt.Errorf("reduce prompt: %w", err)
+	}
+	var final answer
+	for level := 1; ; level++ {
+		groups := groupByBudget(partials, s.budget)
+		next := make([]string, 0, len(groups))
+		for gi, g := range groups {
+			user, err := tmpl.Render(prompts.ReduceData{Language: s.lang, Parts: len(g), Title: s.title, Pages: s.pages})
+			if err != nil {
+				return nil, answer{}, fmt.Errorf("reduce prompt: %w", err)
+			}
+			a, err := s.ask(ctx, tmpl, s.w.docRequest(tmpl, user, s.p, strings.Join(g, "\n\n")))
+			if err != nil {
+				return nil, answer{}, fmt.Errorf("reduce level %d group %d: %w", level, gi+1, err)
+			}
+			final = a
+			next = append(next, fmt.Sprintf("Partial digest %d:\n%s", gi+1, compactJSON(a.doc)))
+		}
+		if len(groups) == 1 {
+			return tmpl, final, nil
+		}
+		if len(next) >= len(partials) {
+			return nil, answer{}, permanent("document too long to summarize within the model's context window", nil)
+		}
+		s.log.InfoContext(ctx, "reduce level done", "level", level, "partials", len(next))
+		partials = next
+	}
 }
 
 // textBudget is how many tokens of document text one request may carry.
@@ -157,22 +235,37 @@ func (w *Worker) docRequest(tmpl *prompts.Template, user string, p jobs.ItemPayl
 	}
 }
 
-// documentText extracts text by type. PDF text carries page markers.
-func (w *Worker) documentText(ctx context.Context, p jobs.ItemPayload, data []byte) (string, int, error) {
+// docContent is a document's text (PDF text carries page markers) and the
+// pages that have no text layer, rendered for the model to read.
+type docContent struct {
+	text    string
+	pages   int
+	scanned []scannedPage
+}
+
+type scannedPage struct {
+	page          int
+	jpeg          []byte
+	width, height int
+}
+
+// documentContent extracts a document's content by type.
+func (w *Worker) documentContent(ctx context.Context, p jobs.ItemPayload, data []byte) (docContent, error) {
+	var d docContent
+	var err error
 	switch p.Type {
 	case "pdf":
-		return w.pdfText(ctx, p, data)
+		return w.pdfContent(ctx, p, data)
 	case "docx":
-		s, err := extract.DOCX(data, extract.Limits{})
-		return s, 0, extractError(err)
+		d.text, err = extract.DOCX(data, extract.Limits{})
 	case "html":
-		s, err := extract.HTML(data)
-		return s, 0, extractError(err)
+		d.text, err = extract.HTML(data)
 	case "txt", "md":
-		s, err := extract.Text(data)
-		return s, 0, extractError(err)
+		d.text, err = extract.Text(data)
+	default:
+		return d, permanent(fmt.Sprintf("unsupported document type %q", p.Type), nil)
 	}
-	return "", 0, permanent(fmt.Sprintf("unsupported document type %q", p.Type), nil)
+	return d, extractError(err)
 }
 
 // extractError marks extraction failures of bad input as permanent. The
@@ -188,43 +281,98 @@ func extractError(err error) error {
 	return err
 }
 
-func (w *Worker) pdfText(ctx context.Context, p jobs.ItemPayload, data []byte) (string, int, error) {
+// maxScannedPages caps how many pages without text one document may send
+// to the model as images.
+const maxScannedPages = 500
+
+func (w *Worker) pdfContent(ctx context.Context, p jobs.ItemPayload, data []byte) (docContent, error) {
+	var d docContent
 	ex, err := w.pdfExtractor(ctx)
 	if err != nil {
-		return "", 0, err
+		return d, err
 	}
 	doc, err := ex.Open(ctx, data, w.password(p.Source))
 	switch {
 	case errors.Is(err, pdftext.ErrPassword):
-		return "", 0, permanent("encrypted: a password is required to open this PDF (give it with --pdf-passwords)", err)
+		return d, permanent("encrypted: a password is required to open this PDF (give it with --pdf-passwords)", err)
 	case errors.Is(err, pdftext.ErrDamaged):
-		return "", 0, permanent("damaged PDF: "+err.Error(), err)
+		return d, permanent("damaged PDF: "+err.Error(), err)
 	case errors.Is(err, pdftext.ErrTooManyPages):
-		return "", 0, permanent("refused: "+err.Error(), err)
+		return d, permanent("refused: "+err.Error(), err)
 	case err != nil:
-		return "", 0, err
+		return d, err
 	}
 	defer doc.Close()
 	n := doc.Pages()
+	d.pages = n
 	if n == 0 {
-		return "", 0, permanent("the PDF has no pages", nil)
+		return d, permanent("the PDF has no pages", nil)
 	}
 	first, last := 1, n
 	if r := p.Source.Pages; r != nil {
 		first, last = r.First, min(r.Last, n)
 	}
+	canSee := w.cfg.Model.Profile().MaxImages > 0
 	var sb strings.Builder
 	for i := first; i <= last; i++ {
 		t, err := doc.PageText(ctx, i-1)
 		if err != nil {
-			return "", n, fmt.Errorf("page %d: %w", i, err)
+			return d, fmt.Errorf("page %d: %w", i, err)
+		}
+		if t = strings.TrimSpace(t); t == "" {
+			if !canSee {
+				d.scanned = append(d.scanned, scannedPage{page: i}) // counted, not rendered
+				continue
+			}
+			if len(d.scanned) >= maxScannedPages {
+				return d, permanent(fmt.Sprintf("more than %d pages without a text layer: too many to send as images", maxScannedPages), nil)
+			}
+			sp, err := w.renderPage(ctx, doc, i)
+			if err != nil {
+				return d, err
+			}
+			d.scanned = append(d.scanned, sp)
+			continue
 		}
 		sb.WriteString(prompts.PageMarker(i))
 		sb.WriteString("\n")
-		sb.WriteString(strings.TrimSpace(t))
+		sb.WriteString(t)
 		sb.WriteString("\n\n")
 	}
-	return sb.String(), n, nil
+	d.text = sb.String()
+	return d, nil
+}
+
+// renderPage renders a page without text at 150 dpi and prepares it like
+// any image for the model (fit, JPEG, byte cap).
+func (w *Worker) renderPage(ctx context.Context, doc *pdftext.Doc, page int) (scannedPage, error) {
+	img, err := doc.RenderPage(ctx, page-1, 150)
+	if err != nil {
+		if errors.Is(err, pdftext.ErrPageTooLarge) || errors.Is(err, pdftext.ErrDamaged) {
+			return scannedPage{}, permanent(fmt.Sprintf("page %d cannot be rendered: %v", page, err), err)
+		}
+		return scannedPage{}, fmt.Errorf("render page %d: %w", page, err)
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 92}); err != nil {
+		return scannedPage{}, fmt.Errorf("encode page %d: %w", page, err)
+	}
+	res, err := imageprep.Prepare(ctx, buf.Bytes(), w.imageOptions())
+	if err != nil {
+		return scannedPage{}, fmt.Errorf("prepare page %d: %w", page, err)
+	}
+	return scannedPage{page: page, jpeg: res.JPEG, width: res.Width, height: res.Height}, nil
+}
+
+// groupPages packs scanned pages into groups of at most maxImages (and at
+// most 4, to keep each answer focused).
+func groupPages(pages []scannedPage, maxImages int) [][]scannedPage {
+	size := min(max(maxImages, 1), 4)
+	var out [][]scannedPage
+	for i := 0; i < len(pages); i += size {
+		out = append(out, pages[i:min(i+size, len(pages))])
+	}
+	return out
 }
 
 // password finds a PDF's password by full URL, key, or file name.

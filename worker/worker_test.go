@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -689,5 +691,90 @@ func TestEveryCorpusImageEndsWithAReason(t *testing.T) {
 		if testing.Verbose() {
 			t.Logf("%-60s %-8s %s", en.Source[strings.Index(en.Source, "images/"):], en.Status, en.Error)
 		}
+	}
+}
+
+func TestScannedPDFPagesReachTheModelAsImages(t *testing.T) {
+	e := newEnv(t)
+	model := &recordingModel{Client: offline.New(offline.Options{})}
+	e.startWorker(model, 1)
+	src, outDir := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "scan.pdf"), corpus(t, "pdfs/scanned/gen_contract_scanned150dpi.pdf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir})
+	out, _ := e.open(context.Background(), outDir)
+	es := byName(t, e.wait(res.BatchID, out, 2*time.Minute))
+	if en := es["scan.pdf"]; en.Status != jobs.StatusDone || en.Pages != 6 {
+		t.Fatalf("scanned PDF: %+v", en)
+	}
+	if len(model.sizes) != 6 {
+		t.Fatalf("%d page images reached the model, want 6", len(model.sizes))
+	}
+	for _, s := range model.sizes {
+		if s[1] <= s[0] || max(s[0], s[1]) > 1344 {
+			t.Errorf("page image %dx%d: want a portrait page fitted to 1344 px", s[0], s[1])
+		}
+	}
+}
+
+// TestLongPDFMapsAndReducesInATree: a 307-page contract against a model
+// with a small context window goes through many map requests and a reduce
+// of more than one level; the digest cites pages.
+func TestLongPDFMapsAndReducesInATree(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	maps, reduces, reduceOfDigests := 0, 0, 0
+	pad := strings.Repeat("The supplier shall deliver conforming goods on time. ", 8)
+	model := &fakeModel{prof: llm.Profile{Provider: "openai", Model: "small-context", ContextTokens: 8192, MaxOutputTokens: 1024, JSONSchema: true},
+		fn: func(n int64, req llm.Request) (llm.Response, error) {
+			doc := req.Parts[len(req.Parts)-1].Text
+			mu.Lock()
+			defer mu.Unlock()
+			switch req.Schema.Name {
+			case "chunk_facts":
+				maps++
+				first, _ := strconv.Atoi(regexp.MustCompile(`\[page (\d+)\]`).FindStringSubmatch(doc + "[page 1]")[1])
+				facts := []map[string]any{}
+				for i := range 4 {
+					facts = append(facts, map[string]any{"fact": fmt.Sprintf("Fact %d. %s", i, pad), "quote": "deliver conforming goods", "pages": []int{first}})
+				}
+				b, _ := json.Marshal(map[string]any{"facts": facts, "document_type_hint": "supply agreement"})
+				return llm.Response{Text: string(b), Usage: llm.Usage{InputTokens: 2000, OutputTokens: 600}}, nil
+			case "contract_digest":
+				reduces++
+				if strings.Contains(doc, "Partial digest") {
+					reduceOfDigests++
+				}
+				b, _ := json.Marshal(map[string]any{"document_type": "supply agreement", "parties": []any{}, "effective_date": "",
+					"term_and_renewal": "", "termination_rights": "", "payment_terms": "", "liability_caps": "", "indemnities": "",
+					"confidentiality": "", "governing_law_and_venue": "",
+					"risky_clauses":     []any{map[string]any{"clause": "late delivery", "quote": "deliver conforming goods", "pages": []int{12}}},
+					"executive_summary": "A supply agreement. " + pad + pad})
+				return llm.Response{Text: string(b), Usage: llm.Usage{InputTokens: 3000, OutputTokens: 900}}, nil
+			}
+			return llm.Response{}, fmt.Errorf("unexpected schema %v", req.Schema)
+		}}
+	e.startWorker(model, 1)
+	src, outDir := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "long.pdf"), corpus(t, "pdfs/long/synthetic_contract_A_enscript.pdf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir})
+	out, _ := e.open(context.Background(), outDir)
+	en := byName(t, e.wait(res.BatchID, out, 3*time.Minute))["long.pdf"]
+	if en.Status != jobs.StatusDone || en.Pages != 307 {
+		t.Fatalf("long PDF: %+v", en)
+	}
+	t.Logf("%d map requests, %d reduce requests (%d over digests)", maps, reduces, reduceOfDigests)
+	if maps < 20 || reduces < 3 || reduceOfDigests < 1 {
+		t.Errorf("%d maps, %d reduces, %d reduces of digests: want many maps and a reduce tree of more than one level", maps, reduces, reduceOfDigests)
+	}
+	if en.InputTokens != maps*2000+reduces*3000 || en.OutputTokens != maps*600+reduces*900 {
+		t.Errorf("tokens %d/%d do not add up over %d maps and %d reduces", en.InputTokens, en.OutputTokens, maps, reduces)
+	}
+	digest := readJSON(t, out, en.Results[0])
+	if digest["document_type"] != "supply agreement" || digest["meta"].(map[string]any)["requests"].(float64) != float64(maps+reduces) {
+		t.Errorf("digest %v", digest)
 	}
 }
