@@ -74,6 +74,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			statusCommand(stdout, stderr),
 			planCommand(stdout, stderr),
 			schedulerCommand(stderr),
+			benchCommand(stdout, stderr),
 		},
 	}
 }
