@@ -315,6 +315,27 @@ func TestManifestsUseRealFlags(t *testing.T) {
 		t.Fatal("no llamapipe container checked")
 	}
 	checkServices(t, objs)
+	checkSchedules(t, byKind)
+}
+
+// checkSchedules: the schedules shipped in ConfigMaps load as the scheduler
+// would load them.
+func checkSchedules(t *testing.T, byKind map[string]map[string]k8sObject) {
+	t.Helper()
+	for _, cm := range byKind["ConfigMap"] {
+		for key, content := range cm.Data {
+			if !strings.HasPrefix(key, "schedules") || !strings.HasSuffix(key, ".yaml") {
+				continue
+			}
+			path := filepath.Join(t.TempDir(), key)
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := loadSchedules(path); err != nil {
+				t.Errorf("ConfigMap %s key %s: %v", cm.Metadata.Name, key, err)
+			}
+		}
+	}
 }
 
 // checkGrace: SIGTERM drains; Kubernetes must not SIGKILL before running
