@@ -10,6 +10,7 @@
 // html/template (no JavaScript of our own), so everything shown is escaped.
 //
 // The dashboard reads batch records through jobs.Tracker and queues through
-// asynq; it never writes a batch record. It knows nothing of workers,
-// models or storage backends, and never shows payloads' document text.
+// asynq (asynqmon, and worker/metrics' queue collectors); it never writes a
+// batch record. It knows nothing of the task handlers, models or storage
+// backends, and shows no document text (payloads hold references only).
 package dashboard
