@@ -18,6 +18,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,6 +69,8 @@ func benchCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.BoolFlag{Name: "keep", Usage: "keep the temporary folder", Sources: env("BENCH_KEEP")},
 			&cli.StringFlag{Name: "measure", Value: "all", Usage: "all, pipeline (ingest and process) or enqueue (queue rate and Redis memory only)", Sources: env("BENCH_MEASURE")},
 			&cli.IntFlag{Name: "enqueue-tasks", Value: 10000, Usage: "synthetic tasks enqueued to measure the enqueue rate and Redis memory per task", Sources: env("BENCH_ENQUEUE_TASKS")},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the processing phases to this file (go tool pprof)", Sources: env("BENCH_CPUPROFILE")},
+			&cli.StringFlag{Name: "trace", Usage: "write an execution trace of the processing phases to this file (go tool trace): shows waits on Redis, disk and the model", Sources: env("BENCH_TRACE")},
 			&cli.IntFlag{Name: "enqueue-goroutines", Value: 16, Usage: "goroutines enqueueing at once", Sources: env("BENCH_ENQUEUE_GOROUTINES")},
 		}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -321,6 +325,7 @@ func (b *bench) pipeline(ctx context.Context, cmd *cli.Command, c *conn, log *sl
 	runtime.GC()
 	debug.FreeOSMemory()
 	rssReset := resetPeakRSS()
+	baseRSS, _ := procStatus("VmRSS:")
 
 	// The model.
 	var model llm.Client
@@ -360,6 +365,12 @@ func (b *bench) pipeline(ctx context.Context, cmd *cli.Command, c *conn, log *sl
 		}
 	}
 
+	stopProfiles, err := startProfiles(cmd.String("cpuprofile"), cmd.String("trace"))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer stopProfiles()
+
 	var runs []batchRun
 	for _, set := range []struct {
 		kind  string
@@ -377,8 +388,44 @@ func (b *bench) pipeline(ctx context.Context, cmd *cli.Command, c *conn, log *sl
 		runs = append(runs, r)
 		fmt.Fprintf(stderr, "llamapipe: bench: %s: %d/%d done in %s\n", set.kind, r.done, r.items, r.work.Round(time.Millisecond))
 	}
-	rss, rssErr := peakRSS()
-	return b.rows(runs, rss, rssErr, rssReset), sumFailed(runs), nil
+	rss, rssErr := procStatus("VmHWM:")
+	return b.rows(runs, rss, baseRSS, rssErr, rssReset), sumFailed(runs), nil
+}
+
+// startProfiles starts a CPU profile and an execution trace when asked;
+// the returned func stops them and closes the files.
+func startProfiles(cpuFile, traceFile string) (func(), error) {
+	var stops []func()
+	stop := func() {
+		for _, f := range slices.Backward(stops) {
+			f()
+		}
+	}
+	if cpuFile != "" {
+		f, err := os.Create(cpuFile)
+		if err != nil {
+			return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--cpuprofile: %v", err)}
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("bench: CPU profile: %w", err)
+		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); _ = f.Close() })
+	}
+	if traceFile != "" {
+		f, err := os.Create(traceFile)
+		if err != nil {
+			stop()
+			return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--trace: %v", err)}
+		}
+		if err := trace.Start(f); err != nil {
+			_ = f.Close()
+			stop()
+			return nil, fmt.Errorf("bench: trace: %w", err)
+		}
+		stops = append(stops, func() { trace.Stop(); _ = f.Close() })
+	}
+	return stop, nil
 }
 
 func sumFailed(runs []batchRun) int {
@@ -492,7 +539,7 @@ func subStats(a, b fakeserver.Stats) fakeserver.Stats {
 	}
 }
 
-func (b *bench) rows(runs []batchRun, rss int64, rssErr error, rssReset bool) []row {
+func (b *bench) rows(runs []batchRun, rss, baseRSS int64, rssErr error, rssReset bool) []row {
 	var rows []row
 	add := func(metric, value, note string) { rows = append(rows, row{metric, value, note}) }
 	model := "offline provider (in process)"
@@ -543,7 +590,7 @@ func (b *bench) rows(runs []batchRun, rss int64, rssErr error, rssReset bool) []
 	}
 	for _, r := range runs {
 		p50, p99 := percentile(r.durations, 50), percentile(r.durations, 99)
-		add("item latency p50 / p99: "+r.kind, fmt.Sprintf("%d / %d ms", p50, p99), "manifest duration_ms of done items")
+		add("item latency p50 / p99: "+r.kind, fmt.Sprintf("%d / %d ms", p50, p99), "manifest duration_ms of done items (the final attempt; not queue wait or retry delays)")
 	}
 	if len(runs) > 1 {
 		add("item latency p50 / p99: all", fmt.Sprintf("%d / %d ms", percentile(all, 50), percentile(all, 99)), "")
@@ -559,7 +606,7 @@ func (b *bench) rows(runs []batchRun, rss int64, rssErr error, rssReset bool) []
 	if done > 0 {
 		add("CPU per item", fmt.Sprintf("%.4f s", cpu.Seconds()/float64(done)), "all batches")
 	}
-	note := "VmHWM of this process (workers, fake server, Redis client) after input generation"
+	note := fmt.Sprintf("VmHWM of this process (workers, fake server, Redis client) after input generation; %s when processing began", humanBytes(baseRSS))
 	if !rssReset {
 		note = "VmHWM of this process, including input generation (the peak could not be reset)"
 	}
@@ -616,14 +663,15 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// peakRSS reads VmHWM from /proc/self/status (Linux).
-func peakRSS() (int64, error) {
+// procStatus reads a size field (VmHWM:, VmRSS:) of /proc/self/status
+// (Linux), in bytes.
+func procStatus(field string) (int64, error) {
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0, fmt.Errorf("peak RSS: %w", err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			if err != nil {
 				return 0, fmt.Errorf("peak RSS: %q: %w", line, err)
@@ -631,7 +679,7 @@ func peakRSS() (int64, error) {
 			return kb << 10, nil
 		}
 	}
-	return 0, errors.New("peak RSS: no VmHWM in /proc/self/status")
+	return 0, fmt.Errorf("peak RSS: no %s in /proc/self/status", field)
 }
 
 // resetPeakRSS resets VmHWM to the current RSS (Linux 4.0+).
