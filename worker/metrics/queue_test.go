@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 )
@@ -86,7 +87,7 @@ func TestQueueCollectorsExportQueueAndWorkers(t *testing.T) {
 }
 
 func TestWorkersCollectorWithoutRedisExportsNoZero(t *testing.T) {
-	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond})
+	insp := asynq.NewInspector(unreachable{})
 	defer insp.Close()
 	reg := prometheus.NewRegistry()
 	if err := RegisterQueueCollectors(reg, insp, nil); err != nil {
@@ -99,6 +100,13 @@ func TestWorkersCollectorWithoutRedisExportsNoZero(t *testing.T) {
 	if n := valueIn(mfs, QueueScrapeErrors, nil); n != 1 {
 		t.Errorf("%s = %v, want 1", QueueScrapeErrors, n)
 	}
+}
+
+// unreachable is a Redis nobody answers, without go-redis' dial retries.
+type unreachable struct{}
+
+func (unreachable) MakeRedisClient() any {
+	return redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialerRetries: 1, DialTimeout: 200 * time.Millisecond})
 }
 
 // gaugeValue gathers reg and returns the value of the gauge or counter
