@@ -14,6 +14,8 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/storage/storagetest"
 	"github.com/llamapipe/llamapipe/worker/llm/fakeserver"
 )
 
@@ -107,6 +109,45 @@ func TestBenchEndToEnd(t *testing.T) {
 		if code != exitUsage {
 			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
 		}
+	}
+}
+
+// TestBenchS3Out generates the batch in MinIO (--out s3://...) and reads
+// inputs and writes results there.
+func TestBenchS3Out(t *testing.T) {
+	url, _ := jobstest.Redis(t, dbBench)
+	st := storagetest.NewS3Store(t, "")
+	cfg := storagetest.S3Config(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", cfg.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", cfg.SecretKey)
+	loc, err := storage.ParseLocation(st.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"llamapipe", "--redis-url", url, "--s3-endpoint", cfg.Endpoint, "--s3-path-style", "--s3-region", "us-east-1",
+		"bench", "--out", "s3://" + loc.Bucket + "/runs", "--photos", "2", "--photo-size", "320x240", "--docs", "2", "--pages", "1",
+		"--concurrency", "2", "--latency", "5ms", "--measure", "pipeline"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+	}
+	if rows := benchTable(t, out.String()); rows["items done"][0] != "4 / 4" {
+		t.Errorf("items done %q, want 4 / 4", rows["items done"][0])
+	}
+	var inputs, results int
+	for info, err := range st.List(context.Background(), "runs/", storage.ListOptions{Recursive: true}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case strings.Contains(info.Key, "/input/"):
+			inputs++
+		case strings.HasSuffix(info.Key, "/"+jobs.ManifestKey):
+			results++
+		}
+	}
+	if inputs != 4 || results != 2 {
+		t.Errorf("in the bucket: %d inputs (want 4) and %d manifests (want 2)", inputs, results)
 	}
 }
 
