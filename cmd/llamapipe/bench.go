@@ -91,6 +91,7 @@ type bench struct {
 	latency, jitter     time.Duration
 	faultRate, hangRate float64
 	seed                int64
+	nonce               string // this run's: makes inputs unique, so no cache from an earlier run answers
 	measure             string
 	enqTasks, enqG      int
 }
@@ -130,6 +131,7 @@ func newBench(cmd *cli.Command, _ io.Writer) (*bench, error) {
 	if b.seed == 0 {
 		b.seed = time.Now().UnixNano()
 	}
+	b.nonce = randomHex(8)
 	return b, nil
 }
 
@@ -579,14 +581,18 @@ func (b *bench) rows(runs []batchRun, rss, baseRSS int64, rssErr error, rssReset
 	}
 	if b.provider == llm.ProviderOpenAI && work > 0 {
 		ideal := float64(b.workers*b.conc) / b.latency.Seconds()
+		label := "C ÷ latency"
+		if b.workers > 1 {
+			label = "workers × C ÷ latency"
+		}
 		var faults, maxIn int64
 		for _, r := range runs {
 			faults += r.model.Faults()
 			maxIn = max(maxIn, r.model.MaxInFlight)
 		}
 		add("model requests/s", fmt.Sprintf("%.1f", float64(requests)/work.Seconds()),
-			fmt.Sprintf("ideal C ÷ latency = %.1f (%.0f%%); %d requests, %d faults, at most %d at once",
-				ideal, 100*float64(requests)/work.Seconds()/ideal, requests, faults, maxIn))
+			fmt.Sprintf("ideal %s = %.1f (%.0f%%); %d requests, %d faults, at most %d at once",
+				label, ideal, 100*float64(requests)/work.Seconds()/ideal, requests, faults, maxIn))
 	}
 	for _, r := range runs {
 		p50, p99 := percentile(r.durations, 50), percentile(r.durations, 99)
@@ -595,10 +601,14 @@ func (b *bench) rows(runs []batchRun, rss, baseRSS int64, rssErr error, rssReset
 	if len(runs) > 1 {
 		add("item latency p50 / p99: all", fmt.Sprintf("%d / %d ms", percentile(all, 50), percentile(all, 99)), "")
 	}
+	includes := "includes the fake server"
+	if b.provider == llm.ProviderOffline {
+		includes = "includes the offline model's work"
+	}
 	for _, r := range runs {
 		switch r.kind {
 		case "photos":
-			add("CPU per image", fmt.Sprintf("%.4f s", r.cpu.Seconds()/float64(max(r.done, 1))), "user+sys of the process while the photo batch ran (includes the fake server)")
+			add("CPU per image", fmt.Sprintf("%.4f s", r.cpu.Seconds()/float64(max(r.done, 1))), "user+sys of the process while the photo batch ran ("+includes+")")
 		case "documents":
 			add("CPU per page", fmt.Sprintf("%.5f s", r.cpu.Seconds()/float64(max(r.done, 1)*b.pages)), fmt.Sprintf("%.4f s per document", r.cpu.Seconds()/float64(max(r.done, 1))))
 		}
@@ -709,7 +719,7 @@ func (b *bench) generatePhotos(ctx context.Context, open func(context.Context, s
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				data, err := photo(b.w, b.h, uint64(b.seed), uint64(i))
+				data, err := photo(b.w, b.h, uint64(b.seed), uint64(i), b.nonce)
 				if err == nil {
 					err = st.Put(ctx, fmt.Sprintf("IMG_%05d.jpg", i), bytes.NewReader(data), int64(len(data)), "image/jpeg")
 				}
@@ -739,7 +749,10 @@ func (b *bench) generatePhotos(ctx context.Context, open func(context.Context, s
 	return total, nil
 }
 
-func photo(w, h int, seed, index uint64) ([]byte, error) {
+// photo makes one photo; its texture depends on seed and index only, and
+// nonce is written into the first pixels so that runs never share bytes
+// (identical images are captioned once, in any batch).
+func photo(w, h int, seed, index uint64, nonce string) ([]byte, error) {
 	rng := mrand.New(mrand.NewPCG(seed, index))
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	// A background gradient, three soft blobs of colour and per-pixel noise.
@@ -790,6 +803,9 @@ func photo(w, h int, seed, index uint64) ([]byte, error) {
 			row[x*4+3] = 255
 		}
 	}
+	for i := 0; i < len(nonce) && i*4+2 < len(img.Pix); i++ {
+		img.Pix[i*4], img.Pix[i*4+1], img.Pix[i*4+2] = nonce[i], nonce[i], nonce[i]
+	}
 	var buf bytes.Buffer
 	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
 		return nil, err
@@ -811,7 +827,7 @@ func (b *bench) generateDocs(ctx context.Context, open func(context.Context, str
 	var total int64
 	for i := range b.docs {
 		md := i%2 == 1
-		data := document(i, b.pages, md, uint64(b.seed))
+		data := document(i, b.pages, md, uint64(b.seed), b.nonce)
 		name, ctype := fmt.Sprintf("contract_%04d.txt", i), "text/plain; charset=utf-8"
 		if md {
 			name, ctype = fmt.Sprintf("contract_%04d.md", i), "text/markdown; charset=utf-8"
@@ -839,14 +855,14 @@ var clauses = []string{
 var names = []string{"Acme Components GmbH", "Borealis Trading Ltd", "Castellan Logistics SA", "Dunmore Analytics Inc",
 	"Elbe Office Supplies KG", "Fjord Maritime AS", "Granite Peak Software LLC", "Helios Energy BV"}
 
-func document(i, pages int, md bool, seed uint64) []byte {
+func document(i, pages int, md bool, seed uint64, nonce string) []byte {
 	rng := mrand.New(mrand.NewPCG(seed, uint64(i)+1<<32))
 	a, b := names[rng.IntN(len(names))], names[rng.IntN(len(names))]
 	var sb strings.Builder
 	if md {
-		fmt.Fprintf(&sb, "# Supply Agreement %d-%d\n\nBetween **%s** (the Supplier) and **%s** (the Customer).\n\n", i, rng.IntN(1e6), a, b)
+		fmt.Fprintf(&sb, "# Supply Agreement %d-%d-%s\n\nBetween **%s** (the Supplier) and **%s** (the Customer).\n\n", i, rng.IntN(1e6), nonce, a, b)
 	} else {
-		fmt.Fprintf(&sb, "SUPPLY AGREEMENT %d-%d\n\nThis Agreement is made between %s (the Supplier) and %s (the Customer).\n\n", i, rng.IntN(1e6), a, b)
+		fmt.Fprintf(&sb, "SUPPLY AGREEMENT %d-%d-%s\n\nThis Agreement is made between %s (the Supplier) and %s (the Customer).\n\n", i, rng.IntN(1e6), nonce, a, b)
 	}
 	for p := 1; p <= pages; p++ {
 		if p > 1 {

@@ -103,6 +103,18 @@ func TestBenchEndToEnd(t *testing.T) {
 		t.Errorf("inputs: %q, %q", rows["input: photos"][0], rows["input: documents"][0])
 	}
 
+	// The same seed again on the same Redis: the photos look the same but
+	// are new bytes, so no caption comes from the cache of the first run.
+	out.Reset()
+	code = run(context.Background(), []string{"llamapipe", "--redis-url", url, "bench", "--measure", "pipeline",
+		"--photos", "2", "--photo-size", "640x480", "--docs", "1", "--pages", "1", "--concurrency", "4", "--latency", "1ms", "--seed", "42"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("second run: exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+	}
+	if note := benchTable(t, out.String())["model requests/s"][1]; !strings.Contains(note, "3 requests") {
+		t.Errorf("second run with the same seed: model requests/s note %q, want 3 requests (no cached captions)", note)
+	}
+
 	// Bad flags are usage errors.
 	for _, args := range [][]string{{"--photo-size", "big"}, {"--provider", "bedrock"}, {"--fault-rate", "2"}, {"--measure", "everything"}} {
 		code := run(context.Background(), append([]string{"llamapipe", "--redis-url", url, "bench"}, args...), &out, &errb)
@@ -167,7 +179,7 @@ func TestFaultsEveryItemCompletes(t *testing.T) {
 	src, out := t.TempDir(), t.TempDir()
 	const photos, docs = 4, 4
 	for i := range photos {
-		data, err := photo(320, 240, 99, uint64(i))
+		data, err := photo(320, 240, 99, uint64(i), "test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +188,7 @@ func TestFaultsEveryItemCompletes(t *testing.T) {
 		}
 	}
 	for i := range docs {
-		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("c%d.txt", i)), document(i, 1, false, 99), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("c%d.txt", i)), document(i, 1, false, 99, "test"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

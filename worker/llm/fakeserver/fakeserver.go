@@ -363,6 +363,8 @@ type wireRequest struct {
 	} `json:"response_format"`
 	MaxTokens           *int `json:"max_tokens"`
 	MaxCompletionTokens *int `json:"max_completion_tokens"`
+	Stream              bool `json:"stream"`
+	N                   *int `json:"n"`
 }
 
 // Token accounting: characters / 4, images by 336-pixel tiles (Llama 4's
@@ -394,6 +396,12 @@ func parseRequest(body []byte) (*request, *validationError) {
 	}
 	if len(wr.Messages) == 0 {
 		return nil, invalid("messages", "[] is too short - 'messages'")
+	}
+	if wr.Stream {
+		return nil, invalid("stream", "Streaming is not supported by this server.")
+	}
+	if wr.N != nil && *wr.N != 1 {
+		return nil, invalid("n", "Only n = 1 is supported by this server, got %d.", *wr.N)
 	}
 	req := &request{}
 	for _, v := range []*int{wr.MaxTokens, wr.MaxCompletionTokens} {
@@ -467,6 +475,11 @@ func (req *request) content(param string, raw json.RawMessage) (string, *validat
 		case "image_url":
 			if p.ImageURL == nil || p.ImageURL.URL == "" {
 				return "", invalid(pp+".image_url", "Missing required parameter: '%s.image_url.url'.", pp)
+			}
+			switch p.ImageURL.Detail {
+			case "", "auto", "low", "high":
+			default:
+				return "", invalid(pp+".image_url.detail", "Invalid value: '%s'. Supported values are: 'auto', 'low' and 'high'.", p.ImageURL.Detail)
 			}
 			w, h, err := decodeDataURL(p.ImageURL.URL)
 			if err != nil {

@@ -228,6 +228,8 @@ func TestValidatesRequestsLikeAProvider(t *testing.T) {
 		{`{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,!!!"}}]}]}`, "messages.[0].content.[0].image_url"},
 		{`{"model":"m","messages":[{"role":"user","content":[{"type":"audio"}]}]}`, "messages.[0].content.[0].type"},
 		{`{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"xml"}}`, "response_format.type"},
+		{`{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}`, "stream"},
+		{`{"model":"m","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":0}`, "max_completion_tokens"},
 		{`{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"schema":{}}}}`, "response_format.json_schema"},
 	}
 	for _, c := range cases {
