@@ -11,12 +11,14 @@ PKGS      ?= ./...
 # System packages the project needs: redis-server for the queue (tests and
 # the single-machine `run`), libjpeg-turbo's headers for the fast scaled JPEG
 # decoder (cgo; `-tags imageprep_purego` or CGO_ENABLED=0 builds without it),
-# poppler-utils for the PDF comparison tests.
+# poppler-utils for the PDF comparison tests, chromium for the dashboard's
+# browser test.
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	[ -f /usr/include/jpeglib.h ] || missing="$$missing libjpeg62-turbo-dev"; \
 	command -v pdftotext >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing from Debian's packages"; \
 		export DEBIAN_FRONTEND=noninteractive; \
@@ -40,3 +42,9 @@ vet:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# Every fuzz target in the repository, FUZZTIME each, one at a time
+# (.ci/fuzz lists them; failing inputs land in the package's testdata/fuzz/).
+FUZZTIME ?= 10s
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) bash .ci/fuzz
