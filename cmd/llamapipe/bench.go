@@ -70,6 +70,7 @@ func benchCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.StringFlag{Name: "measure", Value: "all", Usage: "all, pipeline (ingest and process) or enqueue (queue rate and Redis memory only)", Sources: env("BENCH_MEASURE")},
 			&cli.IntFlag{Name: "enqueue-tasks", Value: 10000, Usage: "synthetic tasks enqueued to measure the enqueue rate and Redis memory per task", Sources: env("BENCH_ENQUEUE_TASKS")},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the processing phases to this file (go tool pprof)", Sources: env("BENCH_CPUPROFILE")},
+			&cli.StringFlag{Name: "memprofile", Usage: "write a heap profile (allocations of the processing phases: go tool pprof -sample_index=alloc_space) to this file", Sources: env("BENCH_MEMPROFILE")},
 			&cli.StringFlag{Name: "trace", Usage: "write an execution trace of the processing phases to this file (go tool trace): shows waits on Redis, disk and the model", Sources: env("BENCH_TRACE")},
 			&cli.IntFlag{Name: "enqueue-goroutines", Value: 16, Usage: "goroutines enqueueing at once", Sources: env("BENCH_ENQUEUE_GOROUTINES")},
 		}),
@@ -367,7 +368,7 @@ func (b *bench) pipeline(ctx context.Context, cmd *cli.Command, c *conn, log *sl
 		}
 	}
 
-	stopProfiles, err := startProfiles(cmd.String("cpuprofile"), cmd.String("trace"))
+	stopProfiles, err := startProfiles(cmd.String("cpuprofile"), cmd.String("memprofile"), cmd.String("trace"))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -394,14 +395,28 @@ func (b *bench) pipeline(ctx context.Context, cmd *cli.Command, c *conn, log *sl
 	return b.rows(runs, rss, baseRSS, rssErr, rssReset), sumFailed(runs), nil
 }
 
-// startProfiles starts a CPU profile and an execution trace when asked;
-// the returned func stops them and closes the files.
-func startProfiles(cpuFile, traceFile string) (func(), error) {
+// startProfiles starts a CPU profile, heap profiling and an execution trace
+// when asked; the returned func stops them and writes the files.
+func startProfiles(cpuFile, memFile, traceFile string) (func(), error) {
 	var stops []func()
 	stop := func() {
 		for _, f := range slices.Backward(stops) {
 			f()
 		}
+	}
+	if memFile != "" {
+		f, err := os.Create(memFile)
+		if err != nil {
+			return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--memprofile: %v", err)}
+		}
+		// Allocations from now on only: the generator's are not the pipeline's.
+		prev := runtime.MemProfileRate
+		runtime.MemProfileRate = 64 << 10
+		stops = append(stops, func() {
+			_ = pprof.Lookup("allocs").WriteTo(f, 0)
+			_ = f.Close()
+			runtime.MemProfileRate = prev
+		})
 	}
 	if cpuFile != "" {
 		f, err := os.Create(cpuFile)
