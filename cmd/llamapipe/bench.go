@@ -75,6 +75,11 @@ func benchCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.IntFlag{Name: "enqueue-goroutines", Value: 16, Usage: "goroutines enqueueing at once", Sources: env("BENCH_ENQUEUE_GOROUTINES")},
 		}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.String("memprofile") != "" {
+				// Sample nothing until processing begins (startProfiles):
+				// the generator's allocations are not the pipeline's.
+				runtime.MemProfileRate = 0
+			}
 			b, err := newBench(cmd, stderr)
 			if err != nil {
 				return err
@@ -409,13 +414,12 @@ func startProfiles(cpuFile, memFile, traceFile string) (func(), error) {
 		if err != nil {
 			return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--memprofile: %v", err)}
 		}
-		// Allocations from now on only: the generator's are not the pipeline's.
-		prev := runtime.MemProfileRate
+		// Allocations from now on only (sampling was off until here).
 		runtime.MemProfileRate = 64 << 10
 		stops = append(stops, func() {
+			runtime.GC() // the profile is as of the last GC
 			_ = pprof.Lookup("allocs").WriteTo(f, 0)
 			_ = f.Close()
-			runtime.MemProfileRate = prev
 		})
 	}
 	if cpuFile != "" {
