@@ -39,6 +39,9 @@ type Ingester struct {
 	Logger  *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Provider and Model are used for ingest tasks that name none (the
+	// workers' own model, so fingerprints match what they make).
+	Provider, Model string
 }
 
 // Options describe one batch.

@@ -28,6 +28,9 @@ func (in *Ingester) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		// not known here, so the ID is the task's alone.
 		batch = "sched-" + hex.EncodeToString(h[:8])
 	}
+	if p.Model == "" {
+		p.Provider, p.Model = in.Provider, in.Model
+	}
 	res, err := in.Run(ctx, Options{
 		Sources: p.Sources, Out: p.Out, Task: p.Task, Queue: p.Queue, Include: p.Include, Exclude: p.Exclude,
 		MaxSize: p.MaxSize, MaxRetry: p.MaxRetry, Force: p.Force, Job: p.Options, Provider: p.Provider, Model: p.Model,

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"text/template"
 
 	"gopkg.in/yaml.v3"
@@ -93,9 +94,25 @@ func Names() []string {
 	return names
 }
 
+// loaded caches parsed embedded templates: they are immutable, and parsing
+// compiles the schema, which is too costly to repeat for every item.
+var loaded sync.Map // name → *Template
+
 // Load returns the embedded template called name (see the Caption, Summary,
 // SummaryMap and SummaryReduce constants).
 func Load(name string) (*Template, error) {
+	if t, ok := loaded.Load(name); ok {
+		return t.(*Template), nil
+	}
+	t, err := load(name)
+	if err != nil {
+		return nil, err
+	}
+	loaded.Store(name, t)
+	return t, nil
+}
+
+func load(name string) (*Template, error) {
 	if !validName.MatchString(name) {
 		return nil, fmt.Errorf("prompt template %q: %w", name, ErrNotFound)
 	}

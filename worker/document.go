@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/prompts"
@@ -251,6 +252,8 @@ type scannedPage struct {
 
 // documentContent extracts a document's content by type.
 func (w *Worker) documentContent(ctx context.Context, p jobs.ItemPayload, data []byte) (docContent, error) {
+	t0 := time.Now()
+	defer func() { w.cfg.Metrics.TextExtracted(p.Type, time.Since(t0)) }()
 	var d docContent
 	var err error
 	switch p.Type {

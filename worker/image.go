@@ -92,7 +92,14 @@ func (w *Worker) caption(ctx context.Context, log *slog.Logger, p jobs.ItemPaylo
 	opts := w.imageOptions()
 	var a answer
 	for shrink := 0; ; shrink++ {
-		img, err := imageprep.Prepare(ctx, data, opts)
+		if data == nil { // the source was let go after the first preparation
+			if data, err = w.reread(ctx, p); err != nil {
+				return o, err
+			}
+		}
+		img, err := w.prepareImage(ctx, data, opts)
+		// The source (up to tens of MB) is not kept while the model answers.
+		data = nil
 		if errors.Is(err, imageprep.ErrUnsupported) {
 			// A format we cannot decode is skipped, with the reason.
 			o.skipped = err.Error() + ": convert it to JPEG or PNG"
@@ -172,6 +179,30 @@ func (w *Worker) storeCaption(ctx context.Context, key string, doc map[string]an
 		return fmt.Errorf("cache caption: %w", err)
 	}
 	return w.cfg.Tracker.StoreResult(ctx, key, b, contentTTL)
+}
+
+// prepareImage prepares an image in one of the worker's image slots: decoding
+// is CPU-bound, so more decodes at once than CPUs only add memory.
+func (w *Worker) prepareImage(ctx context.Context, data []byte, opts imageprep.Options) (*imageprep.Result, error) {
+	select {
+	case w.imageSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-w.imageSlots }()
+	t0 := time.Now()
+	img, err := imageprep.Prepare(ctx, data, opts)
+	w.cfg.Metrics.ImagePrepared(time.Since(t0))
+	return img, err
+}
+
+// reread fetches an item's source again.
+func (w *Worker) reread(ctx context.Context, p jobs.ItemPayload) ([]byte, error) {
+	src, err := w.stores.get(ctx, p.Source.Location)
+	if err != nil {
+		return nil, err
+	}
+	return w.read(ctx, src, p.Source)
 }
 
 // imageError marks image preparation failures of bad input as permanent.

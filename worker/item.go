@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/worker/metrics"
 )
 
 // outcome is what processing one item produced.
@@ -107,10 +109,14 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 			returnErr = err
 		default:
 			log.InfoContext(ctx, "item attempt failed; will retry", "attempt", retried+1, "error", err.Error())
+			w.cfg.Metrics.Retry(metrics.ErrorClass(err))
 			return err // not final: asynq retries it
 		}
 	}
-	_, complete, rerr := w.cfg.Tracker.Record(ctx, p.Batch, e)
+	recorded, complete, rerr := w.cfg.Tracker.Record(ctx, p.Batch, e)
+	if recorded {
+		w.cfg.Metrics.ItemEnded(p.Kind, e.Status, w.now().Sub(start))
+	}
 	if rerr != nil {
 		// Not recorded: let asynq retry the whole item (results are
 		// deterministic, so redoing it overwrites, never duplicates).
@@ -205,10 +211,12 @@ func (w *Worker) read(ctx context.Context, st storage.Store, ref jobs.Ref) ([]by
 		return nil, fmt.Errorf("get %s: %w", ref.URL(), err)
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, w.cfg.MaxInputBytes+1))
-	if err != nil {
+	// One allocation of the object's size, not io.ReadAll's doublings.
+	buf := bytes.NewBuffer(make([]byte, 0, info.Size+bytes.MinRead))
+	if _, err := buf.ReadFrom(io.LimitReader(rc, w.cfg.MaxInputBytes+1)); err != nil {
 		return nil, fmt.Errorf("read %s: %w", ref.URL(), err)
 	}
+	data := buf.Bytes()
 	if int64(len(data)) > w.cfg.MaxInputBytes {
 		return nil, permanent(fmt.Sprintf("too large: over the worker's %d-byte limit", w.cfg.MaxInputBytes), nil)
 	}

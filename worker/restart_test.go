@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -21,9 +23,11 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/backends"
 	"github.com/llamapipe/llamapipe/storage/s3store"
+	"github.com/llamapipe/llamapipe/worker"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/offline"
 )
@@ -197,6 +201,74 @@ func (m *slowModel) Complete(ctx context.Context, req llm.Request) (llm.Response
 	return m.Client.Complete(ctx, req)
 }
 
+// lockedBuffer collects a worker's logs for a failing test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startLoggedWorker is env.startWorker with the worker's logs (asynq's
+// included) kept and shown when the test fails.
+func (e *env) startLoggedWorker(model llm.Client, concurrency int) {
+	e.t.Helper()
+	logs := &lockedBuffer{}
+	w, err := worker.New(worker.Config{Redis: jobstest.ConnOpt(e.t, e.url), Tracker: e.tracker, Open: e.open, Model: model,
+		Concurrency: concurrency, ShutdownTimeout: 5 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	e.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			e.t.Errorf("worker: %v", err)
+		}
+		if e.t.Failed() {
+			e.t.Logf("worker log:\n%s", logs.String())
+		}
+	})
+}
+
+// queueState describes the batch's tasks in asynq, for a failure message.
+func queueState(t *testing.T, url string) string {
+	t.Helper()
+	insp := asynq.NewInspector(jobstest.ConnOpt(t, url))
+	defer insp.Close()
+	var sb strings.Builder
+	for _, q := range []string{jobs.QueueDefault, jobs.QueueCritical} {
+		for state, list := range map[string]func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
+			"pending": insp.ListPendingTasks, "active": insp.ListActiveTasks, "scheduled": insp.ListScheduledTasks,
+			"retry": insp.ListRetryTasks, "archived": insp.ListArchivedTasks,
+		} {
+			tasks, err := list(q)
+			if err != nil {
+				fmt.Fprintf(&sb, "%s %s: %v\n", q, state, err)
+				continue
+			}
+			for _, ti := range tasks {
+				fmt.Fprintf(&sb, "%s %s %s %s retried=%d next=%s last_err=%q\n", q, state, ti.Type, ti.ID, ti.Retried,
+					ti.NextProcessAt.Format(time.TimeOnly), ti.LastErr)
+			}
+		}
+	}
+	return sb.String()
+}
+
 // putTextInputs writes n small distinct contracts.
 func putTextInputs(t *testing.T, n int, put func(key string, data []byte)) {
 	t.Helper()
@@ -209,7 +281,7 @@ func putTextInputs(t *testing.T, n int, put func(key string, data []byte)) {
 
 // waitFinalized polls the batch until it is finalized, tolerating errors
 // while a service is down, and fails after timeout.
-func waitFinalized(t *testing.T, tr *jobs.Tracker, batch string, timeout time.Duration) {
+func waitFinalized(t *testing.T, tr *jobs.Tracker, url, batch string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last error
@@ -223,7 +295,7 @@ func waitFinalized(t *testing.T, tr *jobs.Tracker, batch string, timeout time.Du
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("batch %s not finalized after %s: counts %+v, last error %v", batch, timeout, c, last)
+	t.Fatalf("batch %s not finalized after %s: counts %+v, last error %v; tasks:\n%s", batch, timeout, c, last, queueState(t, url))
 }
 
 // waitDone polls until at least n items of the batch are recorded.
@@ -317,7 +389,7 @@ func TestRedisRestartMidBatch(t *testing.T) {
 	start := time.Now()
 	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, MaxRetry: 10})
 	model := &slowModel{Client: offline.New(offline.Options{}), delay: 100 * time.Millisecond}
-	e.startWorker(model, 4)
+	e.startLoggedWorker(model, 4)
 
 	waitDone(t, e.tracker, res.BatchID, 5)
 	rs.kill()
@@ -329,7 +401,7 @@ func TestRedisRestartMidBatch(t *testing.T) {
 	rs.start()
 	t.Logf("redis down for %s", time.Since(killed).Round(time.Millisecond))
 
-	waitFinalized(t, e.tracker, res.BatchID, 60*time.Second)
+	waitFinalized(t, e.tracker, e.url, res.BatchID, 20*time.Second)
 	t.Logf("batch finalized %s after the restart, %s in all", time.Since(killed).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	out, _ := e.open(context.Background(), outDir)
 	checkAllDoneOnce(t, readManifest(t, out), out)
@@ -368,7 +440,7 @@ func TestMinIORestartMidBatch(t *testing.T) {
 	start := time.Now()
 	res := e.ingest(ingest.Options{Sources: []string{srcURL}, Out: outURL, MaxRetry: 10})
 	model := &slowModel{Client: offline.New(offline.Options{}), delay: 100 * time.Millisecond}
-	e.startWorker(model, 4)
+	e.startLoggedWorker(model, 4)
 
 	waitDone(t, e.tracker, res.BatchID, 5)
 	ms.kill()
@@ -380,7 +452,7 @@ func TestMinIORestartMidBatch(t *testing.T) {
 	ms.start()
 	t.Logf("minio down for %s", time.Since(killed).Round(time.Millisecond))
 
-	waitFinalized(t, e.tracker, res.BatchID, 60*time.Second)
+	waitFinalized(t, e.tracker, e.url, res.BatchID, 20*time.Second)
 	t.Logf("batch finalized %s after the restart, %s in all", time.Since(killed).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	out, err := e.open(ctx, outURL)
 	if err != nil {

@@ -59,6 +59,7 @@ func (w *Worker) sweepArchived(ctx context.Context, insp *asynq.Inspector) (int,
 					return swept, err
 				}
 				if recorded {
+					w.cfg.Metrics.ItemEnded(p.Kind, e.Status, 0)
 					swept++
 					w.log.WarnContext(ctx, "archived item recorded as failed", "batch_id", p.Batch, "source", e.Source, "task_id", t.ID, "reason", reason)
 				}

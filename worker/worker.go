@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
 	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/metrics"
 	"github.com/llamapipe/llamapipe/worker/pdftext"
 )
 
@@ -44,6 +46,9 @@ type Config struct {
 	// Image configures image preparation; the model profile's limits are
 	// applied on top.
 	Image imageprep.Options
+	// ImageSlots is how many images one process decodes at once; the other
+	// tasks wait their turn. Zero means the number of CPUs.
+	ImageSlots int
 	// MaxInputBytes caps how much of one object is read. Zero means 512 MiB.
 	MaxInputBytes int64
 	// PDFPasswords maps a source key (or full URL) to its PDF password.
@@ -51,6 +56,8 @@ type Config struct {
 	// PDF configures the PDF text extractor; its pool is sized to Concurrency
 	// when zero.
 	PDF pdftext.Config
+	// Metrics records items, timings and retries. Nil records nothing.
+	Metrics *metrics.Metrics
 	// Handlers are more task handlers by type, e.g. jobs.TypeIngest for
 	// scheduled ingests (the worker itself never imports ingest).
 	Handlers map[string]asynq.Handler
@@ -69,7 +76,9 @@ type Worker struct {
 	client   *asynq.Client
 	stores   *storeCache
 	products productTables
-	now      func() time.Time
+	// imageSlots bounds how many images are decoded at once.
+	imageSlots chan struct{}
+	now        func() time.Time
 
 	pdfOnce sync.Once
 	pdf     *pdftext.Extractor
@@ -96,6 +105,7 @@ func New(cfg Config) (*Worker, error) {
 	if w.now == nil {
 		w.now = time.Now
 	}
+	w.imageSlots = make(chan struct{}, cmp.Or(cfg.ImageSlots, runtime.NumCPU()))
 	w.client = asynq.NewClient(cfg.Redis)
 	w.srv = asynq.NewServer(cfg.Redis, asynq.Config{
 		Concurrency:     cfg.Concurrency,

@@ -75,6 +75,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			planCommand(stdout, stderr),
 			schedulerCommand(stderr),
 			benchCommand(stdout, stderr),
+			dashboardCommand(stdout, stderr),
 		},
 	}
 }

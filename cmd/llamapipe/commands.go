@@ -38,6 +38,7 @@ func batchFlags() []cli.Flag {
 func workerFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 8, Usage: "tasks processed at once by this process", Sources: env("CONCURRENCY")},
+		metricsListenFlag(),
 		&cli.StringFlag{Name: "queues", Value: "critical=6,default=3,nightly=1", Usage: "queues to serve with their priority weights, NAME=WEIGHT,...", Sources: env("QUEUES")},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "how long running tasks get to finish after SIGTERM before they return to the queue", Sources: env("SHUTDOWN_TIMEOUT")},
 		&cli.StringFlag{Name: "pdf-passwords", Usage: "JSON file {\"key or file name\": \"password\"} for encrypted PDFs (never logged)", Sources: env("PDF_PASSWORDS")},
@@ -73,7 +74,8 @@ func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger)
 		return worker.Config{}, err
 	}
 	// Scheduled ingests run as tasks on the workers.
-	ingester := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
+	ingester := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log,
+		Provider: model.Profile().Provider, Model: model.Profile().Model}
 	return worker.Config{
 		Handlers:        map[string]asynq.Handler{jobs.TypeIngest: asynq.HandlerFunc(ingester.ProcessTask)},
 		Queues:          queues,
@@ -133,7 +135,11 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 				return err
 			}
 			defer c.Close()
-			model, err := openModel(ctx, cmd, c)
+			m, err := workerMetrics(ctx, cmd, c, log)
+			if err != nil {
+				return err
+			}
+			model, err := openModel(ctx, cmd, c, m)
 			if err != nil {
 				return err
 			}
@@ -144,6 +150,7 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
+			wcfg.Metrics = m
 			w, err := worker.New(wcfg)
 			if err != nil {
 				return err
@@ -225,7 +232,11 @@ func workerCommand(stderr io.Writer) *cli.Command {
 				return err
 			}
 			defer c.Close()
-			model, err := openModel(ctx, cmd, c)
+			m, err := workerMetrics(ctx, cmd, c, log)
+			if err != nil {
+				return err
+			}
+			model, err := openModel(ctx, cmd, c, m)
 			if err != nil {
 				return err
 			}
@@ -233,6 +244,7 @@ func workerCommand(stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
+			wcfg.Metrics = m
 			w, err := worker.New(wcfg)
 			if err != nil {
 				return err

@@ -57,7 +57,7 @@ func TestComposeServicesUseRealFlags(t *testing.T) {
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
 	}
-	for _, need := range []string{"redis", "minio", "minio-init", "worker"} {
+	for _, need := range []string{"redis", "minio", "minio-init", "worker", "dashboard", "scheduler"} {
 		if _, ok := doc.Services[need]; !ok {
 			t.Errorf("docker-compose.yml has no %s service", need)
 		}
@@ -94,7 +94,8 @@ func TestComposeServicesUseRealFlags(t *testing.T) {
 			}
 		}
 		for k := range s.Environment {
-			if strings.HasPrefix(k, "LLAMAPIPE_") && k != "LLAMAPIPE_API_KEY" && !envs[k] {
+			secret := k == "LLAMAPIPE_API_KEY" || k == "LLAMAPIPE_DASHBOARD_TOKEN" || k == "LLAMAPIPE_DASHBOARD_PASSWORD"
+			if strings.HasPrefix(k, "LLAMAPIPE_") && !secret && !envs[k] {
 				t.Errorf("%s: environment %s is not read by `llamapipe %s`", name, k, args[0])
 			}
 		}

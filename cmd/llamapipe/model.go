@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/worker/metrics"
 
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/providers"
@@ -64,17 +65,18 @@ func providerConfig(cmd *cli.Command) (providers.Config, error) {
 
 // openModel opens the configured model client, sharing its rate limit
 // through the process's Redis.
-func openModel(ctx context.Context, cmd *cli.Command, c *conn) (llm.Client, error) {
+func openModel(ctx context.Context, cmd *cli.Command, c *conn, m *metrics.Metrics) (llm.Client, error) {
 	cfg, err := providerConfig(cmd)
 	if err != nil {
 		return nil, err
 	}
 	cfg.Redis = c.rdb
-	m, err := providers.Open(ctx, cfg)
+	cfg.Metrics = m
+	model, err := providers.Open(ctx, cfg)
 	if err != nil {
 		return nil, &exitError{code: exitUsage, msg: "model: " + err.Error()}
 	}
-	return m, nil
+	return model, nil
 }
 
 // plannedProfile resolves the profile a batch is planned for without

@@ -20,6 +20,11 @@ const (
 	DBIngest = 2
 	DBWorker = 3
 	DBCmd    = 4
+	// 5 and 6: cmd/llamapipe's bench and fault tests.
+	DBBench     = 5
+	DBFaults    = 6
+	DBDashboard = 7
+	DBMetrics   = 15
 )
 
 // Redis returns a redis:// URL for database db of the test Redis, and a

@@ -16,6 +16,7 @@ import (
 	"github.com/llamapipe/llamapipe/worker/llm/offline"
 	"github.com/llamapipe/llamapipe/worker/llm/openai"
 	"github.com/llamapipe/llamapipe/worker/llm/ratelimit"
+	"github.com/llamapipe/llamapipe/worker/metrics"
 )
 
 // DefaultAPIKeyEnv is the environment variable the API key is read from
@@ -64,6 +65,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// Timeout bounds one call. Default: each provider's (2 minutes).
 	Timeout time.Duration
+	// Metrics, when set, records every model request (latency without the
+	// rate limit's waiting, tokens, cost, errors) and rate-limit waits.
+	Metrics *metrics.Metrics
 	// Region and Endpoint override Bedrock's region and endpoint URL.
 	// Default: the preset's region and AWS's endpoint.
 	Region, Endpoint string
@@ -75,6 +79,13 @@ func Open(ctx context.Context, cfg Config) (llm.Client, error) {
 	p, err := Profile(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.HTTPClient == nil {
+		// Go's default keeps 2 idle connections per host: far fewer than a
+		// worker's concurrent requests to one provider.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns, t.MaxIdleConnsPerHost = 512, 256
+		cfg.HTTPClient = &http.Client{Transport: t}
 	}
 	var c llm.Client
 	switch p.Provider {
@@ -115,6 +126,9 @@ func Open(ctx context.Context, cfg Config) (llm.Client, error) {
 	default:
 		return nil, fmt.Errorf("unknown provider %q", p.Provider)
 	}
+	if cfg.Metrics != nil {
+		c = metrics.Instrument(c, cfg.Metrics)
+	}
 	if cfg.Redis != nil && (cfg.RPM > 0 || cfg.TPM > 0) {
 		key := cfg.RateLimitKey
 		if key == "" {
@@ -124,7 +138,11 @@ func Open(ctx context.Context, cfg Config) (llm.Client, error) {
 			}
 			key = "llamapipe:llm:" + name + ":" + p.Model
 		}
-		c = ratelimit.Wrap(c, cfg.Redis, key, cfg.RPM, cfg.TPM)
+		var onWait func(time.Duration)
+		if cfg.Metrics != nil {
+			onWait = cfg.Metrics.RateLimitWait
+		}
+		c = ratelimit.WrapObserved(c, cfg.Redis, key, cfg.RPM, cfg.TPM, onWait)
 	}
 	return c, nil
 }

@@ -33,10 +33,16 @@ const minWait = 5 * time.Millisecond
 // fails, it returns a Retryable *llm.Error and does not call c either: an
 // unlimited call could break the shared quota.
 func Wrap(c llm.Client, rdb redis.UniversalClient, key string, rpm, tpm int) llm.Client {
+	return WrapObserved(c, rdb, key, rpm, tpm, nil)
+}
+
+// WrapObserved is Wrap, calling onWait with the time each call waited for
+// the quota (when it waited at all).
+func WrapObserved(c llm.Client, rdb redis.UniversalClient, key string, rpm, tpm int, onWait func(time.Duration)) llm.Client {
 	if rpm <= 0 && tpm <= 0 {
 		return c
 	}
-	return &limited{next: c, lim: redis_rate.NewLimiter(rdb), key: key, rpm: rpm, tpm: tpm}
+	return &limited{next: c, lim: redis_rate.NewLimiter(rdb), key: key, rpm: rpm, tpm: tpm, onWait: onWait}
 }
 
 type limited struct {
@@ -44,6 +50,7 @@ type limited struct {
 	lim      *redis_rate.Limiter
 	key      string
 	rpm, tpm int
+	onWait   func(time.Duration)
 }
 
 func (l *limited) Profile() llm.Profile { return l.next.Profile() }
@@ -56,6 +63,7 @@ func Estimate(req llm.Request) int {
 }
 
 func (l *limited) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
+	start := time.Now()
 	if l.rpm > 0 {
 		if err := l.wait(ctx, l.key+":rpm", redis_rate.PerMinute(l.rpm), 1); err != nil {
 			return llm.Response{}, err
@@ -67,6 +75,9 @@ func (l *limited) Complete(ctx context.Context, req llm.Request) (llm.Response, 
 		if err := l.wait(ctx, l.key+":tpm", tokLimit, min(est, l.tpm)); err != nil {
 			return llm.Response{}, err
 		}
+	}
+	if d := time.Since(start); l.onWait != nil && d >= minWait {
+		l.onWait(d) // the quota's wait, without the call itself
 	}
 	resp, err := l.next.Complete(ctx, req)
 	if l.tpm > 0 && err == nil {
