@@ -67,7 +67,8 @@ func benchCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.Int64Flag{Name: "seed", Usage: "seed of the generated inputs and fault draws (0: a new one each run)", Sources: env("BENCH_SEED")},
 			&cli.StringFlag{Name: "out", Usage: "where inputs and results go: a folder or s3://bucket/prefix (a run folder is made inside); empty: a temporary folder, removed afterwards", Sources: env("BENCH_OUT")},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the temporary folder", Sources: env("BENCH_KEEP")},
-			&cli.StringFlag{Name: "measure", Value: "all", Usage: "all, pipeline (ingest and process) or enqueue (queue rate and Redis memory only)", Sources: env("BENCH_MEASURE")},
+			&cli.StringFlag{Name: "measure", Value: "all", Usage: "all, pipeline (ingest and process), enqueue (queue rate and Redis memory only) or unchanged (a nightly re-run over an unchanged catalog of --catalog images)", Sources: env("BENCH_MEASURE")},
+			&cli.IntFlag{Name: "catalog", Value: 10000, Usage: "catalog size for --measure unchanged", Sources: env("BENCH_CATALOG")},
 			&cli.IntFlag{Name: "enqueue-tasks", Value: 10000, Usage: "synthetic tasks enqueued to measure the enqueue rate and Redis memory per task", Sources: env("BENCH_ENQUEUE_TASKS")},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the processing phases to this file (go tool pprof)", Sources: env("BENCH_CPUPROFILE")},
 			&cli.StringFlag{Name: "memprofile", Usage: "write a heap profile (allocations of the processing phases: go tool pprof -sample_index=alloc_space) to this file", Sources: env("BENCH_MEMPROFILE")},
@@ -119,7 +120,7 @@ func newBench(cmd *cli.Command, _ io.Writer) (*bench, error) {
 		return nil, usage("--photo-size: %v", err)
 	}
 	switch {
-	case b.photos < 0 || b.docs < 0 || b.photos+b.docs == 0 && b.measure != "enqueue":
+	case b.photos < 0 || b.docs < 0 || b.photos+b.docs == 0 && b.measure != "enqueue" && b.measure != "unchanged":
 		return nil, usage("--photos and --docs must not be negative, and not both zero")
 	case b.pages < 1:
 		return nil, usage("--pages must be at least 1")
@@ -129,8 +130,8 @@ func newBench(cmd *cli.Command, _ io.Writer) (*bench, error) {
 		return nil, usage("--provider %q: use openai (the built-in fake server) or offline", b.provider)
 	case b.faultRate < 0 || b.faultRate > 1 || b.hangRate < 0 || b.hangRate > 1:
 		return nil, usage("--fault-rate and --hang-rate are shares between 0 and 1")
-	case b.measure != "all" && b.measure != "pipeline" && b.measure != "enqueue":
-		return nil, usage("--measure %q: use all, pipeline or enqueue", b.measure)
+	case b.measure != "all" && b.measure != "pipeline" && b.measure != "enqueue" && b.measure != "unchanged":
+		return nil, usage("--measure %q: use all, pipeline, enqueue or unchanged", b.measure)
 	case b.enqTasks < 1 || b.enqG < 1:
 		return nil, usage("--enqueue-tasks and --enqueue-goroutines must be at least 1")
 	}
@@ -166,6 +167,17 @@ func (b *bench) run(ctx context.Context, cmd *cli.Command, stdout, stderr io.Wri
 	defer c.Close()
 
 	var rows []row
+	if b.measure == "unchanged" {
+		r, err := b.unchanged(ctx, cmd, c, log, stderr)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "| metric | value | notes |\n|---|---|---|\n")
+		for _, x := range r {
+			fmt.Fprintf(stdout, "| %s | %s | %s |\n", x.metric, x.value, x.note)
+		}
+		return nil
+	}
 	if b.measure != "pipeline" {
 		r, err := b.measureEnqueue(ctx, c)
 		if err != nil {

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/prompts"
+	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/worker"
+	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/llm/offline"
+)
+
+// tinyJPEG is a valid 1×1 JPEG: catalog objects for the unchanged-run
+// measurement, where only listing and bookkeeping cost anything.
+var tinyJPEG = []byte{0xff, 0xd8, 0xff, 0xdb, 0x00, 0x43, 0x00, 0x08, 0x06, 0x06, 0x07, 0x06, 0x05, 0x08, 0x07, 0x07, 0x07, 0x09, 0x09, 0x08, 0x0a, 0x0c, 0x14, 0x0d, 0x0c, 0x0b, 0x0b, 0x0c, 0x19, 0x12, 0x13, 0x0f, 0x14, 0x1d, 0x1a, 0x1f, 0x1e, 0x1d, 0x1a, 0x1c, 0x1c, 0x20, 0x24, 0x2e, 0x27, 0x20, 0x22, 0x2c, 0x23, 0x1c, 0x1c, 0x28, 0x37, 0x29, 0x2c, 0x30, 0x31, 0x34, 0x34, 0x34, 0x1f, 0x27, 0x39, 0x3d, 0x38, 0x32, 0x3c, 0x2e, 0x33, 0x34, 0x32, 0xff, 0xc0, 0x00, 0x0b, 0x08, 0x00, 0x01, 0x00, 0x01, 0x01, 0x01, 0x11, 0x00, 0xff, 0xc4, 0x00, 0x14, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09, 0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3f, 0x00, 0x2a, 0x9f, 0xff, 0xd9}
+
+// countingClient counts the calls that reach the model.
+type countingClient struct {
+	llm.Client
+	n atomic.Int64
+}
+
+func (c *countingClient) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
+	c.n.Add(1)
+	return c.Client.Complete(ctx, req)
+}
+
+// unchanged measures a nightly re-run over a catalog whose images all have
+// current captions: it writes --catalog images and one fingerprint marker
+// per image (as a finished run leaves them), then times ingest + finalize
+// with a worker running, and counts model calls (there must be none).
+func (b *bench) unchanged(ctx context.Context, cmd *cli.Command, c *conn, log *slog.Logger, stderr io.Writer) ([]row, error) {
+	n := cmd.Int("catalog")
+	if n < 1 {
+		return nil, &exitError{code: exitUsage, msg: "bench: --catalog must be at least 1"}
+	}
+	base := cmd.String("out")
+	if base == "" {
+		dir, err := os.MkdirTemp("", "llamapipe-bench-")
+		if err != nil {
+			return nil, err
+		}
+		if !cmd.Bool("keep") {
+			defer os.RemoveAll(dir)
+		}
+		base = dir
+	}
+	base = strings.TrimRight(base, "/") + "/unchanged-" + ingest.NewBatchID(time.Now())
+	srcURL, outURL := base+"/catalog", base+"/captions"
+	open := opener(cmd)
+	src, err := open(ctx, srcURL)
+	if err != nil {
+		return nil, err
+	}
+	out, err := open(ctx, outURL)
+	if err != nil {
+		return nil, err
+	}
+	if eb, ok := src.(interface{ EnsureBucket(context.Context) error }); ok {
+		if err := eb.EnsureBucket(ctx); err != nil {
+			return nil, err
+		}
+	}
+	model := &countingClient{Client: offline.New(offline.Options{})}
+	prof := model.Profile()
+	pv, err := prompts.TaskVersion(jobs.TaskCaption)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "llamapipe: bench: writing %d catalog images and their fingerprint markers under %s\n", n, base)
+	t0 := time.Now()
+	if err := parallel(ctx, n, 32, func(i int) error {
+		key := fmt.Sprintf("sku%07d/front.jpg", i)
+		return src.Put(ctx, key, bytes.NewReader(tinyJPEG), int64(len(tinyJPEG)), "image/jpeg")
+	}); err != nil {
+		return nil, err
+	}
+	var infos []storage.ObjectInfo
+	for info, err := range src.List(ctx, "", storage.ListOptions{Recursive: true}) {
+		if err != nil {
+			return nil, err
+		}
+		infos = append(infos, info)
+	}
+	if err := parallel(ctx, len(infos), 32, func(i int) error {
+		fp := jobs.Fingerprint(infos[i].ETag, jobs.TaskCaption, pv, prof.Model, jobs.Options{Language: "en"})
+		return out.Put(ctx, jobs.FingerprintKey(infos[i].Key, jobs.TaskCaption, fp), bytes.NewReader(nil), 0, "")
+	}); err != nil {
+		return nil, err
+	}
+	setup := time.Since(t0)
+
+	w, err := worker.New(worker.Config{Redis: c.opt, Tracker: c.tracker, Open: open, Model: model, Logger: log, Concurrency: 4})
+	if err != nil {
+		return nil, err
+	}
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- w.Run(wctx) }()
+	defer func() { stop(); <-done }()
+
+	start := time.Now()
+	cpu0 := cpuTime()
+	in := &ingest.Ingester{Open: open, Queue: c.client(), Tracker: c.tracker, Logger: log}
+	res, err := in.Run(ctx, ingest.Options{Sources: []string{srcURL}, Out: outURL, Task: jobs.TaskCaption,
+		Provider: prof.Provider, Model: prof.Model, Job: jobs.Options{Language: "en"}})
+	if err != nil {
+		return nil, err
+	}
+	ingested := time.Since(start)
+	for {
+		cnt, err := c.tracker.Counts(ctx, res.BatchID)
+		if err != nil {
+			return nil, err
+		}
+		if cnt.Finalized {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	total := time.Since(start)
+	cpu := cpuTime() - cpu0
+	return []row{
+		{"catalog", fmt.Sprintf("%d images", n), fmt.Sprintf("every one with a current caption marker; written in %s (setup, not measured)", setup.Round(time.Millisecond))},
+		{"store", storeKind(srcURL), srcURL},
+		{"skipped as unchanged", fmt.Sprint(res.Skipped), fmt.Sprintf("of %d items; %d queued", res.Total, res.Enqueued)},
+		{"model calls", fmt.Sprint(model.n.Load()), "must be 0"},
+		{"ingest", ingested.Round(time.Millisecond).String(), "list catalog + list markers + record every item as skipped"},
+		{"re-run to manifest", total.Round(time.Millisecond).String(), "ingest + finalize (manifest.jsonl and report.md written)"},
+		{"CPU", cpu.Round(time.Millisecond).String(), "user+sys of this process (ingest, worker, Redis client)"},
+	}, nil
+}
+
+func storeKind(url string) string {
+	if strings.HasPrefix(url, "s3://") {
+		return "S3"
+	}
+	return "local folder"
+}
+
+// parallel runs fn(0..n-1) on g goroutines, stopping at the first error.
+func parallel(ctx context.Context, n, g int, fn func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+					next.Store(int64(n))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
