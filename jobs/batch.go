@@ -160,6 +160,7 @@ func (t *Tracker) List(ctx context.Context, n int) ([]string, error) {
 // call recorded anything), so a retried caller enqueues the finalize again.
 var recordScript = redis.NewScript(`
 local first = redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[1])
 if first == 1 then
   redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
   redis.call('HINCRBY', KEYS[1], 'input_tokens', ARGV[4])
@@ -189,7 +190,7 @@ func (t *Tracker) Record(ctx context.Context, batch string, e Entry) (recorded, 
 	if err != nil {
 		return false, false, fmt.Errorf("record %s: %w", e.Source, err)
 	}
-	res, err := recordScript.Run(ctx, t.rdb, []string{t.batchKey(batch), t.itemsKey(batch)},
+	res, err := recordScript.Run(ctx, t.rdb, []string{t.batchKey(batch), t.itemsKey(batch), t.progressKey(batch)},
 		e.Item, b, e.Status, e.InputTokens, e.OutputTokens, strconv.FormatFloat(e.Cost, 'f', -1, 64)).Int64Slice()
 	if err != nil {
 		return false, false, fmt.Errorf("record %s in batch %s: %w", e.Source, batch, err)

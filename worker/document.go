@@ -96,6 +96,12 @@ type summarizer struct {
 	estimated     bool
 }
 
+// progress reports the document's stage (best effort: a Redis hiccup must
+// not fail the item).
+func (s *summarizer) progress(ctx context.Context, stage string, done, total int) {
+	s.w.progress(ctx, s.p, stage, done, total)
+}
+
 func (s *summarizer) ask(ctx context.Context, tmpl *prompts.Template, req llm.Request) (answer, error) {
 	a, err := s.w.ask(ctx, tmpl, req, s.out, s.p.ResultBase)
 	s.o.add(a, s.w.cfg.Model.Profile().Prices)
@@ -157,6 +163,7 @@ func (s *summarizer) mapReduce(ctx context.Context, doc docContent) (*prompts.Te
 		return nil
 	}
 	for i, c := range chunks {
+		s.progress(ctx, "map", i, units)
 		err := mapOne(i, c.Text, nil)
 		if llm.KindOf(err) == llm.TooLarge {
 			// Too large for the provider: this chunk in halves, once.
@@ -171,6 +178,7 @@ func (s *summarizer) mapReduce(ctx context.Context, doc docContent) (*prompts.Te
 		}
 	}
 	for gi, g := range groups {
+		s.progress(ctx, "map scanned pages", len(chunks)+gi, units)
 		if err := mapOne(len(chunks)+gi, "", g); err != nil {
 			return nil, answer{}, fmt.Errorf("scanned pages %d-%d: %w", g[0].page, g[len(g)-1].page, err)
 		}
@@ -185,6 +193,7 @@ func (s *summarizer) mapReduce(ctx context.Context, doc docContent) (*prompts.Te
 		groups := groupByBudget(partials, s.budget)
 		next := make([]string, 0, len(groups))
 		for gi, g := range groups {
+			s.progress(ctx, fmt.Sprintf("reduce level %d", level), gi, len(groups))
 			user, err := tmpl.Render(prompts.ReduceData{Language: s.lang, Parts: len(g), Title: s.title, Pages: s.pages})
 			if err != nil {
 				return nil, answer{}, fmt.Errorf("reduce prompt: %w", err)
@@ -318,6 +327,9 @@ func (w *Worker) pdfContent(ctx context.Context, p jobs.ItemPayload, data []byte
 	canSee := w.cfg.Model.Profile().MaxImages > 0
 	var sb strings.Builder
 	for i := first; i <= last; i++ {
+		if (i-first)%50 == 0 {
+			w.progress(ctx, p, "extract pages", i-first, last-first+1)
+		}
 		t, err := doc.PageText(ctx, i-1)
 		if err != nil {
 			return d, fmt.Errorf("page %d: %w", i, err)

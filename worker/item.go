@@ -159,6 +159,15 @@ func (w *Worker) enqueueFinalize(ctx context.Context, batch string) error {
 	return nil
 }
 
+// progress records an item's stage for the dashboard, best effort.
+func (w *Worker) progress(ctx context.Context, p jobs.ItemPayload, stage string, done, total int) {
+	err := w.cfg.Tracker.SetProgress(ctx, p.Batch, jobs.Progress{Item: p.Item, Source: p.Source.URL(), Stage: stage,
+		Done: done, Total: total, Updated: w.now().UTC()})
+	if err != nil {
+		w.log.DebugContext(ctx, "progress not recorded", "batch_id", p.Batch, "error", err.Error())
+	}
+}
+
 // process does the item's work and writes its results.
 func (w *Worker) process(ctx context.Context, log *slog.Logger, p jobs.ItemPayload) (outcome, error) {
 	src, err := w.stores.get(ctx, p.Source.Location)

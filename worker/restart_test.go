@@ -250,7 +250,7 @@ func queueState(t *testing.T, url string) string {
 	insp := asynq.NewInspector(jobstest.ConnOpt(t, url))
 	defer insp.Close()
 	var sb strings.Builder
-	for _, q := range []string{jobs.QueueDefault, jobs.QueueCritical} {
+	for _, q := range []string{jobs.QueueDefault} {
 		for state, list := range map[string]func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
 			"pending": insp.ListPendingTasks, "active": insp.ListActiveTasks, "scheduled": insp.ListScheduledTasks,
 			"retry": insp.ListRetryTasks, "archived": insp.ListArchivedTasks,
@@ -261,8 +261,8 @@ func queueState(t *testing.T, url string) string {
 				continue
 			}
 			for _, ti := range tasks {
-				fmt.Fprintf(&sb, "%s %s %s %s retried=%d next=%s last_err=%q\n", q, state, ti.Type, ti.ID, ti.Retried,
-					ti.NextProcessAt.Format(time.TimeOnly), ti.LastErr)
+				fmt.Fprintf(&sb, "%s %s %s %s retried=%d orphaned=%v next=%s last_err=%q\n", q, state, ti.Type, ti.ID, ti.Retried,
+					ti.IsOrphaned, ti.NextProcessAt.Format(time.TimeOnly), ti.LastErr)
 			}
 		}
 	}
@@ -286,7 +286,12 @@ func waitFinalized(t *testing.T, tr *jobs.Tracker, url, batch string, timeout ti
 	deadline := time.Now().Add(timeout)
 	var last error
 	var c jobs.Counts
+	slow := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
+		if !slow.IsZero() && time.Now().After(slow) {
+			t.Logf("batch %s not finalized after 20s: counts %+v; tasks:\n%s", batch, c, queueState(t, url))
+			slow = time.Time{}
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		c, last = tr.Counts(ctx, batch)
 		cancel()
@@ -401,7 +406,18 @@ func TestRedisRestartMidBatch(t *testing.T) {
 	rs.start()
 	t.Logf("redis down for %s", time.Since(killed).Round(time.Millisecond))
 
-	waitFinalized(t, e.tracker, e.url, res.BatchID, 20*time.Second)
+	// Usually a few seconds. But a task whose dequeue or acknowledgement
+	// was cut off by the kill stays "active" in Redis with nobody working on
+	// it: asynq v0.26 retries a failed acknowledgement with a context it has
+	// already cancelled (processor.go markAsComplete/retry: defer cancel()
+	// before the syncer runs the closure), so only its recoverer brings such
+	// a task back — once its 30s lease has been expired for 30s, on a
+	// 1-minute tick. Hence the long deadline; the re-run is harmless (the
+	// item is recorded once).
+	waitFinalized(t, e.tracker, e.url, res.BatchID, 150*time.Second)
+	if d := time.Since(killed); d > 30*time.Second {
+		t.Logf("slow recovery (%s): an orphaned active task waited for asynq's recoverer", d.Round(time.Second))
+	}
 	t.Logf("batch finalized %s after the restart, %s in all", time.Since(killed).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	out, _ := e.open(context.Background(), outDir)
 	checkAllDoneOnce(t, readManifest(t, out), out)
@@ -452,7 +468,7 @@ func TestMinIORestartMidBatch(t *testing.T) {
 	ms.start()
 	t.Logf("minio down for %s", time.Since(killed).Round(time.Millisecond))
 
-	waitFinalized(t, e.tracker, e.url, res.BatchID, 20*time.Second)
+	waitFinalized(t, e.tracker, e.url, res.BatchID, 60*time.Second)
 	t.Logf("batch finalized %s after the restart, %s in all", time.Since(killed).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	out, err := e.open(ctx, outURL)
 	if err != nil {

@@ -725,6 +725,7 @@ func TestLongPDFMapsAndReducesInATree(t *testing.T) {
 	e := newEnv(t)
 	var mu sync.Mutex
 	maps, reduces, reduceOfDigests := 0, 0, 0
+	var progress []jobs.Progress
 	pad := strings.Repeat("The supplier shall deliver conforming goods on time. ", 8)
 	model := &fakeModel{prof: llm.Profile{Provider: "openai", Model: "small-context", ContextTokens: 8192, MaxOutputTokens: 1024, JSONSchema: true},
 		fn: func(n int64, req llm.Request) (llm.Response, error) {
@@ -734,6 +735,12 @@ func TestLongPDFMapsAndReducesInATree(t *testing.T) {
 			switch req.Schema.Name {
 			case "chunk_facts":
 				maps++
+				if maps == 10 {
+					ids, _ := e.tracker.List(context.Background(), 1)
+					if len(ids) == 1 {
+						progress, _ = e.tracker.Progress(context.Background(), ids[0])
+					}
+				}
 				first, _ := strconv.Atoi(regexp.MustCompile(`\[page (\d+)\]`).FindStringSubmatch(doc + "[page 1]")[1])
 				facts := []map[string]any{}
 				for i := range 4 {
@@ -772,6 +779,12 @@ func TestLongPDFMapsAndReducesInATree(t *testing.T) {
 	}
 	if en.InputTokens != maps*2000+reduces*3000 || en.OutputTokens != maps*600+reduces*900 {
 		t.Errorf("tokens %d/%d do not add up over %d maps and %d reduces", en.InputTokens, en.OutputTokens, maps, reduces)
+	}
+	if len(progress) != 1 || progress[0].Stage != "map" || progress[0].Done != 9 || progress[0].Total != maps {
+		t.Errorf("progress seen during the 10th map request: %+v (want stage map, 9 done of %d)", progress, maps)
+	}
+	if left, _ := e.tracker.Progress(context.Background(), res.BatchID); len(left) != 0 {
+		t.Errorf("progress left after the item ended: %+v", left)
 	}
 	digest := readJSON(t, out, en.Results[0])
 	if digest["document_type"] != "supply agreement" || digest["meta"].(map[string]any)["requests"].(float64) != float64(maps+reduces) {

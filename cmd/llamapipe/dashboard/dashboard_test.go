@@ -415,3 +415,24 @@ func TestSecretFiles(t *testing.T) {
 		t.Errorf("token with a space: %v (must fail without showing it)", err)
 	}
 }
+
+func TestDetailShowsProgressOfRunningItems(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	p := jobs.Progress{Item: "long", Source: "s3://legal/inbox/merger-agreement.pdf", Stage: "reduce level 2", Done: 3, Total: 7, Updated: time.Now()}
+	if err := f.tracker.SetProgress(ctx, f.batch, p); err != nil {
+		t.Fatal(err)
+	}
+	res, body := f.do(t, "GET", "/batches/"+f.batch, "basic", nil)
+	if res.StatusCode != 200 || !strings.Contains(body, "merger-agreement.pdf") || !strings.Contains(body, "reduce level 2") ||
+		!strings.Contains(body, `<progress max="7" value="3">`) {
+		t.Fatalf("detail page (%d) does not show the running item's progress:\n%s", res.StatusCode, body)
+	}
+	// Recording the item's end removes its progress.
+	if _, _, err := f.tracker.Record(ctx, f.batch, jobs.Entry{Item: "long", Source: p.Source, Status: jobs.StatusDone}); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := f.do(t, "GET", "/batches/"+f.batch, "basic", nil); strings.Contains(body, "reduce level 2") {
+		t.Error("progress still shown after the item ended")
+	}
+}

@@ -241,8 +241,14 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, "batch entries", err)
 		return
 	}
+	running, err := p.tracker.Progress(ctx, id)
+	if err != nil {
+		p.fail(w, "batch progress", err)
+		return
+	}
 	data := struct {
 		Title    string
+		Running  []jobs.Progress
 		Batch    BatchView
 		Failed   []ReasonGroup
 		Skipped  []ReasonGroup
@@ -251,6 +257,7 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		Refresh  bool
 	}{
 		Title:    "Batch " + id,
+		Running:  running,
 		Batch:    v,
 		Failed:   groupByReason(entries, jobs.StatusFailed),
 		Skipped:  groupByReason(entries, jobs.StatusSkipped),
