@@ -85,7 +85,7 @@ func env(name string) cli.ValueSourceChain { return cli.EnvVars("LLAMAPIPE_" + n
 
 func globalFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "redis-url", Usage: "Redis for the queue and batch records: redis://[:password@]host:port/db or rediss:// for TLS (run: empty starts a private redis-server)", Sources: env("REDIS_URL")},
+		&cli.StringFlag{Name: "redis-url", Usage: "Redis for the queue and batch records: redis://[:password@]host:port/db, rediss:// (TLS), redis-sentinel://[:password@]host:port,...?master=NAME, redis-cluster://host:port,... (rediss-cluster:// for TLS); run: empty starts a private redis-server", Sources: env("REDIS_URL")},
 		&cli.StringFlag{Name: "s3-endpoint", Usage: "S3 endpoint URL for MinIO, R2 and other S3-compatible stores (empty: AWS)", Sources: env("S3_ENDPOINT")},
 		&cli.StringFlag{Name: "s3-region", Usage: "S3 region (empty: from the AWS config, else us-east-1)", Sources: env("S3_REGION")},
 		&cli.BoolFlag{Name: "s3-path-style", Usage: "use path-style S3 addressing (MinIO)", Sources: env("S3_PATH_STYLE")},
