@@ -88,11 +88,13 @@ func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// isFailure is the asynq IsFailure func: rate limiting (429) and waiting
-// for an identical image's caption are not failures and do not use up an
-// item's retries.
+// isFailure is the asynq IsFailure func: rate limiting (429), waiting for
+// an identical image's caption, and a storage outage (S3 unreachable, 5xx,
+// throttling) are not failures of the item and do not use up its retries:
+// the batch waits for the store instead of failing every item queued during
+// the outage.
 func isFailure(err error) bool {
-	return !llm.IsRateLimited(err) && !errors.Is(err, errDuplicateInFlight)
+	return !llm.IsRateLimited(err) && !errors.Is(err, errDuplicateInFlight) && !storage.IsTransient(err)
 }
 
 // recoverPanics turns a panic in a handler into an error, so the item is
