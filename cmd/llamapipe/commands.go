@@ -64,6 +64,32 @@ func ingestOptions(cmd *cli.Command, sources []string, prof llm.Profile) ingest.
 	}
 }
 
+// newWorker builds a worker from the flags: metrics, the model client (its
+// rate limit shared through c), and the worker configuration. check, when
+// set, vets the model before anything else starts.
+func newWorker(ctx context.Context, cmd *cli.Command, c *conn, log *slog.Logger, check func(llm.Client) error) (*worker.Worker, llm.Client, error) {
+	m, err := workerMetrics(ctx, cmd, c, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	model, err := openModel(ctx, cmd, c, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	if check != nil {
+		if err := check(model); err != nil {
+			return nil, nil, err
+		}
+	}
+	wcfg, err := workerConfig(cmd, c, model, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	wcfg.Metrics = m
+	w, err := worker.New(wcfg)
+	return w, model, err
+}
+
 func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger) (worker.Config, error) {
 	pw, err := readSecretMap(cmd.String("pdf-passwords"))
 	if err != nil {
@@ -135,23 +161,9 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 				return err
 			}
 			defer c.Close()
-			m, err := workerMetrics(ctx, cmd, c, log)
-			if err != nil {
-				return err
-			}
-			model, err := openModel(ctx, cmd, c, m)
-			if err != nil {
-				return err
-			}
-			if err := checkTaskForModel(cmd.String("task"), model.Profile()); err != nil {
-				return err
-			}
-			wcfg, err := workerConfig(cmd, c, model, log)
-			if err != nil {
-				return err
-			}
-			wcfg.Metrics = m
-			w, err := worker.New(wcfg)
+			w, model, err := newWorker(ctx, cmd, c, log, func(m llm.Client) error {
+				return checkTaskForModel(cmd.String("task"), m.Profile())
+			})
 			if err != nil {
 				return err
 			}
@@ -232,20 +244,7 @@ func workerCommand(stderr io.Writer) *cli.Command {
 				return err
 			}
 			defer c.Close()
-			m, err := workerMetrics(ctx, cmd, c, log)
-			if err != nil {
-				return err
-			}
-			model, err := openModel(ctx, cmd, c, m)
-			if err != nil {
-				return err
-			}
-			wcfg, err := workerConfig(cmd, c, model, log)
-			if err != nil {
-				return err
-			}
-			wcfg.Metrics = m
-			w, err := worker.New(wcfg)
+			w, _, err := newWorker(ctx, cmd, c, log, nil)
 			if err != nil {
 				return err
 			}
