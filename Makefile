@@ -6,7 +6,7 @@ DEMO_OUT  ?= $(or $(TMPDIR),/tmp)/llamapipe-demo
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 PKGS      ?= ./...
 
-.PHONY: demo test deps build vet fmt bench-images bench-pdf fuzz
+.PHONY: demo test deps build vet fmt bench-images bench-pdf fuzz faults
 
 # System packages the project needs: redis-server for the queue (tests and
 # the single-machine `run`), libjpeg-turbo's headers for the fast scaled JPEG
@@ -48,3 +48,19 @@ fmt:
 FUZZTIME ?= 10s
 fuzz:
 	FUZZTIME=$(FUZZTIME) GO=$(GO) bash .ci/fuzz
+
+# The longer fault suite: the restart, kill and faulty-model tests several
+# times over, then a larger batch against a model server that answers 30% of
+# requests with 429, 500 or garbage and lets 2% hang.
+FAULT_COUNT ?= 3
+faults: deps
+	bash .ci/with-services $(GO) test -count=$(FAULT_COUNT) -timeout 60m -run 'Restart|Killed|Faults|BadKey|RateLimits' ./worker/ ./cmd/llamapipe/
+	$(GO) run ./cmd/llamapipe bench --photos 40 --docs 400 --pages 2 -c 32 --latency 100ms --fault-rate 0.3 --hang-rate 0.02 --model-timeout 5s --measure pipeline
+
+# Image preparation beside vipsthumbnail on ../shared/corpus/images/photos.
+bench-images: deps
+	bash worker/imageprep/bench.sh
+
+# PDF text extraction beside pdftotext on the long and contract PDFs.
+bench-pdf: deps
+	$(GO) test -run '^$$' -bench 'Extract|Pdftotext' -benchtime 2x -count 3 ./worker/pdftext/
