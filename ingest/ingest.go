@@ -72,6 +72,11 @@ type Options struct {
 	// Force processes every item, also those whose results are current
 	// (same source ETag, task, prompts, model and options as last time).
 	Force bool
+	// Items, when set, are the batch's objects (instead of listing the
+	// sources): a retry of failed items. Sources then only describe them.
+	Items []ItemRef
+	// RetryOf names the batch an Items batch retries.
+	RetryOf string
 	// Resume continues a batch named by BatchID that exists already (an
 	// ingest task retried after a crash): items already queued or recorded
 	// are not queued or counted twice.
@@ -108,6 +113,16 @@ type source struct {
 type candidate struct {
 	src  *source
 	info storage.ObjectInfo
+	// resultBase, when set, overrides the result base computed from the
+	// source (explicit items keep the one they had).
+	resultBase string
+	// gone is set for an explicit item that no longer exists.
+	gone bool
+}
+
+// ItemRef names one object for a batch of explicit items (a retry).
+type ItemRef struct {
+	Location, Key, ResultBase string
 }
 
 // Item is one listed object and what ingest decided about it.
@@ -174,6 +189,9 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 	pr := &prepared{o: o, out: outLoc}
 	seenSrc := map[string]bool{}
 	for _, s := range o.Sources {
+		if len(o.Items) > 0 {
+			break // explicit items open their own locations
+		}
 		loc, err := storage.ParseLocation(s)
 		if err != nil {
 			return nil, fmt.Errorf("source: %w", err)
@@ -205,6 +223,44 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 		}
 	}
 	return pr, nil
+}
+
+// explicit feeds the candidates of an Items batch: each object is looked
+// up again (it may have changed or gone since).
+func (in *Ingester) explicit(ctx context.Context, pr *prepared, seen map[string]bool, cands chan<- candidate) error {
+	srcs := map[string]*source{}
+	for _, ref := range pr.o.Items {
+		src := srcs[ref.Location]
+		if src == nil {
+			st, err := in.Open(ctx, ref.Location)
+			if err != nil {
+				return fmt.Errorf("source %s: %w", ref.Location, err)
+			}
+			src = &source{index: len(srcs), url: st.Location(), store: st}
+			srcs[ref.Location] = src
+		}
+		id := jobs.ItemID(src.url, ref.Key)
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		c := candidate{src: src, resultBase: ref.ResultBase}
+		info, err := src.store.Stat(ctx, ref.Key)
+		switch {
+		case errors.Is(err, storage.ErrNotExist):
+			c.info, c.gone = storage.ObjectInfo{Key: ref.Key}, true
+		case err != nil:
+			return fmt.Errorf("stat %s/%s: %w", src.url, ref.Key, err)
+		default:
+			c.info = info
+		}
+		select {
+		case cands <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // checkSidecar makes a product sidecar's location absolute and checks that
@@ -293,6 +349,9 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 	seen := map[string]bool{}
 	listErr := func() error {
 		defer close(cands)
+		if len(o.Items) > 0 {
+			return in.explicit(ctx, pr, seen, cands)
+		}
 		for _, src := range pr.sources {
 			for info, err := range src.store.List(ctx, "", storage.ListOptions{Recursive: true}) {
 				if err != nil {
@@ -335,7 +394,8 @@ func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
 	o = pr.o
 	res := Result{BatchID: cmp.Or(o.BatchID, NewBatchID(now())), Kinds: map[string]int{}}
 	b := jobs.Batch{ID: res.BatchID, Created: now().UTC(), Sources: o.Sources, Task: o.Task, Out: pr.out.String(),
-		Queue: o.Queue, Options: o.Job, Provider: o.Provider, Model: o.Model}
+		Queue: o.Queue, Options: o.Job, Provider: o.Provider, Model: o.Model, RetryOf: o.RetryOf,
+		Include: o.Include, Exclude: o.Exclude, MaxSize: o.MaxSize, MaxRetry: o.MaxRetry}
 	if err := in.Tracker.Create(ctx, b); err != nil && !(o.Resume && errors.Is(err, jobs.ErrBatchExists)) {
 		return res, err
 	}
@@ -404,7 +464,7 @@ func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Ite
 		}
 	}
 	e := jobs.Entry{Item: it.ID, Source: it.Ref.URL(), ETag: it.Ref.ETag, Size: it.Ref.Size, Kind: it.Kind,
-		Type: string(it.Type), Status: jobs.StatusSkipped, Error: it.Skip}
+		Type: string(it.Type), Status: jobs.StatusSkipped, Error: it.Skip, ResultBase: it.ResultBase, Task: it.Task, Key: it.Ref.Key}
 	if it.Unchanged {
 		e.Results = jobs.ResultKeys(it.ResultBase, it.Task)
 	}
@@ -425,7 +485,13 @@ func (in *Ingester) classify(ctx context.Context, pr *prepared, c candidate) Ite
 		Kind:       jobs.KindOther,
 		ResultBase: jobs.ResultBase(c.src.index, len(pr.sources), c.src.url, c.info.Key),
 	}
+	if c.resultBase != "" {
+		it.ResultBase = c.resultBase
+	}
 	skip := func(reason string) Item { it.Skip = reason; return it }
+	if c.gone {
+		return skip("source no longer exists (deleted since the batch it retries)")
+	}
 	// Unchanged since the last run? Decided from the listing alone, before
 	// any request for the object itself.
 	for _, task := range []string{jobs.TaskCaption, jobs.TaskSummarize} {
@@ -551,7 +617,7 @@ func insidePrefix(src, out storage.Location) string {
 }
 
 func (o Options) validate() error {
-	if len(o.Sources) == 0 {
+	if len(o.Sources) == 0 && len(o.Items) == 0 {
 		return errors.New("ingest: no source given")
 	}
 	if o.Out == "" {

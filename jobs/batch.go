@@ -17,6 +17,8 @@ const (
 	StatusDone    = "done"
 	StatusFailed  = "failed"
 	StatusSkipped = "skipped"
+	// StatusCancelled: the batch was cancelled before the item ended.
+	StatusCancelled = "cancelled"
 )
 
 // Batch describes one batch: what was asked, by whom, and where results go.
@@ -31,6 +33,14 @@ type Batch struct {
 	// Provider and Model name what the batch was planned for (informational).
 	Provider string `json:"provider,omitempty"`
 	Model    string `json:"model,omitempty"`
+	// RetryOf names the batch whose failed items this batch retries.
+	RetryOf string `json:"retry_of,omitempty"`
+	// Include, Exclude, MaxSize and MaxRetry are the ingest options, kept so
+	// that a retry batch is made the same way.
+	Include  []string `json:"include,omitempty"`
+	Exclude  []string `json:"exclude,omitempty"`
+	MaxSize  int64    `json:"max_size,omitempty"`
+	MaxRetry int      `json:"max_retry,omitempty"`
 }
 
 // Entry is one line of manifest.jsonl: the final state of one input item.
@@ -57,6 +67,13 @@ type Entry struct {
 	DurationMS   int64   `json:"duration_ms"`
 	// Pages is a document's page count, when known.
 	Pages int `json:"pages,omitempty"`
+	// Key is the input's key relative to its source location (Source is
+	// the location and the key joined).
+	Key string `json:"key,omitempty"`
+	// ResultBase is the key the item's results are named from.
+	ResultBase string `json:"result_base,omitempty"`
+	// Task is what was asked of the item (summarize or caption).
+	Task string `json:"task,omitempty"`
 }
 
 // Counts is a batch's progress.
@@ -65,6 +82,7 @@ type Counts struct {
 	Done         int       `json:"done"`
 	Failed       int       `json:"failed"`
 	Skipped      int       `json:"skipped"`
+	Cancelled    int       `json:"cancelled"`
 	Sealed       bool      `json:"sealed"`
 	Finalized    bool      `json:"finalized"`
 	InputTokens  int64     `json:"input_tokens"`
@@ -73,10 +91,12 @@ type Counts struct {
 	Finished     time.Time `json:"finished,omitzero"`
 	// Fatal is the message that stopped the batch (bad key), if any.
 	Fatal string `json:"fatal,omitempty"`
+	// CancelRequested is true once the batch was cancelled.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
 }
 
 // Ended is the number of items that reached a final status.
-func (c Counts) Ended() int { return c.Done + c.Failed + c.Skipped }
+func (c Counts) Ended() int { return c.Done + c.Failed + c.Skipped + c.Cancelled }
 
 // Complete reports whether every item of a sealed batch ended.
 func (c Counts) Complete() bool { return c.Sealed && c.Ended() >= c.Total }
@@ -167,8 +187,8 @@ if first == 1 then
   redis.call('HINCRBY', KEYS[1], 'output_tokens', ARGV[5])
   redis.call('HINCRBYFLOAT', KEYS[1], 'cost', ARGV[6])
 end
-local v = redis.call('HMGET', KEYS[1], 'sealed', 'total', 'done', 'failed', 'skipped')
-if v[1] == '1' and (tonumber(v[3] or '0') + tonumber(v[4] or '0') + tonumber(v[5] or '0')) >= tonumber(v[2] or '0') then
+local v = redis.call('HMGET', KEYS[1], 'sealed', 'total', 'done', 'failed', 'skipped', 'cancelled')
+if v[1] == '1' and (tonumber(v[3] or '0') + tonumber(v[4] or '0') + tonumber(v[5] or '0') + tonumber(v[6] or '0')) >= tonumber(v[2] or '0') then
   return {first, 1}
 end
 return {first, 0}
@@ -179,7 +199,7 @@ return {first, 0}
 // this call recorded the entry and whether the batch is now complete.
 func (t *Tracker) Record(ctx context.Context, batch string, e Entry) (recorded, complete bool, err error) {
 	switch e.Status {
-	case StatusDone, StatusFailed, StatusSkipped:
+	case StatusDone, StatusFailed, StatusSkipped, StatusCancelled:
 	default:
 		return false, false, fmt.Errorf("record %s: bad status %q", e.Source, e.Status)
 	}
@@ -209,8 +229,8 @@ func (t *Tracker) Recorded(ctx context.Context, batch, item string) (bool, error
 
 var sealScript = redis.NewScript(`
 redis.call('HSET', KEYS[1], 'total', ARGV[1], 'sealed', '1')
-local v = redis.call('HMGET', KEYS[1], 'done', 'failed', 'skipped')
-if (tonumber(v[1] or '0') + tonumber(v[2] or '0') + tonumber(v[3] or '0')) >= tonumber(ARGV[1]) then
+local v = redis.call('HMGET', KEYS[1], 'done', 'failed', 'skipped', 'cancelled')
+if (tonumber(v[1] or '0') + tonumber(v[2] or '0') + tonumber(v[3] or '0') + tonumber(v[4] or '0')) >= tonumber(ARGV[1]) then
   return 1
 end
 return 0
@@ -237,7 +257,7 @@ func (t *Tracker) Counts(ctx context.Context, batch string) (Counts, error) {
 		return c, fmt.Errorf("batch %s: %w", batch, ErrNoBatch)
 	}
 	atoi := func(k string) int { n, _ := strconv.Atoi(m[k]); return n }
-	c.Total, c.Done, c.Failed, c.Skipped = atoi("total"), atoi("done"), atoi("failed"), atoi("skipped")
+	c.Total, c.Done, c.Failed, c.Skipped, c.Cancelled = atoi("total"), atoi("done"), atoi("failed"), atoi("skipped"), atoi("cancelled")
 	c.Sealed, c.Finalized = m["sealed"] == "1", m["finalized"] == "1"
 	c.InputTokens, _ = strconv.ParseInt(m["input_tokens"], 10, 64)
 	c.OutputTokens, _ = strconv.ParseInt(m["output_tokens"], 10, 64)
@@ -246,7 +266,31 @@ func (t *Tracker) Counts(ctx context.Context, batch string) (Counts, error) {
 		c.Finished = time.UnixMilli(ms)
 	}
 	c.Fatal = m["fatal"]
+	c.CancelRequested = m["cancelled_at"] != ""
 	return c, nil
+}
+
+// Cancel marks a batch cancelled: workers end its remaining items as
+// cancelled instead of processing them. It reports false when the batch was
+// cancelled already.
+func (t *Tracker) Cancel(ctx context.Context, batch string, at time.Time) (bool, error) {
+	if _, err := t.Get(ctx, batch); err != nil {
+		return false, err
+	}
+	first, err := t.rdb.HSetNX(ctx, t.batchKey(batch), "cancelled_at", at.UnixMilli()).Result()
+	if err != nil {
+		return false, fmt.Errorf("cancel batch %s: %w", batch, err)
+	}
+	return first, nil
+}
+
+// Cancelled reports whether a batch was cancelled.
+func (t *Tracker) Cancelled(ctx context.Context, batch string) (bool, error) {
+	n, err := t.rdb.HExists(ctx, t.batchKey(batch), "cancelled_at").Result()
+	if err != nil {
+		return false, fmt.Errorf("batch %s: %w", batch, err)
+	}
+	return n, nil
 }
 
 // SetFatal stops a batch with one message (e.g. the provider refused the API

@@ -98,8 +98,9 @@ type summarizer struct {
 
 // progress reports the document's stage (best effort: a Redis hiccup must
 // not fail the item).
-func (s *summarizer) progress(ctx context.Context, stage string, done, total int) {
+func (s *summarizer) progress(ctx context.Context, stage string, done, total int) error {
 	s.w.progress(ctx, s.p, stage, done, total)
+	return s.w.checkCancelled(ctx, s.p)
 }
 
 func (s *summarizer) ask(ctx context.Context, tmpl *prompts.Template, req llm.Request) (answer, error) {
@@ -163,7 +164,9 @@ func (s *summarizer) mapReduce(ctx context.Context, doc docContent) (*prompts.Te
 		return nil
 	}
 	for i, c := range chunks {
-		s.progress(ctx, "map", i, units)
+		if err := s.progress(ctx, "map", i, units); err != nil {
+			return nil, answer{}, err
+		}
 		err := mapOne(i, c.Text, nil)
 		if llm.KindOf(err) == llm.TooLarge {
 			// Too large for the provider: this chunk in halves, once.
@@ -178,7 +181,9 @@ func (s *summarizer) mapReduce(ctx context.Context, doc docContent) (*prompts.Te
 		}
 	}
 	for gi, g := range groups {
-		s.progress(ctx, "map scanned pages", len(chunks)+gi, units)
+		if err := s.progress(ctx, "map scanned pages", len(chunks)+gi, units); err != nil {
+			return nil, answer{}, err
+		}
 		if err := mapOne(len(chunks)+gi, "", g); err != nil {
 			return nil, answer{}, fmt.Errorf("scanned pages %d-%d: %w", g[0].page, g[len(g)-1].page, err)
 		}
@@ -193,7 +198,9 @@ func (s *summarizer) mapReduce(ctx context.Context, doc docContent) (*prompts.Te
 		groups := groupByBudget(partials, s.budget)
 		next := make([]string, 0, len(groups))
 		for gi, g := range groups {
-			s.progress(ctx, fmt.Sprintf("reduce level %d", level), gi, len(groups))
+			if err := s.progress(ctx, fmt.Sprintf("reduce level %d", level), gi, len(groups)); err != nil {
+				return nil, answer{}, err
+			}
 			user, err := tmpl.Render(prompts.ReduceData{Language: s.lang, Parts: len(g), Title: s.title, Pages: s.pages})
 			if err != nil {
 				return nil, answer{}, fmt.Errorf("reduce prompt: %w", err)

@@ -50,7 +50,7 @@ func (e *FatalError) Unwrap() error { return e.Err }
 func classify(err error) error {
 	var pe *PermanentError
 	var fe *FatalError
-	if errors.As(err, &pe) || errors.As(err, &fe) {
+	if errors.As(err, &pe) || errors.As(err, &fe) || errors.Is(err, errCancelled) {
 		return err
 	}
 	switch {

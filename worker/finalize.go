@@ -76,8 +76,11 @@ func Report(b jobs.Batch, c jobs.Counts, entries []jobs.Entry, finished time.Tim
 	wall := finished.Sub(b.Created).Round(time.Millisecond)
 	fmt.Fprintf(&sb, "- Started: %s\n- Finished: %s\n- Wall time: %s\n\n", b.Created.UTC().Format(time.RFC3339), finished.UTC().Format(time.RFC3339), wall)
 
-	sb.WriteString("## Totals\n\n| items | done | failed | skipped |\n|---:|---:|---:|---:|\n")
-	fmt.Fprintf(&sb, "| %d | %d | %d | %d |\n\n", c.Total, c.Done, c.Failed, c.Skipped)
+	if b.RetryOf != "" {
+		fmt.Fprintf(&sb, "This batch retries the failed items of batch %s.\n\n", b.RetryOf)
+	}
+	sb.WriteString("## Totals\n\n| items | done | failed | skipped | cancelled |\n|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&sb, "| %d | %d | %d | %d | %d |\n\n", c.Total, c.Done, c.Failed, c.Skipped, c.Cancelled)
 
 	type agg struct {
 		n, done, failed, skipped int
@@ -131,7 +134,7 @@ func Report(b jobs.Batch, c jobs.Counts, entries []jobs.Entry, finished time.Tim
 		fmt.Fprintf(&sb, "## Batch stopped\n\n%s\n\n", c.Fatal)
 	}
 
-	for _, st := range []string{jobs.StatusFailed, jobs.StatusSkipped} {
+	for _, st := range []string{jobs.StatusFailed, jobs.StatusSkipped, jobs.StatusCancelled} {
 		groups := map[string][]string{}
 		for _, e := range entries {
 			if e.Status == st {
@@ -141,7 +144,7 @@ func Report(b jobs.Batch, c jobs.Counts, entries []jobs.Entry, finished time.Tim
 		if len(groups) == 0 {
 			continue
 		}
-		title := map[string]string{jobs.StatusFailed: "Failures", jobs.StatusSkipped: "Skipped"}[st]
+		title := map[string]string{jobs.StatusFailed: "Failures", jobs.StatusSkipped: "Skipped", jobs.StatusCancelled: "Cancelled"}[st]
 		fmt.Fprintf(&sb, "## %s by reason\n\n", title)
 		reasons := make([]string, 0, len(groups))
 		for r := range groups {

@@ -62,6 +62,9 @@ func (w *Worker) itemHandler() asynq.Handler {
 			} else if msg != "" {
 				return permanent(msg, nil)
 			}
+			if err := w.checkCancelled(ctx, p); err != nil {
+				return err
+			}
 			out, err = w.process(ctx, log, p)
 			return err
 		}()
@@ -75,11 +78,14 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	e := jobs.Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind, Type: p.Type,
+		ResultBase: p.ResultBase, Task: p.Task, Key: p.Source.Key,
 		Attempts: retried + 1, DurationMS: w.now().Sub(start).Milliseconds(), Results: out.results,
 		InputTokens: out.inputTokens, OutputTokens: out.outputTokens, Cost: out.cost, Currency: out.currency,
 		Model: out.model, Pages: out.pages}
 	var returnErr error
 	switch err = classify(err); {
+	case errors.Is(err, errCancelled):
+		e.Status, e.Error = jobs.StatusCancelled, "cancelled: the batch was cancelled before this item finished"
 	case err == nil && out.skipped != "":
 		e.Status, e.Error = jobs.StatusSkipped, out.skipped
 	case err == nil:
@@ -155,6 +161,22 @@ func (w *Worker) enqueueFinalize(ctx context.Context, batch string) error {
 	}
 	if _, err := w.client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue finalize of %s: %w", batch, err)
+	}
+	return nil
+}
+
+// errCancelled ends an item of a cancelled batch.
+var errCancelled = errors.New("batch cancelled")
+
+// checkCancelled returns errCancelled when the item's batch was cancelled.
+// Long items call it between steps, so they stop at their next step.
+func (w *Worker) checkCancelled(ctx context.Context, p jobs.ItemPayload) error {
+	c, err := w.cfg.Tracker.Cancelled(ctx, p.Batch)
+	if err != nil {
+		return err
+	}
+	if c {
+		return errCancelled
 	}
 	return nil
 }

@@ -53,7 +53,8 @@ func (w *Worker) sweepArchived(ctx context.Context, insp *asynq.Inspector) (int,
 					reason = fmt.Sprintf("the worker processing it died %d times (task lease expired): the item may crash or exhaust a worker", t.Retried+1)
 				}
 				e := jobs.Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind,
-					Type: p.Type, Status: jobs.StatusFailed, Error: reason, Attempts: t.Retried + 1}
+					Type: p.Type, Status: jobs.StatusFailed, Error: reason, Attempts: t.Retried + 1,
+					Key: p.Source.Key, ResultBase: p.ResultBase, Task: p.Task}
 				recorded, complete, err := w.cfg.Tracker.Record(ctx, p.Batch, e)
 				if err != nil {
 					return swept, err

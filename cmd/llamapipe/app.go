@@ -76,6 +76,8 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			schedulerCommand(stderr),
 			benchCommand(stdout, stderr),
 			dashboardCommand(stdout, stderr),
+			cancelCommand(stdout, stderr),
+			retryCommand(stdout, stderr),
 		},
 	}
 }

@@ -358,3 +358,38 @@ func TestRedisURLs(t *testing.T) {
 		t.Errorf("password not redacted: %s", msg)
 	}
 }
+
+func TestCancelThenRetryFromTheCommandLine(t *testing.T) {
+	url, rdb := jobstest.Redis(t, jobstest.DBCmd)
+	src, out := t.TempDir(), t.TempDir()
+	for i := range 3 {
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("c%d.txt", i)), []byte("A contract."), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, stdout, stderr := runCLI(t, "--redis-url", url, "ingest", src, "--out", out)
+	if code != 0 {
+		t.Fatalf("ingest: %d %s", code, stderr)
+	}
+	id := strings.TrimSpace(stdout)
+	// No worker runs: every item is still queued when the batch is cancelled.
+	code, stdout, stderr = runCLI(t, "--redis-url", url, "cancel", id)
+	if code != 0 || !strings.Contains(stderr, "3 queued items removed") || !strings.Contains(stdout, "3 cancelled") {
+		t.Fatalf("cancel: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	c, err := jobs.NewTracker(rdb, "").Counts(context.Background(), id)
+	if err != nil || c.Cancelled != 3 || !c.Complete() {
+		t.Fatalf("counts after cancel: %+v %v", c, err)
+	}
+	if code, _, stderr := runCLI(t, "--redis-url", url, "retry", id); code == 0 || !strings.Contains(stderr, "no failed items") {
+		t.Fatalf("retry of a batch without failures: exit %d %s", code, stderr)
+	}
+	code, stdout, stderr = runCLI(t, "--redis-url", url, "retry", id, "--cancelled")
+	if code != 0 || !strings.Contains(stderr, "retries 3 items") {
+		t.Fatalf("retry --cancelled: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, _ = runCLI(t, "--redis-url", url, "status", strings.TrimSpace(stdout))
+	if code != 0 || !strings.Contains(stdout, "retries the failed items of batch "+id) {
+		t.Fatalf("status of the retry batch: %s", stdout)
+	}
+}

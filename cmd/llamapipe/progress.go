@@ -106,12 +106,21 @@ func printCounts(w io.Writer, b jobs.Batch, c jobs.Counts) {
 	if !c.Sealed {
 		total = "?"
 	}
-	fmt.Fprintf(w, "batch %s (%s): %s items: %d done, %d failed, %d skipped; %d input / %d output tokens",
-		b.ID, state, total, c.Done, c.Failed, c.Skipped, c.InputTokens, c.OutputTokens)
+	if c.CancelRequested && !c.Finalized {
+		state = "cancelling"
+	}
+	fmt.Fprintf(w, "batch %s (%s): %s items: %d done, %d failed, %d skipped", b.ID, state, total, c.Done, c.Failed, c.Skipped)
+	if c.Cancelled > 0 {
+		fmt.Fprintf(w, ", %d cancelled", c.Cancelled)
+	}
+	fmt.Fprintf(w, "; %d input / %d output tokens", c.InputTokens, c.OutputTokens)
 	if c.Cost > 0 {
 		fmt.Fprintf(w, "; cost %.4f", c.Cost)
 	}
 	fmt.Fprintln(w)
+	if b.RetryOf != "" {
+		fmt.Fprintf(w, "retries the failed items of batch %s\n", b.RetryOf)
+	}
 	if c.Fatal != "" {
 		fmt.Fprintf(w, "stopped: %s\n", c.Fatal)
 	}

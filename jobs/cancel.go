@@ -1,0 +1,84 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Enqueuer is the part of *asynq.Client that enqueues.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// CancelBatch cancels a batch: it marks it cancelled (running items stop at
+// their next step and end as cancelled), removes its queued, scheduled and
+// retrying tasks and records their items as cancelled, and enqueues the
+// finalize task when that ended the batch. It returns how many queued items
+// it removed.
+func CancelBatch(ctx context.Context, t *Tracker, insp *asynq.Inspector, q Enqueuer, batch string, now time.Time) (int, error) {
+	b, err := t.Get(ctx, batch)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := t.Cancel(ctx, batch, now); err != nil {
+		return 0, err
+	}
+	type lister func(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	removed, complete := 0, false
+	for _, list := range []lister{insp.ListPendingTasks, insp.ListScheduledTasks, insp.ListRetryTasks} {
+		for page := 1; ; {
+			tasks, err := list(b.Queue, asynq.PageSize(500), asynq.Page(page))
+			if errors.Is(err, asynq.ErrQueueNotFound) {
+				break
+			}
+			if err != nil {
+				return removed, fmt.Errorf("cancel %s: list tasks: %w", batch, err)
+			}
+			deleted := 0
+			for _, ti := range tasks {
+				if ti.Type != TypeItem {
+					continue
+				}
+				p, err := DecodeItem(ti.Payload)
+				if err != nil || p.Batch != batch {
+					continue
+				}
+				if err := insp.DeleteTask(b.Queue, ti.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+					return removed, fmt.Errorf("cancel %s: delete task %s: %w", batch, ti.ID, err)
+				}
+				deleted++
+				e := Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind,
+					Type: p.Type, Task: p.Task, ResultBase: p.ResultBase, Key: p.Source.Key, Status: StatusCancelled,
+					Error: "cancelled: the batch was cancelled before this item ran", Attempts: ti.Retried}
+				recorded, c, err := t.Record(ctx, batch, e)
+				if err != nil {
+					return removed, err
+				}
+				if recorded {
+					removed++
+				}
+				complete = complete || c
+			}
+			if len(tasks) < 500 {
+				break
+			}
+			if deleted == 0 { // deleting shifts later tasks onto this page
+				page++
+			}
+		}
+	}
+	if complete {
+		ft, err := NewFinalizeTask(batch, b.Queue)
+		if err != nil {
+			return removed, err
+		}
+		if _, err := q.EnqueueContext(ctx, ft); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			return removed, fmt.Errorf("cancel %s: enqueue finalize: %w", batch, err)
+		}
+	}
+	return removed, nil
+}
