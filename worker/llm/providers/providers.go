@@ -80,9 +80,10 @@ func Open(ctx context.Context, cfg Config) (llm.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.HTTPClient == nil {
+	if cfg.HTTPClient == nil && (p.Provider == llm.ProviderOpenAI || p.Provider == llm.ProviderDashScope) {
 		// Go's default keeps 2 idle connections per host: far fewer than a
-		// worker's concurrent requests to one provider.
+		// worker's concurrent requests to one provider. (Bedrock keeps the
+		// AWS SDK's own client, which has its own pool and CA handling.)
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns, t.MaxIdleConnsPerHost = 512, 256
 		cfg.HTTPClient = &http.Client{Transport: t}
