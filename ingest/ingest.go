@@ -186,6 +186,17 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 			return nil, err
 		}
 	}
+	// Record sources as full locations (a relative folder means nothing to
+	// whoever reads the batch later).
+	canon := make([]string, 0, len(o.Sources))
+	for _, s := range o.Sources {
+		if loc, err := storage.ParseLocation(s); err == nil {
+			canon = append(canon, loc.String())
+		} else {
+			canon = append(canon, s)
+		}
+	}
+	o.Sources = canon
 	pr := &prepared{o: o, out: outLoc}
 	seenSrc := map[string]bool{}
 	for _, s := range o.Sources {
