@@ -92,7 +92,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "s3-region", Usage: "S3 region (empty: from the AWS config, else us-east-1)", Sources: env("S3_REGION")},
 		&cli.BoolFlag{Name: "s3-path-style", Usage: "use path-style S3 addressing (MinIO)", Sources: env("S3_PATH_STYLE")},
 		&cli.StringFlag{Name: "log-format", Value: "auto", Usage: "log format: auto (text on a terminal, JSON otherwise), text or json", Sources: env("LOG_FORMAT")},
-		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn or error", Sources: env("LOG_LEVEL")},
+		&cli.StringFlag{Name: "log-level", Usage: "log level: debug, info, warn or error (default: info; error for run and bench, whose progress display says what matters)", Sources: env("LOG_LEVEL")},
 	}
 }
 
