@@ -393,3 +393,23 @@ func TestCancelThenRetryFromTheCommandLine(t *testing.T) {
 		t.Fatalf("status of the retry batch: %s", stdout)
 	}
 }
+
+// A model that takes no text-only requests (DashScope's Llama 3.2 vision)
+// refuses a document batch up front, before anything is queued.
+func TestImageOnlyModelRefusesDocumentsUpFront(t *testing.T) {
+	url, rdb := jobstest.Redis(t, jobstest.DBCmd)
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a.txt"), []byte("A contract."), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, "--redis-url", url, "ingest", src, "--out", t.TempDir(), "--preset", "dashscope")
+	if code != exitUsage || !strings.Contains(stderr, "does not accept requests without an image") || !strings.Contains(stderr, "--task caption") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if ids, _ := jobs.NewTracker(rdb, "").List(context.Background(), 0); len(ids) != 0 {
+		t.Errorf("a batch was created: %v", ids)
+	}
+	if code, _, stderr := runCLI(t, "--redis-url", url, "ingest", src, "--out", t.TempDir(), "--preset", "dashscope", "--task", "caption"); code != 0 {
+		t.Errorf("caption batch refused: %s", stderr)
+	}
+}
