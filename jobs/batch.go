@@ -65,8 +65,10 @@ type Entry struct {
 	Currency     string  `json:"currency,omitempty"`
 	Model        string  `json:"model,omitempty"`
 	DurationMS   int64   `json:"duration_ms"`
-	// Pages is a document's page count, when known.
-	Pages int `json:"pages,omitempty"`
+	// Pages is a document's page count, when known; Chunks how many parts
+	// it was mapped in (0: summarized in one request).
+	Pages  int `json:"pages,omitempty"`
+	Chunks int `json:"chunks,omitempty"`
 	// Key is the input's key relative to its source location (Source is
 	// the location and the key joined).
 	Key string `json:"key,omitempty"`

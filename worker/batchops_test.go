@@ -14,7 +14,9 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/worker"
 	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/llm/offline"
 )
 
 func TestCancelRemovesQueuedAndStopsRunning(t *testing.T) {
@@ -125,5 +127,58 @@ func TestRetryReprocessesOnlyFailedItems(t *testing.T) {
 		if strings.Contains(doc, "number 0 ") && n != 1 {
 			t.Errorf("a done item was sent again (%d times): %q", n, doc)
 		}
+	}
+}
+
+// TestEveryCorpusPDFEndsWithAReason: the broken and encrypted PDFs of the
+// corpus, with the corpus password file, through ingest and a worker: each
+// ends done or failed with a reason; none takes the worker down.
+func TestEveryCorpusPDFEndsWithAReason(t *testing.T) {
+	e := newEnv(t)
+	pw := map[string]string{}
+	for k, v := range jobstest.PDFPasswords(t) {
+		if v != nil {
+			pw[filepath.Base(k)] = *v
+		}
+	}
+	w, err := worker.New(worker.Config{Redis: jobstest.ConnOpt(t, e.url), Tracker: e.tracker, Open: e.open,
+		Model: offline.New(offline.Options{}), Concurrency: 2, PDFPasswords: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var srcs []string
+	for _, f := range []string{"broken", "encrypted"} {
+		srcs = append(srcs, jobstest.CorpusDir(t, "pdfs", f))
+	}
+	outDir := t.TempDir()
+	res := e.ingest(ingest.Options{Sources: srcs, Out: outDir, Task: jobs.TaskSummarize})
+	out, _ := e.open(context.Background(), outDir)
+	es := byName(t, e.wait(res.BatchID, out, 3*time.Minute))
+	if len(es) != len(jobstest.CorpusFiles(t, "*.pdf", "pdfs", "broken"))+len(jobstest.CorpusFiles(t, "*.pdf", "pdfs", "encrypted")) {
+		t.Fatalf("%d entries", len(es))
+	}
+	for name, en := range es {
+		if en.Status != jobs.StatusDone && en.Error == "" {
+			t.Errorf("%s: %s without a reason", name, en.Status)
+		}
+		t.Logf("%-45s %-7s %s", name, en.Status, en.Error)
+	}
+	// With passwords.json the user-password files open; the one whose
+	// password is unknown says a password is needed.
+	if en := es["gen_contract_userpw_aes256.pdf"]; en.Status != jobs.StatusDone {
+		t.Errorf("user-password PDF with its password: %+v", en)
+	}
+	if en := es["pr6531_1.pdf"]; en.Status != jobs.StatusFailed || !strings.Contains(en.Error, "password is required") {
+		t.Errorf("PDF with an unknown password: %+v", en)
+	}
+	if en := es["gen_contract_ownerpw_aes128_nocopy.pdf"]; en.Status != jobs.StatusDone {
+		t.Errorf("owner-password-only PDF: %+v", en)
+	}
+	if en := es["gen_contract_truncated50.pdf"]; en.Status != jobs.StatusFailed || !strings.Contains(en.Error, "damaged") {
+		t.Errorf("truncated PDF: %+v", en)
 	}
 }

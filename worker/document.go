@@ -138,6 +138,7 @@ func (s *summarizer) mapReduce(ctx context.Context, doc docContent) (*prompts.Te
 	}
 	groups := groupPages(doc.scanned, s.w.cfg.Model.Profile().MaxImages)
 	units := len(chunks) + len(groups)
+	s.o.chunks = units
 	partials := make([]string, 0, units)
 	mapOne := func(i int, text string, images []scannedPage) error {
 		first, last := pageSpan(text)

@@ -26,6 +26,7 @@ type outcome struct {
 	currency     string
 	model        string
 	pages        int
+	chunks       int
 	// skipped, when set, records the item as skipped with this reason.
 	skipped string
 }
@@ -81,7 +82,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 		ResultBase: p.ResultBase, Task: p.Task, Key: p.Source.Key,
 		Attempts: retried + 1, DurationMS: w.now().Sub(start).Milliseconds(), Results: out.results,
 		InputTokens: out.inputTokens, OutputTokens: out.outputTokens, Cost: out.cost, Currency: out.currency,
-		Model: out.model, Pages: out.pages}
+		Model: out.model, Pages: out.pages, Chunks: out.chunks}
 	var returnErr error
 	switch err = classify(err); {
 	case errors.Is(err, errCancelled):
