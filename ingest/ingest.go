@@ -42,6 +42,8 @@ type Ingester struct {
 	// Provider and Model are used for ingest tasks that name none (the
 	// workers' own model, so fingerprints match what they make).
 	Provider, Model string
+	// Prompts are the workers' prompt overrides, for ingest tasks.
+	Prompts prompts.Set
 }
 
 // Options describe one batch.
@@ -72,6 +74,9 @@ type Options struct {
 	// Force processes every item, also those whose results are current
 	// (same source ETag, task, prompts, model and options as last time).
 	Force bool
+	// Prompts are the prompt overrides the workers use; their versions go
+	// into the fingerprints. Nil: the embedded prompts.
+	Prompts prompts.Set
 	// Items, when set, are the batch's objects (instead of listing the
 	// sources): a retry of failed items. Sources then only describe them.
 	Items []ItemRef
@@ -222,7 +227,7 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 	}
 	pr.prompts = map[string]string{}
 	for _, task := range []string{jobs.TaskSummarize, jobs.TaskCaption} {
-		v, err := prompts.TaskVersion(task)
+		v, err := o.Prompts.TaskVersion(task)
 		if err != nil {
 			return nil, err
 		}

@@ -34,7 +34,7 @@ func (in *Ingester) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	res, err := in.Run(ctx, Options{
 		Sources: p.Sources, Out: p.Out, Task: p.Task, Queue: p.Queue, Include: p.Include, Exclude: p.Exclude,
 		MaxSize: p.MaxSize, MaxRetry: p.MaxRetry, Force: p.Force, Job: p.Options, Provider: p.Provider, Model: p.Model,
-		BatchID: batch, Resume: true,
+		BatchID: batch, Resume: true, Prompts: in.Prompts,
 	})
 	if err != nil {
 		return fmt.Errorf("scheduled ingest %q: %w", p.Schedule, err)

@@ -311,26 +311,65 @@ func (t *Template) Validate(answer []byte) error {
 	return nil
 }
 
-// TaskVersion is the version of every template a task uses, joined: it
-// changes whenever any of them changes, so results made with older wording
-// are not taken as current. task is "caption" or "summarize".
-func TaskVersion(task string) (string, error) {
-	var names []string
-	switch task {
-	case "caption":
-		names = []string{Caption}
-	case "summarize":
-		names = []string{Summary, SummaryMap, SummaryReduce}
-	default:
-		return "", fmt.Errorf("prompts for task %q: %w", task, ErrNotFound)
+// Set is a set of templates that override the embedded ones by name
+// (loaded with LoadFile). A nil Set is the embedded templates.
+type Set map[string]*Template
+
+// LoadSet reads override files into a Set; two files for one name are an
+// error.
+func LoadSet(files []string) (Set, error) {
+	s := Set{}
+	for _, f := range files {
+		t, err := LoadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		if prev, dup := s[t.Name]; dup {
+			return nil, fmt.Errorf("prompt %s: given twice (%s and %s)", t.Name, prev.Source, f)
+		}
+		s[t.Name] = t
+	}
+	return s, nil
+}
+
+// Load returns the override called name, else the embedded template.
+func (s Set) Load(name string) (*Template, error) {
+	if t, ok := s[name]; ok {
+		return t, nil
+	}
+	return Load(name)
+}
+
+// TaskVersion is TaskVersion with this set's overrides.
+func (s Set) TaskVersion(task string) (string, error) {
+	names, err := taskTemplates(task)
+	if err != nil {
+		return "", err
 	}
 	vs := make([]string, 0, len(names))
 	for _, n := range names {
-		t, err := Load(n)
+		t, err := s.Load(n)
 		if err != nil {
 			return "", err
 		}
 		vs = append(vs, t.Version)
 	}
 	return strings.Join(vs, "+"), nil
+}
+
+func taskTemplates(task string) ([]string, error) {
+	switch task {
+	case "caption":
+		return []string{Caption}, nil
+	case "summarize":
+		return []string{Summary, SummaryMap, SummaryReduce}, nil
+	}
+	return nil, fmt.Errorf("prompts for task %q: %w", task, ErrNotFound)
+}
+
+// TaskVersion is the version of every template a task uses, joined: it
+// changes whenever any of them changes, so results made with older wording
+// are not taken as current. task is "caption" or "summarize".
+func TaskVersion(task string) (string, error) {
+	return Set(nil).TaskVersion(task)
 }

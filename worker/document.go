@@ -113,7 +113,7 @@ func (s *summarizer) ask(ctx context.Context, tmpl *prompts.Template, req llm.Re
 
 // single summarizes a document that fits one request.
 func (s *summarizer) single(ctx context.Context, text string) (*prompts.Template, answer, error) {
-	tmpl, err := prompts.Load(prompts.Summary)
+	tmpl, err := s.w.cfg.Prompts.Load(prompts.Summary)
 	if err != nil {
 		return nil, answer{}, fmt.Errorf("summary prompt: %w", err)
 	}
@@ -128,7 +128,7 @@ func (s *summarizer) single(ctx context.Context, text string) (*prompts.Template
 // mapReduce maps text chunks and groups of scanned pages to partial facts,
 // then reduces them in a tree.
 func (s *summarizer) mapReduce(ctx context.Context, doc docContent) (*prompts.Template, answer, error) {
-	mapT, err := prompts.Load(prompts.SummaryMap)
+	mapT, err := s.w.cfg.Prompts.Load(prompts.SummaryMap)
 	if err != nil {
 		return nil, answer{}, fmt.Errorf("map prompt: %w", err)
 	}
@@ -190,7 +190,7 @@ func (s *summarizer) mapReduce(ctx context.Context, doc docContent) (*prompts.Te
 		}
 	}
 	s.log.InfoContext(ctx, "document mapped", "chunks", len(chunks), "scanned_groups", len(groups))
-	tmpl, err := prompts.Load(prompts.SummaryReduce)
+	tmpl, err := s.w.cfg.Prompts.Load(prompts.SummaryReduce)
 	if err != nil {
 		return nil, answer{}, fmt.Errorf("reduce prompt: %w", err)
 	}

@@ -41,7 +41,7 @@ func (w *Worker) imageOptions() imageprep.Options {
 // caption prepares an image and asks the model for a caption JSON.
 func (w *Worker) caption(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, data []byte, out storage.Store) (outcome, error) {
 	var o outcome
-	tmpl, err := prompts.Load(prompts.Caption)
+	tmpl, err := w.cfg.Prompts.Load(prompts.Caption)
 	if err != nil {
 		return o, fmt.Errorf("caption prompt: %w", err)
 	}

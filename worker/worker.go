@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
 	"github.com/llamapipe/llamapipe/worker/llm"
@@ -56,6 +57,8 @@ type Config struct {
 	// PDF configures the PDF text extractor; its pool is sized to Concurrency
 	// when zero.
 	PDF pdftext.Config
+	// Prompts override embedded prompt templates by name. Nil: embedded.
+	Prompts prompts.Set
 	// Metrics records items, timings and retries. Nil records nothing.
 	Metrics *metrics.Metrics
 	// Handlers are more task handlers by type, e.g. jobs.TypeIngest for

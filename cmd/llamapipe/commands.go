@@ -15,6 +15,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/worker"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
 	"github.com/llamapipe/llamapipe/worker/llm"
@@ -47,8 +48,27 @@ func workerFlags() []cli.Flag {
 	}
 }
 
-func ingestOptions(cmd *cli.Command, sources []string, prof llm.Profile) ingest.Options {
+// promptFlag overrides prompt templates; workers and ingest (for the
+// fingerprints of results) must be given the same files.
+func promptFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "prompt", Usage: "prompt template file overriding the embedded one of its name (see prompts/doc.go; repeatable); give ingest and workers the same files", Sources: env("PROMPTS")}
+}
+
+func loadPrompts(cmd *cli.Command) (prompts.Set, error) {
+	s, err := prompts.LoadSet(cmd.StringSlice("prompt"))
+	if err != nil {
+		return nil, &exitError{code: exitUsage, msg: "--prompt: " + err.Error()}
+	}
+	return s, nil
+}
+
+func ingestOptions(cmd *cli.Command, sources []string, prof llm.Profile) (ingest.Options, error) {
+	ps, err := loadPrompts(cmd)
+	if err != nil {
+		return ingest.Options{}, err
+	}
 	return ingest.Options{
+		Prompts:  ps,
 		Sources:  sources,
 		Out:      cmd.String("out"),
 		Task:     cmd.String("task"),
@@ -61,7 +81,7 @@ func ingestOptions(cmd *cli.Command, sources []string, prof llm.Profile) ingest.
 		Force:    cmd.Bool("force"),
 		Provider: prof.Provider,
 		Model:    prof.Model,
-	}
+	}, nil
 }
 
 // newWorker builds a worker from the flags: metrics, the model client (its
@@ -99,10 +119,15 @@ func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger)
 	if err != nil {
 		return worker.Config{}, err
 	}
+	ps, err := loadPrompts(cmd)
+	if err != nil {
+		return worker.Config{}, err
+	}
 	// Scheduled ingests run as tasks on the workers.
 	ingester := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log,
-		Provider: model.Profile().Provider, Model: model.Profile().Model}
+		Provider: model.Profile().Provider, Model: model.Profile().Model, Prompts: ps}
 	return worker.Config{
+		Prompts:         ps,
 		Handlers:        map[string]asynq.Handler{jobs.TypeIngest: asynq.HandlerFunc(ingester.ProcessTask)},
 		Queues:          queues,
 		Redis:           c.opt,
@@ -144,7 +169,7 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 		Name:      "run",
 		Usage:     "ingest sources, process them with in-process workers and wait: the all-in-one path for one machine",
 		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
-		Flags:     concat(batchFlags(), workerFlags(), providerFlags()),
+		Flags:     concat(batchFlags(), workerFlags(), providerFlags(), []cli.Flag{promptFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			sources, err := needArgs(cmd, "source")
 			if err != nil {
@@ -178,7 +203,11 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			client := asynq.NewClient(c.opt)
 			defer client.Close()
 			in := &ingest.Ingester{Open: opener(cmd), Queue: client, Tracker: c.tracker, Logger: log}
-			res, err := in.Run(ctx, ingestOptions(cmd, sources, model.Profile()))
+			o, err := ingestOptions(cmd, sources, model.Profile())
+			if err != nil {
+				return err
+			}
+			res, err := in.Run(ctx, o)
 			if err != nil {
 				return err
 			}
@@ -193,7 +222,7 @@ func ingestCommand(stdout, stderr io.Writer) *cli.Command {
 		Name:      "ingest",
 		Usage:     "enqueue a batch for the workers; prints only its ID on standard output",
 		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
-		Flags:     concat(batchFlags(), providerFlags()),
+		Flags:     concat(batchFlags(), providerFlags(), []cli.Flag{promptFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			sources, err := needArgs(cmd, "source")
 			if err != nil {
@@ -218,7 +247,11 @@ func ingestCommand(stdout, stderr io.Writer) *cli.Command {
 			client := asynq.NewClient(c.opt)
 			defer client.Close()
 			in := &ingest.Ingester{Open: opener(cmd), Queue: client, Tracker: c.tracker, Logger: log}
-			res, err := in.Run(ctx, ingestOptions(cmd, sources, prof))
+			o, err := ingestOptions(cmd, sources, prof)
+			if err != nil {
+				return err
+			}
+			res, err := in.Run(ctx, o)
 			if err != nil {
 				return err
 			}
@@ -233,7 +266,7 @@ func workerCommand(stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "worker",
 		Usage: "process queued tasks until SIGTERM or SIGINT (running tasks finish or return to the queue)",
-		Flags: concat(workerFlags(), providerFlags()),
+		Flags: concat(workerFlags(), providerFlags(), []cli.Flag{promptFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			log, err := newLogger(cmd, stderr, slog.LevelInfo)
 			if err != nil {

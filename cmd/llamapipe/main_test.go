@@ -413,3 +413,47 @@ func TestImageOnlyModelRefusesDocumentsUpFront(t *testing.T) {
 		t.Errorf("caption batch refused: %s", stderr)
 	}
 }
+
+// TestPromptOverrideFile: --prompt replaces an embedded template; its
+// version is recorded in the results and changes the fingerprint, so a
+// re-run with new wording is not skipped as unchanged.
+func TestPromptOverrideFile(t *testing.T) {
+	url, _ := jobstest.Redis(t, jobstest.DBCmd)
+	src, out := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a.txt"), []byte("This lease is made between A and B."), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	emb, err := os.ReadFile("../../prompts/templates/summary.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	override := filepath.Join(t.TempDir(), "summary.tmpl")
+	if err := os.WriteFile(override, []byte(strings.Replace(string(emb), "version: summary/1", "version: summary/acme-2", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run1 := func(extra ...string) []jobs.Entry {
+		t.Helper()
+		code, _, stderr := runCLI(t, append([]string{"--redis-url", url, "run", src, "--out", out}, extra...)...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		return manifest(t, filepath.Join(out, "manifest.jsonl"))
+	}
+	if es := run1(); es[0].Status != jobs.StatusDone {
+		t.Fatalf("first run: %+v", es)
+	}
+	es := run1("--prompt", override)
+	if es[0].Status != jobs.StatusDone {
+		t.Fatalf("new prompt wording was skipped as unchanged: %+v", es[0])
+	}
+	b, err := os.ReadFile(filepath.Join(out, "a.txt.summary.json"))
+	if err != nil || !strings.Contains(string(b), `"prompt_version": "summary/acme-2"`) {
+		t.Fatalf("result does not record the override's version: %s %v", b, err)
+	}
+	if es := run1("--prompt", override); es[0].Status != jobs.StatusSkipped {
+		t.Fatalf("same override again should be unchanged: %+v", es[0])
+	}
+	if code, _, stderr := runCLI(t, "--redis-url", url, "run", src, "--out", out, "--prompt", filepath.Join(src, "a.txt")); code != exitUsage || !strings.Contains(stderr, "--prompt") {
+		t.Fatalf("a bad prompt file: exit %d %s", code, stderr)
+	}
+}

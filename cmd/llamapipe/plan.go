@@ -59,6 +59,7 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 		Flags: concat(batchFlags(), providerFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "pdf-passwords", Usage: "JSON file {\"key or file name\": \"password\"} for encrypted PDFs", Sources: env("PDF_PASSWORDS")},
 			&cli.IntFlag{Name: "image-max-side", Value: 1344, Usage: "long side of images sent to the model, in pixels", Sources: env("IMAGE_MAX_SIDE")},
+			promptFlag(),
 		}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			sources, err := needArgs(cmd, "source")
@@ -76,7 +77,10 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return &exitError{code: exitUsage, msg: "--pdf-passwords: " + err.Error()}
 			}
-			o := ingestOptions(cmd, sources, prof)
+			o, err := ingestOptions(cmd, sources, prof)
+			if err != nil {
+				return err
+			}
 			if o.Out == "" {
 				// Planning writes nothing: any location that is not a source,
 				// and without an output there are no earlier results to keep.
