@@ -153,19 +153,21 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, co
 	_, _ = rand.Read(rnd[:]) // never fails (crypto/rand docs)
 	tmp := path.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
 	var f *os.File
-	// A concurrent Delete may remove the (then empty) folder between
-	// MkdirAll and creating the file: try again a few times.
+	// A concurrent Delete may remove (then empty) folders while MkdirAll
+	// creates them or before the file is created: try again a few times.
 	for attempt := 0; ; attempt++ {
+		err = nil
 		if dir != "." {
-			if err := s.root.MkdirAll(filepath.FromSlash(dir), 0o755); err != nil {
-				return s.errorf("put", k, err)
+			err = s.root.MkdirAll(filepath.FromSlash(dir), 0o755)
+		}
+		if err == nil {
+			f, err = s.root.OpenFile(filepath.FromSlash(tmp), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			if err == nil {
+				break
 			}
 		}
-		f, err = s.root.OpenFile(filepath.FromSlash(tmp), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, fs.ErrNotExist) || attempt == 3 {
+		// ErrExist: another Put created a folder MkdirAll was creating.
+		if !(errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrExist)) || attempt == 9 {
 			return s.errorf("put", k, err)
 		}
 	}
