@@ -127,6 +127,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 	if rerr != nil {
 		// Not recorded: let asynq retry the whole item (results are
 		// deterministic, so redoing it overwrites, never duplicates).
+		w.cfg.Metrics.Retry(metrics.ErrorClass(rerr))
 		return errors.Join(returnErr, rerr)
 	}
 	if e.Status == jobs.StatusDone {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
@@ -44,6 +45,8 @@ type env struct {
 	url     string
 	tracker *jobs.Tracker
 	open    func(ctx context.Context, loc string) (storage.Store, error)
+	// reg holds the metrics of a worker started with startLoggedWorker.
+	reg *prometheus.Registry
 }
 
 func newEnv(t *testing.T) *env {
