@@ -28,7 +28,16 @@ deps:
 build:
 	$(GO) build ./...
 
-demo: deps
+# The demo needs only Redis and libjpeg-turbo's headers, not the test tools.
+demo:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	[ -f /usr/include/jpeglib.h ] || missing="$$missing libjpeg62-turbo-dev"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing from Debian's packages"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq $$missing; \
+	fi
 	$(GO) run ./cmd/llamapipe run examples --out $(DEMO_OUT)
 	@echo "results, manifest.jsonl and report.md are in $(DEMO_OUT)"
 
