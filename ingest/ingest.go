@@ -82,6 +82,8 @@ type Options struct {
 	Items []ItemRef
 	// RetryOf names the batch an Items batch retries.
 	RetryOf string
+	// Tenant owns the batch. Empty: none.
+	Tenant string
 	// Resume continues a batch named by BatchID that exists already (an
 	// ingest task retried after a crash): items already queued or recorded
 	// are not queued or counted twice.
@@ -410,7 +412,7 @@ func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
 	o = pr.o
 	res := Result{BatchID: cmp.Or(o.BatchID, NewBatchID(now())), Kinds: map[string]int{}}
 	b := jobs.Batch{ID: res.BatchID, Created: now().UTC(), Sources: o.Sources, Task: o.Task, Out: pr.out.String(),
-		Queue: o.Queue, Options: o.Job, Provider: o.Provider, Model: o.Model, RetryOf: o.RetryOf,
+		Queue: o.Queue, Options: o.Job, Provider: o.Provider, Model: o.Model, RetryOf: o.RetryOf, Tenant: o.Tenant,
 		Include: o.Include, Exclude: o.Exclude, MaxSize: o.MaxSize, MaxRetry: o.MaxRetry}
 	if err := in.Tracker.Create(ctx, b); err != nil && !(o.Resume && errors.Is(err, jobs.ErrBatchExists)) {
 		return res, err

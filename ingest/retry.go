@@ -49,5 +49,6 @@ func (in *Ingester) Retry(ctx context.Context, old string, ro RetryOptions) (Res
 	return in.Run(ctx, Options{
 		Sources: b.Sources, Out: b.Out, Task: b.Task, Queue: b.Queue, MaxSize: b.MaxSize, MaxRetry: b.MaxRetry,
 		Job: b.Options, Provider: b.Provider, Model: b.Model, Items: items, RetryOf: old, BatchID: ro.BatchID,
+		Tenant: b.Tenant,
 	})
 }

@@ -33,6 +33,8 @@ type Batch struct {
 	// Provider and Model name what the batch was planned for (informational).
 	Provider string `json:"provider,omitempty"`
 	Model    string `json:"model,omitempty"`
+	// Tenant owns the batch (API tokens see only their tenant's batches).
+	Tenant string `json:"tenant,omitempty"`
 	// RetryOf names the batch whose failed items this batch retries.
 	RetryOf string `json:"retry_of,omitempty"`
 	// Include, Exclude, MaxSize and MaxRetry are the ingest options, kept so
