@@ -47,7 +47,7 @@ func (w *Worker) itemHandler() asynq.Handler {
 			return err
 		} else if done {
 			log.InfoContext(ctx, "item already recorded: duplicate delivery ignored")
-			return w.finalizeIfComplete(ctx, p.Batch, false)
+			return w.finalizeIfComplete(ctx, p.Batch)
 		}
 		start := w.now()
 		var out outcome
@@ -125,10 +125,12 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 		w.cfg.Metrics.ItemEnded(p.Kind, e.Status, w.now().Sub(start))
 	}
 	if rerr != nil {
-		// Not recorded: let asynq retry the whole item (results are
-		// deterministic, so redoing it overwrites, never duplicates).
+		// Not recorded: let asynq retry the whole item — also after a
+		// permanent failure, whose SkipRetry is dropped here — so that the
+		// next attempt records it (results are deterministic, so redoing it
+		// overwrites, never duplicates).
 		w.cfg.Metrics.Retry(metrics.ErrorClass(rerr))
-		return errors.Join(returnErr, rerr)
+		return fmt.Errorf("record %s (%s): %w", e.Source, e.Status, rerr)
 	}
 	if e.Status == jobs.StatusDone {
 		log.InfoContext(ctx, "item done", "duration_ms", e.DurationMS, "input_tokens", e.InputTokens, "output_tokens", e.OutputTokens)
@@ -141,7 +143,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 	return returnErr
 }
 
-func (w *Worker) finalizeIfComplete(ctx context.Context, batch string, _ bool) error {
+func (w *Worker) finalizeIfComplete(ctx context.Context, batch string) error {
 	c, err := w.cfg.Tracker.Counts(ctx, batch)
 	if err != nil {
 		return err
