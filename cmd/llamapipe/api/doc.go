@@ -1,0 +1,11 @@
+// Package api is llamapipe's versioned HTTP JSON API (/v1): submit batches,
+// list and follow them, page through their items, cancel and retry them.
+// It owns request validation (which source and output locations a caller
+// may name), bearer-token authentication bound to tenants, idempotent
+// submits (Idempotency-Key, kept in Redis) and the OpenAPI document that
+// describes it (openapi.yaml, embedded and served at /v1/openapi.yaml).
+//
+// It must not know how items are processed (workers), how stores are opened
+// (it is given an ingest.Ingester) or how the process is configured (flags,
+// environment: see cmd/llamapipe/serve.go).
+package api

@@ -1,0 +1,58 @@
+package api
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/llamapipe/llamapipe/storage"
+)
+
+// parseAbs parses a location the API accepts: s3://bucket/prefix,
+// file:///abs/path or an absolute local path (a relative path would be
+// relative to the server's working folder, which means nothing to a caller).
+func parseAbs(s string) (storage.Location, error) {
+	if !strings.HasPrefix(s, "s3://") && !strings.HasPrefix(s, "file://") && !strings.HasPrefix(s, "/") {
+		return storage.Location{}, fmt.Errorf("%q is not an s3:// URL, a file:// URL or an absolute path", s)
+	}
+	return storage.ParseLocation(s)
+}
+
+// parsePrefixes parses allowed location prefixes.
+func parsePrefixes(what string, ss []string) ([]storage.Location, error) {
+	var out []storage.Location
+	for _, s := range ss {
+		l, err := parseAbs(s)
+		if err != nil {
+			return nil, fmt.Errorf("api: %s: %w", what, err)
+		}
+		out = append(out, l)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("api: no %s prefix configured", what)
+	}
+	return out, nil
+}
+
+// within reports whether l lies at or under p, on path boundaries
+// (s3://b/in does not contain s3://b/inbox).
+func within(l, p storage.Location) bool {
+	if l.Scheme != p.Scheme || l.Bucket != p.Bucket {
+		return false
+	}
+	if l.Scheme == "file" && p.Prefix == "/" {
+		return true
+	}
+	return p.Prefix == "" || l.Prefix == p.Prefix || strings.HasPrefix(l.Prefix, p.Prefix+"/")
+}
+
+func withinAny(l storage.Location, ps []storage.Location) bool {
+	for _, p := range ps {
+		if within(l, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// overlap reports whether one of a and b lies inside the other.
+func overlap(a, b storage.Location) bool { return within(a, b) || within(b, a) }
