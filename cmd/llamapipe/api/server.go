@@ -320,7 +320,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, tenant, scop
 	key := r.Header.Get("Idempotency-Key")
 	newID := ingest.NewBatchID(s.cfg.Now())
 	if key == "" {
-		s.answer(w, ctx, run, newID, http.StatusCreated, nil)
+		s.answer(ctx, w, run, newID, http.StatusCreated, nil)
 		return
 	}
 	if len(key) > 255 {
@@ -345,7 +345,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, tenant, scop
 		return
 	}
 	if first {
-		s.answer(w, ctx, run, newID, http.StatusCreated, func(resp *SubmitResponse, err error) {
+		s.answer(ctx, w, run, newID, http.StatusCreated, func(resp *SubmitResponse, err error) {
 			// The request's context may be gone: record the outcome anyway.
 			c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
@@ -397,7 +397,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, tenant, scop
 	}
 }
 
-func (s *Server) answer(w http.ResponseWriter, ctx context.Context, run func(context.Context, string) (SubmitResponse, error),
+func (s *Server) answer(ctx context.Context, w http.ResponseWriter, run func(context.Context, string) (SubmitResponse, error),
 	id string, code int, done func(*SubmitResponse, error)) {
 	resp, err := run(ctx, id)
 	if done != nil {
