@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"gopkg.in/yaml.v3"
@@ -229,6 +230,62 @@ func TestIdempotentConcurrentSubmitsMakeOneBatch(t *testing.T) {
 	}
 }
 
+func TestIdempotentRepeatWhileFirstRunsIsConflict(t *testing.T) {
+	e := newEnv(t)
+	key := map[string]string{"Idempotency-Key": "slow"}
+	var first SubmitResponse
+	if code := e.do("POST", "/v1/batches", tokenA, e.submitBody(), key, &first); code != http.StatusCreated {
+		t.Fatalf("first submit: %d", code)
+	}
+	// Make the record look like a first request still running.
+	ctx := context.Background()
+	rkey := "llamapipe:api:idempotency:acme:slow"
+	var rec idemRecord
+	raw, err := e.api.cfg.Redis.Get(ctx, rkey).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &rec); err != nil || rec.Response == nil || rec.ID != first.ID {
+		t.Fatalf("record = %+v, %v", rec, err)
+	}
+	if ttl := e.api.cfg.Redis.TTL(ctx, rkey).Val(); ttl <= IdempotencyTTL-time.Hour || ttl > IdempotencyTTL {
+		t.Fatalf("answered key TTL = %v, want about %v", ttl, IdempotencyTTL)
+	}
+	rec.Response = nil
+	pending, _ := json.Marshal(rec)
+	e.api.cfg.Redis.Set(ctx, rkey, pending, time.Hour)
+	e.api.cfg.IdempotencyWait = time.Millisecond
+	var er struct{ Error string }
+	if code := e.do("POST", "/v1/batches", tokenA, e.submitBody(), key, &er); code != http.StatusConflict || !strings.Contains(er.Error, "still running") {
+		t.Fatalf("repeat while the first runs: %d %q, want 409", code, er.Error)
+	}
+	// A failed first request frees the key (here: removed), and a repeat then says so.
+	e.api.cfg.Redis.Del(ctx, rkey)
+	if code := e.do("POST", "/v1/batches", tokenA, e.submitBody(), key, nil); code != http.StatusCreated {
+		t.Fatalf("submit after the key was freed: %d, want 201", code)
+	}
+}
+
+func TestFailedSubmitFreesIdempotencyKey(t *testing.T) {
+	e := newEnv(t)
+	key := map[string]string{"Idempotency-Key": "k"}
+	open := e.api.cfg.Ingester.Open
+	e.api.cfg.Ingester.Open = func(ctx context.Context, loc string) (storage.Store, error) {
+		return nil, fmt.Errorf("open %s: %w", loc, storage.ErrNotExist)
+	}
+	var er struct{ Error string }
+	if code := e.do("POST", "/v1/batches", tokenA, e.submitBody(), key, &er); code != http.StatusBadRequest || !strings.Contains(er.Error, "does not exist") {
+		t.Fatalf("submit whose source cannot be opened: %d %q, want 400", code, er.Error)
+	}
+	if n := e.api.cfg.Redis.Exists(context.Background(), "llamapipe:api:idempotency:acme:k").Val(); n != 0 {
+		t.Fatal("a failed submit kept its Idempotency-Key")
+	}
+	e.api.cfg.Ingester.Open = open
+	if code := e.do("POST", "/v1/batches", tokenA, e.submitBody(), key, nil); code != http.StatusCreated {
+		t.Fatalf("repeat after the failure: %d, want 201", code)
+	}
+}
+
 func TestListDetailItems(t *testing.T) {
 	e := newEnv(t)
 	first := e.submit(tokenA)
@@ -343,6 +400,12 @@ func TestUnauthorized(t *testing.T) {
 func TestValidation(t *testing.T) {
 	e := newEnv(t)
 	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(e.root, "link-out")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(e.src, filepath.Join(e.root, "link-src")); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		edit func(m map[string]any)
@@ -355,6 +418,9 @@ func TestValidation(t *testing.T) {
 		{"source outside", func(m map[string]any) { m["sources"] = []string{outside} }, "not under an allowed source"},
 		{"source sibling prefix", func(m map[string]any) { m["sources"] = []string{e.root + "x"} }, "not under an allowed source"},
 		{"source dot-dot", func(m map[string]any) { m["sources"] = []string{e.root + "/../etc"} }, "not under an allowed source"},
+		{"source through a link", func(m map[string]any) { m["sources"] = []string{e.root + "/link-out"} }, "not under an allowed source"},
+		{"out through a link", func(m map[string]any) { m["out"] = e.root + "/link-out/new/results" }, "not under an allowed output"},
+		{"out through a link into the source", func(m map[string]any) { m["out"] = e.root + "/link-src/results" }, "overlaps"},
 		{"source bucket", func(m map[string]any) { m["sources"] = []string{"s3://secrets/all"} }, "not under an allowed source"},
 		{"relative source", func(m map[string]any) { m["sources"] = []string{"src"} }, "absolute path"},
 		{"out outside", func(m map[string]any) { m["out"] = outside }, "not under an allowed output"},

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/llamapipe/llamapipe/storage"
@@ -43,6 +44,45 @@ func within(l, p storage.Location) bool {
 		return true
 	}
 	return p.Prefix == "" || l.Prefix == p.Prefix || strings.HasPrefix(l.Prefix, p.Prefix+"/")
+}
+
+// resolve follows symbolic links in a local location, so a
+// link under an allowed folder cannot point a batch elsewhere. Other
+// locations are returned as they are.
+func resolve(l storage.Location) storage.Location {
+	if l.Scheme != "file" {
+		return l
+	}
+	// Resolve the longest part that exists (an output folder often does
+	// not exist yet, but a parent of it may be a link).
+	rest := ""
+	for dir := l.Prefix; ; {
+		if p, err := filepath.EvalSymlinks(dir); err == nil {
+			l.Prefix = filepath.Join(p, rest)
+			return l
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return l
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+		dir = parent
+	}
+}
+
+// allowed reports whether l lies under one of ps, both as named and with
+// symbolic links resolved.
+func allowed(l storage.Location, ps []storage.Location) bool {
+	if !withinAny(l, ps) {
+		return false
+	}
+	r := resolve(l)
+	for _, p := range ps {
+		if within(r, resolve(p)) {
+			return true
+		}
+	}
+	return false
 }
 
 func withinAny(l storage.Location, ps []storage.Location) bool {

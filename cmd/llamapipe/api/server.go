@@ -35,6 +35,10 @@ const MaxBody = 1 << 20
 // IdempotencyTTL is how long an Idempotency-Key is remembered.
 const IdempotencyTTL = 24 * time.Hour
 
+// idempotencyLease is how long an Idempotency-Key stays reserved by a
+// request still running (a server that died mid-request frees it then).
+const idempotencyLease = time.Hour
+
 // Config configures the API server.
 type Config struct {
 	// Tracker reads and writes batch records. Required.
@@ -222,7 +226,7 @@ func (s *Server) validate(req *SubmitRequest) error {
 	if err != nil {
 		return bad("out: %v", err)
 	}
-	if !withinAny(out, s.allowOut) {
+	if !allowed(out, s.allowOut) {
 		return bad("out %s is not under an allowed output location", out)
 	}
 	for _, g := range append(append([]string{}, req.Include...), req.Exclude...) {
@@ -235,10 +239,10 @@ func (s *Server) validate(req *SubmitRequest) error {
 		if err != nil {
 			return bad("source: %v", err)
 		}
-		if !withinAny(l, s.allow) {
+		if !allowed(l, s.allow) {
 			return bad("source %s is not under an allowed source location", l)
 		}
-		if overlap(l, out) {
+		if overlap(l, out) || overlap(resolve(l), resolve(out)) {
 			return bad("out %s overlaps the source %s: choose an output location outside every source (and no source inside it)", out, l)
 		}
 	}
@@ -309,7 +313,8 @@ type idemRecord struct {
 }
 
 // idempotent calls run once per (tenant, Idempotency-Key): the first request
-// reserves the key with SETNX (TTL IdempotencyTTL) and stores its answer;
+// reserves the key with SETNX (for idempotencyLease) and stores its answer
+// (for IdempotencyTTL);
 // a repeat with the same key gets the same answer with 200 (after waiting
 // up to IdempotencyWait for a first request still running; then 409); a
 // repeat with a different request gets 422. A failed first request frees
@@ -339,7 +344,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, tenant, scop
 	rkey := s.cfg.KeyPrefix + ":api:idempotency:" + tenant + ":" + key
 	rec := idemRecord{Request: canon, ID: newID}
 	b, _ := json.Marshal(rec)
-	first, err := s.cfg.Redis.SetNX(ctx, rkey, b, IdempotencyTTL).Result()
+	first, err := s.cfg.Redis.SetNX(ctx, rkey, b, idempotencyLease).Result()
 	if err != nil {
 		s.internal(w, "idempotency key", err)
 		return
@@ -355,7 +360,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, tenant, scop
 			}
 			rec.Response = resp
 			b, _ := json.Marshal(rec)
-			if err := s.cfg.Redis.SetArgs(c, rkey, b, redis.SetArgs{KeepTTL: true}).Err(); err != nil {
+			if err := s.cfg.Redis.Set(c, rkey, b, IdempotencyTTL).Err(); err != nil {
 				s.log.Error("store idempotent answer", "err", err)
 			}
 		})
