@@ -78,6 +78,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			dashboardCommand(stdout, stderr),
 			cancelCommand(stdout, stderr),
 			retryCommand(stdout, stderr),
+			serveCommand(stdout, stderr),
 		},
 	}
 }
