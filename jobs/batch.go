@@ -130,6 +130,9 @@ func NewTracker(rdb redis.UniversalClient, prefix string) *Tracker {
 func (t *Tracker) batchKey(id string) string { return t.prefix + ":batch:{" + id + "}" }
 func (t *Tracker) itemsKey(id string) string { return t.prefix + ":batch:{" + id + "}:items" }
 func (t *Tracker) indexKey() string          { return t.prefix + ":batches" }
+func (t *Tracker) tenantIndexKey(tenant string) string {
+	return t.prefix + ":tenant:" + tenant + ":batches"
+}
 
 // Create stores a new, unsealed batch.
 func (t *Tracker) Create(ctx context.Context, b Batch) error {
@@ -144,8 +147,14 @@ func (t *Tracker) Create(ctx context.Context, b Batch) error {
 	if !ok {
 		return fmt.Errorf("create batch %s: %w", b.ID, ErrBatchExists)
 	}
-	if err := t.rdb.ZAdd(ctx, t.indexKey(), redis.Z{Score: float64(b.Created.UnixMilli()), Member: b.ID}).Err(); err != nil {
+	z := redis.Z{Score: float64(b.Created.UnixMilli()), Member: b.ID}
+	if err := t.rdb.ZAdd(ctx, t.indexKey(), z).Err(); err != nil {
 		return fmt.Errorf("index batch %s: %w", b.ID, err)
+	}
+	if b.Tenant != "" {
+		if err := t.rdb.ZAdd(ctx, t.tenantIndexKey(b.Tenant), z).Err(); err != nil {
+			return fmt.Errorf("index batch %s: %w", b.ID, err)
+		}
 	}
 	return nil
 }
@@ -168,11 +177,20 @@ func (t *Tracker) Get(ctx context.Context, id string) (Batch, error) {
 
 // List returns batch IDs, newest first, at most n (n <= 0: all).
 func (t *Tracker) List(ctx context.Context, n int) ([]string, error) {
+	return t.list(ctx, t.indexKey(), n)
+}
+
+// ListTenant returns one tenant's batch IDs, newest first, at most n.
+func (t *Tracker) ListTenant(ctx context.Context, tenant string, n int) ([]string, error) {
+	return t.list(ctx, t.tenantIndexKey(tenant), n)
+}
+
+func (t *Tracker) list(ctx context.Context, key string, n int) ([]string, error) {
 	stop := int64(-1)
 	if n > 0 {
 		stop = int64(n - 1)
 	}
-	ids, err := t.rdb.ZRevRange(ctx, t.indexKey(), 0, stop).Result()
+	ids, err := t.rdb.ZRevRange(ctx, key, 0, stop).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list batches: %w", err)
 	}

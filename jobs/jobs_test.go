@@ -208,3 +208,26 @@ func FuzzDecodeItem(f *testing.F) {
 		}
 	})
 }
+
+func TestListTenantSeesOnlyItsBatches(t *testing.T) {
+	_, rdb := jobstest.Redis(t, jobstest.DBJobs)
+	tr := jobs.NewTracker(rdb, "")
+	ctx := context.Background()
+	t0 := time.Now()
+	for i, b := range []jobs.Batch{{ID: "a1", Tenant: "acme"}, {ID: "b1", Tenant: "beta"}, {ID: "a2", Tenant: "acme"}, {ID: "n1"}} {
+		b.Created = t0.Add(time.Duration(i) * time.Second)
+		if err := tr.Create(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, err := tr.ListTenant(ctx, "acme", 0)
+	if err != nil || len(ids) != 2 || ids[0] != "a2" || ids[1] != "a1" {
+		t.Fatalf("acme's batches %v, %v", ids, err)
+	}
+	if ids, _ := tr.ListTenant(ctx, "acme", 1); len(ids) != 1 || ids[0] != "a2" {
+		t.Fatalf("limit 1: %v", ids)
+	}
+	if ids, _ := tr.List(ctx, 0); len(ids) != 4 {
+		t.Fatalf("all batches %v", ids)
+	}
+}

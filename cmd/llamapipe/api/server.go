@@ -497,37 +497,27 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, tenant string) {
 		return
 	}
 	ctx := r.Context()
-	// The index holds every tenant's batches, newest first: read it in
-	// pages until limit of this tenant's are found.
-	out := []BatchView{}
-	const page = 200
-	for n := page; len(out) < limit; n += page {
-		ids, err := s.cfg.Tracker.List(ctx, n)
+	ids, err := s.cfg.Tracker.ListTenant(ctx, tenant, limit)
+	if err != nil {
+		s.internal(w, "list batches", err)
+		return
+	}
+	out := make([]BatchView, 0, len(ids))
+	for _, id := range ids {
+		b, err := s.cfg.Tracker.Get(ctx, id)
+		if errors.Is(err, jobs.ErrNoBatch) || (err == nil && b.Tenant != tenant) {
+			continue
+		}
 		if err != nil {
-			s.internal(w, "list batches", err)
+			s.internal(w, "read batch", err)
 			return
 		}
-		for _, id := range ids[n-page:] {
-			b, err := s.cfg.Tracker.Get(ctx, id)
-			if errors.Is(err, jobs.ErrNoBatch) || (err == nil && b.Tenant != tenant) {
-				continue
-			}
-			if err != nil {
-				s.internal(w, "read batch", err)
-				return
-			}
-			v, err := s.view(ctx, b)
-			if err != nil {
-				s.internal(w, "read batch", err)
-				return
-			}
-			if out = append(out, v); len(out) == limit {
-				break
-			}
+		v, err := s.view(ctx, b)
+		if err != nil {
+			s.internal(w, "read batch", err)
+			return
 		}
-		if len(ids) < n {
-			break
-		}
+		out = append(out, v)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"batches": out})
 }
