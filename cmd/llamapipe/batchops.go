@@ -19,34 +19,25 @@ func cancelCommand(stdout, stderr io.Writer) *cli.Command {
 		Name:      "cancel",
 		Usage:     "cancel a batch: queued items are removed, running ones stop at their next step; the manifest marks them cancelled",
 		ArgsUsage: "BATCH",
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			args, err := needArgs(cmd, "batch ID")
-			if err != nil {
-				return err
-			}
-			c, err := connect(ctx, cmd, false, stderr)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		Action: onBatch(stderr, func(ctx context.Context, cmd *cli.Command, c *conn, id string) error {
 			insp := asynq.NewInspector(c.opt)
 			defer insp.Close()
-			n, err := jobs.CancelBatch(ctx, c.tracker, insp, c.client(), args[0], time.Now())
+			n, err := jobs.CancelBatch(ctx, c.tracker, insp, c.client(), id, time.Now())
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stderr, "llamapipe: batch %s cancelled: %d queued items removed; running items stop at their next step\n", args[0], n)
-			b, err := c.tracker.Get(ctx, args[0])
+			fmt.Fprintf(stderr, "llamapipe: batch %s cancelled: %d queued items removed; running items stop at their next step\n", id, n)
+			b, err := c.tracker.Get(ctx, id)
 			if err != nil {
 				return err
 			}
-			cnt, err := c.tracker.Counts(ctx, args[0])
+			cnt, err := c.tracker.Counts(ctx, id)
 			if err != nil {
 				return err
 			}
 			printCounts(stdout, b, cnt)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -60,11 +51,7 @@ func retryCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.BoolFlag{Name: "cancelled", Usage: "also retry items that ended as cancelled", Sources: env("RETRY_CANCELLED")},
 			&cli.StringFlag{Name: "reason", Usage: "only items whose reason contains this text (any case)", Sources: env("RETRY_REASON")},
 		},
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			args, err := needArgs(cmd, "batch ID")
-			if err != nil {
-				return err
-			}
+		Action: onBatch(stderr, func(ctx context.Context, cmd *cli.Command, c *conn, id string) error {
 			if !cmd.Bool("failed") && !cmd.Bool("cancelled") {
 				return &exitError{code: exitUsage, msg: "retry: nothing to retry with --failed=false and without --cancelled"}
 			}
@@ -72,19 +59,14 @@ func retryCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			c, err := connect(ctx, cmd, false, stderr)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
 			in := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
-			res, err := in.Retry(ctx, args[0], ingest.RetryOptions{Cancelled: cmd.Bool("cancelled"), Reason: cmd.String("reason")})
+			res, err := in.Retry(ctx, id, ingest.RetryOptions{Cancelled: cmd.Bool("cancelled"), Reason: cmd.String("reason")})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stderr, "llamapipe: batch %s retries %d items of %s (%d queued, %d skipped)\n", res.BatchID, res.Total, args[0], res.Enqueued, res.Skipped)
+			fmt.Fprintf(stderr, "llamapipe: batch %s retries %d items of %s (%d queued, %d skipped)\n", res.BatchID, res.Total, id, res.Enqueued, res.Skipped)
 			fmt.Fprintln(stdout, res.BatchID)
 			return nil
-		},
+		}),
 	}
 }

@@ -156,6 +156,23 @@ func parseQueues(s string) (map[string]int, error) {
 	return m, nil
 }
 
+// onBatch is the action of a command that works on one batch (its only
+// argument) in the Redis that --redis-url names.
+func onBatch(stderr io.Writer, fn func(ctx context.Context, cmd *cli.Command, c *conn, id string) error) cli.ActionFunc {
+	return func(ctx context.Context, cmd *cli.Command) error {
+		args, err := needArgs(cmd, "batch ID")
+		if err != nil {
+			return err
+		}
+		c, err := connect(ctx, cmd, false, stderr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return fn(ctx, cmd, c, args[0])
+	}
+}
+
 func needArgs(cmd *cli.Command, what string) ([]string, error) {
 	args := cmd.Args().Slice()
 	if len(args) == 0 {
@@ -294,30 +311,21 @@ func statusCommand(stdout, stderr io.Writer) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "wait", Aliases: []string{"w"}, Usage: "follow the batch until its manifest is written", Sources: env("WAIT")},
 		},
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			args, err := needArgs(cmd, "batch ID")
-			if err != nil {
-				return err
-			}
-			c, err := connect(ctx, cmd, false, stderr)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		Action: onBatch(stderr, func(ctx context.Context, cmd *cli.Command, c *conn, id string) error {
 			if cmd.Bool("wait") {
-				return follow(ctx, c.tracker, args[0], stdout, stderr, false)
+				return follow(ctx, c.tracker, id, stdout, stderr, false)
 			}
-			cnt, err := c.tracker.Counts(ctx, args[0])
+			cnt, err := c.tracker.Counts(ctx, id)
 			if err != nil {
 				return err
 			}
-			b, err := c.tracker.Get(ctx, args[0])
+			b, err := c.tracker.Get(ctx, id)
 			if err != nil {
 				return err
 			}
 			printCounts(stdout, b, cnt)
 			return nil
-		},
+		}),
 	}
 }
 
