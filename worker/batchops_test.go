@@ -141,15 +141,7 @@ func TestEveryCorpusPDFEndsWithAReason(t *testing.T) {
 			pw[filepath.Base(k)] = *v
 		}
 	}
-	w, err := worker.New(worker.Config{Redis: jobstest.ConnOpt(t, e.url), Tracker: e.tracker, Open: e.open,
-		Model: offline.New(offline.Options{}), Concurrency: 2, PDFPasswords: pw})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	e.runWorker(worker.Config{Model: offline.New(offline.Options{}), Concurrency: 2, PDFPasswords: pw}, nil)
 	var srcs []string
 	for _, f := range []string{"broken", "encrypted"} {
 		srcs = append(srcs, jobstest.CorpusDir(t, "pdfs", f))

@@ -226,24 +226,9 @@ func (e *env) startLoggedWorker(model llm.Client, concurrency int) {
 	e.t.Helper()
 	logs := &lockedBuffer{}
 	e.reg = metrics.NewRegistry()
-	w, err := worker.New(worker.Config{Redis: jobstest.ConnOpt(e.t, e.url), Tracker: e.tracker, Open: e.open, Model: model,
-		Concurrency: concurrency, ShutdownTimeout: 5 * time.Second, Metrics: metrics.New(e.reg),
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	e.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			e.t.Errorf("worker: %v", err)
-		}
-		if e.t.Failed() {
-			e.t.Logf("worker log:\n%s", logs.String())
-		}
-	})
+	e.runWorker(worker.Config{Model: model, Concurrency: concurrency, Metrics: metrics.New(e.reg),
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))},
+		func() { e.t.Logf("worker log:\n%s", logs.String()) })
 }
 
 // queueState describes the batch's tasks in asynq, for a failure message.

@@ -60,8 +60,19 @@ func newEnv(t *testing.T) *env {
 // startWorker runs a worker until the test ends.
 func (e *env) startWorker(model llm.Client, concurrency int) {
 	e.t.Helper()
-	w, err := worker.New(worker.Config{Redis: jobstest.ConnOpt(e.t, e.url), Tracker: e.tracker, Open: e.open, Model: model,
-		Concurrency: concurrency, ShutdownTimeout: 5 * time.Second})
+	e.runWorker(worker.Config{Model: model, Concurrency: concurrency}, nil)
+}
+
+// runWorker runs a worker with cfg — its Redis, tracker, opener and a 5s
+// shutdown filled in from the env — until the test ends; onFailure runs
+// then if the test failed.
+func (e *env) runWorker(cfg worker.Config, onFailure func()) {
+	e.t.Helper()
+	cfg.Redis, cfg.Tracker, cfg.Open = jobstest.ConnOpt(e.t, e.url), e.tracker, e.open
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 5 * time.Second
+	}
+	w, err := worker.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -72,6 +83,9 @@ func (e *env) startWorker(model llm.Client, concurrency int) {
 		cancel()
 		if err := <-done; err != nil {
 			e.t.Errorf("worker: %v", err)
+		}
+		if onFailure != nil && e.t.Failed() {
+			onFailure()
 		}
 	})
 }
@@ -469,15 +483,7 @@ func TestArchivedUnrecordedItemsAreSweptIntoTheManifest(t *testing.T) {
 	if err := insp.ArchiveTask(jobs.QueueDefault, victim); err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(worker.Config{Redis: jobstest.ConnOpt(t, e.url), Tracker: e.tracker, Open: e.open,
-		Model: offline.New(offline.Options{}), Concurrency: 2, SweepInterval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx) }()
-	defer func() { cancel(); <-done }()
+	e.runWorker(worker.Config{Model: offline.New(offline.Options{}), Concurrency: 2, SweepInterval: 100 * time.Millisecond}, nil)
 	out, _ := e.open(ctx, outDir)
 	es := byName(t, e.wait(res.BatchID, out, time.Minute))
 	if en := es["doc00.txt"]; en.Status != jobs.StatusFailed || !strings.Contains(en.Error, "archived") {

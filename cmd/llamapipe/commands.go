@@ -217,9 +217,7 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 				<-werr
 			}()
 
-			client := asynq.NewClient(c.opt)
-			defer client.Close()
-			in := &ingest.Ingester{Open: opener(cmd), Queue: client, Tracker: c.tracker, Logger: log}
+			in := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
 			o, err := ingestOptions(cmd, sources, model.Profile())
 			if err != nil {
 				return err
@@ -261,9 +259,7 @@ func ingestCommand(stdout, stderr io.Writer) *cli.Command {
 			if err := checkTaskForModel(cmd.String("task"), prof); err != nil {
 				return err
 			}
-			client := asynq.NewClient(c.opt)
-			defer client.Close()
-			in := &ingest.Ingester{Open: opener(cmd), Queue: client, Tracker: c.tracker, Logger: log}
+			in := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
 			o, err := ingestOptions(cmd, sources, prof)
 			if err != nil {
 				return err
