@@ -88,6 +88,8 @@ type Options struct {
 	// ingest task retried after a crash): items already queued or recorded
 	// are not queued or counted twice.
 	Resume bool
+	// Webhook is the URL told when the batch completes. Empty: none.
+	Webhook string
 }
 
 // Result summarises an ingest.
@@ -413,7 +415,7 @@ func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
 	res := Result{BatchID: cmp.Or(o.BatchID, NewBatchID(now())), Kinds: map[string]int{}}
 	b := jobs.Batch{ID: res.BatchID, Created: now().UTC(), Sources: o.Sources, Task: o.Task, Out: pr.out.String(),
 		Queue: o.Queue, Options: o.Job, Provider: o.Provider, Model: o.Model, RetryOf: o.RetryOf, Tenant: o.Tenant,
-		Include: o.Include, Exclude: o.Exclude, MaxSize: o.MaxSize, MaxRetry: o.MaxRetry}
+		Include: o.Include, Exclude: o.Exclude, MaxSize: o.MaxSize, MaxRetry: o.MaxRetry, Webhook: o.Webhook}
 	if err := in.Tracker.Create(ctx, b); err != nil && !(o.Resume && errors.Is(err, jobs.ErrBatchExists)) {
 		return res, err
 	}

@@ -43,6 +43,11 @@ type Batch struct {
 	Exclude  []string `json:"exclude,omitempty"`
 	MaxSize  int64    `json:"max_size,omitempty"`
 	MaxRetry int      `json:"max_retry,omitempty"`
+	// Webhook is the URL told when the batch completes (no secret: the
+	// workers sign the call).
+	Webhook string `json:"webhook,omitempty"`
+	// Watch names the watched inbox whose rolling batch this is.
+	Watch string `json:"watch,omitempty"`
 }
 
 // Entry is one line of manifest.jsonl: the final state of one input item.
