@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,12 +11,12 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 	"github.com/urfave/cli/v3"
 	"gopkg.in/yaml.v3"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/lease"
 )
 
 // scheduleFile is the schedules YAML:
@@ -148,53 +146,6 @@ func (p *fileProvider) GetConfigs() ([]*asynq.PeriodicTaskConfig, error) {
 // others wait as standbys.
 const leaderKey = "llamapipe:scheduler:leader"
 
-var renewScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0`)
-
-// lead blocks until this process holds the scheduler lock, then keeps it
-// alive; lost is closed if it is ever lost.
-func lead(ctx context.Context, rdb redis.UniversalClient, id string, ttl time.Duration, log *slog.Logger) (lost <-chan struct{}, err error) {
-	waiting := false
-	for {
-		ok, err := rdb.SetNX(ctx, leaderKey, id, ttl).Result()
-		if err == nil && ok {
-			break
-		}
-		if !waiting {
-			log.Info("another scheduler is running: standing by", "lock", leaderKey)
-			waiting = true
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(ttl / 3):
-		}
-	}
-	ch := make(chan struct{})
-	go func() {
-		defer close(ch)
-		t := time.NewTicker(ttl / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				_ = rdb.Eval(context.WithoutCancel(ctx), `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, []string{leaderKey}, id).Err()
-				return
-			case <-t.C:
-				n, err := renewScript.Run(ctx, rdb, []string{leaderKey}, id, ttl.Milliseconds()).Int()
-				if err == nil && n == 0 {
-					log.Error("scheduler lock lost: stopping")
-					return
-				}
-			}
-		}
-	}()
-	return ch, nil
-}
-
 func schedulerCommand(stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "scheduler",
@@ -224,10 +175,7 @@ func schedulerCommand(stderr io.Writer) *cli.Command {
 				return err
 			}
 			defer c.Close()
-			var b [6]byte
-			_, _ = rand.Read(b[:])
-			host, _ := os.Hostname()
-			lost, err := lead(ctx, c.rdb, fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:])), 30*time.Second, log)
+			lost, err := lease.Acquire(ctx, c.rdb, leaderKey, lease.Holder(), 30*time.Second, "scheduler", log)
 			if err != nil {
 				return err
 			}

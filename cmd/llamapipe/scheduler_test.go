@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,31 +103,3 @@ func TestScheduledIngestRunsOnWorkers(t *testing.T) {
 	}
 }
 
-func TestOnlyOneSchedulerLeads(t *testing.T) {
-	_, rdb := jobstest.Redis(t, jobstest.DBCmd)
-	log := slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))
-	ctx1, cancel1 := context.WithCancel(context.Background())
-	lost1, err := lead(ctx1, rdb, "one", 900*time.Millisecond, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan error, 1)
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	defer cancel2()
-	go func() { _, err := lead(ctx2, rdb, "two", 900*time.Millisecond, log); got <- err }()
-	select {
-	case <-got:
-		t.Fatal("a second scheduler took the lead while the first held it")
-	case <-time.After(2 * time.Second): // several renewals: the first keeps it
-	}
-	cancel1()
-	<-lost1
-	select {
-	case err := <-got:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("the standby did not take over after the leader stopped")
-	}
-}

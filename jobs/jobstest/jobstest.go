@@ -24,7 +24,10 @@ const (
 	DBBench     = 5
 	DBFaults    = 6
 	DBDashboard = 7
-	DBMetrics   = 15
+	// 14: ingest/watch (its MinIO event list is in database 0, where
+	// MinIO's Redis notification target writes).
+	DBWatch   = 14
+	DBMetrics = 15
 )
 
 // Redis returns a redis:// URL for database db of the test Redis, and a
