@@ -102,4 +102,3 @@ func TestScheduledIngestRunsOnWorkers(t *testing.T) {
 		t.Errorf("scheduled batch result: %v", err)
 	}
 }
-
