@@ -1,0 +1,271 @@
+package jobs
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// TypeWebhook tells a batch's completion webhook that the batch ended.
+const TypeWebhook = "llamapipe:webhook"
+
+// EventBatchCompleted is the event of a batch whose manifest and report were
+// written (whether its items succeeded, failed or were cancelled).
+const EventBatchCompleted = "batch.completed"
+
+// WebhookMaxRetry is how often a webhook call is retried (with exponential
+// backoff: about seven hours in all) before its delivery is given up.
+const WebhookMaxRetry = 15
+
+// Headers of a webhook call.
+const (
+	// HeaderWebhookEvent names the event, e.g. "batch.completed".
+	HeaderWebhookEvent = "X-Llamapipe-Event"
+	// HeaderWebhookDelivery is the same on every attempt of one delivery,
+	// so receivers can ignore a repeat.
+	HeaderWebhookDelivery = "X-Llamapipe-Delivery"
+	// HeaderWebhookTimestamp is the signing time in Unix seconds.
+	HeaderWebhookTimestamp = "X-Llamapipe-Timestamp"
+	// HeaderWebhookSignature is "t=<unix>,v1=<hex HMAC-SHA256 of "<unix>.<body>">".
+	HeaderWebhookSignature = "X-Llamapipe-Signature"
+)
+
+// Webhook delivery states (WebhookState.Status).
+const (
+	WebhookPending   = "pending"
+	WebhookDelivered = "delivered"
+	WebhookFailed    = "failed"
+)
+
+// DefaultWebhookTolerance is how far a webhook's timestamp may be from the
+// receiver's clock when VerifyWebhook is given no tolerance.
+const DefaultWebhookTolerance = 5 * time.Minute
+
+// WebhookPayload is the payload of a TypeWebhook task: the batch only; the
+// worker reads everything else (and the URL) from the batch record.
+type WebhookPayload struct {
+	V     int    `json:"v"`
+	Batch string `json:"batch"`
+}
+
+// WebhookTaskID is the asynq task ID of a batch's completion webhook: it is
+// enqueued once however often the batch is finalized.
+func WebhookTaskID(batch string) string { return "webhook:" + batch }
+
+// WebhookDeliveryID is the X-Llamapipe-Delivery value of a batch's event:
+// the same on every attempt.
+func WebhookDeliveryID(batch, event string) string { return batch + ":" + event }
+
+// NewWebhookTask builds the task that calls a batch's completion webhook. It
+// runs on the critical queue: it is small and someone is waiting for it.
+func NewWebhookTask(batch string) (*asynq.Task, error) {
+	if batch == "" {
+		return nil, fmt.Errorf("%w: no batch", ErrBadPayload)
+	}
+	b, err := json.Marshal(WebhookPayload{V: PayloadVersion, Batch: batch})
+	if err != nil {
+		return nil, fmt.Errorf("encode webhook payload: %w", err)
+	}
+	return asynq.NewTask(TypeWebhook, b,
+		asynq.TaskID(WebhookTaskID(batch)),
+		asynq.Queue(QueueCritical),
+		asynq.MaxRetry(WebhookMaxRetry),
+		asynq.Retention(Retention),
+	), nil
+}
+
+// DecodeWebhook decodes a webhook payload.
+func DecodeWebhook(b []byte) (WebhookPayload, error) {
+	var p WebhookPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("%w: %w", ErrBadPayload, err)
+	}
+	if p.V > PayloadVersion || p.V < 1 || p.Batch == "" {
+		return p, fmt.Errorf("%w: webhook payload v%d batch %q", ErrBadPayload, p.V, p.Batch)
+	}
+	return p, nil
+}
+
+// WebhookEvent is the JSON body of a webhook call. It holds counts and
+// locations only: no document text, captions or secrets.
+type WebhookEvent struct {
+	Event    string `json:"event"`
+	Delivery string `json:"delivery"`
+	Batch    string `json:"batch"`
+	Tenant   string `json:"tenant,omitempty"`
+	// State is finished, cancelled (the batch was cancelled) or stopped (a
+	// fatal error such as a refused API key; see Fatal).
+	State    string    `json:"state"`
+	Created  time.Time `json:"created"`
+	Finished time.Time `json:"finished"`
+	Counts   struct {
+		Total     int `json:"total"`
+		Done      int `json:"done"`
+		Failed    int `json:"failed"`
+		Skipped   int `json:"skipped"`
+		Cancelled int `json:"cancelled"`
+	} `json:"counts"`
+	InputTokens  int64 `json:"input_tokens"`
+	OutputTokens int64 `json:"output_tokens"`
+	// Cost and Currency are set when the model's prices are known.
+	Cost     *float64 `json:"cost,omitempty"`
+	Currency string   `json:"currency,omitempty"`
+	// Fatal is the message that stopped the batch, if any.
+	Fatal string `json:"fatal,omitempty"`
+	// RetryOf names the batch this one retried, if any.
+	RetryOf string `json:"retry_of,omitempty"`
+	// Manifest and Report are the locations of manifest.jsonl and report.md.
+	Manifest string `json:"manifest"`
+	Report   string `json:"report"`
+}
+
+// NewWebhookEvent describes a finalized batch for its webhook.
+func NewWebhookEvent(b Batch, c Counts) WebhookEvent {
+	ev := WebhookEvent{Event: EventBatchCompleted, Delivery: WebhookDeliveryID(b.ID, EventBatchCompleted),
+		Batch: b.ID, Tenant: b.Tenant, State: "finished", Created: b.Created, Finished: c.Finished,
+		InputTokens: c.InputTokens, OutputTokens: c.OutputTokens, Fatal: c.Fatal, RetryOf: b.RetryOf,
+		Manifest: joinKey(b.Out, ManifestKey), Report: joinKey(b.Out, ReportKey)}
+	switch {
+	case c.Fatal != "":
+		ev.State = "stopped"
+	case c.CancelRequested:
+		ev.State = "cancelled"
+	}
+	ev.Counts.Total, ev.Counts.Done, ev.Counts.Failed, ev.Counts.Skipped, ev.Counts.Cancelled = c.Total, c.Done, c.Failed, c.Skipped, c.Cancelled
+	return ev
+}
+
+func joinKey(loc, key string) string { return strings.TrimRight(loc, "/") + "/" + key }
+
+// SignWebhook returns the X-Llamapipe-Signature value of body signed at ts:
+// "t=<unix>,v1=<hex HMAC-SHA256(secret, "<unix>." + body)>".
+func SignWebhook(secret []byte, ts time.Time, body []byte) string {
+	unix := strconv.FormatInt(ts.Unix(), 10)
+	return "t=" + unix + ",v1=" + webhookMAC(secret, unix, body)
+}
+
+func webhookMAC(secret []byte, unix string, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(unix))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// ErrWebhookSignature reports a webhook call whose signature is missing,
+// malformed, wrong or too old.
+var ErrWebhookSignature = errors.New("jobs: bad webhook signature")
+
+// VerifyWebhook checks a webhook call as a receiver gets it: the
+// X-Llamapipe-Signature header must hold a v1 HMAC-SHA256 of
+// "<t>.<body>" under secret, and t must be within tolerance of now (zero
+// tolerance: DefaultWebhookTolerance; negative: no time check). Several v1
+// values are accepted (any one matching), so senders can rotate secrets.
+// Errors wrap ErrWebhookSignature.
+func VerifyWebhook(secret []byte, header http.Header, body []byte, now time.Time, tolerance time.Duration) error {
+	if len(secret) == 0 {
+		return fmt.Errorf("%w: no secret to verify with", ErrWebhookSignature)
+	}
+	sig := header.Get(HeaderWebhookSignature)
+	if sig == "" {
+		return fmt.Errorf("%w: no %s header", ErrWebhookSignature, HeaderWebhookSignature)
+	}
+	var unix string
+	var macs []string
+	for part := range strings.SplitSeq(sig, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return fmt.Errorf("%w: malformed %s header", ErrWebhookSignature, HeaderWebhookSignature)
+		}
+		switch k {
+		case "t":
+			unix = v
+		case "v1":
+			macs = append(macs, v)
+		}
+	}
+	ts, err := strconv.ParseInt(unix, 10, 64)
+	if err != nil || len(macs) == 0 {
+		return fmt.Errorf("%w: %s header needs t=<unix> and v1=<hex>", ErrWebhookSignature, HeaderWebhookSignature)
+	}
+	if tolerance == 0 {
+		tolerance = DefaultWebhookTolerance
+	}
+	if tolerance > 0 {
+		if d := now.Sub(time.Unix(ts, 0)).Abs(); d > tolerance {
+			return fmt.Errorf("%w: timestamp %d is %s away from now (tolerance %s)", ErrWebhookSignature, ts, d.Round(time.Second), tolerance)
+		}
+	}
+	want := []byte(webhookMAC(secret, unix, body))
+	for _, m := range macs {
+		if hmac.Equal([]byte(strings.ToLower(m)), want) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no v1 signature matches the body", ErrWebhookSignature)
+}
+
+// WebhookState is the delivery state of a batch's completion webhook.
+type WebhookState struct {
+	// Status is pending, delivered or failed.
+	Status string `json:"status"`
+	// Attempts counts the calls made so far.
+	Attempts int `json:"attempts"`
+	// LastStatus is the HTTP status of the last answer (0: none).
+	LastStatus int `json:"last_status,omitempty"`
+	// LastError says why the last attempt did not deliver (no secrets).
+	LastError string `json:"last_error,omitempty"`
+	// Updated is when the state last changed.
+	Updated time.Time `json:"updated,omitzero"`
+	// Delivery is the X-Llamapipe-Delivery value.
+	Delivery string `json:"delivery,omitempty"`
+}
+
+// SetWebhookState stores the delivery state of a batch's webhook.
+func (t *Tracker) SetWebhookState(ctx context.Context, batch string, s WebhookState) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("webhook state of %s: %w", batch, err)
+	}
+	if err := t.rdb.HSet(ctx, t.batchKey(batch), "webhook", b).Err(); err != nil {
+		return fmt.Errorf("webhook state of %s: %w", batch, err)
+	}
+	return nil
+}
+
+// CountWebhookAttempt counts one more call of a batch's webhook and returns
+// the number of calls made so far, this one included.
+func (t *Tracker) CountWebhookAttempt(ctx context.Context, batch string) (int, error) {
+	n, err := t.rdb.HIncrBy(ctx, t.batchKey(batch), "webhook_attempts", 1).Result()
+	if err != nil {
+		return 0, fmt.Errorf("webhook attempts of %s: %w", batch, err)
+	}
+	return int(n), nil
+}
+
+// WebhookState returns the delivery state of a batch's webhook; ok is false
+// while no attempt has been recorded.
+func (t *Tracker) WebhookState(ctx context.Context, batch string) (s WebhookState, ok bool, err error) {
+	raw, err := t.rdb.HGet(ctx, t.batchKey(batch), "webhook").Bytes()
+	if errors.Is(err, redis.Nil) {
+		return s, false, nil
+	}
+	if err != nil {
+		return s, false, fmt.Errorf("webhook state of %s: %w", batch, err)
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return s, false, fmt.Errorf("webhook state of %s: %w", batch, err)
+	}
+	return s, true, nil
+}
