@@ -1,0 +1,83 @@
+package openai
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	sdk "github.com/openai/openai-go/v3"
+
+	"github.com/llamapipe/llamapipe/worker/llm"
+)
+
+// This file serves the batch layer (package worker/llm/batchapi): the same
+// request body and answer mapping as Complete, for requests that travel in
+// an OpenAI-style Batch API file instead of one HTTP call each.
+
+// BatchBody returns the JSON chat-completions body Complete would send for
+// req, after the same validation. It carries image data (base64 data URLs).
+func (c *Client) BatchBody(req llm.Request) ([]byte, error) {
+	if err := llm.ValidateRequest(c.profile, req); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(c.Params(req))
+	if err != nil {
+		return nil, fmt.Errorf("%s: encode chat body: %w", c.name, err)
+	}
+	return b, nil
+}
+
+// ResponseFromBody maps one answer found in a batch output or error file
+// (its HTTP status and chat-completion body) to what Complete would have
+// returned for req: the same llm.Response on success, the same classified
+// *llm.Error otherwise.
+func (c *Client) ResponseFromBody(req llm.Request, status int, body []byte) (llm.Response, error) {
+	if status >= 400 {
+		return llm.Response{}, llm.HTTPError(c.name, status, nil, body, c.key)
+	}
+	var cc sdk.ChatCompletion
+	if err := json.Unmarshal(body, &cc); err != nil {
+		return llm.Response{}, llm.BadBody(c.name, status, fmt.Errorf("batch answer: %w", err), c.key)
+	}
+	if len(cc.Choices) == 0 {
+		return llm.Response{}, c.emptyAnswer(string(body))
+	}
+	ch := cc.Choices[0]
+	resp := llm.Response{Text: ch.Message.Content, FinishReason: ch.FinishReason, Model: cc.Model}
+	if resp.Model == "" {
+		resp.Model = c.profile.Model
+	}
+	resp.Usage = llm.CompleteUsage(llm.Usage{
+		InputTokens:  int(cc.Usage.PromptTokens),
+		OutputTokens: int(cc.Usage.CompletionTokens),
+	}, req, resp.Text)
+	if err := llm.ExtractJSONAnswer(c.name, req, &resp); err != nil {
+		return resp, err
+	}
+	return resp, nil
+}
+
+// SDK returns the client's openai-go client: the same base URL, API key
+// (explicit, never OPENAI_API_KEY from the environment), extra headers and
+// no SDK retries as Complete. The batch layer uses its Files and Batches
+// services.
+func (c *Client) SDK() *sdk.Client { return &c.sdk }
+
+// Name is the provider name the client puts in errors.
+func (c *Client) Name() string { return c.name }
+
+// ClassifyError turns a failed SDK call (with the HTTP answer captured by
+// option.WithResponseInto, possibly nil) into a classified *llm.Error with
+// the API key redacted, as Complete does.
+func (c *Client) ClassifyError(ctx context.Context, resp *http.Response, err error) error {
+	if err == nil {
+		return nil
+	}
+	var le *llm.Error
+	if errors.As(err, &le) {
+		return err
+	}
+	return c.classify(ctx, resp, err)
+}
