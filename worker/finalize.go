@@ -59,6 +59,9 @@ func (w *Worker) handleFinalize(ctx context.Context, t *asynq.Task) error {
 	if err := w.cfg.Tracker.MarkFinalized(ctx, p.Batch, now); err != nil {
 		return err
 	}
+	if err := w.enqueueWebhook(ctx, b); err != nil {
+		return err
+	}
 	w.log.InfoContext(ctx, "batch finalized", "batch_id", p.Batch, "done", c.Done, "failed", c.Failed, "skipped", c.Skipped)
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"runtime"
 	"sync"
 	"time"
@@ -67,6 +68,15 @@ type Config struct {
 	// SweepInterval is how often archived tasks are checked for items that
 	// were never recorded (see sweepArchived). Zero means one minute.
 	SweepInterval time.Duration
+	// WebhookSecret signs completion webhooks (HMAC-SHA256). Empty: webhook
+	// tasks fail for good instead of calling unsigned. Never logged.
+	WebhookSecret []byte
+	// WebhookRetryDelay is the first backoff of a failed webhook call; it
+	// doubles up to an hour. Zero means 10s.
+	WebhookRetryDelay time.Duration
+	// WebhookClient makes webhook calls (redirects are never followed).
+	// Nil means a plain http.Client.
+	WebhookClient *http.Client
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 }
@@ -114,7 +124,7 @@ func New(cfg Config) (*Worker, error) {
 		Concurrency:     cfg.Concurrency,
 		Queues:          cfg.Queues,
 		ShutdownTimeout: cfg.ShutdownTimeout,
-		RetryDelayFunc:  retryDelay,
+		RetryDelayFunc:  w.taskRetryDelay,
 		// Retries due in a second or two (rate limits, identical images in
 		// flight) should not wait for asynq's default 5s check.
 		DelayedTaskCheckInterval: time.Second,
@@ -130,7 +140,10 @@ func New(cfg Config) (*Worker, error) {
 func (w *Worker) Handler() asynq.Handler {
 	mux := asynq.NewServeMux()
 	mux.Handle(jobs.TypeItem, w.itemHandler())
+	mux.Handle(jobs.TypeMap, w.mapHandler())
+	mux.Handle(jobs.TypeReduce, w.reduceHandler())
 	mux.Handle(jobs.TypeFinalize, recoverPanics(asynq.HandlerFunc(w.handleFinalize)))
+	mux.Handle(jobs.TypeWebhook, recoverPanics(asynq.HandlerFunc(w.handleWebhook)))
 	for typ, h := range w.cfg.Handlers {
 		mux.Handle(typ, recoverPanics(h))
 	}

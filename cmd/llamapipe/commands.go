@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -33,8 +35,13 @@ func batchFlags() []cli.Flag {
 		&cli.StringFlag{Name: "language", Value: "en", Usage: "language of the summaries and captions (e.g. en, de, zh, ru)", Sources: env("LANGUAGE")},
 		&cli.StringFlag{Name: "products", Usage: "product sidecar for captions: CSV (header: key,sku,name,brand) or JSONL ({\"key\":...,\"sku\":...,\"name\":...,\"brand\":...}), keyed by image key or file name; a path or s3:// URL", Sources: env("PRODUCTS")},
 		&cli.BoolFlag{Name: "force", Usage: "process every item, also those whose results are current (same content, prompts, model and options)", Sources: env("FORCE")},
+		&cli.StringFlag{Name: "webhook", Usage: "http(s) URL the workers POST a signed \"batch.completed\" event to once the manifest is written (the workers need --webhook-secret-file or " + envWebhookSecret + ")", Sources: env("WEBHOOK")},
 	}
 }
+
+// envWebhookSecret holds the key webhooks are signed with, read directly,
+// never through a flag value.
+const envWebhookSecret = "LLAMAPIPE_WEBHOOK_SECRET"
 
 func workerFlags() []cli.Flag {
 	return []cli.Flag{
@@ -45,6 +52,7 @@ func workerFlags() []cli.Flag {
 		&cli.StringFlag{Name: "pdf-passwords", Usage: "JSON file {\"key or file name\": \"password\"} for encrypted PDFs (never logged)", Sources: env("PDF_PASSWORDS")},
 		&cli.IntFlag{Name: "image-max-side", Value: 1344, Usage: "long side of images sent to the model, in pixels (never upscaled)", Sources: env("IMAGE_MAX_SIDE")},
 		&cli.IntFlag{Name: "image-quality", Value: 85, Usage: "JPEG quality of images sent to the model", Sources: env("IMAGE_QUALITY")},
+		&cli.StringFlag{Name: "webhook-secret-file", Usage: "file holding the key completion webhooks are signed with (HMAC-SHA256; also " + envWebhookSecret + "); without one, webhooks are not sent", Sources: env("WEBHOOK_SECRET_FILE")},
 	}
 }
 
@@ -67,7 +75,14 @@ func ingestOptions(cmd *cli.Command, sources []string, prof llm.Profile) (ingest
 	if err != nil {
 		return ingest.Options{}, err
 	}
+	if hook := cmd.String("webhook"); hook != "" {
+		u, err := url.Parse(hook)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return ingest.Options{}, &exitError{code: exitUsage, msg: fmt.Sprintf("--webhook %q: give an absolute http:// or https:// URL", hook)}
+		}
+	}
 	return ingest.Options{
+		Webhook:  cmd.String("webhook"),
 		Prompts:  ps,
 		Sources:  sources,
 		Out:      cmd.String("out"),
@@ -123,6 +138,18 @@ func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger)
 	if err != nil {
 		return worker.Config{}, err
 	}
+	// The webhook key, like API keys: from a file, else the environment;
+	// never logged or shown.
+	hookKey := strings.TrimSpace(os.Getenv(envWebhookSecret))
+	if f := cmd.String("webhook-secret-file"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return worker.Config{}, &exitError{code: exitUsage, msg: fmt.Sprintf("--webhook-secret-file: %v", err)}
+		}
+		if hookKey = strings.TrimSpace(string(b)); hookKey == "" {
+			return worker.Config{}, &exitError{code: exitUsage, msg: "--webhook-secret-file " + f + " is empty"}
+		}
+	}
 	// Scheduled ingests run as tasks on the workers.
 	ingester := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log,
 		Provider: model.Profile().Provider, Model: model.Profile().Model, Prompts: ps}
@@ -139,6 +166,7 @@ func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger)
 		ShutdownTimeout: cmd.Duration("shutdown-timeout"),
 		Image:           imageprep.Options{MaxSide: cmd.Int("image-max-side"), Quality: cmd.Int("image-quality")},
 		PDFPasswords:    pw,
+		WebhookSecret:   []byte(hookKey),
 	}, nil
 }
 

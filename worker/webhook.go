@@ -1,0 +1,218 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/llamapipe/llamapipe/jobs"
+)
+
+const (
+	// webhookTimeout bounds one webhook call.
+	webhookTimeout = 10 * time.Second
+	// webhookMaxBody bounds the event body sent.
+	webhookMaxBody = 64 << 10
+	// webhookMaxAnswer is how much of the receiver's answer is read.
+	webhookMaxAnswer = 4 << 10
+	// webhookMaxDelay caps the backoff between webhook attempts.
+	webhookMaxDelay = time.Hour
+)
+
+// errNoWebhookSecret: the worker has no secret, so it sends nothing.
+var errNoWebhookSecret = errors.New("no webhook secret configured on the workers (--webhook-secret-file or LLAMAPIPE_WEBHOOK_SECRET): the webhook is not sent unsigned")
+
+// webhookError is a failed attempt: retryable unless permanent.
+type webhookError struct {
+	msg       string
+	permanent bool
+}
+
+func (e *webhookError) Error() string { return e.msg }
+
+// enqueueWebhook queues the completion webhook of a finalized batch that has
+// one. The deterministic task ID makes a second finalize a no-op.
+func (w *Worker) enqueueWebhook(ctx context.Context, b jobs.Batch) error {
+	if b.Webhook == "" {
+		return nil
+	}
+	t, err := jobs.NewWebhookTask(b.ID)
+	if err != nil {
+		return err
+	}
+	if _, err := w.client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue webhook of %s: %w", b.ID, err)
+	}
+	return nil
+}
+
+// handleWebhook POSTs a finalized batch's signed completion event to its
+// webhook and records the delivery state in the batch. 2xx delivers; 408,
+// 429, 5xx and network errors are retried (see webhookRetryDelay); other
+// answers and a worker without a secret fail the delivery for good.
+func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
+	p, err := jobs.DecodeWebhook(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	b, err := w.cfg.Tracker.Get(ctx, p.Batch)
+	if err != nil {
+		if errors.Is(err, jobs.ErrNoBatch) {
+			return fmt.Errorf("webhook: %w: %w", err, asynq.SkipRetry)
+		}
+		return err
+	}
+	if b.Webhook == "" {
+		return nil
+	}
+	delivery := jobs.WebhookDeliveryID(b.ID, jobs.EventBatchCompleted)
+	if st, ok, err := w.cfg.Tracker.WebhookState(ctx, b.ID); err != nil {
+		return err
+	} else if ok && st.Status != jobs.WebhookPending {
+		return nil // delivered or given up already
+	}
+	log := w.log.With("batch_id", b.ID, "delivery", delivery, "host", webhookHost(b.Webhook))
+	if len(w.cfg.WebhookSecret) == 0 {
+		log.ErrorContext(ctx, "webhook not sent", "reason", errNoWebhookSecret.Error())
+		if err := w.cfg.Tracker.SetWebhookState(ctx, b.ID, jobs.WebhookState{Status: jobs.WebhookFailed,
+			LastError: errNoWebhookSecret.Error(), Updated: w.now().UTC(), Delivery: delivery}); err != nil {
+			return err
+		}
+		return fmt.Errorf("webhook of %s: %w: %w", b.ID, errNoWebhookSecret, asynq.SkipRetry)
+	}
+	c, err := w.cfg.Tracker.Counts(ctx, b.ID)
+	if err != nil {
+		return err
+	}
+	ev := jobs.NewWebhookEvent(b, c)
+	if prices := w.cfg.Model.Profile().Prices; prices.InputPerMillion > 0 || prices.OutputPerMillion > 0 || prices.ImagePerThousand > 0 {
+		cost := c.Cost
+		ev.Cost, ev.Currency = &cost, prices.Currency
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("webhook of %s: %w", b.ID, err)
+	}
+	if len(body) > webhookMaxBody {
+		return fmt.Errorf("webhook of %s: body of %d bytes over %d: %w", b.ID, len(body), webhookMaxBody, asynq.SkipRetry)
+	}
+	attempt, err := w.cfg.Tracker.CountWebhookAttempt(ctx, b.ID)
+	if err != nil {
+		return err
+	}
+	code, sendErr := w.postWebhook(ctx, b.Webhook, delivery, body)
+	st := jobs.WebhookState{Status: jobs.WebhookDelivered, Attempts: attempt, LastStatus: code, Updated: w.now().UTC(), Delivery: delivery}
+	var werr *webhookError
+	errors.As(sendErr, &werr)
+	if sendErr != nil {
+		st.Status, st.LastError = jobs.WebhookPending, sendErr.Error()
+		retried, _ := asynq.GetRetryCount(ctx)
+		maxRetry, ok := asynq.GetMaxRetry(ctx)
+		if (werr != nil && werr.permanent) || (ok && retried >= maxRetry) {
+			st.Status = jobs.WebhookFailed
+		}
+	}
+	if err := w.cfg.Tracker.SetWebhookState(ctx, b.ID, st); err != nil {
+		return errors.Join(sendErr, err)
+	}
+	switch st.Status {
+	case jobs.WebhookDelivered:
+		log.InfoContext(ctx, "webhook delivered", "attempt", attempt, "status", st.LastStatus)
+		return nil
+	case jobs.WebhookFailed:
+		log.ErrorContext(ctx, "webhook failed for good", "attempt", attempt, "error", sendErr.Error())
+		return fmt.Errorf("webhook of %s: %w: %w", b.ID, sendErr, asynq.SkipRetry)
+	default:
+		log.WarnContext(ctx, "webhook attempt failed; retrying", "attempt", attempt, "error", sendErr.Error())
+		return fmt.Errorf("webhook of %s: %w", b.ID, sendErr)
+	}
+}
+
+// postWebhook makes one signed call and returns the answer's HTTP status (0:
+// none). Redirects are not followed and at most webhookMaxAnswer bytes of
+// the answer are read.
+func (w *Worker) postWebhook(ctx context.Context, target, delivery string, body []byte) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, webhookTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return 0, &webhookError{msg: "bad webhook URL", permanent: true}
+	}
+	now := w.now()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "llamapipe")
+	req.Header.Set(jobs.HeaderWebhookEvent, jobs.EventBatchCompleted)
+	req.Header.Set(jobs.HeaderWebhookDelivery, delivery)
+	req.Header.Set(jobs.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(jobs.HeaderWebhookSignature, jobs.SignWebhook(w.cfg.WebhookSecret, now, body))
+	client := w.cfg.WebhookClient
+	if client == nil {
+		client = &http.Client{}
+	}
+	c := *client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Do(req)
+	if err != nil {
+		// The error names the URL, which holds no secret; say only what
+		// went wrong.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return 0, &webhookError{msg: "webhook call failed: " + err.Error()}
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, webhookMaxAnswer))
+	_ = resp.Body.Close()
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+		return code, nil
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+		return code, &webhookError{msg: fmt.Sprintf("webhook answered %d %s", code, http.StatusText(code))}
+	default:
+		return code, &webhookError{permanent: true,
+			msg: fmt.Sprintf("webhook answered %d %s (not retried)", code, http.StatusText(code))}
+	}
+}
+
+// webhookHost is the host of a webhook URL, for logs.
+func webhookHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "?"
+	}
+	return u.Host
+}
+
+// taskRetryDelay is the asynq RetryDelayFunc: webhook calls back off from
+// WebhookRetryDelay, doubling up to an hour; every other task uses
+// retryDelay.
+func (w *Worker) taskRetryDelay(n int, err error, t *asynq.Task) time.Duration {
+	if t.Type() == jobs.TypeWebhook {
+		return webhookRetryDelay(w.cfg.WebhookRetryDelay, n)
+	}
+	return retryDelay(n, err, t)
+}
+
+// webhookRetryDelay is base·2ⁿ, capped at an hour (base zero: 10s).
+func webhookRetryDelay(base time.Duration, n int) time.Duration {
+	if base <= 0 {
+		base = 10 * time.Second
+	}
+	d := base
+	for range n {
+		if d >= webhookMaxDelay {
+			break
+		}
+		d *= 2
+	}
+	return min(d, webhookMaxDelay)
+}
