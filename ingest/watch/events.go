@@ -50,7 +50,8 @@ type s3Record struct {
 }
 
 // ParseEvents decodes one notification message: an S3 event document
-// ({"Records": [...]}, as AWS sends to SQS and MinIO to webhooks), or a
+// ({"Records": [...]}, as AWS sends to SQS and MinIO to webhooks), the same
+// wrapped in an SNS notification, or a
 // MinIO Redis target's "access" format entry ([{"Event": [...],
 // "EventTime": ...}]). Test events ("s3:TestEvent") yield no records.
 func ParseEvents(msg []byte) ([]Event, error) {
@@ -70,10 +71,15 @@ func ParseEvents(msg []byte) ([]Event, error) {
 	case strings.HasPrefix(trimmed, "{"):
 		var doc struct {
 			Records []s3Record `json:"Records"`
-			Event   string     `json:"Event"`
+			// An SNS notification (S3 → SNS → SQS) wraps the S3 document.
+			Type    string `json:"Type"`
+			Message string `json:"Message"`
 		}
 		if err := json.Unmarshal(msg, &doc); err != nil {
 			return nil, fmt.Errorf("watch: bad event message: %w", err)
+		}
+		if doc.Type == "Notification" && doc.Records == nil {
+			return ParseEvents([]byte(doc.Message))
 		}
 		recs = doc.Records
 	default:
