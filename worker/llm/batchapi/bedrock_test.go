@@ -31,6 +31,10 @@ type bedrockEnv struct {
 // test MinIO and a client on it.
 func newBedrockEnv(t *testing.T, fo fakeserver.BedrockOptions, limits Limits) *bedrockEnv {
 	t.Helper()
+	// Keep the test away from any real AWS configuration on the machine.
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	store := storagetest.NewS3Store(t, "work")
 	fo.Store = store
 	fake := fakeserver.NewBedrock(fo)
