@@ -27,11 +27,13 @@ import (
 // instructions and framing.
 const promptReserve = 2048
 
-// summarize extracts a document's text and asks the model for a digest:
-// in one request when the text fits the context budget, else map (one
-// request per chunk of text, and per group of scanned pages sent as images)
-// then reduce, in a tree until one digest remains.
-func (w *Worker) summarize(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, data []byte, out storage.Store) (outcome, error) {
+// summarize extracts a document's text and asks the model for a digest in
+// one request when the text fits the context budget. A longer document (or
+// one with scanned pages) is continued elsewhere: its chunks are planned by
+// the measured tokens, written under the batch's work prefix and mapped by
+// separate tasks (see distribute), and its reduce task writes the digest and
+// records the item.
+func (w *Worker) summarize(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, data []byte, out storage.Store, start time.Time) (outcome, error) {
 	var o outcome
 	doc, err := w.documentContent(ctx, p, data)
 	o.pages = doc.pages
@@ -52,35 +54,41 @@ func (w *Worker) summarize(ctx context.Context, log *slog.Logger, p jobs.ItemPay
 	}
 	s := &summarizer{w: w, log: log, p: p, out: out, o: &o, title: path.Base(p.Source.Key), lang: language(p.Options),
 		pages: doc.pages, budget: w.textBudget(p)}
-	var final answer
-	var tmpl *prompts.Template
-	if len(doc.scanned) == 0 && chunk.EstimateTokens(doc.text) <= s.budget {
-		tmpl, final, err = s.single(ctx, doc.text)
-		if llm.KindOf(err) == llm.TooLarge {
-			// The provider found it too large after all: map-reduce in
-			// halves, once.
-			log.InfoContext(ctx, "document too large for one request: splitting", "error", err.Error())
-			s.budget /= 2
-			tmpl, final, err = s.mapReduce(ctx, doc)
-		}
-	} else {
-		tmpl, final, err = s.mapReduce(ctx, doc)
+	if len(doc.scanned) > 0 || chunk.EstimateTokens(doc.text) > s.budget {
+		return w.distribute(ctx, log, p, data, out, doc, s.budget, start)
+	}
+	tmpl, final, err := s.single(ctx, doc.text)
+	if llm.KindOf(err) == llm.TooLarge {
+		// The provider found it too large after all: map-reduce in
+		// halves.
+		log.InfoContext(ctx, "document too large for one request: splitting", "error", err.Error())
+		return w.distribute(ctx, log, p, data, out, doc, s.budget/2, start)
 	}
 	if err != nil {
 		return o, err
 	}
-	jsonKey := jobs.ResultKey(p.ResultBase, jobs.SuffixSummaryJSON)
-	mdKey := jobs.ResultKey(p.ResultBase, jobs.SuffixSummaryMD)
-	m := w.meta(p, tmpl, o, s.requests, s.estimated || final.usage.Estimated)
-	if err := putJSON(ctx, out, jsonKey, final.doc, m); err != nil {
+	if err := s.writeDigest(ctx, tmpl, final); err != nil {
 		return o, err
 	}
-	md := renderDigest(s.title, final.doc, m)
-	if err := out.Put(ctx, mdKey, strings.NewReader(md), int64(len(md)), "text/markdown; charset=utf-8"); err != nil {
-		return o, fmt.Errorf("write %s: %w", mdKey, err)
-	}
-	o.results = []string{jsonKey, mdKey}
 	return o, nil
+}
+
+// writeDigest writes the document's <base>.summary.json and .summary.md and
+// lists them as the outcome's results.
+func (s *summarizer) writeDigest(ctx context.Context, tmpl *prompts.Template, final answer) error {
+	p := s.p
+	jsonKey := jobs.ResultKey(p.ResultBase, jobs.SuffixSummaryJSON)
+	mdKey := jobs.ResultKey(p.ResultBase, jobs.SuffixSummaryMD)
+	m := s.w.meta(p, tmpl, *s.o, s.requests, s.estimated || final.usage.Estimated)
+	if err := putJSON(ctx, s.out, jsonKey, final.doc, m); err != nil {
+		return err
+	}
+	md := renderDigest(s.title, final.doc, m)
+	if err := s.out.Put(ctx, mdKey, strings.NewReader(md), int64(len(md)), "text/markdown; charset=utf-8"); err != nil {
+		return fmt.Errorf("write %s: %w", mdKey, err)
+	}
+	s.o.results = []string{jsonKey, mdKey}
+	return nil
 }
 
 // summarizer carries one document's summarization state.
@@ -125,71 +133,10 @@ func (s *summarizer) single(ctx context.Context, text string) (*prompts.Template
 	return tmpl, a, err
 }
 
-// mapReduce maps text chunks and groups of scanned pages to partial facts,
-// then reduces them in a tree.
-func (s *summarizer) mapReduce(ctx context.Context, doc docContent) (*prompts.Template, answer, error) {
-	mapT, err := s.w.cfg.Prompts.Load(prompts.SummaryMap)
-	if err != nil {
-		return nil, answer{}, fmt.Errorf("map prompt: %w", err)
-	}
-	var chunks []chunk.Chunk
-	if strings.TrimSpace(stripMarkers(doc.text)) != "" {
-		chunks = chunk.Split(doc.text, s.budget, 200)
-	}
-	groups := groupPages(doc.scanned, s.w.cfg.Model.Profile().MaxImages)
-	units := len(chunks) + len(groups)
-	s.o.chunks = units
-	partials := make([]string, 0, units)
-	mapOne := func(i int, text string, images []scannedPage) error {
-		first, last := pageSpan(text)
-		if len(images) > 0 {
-			first, last = images[0].page, images[len(images)-1].page
-		}
-		user, err := mapT.Render(prompts.ChunkData{Language: s.lang, Chunk: i + 1, Chunks: units, FirstPage: first, LastPage: last})
-		if err != nil {
-			return fmt.Errorf("map prompt: %w", err)
-		}
-		req := s.w.docRequest(mapT, user, s.p, text)
-		if len(images) > 0 {
-			req.Parts = []llm.Part{{Text: user}}
-			for _, im := range images {
-				req.Parts = append(req.Parts, llm.Part{Text: prompts.PageMarker(im.page), Document: true},
-					llm.Part{Image: &llm.Image{MIME: "image/jpeg", Data: im.jpeg, Width: im.width, Height: im.height}})
-			}
-		}
-		a, err := s.ask(ctx, mapT, req)
-		if err != nil {
-			return err
-		}
-		partials = append(partials, fmt.Sprintf("Partial result %d (pages %d-%d):\n%s", i+1, first, last, compactJSON(a.doc)))
-		return nil
-	}
-	for i, c := range chunks {
-		if err := s.progress(ctx, "map", i, units); err != nil {
-			return nil, answer{}, err
-		}
-		err := mapOne(i, c.Text, nil)
-		if llm.KindOf(err) == llm.TooLarge {
-			// Too large for the provider: this chunk in halves, once.
-			for _, half := range chunk.Split(c.Text, max(c.Tokens/2, 256), 100) {
-				if err = mapOne(i, half.Text, nil); err != nil {
-					break
-				}
-			}
-		}
-		if err != nil {
-			return nil, answer{}, fmt.Errorf("chunk %d of %d: %w", i+1, units, err)
-		}
-	}
-	for gi, g := range groups {
-		if err := s.progress(ctx, "map scanned pages", len(chunks)+gi, units); err != nil {
-			return nil, answer{}, err
-		}
-		if err := mapOne(len(chunks)+gi, "", g); err != nil {
-			return nil, answer{}, fmt.Errorf("scanned pages %d-%d: %w", g[0].page, g[len(g)-1].page, err)
-		}
-	}
-	s.log.InfoContext(ctx, "document mapped", "chunks", len(chunks), "scanned_groups", len(groups))
+// reduce combines partial results (map answers) in a tree: groups that fit
+// the budget are reduced to partial digests, level by level, until one
+// digest remains.
+func (s *summarizer) reduce(ctx context.Context, partials []string) (*prompts.Template, answer, error) {
 	tmpl, err := s.w.cfg.Prompts.Load(prompts.SummaryReduce)
 	if err != nil {
 		return nil, answer{}, fmt.Errorf("reduce prompt: %w", err)
@@ -254,11 +201,16 @@ func (w *Worker) docRequest(tmpl *prompts.Template, user string, p jobs.ItemPayl
 }
 
 // docContent is a document's text (PDF text carries page markers) and the
-// pages that have no text layer, rendered for the model to read.
+// pages that have no text layer: rendered for the model to read, or only
+// listed (page numbers) when not asked to render.
 type docContent struct {
-	text    string
-	pages   int
-	scanned []scannedPage
+	text  string
+	pages int
+	// first is the first page read and pageTokens[i] the estimated tokens of
+	// page first+i's text with its marker (PDFs only).
+	first      int
+	pageTokens []int
+	scanned    []scannedPage
 }
 
 type scannedPage struct {
@@ -267,7 +219,8 @@ type scannedPage struct {
 	width, height int
 }
 
-// documentContent extracts a document's content by type.
+// documentContent extracts a document's content by type. Scanned PDF pages
+// are listed, not rendered (the map tasks render them).
 func (w *Worker) documentContent(ctx context.Context, p jobs.ItemPayload, data []byte) (docContent, error) {
 	t0 := time.Now()
 	defer func() { w.cfg.Metrics.TextExtracted(p.Type, time.Since(t0)) }()
@@ -275,7 +228,11 @@ func (w *Worker) documentContent(ctx context.Context, p jobs.ItemPayload, data [
 	var err error
 	switch p.Type {
 	case "pdf":
-		return w.pdfContent(ctx, p, data)
+		r := pdfRead{password: w.password(p.Source), report: true}
+		if pr := p.Source.Pages; pr != nil {
+			r.first, r.last = pr.First, pr.Last
+		}
+		return w.pdfContent(ctx, p, data, r)
 	case "docx":
 		d.text, err = extract.DOCX(data, extract.Limits{})
 	case "html":
@@ -305,13 +262,28 @@ func extractError(err error) error {
 // to the model as images.
 const maxScannedPages = 500
 
-func (w *Worker) pdfContent(ctx context.Context, p jobs.ItemPayload, data []byte) (docContent, error) {
+// pdfRead says which pages of a PDF to read, and how.
+type pdfRead struct {
+	password string
+	// first and last are the 1-based pages of this PDF to read (0: from the
+	// first, to the last page).
+	first, last int
+	// offset is added to page numbers: a chunk PDF's page 1 is the
+	// original's page offset+1, so the digest cites the original's pages.
+	offset int
+	// render renders pages without text as images; else they are listed.
+	render bool
+	// report records extraction progress for the dashboard.
+	report bool
+}
+
+func (w *Worker) pdfContent(ctx context.Context, p jobs.ItemPayload, data []byte, r pdfRead) (docContent, error) {
 	var d docContent
 	ex, err := w.pdfExtractor(ctx)
 	if err != nil {
 		return d, err
 	}
-	doc, err := ex.Open(ctx, data, w.password(p.Source))
+	doc, err := ex.Open(ctx, data, r.password)
 	switch {
 	case errors.Is(err, pdftext.ErrPassword):
 		return d, permanent("encrypted: a password is required to open this PDF (give it with --pdf-passwords)", err)
@@ -329,47 +301,58 @@ func (w *Worker) pdfContent(ctx context.Context, p jobs.ItemPayload, data []byte
 		return d, permanent("the PDF has no pages", nil)
 	}
 	first, last := 1, n
-	if r := p.Source.Pages; r != nil {
-		first, last = r.First, min(r.Last, n)
+	if r.first > 0 {
+		first, last = r.first, min(r.last, n)
 	}
+	if first > last {
+		return d, permanent(fmt.Sprintf("pages %d-%d are not in this %d-page PDF", r.first+r.offset, r.last+r.offset, n), nil)
+	}
+	d.first = first + r.offset
 	canSee := w.cfg.Model.Profile().MaxImages > 0
 	var sb strings.Builder
 	for i := first; i <= last; i++ {
-		if (i-first)%50 == 0 {
+		if r.report && (i-first)%50 == 0 {
 			w.progress(ctx, p, "extract pages", i-first, last-first+1)
 		}
 		t, err := doc.PageText(ctx, i-1)
 		if err != nil {
-			return d, fmt.Errorf("page %d: %w", i, err)
+			return d, fmt.Errorf("page %d: %w", i+r.offset, err)
 		}
 		if t = strings.TrimSpace(t); t == "" {
+			d.pageTokens = append(d.pageTokens, 0)
 			if !canSee {
-				d.scanned = append(d.scanned, scannedPage{page: i}) // counted, not rendered
+				d.scanned = append(d.scanned, scannedPage{page: i + r.offset}) // counted, not rendered
 				continue
 			}
 			if len(d.scanned) >= maxScannedPages {
 				return d, permanent(fmt.Sprintf("more than %d pages without a text layer: too many to send as images", maxScannedPages), nil)
 			}
-			sp, err := w.renderPage(ctx, doc, i)
-			if err != nil {
-				return d, err
+			sp := scannedPage{page: i + r.offset}
+			if r.render {
+				if sp, err = w.renderPage(ctx, doc, i, r.offset); err != nil {
+					return d, err
+				}
 			}
 			d.scanned = append(d.scanned, sp)
 			continue
 		}
-		sb.WriteString(prompts.PageMarker(i))
+		before := sb.Len()
+		sb.WriteString(prompts.PageMarker(i + r.offset))
 		sb.WriteString("\n")
 		sb.WriteString(t)
 		sb.WriteString("\n\n")
+		d.pageTokens = append(d.pageTokens, chunk.EstimateTokens(sb.String()[before:]))
 	}
 	d.text = sb.String()
 	return d, nil
 }
 
-// renderPage renders a page without text at 150 dpi and prepares it like
+// renderPage renders page i (1-based in doc; page i+offset of the original)
+// without text at 150 dpi and prepares it like
 // any image for the model (fit, JPEG, byte cap).
-func (w *Worker) renderPage(ctx context.Context, doc *pdftext.Doc, page int) (scannedPage, error) {
-	img, err := doc.RenderPage(ctx, page-1, 150)
+func (w *Worker) renderPage(ctx context.Context, doc *pdftext.Doc, i, offset int) (scannedPage, error) {
+	page := i + offset
+	img, err := doc.RenderPage(ctx, i-1, 150)
 	if err != nil {
 		if errors.Is(err, pdftext.ErrPageTooLarge) || errors.Is(err, pdftext.ErrDamaged) {
 			return scannedPage{}, permanent(fmt.Sprintf("page %d cannot be rendered: %v", page, err), err)

@@ -29,6 +29,9 @@ type outcome struct {
 	chunks       int
 	// skipped, when set, records the item as skipped with this reason.
 	skipped string
+	// continued: the item goes on in other tasks (a long document's map and
+	// reduce tasks); this task records nothing, the reduce records the item.
+	continued bool
 }
 
 // itemHandler wraps handleItem: panics become errors, and the item's final
@@ -66,7 +69,7 @@ func (w *Worker) itemHandler() asynq.Handler {
 			if err := w.checkCancelled(ctx, p); err != nil {
 				return err
 			}
-			out, err = w.process(ctx, log, p)
+			out, err = w.process(ctx, log, p, start)
 			return err
 		}()
 		return w.finish(ctx, log, p, out, start, err)
@@ -74,8 +77,14 @@ func (w *Worker) itemHandler() asynq.Handler {
 }
 
 // finish records the item when its fate is final and returns what asynq
-// should see.
+// should see. It serves item, map and reduce tasks alike: an outcome that is
+// continued elsewhere (a long document handed to its map tasks, a chunk
+// mapped) is not final and records nothing; any final failure of any of an
+// item's tasks records the item, once.
 func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, out outcome, start time.Time, err error) error {
+	if err == nil && out.continued {
+		return nil
+	}
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	e := jobs.Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind, Type: p.Type,
@@ -195,7 +204,7 @@ func (w *Worker) progress(ctx context.Context, p jobs.ItemPayload, stage string,
 }
 
 // process does the item's work and writes its results.
-func (w *Worker) process(ctx context.Context, log *slog.Logger, p jobs.ItemPayload) (outcome, error) {
+func (w *Worker) process(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, start time.Time) (outcome, error) {
 	src, err := w.stores.get(ctx, p.Source.Location)
 	if err != nil {
 		return outcome{}, err
@@ -213,19 +222,27 @@ func (w *Worker) process(ctx context.Context, log *slog.Logger, p jobs.ItemPaylo
 	case jobs.TaskCaption:
 		o, err = w.caption(ctx, log, p, data, out)
 	case jobs.TaskSummarize:
-		o, err = w.summarize(ctx, log, p, data, out)
+		o, err = w.summarize(ctx, log, p, data, out, start)
 	default:
 		return o, permanent(fmt.Sprintf("unknown task %q", p.Task), nil)
 	}
-	if err != nil || o.skipped != "" || p.Fingerprint == "" {
+	if err != nil || o.skipped != "" || o.continued {
 		return o, err
 	}
-	// The marker that lets the next run skip this item while it is unchanged.
+	return o, w.writeMarker(ctx, out, p)
+}
+
+// writeMarker leaves the marker that lets the next run skip this item
+// while it is unchanged (nothing when the item has no fingerprint).
+func (w *Worker) writeMarker(ctx context.Context, out storage.Store, p jobs.ItemPayload) error {
+	if p.Fingerprint == "" {
+		return nil
+	}
 	mk := jobs.FingerprintKey(p.ResultBase, p.Task, p.Fingerprint)
 	if err := out.Put(ctx, mk, strings.NewReader(""), 0, "application/octet-stream"); err != nil {
-		return o, fmt.Errorf("write %s: %w", mk, err)
+		return fmt.Errorf("write %s: %w", mk, err)
 	}
-	return o, nil
+	return nil
 }
 
 // read fetches the source object, refusing one that changed since ingest

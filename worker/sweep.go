@@ -12,10 +12,10 @@ import (
 	"github.com/llamapipe/llamapipe/jobs"
 )
 
-// sweepArchived is the safety net for items whose tasks were archived without
-// the handler recording them: Asynq archives a task whose lease expired once
-// its retries are used up (a worker killed while processing it, again and
-// again) without calling any handler. Each such item is recorded as failed
+// sweepArchived is the safety net for items whose tasks (item, map or
+// reduce) were archived without the handler recording them: Asynq archives
+// a task whose lease expired once its retries are used up (a worker killed
+// while processing it, again and again) without calling any handler. Each such item is recorded as failed
 // with a reason, so its batch still completes with every item in the
 // manifest exactly once. Recording is idempotent, so every worker process
 // may sweep.
@@ -31,11 +31,8 @@ func (w *Worker) sweepArchived(ctx context.Context, insp *asynq.Inspector) (int,
 				return swept, fmt.Errorf("list archived tasks of %s: %w", q, err)
 			}
 			for _, t := range tasks {
-				if t.Type != jobs.TypeItem {
-					continue
-				}
-				p, err := jobs.DecodeItem(t.Payload)
-				if err != nil {
+				p, what, ok := sweptItem(t)
+				if !ok {
 					continue
 				}
 				done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item)
@@ -51,6 +48,9 @@ func (w *Worker) sweepArchived(ctx context.Context, insp *asynq.Inspector) (int,
 				}
 				if strings.Contains(t.LastErr, asynq.ErrLeaseExpired.Error()) {
 					reason = fmt.Sprintf("the worker processing it died %d times (task lease expired): the item may crash or exhaust a worker", t.Retried+1)
+				}
+				if what != "" && !strings.Contains(reason, what) {
+					reason = what + ": " + reason
 				}
 				e := jobs.Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind,
 					Type: p.Type, Status: jobs.StatusFailed, Error: reason, Attempts: t.Retried + 1,
@@ -76,6 +76,24 @@ func (w *Worker) sweepArchived(ctx context.Context, insp *asynq.Inspector) (int,
 		}
 	}
 	return swept, nil
+}
+
+// sweptItem returns the item an archived task belongs to — an item task,
+// or a long document's map or reduce task — and which part of the item it
+// was ("chunk 3 of 12 (pages 41–60)", "reduce", or "" for the item task).
+func sweptItem(t *asynq.TaskInfo) (p jobs.ItemPayload, what string, ok bool) {
+	switch t.Type {
+	case jobs.TypeItem:
+		p, err := jobs.DecodeItem(t.Payload)
+		return p, "", err == nil
+	case jobs.TypeMap:
+		mp, err := jobs.DecodeMap(t.Payload)
+		return mp.Item, mp.ChunkLabel(), err == nil
+	case jobs.TypeReduce:
+		rp, err := jobs.DecodeReduce(t.Payload)
+		return rp.Item, "reduce", err == nil
+	}
+	return p, "", false
 }
 
 // sweepLoop runs sweepArchived every interval until ctx ends.

@@ -140,6 +140,8 @@ func New(cfg Config) (*Worker, error) {
 func (w *Worker) Handler() asynq.Handler {
 	mux := asynq.NewServeMux()
 	mux.Handle(jobs.TypeItem, w.itemHandler())
+	mux.Handle(jobs.TypeMap, w.mapHandler())
+	mux.Handle(jobs.TypeReduce, w.reduceHandler())
 	mux.Handle(jobs.TypeFinalize, recoverPanics(asynq.HandlerFunc(w.handleFinalize)))
 	mux.Handle(jobs.TypeWebhook, recoverPanics(asynq.HandlerFunc(w.handleWebhook)))
 	for typ, h := range w.cfg.Handlers {
