@@ -14,8 +14,10 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/api"
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/planner"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/metrics"
 )
 
@@ -39,6 +41,8 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.StringSliceFlag{Name: "allow-out", Usage: "location prefix outputs must lie under (repeatable; default: the --allow prefixes)", Sources: env("API_ALLOW_OUT")},
 			&cli.Int64Flag{Name: "max-size", Value: 512 << 20, Usage: "skip objects larger than this many bytes", Sources: env("MAX_SIZE")},
 			&cli.IntFlag{Name: "max-retry", Value: 5, Usage: "retries of an item after a transient failure", Sources: env("MAX_RETRY")},
+			&cli.StringSliceFlag{Name: "webhook-allow", Usage: "URL prefix a submit's completion webhook must start with, e.g. https://hooks.example.com/llamapipe/ (repeatable; none: submits with a webhook are refused)", Sources: env("WEBHOOK_ALLOW")},
+			&cli.IntFlag{Name: "plan-sample", Value: planner.DefaultSample, Usage: "items of a submit estimated exactly for its answer's plan; the rest are extrapolated by size (negative: all)", Sources: env("PLAN_SAMPLE")},
 		}, providerFlags(), []cli.Flag{promptFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			log, err := newLogger(cmd, stderr, slog.LevelInfo)
@@ -60,6 +64,10 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
+			profiles, err := llm.LoadProfiles(cmd.String("profiles"))
+			if err != nil {
+				return &exitError{code: exitUsage, msg: "--profiles: " + err.Error()}
+			}
 			c, err := connect(ctx, cmd, false, stderr)
 			if err != nil {
 				return err
@@ -74,7 +82,9 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 				Defaults: ingest.Options{Provider: prof.Provider, Model: prof.Model, Prompts: ps,
 					MaxSize: cmd.Int64("max-size"), MaxRetry: cmd.Int("max-retry"),
 					Job: jobs.Options{MaxOutputTokens: cmd.Int("max-output-tokens")}},
-				Logger: log,
+				AllowWebhooks: cmd.StringSlice("webhook-allow"), Profile: prof, Profiles: profiles,
+				PlanSample: cmd.Int("plan-sample"),
+				Logger:     log,
 			})
 			if err != nil {
 				return &exitError{code: exitUsage, msg: err.Error()}

@@ -45,7 +45,7 @@ type env struct {
 	out     string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, opts ...func(*Config)) *env {
 	t.Helper()
 	url, rdb := jobstest.Redis(t, dbAPI)
 	opt, err := asynq.ParseRedisURI(url)
@@ -77,8 +77,12 @@ func newEnv(t *testing.T) *env {
 		},
 		Queue: client, Tracker: tracker,
 	}
-	s, err := New(Config{Tracker: tracker, Redis: rdb, Ingester: in, Inspector: insp, Queue: client,
-		Tokens: map[string]string{tokenA: "acme", tokenB: "beta"}, Allow: []string{root}})
+	cfg := Config{Tracker: tracker, Redis: rdb, Ingester: in, Inspector: insp, Queue: client,
+		Tokens: map[string]string{tokenA: "acme", tokenB: "beta"}, Allow: []string{root}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

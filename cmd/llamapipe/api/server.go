@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,9 +20,11 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/planner"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
 // OpenAPI is the OpenAPI 3 document describing the API.
@@ -61,6 +64,21 @@ type Config struct {
 	// Defaults fill in what a submit does not say: Provider, Model,
 	// Prompts, MaxSize, MaxRetry, Job.MaxOutputTokens. Zero: ingest's.
 	Defaults ingest.Options
+	// AllowWebhooks are the URL prefixes (http:// or https://) a submit's
+	// completion webhook must start with. Empty: submits with a webhook
+	// are refused.
+	AllowWebhooks []string
+	// Profile is the model profile submits are estimated with when they
+	// name none (the workers' profile). Zero: the offline provider's (no
+	// prices).
+	Profile llm.Profile
+	// Profiles are the profiles a submit may name for its estimate, by
+	// name. Nil: llm.Builtins().
+	Profiles map[string]llm.Profile
+	// PlanSample is how many items of a submit are estimated exactly; the
+	// rest are extrapolated by size. Zero means planner.DefaultSample
+	// (500); negative: every item.
+	PlanSample int
 	// KeyPrefix namespaces the API's Redis keys. Empty means "llamapipe".
 	KeyPrefix string
 	// IdempotencyWait is how long a duplicate submit waits for the first
@@ -101,6 +119,18 @@ func New(cfg Config) (*Server, error) {
 		if allowOut, err = parsePrefixes("allowed output", cfg.AllowOut); err != nil {
 			return nil, err
 		}
+	}
+	for _, h := range cfg.AllowWebhooks {
+		u, err := url.Parse(h)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			return nil, fmt.Errorf("api: allowed webhook prefix %q: give an absolute http:// or https:// URL without credentials", h)
+		}
+	}
+	if cfg.Profile.Provider == "" {
+		cfg.Profile = llm.Profile{Provider: llm.ProviderOffline, TextOnly: true}
+	}
+	if cfg.Profiles == nil {
+		cfg.Profiles = llm.Builtins()
 	}
 	cfg.KeyPrefix = cmp.Or(cfg.KeyPrefix, "llamapipe")
 	cfg.IdempotencyWait = cmp.Or(cfg.IdempotencyWait, 30*time.Second)
@@ -174,6 +204,11 @@ type SubmitRequest struct {
 	Include  []string `json:"include,omitempty"`
 	Exclude  []string `json:"exclude,omitempty"`
 	Force    bool     `json:"force,omitempty"`
+	// Webhook is told when the batch completes (see the README).
+	Webhook string `json:"webhook,omitempty"`
+	// Profile names the model profile the estimate is priced with.
+	// Empty: the server's.
+	Profile string `json:"profile,omitempty"`
 }
 
 // SubmitResponse answers a submit or a retry.
@@ -184,6 +219,8 @@ type SubmitResponse struct {
 	Skipped  int            `json:"skipped"`
 	Kinds    map[string]int `json:"kinds,omitempty"`
 	RetryOf  string         `json:"retry_of,omitempty"`
+	// Plan is the submit's estimate (absent for retries).
+	Plan *planner.Plan `json:"plan,omitempty"`
 }
 
 // RetryRequest is the body of POST /v1/batches/{id}/retry (optional).
@@ -201,7 +238,22 @@ func (e *badRequest) Error() string { return e.msg }
 
 func bad(format string, a ...any) error { return &badRequest{msg: fmt.Sprintf(format, a...)} }
 
-func (s *Server) validate(req *SubmitRequest) error {
+func (s *Server) validate(req *SubmitRequest) (llm.Profile, error) {
+	prof := s.cfg.Profile
+	if req.Profile != "" {
+		p, err := llm.ResolveProfile(s.cfg.Profiles, req.Profile, "", "", "")
+		if err != nil {
+			return prof, bad("profile: %v", err)
+		}
+		prof = p
+	}
+	if err := s.validateRequest(req, prof); err != nil {
+		return prof, err
+	}
+	return prof, nil
+}
+
+func (s *Server) validateRequest(req *SubmitRequest, prof llm.Profile) error {
 	req.Task = cmp.Or(req.Task, jobs.TaskAuto)
 	req.Queue = cmp.Or(req.Queue, jobs.QueueDefault)
 	req.Language = cmp.Or(req.Language, "en")
@@ -212,6 +264,16 @@ func (s *Server) validate(req *SubmitRequest) error {
 	}
 	if !jobs.ValidQueue(req.Queue) {
 		return bad("unknown queue %q: use critical, default or nightly", req.Queue)
+	}
+	if req.Task != jobs.TaskCaption {
+		if err := llm.CheckRequestAllowed(prof, false); err != nil {
+			return bad("profile %s: %v: documents cannot be summarized with it; use task caption", cmp.Or(req.Profile, prof.Preset, prof.Provider), err)
+		}
+	}
+	if req.Webhook != "" {
+		if err := s.checkWebhook(req.Webhook); err != nil {
+			return err
+		}
 	}
 	if !languageRE.MatchString(req.Language) {
 		return bad("language %q: use a language tag such as en, de or pt-BR", req.Language)
@@ -282,7 +344,8 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		writeError(w, code, err.Error())
 		return
 	}
-	if err := s.validate(&req); err != nil {
+	prof, err := s.validate(&req)
+	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -291,14 +354,20 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		o := ingest.Options{
 			Sources: req.Sources, Out: req.Out, Task: req.Task, Queue: req.Queue, Include: req.Include, Exclude: req.Exclude,
 			Force: req.Force, Tenant: tenant, BatchID: id, Provider: d.Provider, Model: d.Model, Prompts: d.Prompts,
-			MaxSize: d.MaxSize, MaxRetry: d.MaxRetry, Job: d.Job,
+			MaxSize: d.MaxSize, MaxRetry: d.MaxRetry, Job: d.Job, Webhook: req.Webhook,
 		}
 		o.Job.Language = req.Language
+		// Estimated first: once queued, items the workers finish would
+		// count as unchanged.
+		plan, err := planner.Estimate(ctx, s.cfg.Ingester, o, prof, planner.Options{Sample: s.cfg.PlanSample})
+		if err != nil {
+			return SubmitResponse{}, err
+		}
 		res, err := s.cfg.Ingester.Run(ctx, o)
 		if err != nil {
 			return SubmitResponse{}, err
 		}
-		return SubmitResponse{ID: res.BatchID, Total: res.Total, Enqueued: res.Enqueued, Skipped: res.Skipped, Kinds: res.Kinds}, nil
+		return SubmitResponse{ID: res.BatchID, Total: res.Total, Enqueued: res.Enqueued, Skipped: res.Skipped, Kinds: res.Kinds, Plan: &plan}, nil
 	})
 }
 
@@ -454,6 +523,9 @@ type BatchView struct {
 	// will be, once State is finished) written.
 	Manifest string `json:"manifest"`
 	Report   string `json:"report"`
+	// WebhookDelivery is the state of the completion webhook's delivery,
+	// when the batch has a webhook.
+	WebhookDelivery *jobs.WebhookState `json:"webhook_delivery,omitempty"`
 }
 
 func (s *Server) view(ctx context.Context, b jobs.Batch) (BatchView, error) {
@@ -462,6 +534,16 @@ func (s *Server) view(ctx context.Context, b jobs.Batch) (BatchView, error) {
 		return BatchView{}, err
 	}
 	v := BatchView{Batch: b, Counts: c, Manifest: joinLoc(b.Out, jobs.ManifestKey), Report: joinLoc(b.Out, jobs.ReportKey)}
+	if b.Webhook != "" {
+		st, ok, err := s.cfg.Tracker.WebhookState(ctx, b.ID)
+		if err != nil {
+			return BatchView{}, err
+		}
+		if !ok {
+			st = jobs.WebhookState{Status: jobs.WebhookPending, Delivery: jobs.WebhookDeliveryID(b.ID, jobs.EventBatchCompleted)}
+		}
+		v.WebhookDelivery = &st
+	}
 	switch {
 	case c.Fatal != "":
 		v.State = "stopped"
@@ -654,4 +736,35 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// checkWebhook accepts an absolute http(s) URL without credentials that
+// starts with an allowed prefix (at a path boundary).
+func (s *Server) checkWebhook(raw string) error {
+	if len(s.cfg.AllowWebhooks) == 0 {
+		return bad("webhooks are not enabled on this server (--webhook-allow)")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return bad("webhook: give an absolute http:// or https:// URL")
+	}
+	if u.User != nil {
+		return bad("webhook: the URL must not carry credentials (the workers sign each call instead)")
+	}
+	for _, p := range s.cfg.AllowWebhooks {
+		if webhookUnder(raw, p) {
+			return nil
+		}
+	}
+	return bad("webhook %s is not under an allowed webhook prefix", u.Redacted())
+}
+
+// webhookUnder reports whether raw starts with prefix p, ending at a path,
+// query or fragment boundary ("https://a.example" does not admit
+// "https://a.example.evil").
+func webhookUnder(raw, p string) bool {
+	if !strings.HasPrefix(raw, p) {
+		return false
+	}
+	return len(raw) == len(p) || strings.HasSuffix(p, "/") || strings.ContainsRune("/?#", rune(raw[len(p)]))
 }

@@ -56,21 +56,28 @@ type Options struct {
 	// PDFPasswords maps a source key (or full URL) to its PDF password.
 	PDFPasswords map[string]string
 	// Sample is how many items are estimated exactly (documents read,
-	// image headers decoded); the rest are extrapolated from their size,
-	// per kind. The first item of each kind is always estimated exactly,
-	// so Plan.Sampled may exceed Sample by the number of kinds. Zero means
-	// DefaultSample; negative: every item exactly.
+	// image headers decoded); the rest are extrapolated: a document's text
+	// tokens and pages from its size at its file type's tokens and pages
+	// per byte in the sample (then chunked like the exact ones), an image
+	// at its type's average. The first item of each file type is always
+	// estimated exactly, so Plan.Sampled may exceed Sample by the number of
+	// types. Zero means DefaultSample; negative: every item exactly.
 	Sample int
 }
 
 // Item is the estimate of one item.
 type Item struct {
-	Kind     string
+	Kind string
+	// Type is the sniffed file type ("pdf", "jpeg", ...).
+	Type     string
 	Size     int64
 	Pages    int
 	Images   int
 	Requests int
 	Usage    llm.Usage
+	// TextTokens is a document's estimated text, before prompts and
+	// chunking.
+	TextTokens int
 	// Skip is why the item would not be processed ("" if it would).
 	Skip string
 }
@@ -145,15 +152,15 @@ func Estimate(ctx context.Context, in *ingest.Ingester, o ingest.Options, prof l
 		picked int
 	)
 	total, err := in.Scan(ctx, o, func(it ingest.Item) error {
-		e := Item{Kind: it.Kind, Size: it.Ref.Size, Skip: it.Skip}
+		e := Item{Kind: it.Kind, Type: string(it.Type), Size: it.Ref.Size, Skip: it.Skip}
 		if it.Unchanged {
 			e.Skip = "unchanged since the last run (results kept)"
 		}
 		mu.Lock()
-		sampled := e.Skip != "" || picked < sample || !kinds[e.Kind]
+		sampled := e.Skip != "" || picked < sample || !kinds[e.Kind+"/"+e.Type]
 		if e.Skip == "" && sampled {
 			picked++
-			kinds[e.Kind] = true
+			kinds[e.Kind+"/"+e.Type] = true
 		}
 		mu.Unlock()
 		if sampled && e.Skip == "" {
@@ -174,7 +181,9 @@ func Estimate(ctx context.Context, in *ingest.Ingester, o ingest.Options, prof l
 	if err := ctx.Err(); err != nil {
 		return Plan{}, err
 	}
-	return summarize(prof, total, picked, exact, rest), nil
+	plan := summarize(prof, total, picked, extrapolate(exact, rest, budget, maxSide))
+	plan.Extrapolated = len(rest) > 0
+	return plan, nil
 }
 
 func cmpOr(a, b int) int {
@@ -190,7 +199,7 @@ func cmpOr(a, b int) int {
 // and counted in Llama 4 tiles. An item that cannot be read gets a Skip
 // reason starting "would fail: ".
 func EstimateItem(ctx context.Context, it ingest.Item, budget, maxSide int, passwords map[string]string) Item {
-	e := Item{Kind: it.Kind, Size: it.Ref.Size, Skip: it.Skip}
+	e := Item{Kind: it.Kind, Type: string(it.Type), Size: it.Ref.Size, Skip: it.Skip}
 	if it.Unchanged {
 		e.Skip = "unchanged since the last run (results kept)"
 	}
@@ -200,59 +209,123 @@ func EstimateItem(ctx context.Context, it ingest.Item, budget, maxSide int, pass
 	switch it.Kind {
 	case jobs.KindImage:
 		w, h := imageSize(ctx, it)
-		if m := max(w, h); m > maxSide && maxSide > 0 {
-			w, h = w*maxSide/m, h*maxSide/m
-		}
-		img := llm.EstimateImageTokens(w, h)
 		e.Images, e.Requests = 1, 1
-		e.Usage = llm.Usage{InputTokens: img + PromptTokens, ImageTokens: img, OutputTokens: CaptionOutput}
+		e.Usage = imageUsage(w, h, maxSide)
 	case jobs.KindDocument:
 		tokens, pages, err := documentTokens(ctx, it, passwords)
 		if err != nil {
 			e.Skip = "would fail: " + err.Error()
 			return e
 		}
-		e.Pages = pages
-		if tokens <= budget {
-			e.Requests = 1
-			e.Usage = llm.Usage{InputTokens: tokens + PromptTokens, OutputTokens: SummaryOutput}
-			break
-		}
-		chunks := (tokens + budget - 1) / budget
-		reduces := 1 + chunks*MapOutput/budget
-		e.Requests = chunks + reduces
-		e.Usage = llm.Usage{
-			InputTokens:  tokens + chunks*PromptTokens + chunks*MapOutput + reduces*PromptTokens,
-			OutputTokens: chunks*MapOutput + reduces*SummaryOutput,
-		}
+		e.Pages, e.TextTokens = pages, tokens
+		e.Requests, e.Usage = documentUsage(tokens, budget)
 	}
 	e.Usage.Estimated = true
 	return e
 }
 
-// summarize adds up the exact estimates and scales each kind's sampled
-// numbers, per byte, to the items that were not sampled.
-func summarize(prof llm.Profile, total, picked int, exact, rest []Item) Plan {
+// imageUsage is one caption request for an image of w×h pixels fitted to
+// maxSide (0: as it is).
+func imageUsage(w, h, maxSide int) llm.Usage {
+	if m := max(w, h); m > maxSide && maxSide > 0 {
+		w, h = w*maxSide/m, h*maxSide/m
+	}
+	img := llm.EstimateImageTokens(w, h)
+	return llm.Usage{InputTokens: img + PromptTokens, ImageTokens: img, OutputTokens: CaptionOutput, Estimated: true}
+}
+
+// documentUsage is the requests a document of tokens text tokens needs:
+// one summary when it fits budget, else a map per chunk and reduces.
+func documentUsage(tokens, budget int) (int, llm.Usage) {
+	if tokens <= budget {
+		return 1, llm.Usage{InputTokens: tokens + PromptTokens, OutputTokens: SummaryOutput, Estimated: true}
+	}
+	chunks := (tokens + budget - 1) / budget
+	reduces := 1 + chunks*MapOutput/budget
+	return chunks + reduces, llm.Usage{
+		InputTokens:  tokens + chunks*PromptTokens + chunks*MapOutput + reduces*PromptTokens,
+		OutputTokens: chunks*MapOutput + reduces*SummaryOutput,
+		Estimated:    true,
+	}
+}
+
+// extrapolate estimates the items that were not sampled from the sampled
+// ones of their file type (else kind): documents by size, at the sample's
+// text tokens and pages per byte; images and others at the sample's
+// average per item. It returns exact and rest together.
+func extrapolate(exact, rest []Item, budget, maxSide int) []Item {
+	if len(rest) == 0 {
+		return exact
+	}
+	type stat struct {
+		n                       int
+		size                    int64
+		tokens, pages, requests int
+		usage                   llm.Usage
+	}
+	stats := map[string]*stat{}
+	for _, e := range exact {
+		if e.Skip != "" {
+			continue
+		}
+		for _, k := range []string{e.Kind + "/" + e.Type, e.Kind} {
+			st := stats[k]
+			if st == nil {
+				st = &stat{}
+				stats[k] = st
+			}
+			st.n++
+			st.size += e.Size
+			st.tokens += e.TextTokens
+			st.pages += e.Pages
+			st.requests += e.Requests
+			st.usage.InputTokens += e.Usage.InputTokens
+			st.usage.OutputTokens += e.Usage.OutputTokens
+			st.usage.ImageTokens += e.Usage.ImageTokens
+		}
+	}
+	out := append([]Item(nil), exact...)
+	for _, e := range rest {
+		st := stats[e.Kind+"/"+e.Type]
+		if st == nil {
+			st = stats[e.Kind]
+		}
+		switch {
+		case e.Kind == jobs.KindDocument && st != nil && st.size > 0:
+			f := float64(e.Size) / float64(st.size)
+			e.TextTokens = int(math.Round(float64(st.tokens) * f))
+			e.Pages = int(math.Round(float64(st.pages) * f))
+			e.Requests, e.Usage = documentUsage(e.TextTokens, budget)
+		case e.Kind == jobs.KindDocument:
+			// Nothing to go by: plain text at about 4 bytes a token.
+			e.TextTokens = int(e.Size / 4)
+			e.Requests, e.Usage = documentUsage(e.TextTokens, budget)
+		case e.Kind == jobs.KindImage && st == nil:
+			e.Images, e.Requests, e.Usage = 1, 1, imageUsage(maxSide, maxSide, maxSide)
+		case st != nil:
+			e.Requests = int(math.Round(float64(st.requests) / float64(st.n)))
+			e.Usage = llm.Usage{InputTokens: st.usage.InputTokens / st.n, OutputTokens: st.usage.OutputTokens / st.n,
+				ImageTokens: st.usage.ImageTokens / st.n, Estimated: true}
+			if e.Kind == jobs.KindImage {
+				e.Images = 1
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// summarize adds up the items' estimates; picked of them were sampled,
+// the others extrapolated.
+func summarize(prof llm.Profile, total, picked int, items []Item) Plan {
 	p := Plan{Profile: prof.Preset, Provider: prof.Provider, Model: prof.Model, Currency: prof.Prices.Currency,
 		Priced: prof.Prices.InputPerMillion > 0 || prof.Prices.OutputPerMillion > 0 || prof.Prices.ImagePerThousand > 0,
-		Total:  total, Kinds: map[string]Totals{}, Sampled: picked, Extrapolated: len(rest) > 0}
+		Total:  total, Kinds: map[string]Totals{}, Sampled: picked}
 	if p.Profile == "" {
 		p.Profile = prof.Provider
 	}
-	type acc struct {
-		Totals
-		size int64
-	}
-	sums := map[string]*acc{}
-	get := func(kind string) *acc {
-		a := sums[kind]
-		if a == nil {
-			a = &acc{}
-			sums[kind] = a
-		}
-		return a
-	}
-	for _, e := range exact {
+	var all Totals
+	for _, e := range items {
 		if e.Skip != "" {
 			if p.Skips == nil {
 				p.Skips = map[string]int{}
@@ -261,54 +334,21 @@ func summarize(prof llm.Profile, total, picked int, exact, rest []Item) Plan {
 			p.Skipped++
 			continue
 		}
-		a := get(e.Kind)
-		a.Items++
-		a.size += e.Size
-		a.Pages += e.Pages
-		a.Images += e.Images
-		a.Requests += e.Requests
-		a.InputTokens += int64(e.Usage.InputTokens)
-		a.OutputTokens += int64(e.Usage.OutputTokens)
-		a.ImageTokens += int64(e.Usage.ImageTokens)
-	}
-	// Extrapolate by kind: the sample's numbers per byte times the size of
-	// the items not sampled (per item when sizes are unknown).
-	restSize, restItems := map[string]int64{}, map[string]int{}
-	for _, e := range rest {
-		restSize[e.Kind] += e.Size
-		restItems[e.Kind]++
-	}
-	for kind, n := range restItems {
-		a := get(kind)
-		sampled := *a
-		f := float64(n) / float64(max(sampled.Items, 1))
-		if sampled.size > 0 && restSize[kind] > 0 {
-			f = float64(restSize[kind]) / float64(sampled.size)
+		k := p.Kinds[e.Kind]
+		for _, t := range []*Totals{&k, &all} {
+			t.Items++
+			t.Pages += e.Pages
+			t.Images += e.Images
+			t.Requests += e.Requests
+			t.InputTokens += int64(e.Usage.InputTokens)
+			t.OutputTokens += int64(e.Usage.OutputTokens)
+			t.ImageTokens += int64(e.Usage.ImageTokens)
 		}
-		scale := func(v int64) int64 { return int64(math.Round(float64(v) * f)) }
-		a.Items += n
-		a.Pages += int(scale(int64(sampled.Pages)))
-		a.Images += int(scale(int64(sampled.Images)))
-		a.Requests += int(scale(int64(sampled.Requests)))
-		a.InputTokens += scale(sampled.InputTokens)
-		a.OutputTokens += scale(sampled.OutputTokens)
-		a.ImageTokens += scale(sampled.ImageTokens)
-		if kind == jobs.KindImage {
-			a.Images = a.Items // one image per item, whatever the sizes
-		}
+		p.Kinds[e.Kind] = k
 	}
-	var all Totals
-	for kind, a := range sums {
-		t := a.Totals
+	for kind, t := range p.Kinds {
 		p.price(prof, &t)
 		p.Kinds[kind] = t
-		all.Items += t.Items
-		all.Pages += t.Pages
-		all.Images += t.Images
-		all.Requests += t.Requests
-		all.InputTokens += t.InputTokens
-		all.OutputTokens += t.OutputTokens
-		all.ImageTokens += t.ImageTokens
 	}
 	p.price(prof, &all)
 	p.All = all

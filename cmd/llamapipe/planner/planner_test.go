@@ -1,0 +1,135 @@
+package planner_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/planner"
+	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/storage/backends"
+	"github.com/llamapipe/llamapipe/worker/llm"
+)
+
+func ingester() *ingest.Ingester {
+	return &ingest.Ingester{Open: func(ctx context.Context, loc string) (storage.Store, error) {
+		return backends.Open(ctx, loc, backends.Config{})
+	}}
+}
+
+// folder holds 6 text documents of growing size, two JPEGs and an
+// unsupported HEIC image.
+func folder(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for i := range 6 {
+		text := strings.Repeat(fmt.Sprintf("Clause %d: the tenant pays rent monthly. ", i), 50+i*40)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("d%d.txt", i)), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, r := range []image.Rectangle{image.Rect(0, 0, 2688, 1344), image.Rect(0, 0, 300, 200)} {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("p%d.jpg", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := jpeg.Encode(f, image.NewRGBA(r), nil); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	if err := os.WriteFile(filepath.Join(dir, "x.heic"), []byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+var priced = llm.Profile{Provider: llm.ProviderOpenAI, Preset: "priced", Model: "m", ContextTokens: 131072, MaxOutputTokens: 4096, TextOnly: true,
+	Prices: llm.Prices{Currency: "USD", InputPerMillion: 1, OutputPerMillion: 2, BatchDiscount: 0.5}}
+
+func TestEstimateExactly(t *testing.T) {
+	src := folder(t)
+	o := ingest.Options{Sources: []string{src}, Out: t.TempDir(), Task: jobs.TaskAuto}
+	p, err := planner.Estimate(context.Background(), ingester(), o, priced, planner.Options{Sample: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Total != 9 || p.Skipped != 1 || p.All.Items != 8 || p.Sampled != 8 || p.Extrapolated {
+		t.Fatalf("plan %+v: want 9 items, 8 estimated exactly, 1 skipped", p)
+	}
+	if len(p.Skips) != 1 {
+		t.Errorf("skips %v", p.Skips)
+	}
+	img := p.Kinds[jobs.KindImage]
+	// The large image is fitted to 1344 px; the small one is sent as it is.
+	wantImg := llm.EstimateImageTokens(1344, 672) + llm.EstimateImageTokens(300, 200)
+	if img.Items != 2 || img.Images != 2 || img.ImageTokens != int64(wantImg) || img.InputTokens != int64(wantImg+2*planner.PromptTokens) {
+		t.Errorf("images %+v: want %d image tokens", img, wantImg)
+	}
+	doc := p.Kinds[jobs.KindDocument]
+	if doc.Items != 6 || doc.Requests != 6 || doc.OutputTokens != 6*planner.SummaryOutput || doc.InputTokens <= 6*planner.PromptTokens {
+		t.Errorf("documents %+v", doc)
+	}
+	wantCost := priced.Prices.Cost(llm.Usage{InputTokens: int(p.All.InputTokens), OutputTokens: int(p.All.OutputTokens)})
+	if p.All.Cost != wantCost || p.All.Cost <= 0 || p.All.BatchCost == nil || *p.All.BatchCost != wantCost*0.5 {
+		t.Errorf("cost %v batch %v, want %v and half", p.All.Cost, p.All.BatchCost, wantCost)
+	}
+	if p.Profile != "priced" || p.Currency != "USD" || !p.Priced {
+		t.Errorf("profile %q currency %q priced %v", p.Profile, p.Currency, p.Priced)
+	}
+
+	// A small budget splits the documents into chunks: more requests.
+	small := priced
+	small.ContextTokens = 4096 + 1500
+	q, err := planner.Estimate(context.Background(), ingester(), o, small, planner.Options{Sample: -1, MaxOutputTokens: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Kinds[jobs.KindDocument].Requests <= 6 {
+		t.Errorf("chunked documents: %d requests, want more than one each", q.Kinds[jobs.KindDocument].Requests)
+	}
+}
+
+func TestEstimateExtrapolatesBeyondTheSample(t *testing.T) {
+	src := folder(t)
+	o := ingest.Options{Sources: []string{src}, Out: t.TempDir(), Task: jobs.TaskAuto}
+	exact, err := planner.Estimate(context.Background(), ingester(), o, priced, planner.Options{Sample: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := planner.Estimate(context.Background(), ingester(), o, priced, planner.Options{Sample: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One item, plus the first of the other file type.
+	if !p.Extrapolated || p.Sampled != 2 || p.All.Items != 8 || p.Total != 9 || p.Skipped != 1 {
+		t.Fatalf("plan %+v: want 2 sampled of 8, extrapolated", p)
+	}
+	if img := p.Kinds[jobs.KindImage]; img.Items != 2 || img.Images != 2 || img.Requests != 2 {
+		t.Errorf("images %+v", img)
+	}
+	got, want := float64(p.Kinds[jobs.KindDocument].InputTokens), float64(exact.Kinds[jobs.KindDocument].InputTokens)
+	if got < want*0.9 || got > want*1.1 {
+		t.Errorf("document input tokens %.0f extrapolated, %.0f exact", got, want)
+	}
+	if p.Kinds[jobs.KindDocument].Requests != 6 || p.Kinds[jobs.KindDocument].OutputTokens != exact.Kinds[jobs.KindDocument].OutputTokens {
+		t.Errorf("documents %+v, exact %+v", p.Kinds[jobs.KindDocument], exact.Kinds[jobs.KindDocument])
+	}
+}
+
+func TestEstimateStopsWithItsContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := planner.Estimate(ctx, ingester(), ingest.Options{Sources: []string{folder(t)}, Out: t.TempDir()}, priced, planner.Options{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
