@@ -19,6 +19,7 @@ package worker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,9 +79,7 @@ func (w *Worker) distribute(ctx context.Context, log *slog.Logger, p jobs.ItemPa
 	}
 	o.chunks = n
 	queue, _ := asynq.GetQueueName(ctx)
-	if queue == "" {
-		queue = jobs.QueueDefault
-	}
+	queue = cmp.Or(queue, jobs.QueueDefault)
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
 	if !ok {
 		maxRetry = 3
@@ -124,7 +123,7 @@ func (w *Worker) distribute(ctx context.Context, log *slog.Logger, p jobs.ItemPa
 // weighs a share of the budget, so that a range carries at most as many
 // images as one request takes.
 func (w *Worker) planPages(doc docContent, budget int) []pdfsplit.Range {
-	perImage := budget/min(max(w.cfg.Model.Profile().MaxImages, 1), 4) + 1
+	perImage := budget / min(max(w.cfg.Model.Profile().MaxImages, 1), 4)
 	scanned := make(map[int]bool, len(doc.scanned))
 	for _, sp := range doc.scanned {
 		scanned[sp.page] = true
@@ -284,7 +283,7 @@ func (w *Worker) mapChunk(ctx context.Context, log *slog.Logger, mp jobs.MapPayl
 	queue, _ := asynq.GetQueueName(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	t, err := jobs.NewReduceTask(jobs.ReducePayload{Item: p, Count: mp.Count, DocPages: mp.DocPages, StartedMS: mp.StartedMS},
-		cmpOr(queue, jobs.QueueDefault), maxRetry)
+		cmp.Or(queue, jobs.QueueDefault), maxRetry)
 	if err != nil {
 		return err
 	}
@@ -293,13 +292,6 @@ func (w *Worker) mapChunk(ctx context.Context, log *slog.Logger, mp jobs.MapPayl
 	}
 	log.InfoContext(ctx, "every chunk mapped: reduce enqueued", "chunks", mp.Count)
 	return nil
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // mapAsk reads the chunk and asks the map prompt for each of its units:
@@ -479,8 +471,8 @@ func (w *Worker) reduceItem(ctx context.Context, log *slog.Logger, rp jobs.Reduc
 		o.inputTokens += res.InputTokens
 		o.outputTokens += res.OutputTokens
 		o.cost += res.Cost
-		o.currency = cmpOr(res.Currency, o.currency)
-		o.model = cmpOr(res.Model, o.model)
+		o.currency = cmp.Or(res.Currency, o.currency)
+		o.model = cmp.Or(res.Model, o.model)
 		s.requests += res.Requests
 		s.estimated = s.estimated || res.Estimated
 		for _, pt := range res.Partials {
