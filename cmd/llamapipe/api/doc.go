@@ -4,6 +4,9 @@
 // may name), bearer-token authentication bound to tenants, idempotent
 // submits (Idempotency-Key, kept in Redis) and the OpenAPI document that
 // describes it (openapi.yaml, embedded and served at /v1/openapi.yaml).
+// A submit may name a completion webhook, accepted only under the
+// configured URL prefixes (the workers call and sign it), and is answered
+// with the batch's cost estimate (see cmd/llamapipe/planner).
 //
 // It must not know how items are processed (workers), how stores are opened
 // (it is given an ingest.Ingester) or how the process is configured (flags,

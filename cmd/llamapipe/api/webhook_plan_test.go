@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/planner"
 	"github.com/llamapipe/llamapipe/ingest"
@@ -251,5 +255,75 @@ func TestNewRefusesBadWebhookPrefixes(t *testing.T) {
 	cfg.AllowWebhooks = []string{"https://hooks.example.com/"}
 	if _, err := New(cfg); err != nil {
 		t.Errorf("good prefix refused: %v", err)
+	}
+}
+
+// jsonFields lists the JSON names of a struct type's fields (embedded
+// structs' fields included).
+func jsonFields(t reflect.Type) map[string]bool {
+	out := map[string]bool{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			maps.Copy(out, jsonFields(f.Type))
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = true
+	}
+	return out
+}
+
+// TestOpenAPISchemasMatchTypes checks the documented properties of the
+// request and answer schemas against the Go types' JSON fields.
+func TestOpenAPISchemasMatchTypes(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]yaml.Node `yaml:"properties"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	// Both ways for the API's own types; for the batch records (which
+	// other parts of llamapipe extend), every documented property must
+	// exist.
+	loose := map[string]bool{"Batch": true, "Counts": true, "Item": true}
+	for name, typ := range map[string]reflect.Type{
+		"SubmitRequest":  reflect.TypeFor[SubmitRequest](),
+		"SubmitResponse": reflect.TypeFor[SubmitResponse](),
+		"RetryRequest":   reflect.TypeFor[RetryRequest](),
+		"Batch":          reflect.TypeFor[BatchView](),
+		"Counts":         reflect.TypeFor[jobs.Counts](),
+		"Plan":           reflect.TypeFor[planner.Plan](),
+		"PlanTotals":     reflect.TypeFor[planner.Totals](),
+		"WebhookState":   reflect.TypeFor[jobs.WebhookState](),
+		"WebhookEvent":   reflect.TypeFor[jobs.WebhookEvent](),
+		"Item":           reflect.TypeFor[jobs.Entry](),
+	} {
+		schema, ok := doc.Components.Schemas[name]
+		if !ok {
+			t.Errorf("schema %s is not in openapi.yaml", name)
+			continue
+		}
+		fields := jsonFields(typ)
+		for f := range fields {
+			if _, ok := schema.Properties[f]; !ok && !loose[name] {
+				t.Errorf("schema %s lacks %s (a field of %s)", name, f, typ)
+			}
+		}
+		for p := range schema.Properties {
+			if !fields[p] {
+				t.Errorf("schema %s documents %s, which %s does not have", name, p, typ)
+			}
+		}
 	}
 }
