@@ -38,6 +38,11 @@ type Profile struct {
 	NoAPIKey bool `yaml:"no_api_key,omitempty" json:"no_api_key,omitempty"`
 	// Region is the cloud region (Bedrock; empty: the AWS default chain's).
 	Region string `yaml:"region,omitempty" json:"region,omitempty"`
+	// BatchAPI names the provider's batch API for batch mode (package
+	// worker/llm/batchapi): BatchOpenAI (OpenAI-style /v1/files and
+	// /v1/batches), BatchBedrock (Bedrock batch inference) or "" (default:
+	// none; batch mode is not offered).
+	BatchAPI string `yaml:"batch_api,omitempty" json:"batch_api,omitempty"`
 	// Prices per unit, in Currency.
 	Prices Prices `yaml:"prices" json:"prices"`
 }

@@ -21,6 +21,12 @@ const (
 	ProviderOffline   = "offline"
 )
 
+// Batch APIs (Profile.BatchAPI).
+const (
+	BatchOpenAI  = "openai"
+	BatchBedrock = "bedrock"
+)
+
 const (
 	mib = 1 << 20
 	// OpenAI-style image types most services take as data URLs.
@@ -67,36 +73,44 @@ func Builtins() map[string]Profile {
 		}),
 		// Groq. Best-known: 131072 context, 8192 output, 5 images per
 		// request, 4 MB per base64 image, 33 megapixels; $0.11/$0.34 per 1M
-		// (Scout), $0.20/$0.60 (Maverick); batch API at 50%.
+		// (Scout), $0.20/$0.60 (Maverick); batch API at 50% (OpenAI-style
+		// /openai/v1/files and /batches, purpose "batch", .jsonl files up to
+		// 100 MB per Groq's SDK documentation).
 		"groq": llama4(Profile{
 			BaseURL: "https://api.groq.com/openai/v1", Model: "meta-llama/llama-4-scout-17b-16e-instruct",
 			ContextTokens: 131072, MaxOutputTokens: 8192, MaxImages: 5, MaxImageBytes: 4 * mib, MaxImagePixels: 33177600,
 			ImageFormats: []string{mimeJPEG, mimePNG, mimeWEBP, mimeGIF},
 			JSONSchema:   true, JSONObject: true,
-			Prices: Prices{Currency: "USD", InputPerMillion: 0.11, OutputPerMillion: 0.34, BatchDiscount: 0.5},
+			Prices:   Prices{Currency: "USD", InputPerMillion: 0.11, OutputPerMillion: 0.34, BatchDiscount: 0.5},
+			BatchAPI: BatchOpenAI,
 		}),
 		"groq-maverick": llama4(Profile{
 			BaseURL: "https://api.groq.com/openai/v1", Model: "meta-llama/llama-4-maverick-17b-128e-instruct",
 			ContextTokens: 131072, MaxOutputTokens: 8192, MaxImages: 5, MaxImageBytes: 4 * mib, MaxImagePixels: 33177600,
 			ImageFormats: []string{mimeJPEG, mimePNG, mimeWEBP, mimeGIF},
 			JSONSchema:   true, JSONObject: true,
-			Prices: Prices{Currency: "USD", InputPerMillion: 0.20, OutputPerMillion: 0.60, BatchDiscount: 0.5},
+			Prices:   Prices{Currency: "USD", InputPerMillion: 0.20, OutputPerMillion: 0.60, BatchDiscount: 0.5},
+			BatchAPI: BatchOpenAI,
 		}),
 		// Together AI. Best-known: 1M context served (Scout/Maverick),
-		// json_schema, $0.18/$0.59 (Scout), $0.27/$0.85 (Maverick); batch 50%.
+		// json_schema, $0.18/$0.59 (Scout), $0.27/$0.85 (Maverick); batch 50%
+		// (OpenAI-style /v1/batches, up to 50,000 requests and 100 MB a file,
+		// file purpose "batch-api").
 		"together": llama4(Profile{
 			BaseURL: "https://api.together.xyz/v1", Model: "meta-llama/Llama-4-Scout-17B-16E-Instruct",
 			ContextTokens: 1048576, MaxOutputTokens: 8192, MaxImages: 5, MaxImageBytes: 20 * mib,
 			ImageFormats: []string{mimeJPEG, mimePNG, mimeWEBP},
 			JSONSchema:   true, JSONObject: true,
-			Prices: Prices{Currency: "USD", InputPerMillion: 0.18, OutputPerMillion: 0.59, BatchDiscount: 0.5},
+			Prices:   Prices{Currency: "USD", InputPerMillion: 0.18, OutputPerMillion: 0.59, BatchDiscount: 0.5},
+			BatchAPI: BatchOpenAI,
 		}),
 		"together-maverick": llama4(Profile{
 			BaseURL: "https://api.together.xyz/v1", Model: "meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8",
 			ContextTokens: 1048576, MaxOutputTokens: 8192, MaxImages: 5, MaxImageBytes: 20 * mib,
 			ImageFormats: []string{mimeJPEG, mimePNG, mimeWEBP},
 			JSONSchema:   true, JSONObject: true,
-			Prices: Prices{Currency: "USD", InputPerMillion: 0.27, OutputPerMillion: 0.85, BatchDiscount: 0.5},
+			Prices:   Prices{Currency: "USD", InputPerMillion: 0.27, OutputPerMillion: 0.85, BatchDiscount: 0.5},
+			BatchAPI: BatchOpenAI,
 		}),
 		// OpenRouter. Context 327680 ("328K" on the reseller card, which
 		// mirrors OpenRouter's listing); prices best-known: $0.08/$0.30
@@ -166,19 +180,22 @@ func Builtins() map[string]Profile {
 		// AWS Bedrock Converse, cross-region inference profiles in us-east-1.
 		// Best-known: Scout 3.5M / Maverick 1M context, 8192 output,
 		// Converse image blocks ≤3.75 MB, ≤8000 px a side, 20 images;
-		// $0.17/$0.66 (Scout), $0.24/$0.97 (Maverick) per 1M; batch 50%.
+		// $0.17/$0.66 (Scout), $0.24/$0.97 (Maverick) per 1M; batch 50%
+		// (batch inference jobs, Converse record format).
 		// Converse has no response_format: instructions fallback.
 		"bedrock-scout": {
 			Provider: ProviderBedrock, Model: "us.meta.llama4-scout-17b-instruct-v1:0", Region: "us-east-1",
 			ContextTokens: 3500000, MaxOutputTokens: 8192, MaxImages: 20, MaxImageBytes: 3932160, MaxImagePixels: 8000 * 8000,
 			ImageFormats: []string{mimeJPEG, mimePNG, mimeWEBP, mimeGIF}, TextOnly: true,
-			Prices: Prices{Currency: "USD", InputPerMillion: 0.17, OutputPerMillion: 0.66, BatchDiscount: 0.5},
+			Prices:   Prices{Currency: "USD", InputPerMillion: 0.17, OutputPerMillion: 0.66, BatchDiscount: 0.5},
+			BatchAPI: BatchBedrock,
 		},
 		"bedrock-maverick": {
 			Provider: ProviderBedrock, Model: "us.meta.llama4-maverick-17b-instruct-v1:0", Region: "us-east-1",
 			ContextTokens: 1000000, MaxOutputTokens: 8192, MaxImages: 20, MaxImageBytes: 3932160, MaxImagePixels: 8000 * 8000,
 			ImageFormats: []string{mimeJPEG, mimePNG, mimeWEBP, mimeGIF}, TextOnly: true,
-			Prices: Prices{Currency: "USD", InputPerMillion: 0.24, OutputPerMillion: 0.97, BatchDiscount: 0.5},
+			Prices:   Prices{Currency: "USD", InputPerMillion: 0.24, OutputPerMillion: 0.97, BatchDiscount: 0.5},
+			BatchAPI: BatchBedrock,
 		},
 	}
 	// DashScope native API, Llama 3.2 vision
@@ -297,6 +314,14 @@ func validateProfile(p Profile) error {
 		return errors.New("provider is not set")
 	default:
 		return fmt.Errorf("unknown provider %q (want openai, dashscope, bedrock or offline)", p.Provider)
+	}
+	switch p.BatchAPI {
+	case "", BatchOpenAI, BatchBedrock:
+	default:
+		return fmt.Errorf("unknown batch API %q (want openai, bedrock or empty)", p.BatchAPI)
+	}
+	if (p.BatchAPI == BatchOpenAI && p.Provider != ProviderOpenAI) || (p.BatchAPI == BatchBedrock && p.Provider != ProviderBedrock) {
+		return fmt.Errorf("batch API %q does not go with provider %s", p.BatchAPI, p.Provider)
 	}
 	if p.ContextTokens < 0 || p.MaxOutputTokens < 0 || p.MaxImages < 0 || p.MaxImageBytes < 0 || p.MaxImagePixels < 0 {
 		return errors.New("limits must not be negative")

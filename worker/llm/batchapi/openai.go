@@ -34,8 +34,13 @@ type OpenAIOptions struct {
 	// SDK client gives base URL, API key and headers, its BatchBody the
 	// lines' bodies and its ResponseFromBody the answers.
 	Online *openai.Client
-	// Limits are the file limits. Default (zero value): OpenAILimits().
+	// Limits are the file limits. Default (zero value): ProfileLimits of
+	// the online client's profile.
 	Limits Limits
+	// FilePurpose is the purpose of uploaded input files. Default:
+	// ProfileFilePurpose of the online client's profile ("batch"; Together
+	// wants "batch-api").
+	FilePurpose string
 	// Logger receives job ids and states, never content. Default: discard.
 	Logger *slog.Logger
 }
@@ -44,10 +49,11 @@ type OpenAIOptions struct {
 // OpenAI-compatible providers that serve /v1/files and /v1/batches). It is
 // safe for concurrent use.
 type OpenAI struct {
-	online *openai.Client
-	sdk    *sdk.Client
-	limits Limits
-	log    *slog.Logger
+	online  *openai.Client
+	sdk     *sdk.Client
+	limits  Limits
+	purpose string
+	log     *slog.Logger
 }
 
 var _ Client = (*OpenAI)(nil)
@@ -57,9 +63,12 @@ func NewOpenAI(o OpenAIOptions) (*OpenAI, error) {
 	if o.Online == nil {
 		return nil, errors.New("batchapi: openai: online client is required")
 	}
-	c := &OpenAI{online: o.Online, sdk: o.Online.SDK(), limits: o.Limits, log: o.Logger}
+	c := &OpenAI{online: o.Online, sdk: o.Online.SDK(), limits: o.Limits, purpose: o.FilePurpose, log: o.Logger}
 	if c.limits == (Limits{}) {
-		c.limits = OpenAILimits()
+		c.limits = ProfileLimits(o.Online.Profile())
+	}
+	if c.purpose == "" {
+		c.purpose = ProfileFilePurpose(o.Online.Profile())
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -98,7 +107,7 @@ func (c *OpenAI) Submit(ctx context.Context, name string, data io.Reader, n int)
 	var hr *http.Response
 	f, err := c.sdk.Files.New(ctx, sdk.FileNewParams{
 		File:    sdk.File(data, name+".jsonl", "application/jsonl"),
-		Purpose: sdk.FilePurposeBatch,
+		Purpose: sdk.FilePurpose(c.purpose),
 	}, option.WithResponseInto(&hr))
 	if err != nil {
 		return Job{}, fmt.Errorf("upload batch file %s: %w", name, c.online.ClassifyError(ctx, hr, err))

@@ -376,3 +376,23 @@ func TestOpenAIFailedBatchAndBadKey(t *testing.T) {
 		t.Errorf("wrong key: %v", err)
 	}
 }
+
+// TestOpenAIFilePurpose: the upload carries the configured purpose (the
+// fake, like OpenAI, takes only "batch": Together's "batch-api" is refused
+// there, permanently).
+func TestOpenAIFilePurpose(t *testing.T) {
+	fb := fakeserver.NewBatch(fakeserver.BatchOptions{})
+	srv := httptest.NewServer(fb)
+	defer srv.Close()
+	line := []byte(`{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"hi"}]}}` + "\n")
+	for purpose, ok := range map[string]bool{"": true, "batch": true, "batch-api": false} {
+		bc, err := NewOpenAI(OpenAIOptions{Online: onlineClient(t, srv.URL+"/v1", ""), FilePurpose: purpose})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = bc.Submit(context.Background(), "p", bytes.NewReader(line), 1)
+		if ok != (err == nil) || (!ok && llm.KindOf(err) != llm.Permanent) {
+			t.Errorf("purpose %q: %v", purpose, err)
+		}
+	}
+}

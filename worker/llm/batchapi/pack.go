@@ -3,6 +3,10 @@ package batchapi
 import (
 	"bytes"
 	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
 // Limits bound one input file (and, for MinLines, one job).
@@ -40,6 +44,43 @@ const (
 	BedrockMaxBytes     = 1 << 30
 	BedrockMaxLineBytes = 6 << 20
 )
+
+// Groq's and Together's OpenAI-style batch APIs take files up to 100 MB
+// (Groq's SDK documentation; Together's Batch API announcement, which also
+// gives 50,000 requests per file).
+const SmallMaxBytes = 100 << 20
+
+// ProfileLimits returns the file limits of a profile's batch API:
+// BedrockLimits for llm.BatchBedrock; for any other profile OpenAILimits,
+// with SmallMaxBytes per file when the base URL is Groq's or Together's.
+func ProfileLimits(p llm.Profile) Limits {
+	if p.BatchAPI == llm.BatchBedrock || (p.BatchAPI == "" && p.Provider == llm.ProviderBedrock) {
+		return BedrockLimits()
+	}
+	l := OpenAILimits()
+	if host := baseHost(p.BaseURL); host == "api.groq.com" || host == "api.together.xyz" {
+		l.MaxBytes = SmallMaxBytes
+	}
+	return l
+}
+
+// ProfileFilePurpose is the purpose an OpenAI-style batch input file is
+// uploaded with: "batch-api" for Together (its batch documentation),
+// "batch" (OpenAI's) for everyone else.
+func ProfileFilePurpose(p llm.Profile) string {
+	if baseHost(p.BaseURL) == "api.together.xyz" {
+		return "batch-api"
+	}
+	return "batch"
+}
+
+func baseHost(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Hostname())
+}
 
 // OpenAILimits returns the OpenAI-style Batch API defaults.
 func OpenAILimits() Limits {

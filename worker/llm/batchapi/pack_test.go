@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -162,5 +163,48 @@ func TestPackerRefusesDuplicatesAndInvalidRequests(t *testing.T) {
 	}
 	if p.Pending() != 0 {
 		t.Fatalf("%d pending after refusals", p.Pending())
+	}
+}
+
+func TestProfileLimitsAndPurpose(t *testing.T) {
+	b := llm.Builtins()
+	if got := ProfileLimits(b["bedrock-scout"]); got != BedrockLimits() {
+		t.Errorf("bedrock: %+v", got)
+	}
+	if got := ProfileLimits(b["groq"]); got.MaxBytes != SmallMaxBytes || got.MaxLines != OpenAIMaxLines {
+		t.Errorf("groq: %+v", got)
+	}
+	generic := llm.Profile{Provider: llm.ProviderOpenAI, BaseURL: "https://llm.example.com/v1", BatchAPI: llm.BatchOpenAI}
+	if got := ProfileLimits(generic); got != OpenAILimits() {
+		t.Errorf("generic: %+v", got)
+	}
+	if ProfileFilePurpose(b["together-maverick"]) != "batch-api" || ProfileFilePurpose(b["groq"]) != "batch" {
+		t.Error("file purposes")
+	}
+	// Every preset priced for batch names its batch API, and the reverse.
+	for name, p := range b {
+		if (p.Prices.BatchDiscount > 0) != (p.BatchAPI != "") {
+			t.Errorf("%s: batch discount %v, batch API %q", name, p.Prices.BatchDiscount, p.BatchAPI)
+		}
+	}
+}
+
+func TestProfilesYAMLBatchAPI(t *testing.T) {
+	for yaml, ok := range map[string]bool{
+		"profiles:\n  mine:\n    preset: vllm\n    model: m\n    batch_api: openai\n":    true,
+		"profiles:\n  mine:\n    preset: vllm\n    model: m\n    batch_api: sagemaker\n": false,
+		"profiles:\n  bedrock-scout:\n    batch_api: openai\n":                           false,
+	} {
+		path := t.TempDir() + "/p.yaml"
+		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ps, err := llm.LoadProfiles(path)
+		if (err == nil) != ok {
+			t.Errorf("%q: %v", yaml, err)
+		}
+		if ok && ps["mine"].BatchAPI != llm.BatchOpenAI {
+			t.Errorf("%q: batch API %q", yaml, ps["mine"].BatchAPI)
+		}
 	}
 }
