@@ -28,6 +28,7 @@ type IngestPayload struct {
 	Options  Options  `json:"options,omitzero"`
 	Provider string   `json:"provider,omitempty"`
 	Model    string   `json:"model,omitempty"`
+	Webhook  string   `json:"webhook,omitempty"`
 }
 
 // NewIngestTask builds an ingest task. It runs on the critical queue: it is

@@ -79,6 +79,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			cancelCommand(stdout, stderr),
 			retryCommand(stdout, stderr),
 			serveCommand(stdout, stderr),
+			watchCommand(stderr),
 		},
 	}
 }
