@@ -124,11 +124,12 @@ type Client interface {
 	Submit(ctx context.Context, name string, data io.Reader, n int) (Job, error)
 	// Get returns the job's current state.
 	Get(ctx context.Context, id string) (Job, error)
-	// Results yields one Result per input line, in input order, once the
-	// job is Done (before that it yields ErrNotDone). Output and error
-	// files are both read; lines the provider never answered come back
-	// with ErrNotAnswered. A non-nil second value is a failure to read the
-	// results (retry later); iteration stops after it.
+	// Results yields exactly one Result per input line once the job is
+	// Done (before that, only the error ErrNotDone): answered lines as the
+	// provider's files list them, then the lines it never answered, with
+	// ErrNotAnswered, in input order. Output and error files are both
+	// read. A non-nil second value is a failure to read the results (retry
+	// later; nothing is lost); iteration stops after it.
 	Results(ctx context.Context, job Job) iter.Seq2[Result, error]
 	// Cancel asks the provider to stop the job; lines already answered
 	// stay available through Results once the job is cancelled.

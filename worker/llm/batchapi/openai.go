@@ -110,7 +110,7 @@ func (c *OpenAI) Submit(ctx context.Context, name string, data io.Reader, n int)
 		Purpose: sdk.FilePurpose(c.purpose),
 	}, option.WithResponseInto(&hr))
 	if err != nil {
-		return Job{}, fmt.Errorf("upload batch file %s: %w", name, c.online.ClassifyError(ctx, hr, err))
+		return Job{}, fmt.Errorf("upload batch file %s: %w", name, c.online.ClassifyError(ctx, "upload batch file", hr, err))
 	}
 	hr = nil
 	b, err := c.sdk.Batches.New(ctx, sdk.BatchNewParams{
@@ -120,7 +120,7 @@ func (c *OpenAI) Submit(ctx context.Context, name string, data io.Reader, n int)
 		Metadata:         shared.Metadata{"name": name},
 	}, option.WithResponseInto(&hr))
 	if err != nil {
-		return Job{}, fmt.Errorf("create batch %s (file %s): %w", name, f.ID, c.online.ClassifyError(ctx, hr, err))
+		return Job{}, fmt.Errorf("create batch %s (file %s): %w", name, f.ID, c.online.ClassifyError(ctx, "create batch", hr, err))
 	}
 	job := c.job(b)
 	c.log.Info("batch submitted", "provider", job.Provider, "batch", job.ID, "file", f.ID, "lines", n)
@@ -132,7 +132,7 @@ func (c *OpenAI) Get(ctx context.Context, id string) (Job, error) {
 	var hr *http.Response
 	b, err := c.sdk.Batches.Get(ctx, id, option.WithResponseInto(&hr))
 	if err != nil {
-		return Job{}, fmt.Errorf("get batch %s: %w", id, c.online.ClassifyError(ctx, hr, err))
+		return Job{}, fmt.Errorf("get batch %s: %w", id, c.online.ClassifyError(ctx, "get batch", hr, err))
 	}
 	return c.job(b), nil
 }
@@ -141,7 +141,7 @@ func (c *OpenAI) Get(ctx context.Context, id string) (Job, error) {
 func (c *OpenAI) Cancel(ctx context.Context, id string) error {
 	var hr *http.Response
 	if _, err := c.sdk.Batches.Cancel(ctx, id, option.WithResponseInto(&hr)); err != nil {
-		return fmt.Errorf("cancel batch %s: %w", id, c.online.ClassifyError(ctx, hr, err))
+		return fmt.Errorf("cancel batch %s: %w", id, c.online.ClassifyError(ctx, "cancel batch", hr, err))
 	}
 	c.log.Info("batch cancel requested", "provider", llm.ProviderOpenAI, "batch", id)
 	return nil
@@ -292,9 +292,13 @@ func (c *OpenAI) result(ol outputLine) Result {
 
 // eachLine streams a file's content line by line.
 func (c *OpenAI) eachLine(ctx context.Context, fileID string, fn func([]byte) error) error {
-	resp, err := c.sdk.Files.Content(ctx, fileID)
+	var hr *http.Response
+	resp, err := c.sdk.Files.Content(ctx, fileID, option.WithResponseInto(&hr))
 	if err != nil {
-		return c.online.ClassifyError(ctx, resp, err)
+		if resp != nil && hr == nil {
+			hr = resp
+		}
+		return c.online.ClassifyError(ctx, "download batch file", hr, err)
 	}
 	defer resp.Body.Close()
 	return eachLine(resp.Body, fn)

@@ -362,6 +362,15 @@ func TestOpenAIFailedBatchAndBadKey(t *testing.T) {
 		}
 	}
 
+	// A file the provider no longer has: a classified read failure.
+	gone := job
+	gone.InputFile = "file-nosuch"
+	for _, err := range env.batch.Results(ctx, gone) {
+		if llm.KindOf(err) != llm.Permanent {
+			t.Errorf("missing input file: %v", err)
+		}
+	}
+
 	wrong := "sk-wrong-key-9876543210"
 	fb := fakeserver.NewBatch(fakeserver.BatchOptions{APIKey: testKey})
 	srv := httptest.NewServer(fb)

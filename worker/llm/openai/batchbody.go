@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 
 	sdk "github.com/openai/openai-go/v3"
@@ -68,10 +69,11 @@ func (c *Client) SDK() *sdk.Client { return &c.sdk }
 // Name is the provider name the client puts in errors.
 func (c *Client) Name() string { return c.name }
 
-// ClassifyError turns a failed SDK call (with the HTTP answer captured by
+// ClassifyError turns a failed SDK call of the batch layer (op names it,
+// e.g. "upload batch file"; resp is the HTTP answer captured by
 // option.WithResponseInto, possibly nil) into a classified *llm.Error with
-// the API key redacted, as Complete does.
-func (c *Client) ClassifyError(ctx context.Context, resp *http.Response, err error) error {
+// the API key redacted, as Complete classifies its own failures.
+func (c *Client) ClassifyError(ctx context.Context, op string, resp *http.Response, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -79,5 +81,19 @@ func (c *Client) ClassifyError(ctx context.Context, resp *http.Response, err err
 	if errors.As(err, &le) {
 		return err
 	}
-	return c.classify(ctx, resp, err)
+	switch {
+	case resp != nil && resp.StatusCode >= 400:
+		var body []byte
+		if resp.Body != nil {
+			body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			_ = resp.Body.Close()
+		}
+		return llm.HTTPError(c.name, resp.StatusCode, resp.Header, body, c.key)
+	case ctx.Err() != nil:
+		return llm.TransportError(c.name, fmt.Errorf("%s: %w", op, ctx.Err()), c.key)
+	case resp != nil:
+		return llm.BadBody(c.name, resp.StatusCode, fmt.Errorf("%s: %w", op, err), c.key)
+	default:
+		return llm.TransportError(c.name, fmt.Errorf("%s: %w", op, err), c.key)
+	}
 }
