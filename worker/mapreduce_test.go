@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,6 +24,8 @@ import (
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker"
 	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/llm/fakeserver"
+	"github.com/llamapipe/llamapipe/worker/llm/openai"
 )
 
 var pageMarkerRE = regexp.MustCompile(`\[page (\d+)\]`)
@@ -536,5 +539,51 @@ func TestArchivedMapTaskIsSweptIntoTheManifest(t *testing.T) {
 	if len(es) != 1 || es[0].Status != jobs.StatusFailed || !strings.Contains(es[0].Error, fmt.Sprintf("chunk 2 of %d", len(maps))) ||
 		!strings.Contains(es[0].Error, "archived") {
 		t.Fatalf("entries %+v", es)
+	}
+}
+
+// TestLongDocumentThroughAFaultyModelServer: a long document's map and
+// reduce tasks, against an OpenAI-compatible fake server that answers many
+// requests with 429 or 500, retry until the item is done — recorded once,
+// with exactly the tokens of the answers that were used.
+func TestLongDocumentThroughAFaultyModelServer(t *testing.T) {
+	e := newEnv(t)
+	fs := fakeserver.New(fakeserver.Options{Rate429: 0.2, Rate500: 0.15, RetryAfter: time.Second, Seed: 9})
+	hs := httptest.NewServer(fs)
+	t.Cleanup(func() { fs.Close(); hs.Close() })
+	model, err := openai.New(openai.Options{Profile: llm.Profile{Provider: "openai", BaseURL: hs.URL + "/v1", Model: fakeserver.DefaultModel,
+		ContextTokens: 4096, MaxOutputTokens: 1024, JSONSchema: true, TextOnly: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, outDir := t.TempDir(), t.TempDir()
+	var sb strings.Builder
+	for i := range 150 {
+		fmt.Fprintf(&sb, "Clause %d. The licensee pays a royalty of %d percent on net sales each quarter.\n\n", i+1, i%9+1)
+	}
+	if err := os.WriteFile(filepath.Join(src, "licence.md"), []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, MaxRetry: 8})
+	e.startWorker(model, 2)
+	e.startWorker(model, 2)
+	out, _ := e.open(context.Background(), outDir)
+	es := e.wait(res.BatchID, out, 2*time.Minute)
+	st := fs.Stats()
+	t.Logf("fake server: %+v", st)
+	if len(es) != 1 || es[0].Status != jobs.StatusDone || es[0].Chunks < 3 {
+		t.Fatalf("entries %+v", es)
+	}
+	if st.RateLimited == 0 || st.ServerErrors == 0 {
+		t.Fatalf("the run met no faults: %+v", st)
+	}
+	if int64(es[0].InputTokens) != st.PromptTokens || int64(es[0].OutputTokens) != st.CompletionTokens {
+		t.Errorf("entry tokens %d/%d, server answered %d/%d", es[0].InputTokens, es[0].OutputTokens, st.PromptTokens, st.CompletionTokens)
+	}
+	if digest := readJSON(t, out, es[0].Results[0]); digest["meta"].(map[string]any)["requests"].(float64) != float64(st.OK) {
+		t.Errorf("digest meta %v, server answered %d requests", digest["meta"], st.OK)
+	}
+	if left := workKeys(t, out); len(left) != 0 {
+		t.Errorf("work objects left: %v", left)
 	}
 }
