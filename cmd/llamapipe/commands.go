@@ -267,31 +267,11 @@ func ingestCommand(stdout, stderr io.Writer) *cli.Command {
 		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
 		Flags:     concat(batchFlags(), providerFlags(), []cli.Flag{promptFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			sources, err := needArgs(cmd, "source")
+			in, _, o, done, err := ingestSetup(ctx, cmd, stderr)
 			if err != nil {
 				return err
 			}
-			log, err := newLogger(cmd, stderr, slog.LevelInfo)
-			if err != nil {
-				return err
-			}
-			c, err := connect(ctx, cmd, false, stderr)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			prof, err := plannedProfile(cmd)
-			if err != nil {
-				return err
-			}
-			if err := checkTaskForModel(cmd.String("task"), prof); err != nil {
-				return err
-			}
-			in := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
-			o, err := ingestOptions(cmd, sources, prof)
-			if err != nil {
-				return err
-			}
+			defer done()
 			res, err := in.Run(ctx, o)
 			if err != nil {
 				return err
@@ -301,6 +281,35 @@ func ingestCommand(stdout, stderr io.Writer) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// ingestSetup is the start of the commands that create batches from their
+// arguments (ingest, watch): logger, Redis, the model profile the workers
+// use (checked against the task) and the batch options. done closes Redis.
+func ingestSetup(ctx context.Context, cmd *cli.Command, stderr io.Writer) (in *ingest.Ingester, c *conn, o ingest.Options, done func(), err error) {
+	sources, err := needArgs(cmd, "source")
+	if err != nil {
+		return nil, nil, o, nil, err
+	}
+	log, err := newLogger(cmd, stderr, slog.LevelInfo)
+	if err != nil {
+		return nil, nil, o, nil, err
+	}
+	prof, err := plannedProfile(cmd)
+	if err != nil {
+		return nil, nil, o, nil, err
+	}
+	if err := checkTaskForModel(cmd.String("task"), prof); err != nil {
+		return nil, nil, o, nil, err
+	}
+	if o, err = ingestOptions(cmd, sources, prof); err != nil {
+		return nil, nil, o, nil, err
+	}
+	if c, err = connect(ctx, cmd, false, stderr); err != nil {
+		return nil, nil, o, nil, err
+	}
+	in = &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
+	return in, c, o, c.Close, nil
 }
 
 func workerCommand(stderr io.Writer) *cli.Command {

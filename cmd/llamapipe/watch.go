@@ -47,34 +47,14 @@ func watchCommand(stderr io.Writer) *cli.Command {
 		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
 		Flags:     concat(batchFlags(), watchFlags(), providerFlags(), []cli.Flag{promptFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			sources, err := needArgs(cmd, "source")
+			in, c, o, done, err := ingestSetup(ctx, cmd, stderr)
 			if err != nil {
 				return err
 			}
-			log, err := newLogger(cmd, stderr, slog.LevelInfo)
-			if err != nil {
-				return err
-			}
-			c, err := connect(ctx, cmd, false, stderr)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			prof, err := plannedProfile(cmd)
-			if err != nil {
-				return err
-			}
-			if err := checkTaskForModel(cmd.String("task"), prof); err != nil {
-				return err
-			}
-			o, err := ingestOptions(cmd, sources, prof)
-			if err != nil {
-				return err
-			}
+			defer done()
 			ws := watchSettings{Name: cmd.String("name"), Interval: cmd.Duration("interval"), RollEvery: cmd.Int("roll-every"),
 				Timezone: cmd.String("timezone"), Settle: cmd.Duration("settle"), Events: cmd.String("events"), Endpoint: cmd.String("events-endpoint")}
-			in := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
-			return runWatch(ctx, in, c.rdb, o, ws, log)
+			return runWatch(ctx, in, c.rdb, o, ws, in.Logger)
 		},
 	}
 }
