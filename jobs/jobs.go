@@ -226,10 +226,29 @@ const (
 	SuffixSummaryJSON = ".summary.json"
 	SuffixSummaryMD   = ".summary.md"
 	SuffixCaptionJSON = ".caption.json"
-	// ManifestKey and ReportKey are written at the output location's root.
+	// ManifestKey and ReportKey are written at the output location's root
+	// (see Batch.ManifestPath for the batches of a watched inbox).
 	ManifestKey = "manifest.jsonl"
 	ReportKey   = "report.md"
+	// WatchBatchesPrefix holds the manifests and reports of a watched
+	// inbox's rolling batches, which share one output location.
+	WatchBatchesPrefix = "batches/"
 )
+
+// ManifestPath is where the batch's manifest goes, relative to its output
+// location: manifest.jsonl, or batches/<id>/manifest.jsonl for a watched
+// inbox's rolling batch (one a day, all into the same output).
+func (b Batch) ManifestPath() string { return b.reportDir() + ManifestKey }
+
+// ReportPath is where the batch's report goes (see ManifestPath).
+func (b Batch) ReportPath() string { return b.reportDir() + ReportKey }
+
+func (b Batch) reportDir() string {
+	if b.Watch != "" {
+		return WatchBatchesPrefix + b.ID + "/"
+	}
+	return ""
+}
 
 // ResultKey is the deterministic key of one result: the item's result base
 // plus a suffix, e.g. "contracts/a.pdf" + ".summary.json". A re-run writes

@@ -261,8 +261,8 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		Batch:    v,
 		Failed:   groupByReason(entries, jobs.StatusFailed),
 		Skipped:  groupByReason(entries, jobs.StatusSkipped),
-		Manifest: locate(v.Out, jobs.ManifestKey),
-		Report:   locate(v.Out, jobs.ReportKey),
+		Manifest: locate(v.Out, v.ManifestPath()),
+		Report:   locate(v.Out, v.ReportPath()),
 		Refresh:  v.Refresh,
 	}
 	p.render(w, p.detailTmpl, data)
