@@ -233,11 +233,11 @@ func TestListTenantSeesOnlyItsBatches(t *testing.T) {
 }
 
 func TestWatchBatchesKeepTheirOwnManifest(t *testing.T) {
-	b := Batch{ID: "20261125-101500-3f9a1c"}
-	if b.ManifestPath() != ManifestKey || b.ReportPath() != ReportKey {
+	b := jobs.Batch{ID: "20261125-101500-3f9a1c"}
+	if b.ManifestPath() != jobs.ManifestKey || b.ReportPath() != jobs.ReportKey {
 		t.Errorf("batch: %s, %s", b.ManifestPath(), b.ReportPath())
 	}
-	w := Batch{ID: "inbox-20261125", Watch: "inbox"}
+	w := jobs.Batch{ID: "inbox-20261125", Watch: "inbox"}
 	if w.ManifestPath() != "batches/inbox-20261125/manifest.jsonl" || w.ReportPath() != "batches/inbox-20261125/report.md" {
 		t.Errorf("watch batch: %s, %s", w.ManifestPath(), w.ReportPath())
 	}
