@@ -33,7 +33,9 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			" (one \"TOKEN TENANT\" per line); a token sees only its tenant's batches. Sources must lie under an --allow " +
 			"prefix and outputs under an --allow-out prefix (default: the --allow prefixes), so callers cannot read " +
 			"arbitrary folders or buckets. Give serve the same --provider/--preset/--model and --prompt as the workers, " +
-			"so unchanged items are recognised.",
+			"so unchanged items are recognised. A submit's completion webhook must start with a --webhook-allow prefix " +
+			"(none: webhooks are refused); the workers sign and send it. Submits are answered with the plan estimate " +
+			"(--plan-sample items exactly, the rest extrapolated by size).",
 		Flags: concat([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8081", Usage: "address to serve on, HOST:PORT", Sources: env("API_LISTEN")},
 			&cli.StringFlag{Name: "tokens-file", Usage: "file of accepted bearer tokens, one \"TOKEN TENANT\" per line (also " + envAPITokens + ")", Sources: env("API_TOKENS_FILE")},
