@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -155,22 +156,25 @@ func TestWebhookDeliveredAfterARetryWithOneDeliveryID(t *testing.T) {
 }
 
 func TestWebhookPermanentAnswersFailForGood(t *testing.T) {
+	e := newEnv(t)
+	secret := []byte("s")
+	e.runWorker(worker.Config{Model: offline.New(offline.Options{}), Concurrency: 2, WebhookSecret: secret,
+		WebhookRetryDelay: 10 * time.Millisecond}, nil)
+	// 410 Gone, and a redirect (not followed: its answer is final too).
+	batches := map[int]string{}
+	receivers := map[int]*receiver{}
 	for _, code := range []int{http.StatusGone, http.StatusFound} {
-		t.Run(http.StatusText(code), func(t *testing.T) {
-			e := newEnv(t)
-			secret := []byte("s")
-			rcv := newReceiver(t, secret, code)
-			e.runWorker(worker.Config{Model: offline.New(offline.Options{}), Concurrency: 2, WebhookSecret: secret,
-				WebhookRetryDelay: 10 * time.Millisecond}, nil)
-			res := e.ingest(ingest.Options{Sources: []string{textInputs(t, 1)}, Out: t.TempDir(), Webhook: rcv.srv.URL})
-			st := e.waitWebhook(res.BatchID, time.Minute)
-			if st.Status != jobs.WebhookFailed || st.Attempts != 1 || st.LastStatus != code {
-				t.Fatalf("state %+v: want failed after one attempt with %d", st, code)
-			}
-			if calls, _, _, _ := rcv.snapshot(); calls != 1 {
-				t.Fatalf("%d calls: want one (no retry, no redirect followed)", calls)
-			}
-		})
+		receivers[code] = newReceiver(t, secret, code)
+		batches[code] = e.ingest(ingest.Options{Sources: []string{textInputs(t, 1)}, Out: t.TempDir(), Webhook: receivers[code].srv.URL}).BatchID
+	}
+	for code, batch := range batches {
+		st := e.waitWebhook(batch, time.Minute)
+		if st.Status != jobs.WebhookFailed || st.Attempts != 1 || st.LastStatus != code || !strings.Contains(st.LastError, strconv.Itoa(code)) {
+			t.Errorf("%d: state %+v: want failed after one attempt", code, st)
+		}
+		if calls, _, _, _ := receivers[code].snapshot(); calls != 1 {
+			t.Errorf("%d: %d calls: want one (no retry, no redirect followed)", code, calls)
+		}
 	}
 }
 
