@@ -39,7 +39,7 @@ func onlineClient(t *testing.T, base, apiKey string) *openai.Client {
 }
 
 // templateRequest is the request a worker builds for a prompt template.
-func templateRequest(t *testing.T, name string, i int) llm.Request {
+func templateRequest(t testing.TB, name string, i int) llm.Request {
 	t.Helper()
 	tmpl, err := prompts.Load(name)
 	if err != nil {
