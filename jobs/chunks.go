@@ -239,3 +239,28 @@ func (t *Tracker) ClearMapped(ctx context.Context, batch, item string) error {
 	}
 	return nil
 }
+
+// setProgressScript stores an item's progress unless its final entry is
+// recorded (the entry's recording removes the progress; a late map task
+// must not bring it back).
+var setProgressScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+`)
+
+// SetProgressUnlessRecorded stores an item's progress, as SetProgress,
+// unless the item is recorded already: the map tasks of a long document
+// report progress concurrently with the reduce that records it.
+func (t *Tracker) SetProgressUnlessRecorded(ctx context.Context, batch string, p Progress) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("progress of %s: %w", p.Source, err)
+	}
+	if err := setProgressScript.Run(ctx, t.rdb, []string{t.itemsKey(batch), t.progressKey(batch)}, p.Item, b).Err(); err != nil {
+		return fmt.Errorf("progress of %s: %w", p.Source, err)
+	}
+	return nil
+}

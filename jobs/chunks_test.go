@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -175,5 +176,33 @@ func TestReduceEnqueuedOnceUnderDuplicates(t *testing.T) {
 		if i == 1 && !errors.Is(err, asynq.ErrTaskIDConflict) {
 			t.Fatalf("second reduce enqueue: %v, want ErrTaskIDConflict", err)
 		}
+	}
+}
+
+// TestProgressIsNotSetForARecordedItem: a late map task's progress does not
+// come back once the item's entry is recorded.
+func TestProgressIsNotSetForARecordedItem(t *testing.T) {
+	_, rdb := jobstest.Redis(t, jobstest.DBJobs)
+	tr := jobs.NewTracker(rdb, "")
+	ctx := context.Background()
+	if err := tr.Create(ctx, jobs.Batch{ID: "b3", Created: time.Now(), Queue: jobs.QueueDefault}); err != nil {
+		t.Fatal(err)
+	}
+	p := jobs.Progress{Item: "i1", Source: "/src/long.pdf", Stage: "map", Done: 3, Total: 9, Updated: time.Now()}
+	if err := tr.SetProgressUnlessRecorded(ctx, "b3", p); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := tr.Progress(ctx, "b3"); len(got) != 1 || got[0].Done != 3 || got[0].Stage != "map" {
+		t.Fatalf("progress %+v", got)
+	}
+	if _, _, err := tr.Record(ctx, "b3", jobs.Entry{Item: "i1", Source: p.Source, Status: jobs.StatusDone}); err != nil {
+		t.Fatal(err)
+	}
+	p.Done = 4
+	if err := tr.SetProgressUnlessRecorded(ctx, "b3", p); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := tr.Progress(ctx, "b3"); len(got) != 0 {
+		t.Errorf("progress of a recorded item: %+v", got)
 	}
 }

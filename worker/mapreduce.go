@@ -276,7 +276,11 @@ func (w *Worker) mapChunk(ctx context.Context, log *slog.Logger, mp jobs.MapPayl
 	if err != nil {
 		return err
 	}
-	w.progress(ctx, p, "map", n, mp.Count)
+	perr := w.cfg.Tracker.SetProgressUnlessRecorded(ctx, p.Batch, jobs.Progress{Item: p.Item, Source: p.Source.URL(), Stage: "map",
+		Done: n, Total: mp.Count, Updated: w.now().UTC()})
+	if perr != nil {
+		log.DebugContext(ctx, "progress not recorded", "error", perr.Error())
+	}
 	if n < mp.Count {
 		return nil
 	}
