@@ -14,6 +14,23 @@ type Enqueuer interface {
 	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
+// taskItem returns the item a queued task works on: an item task, or a map
+// or reduce task of a long document.
+func taskItem(ti *asynq.TaskInfo) (ItemPayload, bool) {
+	switch ti.Type {
+	case TypeItem:
+		p, err := DecodeItem(ti.Payload)
+		return p, err == nil
+	case TypeMap:
+		p, err := DecodeMap(ti.Payload)
+		return p.Item, err == nil
+	case TypeReduce:
+		p, err := DecodeReduce(ti.Payload)
+		return p.Item, err == nil
+	}
+	return ItemPayload{}, false
+}
+
 // CancelBatch cancels a batch: it marks it cancelled (running items stop at
 // their next step and end as cancelled), removes its queued, scheduled and
 // retrying tasks and records their items as cancelled, and enqueues the
@@ -40,11 +57,8 @@ func CancelBatch(ctx context.Context, t *Tracker, insp *asynq.Inspector, q Enque
 			}
 			deleted := 0
 			for _, ti := range tasks {
-				if ti.Type != TypeItem {
-					continue
-				}
-				p, err := DecodeItem(ti.Payload)
-				if err != nil || p.Batch != batch {
+				p, ok := taskItem(ti)
+				if !ok || p.Batch != batch {
 					continue
 				}
 				if err := insp.DeleteTask(b.Queue, ti.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
