@@ -8,7 +8,11 @@ import (
 	_ "image/jpeg"
 	_ "image/png"
 	"io"
+	"maps"
 	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 
 	_ "golang.org/x/image/bmp"
@@ -35,6 +39,8 @@ const (
 	CaptionOutput    = 350  // one caption JSON
 
 	imageHeaderMaxLen = 256 << 10
+	// estimateWorkers is how many sampled items are read at once.
+	estimateWorkers = 8
 )
 
 // DefaultSample is how many items are estimated exactly when
@@ -56,7 +62,9 @@ type Options struct {
 	// PDFPasswords maps a source key (or full URL) to its PDF password.
 	PDFPasswords map[string]string
 	// Sample is how many items are estimated exactly (documents read,
-	// image headers decoded); the rest are extrapolated: a document's text
+	// image headers decoded), drawn uniformly at random from the listing
+	// (reservoir sampling; they are read once the listing is complete);
+	// the rest are extrapolated: a document's text
 	// tokens and pages from its size at its file type's tokens and pages
 	// per byte in the sample (then chunked like the exact ones), an image
 	// at its type's average. The first item of each file type is always
@@ -144,35 +152,49 @@ func Estimate(ctx context.Context, in *ingest.Ingester, o ingest.Options, prof l
 		maxSide = 0
 	}
 	budget := worker.TextBudget(prof, cmpOr(opts.MaxOutputTokens, o.Job.MaxOutputTokens))
+	estimate := func(it ingest.Item) Item { return EstimateItem(ctx, it, budget, maxSide, opts.PDFPasswords) }
 	var (
-		mu     sync.Mutex
-		exact  []Item
-		rest   []Item // to be extrapolated
-		kinds  = map[string]bool{}
-		picked int
+		mu    sync.Mutex
+		exact []Item // estimated, or skipped
+		// Otherwise, a uniform sample of the items to process (reservoir
+		// sampling over the listing, estimated once it is complete), the
+		// first item of each file type, and the items to extrapolate.
+		reservoir []ingest.Item
+		first     = map[string]ingest.Item{}
+		rest      = map[string]Item{} // by item ID
+		seen      int
+		rng       = rand.New(rand.NewPCG(uint64(len(o.Sources)), 0x11a3a))
 	)
 	total, err := in.Scan(ctx, o, func(it ingest.Item) error {
 		e := Item{Kind: it.Kind, Type: string(it.Type), Size: it.Ref.Size, Skip: it.Skip}
 		if it.Unchanged {
 			e.Skip = "unchanged since the last run (results kept)"
 		}
-		mu.Lock()
-		sampled := e.Skip != "" || picked < sample || !kinds[e.Kind+"/"+e.Type]
-		if e.Skip == "" && sampled {
-			picked++
-			kinds[e.Kind+"/"+e.Type] = true
-		}
-		mu.Unlock()
-		if sampled && e.Skip == "" {
-			e = EstimateItem(ctx, it, budget, maxSide, opts.PDFPasswords)
+		if e.Skip == "" && sample == math.MaxInt {
+			e = estimate(it)
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if sampled {
+		if e.Skip != "" || sample == math.MaxInt {
 			exact = append(exact, e)
-		} else {
-			rest = append(rest, e)
+			return nil
 		}
+		it.Head = slices.Clip(it.Head)
+		if _, ok := first[e.Kind+"/"+e.Type]; !ok {
+			first[e.Kind+"/"+e.Type] = it
+		}
+		seen++
+		if len(reservoir) < sample {
+			reservoir = append(reservoir, it)
+			return nil
+		}
+		if j := rng.IntN(seen); j < sample {
+			out := reservoir[j]
+			rest[out.ID] = Item{Kind: out.Kind, Type: string(out.Type), Size: out.Ref.Size}
+			reservoir[j] = it
+			return nil
+		}
+		rest[it.ID] = e
 		return nil
 	})
 	if err != nil {
@@ -181,9 +203,57 @@ func Estimate(ctx context.Context, in *ingest.Ingester, o ingest.Options, prof l
 	if err := ctx.Err(); err != nil {
 		return Plan{}, err
 	}
-	plan := summarize(prof, total, picked, extrapolate(exact, rest, budget, maxSide))
-	plan.Extrapolated = len(rest) > 0
+	// Every file type gets at least one exact estimate to scale from.
+	inSample := map[string]bool{}
+	for _, it := range reservoir {
+		inSample[it.Kind+"/"+string(it.Type)] = true
+	}
+	for typ, it := range first {
+		if !inSample[typ] {
+			delete(rest, it.ID)
+			reservoir = append(reservoir, it)
+		}
+	}
+	exact = append(exact, estimateAll(ctx, reservoir, estimate)...)
+	if err := ctx.Err(); err != nil {
+		return Plan{}, err
+	}
+	picked := len(reservoir)
+	if sample == math.MaxInt {
+		picked = 0
+		for _, e := range exact {
+			if e.Skip == "" || strings.HasPrefix(e.Skip, "would fail: ") {
+				picked++
+			}
+		}
+	}
+	others := slices.Collect(maps.Values(rest))
+	plan := summarize(prof, total, picked, extrapolate(exact, others, budget, maxSide))
+	plan.Extrapolated = len(others) > 0
 	return plan, nil
+}
+
+// estimateAll estimates items a few at a time.
+func estimateAll(ctx context.Context, items []ingest.Item, estimate func(ingest.Item) Item) []Item {
+	out := make([]Item, len(items))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(estimateWorkers, len(items)) {
+		wg.Go(func() {
+			for i := range next {
+				out[i] = estimate(items[i])
+			}
+		})
+	}
+	for i := range items {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
 }
 
 func cmpOr(a, b int) int {

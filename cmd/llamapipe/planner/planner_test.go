@@ -133,3 +133,47 @@ func TestEstimateStopsWithItsContext(t *testing.T) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 }
+
+// corpus finds shared/corpus beside the repository.
+func corpus(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		c := filepath.Join(dir, "shared", "corpus")
+		if st, err := os.Stat(c); err == nil && st.IsDir() {
+			return c
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("shared/corpus not found beside the repository")
+		}
+		dir = parent
+	}
+}
+
+// BenchmarkEstimateCorpus estimates the whole test corpus exactly and from
+// a sample of 20 items; "token-error-%" is how far the sampled estimate's
+// input tokens are from the exact count.
+func BenchmarkEstimateCorpus(b *testing.B) {
+	o := ingest.Options{Sources: []string{corpus(b)}, Out: b.TempDir(), Task: jobs.TaskAuto}
+	exact, err := planner.Estimate(context.Background(), ingester(), o, priced, planner.Options{Sample: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, sample := range []int{-1, 20, 50} {
+		b.Run(fmt.Sprintf("sample=%d", sample), func(b *testing.B) {
+			var p planner.Plan
+			for b.Loop() {
+				if p, err = planner.Estimate(context.Background(), ingester(), o, priced, planner.Options{Sample: sample}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			diff := float64(p.All.InputTokens-exact.All.InputTokens) / float64(exact.All.InputTokens) * 100
+			b.ReportMetric(diff, "token-error-%")
+			b.ReportMetric(float64(p.Sampled), "sampled")
+		})
+	}
+}
