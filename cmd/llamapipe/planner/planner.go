@@ -63,13 +63,15 @@ type Options struct {
 	PDFPasswords map[string]string
 	// Sample is how many items are estimated exactly (documents read,
 	// image headers decoded), drawn uniformly at random from the listing
-	// (reservoir sampling; they are read once the listing is complete);
-	// the rest are extrapolated: a document's text
-	// tokens and pages from its size at its file type's tokens and pages
-	// per byte in the sample (then chunked like the exact ones), an image
-	// at its type's average. The first item of each file type is always
-	// estimated exactly, so Plan.Sampled may exceed Sample by the number of
-	// types. Zero means DefaultSample; negative: every item exactly.
+	// (reservoir sampling; they are read once the listing is complete).
+	// The rest are extrapolated: a document's text tokens and pages from
+	// its size at its file type's tokens and pages per byte in the sample
+	// (then chunked like the exact ones), an image at its type's average;
+	// they count as processable (a broken file outside the sample is not
+	// seen). A file type missing from the sample gets its first item
+	// estimated too, so Plan.Sampled may exceed Sample by the number of
+	// types. Zero means DefaultSample; negative: every item exactly, as
+	// it is listed.
 	Sample int
 }
 
