@@ -135,7 +135,7 @@ func NewWebhookEvent(b Batch, c Counts) WebhookEvent {
 	ev := WebhookEvent{Event: EventBatchCompleted, Delivery: WebhookDeliveryID(b.ID, EventBatchCompleted),
 		Batch: b.ID, Tenant: b.Tenant, State: "finished", Created: b.Created, Finished: c.Finished,
 		InputTokens: c.InputTokens, OutputTokens: c.OutputTokens, Fatal: c.Fatal, RetryOf: b.RetryOf,
-		Manifest: joinKey(b.Out, ManifestKey), Report: joinKey(b.Out, ReportKey)}
+		Manifest: joinKey(b.Out, b.ManifestPath()), Report: joinKey(b.Out, b.ReportPath())}
 	switch {
 	case c.Fatal != "":
 		ev.State = "stopped"

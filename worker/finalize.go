@@ -48,12 +48,12 @@ func (w *Worker) handleFinalize(ctx context.Context, t *asynq.Task) error {
 			return fmt.Errorf("manifest of %s: %w", p.Batch, err)
 		}
 	}
-	if err := out.Put(ctx, jobs.ManifestKey, bytes.NewReader(manifest.Bytes()), int64(manifest.Len()), "application/x-ndjson"); err != nil {
+	if err := out.Put(ctx, b.ManifestPath(), bytes.NewReader(manifest.Bytes()), int64(manifest.Len()), "application/x-ndjson"); err != nil {
 		return fmt.Errorf("write manifest of %s: %w", p.Batch, err)
 	}
 	now := w.now()
 	report := Report(b, c, entries, now)
-	if err := out.Put(ctx, jobs.ReportKey, strings.NewReader(report), int64(len(report)), "text/markdown; charset=utf-8"); err != nil {
+	if err := out.Put(ctx, b.ReportPath(), strings.NewReader(report), int64(len(report)), "text/markdown; charset=utf-8"); err != nil {
 		return fmt.Errorf("write report of %s: %w", p.Batch, err)
 	}
 	if err := w.cfg.Tracker.MarkFinalized(ctx, p.Batch, now); err != nil {

@@ -35,8 +35,7 @@ func cancelCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			printCounts(stdout, b, cnt)
-			return nil
+			return printStatus(ctx, stdout, c.tracker, b, cnt)
 		}),
 	}
 }

@@ -356,8 +356,7 @@ func statusCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			printCounts(stdout, b, cnt)
-			return nil
+			return printStatus(ctx, stdout, c.tracker, b, cnt)
 		}),
 	}
 }

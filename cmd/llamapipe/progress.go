@@ -74,12 +74,15 @@ func follow(ctx context.Context, t *jobs.Tracker, batch string, stdout, stderr i
 			c.Fatal = "" // said once above, not again in the summary
 			printCounts(stderr, b, c)
 			out := strings.TrimRight(b.Out, "/")
-			fmt.Fprintf(stdout, "manifest: %s/%s\nreport:   %s/%s\n", out, jobs.ManifestKey, out, jobs.ReportKey)
+			fmt.Fprintf(stdout, "manifest: %s/%s\nreport:   %s/%s\n", out, b.ManifestPath(), out, b.ReportPath())
+			if b.Webhook != "" {
+				waitWebhook(ctx, t, b, webhookWait, stderr)
+			}
 			switch {
 			case fatalShown:
 				return &exitError{code: exitFailed} // the reason was shown once already
 			case c.Failed > 0:
-				return &exitError{code: exitFailed, msg: fmt.Sprintf("%d of %d items failed: reasons in %s/%s", c.Failed, c.Total, out, jobs.ReportKey)}
+				return &exitError{code: exitFailed, msg: fmt.Sprintf("%d of %d items failed: reasons in %s/%s", c.Failed, c.Total, out, b.ReportPath())}
 			}
 			return nil
 		}
@@ -124,4 +127,62 @@ func printCounts(w io.Writer, b jobs.Batch, c jobs.Counts) {
 	if c.Fatal != "" {
 		fmt.Fprintf(w, "stopped: %s\n", c.Fatal)
 	}
+}
+
+// webhookWait is how long follow waits, after the manifest, for the
+// completion webhook's first answer (the workers keep retrying after).
+const webhookWait = 30 * time.Second
+
+// waitWebhook waits until the batch's webhook was delivered or failed for
+// good, or for at most d, and says how it went.
+func waitWebhook(ctx context.Context, t *jobs.Tracker, b jobs.Batch, d time.Duration, w io.Writer) {
+	deadline := time.Now().Add(d)
+	for {
+		st, ok, err := t.WebhookState(ctx, b.ID)
+		if err == nil && ok && st.Status != jobs.WebhookPending {
+			printWebhook(w, b, st, true)
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			fmt.Fprintf(w, "webhook: not delivered yet (%d attempts); the workers keep retrying (see llamapipe status %s)\n", st.Attempts, b.ID)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// printWebhook says where a batch's completion webhook stands.
+func printWebhook(w io.Writer, b jobs.Batch, st jobs.WebhookState, known bool) {
+	if b.Webhook == "" {
+		return
+	}
+	if !known {
+		fmt.Fprintf(w, "webhook: %s (not called yet)\n", b.Webhook)
+		return
+	}
+	fmt.Fprintf(w, "webhook: %s %s after %d attempt(s)", b.Webhook, st.Status, st.Attempts)
+	if st.LastStatus != 0 {
+		fmt.Fprintf(w, ", last answer HTTP %d", st.LastStatus)
+	}
+	if st.LastError != "" && st.Status != jobs.WebhookDelivered {
+		fmt.Fprintf(w, ": %s", st.LastError)
+	}
+	fmt.Fprintln(w)
+}
+
+// printStatus prints a batch's counts and its webhook's state.
+func printStatus(ctx context.Context, w io.Writer, t *jobs.Tracker, b jobs.Batch, c jobs.Counts) error {
+	printCounts(w, b, c)
+	if b.Webhook == "" {
+		return nil
+	}
+	st, ok, err := t.WebhookState(ctx, b.ID)
+	if err != nil {
+		return err
+	}
+	printWebhook(w, b, st, ok)
+	return nil
 }

@@ -60,7 +60,7 @@ func TestWatchCommandAndScheduledWatch(t *testing.T) {
 		c, err := tr.Counts(context.Background(), first)
 		return err == nil && c.Finalized
 	})
-	es := manifest(t, filepath.Join(out, "manifest.jsonl"))
+	es := manifest(t, filepath.Join(out, "batches", first, "manifest.jsonl"))
 	if len(es) != 2 || es[0].Status != jobs.StatusDone || es[1].Status != jobs.StatusDone {
 		t.Fatalf("manifest %+v, want a.txt and b.txt done", es)
 	}

@@ -142,3 +142,46 @@ func TestWorkerRefusesAnEmptyWebhookSecretFile(t *testing.T) {
 		t.Fatalf("exit %d %q, want a usage error for the empty file", code, stderr)
 	}
 }
+
+// TestRunWaitsForTheWebhookAndStatusShowsIt: `run --webhook` reports the
+// delivery before it exits (its in-process workers stop with it), and
+// `status` shows the delivery state.
+func TestRunWaitsForTheWebhookAndStatusShowsIt(t *testing.T) {
+	url, _ := jobstest.Redis(t, jobstest.DBCmd)
+	t.Setenv(envWebhookSecret, "run-secret")
+	calls := 0
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a.txt"), []byte("A lease between A and B."), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, "--redis-url", url, "run", src, "--out", t.TempDir(), "--webhook", srv.URL)
+	if code != 0 {
+		t.Fatalf("run: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "webhook: "+srv.URL+" delivered after 1 attempt(s), last answer HTTP 200") {
+		t.Fatalf("run's output does not report the delivery:\n%s", stderr)
+	}
+	mu.Lock()
+	if calls != 1 {
+		t.Errorf("webhook called %d times, want 1", calls)
+	}
+	mu.Unlock()
+	id := ""
+	for _, f := range strings.Fields(stderr) {
+		if strings.Count(f, "-") == 2 && len(f) > 15 && f[0] == '2' {
+			id = strings.TrimSuffix(f, ":")
+			break
+		}
+	}
+	code, out, errs := runCLI(t, "--redis-url", url, "status", id)
+	if code != 0 || !strings.Contains(out, "webhook: "+srv.URL+" delivered") {
+		t.Fatalf("status %s: exit %d: %s %s", id, code, out, errs)
+	}
+}

@@ -533,7 +533,7 @@ func (s *Server) view(ctx context.Context, b jobs.Batch) (BatchView, error) {
 	if err != nil {
 		return BatchView{}, err
 	}
-	v := BatchView{Batch: b, Counts: c, Manifest: joinLoc(b.Out, jobs.ManifestKey), Report: joinLoc(b.Out, jobs.ReportKey)}
+	v := BatchView{Batch: b, Counts: c, Manifest: joinLoc(b.Out, b.ManifestPath()), Report: joinLoc(b.Out, b.ReportPath())}
 	if b.Webhook != "" {
 		st, ok, err := s.cfg.Tracker.WebhookState(ctx, b.ID)
 		if err != nil {
