@@ -9,28 +9,9 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf16"
-)
 
-// corpusDir finds ../shared/corpus next to the repository root by walking
-// up from the package directory.
-func corpusDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		c := filepath.Join(dir, "shared", "corpus")
-		if st, err := os.Stat(c); err == nil && st.IsDir() {
-			return c
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("test corpus not found: expected a shared/corpus directory beside the repository root (../shared/corpus)")
-		}
-		dir = parent
-	}
-}
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
+)
 
 func readHead(t testing.TB, p string) []byte {
 	t.Helper()
@@ -42,7 +23,7 @@ func readHead(t testing.TB, p string) []byte {
 }
 
 func TestCorpus(t *testing.T) {
-	root := corpusDir(t)
+	root := jobstest.CorpusDir(t)
 	byExt := map[string]Type{
 		".pdf": PDF, ".jpg": JPEG, ".jpeg": JPEG, ".png": PNG, ".gif": GIF, ".webp": WebP,
 		".bmp": BMP, ".tiff": TIFF, ".tif": TIFF, ".heic": HEIC, ".avif": AVIF,
@@ -90,7 +71,7 @@ func TestCorpus(t *testing.T) {
 
 // TestExtensionDoesNotOverrideMagic renames real files.
 func TestExtensionDoesNotOverrideMagic(t *testing.T) {
-	root := corpusDir(t)
+	root := jobstest.CorpusDir(t)
 	jpeg := readHead(t, filepath.Join(root, "images/photos/Wine_by_Jakkub_Mede.jpg"))
 	text := readHead(t, filepath.Join(root, "images/broken/text_named.jpg"))
 	pdf := readHead(t, filepath.Join(root, "pdfs/text/tracemonkey.pdf"))

@@ -19,28 +19,8 @@ import (
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/planner"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
 )
-
-// corpusDir finds shared/corpus beside the repository (walking up from the
-// package folder).
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		c := filepath.Join(dir, "shared", "corpus")
-		if st, err := os.Stat(c); err == nil && st.IsDir() {
-			return c
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("shared/corpus not found beside the repository (expected ../shared/corpus from the repo root)")
-		}
-		dir = parent
-	}
-}
 
 func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
@@ -54,7 +34,7 @@ func writeFile(t *testing.T, path string, data []byte) {
 
 func TestSubmitAnswersWithThePlanEstimate(t *testing.T) {
 	e := newEnv(t)
-	pdf, err := os.ReadFile(filepath.Join(corpusDir(t), "pdfs", "contracts", "cuad_FederatedGovIncome_Services_Agreement.pdf"))
+	pdf, err := os.ReadFile(filepath.Join(jobstest.CorpusDir(t), "pdfs", "contracts", "cuad_FederatedGovIncome_Services_Agreement.pdf"))
 	if err != nil {
 		t.Fatalf("corpus: %v", err)
 	}

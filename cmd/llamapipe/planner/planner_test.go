@@ -14,6 +14,7 @@ import (
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/planner"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/backends"
 	"github.com/llamapipe/llamapipe/worker/llm"
@@ -134,31 +135,11 @@ func TestEstimateStopsWithItsContext(t *testing.T) {
 	}
 }
 
-// corpus finds shared/corpus beside the repository.
-func corpus(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		c := filepath.Join(dir, "shared", "corpus")
-		if st, err := os.Stat(c); err == nil && st.IsDir() {
-			return c
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("shared/corpus not found beside the repository")
-		}
-		dir = parent
-	}
-}
-
 // BenchmarkEstimateCorpus estimates the whole test corpus exactly and from
 // a sample of 20 items; "token-error-%" is how far the sampled estimate's
 // input tokens are from the exact count.
 func BenchmarkEstimateCorpus(b *testing.B) {
-	o := ingest.Options{Sources: []string{corpus(b)}, Out: b.TempDir(), Task: jobs.TaskAuto}
+	o := ingest.Options{Sources: []string{jobstest.CorpusDir(b)}, Out: b.TempDir(), Task: jobs.TaskAuto}
 	exact, err := planner.Estimate(context.Background(), ingester(), o, priced, planner.Options{Sample: -1})
 	if err != nil {
 		b.Fatal(err)
