@@ -98,6 +98,11 @@ type Options struct {
 	// Products is the URL of a product sidecar (CSV or JSONL: image key →
 	// SKU, name, brand) given to the caption prompt as context.
 	Products string `json:"products,omitempty"`
+	// ModelMode is how the model is reached: online (the default), batch
+	// (through the provider's batch API, at its batch price, answers within
+	// its window) or auto (batch on the nightly queue, online elsewhere).
+	// It does not change results, so it is not part of fingerprints.
+	ModelMode string `json:"model_mode,omitempty"`
 }
 
 // ItemPayload is the payload of a TypeItem task.

@@ -20,13 +20,19 @@ type answer struct {
 	usage llm.Usage
 	model string
 	calls int
+	// batch: answered through the provider's batch API.
+	batch bool
 }
 
 // add accumulates another answer's usage into o.
 func (o *outcome) add(a answer, prices llm.Prices) {
 	o.inputTokens += a.usage.InputTokens
 	o.outputTokens += a.usage.OutputTokens
-	o.cost += prices.Cost(a.usage)
+	cost := prices.Cost(a.usage)
+	if a.batch && prices.BatchDiscount > 0 {
+		cost *= prices.BatchDiscount // answered through the batch API
+	}
+	o.cost += cost
 	o.currency = prices.Currency
 	if a.model != "" {
 		o.model = a.model
@@ -46,7 +52,7 @@ func (w *Worker) ask(ctx context.Context, tmpl *prompts.Template, req llm.Reques
 	var raw string
 	var lastErr error
 	for attempt := 0; attempt < 2; attempt++ {
-		resp, err := w.cfg.Model.Complete(ctx, req)
+		resp, err := w.complete(ctx, req)
 		if err != nil {
 			return a, err
 		}
@@ -56,6 +62,7 @@ func (w *Worker) ask(ctx context.Context, tmpl *prompts.Template, req llm.Reques
 		a.usage.ImageTokens += resp.Usage.ImageTokens
 		a.usage.Estimated = a.usage.Estimated || resp.Usage.Estimated
 		a.model = resp.Model
+		a.batch = a.batch || resp.Batch
 		raw = resp.Text
 		doc, err := decodeAnswer(tmpl, resp.Text)
 		if err == nil {

@@ -83,18 +83,28 @@ func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	if errors.Is(err, errDuplicateInFlight) {
 		return 2 * time.Second
 	}
+	if errors.Is(err, errDeferred) {
+		// The poller runs the task again as soon as its answer is in; this
+		// is only the fallback.
+		return deferredRecheck
+	}
 	d := time.Duration(1<<min(n+1, 8)) * time.Second
 	d = min(d, 5*time.Minute)
 	return d/2 + rand.N(d/2+1)
 }
 
+// deferredRecheck is how long an item waiting for a batch answer sleeps if
+// nobody wakes it.
+const deferredRecheck = 30 * time.Minute
+
 // isFailure is the asynq IsFailure func: rate limiting (429), waiting for
-// an identical image's caption, and a storage outage (S3 unreachable, 5xx,
+// an identical image's caption or for a provider batch job's answer, and a storage outage (S3 unreachable, 5xx,
 // throttling) are not failures of the item and do not use up its retries:
 // the batch waits for the store instead of failing every item queued during
 // the outage.
 func isFailure(err error) bool {
-	return !llm.IsRateLimited(err) && !errors.Is(err, errDuplicateInFlight) && !storage.IsTransient(err)
+	return !llm.IsRateLimited(err) && !errors.Is(err, errDuplicateInFlight) && !storage.IsTransient(err) &&
+		!errors.Is(err, errDeferred)
 }
 
 // recoverPanics turns a panic in a handler into an error, so the item is

@@ -44,6 +44,7 @@ func (w *Worker) itemHandler() asynq.Handler {
 			// Without a decodable payload there is no item to record.
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
+		ctx = withItem(ctx, p)
 		taskID, _ := asynq.GetTaskID(ctx)
 		log := w.log.With("batch_id", p.Batch, "source", p.Source.URL(), "task_id", taskID)
 		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item); err != nil {
@@ -123,6 +124,9 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 			e.Status, e.Error = jobs.StatusFailed, fmt.Sprintf("failed after %d attempts: %v", retried+1, err)
 			log.InfoContext(ctx, "item failed: retries exhausted", "error", err.Error())
 			returnErr = err
+		case errors.Is(err, errDeferred):
+			log.DebugContext(ctx, "waiting for the provider's batch job")
+			return err // not final and not a failure: woken when the answer is in
 		default:
 			log.InfoContext(ctx, "item attempt failed; will retry", "attempt", retried+1, "error", err.Error())
 			w.cfg.Metrics.Retry(metrics.ErrorClass(err))

@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
 	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
 	"github.com/llamapipe/llamapipe/worker/metrics"
 	"github.com/llamapipe/llamapipe/worker/pdftext"
 )
@@ -77,6 +79,19 @@ type Config struct {
 	// WebhookClient makes webhook calls (redirects are never followed).
 	// Nil means a plain http.Client.
 	WebhookClient *http.Client
+	// Batch is the provider's batch API for items of batches in batch mode
+	// (jobs.UsesBatchAPI). Nil: such items are answered online.
+	Batch batchapi.Client
+	// BatchCollectDelay is how long pending batch requests gather before a
+	// collector submits them. Zero means 30s.
+	BatchCollectDelay time.Duration
+	// BatchPollInterval is how often a provider batch job is polled. Zero
+	// means one minute.
+	BatchPollInterval time.Duration
+	// BatchSmall says what happens to fewer pending requests than the batch
+	// API's minimum per job (Bedrock): "online" (the default) answers them
+	// online, "wait" waits for more.
+	BatchSmall string
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 }
@@ -92,6 +107,10 @@ type Worker struct {
 	// imageSlots bounds how many images are decoded at once.
 	imageSlots chan struct{}
 	now        func() time.Time
+
+	// bm is batch mode (nil without Config.Batch).
+	bm  *batchMode
+	rdb redis.UniversalClient
 
 	pdfOnce sync.Once
 	pdf     *pdftext.Extractor
@@ -120,6 +139,14 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w.imageSlots = make(chan struct{}, cmp.Or(cfg.ImageSlots, runtime.NumCPU()))
 	w.client = asynq.NewClient(cfg.Redis)
+	if cfg.Batch != nil {
+		rdb, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)
+		if !ok {
+			return nil, errors.New("worker: batch mode needs a go-redis connection")
+		}
+		w.rdb = rdb
+		w.bm = newBatchMode(w, cfg.Batch, rdb)
+	}
 	w.srv = asynq.NewServer(cfg.Redis, asynq.Config{
 		Concurrency:     cfg.Concurrency,
 		Queues:          cfg.Queues,
@@ -144,6 +171,8 @@ func (w *Worker) Handler() asynq.Handler {
 	mux.Handle(jobs.TypeReduce, w.reduceHandler())
 	mux.Handle(jobs.TypeFinalize, recoverPanics(asynq.HandlerFunc(w.handleFinalize)))
 	mux.Handle(jobs.TypeWebhook, recoverPanics(asynq.HandlerFunc(w.handleWebhook)))
+	mux.Handle(jobs.TypeBatchCollect, recoverPanics(asynq.HandlerFunc(w.handleCollect)))
+	mux.Handle(jobs.TypeBatchPoll, recoverPanics(asynq.HandlerFunc(w.handlePoll)))
 	for typ, h := range w.cfg.Handlers {
 		mux.Handle(typ, recoverPanics(h))
 	}
@@ -176,6 +205,9 @@ func (w *Worker) Run(ctx context.Context) error {
 // Close releases the worker's connections and extractors.
 func (w *Worker) Close() error {
 	err := w.client.Close()
+	if w.rdb != nil {
+		err = errors.Join(err, w.rdb.Close())
+	}
 	if w.pdf != nil {
 		err = errors.Join(err, w.pdf.Close())
 	}

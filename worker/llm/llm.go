@@ -73,6 +73,9 @@ type Response struct {
 	FinishReason string
 	Model        string
 	Usage        Usage
+	// Batch is true for an answer that came through the provider's batch
+	// API (billed at the profile's batch price).
+	Batch bool `json:",omitempty"`
 }
 
 // Client is what workers call.

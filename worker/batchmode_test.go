@@ -1,0 +1,194 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/storage/localstore"
+	"github.com/llamapipe/llamapipe/worker"
+	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
+	"github.com/llamapipe/llamapipe/worker/llm/fakeserver"
+	"github.com/llamapipe/llamapipe/worker/llm/openai"
+)
+
+const batchKey = "sk-batch-test"
+
+// batchModeEnv is a worker whose model is reached online through the fake
+// chat server and in batch mode through the fake Batch API.
+type batchModeEnv struct {
+	*env
+	chat   *fakeserver.Server
+	fake   *fakeserver.BatchServer
+	prices llm.Prices
+}
+
+func newBatchModeEnv(t *testing.T) *batchModeEnv {
+	t.Helper()
+	e := &batchModeEnv{env: newEnv(t), prices: llm.Prices{Currency: "USD", InputPerMillion: 0.2, OutputPerMillion: 0.6, BatchDiscount: 0.5}}
+	e.chat = fakeserver.New(fakeserver.Options{APIKey: batchKey})
+	csrv := httptest.NewServer(e.chat)
+	e.fake = fakeserver.NewBatch(fakeserver.BatchOptions{APIKey: batchKey})
+	bsrv := httptest.NewServer(e.fake)
+	t.Cleanup(func() { e.chat.Close(); csrv.Close(); bsrv.Close() })
+	client := func(base string) *openai.Client {
+		prof := llm.Profile{Preset: "test", Provider: llm.ProviderOpenAI, BaseURL: base, Model: fakeserver.DefaultModel,
+			ContextTokens: 131072, MaxOutputTokens: 2048, MaxImages: 5, JSONSchema: true, TextOnly: true, Prices: e.prices,
+			ImageFormats: []string{"image/jpeg", "image/png"}, BatchAPI: llm.BatchOpenAI}
+		c, err := openai.New(openai.Options{Profile: prof, APIKey: batchKey, Timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	bc, err := batchapi.NewOpenAI(batchapi.OpenAIOptions{Online: client(bsrv.URL + "/v1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.runWorker(worker.Config{Model: client(csrv.URL + "/v1"), Batch: bc, Concurrency: 4,
+		BatchCollectDelay: 300 * time.Millisecond, BatchPollInterval: 150 * time.Millisecond}, nil)
+	return e
+}
+
+// submitted waits for the fake to have n batches and returns the newest.
+func (e *batchModeEnv) submitted(n int) string {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(e.fake.Batches()) < n {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no provider batch job submitted (have %d, want %d)", len(e.fake.Batches()), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ids := e.fake.Batches()
+	return ids[len(ids)-1]
+}
+
+func contractFolder(t *testing.T, n int) string {
+	t.Helper()
+	src := t.TempDir()
+	for i := range n {
+		body := fmt.Sprintf("Service agreement %d between Acme Ltd and Beta GmbH. The term is %d months. Payment is due within 30 days. "+
+			"Either party may terminate with 60 days notice. Liability is capped at the fees of the last 12 months.", i, 12+i)
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("c%d.txt", i)), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return src
+}
+
+// Items of a batch in batch mode are prepared, wait for the provider's batch
+// job (no online call), and end once each with the batch price.
+func TestBatchModeAnswersThroughTheBatchAPI(t *testing.T) {
+	e := newBatchModeEnv(t)
+	src, outDir := contractFolder(t, 4), t.TempDir()
+	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Job: jobs.Options{ModelMode: jobs.ModelBatch}})
+	id := e.submitted(1)
+	time.Sleep(300 * time.Millisecond) // a second collector must not submit the same requests again
+	if n := len(e.fake.Batches()); n != 1 {
+		t.Fatalf("%d provider jobs, want 1 for the 4 requests", n)
+	}
+	c, _ := e.tracker.Counts(context.Background(), res.BatchID)
+	if c.Ended() != 0 {
+		t.Fatalf("items ended before the batch job answered: %+v", c)
+	}
+	for {
+		st, err := e.fake.Advance(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st == "completed" {
+			break
+		}
+	}
+	out, err := localstore.Open(outDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := e.wait(res.BatchID, out, 30*time.Second)
+	if len(es) != 4 {
+		t.Fatalf("%d manifest entries, want 4", len(es))
+	}
+	for _, en := range es {
+		if en.Status != jobs.StatusDone {
+			t.Fatalf("%s: %s %s", en.Source, en.Status, en.Error)
+		}
+		online := e.prices.Cost(llm.Usage{InputTokens: en.InputTokens, OutputTokens: en.OutputTokens})
+		if en.InputTokens == 0 || math.Abs(en.Cost-online*0.5) > 1e-12 {
+			t.Errorf("%s: cost %g for %d+%d tokens, want the batch price %g", en.Key, en.Cost, en.InputTokens, en.OutputTokens, online*0.5)
+		}
+		readJSON(t, out, en.Results[0])
+	}
+	if s := e.chat.Stats(); s.Requests != 0 {
+		t.Errorf("%d online calls, want none", s.Requests)
+	}
+}
+
+// A provider job that expires half done: the answered lines are used, the
+// others are asked online once, and every item still ends once.
+func TestBatchModeExpiredJobFinishesOnline(t *testing.T) {
+	e := newBatchModeEnv(t)
+	src, outDir := contractFolder(t, 4), t.TempDir()
+	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Job: jobs.Options{ModelMode: jobs.ModelBatch}})
+	id := e.submitted(1)
+	if _, err := e.fake.Advance(id); err != nil { // validating → in_progress
+		t.Fatal(err)
+	}
+	if err := e.fake.Expire(id, 2); err != nil {
+		t.Fatal(err)
+	}
+	out, err := localstore.Open(outDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := e.wait(res.BatchID, out, 30*time.Second)
+	if len(es) != 4 {
+		t.Fatalf("%d manifest entries, want 4", len(es))
+	}
+	batchPriced := 0
+	for _, en := range es {
+		if en.Status != jobs.StatusDone {
+			t.Fatalf("%s: %s %s", en.Source, en.Status, en.Error)
+		}
+		online := e.prices.Cost(llm.Usage{InputTokens: en.InputTokens, OutputTokens: en.OutputTokens})
+		if math.Abs(en.Cost-online*0.5) < 1e-12 {
+			batchPriced++
+		}
+	}
+	if batchPriced != 2 {
+		t.Errorf("%d items at the batch price, want the 2 the job answered", batchPriced)
+	}
+	if s := e.chat.Stats(); s.Requests != 2 {
+		t.Errorf("%d online calls, want 2 (the lines the job never answered)", s.Requests)
+	}
+	if n := len(e.fake.Batches()); n != 1 {
+		t.Errorf("%d provider jobs, want 1", n)
+	}
+}
+
+// Without the batch mode option, the same worker answers online.
+func TestOnlineModeIgnoresTheBatchAPI(t *testing.T) {
+	e := newBatchModeEnv(t)
+	src, outDir := contractFolder(t, 2), t.TempDir()
+	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Queue: jobs.QueueDefault, Job: jobs.Options{ModelMode: jobs.ModelAuto}})
+	out, err := localstore.Open(outDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := e.wait(res.BatchID, out, 30*time.Second)
+	for _, en := range es {
+		t.Logf("%s %s %s", en.Key, en.Status, en.Error)
+	}
+	if len(es) != 2 || e.chat.Stats().Requests != 2 || len(e.fake.Batches()) != 0 {
+		t.Fatalf("auto mode on the default queue: %d entries, %d online calls, %d batch jobs; want 2, 2, 0",
+			len(es), e.chat.Stats().Requests, len(e.fake.Batches()))
+	}
+}
