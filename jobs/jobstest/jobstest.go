@@ -24,6 +24,8 @@ const (
 	DBBench     = 5
 	DBFaults    = 6
 	DBDashboard = 7
+	// 12: jobs/tenants.
+	DBTenants = 12
 	// 14: ingest/watch (its MinIO event list is in database 0, where
 	// MinIO's Redis notification target writes).
 	DBWatch   = 14
