@@ -3,6 +3,7 @@ package providers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
 	"github.com/llamapipe/llamapipe/worker/llm/internal/llmtest"
 )
 
@@ -238,5 +240,22 @@ func TestSharedRateLimitIsApplied(t *testing.T) {
 	defer cancel()
 	if _, err := c.Complete(ctx, textReq); !llm.IsRateLimited(err) {
 		t.Fatalf("second call within the minute: %v, want rate-limited", err)
+	}
+}
+
+func TestOpenBatchFollowsTheProfilesBatchAPI(t *testing.T) {
+	t.Setenv(DefaultAPIKeyEnv, "sk-batch")
+	c, err := OpenBatch(context.Background(), Config{Preset: "groq"}, BatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.(*batchapi.OpenAI); !ok {
+		t.Errorf("groq's batch API is %T, want the OpenAI-style Batch API", c)
+	}
+	if _, err := OpenBatch(context.Background(), Config{Provider: "offline"}, BatchOptions{}); !errors.Is(err, ErrNoBatchAPI) {
+		t.Errorf("offline: %v, want ErrNoBatchAPI", err)
+	}
+	if _, err := OpenBatch(context.Background(), Config{Preset: "bedrock-scout"}, BatchOptions{}); err == nil || !strings.Contains(err.Error(), "--batch-role-arn") {
+		t.Errorf("bedrock without a work location and role: %v", err)
 	}
 }
