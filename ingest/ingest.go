@@ -651,6 +651,9 @@ func (o Options) validate() error {
 	if !jobs.ValidQueue(o.Queue) {
 		return fmt.Errorf("ingest: unknown queue %q (critical, default or nightly)", o.Queue)
 	}
+	if !jobs.ValidModelMode(o.Job.ModelMode) {
+		return fmt.Errorf("ingest: unknown model mode %q (online, batch or auto)", o.Job.ModelMode)
+	}
 	for _, g := range append(append([]string{}, o.Include...), o.Exclude...) {
 		if !doublestar.ValidatePattern(g) {
 			return fmt.Errorf("ingest: bad glob %q", g)

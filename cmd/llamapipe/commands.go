@@ -21,6 +21,8 @@ import (
 	"github.com/llamapipe/llamapipe/worker"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
 	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
+	"github.com/llamapipe/llamapipe/worker/llm/providers"
 )
 
 func batchFlags() []cli.Flag {
@@ -35,6 +37,7 @@ func batchFlags() []cli.Flag {
 		&cli.StringFlag{Name: "language", Value: "en", Usage: "language of the summaries and captions (e.g. en, de, zh, ru)", Sources: env("LANGUAGE")},
 		&cli.StringFlag{Name: "products", Usage: "product sidecar for captions: CSV (header: key,sku,name,brand) or JSONL ({\"key\":...,\"sku\":...,\"name\":...,\"brand\":...}), keyed by image key or file name; a path or s3:// URL", Sources: env("PRODUCTS")},
 		&cli.BoolFlag{Name: "force", Usage: "process every item, also those whose results are current (same content, prompts, model and options)", Sources: env("FORCE")},
+		&cli.StringFlag{Name: "model-mode", Value: jobs.ModelOnline, Usage: "online, batch (the provider's batch API: its batch price, answers within its window, e.g. 24 h) or auto (batch on the nightly queue)", Sources: env("MODEL_MODE")},
 		&cli.StringFlag{Name: "webhook", Usage: "http(s) URL the workers POST a signed \"batch.completed\" event to once the manifest is written (the workers need --webhook-secret-file or " + envWebhookSecret + ")", Sources: env("WEBHOOK")},
 	}
 }
@@ -52,6 +55,10 @@ func workerFlags() []cli.Flag {
 		&cli.StringFlag{Name: "pdf-passwords", Usage: "JSON file {\"key or file name\": \"password\"} for encrypted PDFs (never logged)", Sources: env("PDF_PASSWORDS")},
 		&cli.IntFlag{Name: "image-max-side", Value: 1344, Usage: "long side of images sent to the model, in pixels (never upscaled)", Sources: env("IMAGE_MAX_SIDE")},
 		&cli.IntFlag{Name: "image-quality", Value: 85, Usage: "JPEG quality of images sent to the model", Sources: env("IMAGE_QUALITY")},
+		&cli.StringFlag{Name: "batch-work", Usage: "s3://bucket/prefix where Bedrock batch inference reads and writes its files (Bedrock batch mode only)", Sources: env("BATCH_WORK")},
+		&cli.StringFlag{Name: "batch-role-arn", Usage: "IAM service role Bedrock assumes for batch inference jobs (Bedrock batch mode only)", Sources: env("BATCH_ROLE_ARN")},
+		&cli.DurationFlag{Name: "batch-poll-interval", Value: time.Minute, Usage: "how often provider batch jobs are polled", Sources: env("BATCH_POLL_INTERVAL")},
+		&cli.StringFlag{Name: "batch-small", Value: "online", Usage: "fewer batch requests than the batch API's minimum per job (Bedrock: 100): online or wait", Sources: env("BATCH_SMALL")},
 		&cli.StringFlag{Name: "webhook-secret-file", Usage: "file holding the key completion webhooks are signed with (HMAC-SHA256; also " + envWebhookSecret + "); without one, webhooks are not sent", Sources: env("WEBHOOK_SECRET_FILE")},
 	}
 }
@@ -81,6 +88,13 @@ func ingestOptions(cmd *cli.Command, sources []string, prof llm.Profile) (ingest
 			return ingest.Options{}, &exitError{code: exitUsage, msg: fmt.Sprintf("--webhook %q: give an absolute http:// or https:// URL", hook)}
 		}
 	}
+	mode := cmd.String("model-mode")
+	if !jobs.ValidModelMode(mode) {
+		return ingest.Options{}, &exitError{code: exitUsage, msg: fmt.Sprintf("--model-mode %q: use online, batch or auto", mode)}
+	}
+	if mode == jobs.ModelBatch && prof.BatchAPI == "" {
+		return ingest.Options{}, &exitError{code: exitUsage, msg: fmt.Sprintf("--model-mode batch: the model's provider (%s) has no batch API that llamapipe uses; use --model-mode online or auto", prof.Provider)}
+	}
 	return ingest.Options{
 		Webhook:  cmd.String("webhook"),
 		Prompts:  ps,
@@ -92,7 +106,8 @@ func ingestOptions(cmd *cli.Command, sources []string, prof llm.Profile) (ingest
 		MaxSize:  cmd.Int64("max-size"),
 		Queue:    cmd.String("queue"),
 		MaxRetry: cmd.Int("max-retry"),
-		Job:      jobs.Options{Language: cmd.String("language"), MaxOutputTokens: cmd.Int("max-output-tokens"), Products: cmd.String("products")},
+		Job: jobs.Options{Language: cmd.String("language"), MaxOutputTokens: cmd.Int("max-output-tokens"), Products: cmd.String("products"),
+			ModelMode: mode},
 		Force:    cmd.Bool("force"),
 		Provider: prof.Provider,
 		Model:    prof.Model,
@@ -121,6 +136,10 @@ func newWorker(ctx context.Context, cmd *cli.Command, c *conn, log *slog.Logger,
 		return nil, nil, err
 	}
 	wcfg.Metrics = m
+	if wcfg.Batch, err = openBatch(ctx, cmd, model.Profile(), log); err != nil {
+		return nil, nil, err
+	}
+	wcfg.BatchPollInterval, wcfg.BatchSmall = cmd.Duration("batch-poll-interval"), cmd.String("batch-small")
 	w, err := worker.New(wcfg)
 	return w, model, err
 }
@@ -367,4 +386,35 @@ func concat(fs ...[]cli.Flag) []cli.Flag {
 		out = append(out, f...)
 	}
 	return out
+}
+
+// openBatch opens the model's batch API for items in batch mode, when its
+// provider has one; without one such items are answered online.
+func openBatch(ctx context.Context, cmd *cli.Command, prof llm.Profile, log *slog.Logger) (batchapi.Client, error) {
+	if prof.BatchAPI == "" {
+		return nil, nil
+	}
+	if s := cmd.String("batch-small"); s != "online" && s != "wait" {
+		return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--batch-small %q: use online or wait", s)}
+	}
+	cfg, err := providerConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	o := providers.BatchOptions{RoleARN: cmd.String("batch-role-arn"), Logger: log}
+	if prof.BatchAPI == llm.BatchBedrock {
+		work := cmd.String("batch-work")
+		if work == "" || o.RoleARN == "" {
+			log.Warn("Bedrock batch inference needs --batch-work and --batch-role-arn: items in batch mode are answered online")
+			return nil, nil
+		}
+		if o.Store, err = opener(cmd)(ctx, work); err != nil {
+			return nil, &exitError{code: exitUsage, msg: "--batch-work: " + err.Error()}
+		}
+	}
+	c, err := providers.OpenBatch(ctx, cfg, o)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, msg: "batch API: " + err.Error()}
+	}
+	return c, nil
 }

@@ -37,6 +37,7 @@ import (
 //	    language: en
 //	    include: ["**/*.jpg"]
 //	    products: s3://catalog/products.csv
+//	    model_mode: auto             # online, batch or auto (batch on nightly)
 //	  - name: contracts-inbox        # a watched inbox instead of a cron
 //	    watch: {interval: 1m, roll_every: 0, settle: 10s, events: "redis://minio-redis:6379/0?key=bucketevents"}
 //	    sources: [s3://legal/inbox]
@@ -68,6 +69,7 @@ type scheduleEntry struct {
 	Provider        string   `yaml:"provider"`
 	Model           string   `yaml:"model"`
 	Webhook         string   `yaml:"webhook"`
+	ModelMode       string   `yaml:"model_mode"`
 	// Watch makes the entry a watched inbox instead of a cron schedule.
 	Watch *watchEntry `yaml:"watch"`
 }
@@ -162,10 +164,14 @@ func parseSchedules(path string) (schedules, error) {
 		if !jobs.ValidQueue(queue) {
 			return out, fmt.Errorf("%s: queue %q: use critical, default or nightly", where, e.Queue)
 		}
+		if !jobs.ValidModelMode(e.ModelMode) {
+			return out, fmt.Errorf("%s: model_mode %q: use online, batch or auto", where, e.ModelMode)
+		}
 		p := jobs.IngestPayload{
 			Schedule: e.Name, Sources: e.Sources, Out: e.Out, Task: task, Queue: queue,
 			Include: e.Include, Exclude: e.Exclude, MaxSize: e.MaxSize, MaxRetry: e.MaxRetry, Force: e.Force,
-			Options:  jobs.Options{Language: e.Language, Products: e.Products, MaxOutputTokens: e.MaxOutputTokens},
+			Options: jobs.Options{Language: e.Language, Products: e.Products, MaxOutputTokens: e.MaxOutputTokens,
+				ModelMode: e.ModelMode},
 			Provider: e.Provider, Model: e.Model, Webhook: e.Webhook,
 		}
 		t, err := jobs.NewIngestTask(p)

@@ -105,3 +105,23 @@ func TestWatchRefusesBadSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestModelModeFlag(t *testing.T) {
+	url, rdb := jobstest.Redis(t, jobstest.DBCmd)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "a.txt"), "A lease between A and B.")
+	if code, _, stderr := runCLI(t, "--redis-url", url, "ingest", src, "--out", t.TempDir(), "--model-mode", "batch"); code != exitUsage || !strings.Contains(stderr, "no batch API") {
+		t.Errorf("batch mode with the offline model: exit %d %q, want a usage error", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "--redis-url", url, "ingest", src, "--out", t.TempDir(), "--model-mode", "soon"); code != exitUsage || !strings.Contains(stderr, "--model-mode") {
+		t.Errorf("unknown mode: exit %d %q", code, stderr)
+	}
+	code, stdout, stderr := runCLI(t, "--redis-url", url, "ingest", src, "--out", t.TempDir(), "--preset", "groq", "--model-mode", "batch", "--queue", "nightly")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	b, err := jobs.NewTracker(rdb, "").Get(context.Background(), strings.TrimSpace(stdout))
+	if err != nil || b.Options.ModelMode != jobs.ModelBatch {
+		t.Fatalf("batch %+v (%v), want model mode batch", b.Options, err)
+	}
+}

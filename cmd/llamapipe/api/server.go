@@ -209,6 +209,9 @@ type SubmitRequest struct {
 	// Profile names the model profile the estimate is priced with.
 	// Empty: the server's.
 	Profile string `json:"profile,omitempty"`
+	// ModelMode is online (default), batch (the provider's batch API) or
+	// auto (batch on the nightly queue).
+	ModelMode string `json:"model_mode,omitempty"`
 }
 
 // SubmitResponse answers a submit or a retry.
@@ -274,6 +277,12 @@ func (s *Server) validateRequest(req *SubmitRequest, prof llm.Profile) error {
 		if err := s.checkWebhook(req.Webhook); err != nil {
 			return err
 		}
+	}
+	if !jobs.ValidModelMode(req.ModelMode) {
+		return bad("unknown model_mode %q: use online, batch or auto", req.ModelMode)
+	}
+	if req.ModelMode == jobs.ModelBatch && s.cfg.Profile.BatchAPI == "" {
+		return bad("model_mode batch: the workers' model (%s) has no batch API; use online or auto", cmp.Or(s.cfg.Profile.Preset, s.cfg.Profile.Provider))
 	}
 	if !languageRE.MatchString(req.Language) {
 		return bad("language %q: use a language tag such as en, de or pt-BR", req.Language)
@@ -357,6 +366,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 			MaxSize: d.MaxSize, MaxRetry: d.MaxRetry, Job: d.Job, Webhook: req.Webhook,
 		}
 		o.Job.Language = req.Language
+		o.Job.ModelMode = req.ModelMode
 		// Estimated first: once queued, items the workers finish would
 		// count as unchanged.
 		plan, err := planner.Estimate(ctx, s.cfg.Ingester, o, prof, planner.Options{Sample: s.cfg.PlanSample})

@@ -20,6 +20,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
 func writeFile(t *testing.T, path string, data []byte) {
@@ -305,5 +306,38 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 				t.Errorf("schema %s documents %s, which %s does not have", name, p, typ)
 			}
 		}
+	}
+}
+
+func TestSubmitModelMode(t *testing.T) {
+	e := newEnv(t) // the workers' model: offline, which has no batch API
+	for mode, wantMsg := range map[string]string{
+		"later": "unknown model_mode",
+		"batch": "has no batch API",
+	} {
+		m := e.submitBody()
+		m["model_mode"] = mode
+		var er struct{ Error string }
+		if code := e.do("POST", "/v1/batches", tokenA, m, nil, &er); code != http.StatusBadRequest || !strings.Contains(er.Error, wantMsg) {
+			t.Errorf("model_mode %s: %d %q, want 400 containing %q", mode, code, er.Error, wantMsg)
+		}
+	}
+	groq, err := llm.ResolveProfile(llm.Builtins(), "groq", "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e = newEnv(t, func(c *Config) { c.Profile = groq })
+	m := e.submitBody()
+	m["model_mode"], m["queue"] = "batch", "nightly"
+	var res SubmitResponse
+	if code := e.do("POST", "/v1/batches", tokenA, m, nil, &res); code != http.StatusCreated {
+		t.Fatalf("batch mode with a model that has a batch API: %d", code)
+	}
+	b, err := e.tracker.Get(context.Background(), res.ID)
+	if err != nil || b.Options.ModelMode != "batch" {
+		t.Fatalf("batch %+v (%v): want model mode batch recorded", b.Options, err)
+	}
+	if res.Plan == nil || res.Plan.All.BatchCost == nil || *res.Plan.All.BatchCost >= res.Plan.All.Cost {
+		t.Errorf("plan %+v: want a batch cost below the online cost", res.Plan)
 	}
 }
