@@ -26,6 +26,7 @@ const (
 	TextExtractDuration   = "llamapipe_text_extract_duration_seconds"
 	RateLimitWaitDuration = "llamapipe_rate_limit_wait_seconds"
 	RetriesTotal          = "llamapipe_retries_total"
+	FairShareDeferred     = "llamapipe_fair_share_deferred_total"
 )
 
 // Error classes of ModelErrorsTotal's "class" label.
@@ -55,6 +56,7 @@ type Metrics struct {
 	extract      *prometheus.HistogramVec
 	rateWait     prometheus.Histogram
 	retries      *prometheus.CounterVec
+	deferred     *prometheus.CounterVec
 }
 
 type kind int
@@ -75,17 +77,18 @@ type def struct {
 // so the two cannot drift.
 func defs() []def {
 	return []def{
-		{ItemsTotal, "Items that reached a final status, by kind (document, image, other) and status (done, failed, skipped).", counter, []string{"kind", "status"}, nil},
+		{ItemsTotal, "Items that reached a final status, by kind (document, image, other), status (done, failed, skipped) and tenant (empty: none).", counter, []string{"kind", "status", "tenant"}, nil},
 		{ItemDuration, "Wall time of items that reached a final status, by kind and status.", histogram, []string{"kind", "status"}, prometheus.ExponentialBucketsRange(0.1, 3600, 14)},
 		{ModelRequestsTotal, "Model requests, by provider, model and outcome (ok or error).", counter, []string{"provider", "model", "outcome"}, nil},
 		{ModelRequestDuration, "Latency of model requests, successful or not, by provider and model.", histogram, []string{"provider", "model"}, prometheus.ExponentialBucketsRange(0.05, 600, 16)},
-		{ModelTokensTotal, "Tokens of model requests, by provider, model and direction (input or output).", counter, []string{"provider", "model", "direction"}, nil},
-		{ModelCostTotal, "Cost of model requests in the profile's currency, by provider and model.", counter, []string{"provider", "model"}, nil},
+		{ModelTokensTotal, "Tokens of model requests, by provider, model, direction (input or output) and tenant (empty: none).", counter, []string{"provider", "model", "direction", "tenant"}, nil},
+		{ModelCostTotal, "Cost of model requests in the profile's currency, by provider, model and tenant (empty: none).", counter, []string{"provider", "model", "tenant"}, nil},
 		{ModelErrorsTotal, "Failed model requests, by provider, model and class (rate_limited, server_error, transport, timeout, too_large, bad_request, auth, canceled, other).", counter, []string{"provider", "model", "class"}, nil},
 		{ImagePrepareDuration, "Time to decode, orient, resize and encode one image.", histogram, nil, prometheus.ExponentialBucketsRange(0.005, 60, 14)},
 		{TextExtractDuration, "Time to extract the text of one document or chunk, by kind (pdf, docx, html, text, ...).", histogram, []string{"kind"}, prometheus.ExponentialBucketsRange(0.005, 600, 16)},
 		{RateLimitWaitDuration, "Time spent waiting for the shared model rate limit before a request.", histogram, nil, prometheus.ExponentialBucketsRange(0.001, 300, 16)},
 		{RetriesTotal, "Item attempts that failed and will be retried, by reason.", counter, []string{"reason"}, nil},
+		{FairShareDeferred, "Model calls the fair-share gate sent back to the queue because their tenant had its share while others waited, by tenant.", counter, []string{"tenant"}, nil},
 	}
 }
 
@@ -119,6 +122,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		extract:      cs[TextExtractDuration].(*prometheus.HistogramVec),
 		rateWait:     cs[RateLimitWaitDuration].(prometheus.Histogram),
 		retries:      cs[RetriesTotal].(*prometheus.CounterVec),
+		deferred:     cs[FairShareDeferred].(*prometheus.CounterVec),
 	}
 }
 
@@ -145,18 +149,29 @@ func Names() []string {
 }
 
 // ItemEnded records an item's final status (jobs.StatusDone, StatusFailed or
-// StatusSkipped) and how long it took.
+// StatusSkipped) and how long it took, for no tenant.
 func (m *Metrics) ItemEnded(kind, status string, d time.Duration) {
+	m.ItemEndedFor("", kind, status, d)
+}
+
+// ItemEndedFor is ItemEnded for a tenant's item ("": none).
+func (m *Metrics) ItemEndedFor(tenant, kind, status string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.items.WithLabelValues(kind, status).Inc()
+	m.items.WithLabelValues(kind, status, tenant).Inc()
 	m.itemDuration.WithLabelValues(kind, status).Observe(d.Seconds())
 }
 
 // ModelRequest records one model request: its latency, tokens and cost,
-// and, when err is not nil, its error class (see ErrorClass).
+// and, when err is not nil, its error class (see ErrorClass), for no tenant.
 func (m *Metrics) ModelRequest(provider, model string, d time.Duration, inTok, outTok int, cost float64, err error) {
+	m.ModelRequestFor("", provider, model, d, inTok, outTok, cost, err)
+}
+
+// ModelRequestFor is ModelRequest for a call serving a tenant's item (""
+// none): its tokens and cost carry the tenant label.
+func (m *Metrics) ModelRequestFor(tenant, provider, model string, d time.Duration, inTok, outTok int, cost float64, err error) {
 	if m == nil {
 		return
 	}
@@ -168,13 +183,13 @@ func (m *Metrics) ModelRequest(provider, model string, d time.Duration, inTok, o
 	m.requests.WithLabelValues(provider, model, outcome).Inc()
 	m.latency.WithLabelValues(provider, model).Observe(d.Seconds())
 	if inTok > 0 {
-		m.tokens.WithLabelValues(provider, model, "input").Add(float64(inTok))
+		m.tokens.WithLabelValues(provider, model, "input", tenant).Add(float64(inTok))
 	}
 	if outTok > 0 {
-		m.tokens.WithLabelValues(provider, model, "output").Add(float64(outTok))
+		m.tokens.WithLabelValues(provider, model, "output", tenant).Add(float64(outTok))
 	}
 	if cost > 0 {
-		m.cost.WithLabelValues(provider, model).Add(cost)
+		m.cost.WithLabelValues(provider, model, tenant).Add(cost)
 	}
 }
 
@@ -210,6 +225,15 @@ func (m *Metrics) Retry(reason string) {
 		return
 	}
 	m.retries.WithLabelValues(reason).Inc()
+}
+
+// Deferred records a model call the fair-share gate deferred (see
+// ratelimit.FairShareOptions.OnDefer).
+func (m *Metrics) Deferred(tenant string) {
+	if m == nil {
+		return
+	}
+	m.deferred.WithLabelValues(tenant).Inc()
 }
 
 // ErrorClass sorts a model request's error into one of the Class* values.

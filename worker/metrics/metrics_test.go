@@ -24,19 +24,19 @@ func TestItemEndedCountsByKindAndStatus(t *testing.T) {
 	m := New(reg)
 	m.ItemEnded("image", "done", 2*time.Second)
 	m.ItemEnded("image", "done", 3*time.Second)
-	m.ItemEnded("document", "failed", time.Second)
+	m.ItemEndedFor("legal", "document", "failed", time.Second)
 
-	if got := testutil.ToFloat64(m.items.WithLabelValues("image", "done")); got != 2 {
+	if got := testutil.ToFloat64(m.items.WithLabelValues("image", "done", "")); got != 2 {
 		t.Errorf("image/done = %v, want 2", got)
 	}
-	if got := testutil.ToFloat64(m.items.WithLabelValues("document", "failed")); got != 1 {
+	if got := testutil.ToFloat64(m.items.WithLabelValues("document", "failed", "legal")); got != 1 {
 		t.Errorf("document/failed = %v, want 1", got)
 	}
 	want := `
-# HELP llamapipe_items_total Items that reached a final status, by kind (document, image, other) and status (done, failed, skipped).
+# HELP llamapipe_items_total Items that reached a final status, by kind (document, image, other), status (done, failed, skipped) and tenant (empty: none).
 # TYPE llamapipe_items_total counter
-llamapipe_items_total{kind="document",status="failed"} 1
-llamapipe_items_total{kind="image",status="done"} 2
+llamapipe_items_total{kind="document",status="failed",tenant="legal"} 1
+llamapipe_items_total{kind="image",status="done",tenant=""} 2
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), ItemsTotal); err != nil {
 		t.Error(err)
@@ -81,9 +81,9 @@ func TestModelRequestRecordsLatencyTokensCostAndErrorClass(t *testing.T) {
 	}{
 		{m.requests.WithLabelValues("openai", "scout", "ok"), 1},
 		{m.requests.WithLabelValues("openai", "scout", "error"), 2},
-		{m.tokens.WithLabelValues("openai", "scout", "input"), 1000},
-		{m.tokens.WithLabelValues("openai", "scout", "output"), 200},
-		{m.cost.WithLabelValues("openai", "scout"), 0.25},
+		{m.tokens.WithLabelValues("openai", "scout", "input", ""), 1000},
+		{m.tokens.WithLabelValues("openai", "scout", "output", ""), 200},
+		{m.cost.WithLabelValues("openai", "scout", ""), 0.25},
 		{m.errors.WithLabelValues("openai", "scout", ClassRateLimited), 1},
 		{m.errors.WithLabelValues("openai", "scout", ClassServer), 1},
 	}
@@ -138,6 +138,7 @@ func TestNamesMatchExportedSeries(t *testing.T) {
 	m.TextExtracted("pdf", time.Millisecond)
 	m.RateLimitWait(time.Millisecond)
 	m.Retry("transport")
+	m.Deferred("legal")
 
 	h := httptest.NewServer(Handler(reg))
 	defer h.Close()
@@ -177,6 +178,9 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.TextExtracted("pdf", time.Second)
 	m.RateLimitWait(time.Second)
 	m.Retry("x")
+	m.Deferred("x")
+	m.ItemEndedFor("t", "image", "done", time.Second)
+	m.ModelRequestFor("t", "p", "m", time.Second, 1, 1, 1, nil)
 }
 
 func TestHealthAndReadiness(t *testing.T) {
@@ -258,18 +262,18 @@ func TestInstrumentRecordsEachRequest(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := New(reg)
 	ok := Instrument(fakeModel{resp: llm.Response{Usage: llm.Usage{InputTokens: 1000, OutputTokens: 500}}}, m)
-	if _, err := ok.Complete(context.Background(), llm.Request{}); err != nil {
+	if _, err := ok.Complete(llm.WithTenant(context.Background(), "legal"), llm.Request{}); err != nil {
 		t.Fatal(err)
 	}
 	limited := Instrument(fakeModel{err: &llm.Error{Kind: llm.Retryable, Status: 429, RateLimited: true}}, m)
 	if _, err := limited.Complete(context.Background(), llm.Request{}); err == nil {
 		t.Fatal("error not passed through")
 	}
-	if got := testutil.ToFloat64(m.tokens.WithLabelValues("openai", "scout", "input")); got != 1000 {
-		t.Errorf("input tokens %v", got)
+	if got := testutil.ToFloat64(m.tokens.WithLabelValues("openai", "scout", "input", "legal")); got != 1000 {
+		t.Errorf("input tokens of tenant legal %v", got)
 	}
-	// 1000 input at 1000/M plus 500 output at 2000/M.
-	if got := testutil.ToFloat64(m.cost.WithLabelValues("openai", "scout")); got < 1.9999 || got > 2.0001 {
+	// 1000 input at 1000/M plus 500 output at 2000/M, for the context's tenant.
+	if got := testutil.ToFloat64(m.cost.WithLabelValues("openai", "scout", "legal")); got < 1.9999 || got > 2.0001 {
 		t.Errorf("cost %v, want 2", got)
 	}
 	if got := testutil.ToFloat64(m.errors.WithLabelValues("openai", "scout", ClassRateLimited)); got != 1 {
@@ -277,5 +281,13 @@ func TestInstrumentRecordsEachRequest(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.requests.WithLabelValues("openai", "scout", "ok")); got != 1 {
 		t.Errorf("ok requests %v, want 1", got)
+	}
+	if n := testutil.CollectAndCount(m.cost); n != 1 {
+		t.Errorf("%d cost series, want only tenant legal's", n)
+	}
+	m.Deferred("legal")
+	m.Deferred("legal")
+	if got := testutil.ToFloat64(m.deferred.WithLabelValues("legal")); got != 2 {
+		t.Errorf("deferred %v, want 2", got)
 	}
 }
