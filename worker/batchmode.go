@@ -136,6 +136,7 @@ func (b *batchMode) complete(ctx context.Context, req llm.Request, p jobs.ItemPa
 			return llm.Response{}, fmt.Errorf("batch mode: write request: %w", err)
 		}
 		b.rdb.HSetNX(ctx, b.key("loc"), id, p.Out)
+		b.rdb.HSetNX(ctx, b.key("batch"), id, p.Batch)
 		first, err := b.rdb.HSetNX(ctx, b.key("state"), id, bmPending).Result()
 		if err != nil {
 			return llm.Response{}, fmt.Errorf("batch mode: %w", err)
@@ -398,6 +399,9 @@ func (w *Worker) handlePoll(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 		if !job.State.Done() {
+			if err := b.cancelIfAbandoned(ctx, job, ids); err != nil {
+				w.log.WarnContext(ctx, "cancelling a provider batch job failed", "job", p.Job, "error", err.Error())
+			}
 			return b.schedulePoll(ctx, p.Job, p.Attempt+1)
 		}
 		answered, online := 0, 0
@@ -490,4 +494,37 @@ func (b *batchMode) wake(ctx context.Context, ids []string) (int, error) {
 		}
 	}
 	return left, nil
+}
+
+// cancelIfAbandoned cancels a provider job when every request in it belongs
+// to batches that were cancelled (their items already ended as cancelled).
+func (b *batchMode) cancelIfAbandoned(ctx context.Context, job batchapi.Job, ids []string) error {
+	if job.State == batchapi.StateCancelling || len(ids) == 0 {
+		return nil
+	}
+	batches := map[string]bool{}
+	for start := 0; start < len(ids); start += 1000 {
+		vals, err := b.rdb.HMGet(ctx, b.key("batch"), ids[start:min(start+1000, len(ids))]...).Result()
+		if err != nil {
+			return err
+		}
+		for _, v := range vals {
+			s, _ := v.(string)
+			if s == "" {
+				return nil // unknown owner: keep the job
+			}
+			batches[s] = true
+		}
+	}
+	for batch := range batches {
+		cancelled, err := b.w.cfg.Tracker.Cancelled(ctx, batch)
+		if err != nil || !cancelled {
+			return err
+		}
+	}
+	if err := b.client.Cancel(ctx, job.ID); err != nil {
+		return err
+	}
+	b.w.log.InfoContext(ctx, "provider batch job cancelled: its batches were cancelled", "job", job.ID)
+	return nil
 }

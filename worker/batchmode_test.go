@@ -10,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage/localstore"
 	"github.com/llamapipe/llamapipe/worker"
 	"github.com/llamapipe/llamapipe/worker/llm"
@@ -190,5 +193,54 @@ func TestOnlineModeIgnoresTheBatchAPI(t *testing.T) {
 	if len(es) != 2 || e.chat.Stats().Requests != 2 || len(e.fake.Batches()) != 0 {
 		t.Fatalf("auto mode on the default queue: %d entries, %d online calls, %d batch jobs; want 2, 2, 0",
 			len(es), e.chat.Stats().Requests, len(e.fake.Batches()))
+	}
+}
+
+// Cancelling a batch removes its waiting items and cancels the provider job
+// that holds only its requests.
+func TestCancelledBatchCancelsItsProviderJob(t *testing.T) {
+	e := newBatchModeEnv(t)
+	src, outDir := contractFolder(t, 2), t.TempDir()
+	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Job: jobs.Options{ModelMode: jobs.ModelBatch}})
+	id := e.submitted(1)
+	if _, err := e.fake.Advance(id); err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspector(jobstest.ConnOpt(t, e.url))
+	defer insp.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		waiting, _ := insp.ListRetryTasks(jobs.QueueDefault)
+		if len(waiting) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d items waiting for the batch job, want 2", len(waiting))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	client := asynq.NewClient(jobstest.ConnOpt(t, e.url))
+	defer client.Close()
+	if _, err := jobs.CancelBatch(context.Background(), e.tracker, insp, client, res.BatchID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for e.fake.Status(id) != "cancelling" {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("provider job is %s, want cancelling", e.fake.Status(id))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	out, err := localstore.Open(outDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := e.wait(res.BatchID, out, 30*time.Second)
+	for _, en := range es {
+		if en.Status != jobs.StatusCancelled {
+			t.Errorf("%s: %s, want cancelled", en.Key, en.Status)
+		}
+	}
+	if e.chat.Stats().Requests != 0 {
+		t.Errorf("%d online calls for a cancelled batch", e.chat.Stats().Requests)
 	}
 }
