@@ -45,6 +45,19 @@ type FatalError struct{ Err error }
 func (e *FatalError) Error() string { return "batch stopped: " + e.Err.Error() }
 func (e *FatalError) Unwrap() error { return e.Err }
 
+// PausedError holds an item back while its tenant has no budget left
+// (Err is the *tenants.BudgetError). It is not a failure: the task waits in
+// asynq's retry set and looks again after RetryAfter, so the batch resumes
+// by itself when the budget is raised or the day or month rolls over.
+type PausedError struct {
+	Tenant     string
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *PausedError) Error() string { return "paused: " + e.Err.Error() }
+func (e *PausedError) Unwrap() error { return e.Err }
+
 // classify turns any error from processing an item into one of: a
 // *PermanentError, a *FatalError, or a retryable error (returned as is).
 func classify(err error) error {
@@ -74,6 +87,9 @@ func classify(err error) error {
 // it gave one, a quick retry for tasks recovered from a dead worker, else
 // exponential backoff with jitter (2s, 4s, 8s ... capped at 5 minutes).
 func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	if pe := (*PausedError)(nil); errors.As(err, &pe) {
+		return pe.RetryAfter
+	}
 	if d, ok := llm.RetryAfter(err); ok && d > 0 {
 		return d
 	}
@@ -98,12 +114,14 @@ func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 const deferredRecheck = 30 * time.Minute
 
 // isFailure is the asynq IsFailure func: rate limiting (429), waiting for
-// an identical image's caption or for a provider batch job's answer, and a storage outage (S3 unreachable, 5xx,
+// an identical image's caption or for a provider batch job's answer, a
+// tenant with no budget left (*PausedError), and a storage outage (S3 unreachable, 5xx,
 // throttling) are not failures of the item and do not use up its retries:
 // the batch waits for the store instead of failing every item queued during
 // the outage.
 func isFailure(err error) bool {
 	return !llm.IsRateLimited(err) && !errors.Is(err, errDuplicateInFlight) && !storage.IsTransient(err) &&
+		!errors.As(err, new(*PausedError)) &&
 		!errors.Is(err, errDeferred)
 }
 

@@ -135,7 +135,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 	}
 	recorded, complete, rerr := w.cfg.Tracker.Record(ctx, p.Batch, e)
 	if recorded {
-		w.cfg.Metrics.ItemEnded(p.Kind, e.Status, w.now().Sub(start))
+		w.itemRecorded(ctx, p, e, start)
 	}
 	if rerr != nil {
 		// Not recorded: let asynq retry the whole item — also after a
@@ -209,6 +209,10 @@ func (w *Worker) progress(ctx context.Context, p jobs.ItemPayload, stage string,
 
 // process does the item's work and writes its results.
 func (w *Worker) process(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, start time.Time) (outcome, error) {
+	ctx, err := w.admitTenant(ctx, p)
+	if err != nil {
+		return outcome{}, err
+	}
 	src, err := w.stores.get(ctx, p.Source.Location)
 	if err != nil {
 		return outcome{}, err

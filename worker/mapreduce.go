@@ -210,7 +210,7 @@ func (w *Worker) mapHandler() asynq.Handler {
 			return w.finalizeIfComplete(ctx, p.Batch)
 		}
 		start := startTime(mp.StartedMS, w.now())
-		err = w.stopped(ctx, p)
+		ctx, err = w.admit(ctx, p)
 		if err == nil {
 			if err = guard(ctx, log, func() error { return w.mapChunk(ctx, log, mp) }); err != nil {
 				err = chunkError(mp, err)
@@ -441,7 +441,8 @@ func (w *Worker) reduceHandler() asynq.Handler {
 		start := startTime(rp.StartedMS, w.now())
 		o := outcome{pages: rp.DocPages, chunks: rp.Count}
 		err = guard(ctx, log, func() error {
-			if err := w.stopped(ctx, p); err != nil {
+			var err error
+			if ctx, err = w.admit(ctx, p); err != nil {
 				return err
 			}
 			return w.reduceItem(ctx, log, rp, &o)

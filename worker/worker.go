@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
@@ -92,6 +93,11 @@ type Config struct {
 	// API's minimum per job (Bedrock): "online" (the default) answers them
 	// online, "wait" waits for more.
 	BatchSmall string
+	// Tenants are the tenants' budgets: items of a tenant with no budget
+	// left pause (PausedError), recorded items are charged to their tenant,
+	// and model calls carry the tenant (llm.WithTenant) for the fair-share
+	// gate and the metrics. Nil: no tenants, nothing charged or paused.
+	Tenants *tenants.Budgets
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 }
