@@ -242,3 +242,20 @@ func TestWatchBatchesKeepTheirOwnManifest(t *testing.T) {
 		t.Errorf("watch batch: %s, %s", w.ManifestPath(), w.ReportPath())
 	}
 }
+
+func TestUsesBatchAPI(t *testing.T) {
+	for _, c := range []struct {
+		mode, queue string
+		want        bool
+	}{
+		{"", jobs.QueueNightly, false}, {jobs.ModelOnline, jobs.QueueNightly, false},
+		{jobs.ModelBatch, jobs.QueueDefault, true}, {jobs.ModelAuto, jobs.QueueNightly, true}, {jobs.ModelAuto, jobs.QueueDefault, false},
+	} {
+		if got := jobs.UsesBatchAPI(jobs.Options{ModelMode: c.mode}, c.queue); got != c.want {
+			t.Errorf("%q on %s: %v, want %v", c.mode, c.queue, got, c.want)
+		}
+	}
+	if jobs.ValidModelMode("later") || !jobs.ValidModelMode("") {
+		t.Error("ValidModelMode")
+	}
+}

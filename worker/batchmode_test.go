@@ -34,7 +34,7 @@ type batchModeEnv struct {
 	prices llm.Prices
 }
 
-func newBatchModeEnv(t *testing.T) *batchModeEnv {
+func newBatchModeEnv(t *testing.T, limits ...batchapi.Limits) *batchModeEnv {
 	t.Helper()
 	e := &batchModeEnv{env: newEnv(t), prices: llm.Prices{Currency: "USD", InputPerMillion: 0.2, OutputPerMillion: 0.6, BatchDiscount: 0.5}}
 	e.chat = fakeserver.New(fakeserver.Options{APIKey: batchKey})
@@ -52,7 +52,11 @@ func newBatchModeEnv(t *testing.T) *batchModeEnv {
 		}
 		return c
 	}
-	bc, err := batchapi.NewOpenAI(batchapi.OpenAIOptions{Online: client(bsrv.URL + "/v1")})
+	o := batchapi.OpenAIOptions{Online: client(bsrv.URL + "/v1")}
+	if len(limits) > 0 {
+		o.Limits = limits[0]
+	}
+	bc, err := batchapi.NewOpenAI(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,5 +246,25 @@ func TestCancelledBatchCancelsItsProviderJob(t *testing.T) {
 	}
 	if e.chat.Stats().Requests != 0 {
 		t.Errorf("%d online calls for a cancelled batch", e.chat.Stats().Requests)
+	}
+}
+
+// Fewer requests than the batch API takes in one job are answered online.
+func TestTooFewRequestsForABatchJobGoOnline(t *testing.T) {
+	e := newBatchModeEnv(t, batchapi.Limits{MinLines: 10, MaxLines: 1000})
+	src, outDir := contractFolder(t, 3), t.TempDir()
+	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Queue: jobs.QueueNightly, Job: jobs.Options{ModelMode: jobs.ModelAuto}})
+	out, err := localstore.Open(outDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := e.wait(res.BatchID, out, 30*time.Second)
+	if len(es) != 3 || e.chat.Stats().Requests != 3 || len(e.fake.Batches()) != 0 {
+		t.Fatalf("%d entries, %d online calls, %d batch jobs; want 3, 3, 0", len(es), e.chat.Stats().Requests, len(e.fake.Batches()))
+	}
+	for _, en := range es {
+		if en.Status != jobs.StatusDone {
+			t.Errorf("%s: %s %s", en.Key, en.Status, en.Error)
+		}
 	}
 }
