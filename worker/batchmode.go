@@ -410,12 +410,16 @@ func (w *Worker) handlePoll(ctx context.Context, t *asynq.Task) error {
 				return err // read again at the next attempt: nothing is lost
 			}
 			if r.Err != nil {
-				// Failed or never answered: asked once online (an answer
-				// that fails online fails the item with its reason).
-				if err := b.rdb.HSet(ctx, b.key("state"), r.CustomID, bmOnline).Err(); err != nil {
+				// Failed or never answered: asked once more, online (an
+				// answer that fails online fails the item with its
+				// reason) or, with BatchRetry "batch", in the next job.
+				again, err := b.retryInBatch(ctx, r.CustomID)
+				if err != nil {
 					return err
 				}
-				online++
+				if !again {
+					online++
+				}
 				continue
 			}
 			if err := b.storeAnswer(ctx, r.CustomID, r.Resp); err != nil {
@@ -437,6 +441,29 @@ func (w *Worker) handlePoll(ctx context.Context, t *asynq.Task) error {
 		return b.schedulePoll(ctx, p.Job, p.Attempt+1)
 	}
 	return nil
+}
+
+// retryInBatch puts a request the job did not answer back among the
+// pending ones when batch retries are on and it was not retried yet; else
+// it marks the request for an online call. It reports whether it went back
+// to the batch.
+func (b *batchMode) retryInBatch(ctx context.Context, id string) (bool, error) {
+	if b.w.cfg.BatchRetry == "batch" {
+		n, err := b.rdb.HIncrBy(ctx, b.key("retried"), id, 1).Result()
+		if err != nil {
+			return false, err
+		}
+		if n == 1 {
+			if err := b.rdb.HSet(ctx, b.key("state"), id, bmPending).Err(); err != nil {
+				return false, err
+			}
+			if err := b.rdb.SAdd(ctx, b.key("pending"), id).Err(); err != nil {
+				return false, err
+			}
+			return true, b.scheduleCollect(ctx)
+		}
+	}
+	return false, b.rdb.HSet(ctx, b.key("state"), id, bmOnline).Err()
 }
 
 func (b *batchMode) storeAnswer(ctx context.Context, id string, resp llm.Response) error {

@@ -34,7 +34,7 @@ type batchModeEnv struct {
 	prices llm.Prices
 }
 
-func newBatchModeEnv(t *testing.T, limits ...batchapi.Limits) *batchModeEnv {
+func newBatchModeEnv(t *testing.T, opts ...func(*worker.Config, *batchapi.OpenAIOptions)) *batchModeEnv {
 	t.Helper()
 	e := &batchModeEnv{env: newEnv(t), prices: llm.Prices{Currency: "USD", InputPerMillion: 0.2, OutputPerMillion: 0.6, BatchDiscount: 0.5}}
 	e.chat = fakeserver.New(fakeserver.Options{APIKey: batchKey})
@@ -53,15 +53,17 @@ func newBatchModeEnv(t *testing.T, limits ...batchapi.Limits) *batchModeEnv {
 		return c
 	}
 	o := batchapi.OpenAIOptions{Online: client(bsrv.URL + "/v1")}
-	if len(limits) > 0 {
-		o.Limits = limits[0]
+	cfg := worker.Config{Model: client(csrv.URL + "/v1"), Concurrency: 4,
+		BatchCollectDelay: 300 * time.Millisecond, BatchPollInterval: 150 * time.Millisecond}
+	for _, f := range opts {
+		f(&cfg, &o)
 	}
 	bc, err := batchapi.NewOpenAI(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.runWorker(worker.Config{Model: client(csrv.URL + "/v1"), Batch: bc, Concurrency: 4,
-		BatchCollectDelay: 300 * time.Millisecond, BatchPollInterval: 150 * time.Millisecond}, nil)
+	cfg.Batch = bc
+	e.runWorker(cfg, nil)
 	return e
 }
 
@@ -251,7 +253,9 @@ func TestCancelledBatchCancelsItsProviderJob(t *testing.T) {
 
 // Fewer requests than the batch API takes in one job are answered online.
 func TestTooFewRequestsForABatchJobGoOnline(t *testing.T) {
-	e := newBatchModeEnv(t, batchapi.Limits{MinLines: 10, MaxLines: 1000})
+	e := newBatchModeEnv(t, func(_ *worker.Config, o *batchapi.OpenAIOptions) {
+		o.Limits = batchapi.Limits{MinLines: 10, MaxLines: 1000}
+	})
 	src, outDir := contractFolder(t, 3), t.TempDir()
 	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Queue: jobs.QueueNightly, Job: jobs.Options{ModelMode: jobs.ModelAuto}})
 	out, err := localstore.Open(outDir)
@@ -266,5 +270,60 @@ func TestTooFewRequestsForABatchJobGoOnline(t *testing.T) {
 		if en.Status != jobs.StatusDone {
 			t.Errorf("%s: %s %s", en.Key, en.Status, en.Error)
 		}
+	}
+}
+
+// With --batch-small wait, fewer requests than a job's minimum wait for
+// more instead of going online.
+func TestTooFewRequestsWaitWhenAskedTo(t *testing.T) {
+	e := newBatchModeEnv(t, func(c *worker.Config, o *batchapi.OpenAIOptions) {
+		o.Limits = batchapi.Limits{MinLines: 10, MaxLines: 1000}
+		c.BatchSmall = "wait"
+	})
+	src, outDir := contractFolder(t, 2), t.TempDir()
+	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Job: jobs.Options{ModelMode: jobs.ModelBatch}})
+	time.Sleep(1500 * time.Millisecond) // several collect windows
+	c, err := e.tracker.Counts(context.Background(), res.BatchID)
+	if err != nil || c.Ended() != 0 || e.chat.Stats().Requests != 0 || len(e.fake.Batches()) != 0 {
+		t.Fatalf("counts %+v (%v), %d online calls, %d jobs: want the 2 requests still waiting", c, err, e.chat.Stats().Requests, len(e.fake.Batches()))
+	}
+}
+
+// With batch retries, what an expired job left unanswered goes into the
+// next provider job instead of online.
+func TestUnansweredLinesRetryInTheNextJob(t *testing.T) {
+	e := newBatchModeEnv(t, func(c *worker.Config, _ *batchapi.OpenAIOptions) { c.BatchRetry = "batch" })
+	src, outDir := contractFolder(t, 4), t.TempDir()
+	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Job: jobs.Options{ModelMode: jobs.ModelBatch}})
+	first := e.submitted(1)
+	if _, err := e.fake.Advance(first); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.fake.Expire(first, 1); err != nil {
+		t.Fatal(err)
+	}
+	second := e.submitted(2)
+	for {
+		st, err := e.fake.Advance(second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st == "completed" {
+			break
+		}
+	}
+	out, err := localstore.Open(outDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := e.wait(res.BatchID, out, 30*time.Second)
+	for _, en := range es {
+		online := e.prices.Cost(llm.Usage{InputTokens: en.InputTokens, OutputTokens: en.OutputTokens})
+		if en.Status != jobs.StatusDone || math.Abs(en.Cost-online*0.5) > 1e-12 {
+			t.Errorf("%s: %s, cost %g; want done at the batch price", en.Key, en.Status, en.Cost)
+		}
+	}
+	if len(es) != 4 || e.chat.Stats().Requests != 0 || len(e.fake.Batches()) != 2 {
+		t.Errorf("%d entries, %d online calls, %d jobs; want 4, 0, 2", len(es), e.chat.Stats().Requests, len(e.fake.Batches()))
 	}
 }

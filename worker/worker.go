@@ -93,6 +93,10 @@ type Config struct {
 	// API's minimum per job (Bedrock): "online" (the default) answers them
 	// online, "wait" waits for more.
 	BatchSmall string
+	// BatchRetry says how a request the provider failed or never answered
+	// (its window expired) is asked once more: "online" (the default) or
+	// "batch" (in the next provider job; then online if that fails too).
+	BatchRetry string
 	// Tenants are the tenants' budgets: items of a tenant with no budget
 	// left pause (PausedError), recorded items are charged to their tenant,
 	// and model calls carry the tenant (llm.WithTenant) for the fair-share

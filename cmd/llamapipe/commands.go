@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,8 +16,10 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/planner"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/worker"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
@@ -38,6 +41,7 @@ func batchFlags() []cli.Flag {
 		&cli.StringFlag{Name: "products", Usage: "product sidecar for captions: CSV (header: key,sku,name,brand) or JSONL ({\"key\":...,\"sku\":...,\"name\":...,\"brand\":...}), keyed by image key or file name; a path or s3:// URL", Sources: env("PRODUCTS")},
 		&cli.BoolFlag{Name: "force", Usage: "process every item, also those whose results are current (same content, prompts, model and options)", Sources: env("FORCE")},
 		&cli.StringFlag{Name: "model-mode", Value: jobs.ModelOnline, Usage: "online, batch (the provider's batch API: its batch price, answers within its window, e.g. 24 h) or auto (batch on the nightly queue)", Sources: env("MODEL_MODE")},
+		&cli.StringFlag{Name: "tenant", Usage: "tenant the batch belongs to (its budget and share in the --tenants file; the workers pause its items when its budget is spent)", Sources: env("TENANT")},
 		&cli.StringFlag{Name: "webhook", Usage: "http(s) URL the workers POST a signed \"batch.completed\" event to once the manifest is written (the workers need --webhook-secret-file or " + envWebhookSecret + ")", Sources: env("WEBHOOK")},
 	}
 }
@@ -58,6 +62,7 @@ func workerFlags() []cli.Flag {
 		&cli.StringFlag{Name: "batch-work", Usage: "s3://bucket/prefix where Bedrock batch inference reads and writes its files (Bedrock batch mode only)", Sources: env("BATCH_WORK")},
 		&cli.StringFlag{Name: "batch-role-arn", Usage: "IAM service role Bedrock assumes for batch inference jobs (Bedrock batch mode only)", Sources: env("BATCH_ROLE_ARN")},
 		&cli.DurationFlag{Name: "batch-poll-interval", Value: time.Minute, Usage: "how often provider batch jobs are polled", Sources: env("BATCH_POLL_INTERVAL")},
+		&cli.StringFlag{Name: "batch-retry", Value: "online", Usage: "a batch request the provider failed or never answered is asked once more: online, or batch (in the next provider job)", Sources: env("BATCH_RETRY")},
 		&cli.StringFlag{Name: "batch-small", Value: "online", Usage: "fewer batch requests than the batch API's minimum per job (Bedrock: 100): online or wait", Sources: env("BATCH_SMALL")},
 		&cli.StringFlag{Name: "webhook-secret-file", Usage: "file holding the key completion webhooks are signed with (HMAC-SHA256; also " + envWebhookSecret + "); without one, webhooks are not sent", Sources: env("WEBHOOK_SECRET_FILE")},
 	}
@@ -95,7 +100,11 @@ func ingestOptions(cmd *cli.Command, sources []string, prof llm.Profile) (ingest
 	if mode == jobs.ModelBatch && prof.BatchAPI == "" {
 		return ingest.Options{}, &exitError{code: exitUsage, msg: fmt.Sprintf("--model-mode batch: the model's provider (%s) has no batch API that llamapipe uses; use --model-mode online or auto", prof.Provider)}
 	}
+	if err := tenants.CheckName(cmd.String("tenant")); err != nil {
+		return ingest.Options{}, &exitError{code: exitUsage, msg: "--tenant: " + err.Error()}
+	}
 	return ingest.Options{
+		Tenant:   cmd.String("tenant"),
 		Webhook:  cmd.String("webhook"),
 		Prompts:  ps,
 		Sources:  sources,
@@ -122,7 +131,11 @@ func newWorker(ctx context.Context, cmd *cli.Command, c *conn, log *slog.Logger,
 	if err != nil {
 		return nil, nil, err
 	}
-	model, err := openModel(ctx, cmd, c, m)
+	budgets, err := openTenants(cmd, c, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	model, err := openModel(ctx, cmd, c, m, budgets)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -136,10 +149,11 @@ func newWorker(ctx context.Context, cmd *cli.Command, c *conn, log *slog.Logger,
 		return nil, nil, err
 	}
 	wcfg.Metrics = m
+	wcfg.Tenants = budgets
 	if wcfg.Batch, err = openBatch(ctx, cmd, model.Profile(), log); err != nil {
 		return nil, nil, err
 	}
-	wcfg.BatchPollInterval, wcfg.BatchSmall = cmd.Duration("batch-poll-interval"), cmd.String("batch-small")
+	wcfg.BatchPollInterval, wcfg.BatchSmall, wcfg.BatchRetry = cmd.Duration("batch-poll-interval"), cmd.String("batch-small"), cmd.String("batch-retry")
 	w, err := worker.New(wcfg)
 	return w, model, err
 }
@@ -187,6 +201,33 @@ func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger)
 		PDFPasswords:    pw,
 		WebhookSecret:   []byte(hookKey),
 	}, nil
+}
+
+// checkBudget refuses, before anything is queued, a batch whose estimate
+// (planner.Estimate under prof) is over what is left of its tenant's daily
+// or monthly budget in the --tenants file. Without the file, or for a
+// tenant without a budget, nothing is estimated.
+func checkBudget(ctx context.Context, cmd *cli.Command, c *conn, in *ingest.Ingester, o ingest.Options, prof llm.Profile, log *slog.Logger) error {
+	b, err := openTenants(cmd, c, log)
+	if err != nil || b == nil {
+		return err
+	}
+	t := b.Config().Lookup(o.Tenant)
+	if t.Budget.Daily.Unlimited() && t.Budget.Monthly.Unlimited() {
+		return nil
+	}
+	plan, err := planner.Estimate(ctx, in, o, prof, planner.Options{MaxOutputTokens: o.Job.MaxOutputTokens})
+	if err != nil {
+		return fmt.Errorf("estimate the batch for its tenant's budget: %w", err)
+	}
+	est := tenants.Spend{Cost: plan.All.Cost, Tokens: plan.All.InputTokens + plan.All.OutputTokens}
+	if err := b.CheckEstimate(ctx, o.Tenant, est, plan.Currency); err != nil {
+		if errors.Is(err, tenants.ErrOverBudget) {
+			return &exitError{code: exitFailed, msg: "batch refused: " + err.Error()}
+		}
+		return err
+	}
+	return nil
 }
 
 // parseQueues reads "critical=6,default=3,nightly=1".
@@ -269,6 +310,9 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
+			if err := checkBudget(ctx, cmd, c, in, o, model.Profile(), log); err != nil {
+				return err
+			}
 			res, err := in.Run(ctx, o)
 			if err != nil {
 				return err
@@ -286,11 +330,18 @@ func ingestCommand(stdout, stderr io.Writer) *cli.Command {
 		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
 		Flags:     concat(batchFlags(), providerFlags(), []cli.Flag{promptFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			in, _, o, done, err := ingestSetup(ctx, cmd, stderr)
+			in, c, o, done, err := ingestSetup(ctx, cmd, stderr)
 			if err != nil {
 				return err
 			}
 			defer done()
+			prof, err := plannedProfile(cmd)
+			if err != nil {
+				return err
+			}
+			if err := checkBudget(ctx, cmd, c, in, o, prof, nil); err != nil {
+				return err
+			}
 			res, err := in.Run(ctx, o)
 			if err != nil {
 				return err
@@ -396,6 +447,9 @@ func openBatch(ctx context.Context, cmd *cli.Command, prof llm.Profile, log *slo
 	}
 	if s := cmd.String("batch-small"); s != "online" && s != "wait" {
 		return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--batch-small %q: use online or wait", s)}
+	}
+	if s := cmd.String("batch-retry"); s != "online" && s != "batch" {
+		return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--batch-retry %q: use online or batch", s)}
 	}
 	cfg, err := providerConfig(cmd)
 	if err != nil {
