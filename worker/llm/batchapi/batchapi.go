@@ -1,13 +1,17 @@
 package batchapi
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
+	"log/slog"
 	"time"
 
+	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
@@ -200,4 +204,77 @@ func notAnswered(id, why string) error {
 		return fmt.Errorf("line %q: %w", id, ErrNotAnswered)
 	}
 	return fmt.Errorf("line %q: %s: %w", id, why, ErrNotAnswered)
+}
+
+var errStop = errors.New("stop")
+
+// results implements Client.Results for a provider whose files each reads
+// line by line: the input file's line IDs (custom_id or recordId), then the
+// answered lines of files, in order, mapped by parse (lines for unknown or
+// repeated IDs are logged and dropped), then every input line left
+// unanswered, as ErrNotAnswered, in input order. missingOK treats a missing
+// answer file as empty.
+func results(ctx context.Context, job Job, each func(ctx context.Context, file string, fn func([]byte) error) error,
+	files []string, missingOK bool, parse func(line []byte) (string, Result, error), log *slog.Logger) iter.Seq2[Result, error] {
+	return func(yield func(Result, error) bool) {
+		if !job.State.Done() {
+			yield(Result{}, fmt.Errorf("results of batch %s (%s): %w", job.ID, job.State, ErrNotDone))
+			return
+		}
+		var ids []string
+		err := each(ctx, job.InputFile, func(line []byte) error {
+			var l struct {
+				CustomID string `json:"custom_id"`
+				RecordID string `json:"recordId"`
+			}
+			if err := json.Unmarshal(line, &l); err != nil {
+				return err
+			}
+			ids = append(ids, cmp.Or(l.CustomID, l.RecordID))
+			return nil
+		})
+		if err != nil {
+			yield(Result{}, fmt.Errorf("read input file of batch %s: %w", job.ID, err))
+			return
+		}
+		pending := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			pending[id] = true
+		}
+		for _, file := range files {
+			if file == "" {
+				continue
+			}
+			stopped := false
+			err := each(ctx, file, func(line []byte) error {
+				id, r, err := parse(line)
+				if err != nil {
+					return err
+				}
+				if !pending[id] {
+					log.Warn("batch output line for an unknown or repeated id", "batch", job.ID)
+					return nil
+				}
+				delete(pending, id)
+				if !yield(r, nil) {
+					stopped = true
+					return errStop
+				}
+				return nil
+			})
+			if stopped {
+				return
+			}
+			if err != nil && !(missingOK && errors.Is(err, storage.ErrNotExist)) {
+				yield(Result{}, fmt.Errorf("read file %s of batch %s: %w", file, job.ID, err))
+				return
+			}
+		}
+		why := "batch " + string(job.State)
+		for _, id := range ids {
+			if pending[id] && !yield(Result{CustomID: id, Err: notAnswered(id, why)}, nil) {
+				return
+			}
+		}
+	}
 }

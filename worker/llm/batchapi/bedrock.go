@@ -310,61 +310,14 @@ type bedrockOutput struct {
 // and per-record errors), then every input record without output (as
 // ErrNotAnswered), in input order.
 func (c *Bedrock) Results(ctx context.Context, job Job) iter.Seq2[Result, error] {
-	return func(yield func(Result, error) bool) {
-		if !job.State.Done() {
-			yield(Result{}, fmt.Errorf("results of batch %s (%s): %w", job.ID, job.State, ErrNotDone))
-			return
+	// A job that ended before writing any output has no output file.
+	return results(ctx, job, c.eachLine, []string{job.OutputFile}, true, func(line []byte) (string, Result, error) {
+		var o bedrockOutput
+		if err := json.Unmarshal(line, &o); err != nil {
+			return "", Result{}, err
 		}
-		var ids []string
-		err := c.eachLine(ctx, job.InputFile, func(line []byte) error {
-			var r struct {
-				RecordID string `json:"recordId"`
-			}
-			if err := json.Unmarshal(line, &r); err != nil {
-				return err
-			}
-			ids = append(ids, r.RecordID)
-			return nil
-		})
-		if err != nil {
-			yield(Result{}, fmt.Errorf("read input of batch %s: %w", job.ID, err))
-			return
-		}
-		pending := make(map[string]bool, len(ids))
-		for _, id := range ids {
-			pending[id] = true
-		}
-		stopped := false
-		err = c.eachLine(ctx, job.OutputFile, func(line []byte) error {
-			var o bedrockOutput
-			if err := json.Unmarshal(line, &o); err != nil {
-				return err
-			}
-			if !pending[o.RecordID] {
-				c.log.Warn("batch output record for an unknown or repeated record id", "batch", job.ID)
-				return nil
-			}
-			delete(pending, o.RecordID)
-			if !yield(c.result(o), nil) {
-				stopped = true
-				return errStop
-			}
-			return nil
-		})
-		if stopped {
-			return
-		}
-		if err != nil && !errors.Is(err, storage.ErrNotExist) {
-			yield(Result{}, fmt.Errorf("read output of batch %s: %w", job.ID, err))
-			return
-		}
-		why := "batch " + string(job.State)
-		for _, id := range ids {
-			if pending[id] && !yield(Result{CustomID: id, Err: notAnswered(id, why)}, nil) {
-				return
-			}
-		}
-	}
+		return o.RecordID, c.result(o), nil
+	}, c.log)
 }
 
 func (c *Bedrock) result(o bedrockOutput) Result {

@@ -189,72 +189,14 @@ type outputLine struct {
 // the error file's, then every input line found in neither (as
 // ErrNotAnswered), in input order.
 func (c *OpenAI) Results(ctx context.Context, job Job) iter.Seq2[Result, error] {
-	return func(yield func(Result, error) bool) {
-		if !job.State.Done() {
-			yield(Result{}, fmt.Errorf("results of batch %s (%s): %w", job.ID, job.State, ErrNotDone))
-			return
+	return results(ctx, job, c.eachLine, []string{job.OutputFile, job.ErrorFile}, false, func(line []byte) (string, Result, error) {
+		var ol outputLine
+		if err := json.Unmarshal(line, &ol); err != nil {
+			return "", Result{}, err
 		}
-		var ids []string
-		err := c.eachLine(ctx, job.InputFile, func(line []byte) error {
-			var l struct {
-				CustomID string `json:"custom_id"`
-			}
-			if err := json.Unmarshal(line, &l); err != nil {
-				return err
-			}
-			ids = append(ids, l.CustomID)
-			return nil
-		})
-		if err != nil {
-			yield(Result{}, fmt.Errorf("read input file of batch %s: %w", job.ID, err))
-			return
-		}
-		pending := make(map[string]bool, len(ids))
-		for _, id := range ids {
-			pending[id] = true
-		}
-		stopped := false
-		for _, file := range []string{job.OutputFile, job.ErrorFile} {
-			if file == "" {
-				continue
-			}
-			err := c.eachLine(ctx, file, func(line []byte) error {
-				var ol outputLine
-				if err := json.Unmarshal(line, &ol); err != nil {
-					return err
-				}
-				if !pending[ol.CustomID] {
-					c.log.Warn("batch output line for an unknown or repeated custom id", "batch", job.ID)
-					return nil
-				}
-				delete(pending, ol.CustomID)
-				if !yield(c.result(ol), nil) {
-					stopped = true
-					return errStop
-				}
-				return nil
-			})
-			if stopped {
-				return
-			}
-			if err != nil {
-				yield(Result{}, fmt.Errorf("read file %s of batch %s: %w", file, job.ID, err))
-				return
-			}
-		}
-		why := "batch " + string(job.State)
-		for _, id := range ids {
-			if !pending[id] {
-				continue
-			}
-			if !yield(Result{CustomID: id, Err: notAnswered(id, why)}, nil) {
-				return
-			}
-		}
-	}
+		return ol.CustomID, c.result(ol), nil
+	}, c.log)
 }
-
-var errStop = errors.New("stop")
 
 // result maps one output or error line.
 func (c *OpenAI) result(ol outputLine) Result {
