@@ -50,6 +50,6 @@ func PayloadOptions(p jobs.IngestPayload) Options {
 	return Options{
 		Sources: p.Sources, Out: p.Out, Task: p.Task, Queue: p.Queue, Include: p.Include, Exclude: p.Exclude,
 		MaxSize: p.MaxSize, MaxRetry: p.MaxRetry, Force: p.Force, Job: p.Options, Provider: p.Provider, Model: p.Model,
-		Webhook: p.Webhook,
+		Webhook: p.Webhook, Tenant: p.Tenant,
 	}
 }

@@ -29,6 +29,8 @@ type IngestPayload struct {
 	Provider string   `json:"provider,omitempty"`
 	Model    string   `json:"model,omitempty"`
 	Webhook  string   `json:"webhook,omitempty"`
+	// Tenant owns the batch (its budget and fair share).
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // NewIngestTask builds an ingest task. It runs on the critical queue: it is

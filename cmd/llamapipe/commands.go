@@ -203,6 +203,27 @@ func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger)
 	}, nil
 }
 
+// printTenant shows a batch's tenant with its spend today and this month
+// (and what is left of its budget, with --tenants).
+func printTenant(ctx context.Context, w io.Writer, cmd *cli.Command, c *conn, b jobs.Batch) error {
+	if b.Tenant == "" {
+		return nil
+	}
+	budgets, err := openTenants(cmd, c, nil)
+	if err != nil {
+		return err
+	}
+	if budgets == nil {
+		budgets = &tenants.Budgets{File: tenants.Static(nil), Ledger: tenants.NewLedger(c.rdb, "")}
+	}
+	st, err := budgets.Status(ctx, b.Tenant)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "tenant %s\n", st.Summary(""))
+	return nil
+}
+
 // checkBudget refuses, before anything is queued, a batch whose estimate
 // (planner.Estimate under prof) is over what is left of its tenant's daily
 // or monthly budget in the --tenants file. Without the file, or for a
@@ -413,6 +434,7 @@ func statusCommand(stdout, stderr io.Writer) *cli.Command {
 		ArgsUsage: "BATCH",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "wait", Aliases: []string{"w"}, Usage: "follow the batch until its manifest is written", Sources: env("WAIT")},
+			&cli.StringFlag{Name: "tenants", Usage: "tenants file: show what is left of the batch's tenant's budget (and count days in its timezone)", Sources: env("TENANTS")},
 		},
 		Action: onBatch(stderr, func(ctx context.Context, cmd *cli.Command, c *conn, id string) error {
 			if cmd.Bool("wait") {
@@ -426,7 +448,10 @@ func statusCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			return printStatus(ctx, stdout, c.tracker, b, cnt)
+			if err := printStatus(ctx, stdout, c.tracker, b, cnt); err != nil {
+				return err
+			}
+			return printTenant(ctx, stdout, cmd, c, b)
 		}),
 	}
 }

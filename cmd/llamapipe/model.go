@@ -1,17 +1,21 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/urfave/cli/v3"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/worker/metrics"
 
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/providers"
+	"github.com/llamapipe/llamapipe/worker/llm/ratelimit"
 )
 
 func providerFlags() []cli.Flag {
@@ -27,6 +31,7 @@ func providerFlags() []cli.Flag {
 		&cli.IntFlag{Name: "rpm", Usage: "requests per minute shared by all workers of this provider and model (0: no limit)", Sources: env("RPM")},
 		&cli.IntFlag{Name: "tpm", Usage: "tokens per minute shared by all workers of this provider and model (0: no limit)", Sources: env("TPM")},
 		&cli.IntFlag{Name: "max-output-tokens", Usage: "cap on each answer's tokens (0: the profile's default)", Sources: env("MAX_OUTPUT_TOKENS")},
+		&cli.StringFlag{Name: "tenants", Usage: "tenants file (YAML): each tenant's share of the model and daily and monthly budgets in money or tokens; re-read when it changes (see the README)", Sources: env("TENANTS")},
 		&cli.FloatFlag{Name: "temperature", Value: -1, Usage: "sampling temperature (negative: the provider's default)", Sources: env("TEMPERATURE")},
 	}
 }
@@ -63,9 +68,48 @@ func providerConfig(cmd *cli.Command) (providers.Config, error) {
 	return cfg, nil
 }
 
+// openTenants opens the --tenants file with the spend ledger in c's Redis;
+// nil without the flag.
+func openTenants(cmd *cli.Command, c *conn, log *slog.Logger) (*tenants.Budgets, error) {
+	path := cmd.String("tenants")
+	if path == "" {
+		return nil, nil
+	}
+	f, err := tenants.Open(path, log)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, msg: "--tenants: " + err.Error()}
+	}
+	return &tenants.Budgets{File: f, Ledger: tenants.NewLedger(c.rdb, ""), Tracker: c.tracker}, nil
+}
+
+// fairShare puts model behind the tenants' fair-share gate, shared through
+// c's Redis by every worker of the same provider and model: the tenants
+// file's slots (default: half this worker's --concurrency) and waiting room
+// (default: half the slots), so some of the worker's tasks are always free
+// to pass over one tenant's backlog.
+func fairShare(cmd *cli.Command, c *conn, model llm.Client, b *tenants.Budgets, m *metrics.Metrics) llm.Client {
+	if b == nil {
+		return model
+	}
+	tc := b.Config()
+	slots := tc.Slots
+	if slots == 0 {
+		slots = max(1, cmd.Int("concurrency")/2)
+	}
+	waiting := tc.Waiting
+	if waiting == 0 {
+		waiting = max(1, slots/2)
+	}
+	p := model.Profile()
+	name := cmp.Or(p.Preset, p.Provider)
+	return ratelimit.FairShare(model, c.rdb, "llamapipe:llm:"+name+":"+p.Model, ratelimit.FairShareOptions{
+		Slots: slots, Waiting: waiting, Share: func(t string) float64 { return b.Config().Share(t) }, OnDefer: m.Deferred})
+}
+
 // openModel opens the configured model client, sharing its rate limit
-// through the process's Redis.
-func openModel(ctx context.Context, cmd *cli.Command, c *conn, m *metrics.Metrics) (llm.Client, error) {
+// through the process's Redis, behind the tenants' fair-share gate when
+// budgets is set.
+func openModel(ctx context.Context, cmd *cli.Command, c *conn, m *metrics.Metrics, budgets *tenants.Budgets) (llm.Client, error) {
 	cfg, err := providerConfig(cmd)
 	if err != nil {
 		return nil, err
@@ -76,7 +120,7 @@ func openModel(ctx context.Context, cmd *cli.Command, c *conn, m *metrics.Metric
 	if err != nil {
 		return nil, &exitError{code: exitUsage, msg: "model: " + err.Error()}
 	}
-	return model, nil
+	return fairShare(cmd, c, model, budgets, m), nil
 }
 
 // plannedProfile resolves the profile a batch is planned for without

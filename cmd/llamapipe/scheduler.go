@@ -70,6 +70,8 @@ type scheduleEntry struct {
 	Model           string   `yaml:"model"`
 	Webhook         string   `yaml:"webhook"`
 	ModelMode       string   `yaml:"model_mode"`
+	// Tenant owns the entry's batches (budget and share: --tenants).
+	Tenant string `yaml:"tenant"`
 	// Watch makes the entry a watched inbox instead of a cron schedule.
 	Watch *watchEntry `yaml:"watch"`
 }
@@ -172,7 +174,7 @@ func parseSchedules(path string) (schedules, error) {
 			Include: e.Include, Exclude: e.Exclude, MaxSize: e.MaxSize, MaxRetry: e.MaxRetry, Force: e.Force,
 			Options: jobs.Options{Language: e.Language, Products: e.Products, MaxOutputTokens: e.MaxOutputTokens,
 				ModelMode: e.ModelMode},
-			Provider: e.Provider, Model: e.Model, Webhook: e.Webhook,
+			Provider: e.Provider, Model: e.Model, Webhook: e.Webhook, Tenant: e.Tenant,
 		}
 		t, err := jobs.NewIngestTask(p)
 		if err != nil {

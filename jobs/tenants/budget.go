@@ -141,3 +141,30 @@ func (s Status) check(est Spend, currency string, c *Config, at time.Time, spent
 	}
 	return nil
 }
+
+// Summary is one line for people: the tenant's spend today and this
+// month, and what is left of each budget ("no budget" when unlimited).
+// currency labels money.
+func (s Status) Summary(currency string) string {
+	money := func(v float64) string { return strings.TrimSpace(fmt.Sprintf("%.2f %s", v, currency)) }
+	part := func(when string, spent Spend, lim Limits) string {
+		str := fmt.Sprintf("%s %s and %d tokens", when, money(spent.Cost), spent.Tokens)
+		var left []string
+		if lim.Cost > 0 {
+			left = append(left, fmt.Sprintf("%s of %s left", money(max(lim.Cost-spent.Cost, 0)), money(lim.Cost)))
+		}
+		if lim.Tokens > 0 {
+			left = append(left, fmt.Sprintf("%d of %d tokens left", max(lim.Tokens-spent.Tokens, 0), lim.Tokens))
+		}
+		if len(left) == 0 {
+			return str + " (no budget)"
+		}
+		return str + " (" + strings.Join(left, ", ") + ")"
+	}
+	name := s.Tenant
+	if name == "" {
+		name = "(none)"
+	}
+	return fmt.Sprintf("%s: %s; %s [%s]", name, part("today", s.Today, s.Budget.Daily),
+		part("this month", s.ThisMonth, s.Budget.Monthly), s.Timezone)
+}

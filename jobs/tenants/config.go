@@ -60,8 +60,14 @@ type Config struct {
 	Timezone string `yaml:"timezone"`
 	// Slots is how many model calls may be in flight at once across every
 	// worker sharing one Redis, divided between the active tenants by
-	// share. Zero: the worker's own default (see the README).
+	// share. Zero: the worker's own default (see the README). Read when a
+	// worker starts.
 	Slots int `yaml:"slots"`
+	// Waiting is how many more calls may wait for a slot across every
+	// worker, divided by share; the others go back to the queue for a
+	// second or two. Zero: the worker's own default. Read when a worker
+	// starts.
+	Waiting int `yaml:"waiting"`
 
 	loc *time.Location
 }
@@ -69,6 +75,15 @@ type Config struct {
 // validName is what a tenant name may look like (it is part of Redis keys
 // and metric labels).
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// CheckName refuses a tenant name that cannot be one ("" is no tenant,
+// and allowed).
+func CheckName(name string) error {
+	if name != "" && !validName.MatchString(name) {
+		return fmt.Errorf("tenant name %q: use letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)", name)
+	}
+	return nil
+}
 
 // Parse reads and validates a tenants file.
 func Parse(b []byte) (*Config, error) {
@@ -93,8 +108,8 @@ func (c *Config) validate() error {
 		}
 		c.loc = loc
 	}
-	if c.Slots < 0 {
-		return fmt.Errorf("tenants file: slots %d: give 0 (the worker's default) or more", c.Slots)
+	if c.Slots < 0 || c.Waiting < 0 {
+		return fmt.Errorf("tenants file: slots %d, waiting %d: give 0 (the worker's default) or more", c.Slots, c.Waiting)
 	}
 	check := func(name string, t Tenant) error {
 		if t.Share < 0 || math.IsNaN(t.Share) || math.IsInf(t.Share, 0) {
@@ -114,7 +129,7 @@ func (c *Config) validate() error {
 		return err
 	}
 	for _, name := range c.Names() {
-		if !validName.MatchString(name) {
+		if err := CheckName(name); err != nil || name == "" {
 			return fmt.Errorf("tenants file: tenant name %q: use letters, digits, '.', '_' and '-' (at most 64)", name)
 		}
 		if err := check(name, c.Tenants[name]); err != nil {

@@ -292,3 +292,20 @@ func TestLedgerAndBudgets(t *testing.T) {
 		t.Errorf("BatchTenant after the minute = %v, want it read again (ErrNoBatch)", err)
 	}
 }
+
+func TestSummary(t *testing.T) {
+	c, err := tenants.Parse([]byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	got := tenants.NewStatus(c, "legal", at, tenants.Spend{Cost: 12.5, Tokens: 1000}, tenants.Spend{Cost: 100, Tokens: 9000}).Summary("EUR")
+	want := "legal: today 12.50 EUR and 1000 tokens (37.50 EUR of 50.00 EUR left); this month 100.00 EUR and 9000 tokens (700.00 EUR of 800.00 EUR left) [UTC]"
+	if got != want {
+		t.Errorf("Summary =\n%s\nwant\n%s", got, want)
+	}
+	got = tenants.NewStatus(c, "catalog", at, tenants.Spend{Tokens: 25_000_000}, tenants.Spend{}).Summary("")
+	if !strings.Contains(got, "0 of 20000000 tokens left") || !strings.Contains(got, "this month 0.00 and 0 tokens (no budget)") {
+		t.Errorf("Summary = %s", got)
+	}
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
+)
+
+func TestIngestRefusesABatchOverItsTenantsBudget(t *testing.T) {
+	url, _ := jobstest.Redis(t, jobstest.DBCmd)
+	src := t.TempDir()
+	for _, name := range []string{"a.txt", "b.txt"} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(strings.Repeat("A contract between A and B. ", 50)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "tenants.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("tenants: {legal: {budget: {daily: {tokens: 10}}}}")
+	code, stdout, stderr := runCLI(t, "--redis-url", url, "ingest", src, "--out", t.TempDir(), "--tenant", "legal", "--tenants", file)
+	if code != exitFailed || stdout != "" {
+		t.Fatalf("exit %d, stdout %q: want 1 and nothing queued", code, stdout)
+	}
+	for _, want := range []string{`tenant "legal"`, "estimated", "remaining daily budget of 10 tokens"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("refusal %q does not say %q", stderr, want)
+		}
+	}
+	// Another tenant (the default: no budget) and a raised budget pass.
+	if code, _, stderr := runCLI(t, "--redis-url", url, "ingest", src, "--out", t.TempDir(), "--tenant", "other", "--tenants", file); code != 0 {
+		t.Fatalf("tenant without a budget: exit %d: %s", code, stderr)
+	}
+	write("tenants: {legal: {budget: {daily: {tokens: 10000000}}}}")
+	t.Setenv("LLAMAPIPE_TENANT", "legal")
+	t.Setenv("LLAMAPIPE_TENANTS", file)
+	code, stdout, stderr = runCLI(t, "--redis-url", url, "ingest", src, "--out", t.TempDir())
+	if code != 0 {
+		t.Fatalf("raised budget: exit %d: %s", code, stderr)
+	}
+	code, out, _ := runCLI(t, "--redis-url", url, "status", strings.TrimSpace(stdout))
+	if code != 0 || !strings.Contains(out, "tenant legal: today 0.00 and 0 tokens (10000000 of 10000000 tokens left)") {
+		t.Errorf("status: exit %d:\n%s", code, out)
+	}
+	if code, _, stderr := runCLI(t, "--redis-url", url, "ingest", src, "--out", t.TempDir(), "--tenant", "no spaces"); code != exitUsage || !strings.Contains(stderr, "--tenant") {
+		t.Errorf("bad tenant name: exit %d, %q", code, stderr)
+	}
+}
