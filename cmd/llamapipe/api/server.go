@@ -23,6 +23,7 @@ import (
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/planner"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
@@ -79,6 +80,11 @@ type Config struct {
 	// rest are extrapolated by size. Zero means planner.DefaultSample
 	// (500); negative: every item.
 	PlanSample int
+	// Tenants are the tenants' budgets: a submit whose plan estimate is over
+	// what is left of its tenant's daily or monthly budget is refused with
+	// 402 Payment Required and the numbers (BudgetRefusal). Nil: no
+	// budgets.
+	Tenants *tenants.Budgets
 	// KeyPrefix namespaces the API's Redis keys. Empty means "llamapipe".
 	KeyPrefix string
 	// IdempotencyWait is how long a duplicate submit waits for the first
@@ -373,6 +379,12 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		if err != nil {
 			return SubmitResponse{}, err
 		}
+		if s.cfg.Tenants != nil {
+			est := tenants.Spend{Cost: plan.All.Cost, Tokens: plan.All.InputTokens + plan.All.OutputTokens}
+			if err := s.cfg.Tenants.CheckEstimate(ctx, tenant, est, plan.Currency); err != nil {
+				return SubmitResponse{}, err
+			}
+		}
 		res, err := s.cfg.Ingester.Run(ctx, o)
 		if err != nil {
 			return SubmitResponse{}, err
@@ -489,9 +501,12 @@ func (s *Server) answer(ctx context.Context, w http.ResponseWriter, run func(con
 	}
 	if err != nil {
 		var br *badRequest
+		var be *tenants.BudgetError
 		switch {
 		case errors.As(err, &br):
 			writeError(w, http.StatusBadRequest, br.msg)
+		case errors.As(err, &be):
+			writeJSON(w, http.StatusPaymentRequired, newBudgetRefusal(be))
 		case errors.Is(err, jobs.ErrNoBatch):
 			writeError(w, http.StatusNotFound, "no such batch")
 		case errors.Is(err, storage.ErrNotExist):
@@ -517,6 +532,35 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, tenant string) (j
 		return b, false
 	}
 	return b, true
+}
+
+// BudgetRefusal is the 402 answer to a submit over its tenant's budget.
+type BudgetRefusal struct {
+	Error  string        `json:"error"`
+	Budget BudgetNumbers `json:"budget"`
+}
+
+// BudgetNumbers are the numbers of a budget refusal.
+type BudgetNumbers struct {
+	Tenant string `json:"tenant"`
+	// Period is daily or monthly; Unit is cost (money in Currency) or
+	// tokens (input plus output).
+	Period string `json:"period"`
+	Unit   string `json:"unit"`
+	// Estimate is the batch's estimate; Remaining what is left of the
+	// budget, Limit the budget and Spent what was spent in the period.
+	Estimate  float64 `json:"estimate"`
+	Remaining float64 `json:"remaining"`
+	Limit     float64 `json:"limit"`
+	Spent     float64 `json:"spent"`
+	Currency  string  `json:"currency,omitempty"`
+	// Renews is when the period ends.
+	Renews time.Time `json:"renews"`
+}
+
+func newBudgetRefusal(be *tenants.BudgetError) BudgetRefusal {
+	return BudgetRefusal{Error: be.Error(), Budget: BudgetNumbers{Tenant: be.Tenant, Period: be.Period, Unit: be.Unit,
+		Estimate: be.Estimate, Remaining: be.Remaining, Limit: be.Limit, Spent: be.Spent, Currency: be.Currency, Renews: be.Until.UTC()}}
 }
 
 // BatchView is a batch as GET /v1/batches/{id} shows it.
