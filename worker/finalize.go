@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/tenants"
 )
 
 // handleFinalize writes manifest.jsonl and report.md for a complete batch.
@@ -52,7 +54,7 @@ func (w *Worker) handleFinalize(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("write manifest of %s: %w", p.Batch, err)
 	}
 	now := w.now()
-	report := Report(b, c, entries, now)
+	report := w.report(ctx, b, c, entries, now)
 	if err := out.Put(ctx, b.ReportPath(), strings.NewReader(report), int64(len(report)), "text/markdown; charset=utf-8"); err != nil {
 		return fmt.Errorf("write report of %s: %w", p.Batch, err)
 	}
@@ -67,14 +69,34 @@ func (w *Worker) handleFinalize(ctx context.Context, t *asynq.Task) error {
 }
 
 // Report renders report.md: totals, failures grouped by reason, wall time,
-// tokens and cost, by kind.
+// tokens and cost, by kind. A batch's tenant is named.
 func Report(b jobs.Batch, c jobs.Counts, entries []jobs.Entry, finished time.Time) string {
+	return report(b, c, entries, finished, nil)
+}
+
+// ReportWithTenant is Report whose tenant line also gives the tenant's
+// spend today and this month and what is left of its budget (st).
+func ReportWithTenant(b jobs.Batch, c jobs.Counts, entries []jobs.Entry, finished time.Time, st tenants.Status) string {
+	return report(b, c, entries, finished, &st)
+}
+
+func report(b jobs.Batch, c jobs.Counts, entries []jobs.Entry, finished time.Time, st *tenants.Status) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# llamapipe batch %s\n\n", b.ID)
 	fmt.Fprintf(&sb, "- Sources: %s\n", strings.Join(b.Sources, ", "))
 	fmt.Fprintf(&sb, "- Task: %s\n- Output: %s\n", b.Task, b.Out)
 	if b.Provider != "" {
 		fmt.Fprintf(&sb, "- Model: %s (%s)\n", b.Model, b.Provider)
+	}
+	switch {
+	case st != nil:
+		cur := ""
+		for _, e := range entries {
+			cur = cmp.Or(e.Currency, cur)
+		}
+		fmt.Fprintf(&sb, "- Tenant: %s\n", st.Summary(cur))
+	case b.Tenant != "":
+		fmt.Fprintf(&sb, "- Tenant: %s\n", b.Tenant)
 	}
 	wall := finished.Sub(b.Created).Round(time.Millisecond)
 	fmt.Fprintf(&sb, "- Started: %s\n- Finished: %s\n- Wall time: %s\n\n", b.Created.UTC().Format(time.RFC3339), finished.UTC().Format(time.RFC3339), wall)

@@ -3,6 +3,8 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,7 +113,8 @@ func TestSpentBudgetPausesAndRaisedBudgetResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	model := answerAfter(0)
-	res := e.ingest(ingest.Options{Sources: []string{textInputs(t, 3)}, Out: t.TempDir(), Tenant: "p"})
+	outDir := t.TempDir()
+	res := e.ingest(ingest.Options{Sources: []string{textInputs(t, 3)}, Out: outDir, Tenant: "p"})
 	e.runWorker(worker.Config{Model: model, Concurrency: 3, Tenants: budgets}, nil)
 
 	insp := asynq.NewInspector(jobstest.ConnOpt(t, e.url))
@@ -166,6 +169,11 @@ func TestSpentBudgetPausesAndRaisedBudgetResumes(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	out, err := e.open(ctx, outDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.wait(res.BatchID, out, 30*time.Second)
 	st, err := budgets.Status(ctx, "p")
 	if err != nil {
 		t.Fatal(err)
@@ -173,5 +181,16 @@ func TestSpentBudgetPausesAndRaisedBudgetResumes(t *testing.T) {
 	c, _ := e.tracker.Counts(ctx, res.BatchID)
 	if want := 50 + c.InputTokens + c.OutputTokens; st.Today.Tokens != want || c.InputTokens == 0 {
 		t.Errorf("tenant p spent %d tokens today, want the 50 before plus the batch's %d", st.Today.Tokens, want-50)
+	}
+	// The report names the tenant with its spend and what is left.
+	rc, err := out.Get(ctx, "report.md", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, _ := io.ReadAll(rc)
+	rc.Close()
+	want := fmt.Sprintf("- Tenant: p: today 0.00 and %d tokens (%d of 100000 tokens left)", st.Today.Tokens, 100000-st.Today.Tokens)
+	if !strings.Contains(string(report), want) {
+		t.Errorf("report.md does not say %q:\n%s", want, report)
 	}
 }
