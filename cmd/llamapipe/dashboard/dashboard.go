@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/worker/metrics"
 )
 
@@ -74,6 +75,10 @@ type Config struct {
 	// Batches is how many batches, newest first, the batch page lists.
 	// Zero means 50.
 	Batches int
+	// Tenants give the batch page its tenant's spend today and this month
+	// and what is left of its budget. Nil: the spend is read from
+	// RedisConnOpt's Redis with days in UTC, and no budget is shown.
+	Tenants *tenants.Budgets
 	// Now is the clock for rates and ETAs. Nil means time.Now.
 	Now func() time.Time
 }
@@ -138,6 +143,16 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		_ = d.Close()
 		return nil, err
+	}
+	pages.budgets = cfg.Tenants
+	if pages.budgets == nil {
+		rdb, ok := cfg.RedisConnOpt.MakeRedisClient().(redis.UniversalClient)
+		if !ok {
+			_ = d.Close()
+			return nil, fmt.Errorf("dashboard: unsupported Redis connection %T", cfg.RedisConnOpt)
+		}
+		d.closers = append(d.closers, rdb.Close)
+		pages.budgets = &tenants.Budgets{File: tenants.Static(nil), Ledger: tenants.NewLedger(rdb, "")}
 	}
 	amon := asynqmon.New(asynqmon.Options{RootPath: AsynqPath, RedisConnOpt: cfg.RedisConnOpt, ReadOnly: cfg.ReadOnly})
 	d.closers = append(d.closers, amon.Close)

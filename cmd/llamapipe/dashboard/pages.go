@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/tenants"
 )
 
 //go:embed templates/*.html
@@ -27,6 +28,35 @@ type pages struct {
 	log        *slog.Logger
 	listTmpl   *template.Template
 	detailTmpl *template.Template
+	// budgets read a batch's tenant's spend (set by New).
+	budgets *tenants.Budgets
+}
+
+// TenantView is a batch's tenant and its spend as the batch page shows it.
+type TenantView struct {
+	Name string
+	// Today and Month are the spend in the period with what is left of its
+	// budget; Zone names the time zone days are counted in.
+	Today, Month, Zone string
+}
+
+func tenantView(st tenants.Status) *TenantView {
+	line := func(spent tenants.Spend, left tenants.Remaining) string {
+		s := fmt.Sprintf("%.4f, %d tokens", spent.Cost, spent.Tokens)
+		var l []string
+		if left.Cost != nil {
+			l = append(l, fmt.Sprintf("%.4f", *left.Cost))
+		}
+		if left.Tokens != nil {
+			l = append(l, fmt.Sprintf("%d tokens", *left.Tokens))
+		}
+		if len(l) > 0 {
+			s += " — left: " + strings.Join(l, ", ")
+		}
+		return s
+	}
+	return &TenantView{Name: st.Tenant, Today: line(st.Today, st.RemainingToday()),
+		Month: line(st.ThisMonth, st.RemainingThisMonth()), Zone: st.Timezone}
 }
 
 func newPages(tr *jobs.Tracker, n int, now func() time.Time, log *slog.Logger) (*pages, error) {
@@ -246,8 +276,19 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, "batch progress", err)
 		return
 	}
+	var tenant *TenantView
+	if v.Tenant != "" && p.budgets != nil {
+		st, err := p.budgets.Status(ctx, v.Tenant)
+		if err != nil {
+			p.log.Warn("tenant spend", "batch_id", id, "err", err)
+			tenant = &TenantView{Name: v.Tenant}
+		} else {
+			tenant = tenantView(st)
+		}
+	}
 	data := struct {
 		Title    string
+		Tenant   *TenantView
 		Running  []jobs.Progress
 		Batch    BatchView
 		Failed   []ReasonGroup
@@ -257,6 +298,7 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		Refresh  bool
 	}{
 		Title:    "Batch " + id,
+		Tenant:   tenant,
 		Running:  running,
 		Batch:    v,
 		Failed:   groupByReason(entries, jobs.StatusFailed),
