@@ -149,7 +149,12 @@ func newWorker(ctx context.Context, cmd *cli.Command, c *conn, log *slog.Logger,
 		return nil, nil, err
 	}
 	wcfg.Metrics = m
+	// Without --tenants, spend is still charged (no budgets, no pauses, no
+	// fair-share gate) and the metrics still carry the tenant.
 	wcfg.Tenants = budgets
+	if budgets == nil {
+		wcfg.Tenants = &tenants.Budgets{File: tenants.Static(nil), Ledger: tenants.NewLedger(c.rdb, ""), Tracker: c.tracker}
+	}
 	if wcfg.Batch, err = openBatch(ctx, cmd, model.Profile(), log); err != nil {
 		return nil, nil, err
 	}
@@ -295,7 +300,7 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 		Name:      "run",
 		Usage:     "ingest sources, process them with in-process workers and wait: the all-in-one path for one machine",
 		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
-		Flags:     concat(batchFlags(), workerFlags(), providerFlags(), []cli.Flag{promptFlag()}),
+		Flags:     concat(batchFlags(), workerFlags(), providerFlags(), []cli.Flag{promptFlag(), tenantsFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			sources, err := needArgs(cmd, "source")
 			if err != nil {
@@ -349,7 +354,7 @@ func ingestCommand(stdout, stderr io.Writer) *cli.Command {
 		Name:      "ingest",
 		Usage:     "enqueue a batch for the workers; prints only its ID on standard output",
 		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
-		Flags:     concat(batchFlags(), providerFlags(), []cli.Flag{promptFlag()}),
+		Flags:     concat(batchFlags(), providerFlags(), []cli.Flag{promptFlag(), tenantsFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			in, c, o, done, err := ingestSetup(ctx, cmd, stderr)
 			if err != nil {
@@ -407,7 +412,7 @@ func workerCommand(stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "worker",
 		Usage: "process queued tasks until SIGTERM or SIGINT (running tasks finish or return to the queue)",
-		Flags: concat(workerFlags(), providerFlags(), []cli.Flag{promptFlag()}),
+		Flags: concat(workerFlags(), providerFlags(), []cli.Flag{promptFlag(), tenantsFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			log, err := newLogger(cmd, stderr, slog.LevelInfo)
 			if err != nil {

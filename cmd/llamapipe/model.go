@@ -31,7 +31,6 @@ func providerFlags() []cli.Flag {
 		&cli.IntFlag{Name: "rpm", Usage: "requests per minute shared by all workers of this provider and model (0: no limit)", Sources: env("RPM")},
 		&cli.IntFlag{Name: "tpm", Usage: "tokens per minute shared by all workers of this provider and model (0: no limit)", Sources: env("TPM")},
 		&cli.IntFlag{Name: "max-output-tokens", Usage: "cap on each answer's tokens (0: the profile's default)", Sources: env("MAX_OUTPUT_TOKENS")},
-		&cli.StringFlag{Name: "tenants", Usage: "tenants file (YAML): each tenant's share of the model and daily and monthly budgets in money or tokens; re-read when it changes (see the README)", Sources: env("TENANTS")},
 		&cli.FloatFlag{Name: "temperature", Value: -1, Usage: "sampling temperature (negative: the provider's default)", Sources: env("TEMPERATURE")},
 	}
 }
@@ -66,6 +65,11 @@ func providerConfig(cmd *cli.Command) (providers.Config, error) {
 		cfg.ExtraHeaders[strings.TrimSpace(name)] = value
 	}
 	return cfg, nil
+}
+
+// tenantsFlag is the tenants file of ingest, run and worker.
+func tenantsFlag() cli.Flag {
+	return &cli.StringFlag{Name: "tenants", Usage: "tenants file (YAML): each tenant's share of the model and daily and monthly budgets in money or tokens; re-read when it changes (see the README)", Sources: env("TENANTS")}
 }
 
 // openTenants opens the --tenants file with the spend ledger in c's Redis;

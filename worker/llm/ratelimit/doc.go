@@ -2,6 +2,12 @@
 // minute) between every worker process, through Redis (GCRA, via
 // github.com/go-redis/redis_rate).
 //
-// It wraps any llm.Client and only delays calls; it knows nothing of the
-// provider's protocol, jobs or storage, and never retries a call itself.
+// FairShare divides the model between tenants (the tenant is in the call's
+// context: llm.WithTenant): at most a number of calls in flight, shared by
+// weight, a call over its tenant's share deferred with a rate-limited error
+// for its caller to retry later.
+//
+// It wraps any llm.Client and only delays or defers calls; it knows nothing
+// of the provider's protocol, jobs, tenants files or storage, and never
+// retries a call itself.
 package ratelimit
