@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -198,6 +199,15 @@ func (b *batchMode) settled(ctx context.Context, req llm.Request, id, state stri
 			return llm.Response{}, true, fmt.Errorf("batch mode: answer of %s: %w", id, err)
 		}
 		resp.Batch = true
+		// The online client's instrumentation never saw this call: count it
+		// here, at the batch price.
+		prof := b.w.cfg.Model.Profile()
+		cost := prof.Prices.Cost(resp.Usage)
+		if prof.Prices.BatchDiscount > 0 {
+			cost *= prof.Prices.BatchDiscount
+		}
+		b.w.cfg.Metrics.ModelRequestFor(llm.TenantFrom(ctx), prof.Provider, cmp.Or(resp.Model, prof.Model), 0,
+			resp.Usage.InputTokens, resp.Usage.OutputTokens, cost, nil)
 		return resp, true, nil
 	case bmOnline:
 		resp, err := b.w.cfg.Model.Complete(ctx, req)

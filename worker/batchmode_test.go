@@ -21,6 +21,7 @@ import (
 	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
 	"github.com/llamapipe/llamapipe/worker/llm/fakeserver"
 	"github.com/llamapipe/llamapipe/worker/llm/openai"
+	"github.com/llamapipe/llamapipe/worker/metrics"
 )
 
 const batchKey = "sk-batch-test"
@@ -97,7 +98,8 @@ func contractFolder(t *testing.T, n int) string {
 // Items of a batch in batch mode are prepared, wait for the provider's batch
 // job (no online call), and end once each with the batch price.
 func TestBatchModeAnswersThroughTheBatchAPI(t *testing.T) {
-	e := newBatchModeEnv(t)
+	reg := metrics.NewRegistry()
+	e := newBatchModeEnv(t, func(c *worker.Config, _ *batchapi.OpenAIOptions) { c.Metrics = metrics.New(reg) })
 	src, outDir := contractFolder(t, 4), t.TempDir()
 	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Job: jobs.Options{ModelMode: jobs.ModelBatch}})
 	id := e.submitted(1)
@@ -138,6 +140,25 @@ func TestBatchModeAnswersThroughTheBatchAPI(t *testing.T) {
 	}
 	if s := e.chat.Stats(); s.Requests != 0 {
 		t.Errorf("%d online calls, want none", s.Requests)
+	}
+	// Metrics count the batch answers at the batch price.
+	var sum, metered float64
+	for _, en := range es {
+		sum += en.Cost
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == metrics.ModelCostTotal {
+			for _, m := range mf.GetMetric() {
+				metered += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if math.Abs(metered-sum) > 1e-9 || sum == 0 {
+		t.Errorf("metrics cost %g, manifest cost %g: want them equal", metered, sum)
 	}
 }
 
