@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	mrand "math/rand/v2"
 	"strconv"
 	"time"
@@ -41,8 +42,8 @@ type FairShareOptions struct {
 	// Defer is the least RetryAfter of a deferred call; a random part of up
 	// to Defer more is added. Zero means one second.
 	Defer time.Duration
-	// MaxWait is how long a call waits for a slot before it is deferred.
-	// Zero means 30s.
+	// MaxWait is how long a task's first call waits for a slot before it is
+	// deferred. Zero means 30s.
 	MaxWait time.Duration
 	// Poll is how often a waiting call looks for a slot. Zero means 25ms.
 	Poll time.Duration
@@ -59,6 +60,11 @@ type FairShareOptions struct {
 // FairShare returns c behind a weighted fair-share gate kept in Redis under
 // key, shared by every process that wraps a client with the same Redis and
 // key. The tenant of a call is llm.TenantFrom(ctx).
+//
+// Only a task's first call can be deferred: once a call with the same
+// llm.WithTenant context was let through, later ones wait for a slot as
+// long as their context allows (deferring them would pay again for the
+// calls already made when the task is retried).
 //
 // At most Slots calls run at once. A free slot goes to the caller unless a
 // tenant with fewer calls in flight per unit of share is waiting for one;
@@ -179,7 +185,14 @@ func (f *fair) Complete(ctx context.Context, req llm.Request) (llm.Response, err
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
 	me := tenant + "\n" + id
-	args := []any{tenant, id, strconv.FormatFloat(w, 'f', -1, 64), f.o.Slots, f.o.Waiting,
+	// A task whose earlier calls were let through is never deferred (it
+	// would pay for them again): it waits, whatever the waiting room.
+	patient := llm.Started(ctx)
+	room := f.o.Waiting
+	if patient {
+		room = math.MaxInt32
+	}
+	args := []any{tenant, id, strconv.FormatFloat(w, 'f', -1, 64), f.o.Slots, room,
 		f.o.ActiveWindow.Milliseconds(), f.o.LeaseTTL.Milliseconds(), (3*f.o.Poll + time.Second).Milliseconds()}
 	start := time.Now()
 	for {
@@ -194,7 +207,7 @@ func (f *fair) Complete(ctx context.Context, req llm.Request) (llm.Response, err
 		if st == 1 {
 			break
 		}
-		if st < 0 || time.Since(start) >= f.o.MaxWait {
+		if st < 0 || (!patient && time.Since(start) >= f.o.MaxWait) {
 			f.leave(ctx, me)
 			if f.o.OnDefer != nil {
 				f.o.OnDefer(tenant)
@@ -211,6 +224,7 @@ func (f *fair) Complete(ctx context.Context, req llm.Request) (llm.Response, err
 		case <-t.C:
 		}
 	}
+	llm.MarkStarted(ctx)
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

@@ -198,3 +198,29 @@ func TestFairShareRedisDown(t *testing.T) {
 		t.Error("the model was called without the gate")
 	}
 }
+
+func TestFairShareNeverDefersATaskThatAlreadyCalled(t *testing.T) {
+	rdb, key, g := newRedis(t), uniqueKey(t), newGated()
+	c := FairShare(g, rdb, key, FairShareOptions{Slots: 1, Waiting: 1})
+	task := llm.WithTenant(context.Background(), "a")
+	first := make(chan error, 1)
+	go func() { _, err := c.Complete(task, llm.Request{}); first <- err }()
+	<-g.entered
+	if !llm.Started(task) {
+		t.Fatal("the task's first call went through but the task is not marked started")
+	}
+	other := call(c, context.Background(), "a") // fills a's waiting room
+	waitWaiters(t, rdb, key, 1)
+	if _, err := c.Complete(llm.WithTenant(context.Background(), "a"), llm.Request{}); !errors.Is(err, ErrDeferred) {
+		t.Fatalf("a new task's call with the room full: %v, want deferred", err)
+	}
+	second := make(chan error, 1)
+	go func() { _, err := c.Complete(task, llm.Request{}); second <- err }() // the same task again: waits
+	waitWaiters(t, rdb, key, 2)
+	close(g.release)
+	for _, ch := range []chan error{first, other, second} {
+		if err := <-ch; err != nil {
+			t.Errorf("call: %v", err)
+		}
+	}
+}
