@@ -14,6 +14,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/worker/llm/ratelimit"
 	"github.com/llamapipe/llamapipe/worker/metrics"
 )
 
@@ -127,6 +128,11 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 		case errors.Is(err, errDeferred):
 			log.DebugContext(ctx, "waiting for the provider's batch job")
 			return err // not final and not a failure: woken when the answer is in
+		case errors.As(err, new(*PausedError)) || errors.Is(err, ratelimit.ErrDeferred):
+			// A tenant out of budget, or over its fair share: routine under
+			// load, so not worth an info line per item.
+			log.DebugContext(ctx, "item held back", "reason", err.Error())
+			return err
 		default:
 			log.InfoContext(ctx, "item attempt failed; will retry", "attempt", retried+1, "error", err.Error())
 			w.cfg.Metrics.Retry(metrics.ErrorClass(err))

@@ -35,6 +35,7 @@ func dashboardCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.StringFlag{Name: "auth-password-file", Usage: "file holding the basic-auth password (first line)", Sources: env("DASHBOARD_AUTH_PASSWORD_FILE")},
 			&cli.StringFlag{Name: "auth-token-file", Usage: "file holding accepted bearer tokens, one per line", Sources: env("DASHBOARD_AUTH_TOKEN_FILE")},
 			&cli.IntFlag{Name: "batches", Value: 50, Usage: "how many batches, newest first, the batch page lists", Sources: env("DASHBOARD_BATCHES")},
+			tenantsFlag(),
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			log, err := newLogger(cmd, stderr, slog.LevelInfo)
@@ -54,7 +55,12 @@ func dashboardCommand(stdout, stderr io.Writer) *cli.Command {
 				return err
 			}
 			defer c.Close()
+			budgets, err := openTenants(cmd, c, log)
+			if err != nil {
+				return err
+			}
 			h, err := dashboard.New(dashboard.Config{
+				Tenants:      budgets,
 				Tracker:      c.tracker,
 				RedisConnOpt: c.opt,
 				ReadOnly:     cmd.Bool("read-only"),

@@ -45,7 +45,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.IntFlag{Name: "max-retry", Value: 5, Usage: "retries of an item after a transient failure", Sources: env("MAX_RETRY")},
 			&cli.StringSliceFlag{Name: "webhook-allow", Usage: "URL prefix a submit's completion webhook must start with, e.g. https://hooks.example.com/llamapipe/ (repeatable; none: submits with a webhook are refused)", Sources: env("WEBHOOK_ALLOW")},
 			&cli.IntFlag{Name: "plan-sample", Value: planner.DefaultSample, Usage: "items of a submit estimated exactly for its answer's plan; the rest are extrapolated by size (negative: all)", Sources: env("PLAN_SAMPLE")},
-		}, providerFlags(), []cli.Flag{promptFlag()}),
+		}, providerFlags(), []cli.Flag{promptFlag(), tenantsFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			log, err := newLogger(cmd, stderr, slog.LevelInfo)
 			if err != nil {
@@ -75,10 +75,15 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 				return err
 			}
 			defer c.Close()
+			budgets, err := openTenants(cmd, c, log)
+			if err != nil {
+				return err
+			}
 			insp := asynq.NewInspector(c.opt)
 			defer insp.Close()
 			in := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
 			srv, err := api.New(api.Config{
+				Tenants: budgets,
 				Tracker: c.tracker, Redis: c.rdb, Ingester: in, Inspector: insp, Queue: c.client(),
 				Tokens: tokens, Allow: cmd.StringSlice("allow"), AllowOut: cmd.StringSlice("allow-out"),
 				Defaults: ingest.Options{Provider: prof.Provider, Model: prof.Model, Prompts: ps,

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
@@ -80,4 +86,51 @@ func TestScheduleEntryCarriesItsTenant(t *testing.T) {
 	if got["nightly-legal"] != "legal" || got["nightly-other"] != "" {
 		t.Errorf("tenants by schedule = %v, want legal for nightly-legal only", got)
 	}
+}
+
+// `serve --tenants` refuses a submit over its tenant's budget with 402.
+func TestServeRefusesASubmitOverBudget(t *testing.T) {
+	url, _ := jobstest.Redis(t, jobstest.DBCmd)
+	src, out := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a.txt"), []byte(strings.Repeat("A contract between A and B. ", 50)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "tenants.yaml")
+	if err := os.WriteFile(file, []byte("tenants: {legal: {budget: {daily: {tokens: 10}}}}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(envAPITokens, "tok-legal legal\n")
+	var stdout, stderr syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- serveRoot(&stdout, &stderr).Run(ctx, []string{"llamapipe", "--redis-url", url, "serve", "--listen", "127.0.0.1:0",
+			"--allow", src, "--allow-out", out, "--tenants", file})
+	}()
+	urlRe := regexp.MustCompile(`api on (http://127\.0\.0\.1:\d+)/v1/`)
+	var base string
+	for deadline := time.Now().Add(20 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
+		if m := urlRe.FindStringSubmatch(stdout.String()); m != nil {
+			base = m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start: %s", stderr.String())
+		}
+	}
+	body := fmt.Sprintf(`{"sources":[%q],"out":%q}`, src, out)
+	req, _ := http.NewRequest("POST", base+"/v1/batches", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer tok-legal")
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusPaymentRequired || !strings.Contains(string(msg), "legal") {
+		t.Errorf("submit over budget: %d %s, want 402 naming the tenant", res.StatusCode, msg)
+	}
+	cancel()
+	<-done
 }

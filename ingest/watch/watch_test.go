@@ -280,7 +280,7 @@ func TestRollsEveryNItemsAndSkipsCurrentResults(t *testing.T) {
 		}
 	}
 	now := time.Date(2026, 11, 25, 23, 0, 0, 0, time.UTC)
-	o := ingest.Options{Sources: []string{src}, Out: out}
+	o := ingest.Options{Sources: []string{src}, Out: out, Tenant: "catalog"}
 	w := e.watcher(t, o, Config{Name: "roll", RollEvery: 2, Now: func() time.Time { return now }})
 	st, err := w.Poll(ctx)
 	if err != nil {
@@ -296,8 +296,8 @@ func TestRollsEveryNItemsAndSkipsCurrentResults(t *testing.T) {
 			t.Errorf("batch %s: %+v (%v), want sealed with %d", id, c, err, want)
 		}
 		b, err := e.tracker.Get(ctx, id)
-		if err != nil || b.Watch != "roll" {
-			t.Errorf("batch %s: watch %q (%v), want roll", id, b.Watch, err)
+		if err != nil || b.Watch != "roll" || b.Tenant != "catalog" {
+			t.Errorf("batch %s: watch %q, tenant %q (%v), want roll and catalog", id, b.Watch, b.Tenant, err)
 		}
 	}
 	if b, n, _ := w.Current(ctx); b != "roll-20261125-003" || n != 1 {
