@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/planner"
 	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
@@ -31,6 +33,7 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.StringFlag{Name: "pdf-passwords", Usage: "JSON file {\"key or file name\": \"password\"} for encrypted PDFs", Sources: env("PDF_PASSWORDS")},
 			&cli.IntFlag{Name: "image-max-side", Value: 1344, Usage: "long side of images sent to the model, in pixels", Sources: env("IMAGE_MAX_SIDE")},
 			promptFlag(),
+			tenantsFlag(),
 		}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			sources, err := needArgs(cmd, "source")
@@ -71,7 +74,7 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 				return err
 			}
 			printPlan(stdout, prof, plan)
-			return nil
+			return planBudget(ctx, cmd, stdout, stderr, o.Tenant, plan)
 		},
 	}
 }
@@ -124,4 +127,37 @@ func money(v float64, currency string) string {
 		return fmt.Sprintf("%.4f", v)
 	}
 	return fmt.Sprintf("%.4f %s", v, currency)
+}
+
+// planBudget compares the plan with its tenant's remaining budget, when a
+// tenants file is given (and Redis, which keeps the spend).
+func planBudget(ctx context.Context, cmd *cli.Command, stdout, stderr io.Writer, tenant string, plan planner.Plan) error {
+	if cmd.String("tenants") == "" {
+		return nil
+	}
+	if cmd.String("redis-url") == "" {
+		fmt.Fprintln(stdout, "\nBudget: give --redis-url (where the tenants' spend is kept) to compare the plan with what is left")
+		return nil
+	}
+	c, err := connect(ctx, cmd, false, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	b, err := openTenants(cmd, c, nil)
+	if err != nil {
+		return err
+	}
+	st, err := b.Status(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nTenant %s: %s\n", cmp.Or(tenant, "(none)"), st.Summary(plan.Currency))
+	est := tenants.Spend{Cost: plan.All.Cost, Tokens: plan.All.InputTokens + plan.All.OutputTokens}
+	if err := b.CheckEstimate(ctx, tenant, est, plan.Currency); err != nil {
+		fmt.Fprintf(stdout, "Over budget: %v\n", err)
+		return nil
+	}
+	fmt.Fprintln(stdout, "Within budget.")
+	return nil
 }

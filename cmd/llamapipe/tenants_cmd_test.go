@@ -134,3 +134,23 @@ func TestServeRefusesASubmitOverBudget(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestPlanComparesWithTheTenantsBudget(t *testing.T) {
+	url, _ := jobstest.Redis(t, jobstest.DBCmd)
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a.txt"), []byte(strings.Repeat("A contract between A and B. ", 50)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "tenants.yaml")
+	if err := os.WriteFile(file, []byte("tenants: {legal: {budget: {daily: {tokens: 10}}}, big: {budget: {daily: {tokens: 100000000}}}}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCLI(t, "--redis-url", url, "plan", src, "--tenant", "legal", "--tenants", file)
+	if code != 0 || !strings.Contains(out, "Tenant legal:") || !strings.Contains(out, "Over budget:") {
+		t.Errorf("plan for a small budget: exit %d:\n%s%s", code, out, stderr)
+	}
+	code, out, _ = runCLI(t, "--redis-url", url, "plan", src, "--tenant", "big", "--tenants", file)
+	if code != 0 || !strings.Contains(out, "Within budget.") {
+		t.Errorf("plan for a large budget: exit %d:\n%s", code, out)
+	}
+}
