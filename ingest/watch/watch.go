@@ -428,6 +428,10 @@ func (w *Watcher) Run(ctx context.Context, src EventSource) error {
 	if err != nil {
 		return err
 	}
+	// The lease ends when parent does; a lost lease with parent still live
+	// is a real loss. (The derived ctx below may be cancelled a moment after
+	// parent, so it cannot tell the two apart.)
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	var consumer sync.WaitGroup
@@ -459,7 +463,7 @@ func (w *Watcher) Run(ctx context.Context, src EventSource) error {
 		case <-ctx.Done():
 			return nil
 		case <-lost:
-			if ctx.Err() != nil {
+			if parent.Err() != nil {
 				return nil
 			}
 			return ErrLeaseLost
