@@ -15,6 +15,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/localstore"
 	"github.com/llamapipe/llamapipe/worker"
 	"github.com/llamapipe/llamapipe/worker/llm"
@@ -68,6 +69,31 @@ func newBatchModeEnv(t *testing.T, opts ...func(*worker.Config, *batchapi.OpenAI
 	return e
 }
 
+// complete advances a provider job until it is completed.
+func (e *batchModeEnv) complete(id string) {
+	e.t.Helper()
+	for {
+		st, err := e.fake.Advance(id)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if st == "completed" {
+			return
+		}
+	}
+}
+
+// finish waits for the batch to be finalized and returns its output store
+// and manifest.
+func (e *batchModeEnv) finish(batch, outDir string) (storage.Store, []jobs.Entry) {
+	e.t.Helper()
+	out, err := localstore.Open(outDir)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out, e.wait(batch, out, 30*time.Second)
+}
+
 // submitted waits for the fake to have n batches and returns the newest.
 func (e *batchModeEnv) submitted(n int) string {
 	e.t.Helper()
@@ -111,20 +137,8 @@ func TestBatchModeAnswersThroughTheBatchAPI(t *testing.T) {
 	if c.Ended() != 0 {
 		t.Fatalf("items ended before the batch job answered: %+v", c)
 	}
-	for {
-		st, err := e.fake.Advance(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st == "completed" {
-			break
-		}
-	}
-	out, err := localstore.Open(outDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	es := e.wait(res.BatchID, out, 30*time.Second)
+	e.complete(id)
+	out, es := e.finish(res.BatchID, outDir)
 	if len(es) != 4 {
 		t.Fatalf("%d manifest entries, want 4", len(es))
 	}
@@ -175,11 +189,7 @@ func TestBatchModeExpiredJobFinishesOnline(t *testing.T) {
 	if err := e.fake.Expire(id, 2); err != nil {
 		t.Fatal(err)
 	}
-	out, err := localstore.Open(outDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	es := e.wait(res.BatchID, out, 30*time.Second)
+	_, es := e.finish(res.BatchID, outDir)
 	if len(es) != 4 {
 		t.Fatalf("%d manifest entries, want 4", len(es))
 	}
@@ -209,11 +219,7 @@ func TestOnlineModeIgnoresTheBatchAPI(t *testing.T) {
 	e := newBatchModeEnv(t)
 	src, outDir := contractFolder(t, 2), t.TempDir()
 	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Queue: jobs.QueueDefault, Job: jobs.Options{ModelMode: jobs.ModelAuto}})
-	out, err := localstore.Open(outDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	es := e.wait(res.BatchID, out, 30*time.Second)
+	_, es := e.finish(res.BatchID, outDir)
 	for _, en := range es {
 		t.Logf("%s %s %s", en.Key, en.Status, en.Error)
 	}
@@ -257,11 +263,7 @@ func TestCancelledBatchCancelsItsProviderJob(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	out, err := localstore.Open(outDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	es := e.wait(res.BatchID, out, 30*time.Second)
+	_, es := e.finish(res.BatchID, outDir)
 	for _, en := range es {
 		if en.Status != jobs.StatusCancelled {
 			t.Errorf("%s: %s, want cancelled", en.Key, en.Status)
@@ -279,11 +281,7 @@ func TestTooFewRequestsForABatchJobGoOnline(t *testing.T) {
 	})
 	src, outDir := contractFolder(t, 3), t.TempDir()
 	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Queue: jobs.QueueNightly, Job: jobs.Options{ModelMode: jobs.ModelAuto}})
-	out, err := localstore.Open(outDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	es := e.wait(res.BatchID, out, 30*time.Second)
+	_, es := e.finish(res.BatchID, outDir)
 	if len(es) != 3 || e.chat.Stats().Requests != 3 || len(e.fake.Batches()) != 0 {
 		t.Fatalf("%d entries, %d online calls, %d batch jobs; want 3, 3, 0", len(es), e.chat.Stats().Requests, len(e.fake.Batches()))
 	}
@@ -324,20 +322,8 @@ func TestUnansweredLinesRetryInTheNextJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := e.submitted(2)
-	for {
-		st, err := e.fake.Advance(second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st == "completed" {
-			break
-		}
-	}
-	out, err := localstore.Open(outDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	es := e.wait(res.BatchID, out, 30*time.Second)
+	e.complete(second)
+	_, es := e.finish(res.BatchID, outDir)
 	for _, en := range es {
 		online := e.prices.Cost(llm.Usage{InputTokens: en.InputTokens, OutputTokens: en.OutputTokens})
 		if en.Status != jobs.StatusDone || math.Abs(en.Cost-online*0.5) > 1e-12 {
