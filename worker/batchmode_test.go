@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,11 +35,17 @@ type batchModeEnv struct {
 	chat   *fakeserver.Server
 	fake   *fakeserver.BatchServer
 	prices llm.Prices
+	// contextTokens is the model's context window (small: long documents).
+	contextTokens int
 }
 
-func newBatchModeEnv(t *testing.T, opts ...func(*worker.Config, *batchapi.OpenAIOptions)) *batchModeEnv {
+func newBatchModeEnv(t *testing.T, opts ...func(*worker.Config, *batchapi.OpenAIOptions, *batchModeEnv)) *batchModeEnv {
 	t.Helper()
-	e := &batchModeEnv{env: newEnv(t), prices: llm.Prices{Currency: "USD", InputPerMillion: 0.2, OutputPerMillion: 0.6, BatchDiscount: 0.5}}
+	e := &batchModeEnv{env: newEnv(t), prices: llm.Prices{Currency: "USD", InputPerMillion: 0.2, OutputPerMillion: 0.6, BatchDiscount: 0.5},
+		contextTokens: 131072}
+	for _, f := range opts {
+		f(nil, nil, e)
+	}
 	e.chat = fakeserver.New(fakeserver.Options{APIKey: batchKey})
 	csrv := httptest.NewServer(e.chat)
 	e.fake = fakeserver.NewBatch(fakeserver.BatchOptions{APIKey: batchKey})
@@ -46,7 +53,7 @@ func newBatchModeEnv(t *testing.T, opts ...func(*worker.Config, *batchapi.OpenAI
 	t.Cleanup(func() { e.chat.Close(); csrv.Close(); bsrv.Close() })
 	client := func(base string) *openai.Client {
 		prof := llm.Profile{Preset: "test", Provider: llm.ProviderOpenAI, BaseURL: base, Model: fakeserver.DefaultModel,
-			ContextTokens: 131072, MaxOutputTokens: 2048, MaxImages: 5, JSONSchema: true, TextOnly: true, Prices: e.prices,
+			ContextTokens: e.contextTokens, MaxOutputTokens: 1024, MaxImages: 5, JSONSchema: true, TextOnly: true, Prices: e.prices,
 			ImageFormats: []string{"image/jpeg", "image/png"}, BatchAPI: llm.BatchOpenAI}
 		c, err := openai.New(openai.Options{Profile: prof, APIKey: batchKey, Timeout: 10 * time.Second})
 		if err != nil {
@@ -58,7 +65,7 @@ func newBatchModeEnv(t *testing.T, opts ...func(*worker.Config, *batchapi.OpenAI
 	cfg := worker.Config{Model: client(csrv.URL + "/v1"), Concurrency: 4,
 		BatchCollectDelay: 300 * time.Millisecond, BatchPollInterval: 150 * time.Millisecond}
 	for _, f := range opts {
-		f(&cfg, &o)
+		f(&cfg, &o, nil)
 	}
 	bc, err := batchapi.NewOpenAI(o)
 	if err != nil {
@@ -125,7 +132,11 @@ func contractFolder(t *testing.T, n int) string {
 // job (no online call), and end once each with the batch price.
 func TestBatchModeAnswersThroughTheBatchAPI(t *testing.T) {
 	reg := metrics.NewRegistry()
-	e := newBatchModeEnv(t, func(c *worker.Config, _ *batchapi.OpenAIOptions) { c.Metrics = metrics.New(reg) })
+	e := newBatchModeEnv(t, func(c *worker.Config, _ *batchapi.OpenAIOptions, _ *batchModeEnv) {
+		if c != nil {
+			c.Metrics = metrics.New(reg)
+		}
+	})
 	src, outDir := contractFolder(t, 4), t.TempDir()
 	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Job: jobs.Options{ModelMode: jobs.ModelBatch}})
 	id := e.submitted(1)
@@ -276,8 +287,10 @@ func TestCancelledBatchCancelsItsProviderJob(t *testing.T) {
 
 // Fewer requests than the batch API takes in one job are answered online.
 func TestTooFewRequestsForABatchJobGoOnline(t *testing.T) {
-	e := newBatchModeEnv(t, func(_ *worker.Config, o *batchapi.OpenAIOptions) {
-		o.Limits = batchapi.Limits{MinLines: 10, MaxLines: 1000}
+	e := newBatchModeEnv(t, func(_ *worker.Config, o *batchapi.OpenAIOptions, _ *batchModeEnv) {
+		if o != nil {
+			o.Limits = batchapi.Limits{MinLines: 10, MaxLines: 1000}
+		}
 	})
 	src, outDir := contractFolder(t, 3), t.TempDir()
 	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Queue: jobs.QueueNightly, Job: jobs.Options{ModelMode: jobs.ModelAuto}})
@@ -295,9 +308,11 @@ func TestTooFewRequestsForABatchJobGoOnline(t *testing.T) {
 // With --batch-small wait, fewer requests than a job's minimum wait for
 // more instead of going online.
 func TestTooFewRequestsWaitWhenAskedTo(t *testing.T) {
-	e := newBatchModeEnv(t, func(c *worker.Config, o *batchapi.OpenAIOptions) {
-		o.Limits = batchapi.Limits{MinLines: 10, MaxLines: 1000}
-		c.BatchSmall = "wait"
+	e := newBatchModeEnv(t, func(c *worker.Config, o *batchapi.OpenAIOptions, _ *batchModeEnv) {
+		if c != nil {
+			o.Limits = batchapi.Limits{MinLines: 10, MaxLines: 1000}
+			c.BatchSmall = "wait"
+		}
 	})
 	src, outDir := contractFolder(t, 2), t.TempDir()
 	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Job: jobs.Options{ModelMode: jobs.ModelBatch}})
@@ -311,7 +326,11 @@ func TestTooFewRequestsWaitWhenAskedTo(t *testing.T) {
 // With batch retries, what an expired job left unanswered goes into the
 // next provider job instead of online.
 func TestUnansweredLinesRetryInTheNextJob(t *testing.T) {
-	e := newBatchModeEnv(t, func(c *worker.Config, _ *batchapi.OpenAIOptions) { c.BatchRetry = "batch" })
+	e := newBatchModeEnv(t, func(c *worker.Config, _ *batchapi.OpenAIOptions, _ *batchModeEnv) {
+		if c != nil {
+			c.BatchRetry = "batch"
+		}
+	})
 	src, outDir := contractFolder(t, 4), t.TempDir()
 	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Job: jobs.Options{ModelMode: jobs.ModelBatch}})
 	first := e.submitted(1)
@@ -332,5 +351,68 @@ func TestUnansweredLinesRetryInTheNextJob(t *testing.T) {
 	}
 	if len(es) != 4 || e.chat.Stats().Requests != 0 || len(e.fake.Batches()) != 2 {
 		t.Errorf("%d entries, %d online calls, %d jobs; want 4, 0, 2", len(es), e.chat.Stats().Requests, len(e.fake.Batches()))
+	}
+}
+
+// A long document in batch mode: its map requests go in one provider job,
+// each reduce level in the next, and the item continues exactly as online
+// (map → tree reduce → digest); an image in the same batch is captioned
+// through the first job. No online call is made.
+func TestBatchModeLongDocumentAndImage(t *testing.T) {
+	e := newBatchModeEnv(t, func(_ *worker.Config, _ *batchapi.OpenAIOptions, env *batchModeEnv) {
+		if env != nil {
+			env.contextTokens = 4096
+		}
+	})
+	src, outDir := t.TempDir(), t.TempDir()
+	var sb strings.Builder
+	for i := range 150 {
+		fmt.Fprintf(&sb, "Clause %d. The licensee pays a royalty of %d percent on net sales each quarter.\n\n", i+1, i%9+1)
+	}
+	if err := os.WriteFile(filepath.Join(src, "licence.md"), []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "photo.png"), corpus(t, "images/formats/seeding_really_jpeg.png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Job: jobs.Options{ModelMode: jobs.ModelBatch}})
+	// Complete every provider job as it appears until the batch ends.
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		c, err := e.tracker.Counts(context.Background(), res.BatchID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Finalized {
+			break
+		}
+		for _, id := range e.fake.Batches() {
+			if st := e.fake.Status(id); st != "completed" {
+				e.complete(id)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("batch not finalized: %+v, jobs %v", c, e.fake.Batches())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, es := e.finish(res.BatchID, outDir)
+	if len(es) != 2 {
+		t.Fatalf("%d entries, want 2", len(es))
+	}
+	for _, en := range es {
+		if en.Status != jobs.StatusDone {
+			t.Fatalf("%s: %s %s", en.Key, en.Status, en.Error)
+		}
+		if en.Kind == jobs.KindDocument && en.Chunks < 3 {
+			t.Errorf("the document was mapped in %d chunks, want several", en.Chunks)
+		}
+		readJSON(t, out, en.Results[0])
+	}
+	if n := len(e.fake.Batches()); n < 3 {
+		t.Errorf("%d provider jobs, want at least 3 (maps and the caption, then reduce levels)", n)
+	}
+	if e.chat.Stats().Requests != 0 {
+		t.Errorf("%d online calls, want none", e.chat.Stats().Requests)
 	}
 }
