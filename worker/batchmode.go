@@ -60,6 +60,8 @@ type batchMode struct {
 	rdb    redis.UniversalClient
 	group  string
 	prefix string
+	// insp runs waiting tasks again (Inspector.RunTask).
+	insp *asynq.Inspector
 }
 
 var groupRE = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
@@ -71,10 +73,44 @@ func newBatchMode(w *Worker, client batchapi.Client, rdb redis.UniversalClient) 
 		name = prof.Provider
 	}
 	group := groupRE.ReplaceAllString(name+"-"+prof.Model, "-")
-	return &batchMode{w: w, client: client, rdb: rdb, group: group, prefix: "llamapipe:bm:{" + group + "}"}
+	return &batchMode{w: w, client: client, rdb: rdb, group: group, prefix: "llamapipe:bm:{" + group + "}",
+		insp: asynq.NewInspector(w.cfg.Redis)}
 }
 
 func (b *batchMode) key(parts ...string) string { return b.prefix + ":" + strings.Join(parts, ":") }
+
+// reqKey is a request's hash: state, loc (the output location its line and
+// answer live in), batch (the first batch that asked) and retried.
+func (b *batchMode) reqKey(id string) string { return b.key("r", id) }
+
+// reqTTL bounds how long a request's records live: past a provider's
+// window (24 h) and any wait for it, with room to spare.
+const reqTTL = 10 * 24 * time.Hour
+
+// setState sets a request's state and renews its records' lifetime.
+func (b *batchMode) setState(ctx context.Context, id, state string) error {
+	_, err := b.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
+		pl.HSet(ctx, b.reqKey(id), "state", state)
+		pl.Expire(ctx, b.reqKey(id), reqTTL)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("batch mode: %s: %w", id, err)
+	}
+	return nil
+}
+
+// loc returns the output location a request's line and answer live in.
+func (b *batchMode) loc(ctx context.Context, id string) (string, error) {
+	loc, err := b.rdb.HGet(ctx, b.reqKey(id), "loc").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", storage.ErrNotExist
+	}
+	if err != nil {
+		return "", fmt.Errorf("batch mode: %s: %w", id, err)
+	}
+	return loc, nil
+}
 
 func (b *batchMode) lineKey(id string) string {
 	return ".llamapipe/batch/" + b.group + "/" + id + ".line"
@@ -108,20 +144,18 @@ func (w *Worker) complete(ctx context.Context, req llm.Request) (llm.Response, e
 // model online when the batch could not answer it, and otherwise leaves the
 // request pending and returns errDeferred.
 func (b *batchMode) complete(ctx context.Context, req llm.Request, p jobs.ItemPayload) (llm.Response, error) {
+	// The request's ID is a hash of its line with a fixed custom ID, so the
+	// same request always gets the same ID (and the same answer).
 	probe, err := b.client.Encode(batchapi.Line{CustomID: "probe", Req: req})
 	if err != nil {
 		return llm.Response{}, err
 	}
-	h := sha256.Sum256(append([]byte(b.group+"\x00"), probe...))
-	id := "r" + hex.EncodeToString(h[:15])
-	line, err := b.client.Encode(batchapi.Line{CustomID: id, Req: req})
-	if err != nil {
-		return llm.Response{}, err
-	}
-	if max := b.client.Limits().MaxLineBytes; max > 0 && int64(len(line)) > max {
+	if max := b.client.Limits().MaxLineBytes; max > 0 && int64(len(probe)) > max {
 		return b.w.cfg.Model.Complete(ctx, req) // too large for a batch file
 	}
-	state, err := b.rdb.HGet(ctx, b.key("state"), id).Result()
+	h := sha256.Sum256(append([]byte(b.group+"\x00"), probe...))
+	id := "r" + hex.EncodeToString(h[:15])
+	state, err := b.rdb.HGet(ctx, b.reqKey(id), "state").Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return llm.Response{}, fmt.Errorf("batch mode: %w", err)
 	}
@@ -129,26 +163,8 @@ func (b *batchMode) complete(ctx context.Context, req llm.Request, p jobs.ItemPa
 		return resp, err
 	}
 	if state == "" {
-		out, err := b.w.stores.get(ctx, p.Out)
-		if err != nil {
+		if err := b.leave(ctx, req, id, p); err != nil {
 			return llm.Response{}, err
-		}
-		if err := out.Put(ctx, b.lineKey(id), bytes.NewReader(line), int64(len(line)), "application/json"); err != nil {
-			return llm.Response{}, fmt.Errorf("batch mode: write request: %w", err)
-		}
-		b.rdb.HSetNX(ctx, b.key("loc"), id, p.Out)
-		b.rdb.HSetNX(ctx, b.key("batch"), id, p.Batch)
-		first, err := b.rdb.HSetNX(ctx, b.key("state"), id, bmPending).Result()
-		if err != nil {
-			return llm.Response{}, fmt.Errorf("batch mode: %w", err)
-		}
-		if first {
-			if err := b.rdb.SAdd(ctx, b.key("pending"), id).Err(); err != nil {
-				return llm.Response{}, fmt.Errorf("batch mode: %w", err)
-			}
-			if err := b.scheduleCollect(ctx); err != nil {
-				return llm.Response{}, err
-			}
 		}
 	}
 	// Wait for the answer: register this task, then look again (an answer
@@ -156,12 +172,16 @@ func (b *batchMode) complete(ctx context.Context, req llm.Request, p jobs.ItemPa
 	taskID, _ := asynq.GetTaskID(ctx)
 	queue, _ := asynq.GetQueueName(ctx)
 	if taskID != "" {
-		if err := b.rdb.HSet(ctx, b.key("waiters", id), taskID, queue).Err(); err != nil {
+		_, err := b.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
+			pl.HSet(ctx, b.key("waiters", id), taskID, queue)
+			pl.Expire(ctx, b.key("waiters", id), reqTTL)
+			return nil
+		})
+		if err != nil {
 			return llm.Response{}, fmt.Errorf("batch mode: %w", err)
 		}
-		b.rdb.Expire(ctx, b.key("waiters", id), 8*24*time.Hour)
 	}
-	state, err = b.rdb.HGet(ctx, b.key("state"), id).Result()
+	state, err = b.rdb.HGet(ctx, b.reqKey(id), "state").Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return llm.Response{}, fmt.Errorf("batch mode: %w", err)
 	}
@@ -171,14 +191,47 @@ func (b *batchMode) complete(ctx context.Context, req llm.Request, p jobs.ItemPa
 	return llm.Response{}, errDeferred
 }
 
+// leave writes a new request's line next to the item's results and makes
+// it pending (once, whoever asks first), with a collector to pick it up.
+func (b *batchMode) leave(ctx context.Context, req llm.Request, id string, p jobs.ItemPayload) error {
+	line, err := b.client.Encode(batchapi.Line{CustomID: id, Req: req})
+	if err != nil {
+		return err
+	}
+	out, err := b.w.stores.get(ctx, p.Out)
+	if err != nil {
+		return err
+	}
+	if err := out.Put(ctx, b.lineKey(id), bytes.NewReader(line), int64(len(line)), "application/json"); err != nil {
+		return fmt.Errorf("batch mode: write request: %w", err)
+	}
+	first, err := b.rdb.HSetNX(ctx, b.reqKey(id), "state", bmPending).Result()
+	if err != nil {
+		return fmt.Errorf("batch mode: %w", err)
+	}
+	if !first {
+		return nil
+	}
+	_, err = b.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
+		pl.HSet(ctx, b.reqKey(id), "loc", p.Out, "batch", p.Batch)
+		pl.Expire(ctx, b.reqKey(id), reqTTL)
+		pl.SAdd(ctx, b.key("pending"), id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("batch mode: %w", err)
+	}
+	return b.scheduleCollect(ctx)
+}
+
 // settled returns the answer for a request whose batch fate is known:
 // answered (read back), or to be asked online.
 func (b *batchMode) settled(ctx context.Context, req llm.Request, id, state string) (llm.Response, bool, error) {
 	switch state {
 	case bmAnswered:
-		loc, err := b.rdb.HGet(ctx, b.key("loc"), id).Result()
+		loc, err := b.loc(ctx, id)
 		if err != nil {
-			return llm.Response{}, true, fmt.Errorf("batch mode: answer of %s: %w", id, err)
+			return llm.Response{}, true, err
 		}
 		st, err := b.w.stores.get(ctx, loc)
 		if err != nil {
@@ -319,12 +372,9 @@ func (w *Worker) handleCollect(ctx context.Context, t *asynq.Task) error {
 }
 
 func (b *batchMode) readLine(ctx context.Context, id string) ([]byte, error) {
-	loc, err := b.rdb.HGet(ctx, b.key("loc"), id).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, storage.ErrNotExist
-	}
+	loc, err := b.loc(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("batch collect: %w", err)
+		return nil, err
 	}
 	st, err := b.w.stores.get(ctx, loc)
 	if err != nil {
@@ -353,13 +403,12 @@ func (b *batchMode) submit(ctx context.Context, f *batchapi.File) error {
 	meta, _ := json.Marshal(job)
 	_, err = b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		args := make([]any, len(f.CustomIDs))
-		fields := make([]any, 0, 2*len(f.CustomIDs))
 		for i, id := range f.CustomIDs {
 			args[i] = id
-			fields = append(fields, id, bmJob+job.ID)
+			p.HSet(ctx, b.reqKey(id), "state", bmJob+job.ID)
+			p.Expire(ctx, b.reqKey(id), reqTTL)
 		}
 		p.SRem(ctx, b.key("pending"), args...)
-		p.HSet(ctx, b.key("state"), fields...)
 		p.SAdd(ctx, b.key("job", job.ID), args...)
 		p.Expire(ctx, b.key("job", job.ID), 8*24*time.Hour)
 		p.Set(ctx, b.key("jobmeta", job.ID), meta, 8*24*time.Hour)
@@ -459,12 +508,12 @@ func (w *Worker) handlePoll(ctx context.Context, t *asynq.Task) error {
 // to the batch.
 func (b *batchMode) retryInBatch(ctx context.Context, id string) (bool, error) {
 	if b.w.cfg.BatchRetry == "batch" {
-		n, err := b.rdb.HIncrBy(ctx, b.key("retried"), id, 1).Result()
+		n, err := b.rdb.HIncrBy(ctx, b.reqKey(id), "retried", 1).Result()
 		if err != nil {
 			return false, err
 		}
 		if n == 1 {
-			if err := b.rdb.HSet(ctx, b.key("state"), id, bmPending).Err(); err != nil {
+			if err := b.setState(ctx, id, bmPending); err != nil {
 				return false, err
 			}
 			if err := b.rdb.SAdd(ctx, b.key("pending"), id).Err(); err != nil {
@@ -473,11 +522,11 @@ func (b *batchMode) retryInBatch(ctx context.Context, id string) (bool, error) {
 			return true, b.scheduleCollect(ctx)
 		}
 	}
-	return false, b.rdb.HSet(ctx, b.key("state"), id, bmOnline).Err()
+	return false, b.settleOne(ctx, id, bmOnline)
 }
 
 func (b *batchMode) storeAnswer(ctx context.Context, id string, resp llm.Response) error {
-	loc, err := b.rdb.HGet(ctx, b.key("loc"), id).Result()
+	loc, err := b.loc(ctx, id)
 	if err != nil {
 		return fmt.Errorf("batch answer %s: %w", id, err)
 	}
@@ -492,14 +541,30 @@ func (b *batchMode) storeAnswer(ctx context.Context, id string, resp llm.Respons
 	if err := st.Put(ctx, b.answerKey(id), bytes.NewReader(data), int64(len(data)), "application/json"); err != nil {
 		return fmt.Errorf("batch answer %s: %w", id, err)
 	}
-	return b.rdb.HSet(ctx, b.key("state"), id, bmAnswered).Err()
+	return b.settleOne(ctx, id, bmAnswered)
 }
 
-// settle marks requests (not submitted) as answered online and wakes their
+// settleOne records a request's final state and deletes its line, which no
+// job needs any more.
+func (b *batchMode) settleOne(ctx context.Context, id, state string) error {
+	if err := b.setState(ctx, id, state); err != nil {
+		return err
+	}
+	if loc, err := b.loc(ctx, id); err == nil {
+		if st, err := b.w.stores.get(ctx, loc); err == nil {
+			if err := st.Delete(ctx, b.lineKey(id)); err != nil && !errors.Is(err, storage.ErrNotExist) {
+				b.w.log.WarnContext(ctx, "batch mode: a request line was not deleted", "error", err.Error())
+			}
+		}
+	}
+	return nil
+}
+
+// settle marks requests (not submitted) for an online call and wakes their
 // tasks.
 func (b *batchMode) settle(ctx context.Context, ids []string, state string) error {
 	for _, id := range ids {
-		if err := b.rdb.HSet(ctx, b.key("state"), id, state).Err(); err != nil {
+		if err := b.settleOne(ctx, id, state); err != nil {
 			return err
 		}
 		if err := b.rdb.SRem(ctx, b.key("pending"), id).Err(); err != nil {
@@ -513,8 +578,6 @@ func (b *batchMode) settle(ctx context.Context, ids []string, state string) erro
 // wake runs the tasks waiting for these requests again, and returns how
 // many could not be woken yet (still running: they are tried again).
 func (b *batchMode) wake(ctx context.Context, ids []string) (int, error) {
-	insp := asynq.NewInspector(b.w.cfg.Redis)
-	defer insp.Close()
 	left := 0
 	for _, id := range ids {
 		ws, err := b.rdb.HGetAll(ctx, b.key("waiters", id)).Result()
@@ -522,7 +585,7 @@ func (b *batchMode) wake(ctx context.Context, ids []string) (int, error) {
 			return left, err
 		}
 		for task, queue := range ws {
-			err := insp.RunTask(queue, task)
+			err := b.insp.RunTask(queue, task)
 			if err == nil || errors.Is(err, asynq.ErrTaskNotFound) || strings.Contains(err.Error(), "already in pending") {
 				b.rdb.HDel(ctx, b.key("waiters", id), task)
 				continue
@@ -541,16 +604,21 @@ func (b *batchMode) cancelIfAbandoned(ctx context.Context, job batchapi.Job, ids
 	}
 	batches := map[string]bool{}
 	for start := 0; start < len(ids); start += 1000 {
-		vals, err := b.rdb.HMGet(ctx, b.key("batch"), ids[start:min(start+1000, len(ids))]...).Result()
-		if err != nil {
+		cmds, err := b.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+			for _, id := range ids[start:min(start+1000, len(ids))] {
+				pl.HGet(ctx, b.reqKey(id), "batch")
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
 			return err
 		}
-		for _, v := range vals {
-			s, _ := v.(string)
-			if s == "" {
+		for _, c := range cmds {
+			owner, _ := c.(*redis.StringCmd).Result()
+			if owner == "" {
 				return nil // unknown owner: keep the job
 			}
-			batches[s] = true
+			batches[owner] = true
 		}
 	}
 	for batch := range batches {

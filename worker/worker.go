@@ -215,6 +215,9 @@ func (w *Worker) Run(ctx context.Context) error {
 // Close releases the worker's connections and extractors.
 func (w *Worker) Close() error {
 	err := w.client.Close()
+	if w.bm != nil {
+		err = errors.Join(err, w.bm.insp.Close())
+	}
 	if w.rdb != nil {
 		err = errors.Join(err, w.rdb.Close())
 	}
