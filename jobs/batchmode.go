@@ -93,7 +93,7 @@ func DecodeCollect(b []byte) (CollectPayload, error) {
 	if err := json.Unmarshal(b, &p); err != nil || p.Group == "" {
 		return p, fmt.Errorf("%w: collect payload: %v", ErrBadPayload, err)
 	}
-	return p, nil
+	return p, checkVersion(p.V)
 }
 
 // DecodePoll decodes a poll payload.
@@ -102,5 +102,5 @@ func DecodePoll(b []byte) (PollPayload, error) {
 	if err := json.Unmarshal(b, &p); err != nil || p.Group == "" || p.Job == "" {
 		return p, fmt.Errorf("%w: poll payload: %v", ErrBadPayload, err)
 	}
-	return p, nil
+	return p, checkVersion(p.V)
 }

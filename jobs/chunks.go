@@ -180,8 +180,8 @@ func DecodeMap(b []byte) (MapPayload, error) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return p, fmt.Errorf("%w: %w", ErrBadPayload, err)
 	}
-	if p.V > PayloadVersion || p.V < 1 {
-		return p, fmt.Errorf("%w: version %d (this build reads up to %d)", ErrBadPayload, p.V, PayloadVersion)
+	if err := checkVersion(p.V); err != nil {
+		return p, err
 	}
 	return p, p.validate()
 }
@@ -192,8 +192,8 @@ func DecodeReduce(b []byte) (ReducePayload, error) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return p, fmt.Errorf("%w: %w", ErrBadPayload, err)
 	}
-	if p.V > PayloadVersion || p.V < 1 {
-		return p, fmt.Errorf("%w: version %d (this build reads up to %d)", ErrBadPayload, p.V, PayloadVersion)
+	if err := checkVersion(p.V); err != nil {
+		return p, err
 	}
 	return p, p.validate()
 }

@@ -202,14 +202,23 @@ func (p ItemPayload) validate() error {
 	return nil
 }
 
+// checkVersion refuses a payload this build cannot read: from a newer
+// build, or without a version.
+func checkVersion(v int) error {
+	if v > PayloadVersion || v < 1 {
+		return fmt.Errorf("%w: version %d (this build reads up to %d)", ErrBadPayload, v, PayloadVersion)
+	}
+	return nil
+}
+
 // DecodeItem decodes and validates an item payload.
 func DecodeItem(b []byte) (ItemPayload, error) {
 	var p ItemPayload
 	if err := json.Unmarshal(b, &p); err != nil {
 		return p, fmt.Errorf("%w: %w", ErrBadPayload, err)
 	}
-	if p.V > PayloadVersion || p.V < 1 {
-		return p, fmt.Errorf("%w: version %d (this build reads up to %d)", ErrBadPayload, p.V, PayloadVersion)
+	if err := checkVersion(p.V); err != nil {
+		return p, err
 	}
 	return p, p.validate()
 }
