@@ -42,22 +42,7 @@ func (c *Client) ResponseFromBody(req llm.Request, status int, body []byte) (llm
 	if err := json.Unmarshal(body, &cc); err != nil {
 		return llm.Response{}, llm.BadBody(c.name, status, fmt.Errorf("batch answer: %w", err), c.key)
 	}
-	if len(cc.Choices) == 0 {
-		return llm.Response{}, c.emptyAnswer(string(body))
-	}
-	ch := cc.Choices[0]
-	resp := llm.Response{Text: ch.Message.Content, FinishReason: ch.FinishReason, Model: cc.Model}
-	if resp.Model == "" {
-		resp.Model = c.profile.Model
-	}
-	resp.Usage = llm.CompleteUsage(llm.Usage{
-		InputTokens:  int(cc.Usage.PromptTokens),
-		OutputTokens: int(cc.Usage.CompletionTokens),
-	}, req, resp.Text)
-	if err := llm.ExtractJSONAnswer(c.name, req, &resp); err != nil {
-		return resp, err
-	}
-	return resp, nil
+	return c.answer(&cc, string(body), req)
 }
 
 // SDK returns the client's openai-go client: the same base URL, API key

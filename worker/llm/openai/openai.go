@@ -176,8 +176,16 @@ func (c *Client) Complete(ctx context.Context, req llm.Request) (llm.Response, e
 	if err != nil {
 		return llm.Response{}, c.classify(ctx, httpResp, err)
 	}
+	return c.answer(cc, cc.RawJSON(), req)
+}
+
+// answer maps a chat completion (raw: its JSON, for the error of an empty
+// answer) to the Response for req: text, finish reason, model, usage
+// (estimated where the provider gave none) and the JSON object when req has
+// a schema. Online and batch answers go through it alike.
+func (c *Client) answer(cc *sdk.ChatCompletion, raw string, req llm.Request) (llm.Response, error) {
 	if len(cc.Choices) == 0 {
-		return llm.Response{}, c.emptyAnswer(cc.RawJSON())
+		return llm.Response{}, c.emptyAnswer(raw)
 	}
 	ch := cc.Choices[0]
 	resp := llm.Response{
