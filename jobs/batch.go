@@ -110,6 +110,23 @@ func (c Counts) Ended() int { return c.Done + c.Failed + c.Skipped + c.Cancelled
 // Complete reports whether every item of a sealed batch ended.
 func (c Counts) Complete() bool { return c.Sealed && c.Ended() >= c.Total }
 
+// State names where a batch stands, for people: listing (not sealed yet),
+// running, finalizing (every item ended, manifest not written yet),
+// finished, or stopped (a fatal error such as a refused API key).
+func (c Counts) State() string {
+	switch {
+	case c.Fatal != "":
+		return "stopped"
+	case c.Finalized:
+		return "finished"
+	case c.Complete():
+		return "finalizing"
+	case !c.Sealed:
+		return "listing"
+	}
+	return "running"
+}
+
 // ErrNoBatch reports an unknown batch ID.
 var ErrNoBatch = errors.New("jobs: no such batch")
 

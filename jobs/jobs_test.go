@@ -259,3 +259,17 @@ func TestUsesBatchAPI(t *testing.T) {
 		t.Error("ValidModelMode")
 	}
 }
+
+func TestCountsState(t *testing.T) {
+	for want, c := range map[string]jobs.Counts{
+		"listing":    {Total: 0, Done: 3},
+		"running":    {Sealed: true, Total: 5, Done: 3},
+		"finalizing": {Sealed: true, Total: 5, Done: 4, Failed: 1},
+		"finished":   {Sealed: true, Total: 5, Done: 5, Finalized: true},
+		"stopped":    {Sealed: true, Total: 5, Done: 1, Fatal: "bad key"},
+	} {
+		if got := c.State(); got != want {
+			t.Errorf("%+v: %s, want %s", c, got, want)
+		}
+	}
+}

@@ -598,18 +598,7 @@ func (s *Server) view(ctx context.Context, b jobs.Batch) (BatchView, error) {
 		}
 		v.WebhookDelivery = &st
 	}
-	switch {
-	case c.Fatal != "":
-		v.State = "stopped"
-	case c.Finalized:
-		v.State = "finished"
-	case c.Complete():
-		v.State = "finalizing"
-	case !c.Sealed:
-		v.State = "listing"
-	default:
-		v.State = "running"
-	}
+	v.State = c.State()
 	end := s.cfg.Now()
 	if c.Finalized && !c.Finished.IsZero() {
 		end = c.Finished

@@ -118,18 +118,7 @@ func (p *pages) view(ctx context.Context, id string) (BatchView, error) {
 // summarize computes a batch's state, rate and ETA at time now.
 func summarize(b jobs.Batch, c jobs.Counts, now time.Time) BatchView {
 	v := BatchView{Batch: b, Counts: c}
-	switch {
-	case c.Fatal != "":
-		v.State = "stopped"
-	case c.Finalized:
-		v.State = "finished"
-	case c.Complete():
-		v.State = "finalizing"
-	case !c.Sealed:
-		v.State = "listing"
-	default:
-		v.State = "running"
-	}
+	v.State = c.State()
 	v.Refresh = v.State != "finished" && v.State != "stopped"
 	if c.Total > 0 {
 		v.Percent = min(100, 100*float64(c.Ended())/float64(c.Total))
