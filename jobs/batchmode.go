@@ -58,7 +58,9 @@ type PollPayload struct {
 
 // NewCollectTask builds the collector task of a group for one time window:
 // every request left pending within the window is collected by the same
-// task (its ID is the group and the window), after delay.
+// task (its ID is the group and the window's start in milliseconds, so
+// windows shorter than a second never share an ID with a task that already
+// ran), after delay.
 func NewCollectTask(group string, window time.Time, delay time.Duration) (*asynq.Task, error) {
 	if group == "" {
 		return nil, fmt.Errorf("%w: collect needs a group", ErrBadPayload)
@@ -67,7 +69,7 @@ func NewCollectTask(group string, window time.Time, delay time.Duration) (*asynq
 	if err != nil {
 		return nil, fmt.Errorf("encode collect payload: %w", err)
 	}
-	id := fmt.Sprintf("batch-collect:%s:%d", group, window.Unix())
+	id := fmt.Sprintf("batch-collect:%s:%d", group, window.UnixMilli())
 	return asynq.NewTask(TypeBatchCollect, b, asynq.Queue(QueueCritical), asynq.TaskID(id), asynq.ProcessIn(delay),
 		asynq.MaxRetry(20), asynq.Retention(time.Hour)), nil
 }

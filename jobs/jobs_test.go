@@ -273,3 +273,26 @@ func TestCountsState(t *testing.T) {
 		}
 	}
 }
+
+// Two collect windows within one second are two tasks: a request left in
+// the second must not be dropped as a duplicate of a collector that ran.
+func TestCollectTaskIDsPerWindow(t *testing.T) {
+	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	a, err := jobs.NewCollectTask("g", base, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := jobs.NewCollectTask("g", base.Add(300*time.Millisecond), 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, _ := jobstest.Redis(t, jobstest.DBJobs)
+	client := asynq.NewClient(jobstest.ConnOpt(t, url))
+	defer client.Close()
+	if _, err := client.Enqueue(a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(b); err != nil {
+		t.Fatalf("the second window's collector: %v", err)
+	}
+}
