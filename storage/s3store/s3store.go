@@ -122,8 +122,24 @@ func New(client *s3.Client, bucket, prefix string, partSize int64) (*Store, erro
 		partSize = manager.MinUploadPartSize
 	}
 	//lint:ignore SA1019 manager is deprecated for transfermanager, which is still v0.x.
-	up := manager.NewUploader(client, func(u *manager.Uploader) { u.PartSize = partSize })
+	up := manager.NewUploader(client, func(u *manager.Uploader) {
+		u.PartSize = partSize
+		u.ClientOptions = append(u.ClientOptions, retryRacedPut)
+	})
 	return &Store{client: client, uploader: up, bucket: bucket, prefix: p}, nil
+}
+
+// retryRacedPut lets the SDK's retryer try an upload's requests again when
+// they answer AccessDenied or NoSuchKey. A single-drive MinIO (the one
+// docker-compose ships) removes a folder once its last object is deleted;
+// a PutObject landing in that folder at the same moment fails its final
+// rename, which MinIO reports as AccessDenied (or NoSuchKey), although the
+// same request succeeds a moment later (minio/minio#15157). Workers write
+// and delete side by side in one folder (batch request lines, chunk work
+// objects), so that race is ours to absorb. A real AccessDenied costs the
+// retries (MaxAttempts) and still fails, as a permanent error.
+func retryRacedPut(o *s3.Options) {
+	o.Retryer = retry.AddWithErrorCodes(o.Retryer, "AccessDenied", "NoSuchKey")
 }
 
 // Client returns the S3 client.

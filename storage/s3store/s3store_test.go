@@ -181,7 +181,10 @@ func TestErrorMapping(t *testing.T) {
 			return err
 		}, false, true, false, 1},
 		{"get AccessDenied", 403, "AccessDenied", getErr, false, false, false, 1},
-		{"put AccessDenied", 403, "AccessDenied", putErr, false, false, false, 1},
+		// An upload answered AccessDenied is tried again (MinIO's folder
+		// race, see TestPutRetriesRacedAccessDenied), but stays permanent.
+		{"put AccessDenied", 403, "AccessDenied", putErr, false, false, false, 2},
+		{"stat 403", 403, "", statErr, false, false, false, 1},
 		{"get SlowDown", 503, "SlowDown", getErr, false, false, true, 2},
 		{"put InternalError", 500, "InternalError", putErr, false, false, true, 2},
 		{"list SlowDown", 503, "SlowDown", listErr, false, false, true, 2},
@@ -321,5 +324,43 @@ func TestListFiltersPrefixBeforeStartAfter(t *testing.T) {
 		if !strings.Contains(query, part) {
 			t.Errorf("request query %q lacks %q", query, part)
 		}
+	}
+}
+
+// A single-drive MinIO answers a PutObject that races the removal of its
+// (just emptied) folder with AccessDenied or NoSuchKey, and the same request
+// succeeds a moment later: Put tries again and succeeds, with the whole body.
+func TestPutRetriesRacedAccessDenied(t *testing.T) {
+	for _, code := range []string{"AccessDenied", "NoSuchKey"} {
+		t.Run(code, func(t *testing.T) {
+			var puts atomic.Int32
+			var body atomic.Value
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				if r.Method != http.MethodPut {
+					http.Error(w, "unexpected", http.StatusBadRequest)
+					return
+				}
+				if puts.Add(1) == 1 {
+					w.Header().Set("Content-Type", "application/xml")
+					w.WriteHeader(map[string]int{"AccessDenied": 403, "NoSuchKey": 404}[code])
+					io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>`+code+`</Code><Message>fake</Message><RequestId>1</RequestId></Error>`)
+					return
+				}
+				body.Store(string(b))
+				w.Header().Set("ETag", `"abc"`)
+			}))
+			t.Cleanup(srv.Close)
+			s := openAt(t, srv.URL, 3)
+			if err := s.Put(t.Context(), "race/k", strings.NewReader("payload"), 7, "text/plain"); err != nil {
+				t.Fatalf("Put after one raced answer: %v", err)
+			}
+			if got := puts.Load(); got != 2 {
+				t.Errorf("server saw %d PUTs, want 2", got)
+			}
+			if got, _ := body.Load().(string); !strings.Contains(got, "payload") {
+				t.Errorf("the retried PUT carried %q, want the object's bytes", got)
+			}
+		})
 	}
 }
