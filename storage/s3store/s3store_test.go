@@ -140,14 +140,20 @@ func fakeS3(t *testing.T, status int, code string) (*s3store.Store, *atomic.Int3
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
 		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/xml")
-		w.WriteHeader(status)
-		if r.Method != http.MethodHead {
-			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>`+code+`</Code><Message>fake</Message><RequestId>1</RequestId></Error>`)
-		}
+		writeS3Error(w, r, status, code)
 	}))
 	t.Cleanup(srv.Close)
 	return openAt(t, srv.URL, 2), &n
+}
+
+// writeS3Error answers with status and S3's XML error body naming code
+// (no body for HEAD, like S3).
+func writeS3Error(w http.ResponseWriter, r *http.Request, status int, code string) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>`+code+`</Code><Message>fake</Message><RequestId>1</RequestId></Error>`)
+	}
 }
 
 func openAt(t *testing.T, endpoint string, attempts int) *s3store.Store {
@@ -331,7 +337,7 @@ func TestListFiltersPrefixBeforeStartAfter(t *testing.T) {
 // (just emptied) folder with AccessDenied or NoSuchKey, and the same request
 // succeeds a moment later: Put tries again and succeeds, with the whole body.
 func TestPutRetriesRacedAccessDenied(t *testing.T) {
-	for _, code := range []string{"AccessDenied", "NoSuchKey"} {
+	for code, status := range map[string]int{"AccessDenied": 403, "NoSuchKey": 404} {
 		t.Run(code, func(t *testing.T) {
 			var puts atomic.Int32
 			var body atomic.Value
@@ -342,9 +348,7 @@ func TestPutRetriesRacedAccessDenied(t *testing.T) {
 					return
 				}
 				if puts.Add(1) == 1 {
-					w.Header().Set("Content-Type", "application/xml")
-					w.WriteHeader(map[string]int{"AccessDenied": 403, "NoSuchKey": 404}[code])
-					io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>`+code+`</Code><Message>fake</Message><RequestId>1</RequestId></Error>`)
+					writeS3Error(w, r, status, code)
 					return
 				}
 				body.Store(string(b))
