@@ -17,7 +17,7 @@ import (
 	"sync"
 	"text/template"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 //go:embed templates/*.tmpl schemas/*.json

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/urfave/cli/v3"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // flagsOf returns the flag names and environment twins a subcommand

@@ -10,7 +10,7 @@ import (
 	"sort"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Limits is one period's budget. Zero (or absent) is unlimited.

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"

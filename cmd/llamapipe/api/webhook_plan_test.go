@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/planner"
 	"github.com/llamapipe/llamapipe/ingest"
