@@ -21,6 +21,7 @@ import (
 	"github.com/llamapipe/llamapipe/worker"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
+	"github.com/llamapipe/llamapipe/worker/llm/batchapi/batchapitest"
 	"github.com/llamapipe/llamapipe/worker/llm/fakeserver"
 	"github.com/llamapipe/llamapipe/worker/llm/openai"
 	"github.com/llamapipe/llamapipe/worker/metrics"
@@ -33,7 +34,7 @@ const batchKey = "sk-batch-test"
 type batchModeEnv struct {
 	*env
 	chat   *fakeserver.Server
-	fake   *fakeserver.BatchServer
+	fake   *batchapitest.BatchServer
 	prices llm.Prices
 	// contextTokens is the model's context window (small: long documents).
 	contextTokens int
@@ -48,7 +49,7 @@ func newBatchModeEnv(t *testing.T, opts ...func(*worker.Config, *batchapi.OpenAI
 	}
 	e.chat = fakeserver.New(fakeserver.Options{APIKey: batchKey})
 	csrv := httptest.NewServer(e.chat)
-	e.fake = fakeserver.NewBatch(fakeserver.BatchOptions{APIKey: batchKey})
+	e.fake = batchapitest.NewBatch(batchapitest.BatchOptions{APIKey: batchKey})
 	bsrv := httptest.NewServer(e.fake)
 	t.Cleanup(func() { e.chat.Close(); csrv.Close(); bsrv.Close() })
 	client := func(base string) *openai.Client {

@@ -16,12 +16,12 @@ import (
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/storagetest"
 	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/llm/batchapi/batchapitest"
 	"github.com/llamapipe/llamapipe/worker/llm/bedrock"
-	"github.com/llamapipe/llamapipe/worker/llm/fakeserver"
 )
 
 type bedrockEnv struct {
-	fake   *fakeserver.BedrockServer
+	fake   *batchapitest.BedrockServer
 	store  storage.Store
 	online *bedrock.Client
 	batch  *Bedrock
@@ -29,7 +29,7 @@ type bedrockEnv struct {
 
 // newBedrockEnv starts the fake control plane over a fresh bucket of the
 // test MinIO and a client on it.
-func newBedrockEnv(t *testing.T, fo fakeserver.BedrockOptions, limits Limits) *bedrockEnv {
+func newBedrockEnv(t *testing.T, fo batchapitest.BedrockOptions, limits Limits) *bedrockEnv {
 	t.Helper()
 	// Keep the test away from any real AWS configuration on the machine.
 	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
@@ -37,7 +37,7 @@ func newBedrockEnv(t *testing.T, fo fakeserver.BedrockOptions, limits Limits) *b
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	store := storagetest.NewS3Store(t, "work")
 	fo.Store = store
-	fake := fakeserver.NewBedrock(fo)
+	fake := batchapitest.NewBedrock(fo)
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	ctx := context.Background()
@@ -82,7 +82,7 @@ func (e *bedrockEnv) advance(t *testing.T, id string, want ...State) Job {
 // records come back as typed line errors.
 func TestBedrockHappyPath(t *testing.T) {
 	failing := map[string]bool{}
-	env := newBedrockEnv(t, fakeserver.BedrockOptions{FailRecord: func(i int, id string) bool {
+	env := newBedrockEnv(t, batchapitest.BedrockOptions{FailRecord: func(i int, id string) bool {
 		if i%25 == 3 {
 			failing[id] = true // called under the fake's lock, before results are read
 			return true
@@ -179,7 +179,7 @@ func TestBedrockHappyPath(t *testing.T) {
 // TestBedrockExpiredHalfDone: records answered before expiry come back,
 // the others as ErrNotAnswered.
 func TestBedrockExpiredHalfDone(t *testing.T) {
-	env := newBedrockEnv(t, fakeserver.BedrockOptions{}, Limits{})
+	env := newBedrockEnv(t, batchapitest.BedrockOptions{}, Limits{})
 	lines, _ := testLines(t, 100, -1)
 	ctx := context.Background()
 	job := submitAll(t, env.batch, "expiring", lines)
@@ -210,7 +210,7 @@ func TestBedrockExpiredHalfDone(t *testing.T) {
 // without creating a job; a job the provider finds too small fails and
 // answers nothing.
 func TestBedrockMinimumRecords(t *testing.T) {
-	env := newBedrockEnv(t, fakeserver.BedrockOptions{}, Limits{})
+	env := newBedrockEnv(t, batchapitest.BedrockOptions{}, Limits{})
 	lines, _ := testLines(t, 5, -1)
 	p := NewPacker(env.batch.Encode, env.batch.Limits())
 	for _, l := range lines {
@@ -231,7 +231,7 @@ func TestBedrockMinimumRecords(t *testing.T) {
 	// the job.
 	lim := BedrockLimits()
 	lim.MinLines = 1
-	env2 := newBedrockEnv(t, fakeserver.BedrockOptions{}, lim)
+	env2 := newBedrockEnv(t, batchapitest.BedrockOptions{}, lim)
 	job := submitAll(t, env2.batch, "small", lines)
 	job, err = env2.batch.Get(context.Background(), job.ID)
 	if err != nil || job.State != StateFailed || !strings.Contains(job.Message, "minimum") {
@@ -247,7 +247,7 @@ func TestBedrockMinimumRecords(t *testing.T) {
 // TestBedrockCancel: a stopped job goes Stopping → Stopped (cancelling →
 // cancelled) and answers nothing; stopping it again is a classified error.
 func TestBedrockCancel(t *testing.T) {
-	env := newBedrockEnv(t, fakeserver.BedrockOptions{}, Limits{})
+	env := newBedrockEnv(t, batchapitest.BedrockOptions{}, Limits{})
 	lines, _ := testLines(t, 100, -1)
 	ctx := context.Background()
 	job := submitAll(t, env.batch, "to-stop", lines)

@@ -8,14 +8,14 @@ import (
 	"testing"
 
 	"github.com/llamapipe/llamapipe/prompts"
-	"github.com/llamapipe/llamapipe/worker/llm/fakeserver"
+	"github.com/llamapipe/llamapipe/worker/llm/batchapi/batchapitest"
 	"github.com/llamapipe/llamapipe/worker/llm/openai"
 )
 
 // BenchmarkPackOpenAI encodes and packs summary lines (the online body
 // built for each) into files at the OpenAI limits.
 func BenchmarkPackOpenAI(b *testing.B) {
-	srv := httptest.NewServer(fakeserver.NewBatch(fakeserver.BatchOptions{}))
+	srv := httptest.NewServer(batchapitest.NewBatch(batchapitest.BatchOptions{}))
 	defer srv.Close()
 	online, err := onlineClientB(srv.URL + "/v1")
 	if err != nil {
@@ -45,7 +45,7 @@ func BenchmarkPackOpenAI(b *testing.B) {
 // BenchmarkResultsOpenAI reads back a completed 1,000-line batch (input,
 // output and error files) and maps every line.
 func BenchmarkResultsOpenAI(b *testing.B) {
-	fb := fakeserver.NewBatch(fakeserver.BatchOptions{FailLine: func(i int, _ string) bool { return i%10 == 0 }})
+	fb := batchapitest.NewBatch(batchapitest.BatchOptions{FailLine: func(i int, _ string) bool { return i%10 == 0 }})
 	srv := httptest.NewServer(fb)
 	defer srv.Close()
 	online, err := onlineClientB(srv.URL + "/v1")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/llm/batchapi/batchapitest"
 	"github.com/llamapipe/llamapipe/worker/llm/fakeserver"
 	"github.com/llamapipe/llamapipe/worker/llm/internal/llmtest"
 	"github.com/llamapipe/llamapipe/worker/llm/openai"
@@ -66,15 +67,15 @@ func templateRequest(t testing.TB, name string, i int) llm.Request {
 // batchEnv is a fake Batch API, the fake chat server (for the online
 // answers to compare with) and the clients.
 type batchEnv struct {
-	fake   *fakeserver.BatchServer
+	fake   *batchapitest.BatchServer
 	online *openai.Client // against the fake chat server
 	batch  *OpenAI        // against the fake Batch API
 }
 
-func newBatchEnv(t *testing.T, o fakeserver.BatchOptions) *batchEnv {
+func newBatchEnv(t *testing.T, o batchapitest.BatchOptions) *batchEnv {
 	t.Helper()
 	o.APIKey = testKey
-	fb := fakeserver.NewBatch(o)
+	fb := batchapitest.NewBatch(o)
 	bsrv := httptest.NewServer(fb)
 	chat := fakeserver.New(fakeserver.Options{APIKey: testKey})
 	csrv := httptest.NewServer(chat)
@@ -201,7 +202,7 @@ func TestOpenAIEncodeIsTheOnlineBody(t *testing.T) {
 // undecodable image come back as typed per-line errors.
 func TestOpenAIHappyPath(t *testing.T) {
 	failing := map[string]bool{"item004-c1": true, "item009-c0": true}
-	env := newBatchEnv(t, fakeserver.BatchOptions{FailLine: func(_ int, id string) bool { return failing[id] }})
+	env := newBatchEnv(t, batchapitest.BatchOptions{FailLine: func(_ int, id string) bool { return failing[id] }})
 	lines, reqs := testLines(t, 12, 7)
 	ctx := context.Background()
 	job := submitAll(t, env.batch, "run1-part1", lines)
@@ -274,7 +275,7 @@ func TestOpenAIHappyPath(t *testing.T) {
 func TestOpenAIExpiredHalfDone(t *testing.T) {
 	for _, omit := range []bool{false, true} {
 		t.Run(fmt.Sprintf("omit=%v", omit), func(t *testing.T) {
-			env := newBatchEnv(t, fakeserver.BatchOptions{OmitExpired: omit})
+			env := newBatchEnv(t, batchapitest.BatchOptions{OmitExpired: omit})
 			lines, _ := testLines(t, 10, -1)
 			job := submitAll(t, env.batch, "expiring", lines)
 			if _, err := env.fake.Advance(job.ID); err != nil {
@@ -310,7 +311,7 @@ func TestOpenAIExpiredHalfDone(t *testing.T) {
 // TestOpenAICancel: a cancelled batch goes cancelling → cancelled, and its
 // unanswered lines come back as ErrNotAnswered.
 func TestOpenAICancel(t *testing.T) {
-	env := newBatchEnv(t, fakeserver.BatchOptions{})
+	env := newBatchEnv(t, batchapitest.BatchOptions{})
 	lines, _ := testLines(t, 4, -1)
 	ctx := context.Background()
 	job := submitAll(t, env.batch, "to-cancel", lines)
@@ -345,7 +346,7 @@ func TestOpenAICancel(t *testing.T) {
 // TestOpenAIFailedBatchAndBadKey: a batch that fails validation answers
 // nothing; a wrong key is fatal and never shows in errors.
 func TestOpenAIFailedBatchAndBadKey(t *testing.T) {
-	env := newBatchEnv(t, fakeserver.BatchOptions{})
+	env := newBatchEnv(t, batchapitest.BatchOptions{})
 	lines, _ := testLines(t, 3, -1)
 	ctx := context.Background()
 	job := submitAll(t, env.batch, "failing", lines)
@@ -372,7 +373,7 @@ func TestOpenAIFailedBatchAndBadKey(t *testing.T) {
 	}
 
 	wrong := "sk-wrong-key-9876543210"
-	fb := fakeserver.NewBatch(fakeserver.BatchOptions{APIKey: testKey})
+	fb := batchapitest.NewBatch(batchapitest.BatchOptions{APIKey: testKey})
 	srv := httptest.NewServer(fb)
 	defer srv.Close()
 	bc, err := NewOpenAI(OpenAIOptions{Online: onlineClient(t, srv.URL+"/v1", wrong)})
@@ -390,7 +391,7 @@ func TestOpenAIFailedBatchAndBadKey(t *testing.T) {
 // fake, like OpenAI, takes only "batch": Together's "batch-api" is refused
 // there, permanently).
 func TestOpenAIFilePurpose(t *testing.T) {
-	fb := fakeserver.NewBatch(fakeserver.BatchOptions{})
+	fb := batchapitest.NewBatch(batchapitest.BatchOptions{})
 	srv := httptest.NewServer(fb)
 	defer srv.Close()
 	line := []byte(`{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"hi"}]}}` + "\n")

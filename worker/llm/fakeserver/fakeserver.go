@@ -173,7 +173,7 @@ func (s *Server) draw() (fault, time.Duration, uint64) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimRight(r.URL.Path, "/")
 	if path != "/v1/chat/completions" && path != "/chat/completions" {
-		writeError(w, http.StatusNotFound, "invalid_request_error", "unknown_url", "", fmt.Sprintf("Unknown request URL: %s %s", r.Method, r.URL.Path))
+		WriteError(w, http.StatusNotFound, "invalid_request_error", "unknown_url", "", fmt.Sprintf("Unknown request URL: %s %s", r.Method, r.URL.Path))
 		return
 	}
 	start := time.Now()
@@ -190,14 +190,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		s.count(func(st *Stats) { st.BadRequests++ })
 		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", "", "Only POST is supported on "+r.URL.Path)
+		WriteError(w, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", "", "Only POST is supported on "+r.URL.Path)
 		return
 	}
 	if s.opts.APIKey != "" {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.opts.APIKey)) != 1 {
 			s.count(func(st *Stats) { st.Unauthorized++ })
-			writeError(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key", "", "Incorrect API key provided")
+			WriteError(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key", "", "Incorrect API key provided")
 			return
 		}
 	}
@@ -206,16 +206,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.count(func(st *Stats) { st.BadRequests++ })
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", "", fmt.Sprintf("Request body too large: the limit is %d bytes", MaxBodyBytes))
+			WriteError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", "", fmt.Sprintf("Request body too large: the limit is %d bytes", MaxBodyBytes))
 			return
 		}
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "", "", "Could not read the request body")
+		WriteError(w, http.StatusBadRequest, "invalid_request_error", "", "", "Could not read the request body")
 		return
 	}
 	req, verr := parseRequest(body)
 	if verr != nil {
 		s.count(func(st *Stats) { st.BadRequests++ })
-		writeError(w, http.StatusBadRequest, "invalid_request_error", verr.code, verr.param, verr.msg)
+		WriteError(w, http.StatusBadRequest, "invalid_request_error", verr.code, verr.param, verr.msg)
 		return
 	}
 	s.count(func(st *Stats) { st.Images += int64(req.images) })
@@ -225,7 +225,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.count(func(st *Stats) { st.RateLimited++ })
 		secs := int(cmp.Or(s.opts.RetryAfter, time.Second).Round(time.Second) / time.Second)
 		w.Header().Set("Retry-After", fmt.Sprint(max(secs, 1)))
-		writeError(w, http.StatusTooManyRequests, "requests", "rate_limit_exceeded", "",
+		WriteError(w, http.StatusTooManyRequests, "requests", "rate_limit_exceeded", "",
 			"Rate limit reached for requests per minute. Please try again in 1s.")
 		return
 	}
@@ -234,7 +234,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 		case <-s.closed:
-			writeError(w, http.StatusServiceUnavailable, "server_error", "", "", "The server is shutting down")
+			WriteError(w, http.StatusServiceUnavailable, "server_error", "", "", "The server is shutting down")
 		}
 		return
 	}
@@ -250,7 +250,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if f == fault500 {
 		s.count(func(st *Stats) { st.ServerErrors++ })
-		writeError(w, http.StatusInternalServerError, "server_error", "", "", "The server had an error while processing your request. Sorry about that!")
+		WriteError(w, http.StatusInternalServerError, "server_error", "", "", "The server had an error while processing your request. Sorry about that!")
 		return
 	}
 
@@ -282,7 +282,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := json.Marshal(resp)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "server_error", "", "", "encode answer")
+		WriteError(w, http.StatusInternalServerError, "server_error", "", "", "encode answer")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -306,8 +306,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(out)
 }
 
-// writeError writes an OpenAI-style error answer.
-func writeError(w http.ResponseWriter, status int, typ, code, param, msg string) {
+// WriteError writes an OpenAI-style error answer.
+func WriteError(w http.ResponseWriter, status int, typ, code, param, msg string) {
 	e := map[string]any{"message": msg, "type": typ, "param": nil, "code": nil}
 	if code != "" {
 		e["code"] = code
@@ -376,7 +376,10 @@ const (
 
 func tokens(s string) int { return (utf8.RuneCountInString(s) + charsPerToken - 1) / charsPerToken }
 
-func imageTokens(w, h int) int {
+// ImageTokens is what the fake charges for an image of w×h pixels: 336-px
+// tiles of 144 tokens (at most 16, plus a thumbnail tile when there are
+// several) and 8 more.
+func ImageTokens(w, h int) int {
 	const side, perTile, maxTiles = 336, 144, 16
 	tiles := min(((w+side-1)/side)*((h+side-1)/side), maxTiles)
 	if tiles > 1 {
@@ -486,7 +489,7 @@ func (req *request) content(param string, raw json.RawMessage) (string, *validat
 				return "", &validationError{code: "invalid_image_url", param: pp + ".image_url", msg: "Invalid image: " + err.Error()}
 			}
 			req.images++
-			req.promptTokens += imageTokens(w, h)
+			req.promptTokens += ImageTokens(w, h)
 		default:
 			return "", invalid(pp+".type", "Invalid value: '%s'. Supported values are: 'text' and 'image_url'.", p.Type)
 		}

@@ -1,4 +1,4 @@
-package fakeserver
+package batchapitest
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage/storagetest"
+	"github.com/llamapipe/llamapipe/worker/llm/fakeserver"
 	"github.com/llamapipe/llamapipe/worker/llm/internal/llmtest"
 )
 
@@ -204,7 +205,7 @@ func TestBatchLifecycle(t *testing.T) {
 		t.Errorf("caption answer does not follow its schema: %v", err)
 	}
 	usage := capBody["usage"].(map[string]any)
-	if usage["prompt_tokens"].(float64) < float64(imageTokens(400, 300)) {
+	if usage["prompt_tokens"].(float64) < float64(fakeserver.ImageTokens(400, 300)) {
 		t.Errorf("caption usage %v does not count the image", usage)
 	}
 	// The input file is readable back as uploaded.
