@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
 )
@@ -69,6 +70,32 @@ func TestKeysPinned(t *testing.T) {
 	for _, c := range keyCases() {
 		if c.got != c.want {
 			t.Errorf("%s = %q, want %q (keys already in users' Redis would be lost)", c.fn, c.got, c.want)
+		}
+	}
+}
+
+// The lifetimes moved beside the keys keep the values they had where they
+// were written (jobs/chunks.go, jobs/tenants, worker/image.go,
+// worker/batchmode.go, the API, ingest/watch and the scheduler).
+func TestKeyTTLsPinned(t *testing.T) {
+	const day = 24 * time.Hour
+	for _, c := range []struct {
+		name      string
+		got, want time.Duration
+	}{
+		{"MappedTTL", jobs.MappedTTL, 7 * day},
+		{"ContentResultTTL", jobs.ContentResultTTL, 30 * day},
+		{"ContentClaimTTL", jobs.ContentClaimTTL, 10 * time.Minute},
+		{"SpendDayTTL", jobs.SpendDayTTL, 3 * day},
+		{"SpendMonthTTL", jobs.SpendMonthTTL, 40 * day},
+		{"LeaseTTL", jobs.LeaseTTL, 30 * time.Second},
+		{"IdempotencyTTL", jobs.IdempotencyTTL, day},
+		{"IdempotencyReserveTTL", jobs.IdempotencyReserveTTL, time.Hour},
+		{"BatchModeRequestTTL", jobs.BatchModeRequestTTL, 10 * day},
+		{"BatchModeJobTTL", jobs.BatchModeJobTTL, 8 * day},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
 }
