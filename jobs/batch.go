@@ -140,20 +140,10 @@ type Tracker struct {
 	prefix string
 }
 
-// NewTracker returns a Tracker. prefix namespaces the keys; empty means
-// "llamapipe".
+// NewTracker returns a Tracker. prefix namespaces the keys (keys.go); empty
+// means DefaultPrefix.
 func NewTracker(rdb redis.UniversalClient, prefix string) *Tracker {
-	if prefix == "" {
-		prefix = "llamapipe"
-	}
-	return &Tracker{rdb: rdb, prefix: prefix}
-}
-
-func (t *Tracker) batchKey(id string) string { return t.prefix + ":batch:{" + id + "}" }
-func (t *Tracker) itemsKey(id string) string { return t.prefix + ":batch:{" + id + "}:items" }
-func (t *Tracker) indexKey() string          { return t.prefix + ":batches" }
-func (t *Tracker) tenantIndexKey(tenant string) string {
-	return t.prefix + ":tenant:" + tenant + ":batches"
+	return &Tracker{rdb: rdb, prefix: ns(prefix)}
 }
 
 // Create stores a new, unsealed batch.
@@ -162,7 +152,7 @@ func (t *Tracker) Create(ctx context.Context, b Batch) error {
 	if err != nil {
 		return fmt.Errorf("create batch %s: %w", b.ID, err)
 	}
-	ok, err := t.rdb.HSetNX(ctx, t.batchKey(b.ID), "meta", meta).Result()
+	ok, err := t.rdb.HSetNX(ctx, BatchKey(t.prefix, b.ID), "meta", meta).Result()
 	if err != nil {
 		return fmt.Errorf("create batch %s: %w", b.ID, err)
 	}
@@ -170,11 +160,11 @@ func (t *Tracker) Create(ctx context.Context, b Batch) error {
 		return fmt.Errorf("create batch %s: %w", b.ID, ErrBatchExists)
 	}
 	z := redis.Z{Score: float64(b.Created.UnixMilli()), Member: b.ID}
-	if err := t.rdb.ZAdd(ctx, t.indexKey(), z).Err(); err != nil {
+	if err := t.rdb.ZAdd(ctx, BatchesKey(t.prefix), z).Err(); err != nil {
 		return fmt.Errorf("index batch %s: %w", b.ID, err)
 	}
 	if b.Tenant != "" {
-		if err := t.rdb.ZAdd(ctx, t.tenantIndexKey(b.Tenant), z).Err(); err != nil {
+		if err := t.rdb.ZAdd(ctx, TenantBatchesKey(t.prefix, b.Tenant), z).Err(); err != nil {
 			return fmt.Errorf("index batch %s: %w", b.ID, err)
 		}
 	}
@@ -184,7 +174,7 @@ func (t *Tracker) Create(ctx context.Context, b Batch) error {
 // Get returns a batch's description.
 func (t *Tracker) Get(ctx context.Context, id string) (Batch, error) {
 	var b Batch
-	meta, err := t.rdb.HGet(ctx, t.batchKey(id), "meta").Bytes()
+	meta, err := t.rdb.HGet(ctx, BatchKey(t.prefix, id), "meta").Bytes()
 	if errors.Is(err, redis.Nil) {
 		return b, fmt.Errorf("batch %s: %w", id, ErrNoBatch)
 	}
@@ -199,12 +189,12 @@ func (t *Tracker) Get(ctx context.Context, id string) (Batch, error) {
 
 // List returns batch IDs, newest first, at most n (n <= 0: all).
 func (t *Tracker) List(ctx context.Context, n int) ([]string, error) {
-	return t.list(ctx, t.indexKey(), n)
+	return t.list(ctx, BatchesKey(t.prefix), n)
 }
 
 // ListTenant returns one tenant's batch IDs, newest first, at most n.
 func (t *Tracker) ListTenant(ctx context.Context, tenant string, n int) ([]string, error) {
-	return t.list(ctx, t.tenantIndexKey(tenant), n)
+	return t.list(ctx, TenantBatchesKey(t.prefix, tenant), n)
 }
 
 func (t *Tracker) list(ctx context.Context, key string, n int) ([]string, error) {
@@ -254,7 +244,8 @@ func (t *Tracker) Record(ctx context.Context, batch string, e Entry) (recorded, 
 	if err != nil {
 		return false, false, fmt.Errorf("record %s: %w", e.Source, err)
 	}
-	res, err := recordScript.Run(ctx, t.rdb, []string{t.batchKey(batch), t.itemsKey(batch), t.progressKey(batch)},
+	keys := []string{BatchKey(t.prefix, batch), BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch)}
+	res, err := recordScript.Run(ctx, t.rdb, keys,
 		e.Item, b, e.Status, e.InputTokens, e.OutputTokens, strconv.FormatFloat(e.Cost, 'f', -1, 64)).Int64Slice()
 	if err != nil {
 		return false, false, fmt.Errorf("record %s in batch %s: %w", e.Source, batch, err)
@@ -264,7 +255,7 @@ func (t *Tracker) Record(ctx context.Context, batch string, e Entry) (recorded, 
 
 // Recorded reports whether an item already has its final entry.
 func (t *Tracker) Recorded(ctx context.Context, batch, item string) (bool, error) {
-	ok, err := t.rdb.HExists(ctx, t.itemsKey(batch), item).Result()
+	ok, err := t.rdb.HExists(ctx, BatchItemsKey(t.prefix, batch), item).Result()
 	if err != nil {
 		return false, fmt.Errorf("batch %s item %s: %w", batch, item, err)
 	}
@@ -283,7 +274,7 @@ return 0
 // Seal sets a batch's total once ingest has listed everything. It reports
 // whether every item has already ended (then the caller enqueues finalize).
 func (t *Tracker) Seal(ctx context.Context, batch string, total int) (complete bool, err error) {
-	n, err := sealScript.Run(ctx, t.rdb, []string{t.batchKey(batch)}, total).Int()
+	n, err := sealScript.Run(ctx, t.rdb, []string{BatchKey(t.prefix, batch)}, total).Int()
 	if err != nil {
 		return false, fmt.Errorf("seal batch %s: %w", batch, err)
 	}
@@ -293,7 +284,7 @@ func (t *Tracker) Seal(ctx context.Context, batch string, total int) (complete b
 // Counts returns a batch's progress.
 func (t *Tracker) Counts(ctx context.Context, batch string) (Counts, error) {
 	var c Counts
-	m, err := t.rdb.HGetAll(ctx, t.batchKey(batch)).Result()
+	m, err := t.rdb.HGetAll(ctx, BatchKey(t.prefix, batch)).Result()
 	if err != nil {
 		return c, fmt.Errorf("batch %s: %w", batch, err)
 	}
@@ -321,7 +312,7 @@ func (t *Tracker) Cancel(ctx context.Context, batch string, at time.Time) (bool,
 	if _, err := t.Get(ctx, batch); err != nil {
 		return false, err
 	}
-	first, err := t.rdb.HSetNX(ctx, t.batchKey(batch), "cancelled_at", at.UnixMilli()).Result()
+	first, err := t.rdb.HSetNX(ctx, BatchKey(t.prefix, batch), "cancelled_at", at.UnixMilli()).Result()
 	if err != nil {
 		return false, fmt.Errorf("cancel batch %s: %w", batch, err)
 	}
@@ -330,7 +321,7 @@ func (t *Tracker) Cancel(ctx context.Context, batch string, at time.Time) (bool,
 
 // Cancelled reports whether a batch was cancelled.
 func (t *Tracker) Cancelled(ctx context.Context, batch string) (bool, error) {
-	n, err := t.rdb.HExists(ctx, t.batchKey(batch), "cancelled_at").Result()
+	n, err := t.rdb.HExists(ctx, BatchKey(t.prefix, batch), "cancelled_at").Result()
 	if err != nil {
 		return false, fmt.Errorf("batch %s: %w", batch, err)
 	}
@@ -341,7 +332,7 @@ func (t *Tracker) Cancelled(ctx context.Context, batch string) (bool, error) {
 // key). The first message wins; first reports whether this call's did.
 // Workers check Fatal before each item.
 func (t *Tracker) SetFatal(ctx context.Context, batch, msg string) (first bool, err error) {
-	first, err = t.rdb.HSetNX(ctx, t.batchKey(batch), "fatal", msg).Result()
+	first, err = t.rdb.HSetNX(ctx, BatchKey(t.prefix, batch), "fatal", msg).Result()
 	if err != nil {
 		return false, fmt.Errorf("stop batch %s: %w", batch, err)
 	}
@@ -350,7 +341,7 @@ func (t *Tracker) SetFatal(ctx context.Context, batch, msg string) (first bool, 
 
 // Fatal returns the message that stopped a batch, or "".
 func (t *Tracker) Fatal(ctx context.Context, batch string) (string, error) {
-	s, err := t.rdb.HGet(ctx, t.batchKey(batch), "fatal").Result()
+	s, err := t.rdb.HGet(ctx, BatchKey(t.prefix, batch), "fatal").Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	}
@@ -362,7 +353,7 @@ func (t *Tracker) Fatal(ctx context.Context, batch string) (string, error) {
 
 // MarkFinalized records that the manifest and report were written.
 func (t *Tracker) MarkFinalized(ctx context.Context, batch string, at time.Time) error {
-	if err := t.rdb.HSet(ctx, t.batchKey(batch), "finalized", "1", "finished_ms", at.UnixMilli()).Err(); err != nil {
+	if err := t.rdb.HSet(ctx, BatchKey(t.prefix, batch), "finalized", "1", "finished_ms", at.UnixMilli()).Err(); err != nil {
 		return fmt.Errorf("finalize batch %s: %w", batch, err)
 	}
 	return nil
@@ -375,7 +366,7 @@ func (t *Tracker) Entries(ctx context.Context, batch string) ([]Entry, error) {
 	byItem := map[string]Entry{}
 	var cursor uint64
 	for {
-		kv, next, err := t.rdb.HScan(ctx, t.itemsKey(batch), cursor, "", 1000).Result()
+		kv, next, err := t.rdb.HScan(ctx, BatchItemsKey(t.prefix, batch), cursor, "", 1000).Result()
 		if err != nil {
 			return nil, fmt.Errorf("batch %s entries: %w", batch, err)
 		}

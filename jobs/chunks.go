@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -26,10 +25,6 @@ const (
 	// records the item.
 	TypeReduce = "llamapipe:reduce"
 )
-
-// MappedTTL is how long a long document's set of mapped chunks is kept in
-// Redis (the reduce deletes it when it records the item).
-const MappedTTL = 7 * 24 * time.Hour
 
 // MapPayload is the payload of a TypeMap task: one chunk of a long
 // document. It holds references only.
@@ -198,10 +193,6 @@ func DecodeReduce(b []byte) (ReducePayload, error) {
 	return p, p.validate()
 }
 
-func (t *Tracker) mappedKey(batch, item string) string {
-	return t.prefix + ":batch:{" + batch + "}:mapped:" + item
-}
-
 // markMappedScript adds a chunk index to an item's set of mapped chunks,
 // (re)sets the set's TTL and returns the set's size.
 var markMappedScript = redis.NewScript(`
@@ -216,7 +207,7 @@ return redis.call('SCARD', KEYS[1])
 // full count enqueues the reduce (with its deterministic task ID, a second
 // caller's enqueue is a no-op).
 func (t *Tracker) MarkMapped(ctx context.Context, batch, item string, index int) (int, error) {
-	n, err := markMappedScript.Run(ctx, t.rdb, []string{t.mappedKey(batch, item)}, index, MappedTTL.Milliseconds()).Int()
+	n, err := markMappedScript.Run(ctx, t.rdb, []string{BatchMappedKey(t.prefix, batch, item)}, index, MappedTTL.Milliseconds()).Int()
 	if err != nil {
 		return 0, fmt.Errorf("batch %s item %s: mark chunk %d mapped: %w", batch, item, index, err)
 	}
@@ -225,7 +216,7 @@ func (t *Tracker) MarkMapped(ctx context.Context, batch, item string, index int)
 
 // Mapped returns how many distinct chunks of an item are mapped.
 func (t *Tracker) Mapped(ctx context.Context, batch, item string) (int, error) {
-	n, err := t.rdb.SCard(ctx, t.mappedKey(batch, item)).Result()
+	n, err := t.rdb.SCard(ctx, BatchMappedKey(t.prefix, batch, item)).Result()
 	if err != nil {
 		return 0, fmt.Errorf("batch %s item %s: mapped chunks: %w", batch, item, err)
 	}
@@ -234,7 +225,7 @@ func (t *Tracker) Mapped(ctx context.Context, batch, item string) (int, error) {
 
 // ClearMapped forgets an item's mapped chunks (once it is recorded).
 func (t *Tracker) ClearMapped(ctx context.Context, batch, item string) error {
-	if err := t.rdb.Del(ctx, t.mappedKey(batch, item)).Err(); err != nil {
+	if err := t.rdb.Del(ctx, BatchMappedKey(t.prefix, batch, item)).Err(); err != nil {
 		return fmt.Errorf("batch %s item %s: clear mapped chunks: %w", batch, item, err)
 	}
 	return nil
@@ -259,7 +250,7 @@ func (t *Tracker) SetProgressUnlessRecorded(ctx context.Context, batch string, p
 	if err != nil {
 		return fmt.Errorf("progress of %s: %w", p.Source, err)
 	}
-	if err := setProgressScript.Run(ctx, t.rdb, []string{t.itemsKey(batch), t.progressKey(batch)}, p.Item, b).Err(); err != nil {
+	if err := setProgressScript.Run(ctx, t.rdb, []string{BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch)}, p.Item, b).Err(); err != nil {
 		return fmt.Errorf("progress of %s: %w", p.Source, err)
 	}
 	return nil

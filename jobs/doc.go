@@ -3,6 +3,12 @@
 // task IDs and result keys, and the batch record (counters and per-item
 // manifest entries) that both sides keep in Redis.
 //
+// jobs owns the Redis contract: keys.go builds every key llamapipe writes
+// (batch records, the content cache, tenants' spend, watches, leases, the
+// API's idempotency keys, the model gates, batch mode) and says how long
+// each lives; other packages call it instead of formatting keys. asynq and
+// redis_rate keep their own keys.
+//
 // Payloads carry references only — location, key, ETag, page range — never
 // document text, image bytes or secrets: operators read them in the dashboard.
 //

@@ -22,15 +22,13 @@ type Progress struct {
 	Updated time.Time `json:"updated"`
 }
 
-func (t *Tracker) progressKey(id string) string { return t.prefix + ":batch:{" + id + "}:progress" }
-
 // SetProgress stores an item's progress.
 func (t *Tracker) SetProgress(ctx context.Context, batch string, p Progress) error {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("progress of %s: %w", p.Source, err)
 	}
-	if err := t.rdb.HSet(ctx, t.progressKey(batch), p.Item, b).Err(); err != nil {
+	if err := t.rdb.HSet(ctx, BatchProgressKey(t.prefix, batch), p.Item, b).Err(); err != nil {
 		return fmt.Errorf("progress of %s: %w", p.Source, err)
 	}
 	return nil
@@ -39,7 +37,7 @@ func (t *Tracker) SetProgress(ctx context.Context, batch string, p Progress) err
 // Progress returns the progress of a batch's running items, oldest update
 // first (the likeliest to be stuck).
 func (t *Tracker) Progress(ctx context.Context, batch string) ([]Progress, error) {
-	m, err := t.rdb.HGetAll(ctx, t.progressKey(batch)).Result()
+	m, err := t.rdb.HGetAll(ctx, BatchProgressKey(t.prefix, batch)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("progress of batch %s: %w", batch, err)
 	}

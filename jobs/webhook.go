@@ -238,7 +238,7 @@ func (t *Tracker) SetWebhookState(ctx context.Context, batch string, s WebhookSt
 	if err != nil {
 		return fmt.Errorf("webhook state of %s: %w", batch, err)
 	}
-	if err := t.rdb.HSet(ctx, t.batchKey(batch), "webhook", b).Err(); err != nil {
+	if err := t.rdb.HSet(ctx, BatchKey(t.prefix, batch), "webhook", b).Err(); err != nil {
 		return fmt.Errorf("webhook state of %s: %w", batch, err)
 	}
 	return nil
@@ -247,7 +247,7 @@ func (t *Tracker) SetWebhookState(ctx context.Context, batch string, s WebhookSt
 // CountWebhookAttempt counts one more call of a batch's webhook and returns
 // the number of calls made so far, this one included.
 func (t *Tracker) CountWebhookAttempt(ctx context.Context, batch string) (int, error) {
-	n, err := t.rdb.HIncrBy(ctx, t.batchKey(batch), "webhook_attempts", 1).Result()
+	n, err := t.rdb.HIncrBy(ctx, BatchKey(t.prefix, batch), "webhook_attempts", 1).Result()
 	if err != nil {
 		return 0, fmt.Errorf("webhook attempts of %s: %w", batch, err)
 	}
@@ -257,7 +257,7 @@ func (t *Tracker) CountWebhookAttempt(ctx context.Context, batch string) (int, e
 // WebhookState returns the delivery state of a batch's webhook; ok is false
 // while no attempt has been recorded.
 func (t *Tracker) WebhookState(ctx context.Context, batch string) (s WebhookState, ok bool, err error) {
-	raw, err := t.rdb.HGet(ctx, t.batchKey(batch), "webhook").Bytes()
+	raw, err := t.rdb.HGet(ctx, BatchKey(t.prefix, batch), "webhook").Bytes()
 	if errors.Is(err, redis.Nil) {
 		return s, false, nil
 	}

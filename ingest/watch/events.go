@@ -223,8 +223,8 @@ type RedisList struct {
 	Client redis.UniversalClient
 	// Key is the list MinIO writes (MINIO_NOTIFY_REDIS_KEY_<ID>).
 	Key string
-	// Processing holds messages being handled. Empty means Key +
-	// ":processing".
+	// Processing holds messages being handled. Empty means
+	// jobs.WatchEventsProcessingKey(Key): Key + ":processing".
 	Processing string
 
 	recovered bool
@@ -234,7 +234,7 @@ func (r *RedisList) processing() string {
 	if r.Processing != "" {
 		return r.Processing
 	}
-	return r.Key + ":processing"
+	return jobs.WatchEventsProcessingKey(r.Key)
 }
 
 // Next implements EventSource. After a restart it first returns the

@@ -48,7 +48,8 @@ type Config struct {
 	Feed *ingest.Feed
 	// Redis keeps what was seen and the current batch. Required.
 	Redis redis.UniversalClient
-	// Prefix namespaces the Redis keys. Empty means "llamapipe".
+	// Prefix namespaces the Redis keys (jobs.WatchStateKey and the keys
+	// beside it). Empty means jobs.DefaultPrefix.
 	Prefix string
 	// Interval is how often the inbox is listed. Zero means one minute.
 	Interval time.Duration
@@ -91,7 +92,7 @@ func New(cfg Config) (*Watcher, error) {
 	if !ValidName(cfg.Name) {
 		return nil, fmt.Errorf("watch: bad name %q: use letters, digits, '-', '_' and '.'", cfg.Name)
 	}
-	cfg.Prefix = cmp.Or(cfg.Prefix, "llamapipe")
+	cfg.Prefix = cmp.Or(cfg.Prefix, jobs.DefaultPrefix)
 	cfg.Interval = cmp.Or(cfg.Interval, time.Minute)
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
@@ -134,12 +135,13 @@ func DefaultName(sources []string, out string) string {
 	return base + "-" + hex.EncodeToString(h[:3])
 }
 
-// Redis keys of a watch; they share the name's hash tag (Redis Cluster).
-func (w *Watcher) stateKey() string { return w.cfg.Prefix + ":watch:{" + w.cfg.Name + "}" }
-func (w *Watcher) seenKey() string  { return w.cfg.Prefix + ":watch:{" + w.cfg.Name + "}:seen" }
+// Redis keys of a watch (jobs/keys.go); they share the name's hash tag
+// (Redis Cluster).
+func (w *Watcher) stateKey() string { return jobs.WatchStateKey(w.cfg.Prefix, w.cfg.Name) }
+func (w *Watcher) seenKey() string  { return jobs.WatchSeenKey(w.cfg.Prefix, w.cfg.Name) }
 
 // LeaseKey is the Redis key of the watch's lease.
-func (w *Watcher) LeaseKey() string { return w.cfg.Prefix + ":watch:{" + w.cfg.Name + "}:lease" }
+func (w *Watcher) LeaseKey() string { return jobs.WatchLeaseKey(w.cfg.Prefix, w.cfg.Name) }
 
 // Seen states of an object version.
 const (
@@ -424,7 +426,7 @@ var ErrLeaseLost = errors.New("watch: lease lost to another watcher")
 // then polls at the interval and handles events from src (nil: polling
 // only) until ctx ends.
 func (w *Watcher) Run(ctx context.Context, src EventSource) error {
-	lost, err := lease.Acquire(ctx, w.cfg.Redis, w.LeaseKey(), lease.Holder(), 30*time.Second, "watcher of "+w.cfg.Name, w.log)
+	lost, err := lease.Acquire(ctx, w.cfg.Redis, w.LeaseKey(), lease.Holder(), jobs.LeaseTTL, "watcher of "+w.cfg.Name, w.log)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,13 @@ import (
 // BatchTenantTTL is how long Budgets remembers a batch's tenant.
 const BatchTenantTTL = time.Minute
 
+// BatchReader reads a batch record: all Budgets needs of a *jobs.Tracker.
+type BatchReader interface {
+	Get(ctx context.Context, id string) (jobs.Batch, error)
+}
+
+var _ BatchReader = (*jobs.Tracker)(nil)
+
 // Budgets puts the tenants file, the ledger and the clock together: what
 // ingest checks an estimate against and what workers charge and check.
 // Safe for concurrent use.
@@ -19,9 +26,9 @@ type Budgets struct {
 	File *File
 	// Ledger keeps the spend. Required.
 	Ledger *Ledger
-	// Tracker reads a batch's tenant (BatchTenant). Nil: BatchTenant
-	// answers "".
-	Tracker *jobs.Tracker
+	// Tracker reads a batch's tenant (BatchTenant); a *jobs.Tracker. Nil:
+	// BatchTenant answers "".
+	Tracker BatchReader
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 

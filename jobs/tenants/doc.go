@@ -4,7 +4,8 @@
 // checks: refusing a batch whose estimate is over what is left, and saying
 // when a tenant has nothing left (its running items pause).
 //
-// It knows batches only to learn a batch's tenant (jobs.Tracker). It knows
+// It knows batches only to learn a batch's tenant (BatchReader, a
+// jobs.Tracker), and its Redis keys are jobs' (jobs.TenantSpendKey). It knows
 // nothing of models, providers, storage, asynq or the worker: callers give it
 // token counts and costs, and it answers with typed errors (*BudgetError).
 package tenants

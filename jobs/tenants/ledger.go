@@ -1,6 +1,7 @@
 package tenants
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/llamapipe/llamapipe/jobs"
 )
 
 // Spend is money and tokens spent (or estimated).
@@ -18,32 +21,19 @@ type Spend struct {
 	Tokens int64 `json:"tokens"`
 }
 
-// Day and month keys outlive their period by this much (a late report
-// still reads them).
-const (
-	dayTTL   = 3 * 24 * time.Hour
-	monthTTL = 40 * 24 * time.Hour
-)
-
 // Ledger keeps each tenant's spend per day and per month in Redis: one hash
-// (fields cost and tokens) per tenant and period, expiring a while after
-// the period ends. A tenant's keys share a hash tag (Redis Cluster).
+// (fields cost and tokens) per tenant and period (jobs.TenantSpendKey),
+// expiring a while after the period ends (jobs.SpendDayTTL,
+// jobs.SpendMonthTTL). A tenant's keys share a hash tag (Redis Cluster).
 type Ledger struct {
 	rdb    redis.UniversalClient
 	prefix string
 }
 
 // NewLedger returns a Ledger. prefix namespaces the keys; empty means
-// "llamapipe".
+// jobs.DefaultPrefix.
 func NewLedger(rdb redis.UniversalClient, prefix string) *Ledger {
-	if prefix == "" {
-		prefix = "llamapipe"
-	}
-	return &Ledger{rdb: rdb, prefix: prefix}
-}
-
-func (l *Ledger) key(tenant, period string) string {
-	return l.prefix + ":tenants:{" + tenant + "}:spend:" + period
+	return &Ledger{rdb: rdb, prefix: cmp.Or(prefix, jobs.DefaultPrefix)}
 }
 
 // Charge adds tokens and cost to the tenant's day and month that at falls
@@ -53,7 +43,7 @@ func (l *Ledger) Charge(ctx context.Context, c *Config, tenant string, at time.T
 		return nil
 	}
 	day, month := c.Periods(at)
-	dk, mk := l.key(tenant, day), l.key(tenant, month)
+	dk, mk := jobs.TenantSpendKey(l.prefix, tenant, day), jobs.TenantSpendKey(l.prefix, tenant, month)
 	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, k := range []string{dk, mk} {
 			if s.Cost != 0 {
@@ -63,8 +53,8 @@ func (l *Ledger) Charge(ctx context.Context, c *Config, tenant string, at time.T
 				p.HIncrBy(ctx, k, "tokens", s.Tokens)
 			}
 		}
-		p.Expire(ctx, dk, dayTTL)
-		p.Expire(ctx, mk, monthTTL)
+		p.Expire(ctx, dk, jobs.SpendDayTTL)
+		p.Expire(ctx, mk, jobs.SpendMonthTTL)
 		return nil
 	})
 	if err != nil {
@@ -78,8 +68,8 @@ func (l *Ledger) Spent(ctx context.Context, c *Config, tenant string, at time.Ti
 	day, mon := c.Periods(at)
 	var cmds [2]*redis.SliceCmd
 	_, err = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		cmds[0] = p.HMGet(ctx, l.key(tenant, day), "cost", "tokens")
-		cmds[1] = p.HMGet(ctx, l.key(tenant, mon), "cost", "tokens")
+		cmds[0] = p.HMGet(ctx, jobs.TenantSpendKey(l.prefix, tenant, day), "cost", "tokens")
+		cmds[1] = p.HMGet(ctx, jobs.TenantSpendKey(l.prefix, tenant, mon), "cost", "tokens")
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {

@@ -8,6 +8,6 @@
 // for its caller to retry later.
 //
 // It wraps any llm.Client and only delays or defers calls; it knows nothing
-// of the provider's protocol, jobs, tenants files or storage, and never
-// retries a call itself.
+// of the provider's protocol, tenants files or storage, and never retries a
+// call itself. Of jobs it uses only the Redis key names (jobs/keys.go).
 package ratelimit

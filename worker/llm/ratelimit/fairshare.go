@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
@@ -89,7 +90,7 @@ func FairShare(c llm.Client, rdb redis.UniversalClient, key string, o FairShareO
 	o.ActiveWindow = cmp.Or(o.ActiveWindow, 10*time.Second)
 	o.LeaseTTL = cmp.Or(o.LeaseTTL, 10*time.Minute)
 	return &fair{next: c, rdb: rdb, o: o,
-		keys: []string{"{" + key + "}:fair:leases", "{" + key + "}:fair:waiters", "{" + key + "}:fair:active", "{" + key + "}:fair:weights"}}
+		keys: []string{jobs.FairShareLeasesKey(key), jobs.FairShareWaitersKey(key), jobs.FairShareActiveKey(key), jobs.FairShareWeightsKey(key)}}
 }
 
 type fair struct {

@@ -8,6 +8,7 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
@@ -65,14 +66,14 @@ func Estimate(req llm.Request) int {
 func (l *limited) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
 	start := time.Now()
 	if l.rpm > 0 {
-		if err := l.wait(ctx, l.key+":rpm", redis_rate.PerMinute(l.rpm), 1); err != nil {
+		if err := l.wait(ctx, jobs.RequestRateKey(l.key), redis_rate.PerMinute(l.rpm), 1); err != nil {
 			return llm.Response{}, err
 		}
 	}
 	est := Estimate(req)
 	tokLimit := redis_rate.PerMinute(l.tpm)
 	if l.tpm > 0 {
-		if err := l.wait(ctx, l.key+":tpm", tokLimit, min(est, l.tpm)); err != nil {
+		if err := l.wait(ctx, jobs.TokenRateKey(l.key), tokLimit, min(est, l.tpm)); err != nil {
 			return llm.Response{}, err
 		}
 	}
@@ -84,7 +85,7 @@ func (l *limited) Complete(ctx context.Context, req llm.Request) (llm.Response, 
 		if used := resp.Usage.InputTokens + resp.Usage.OutputTokens; used > est {
 			// Best effort: the answer is already here; a Redis error only
 			// means the next call is charged less than it should.
-			_, _ = l.lim.AllowAtMost(ctx, l.key+":tpm", tokLimit, used-est)
+			_, _ = l.lim.AllowAtMost(ctx, jobs.TokenRateKey(l.key), tokLimit, used-est)
 		}
 	}
 	return resp, err

@@ -1,0 +1,334 @@
+package jobs
+
+import "time"
+
+// This file is llamapipe's whole Redis layout: every key the project writes
+// is built by one function here, whose comment says what the key holds, who
+// writes it and how long it lives. Callers never format keys themselves.
+// asynq (queues, tasks, leases: asynq:{queue}:…) and go-redis/redis_rate
+// (rate:<name>) keep their own keys; what llamapipe names for them is here.
+//
+// Keys that belong together share a Redis Cluster hash tag ({…}), so the
+// scripts that touch several of them run on Cluster too. The tags are part
+// of the stored layout: moving one would orphan the data already in users'
+// Redis, so every string here is pinned by keys_test.go.
+
+// DefaultPrefix namespaces the keys of a component given no prefix
+// (NewTracker, tenants.NewLedger, watch.Config.Prefix, the API's
+// KeyPrefix). The functions below that take a prefix treat "" as
+// DefaultPrefix; the others always use it.
+//
+// The layout at a glance (P is the prefix; B a batch ID, I an item ID, T a
+// tenant, W a watch name, G a model group, Q a quota name):
+//
+//	function                  key                                  type    lifetime
+//	BatchKey                  P:batch:{B}                          hash    kept (no TTL)
+//	BatchItemsKey             P:batch:{B}:items                    hash    kept (no TTL)
+//	BatchProgressKey          P:batch:{B}:progress                 hash    field deleted when its item is recorded
+//	BatchMappedKey            P:batch:{B}:mapped:I                 set     TTL 7d (MappedTTL); deleted at reduce
+//	BatchesKey                P:batches                            zset    kept (no TTL)
+//	TenantBatchesKey          P:tenant:T:batches                   zset    kept (no TTL)
+//	ContentResultKey          P:content:<content key>              string  TTL 30d (ContentResultTTL)
+//	ContentClaimKey           P:content:<content key>:claim        string  TTL 10m (ContentClaimTTL); deleted when stored
+//	TenantSpendKey            P:tenants:{T}:spend:<period>         hash    TTL 3d / 40d (SpendDayTTL, SpendMonthTTL)
+//	WatchStateKey             P:watch:{W}                          hash    kept (no TTL)
+//	WatchSeenKey              P:watch:{W}:seen                     hash    kept; field deleted when its object goes
+//	WatchLeaseKey             P:watch:{W}:lease                    string  TTL 30s renewed (LeaseTTL)
+//	WatchEventsProcessingKey  <events list>:processing             list    live queue
+//	SchedulerLeaderKey        llamapipe:scheduler:leader           string  TTL 30s renewed (LeaseTTL)
+//	IdempotencyKey            P:api:idempotency:T:<key>            string  TTL 1h reserved, 24h answered
+//	ModelQuotaName            llamapipe:llm:<name>:<model>         -       a name, not a key
+//	RequestRateKey            Q:rpm (redis_rate: rate:Q:rpm)       string  TTL ≤ 1m (redis_rate)
+//	TokenRateKey              Q:tpm (redis_rate: rate:Q:tpm)       string  TTL ≤ 1m (redis_rate)
+//	FairShareLeasesKey        {Q}:fair:leases                      zset    live gate
+//	FairShareWaitersKey       {Q}:fair:waiters                     zset    live gate
+//	FairShareActiveKey        {Q}:fair:active                      zset    live gate
+//	FairShareWeightsKey       {Q}:fair:weights                     hash    live gate
+//	BatchModeRequestKey       llamapipe:bm:{G}:r:<request>         hash    TTL 10d renewed (BatchModeRequestTTL)
+//	BatchModeWaitersKey       llamapipe:bm:{G}:waiters:<request>   hash    TTL 10d renewed (BatchModeRequestTTL)
+//	BatchModePendingKey       llamapipe:bm:{G}:pending             set     live queue
+//	BatchModeJobKey           llamapipe:bm:{G}:job:<job>           set     TTL 8d (BatchModeJobTTL)
+//	BatchModeJobMetaKey       llamapipe:bm:{G}:jobmeta:<job>       string  TTL 8d (BatchModeJobTTL)
+//	BatchModeJobDoneKey       llamapipe:bm:{G}:jobdone:<job>       string  TTL 8d (BatchModeJobTTL)
+const DefaultPrefix = "llamapipe"
+
+// Lifetimes of the keys that expire.
+const (
+	// MappedTTL is how long a long document's set of mapped chunks is kept
+	// in Redis (the reduce deletes it when it records the item).
+	MappedTTL = 7 * 24 * time.Hour
+	// ContentResultTTL is how long a result is kept by content for reuse
+	// (captions of identical images).
+	ContentResultTTL = 30 * 24 * time.Hour
+	// ContentClaimTTL bounds how long one item computes a content key's
+	// result while identical items wait for it.
+	ContentClaimTTL = 10 * time.Minute
+	// SpendDayTTL and SpendMonthTTL: a tenant's day and month spend outlive
+	// their period by this much (a late report still reads them).
+	SpendDayTTL   = 3 * 24 * time.Hour
+	SpendMonthTTL = 40 * 24 * time.Hour
+	// LeaseTTL is the TTL of a lease key (the scheduler's, a watch's); its
+	// holder renews it every third of it.
+	LeaseTTL = 30 * time.Second
+	// IdempotencyTTL is how long the API remembers an Idempotency-Key's
+	// answer; IdempotencyReserveTTL how long a first request still running
+	// holds the key.
+	IdempotencyTTL        = 24 * time.Hour
+	IdempotencyReserveTTL = time.Hour
+	// BatchModeRequestTTL bounds how long a batch-mode request's records
+	// live: past a provider's window (24 h) and any wait for it, with room
+	// to spare. Every state change renews it.
+	BatchModeRequestTTL = 10 * 24 * time.Hour
+	// BatchModeJobTTL is how long a submitted provider job's records live.
+	BatchModeJobTTL = 8 * 24 * time.Hour
+)
+
+// ns returns prefix, or DefaultPrefix when it is empty.
+func ns(prefix string) string {
+	if prefix == "" {
+		return DefaultPrefix
+	}
+	return prefix
+}
+
+// Batch records (Tracker). A batch's keys share the tag {B}.
+
+// BatchKey is a batch's record, a hash: meta (the Batch as JSON), sealed
+// and total, the counters (done, failed, skipped, cancelled, input_tokens,
+// output_tokens, cost), cancelled_at, fatal, finalized and finished_ms,
+// webhook and webhook_attempts.
+// Written by: Tracker — ingest (Create, Seal), workers (Record, SetFatal,
+// MarkFinalized, the webhook's fields), cancel (Cancel).
+// Lifetime: kept, no TTL: nothing deletes batch records (status, retry and
+// the dashboard read old batches).
+func BatchKey(prefix, batch string) string { return ns(prefix) + ":batch:{" + batch + "}" }
+
+// BatchItemsKey is a batch's manifest, a hash: item ID → its final Entry
+// (JSON). The first entry recorded for an item wins.
+// Written by: Tracker.Record (workers, ingest for skipped items, cancel).
+// Lifetime: kept, no TTL, like BatchKey.
+func BatchItemsKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":items" }
+
+// BatchProgressKey holds a batch's running items' progress, a hash: item ID
+// → Progress (JSON).
+// Written by: Tracker.SetProgress and SetProgressUnlessRecorded (workers).
+// Lifetime: no TTL; an item's field is deleted when its entry is recorded,
+// and Redis drops the hash when its last field goes.
+func BatchProgressKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":progress" }
+
+// BatchMappedKey is the set of a long document's chunk indices whose map
+// answers are written.
+// Written by: Tracker.MarkMapped (map tasks).
+// Lifetime: TTL MappedTTL (7 days), renewed by every mark; deleted by
+// Tracker.ClearMapped once the reduce recorded the item.
+func BatchMappedKey(prefix, batch, item string) string {
+	return BatchKey(prefix, batch) + ":mapped:" + item
+}
+
+// BatchesKey indexes every batch, a sorted set: batch ID scored by its
+// creation time in ms.
+// Written by: Tracker.Create (ingest).
+// Lifetime: kept, no TTL, like the records it lists.
+func BatchesKey(prefix string) string { return ns(prefix) + ":batches" }
+
+// TenantBatchesKey indexes a tenant's batches, a sorted set like
+// BatchesKey. It carries no hash tag (it spans batches).
+// Written by: Tracker.Create (ingest) for a batch with a tenant.
+// Lifetime: kept, no TTL, like the records it lists.
+func TenantBatchesKey(prefix, tenant string) string {
+	return ns(prefix) + ":tenant:" + tenant + ":batches"
+}
+
+// Results by content (Tracker). content is a ContentKey.
+
+// ContentResultKey is a result kept by the content it was computed from
+// (a string: the result's JSON), so identical inputs are sent to the model
+// once, within a batch and across batches.
+// Written by: Tracker.StoreResult (workers, image captions).
+// Lifetime: TTL given by the writer: ContentResultTTL (30 days).
+func ContentResultKey(prefix, content string) string { return ns(prefix) + ":content:" + content }
+
+// ContentClaimKey names the item computing a content key's result (a
+// string: the owner), so identical items wait for it instead of calling
+// the model too.
+// Written by: Tracker.ClaimResult (workers).
+// Lifetime: TTL given by the writer: ContentClaimTTL (10 minutes); deleted
+// when the result is stored (StoreResult) or the owner gives up
+// (ReleaseClaim).
+func ContentClaimKey(prefix, content string) string {
+	return ContentResultKey(prefix, content) + ":claim"
+}
+
+// Tenants (tenants.Ledger). A tenant's keys share the tag {T}.
+
+// TenantSpendKey is a tenant's spend in one period, a hash: cost and
+// tokens. period is a day (2026-11-25) or a month (2026-11) in the tenants
+// file's zone.
+// Written by: tenants.Ledger.Charge (workers, when an item is recorded).
+// Lifetime: TTL SpendDayTTL (3 days) for a day, SpendMonthTTL (40 days)
+// for a month, renewed by every charge.
+func TenantSpendKey(prefix, tenant, period string) string {
+	return ns(prefix) + ":tenants:{" + tenant + "}:spend:" + period
+}
+
+// Watched inboxes (ingest/watch). A watch's keys share the tag {W}.
+
+// WatchStateKey is a watch's current rolling batch, a hash: batch,
+// period, seq and count.
+// Written by: watch.Watcher.
+// Lifetime: kept, no TTL, as long as the watch may run again; its batch
+// and count fields are deleted when the batch is sealed.
+func WatchStateKey(prefix, name string) string { return ns(prefix) + ":watch:{" + name + "}" }
+
+// WatchSeenKey is what a watch has seen, a hash: object ID → ETag, state
+// and batch (tab-separated).
+// Written by: watch.Watcher.
+// Lifetime: kept, no TTL; an object's field is deleted when a listing no
+// longer finds the object.
+func WatchSeenKey(prefix, name string) string { return WatchStateKey(prefix, name) + ":seen" }
+
+// WatchLeaseKey is the lease of a watch's one running watcher (a string:
+// the holder, lease.Holder).
+// Written by: lease.Acquire, for watch.Watcher.
+// Lifetime: TTL LeaseTTL (30 s), renewed by its holder every third of it;
+// deleted when the holder stops.
+func WatchLeaseKey(prefix, name string) string { return WatchStateKey(prefix, name) + ":lease" }
+
+// WatchEventsProcessingKey holds the S3 event messages a watcher took from
+// MinIO's event list (list, the list MinIO writes: configured by the user,
+// and not ours) and has not finished handling, so a crash loses none.
+// Written by: watch.RedisList (BLMOVE from list).
+// Lifetime: live queue: a message is removed once handled.
+func WatchEventsProcessingKey(list string) string { return list + ":processing" }
+
+// Scheduler and API.
+
+// SchedulerLeaderKey is the scheduler's lease: one scheduler enqueues,
+// others stand by (a string: the holder, lease.Holder). It ignores any
+// prefix: always under DefaultPrefix.
+// Written by: lease.Acquire, for `llamapipe scheduler`.
+// Lifetime: TTL LeaseTTL (30 s), renewed by its holder every third of it;
+// deleted when the holder stops.
+func SchedulerLeaderKey() string { return DefaultPrefix + ":scheduler:leader" }
+
+// IdempotencyKey is what the API's Idempotency-Key header key of tenant
+// maps to (a string: the request, the reserved batch ID and, once
+// answered, the response, as JSON).
+// Written by: the HTTP API's submit and retry.
+// Lifetime: TTL IdempotencyReserveTTL (1 hour) while the first request
+// runs, then IdempotencyTTL (24 hours) once answered; deleted when the
+// first request fails.
+func IdempotencyKey(prefix, tenant, key string) string {
+	return ns(prefix) + ":api:idempotency:" + tenant + ":" + key
+}
+
+// Model calls (worker/llm/ratelimit). A quota name Q names one provider's
+// model, shared by every worker calling it.
+
+// ModelQuotaName is the default quota name of a model: the name its shared
+// rate limits and fair-share gate are kept under. name is the preset, or
+// the provider when there is none.
+// Written by: none itself; the keys below are built from it.
+// Lifetime: none: a name, not a key.
+func ModelQuotaName(name, model string) string { return DefaultPrefix + ":llm:" + name + ":" + model }
+
+// RequestRateKey is the name of a quota's requests-per-minute bucket that
+// go-redis/redis_rate keeps (as rate:<this>, a GCRA timestamp).
+// Written by: ratelimit.Wrap (every model call, through redis_rate).
+// Lifetime: TTL set by redis_rate: until the bucket is full again (at most
+// a minute).
+func RequestRateKey(quota string) string { return quota + ":rpm" }
+
+// TokenRateKey is the name of a quota's tokens-per-minute bucket that
+// go-redis/redis_rate keeps (as rate:<this>, a GCRA timestamp).
+// Written by: ratelimit.Wrap (every model call, through redis_rate).
+// Lifetime: TTL set by redis_rate: until the bucket is full again (at most
+// a minute).
+func TokenRateKey(quota string) string { return quota + ":tpm" }
+
+// FairShareLeasesKey holds the calls in flight behind a quota's
+// fair-share gate, a sorted set: "tenant\nid" scored by the lease's
+// expiry in ms. The gate's keys share the tag {Q}.
+// Written by: ratelimit.FairShare (its acquire script, and ZREM after the
+// call).
+// Lifetime: live gate, no TTL: a member leaves when its call ends, or
+// expires with its lease (FairShareOptions.LeaseTTL, 10 minutes).
+func FairShareLeasesKey(quota string) string { return "{" + quota + "}:fair:leases" }
+
+// FairShareWaitersKey holds the calls waiting for a slot behind a quota's
+// fair-share gate, a sorted set like FairShareLeasesKey.
+// Written by: ratelimit.FairShare.
+// Lifetime: live gate, no TTL: a member leaves when it gets a slot or
+// gives up, or expires 3 polls and a second after its last poll.
+func FairShareWaitersKey(quota string) string { return "{" + quota + "}:fair:waiters" }
+
+// FairShareActiveKey holds the tenants that called through a quota's
+// fair-share gate lately, a sorted set: tenant scored by its last call in
+// ms.
+// Written by: ratelimit.FairShare.
+// Lifetime: live gate, no TTL: a tenant is removed once idle for the
+// active window (FairShareOptions.ActiveWindow, 10 s) with nothing in
+// flight or waiting.
+func FairShareActiveKey(quota string) string { return "{" + quota + "}:fair:active" }
+
+// FairShareWeightsKey holds the shares of the tenants in
+// FairShareActiveKey, a hash: tenant → share.
+// Written by: ratelimit.FairShare.
+// Lifetime: live gate, no TTL: removed with the tenant from
+// FairShareActiveKey.
+func FairShareWeightsKey(quota string) string { return "{" + quota + "}:fair:weights" }
+
+// Batch mode (the worker's side of provider batch APIs). group names a
+// model (preset or provider, and model, made safe for keys and paths); a
+// group's keys share the tag {G}. They ignore any prefix: always under
+// DefaultPrefix.
+
+func batchModeKey(group string) string { return DefaultPrefix + ":bm:{" + group + "}" }
+
+// BatchModeRequestKey is a batch-mode request, a hash: state, loc (the
+// output location its line and answer live in), batch (the first batch
+// that asked) and retried.
+// Written by: workers in batch mode (items, collector and poll tasks).
+// Lifetime: TTL BatchModeRequestTTL (10 days), renewed by every state
+// change.
+func BatchModeRequestKey(group, request string) string {
+	return batchModeKey(group) + ":r:" + request
+}
+
+// BatchModeWaitersKey holds the tasks waiting for a batch-mode request's
+// answer, a hash: asynq task ID → its queue.
+// Written by: workers in batch mode (a waiting item task adds itself; the
+// collector or poll task that runs it again removes it).
+// Lifetime: TTL BatchModeRequestTTL (10 days), renewed by every waiter.
+func BatchModeWaitersKey(group, request string) string {
+	return batchModeKey(group) + ":waiters:" + request
+}
+
+// BatchModePendingKey holds a group's requests not yet submitted to the
+// provider, a set of request IDs.
+// Written by: workers in batch mode (items add, the collector removes).
+// Lifetime: live queue, no TTL: a request leaves when it is submitted or
+// settled online.
+func BatchModePendingKey(group string) string { return batchModeKey(group) + ":pending" }
+
+// BatchModeJobKey holds the requests of one submitted provider job, a set
+// of request IDs.
+// Written by: the batch-mode collector task.
+// Lifetime: TTL BatchModeJobTTL (8 days).
+func BatchModeJobKey(group, job string) string { return batchModeKey(group) + ":job:" + job }
+
+// BatchModeJobMetaKey is a submitted provider job as the provider
+// described it (a string: batchapi.Job as JSON), for operators.
+// Written by: the batch-mode collector task.
+// Lifetime: TTL BatchModeJobTTL (8 days).
+func BatchModeJobMetaKey(group, job string) string {
+	return batchModeKey(group) + ":jobmeta:" + job
+}
+
+// BatchModeJobDoneKey marks a provider job whose answers are all stored
+// (a string: "1"), so a repeated poll does not read them again.
+// Written by: the batch-mode poll task.
+// Lifetime: TTL BatchModeJobTTL (8 days).
+func BatchModeJobDoneKey(group, job string) string {
+	return batchModeKey(group) + ":jobdone:" + job
+}
