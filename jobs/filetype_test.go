@@ -1,6 +1,8 @@
 package jobs_test
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/llamapipe/llamapipe/jobs"
@@ -43,5 +45,32 @@ func TestFileTypeValues(t *testing.T) {
 		if string(c) != want {
 			t.Errorf("%q, want %q", c, want)
 		}
+	}
+}
+
+// TestPayloadBytesUnchanged pins the JSON of the typed fields: an item
+// payload and a manifest entry encode exactly as they did when Type and
+// Kind were plain strings.
+func TestPayloadBytesUnchanged(t *testing.T) {
+	p := jobs.ItemPayload{Batch: "b", Item: "i", Source: jobs.Ref{Location: "/s", Key: "k.pdf"},
+		Type: jobs.FilePDF, Kind: jobs.KindDocument, Task: jobs.TaskSummarize, Out: "/o", ResultBase: "k.pdf"}
+	task, err := jobs.NewItemTask(p, jobs.QueueDefault, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"v":1,"batch":"b","item":"i","source":{"location":"/s","key":"k.pdf"},"type":"pdf","kind":"document","task":"summarize","out":"/o","result_base":"k.pdf"}`
+	if got := string(task.Payload()); got != want {
+		t.Errorf("payload\n got %s\nwant %s", got, want)
+	}
+	e, err := json.Marshal(jobs.Entry{Item: "i", Kind: jobs.KindImage, Type: jobs.FileHEIC, Status: jobs.StatusSkipped})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(e), `"kind":"image","type":"heic","status":"skipped"`) {
+		t.Errorf("entry %s", e)
+	}
+	got, err := jobs.DecodeItem([]byte(want))
+	if err != nil || got.Type != jobs.FilePDF || got.Kind != jobs.KindDocument {
+		t.Errorf("decode: %+v, %v", got, err)
 	}
 }
