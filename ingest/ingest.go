@@ -17,8 +17,8 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/hibiken/asynq"
 
-	"github.com/llamapipe/llamapipe/ingest/sniff"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/sniff"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 )
@@ -143,8 +143,8 @@ type Item struct {
 	Store storage.Store
 	// Type is the sniffed type, Kind its kind ("document", "image" or
 	// "other"), Task the task it gets (summarize or caption).
-	Type sniff.Type
-	Kind string
+	Type jobs.FileType
+	Kind jobs.Kind
 	Task string
 	// ResultBase is the key its results are named from.
 	ResultBase string
@@ -430,7 +430,7 @@ func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		res.Kinds[it.Kind]++
+		res.Kinds[string(it.Kind)]++
 		if enqueued {
 			res.Enqueued++
 		} else {
@@ -471,7 +471,7 @@ func (in *Ingester) enqueueFinalize(ctx context.Context, batch, queue string) er
 // in trouble (Redis down), not the item.
 func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Item) (bool, error) {
 	if it.Skip == "" {
-		p := jobs.ItemPayload{Batch: b.ID, Item: it.ID, Source: it.Ref, Type: string(it.Type), Kind: it.Kind, Task: it.Task,
+		p := jobs.ItemPayload{Batch: b.ID, Item: it.ID, Source: it.Ref, Type: it.Type, Kind: it.Kind, Task: it.Task,
 			Out: b.Out, ResultBase: it.ResultBase, Options: o.Job, Fingerprint: it.Fingerprint}
 		t, err := jobs.NewItemTask(p, o.Queue, o.MaxRetry)
 		if err != nil {
@@ -484,7 +484,7 @@ func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Ite
 		}
 	}
 	e := jobs.Entry{Item: it.ID, Source: it.Ref.URL(), ETag: it.Ref.ETag, Size: it.Ref.Size, Kind: it.Kind,
-		Type: string(it.Type), Status: jobs.StatusSkipped, Error: it.Skip, ResultBase: it.ResultBase, Task: it.Task, Key: it.Ref.Key}
+		Type: it.Type, Status: jobs.StatusSkipped, Error: it.Skip, ResultBase: it.ResultBase, Task: it.Task, Key: it.Ref.Key}
 	if it.Unchanged {
 		e.Results = jobs.ResultKeys(it.ResultBase, it.Task)
 	}
@@ -542,7 +542,7 @@ func (in *Ingester) classify(ctx context.Context, pr *prepared, c candidate) Ite
 	it.Type = sniff.Sniff(path.Base(c.info.Key), head)
 	kind := it.Type.Kind()
 	switch {
-	case kind == "":
+	case kind == jobs.KindOther:
 		return skip(fmt.Sprintf("unknown file type (%s): not a supported document or image", describe(it.Type)))
 	case kind == jobs.KindImage && !decodableImage(it.Type):
 		it.Kind = kind
@@ -565,17 +565,17 @@ func (in *Ingester) classify(ctx context.Context, pr *prepared, c candidate) Ite
 	return it
 }
 
-func describe(t sniff.Type) string {
-	if t == "" || t == sniff.Unknown {
+func describe(t jobs.FileType) string {
+	if t == "" || t == jobs.FileUnknown {
 		return "unrecognised content"
 	}
 	return string(t)
 }
 
 // decodableImage reports whether workers can decode an image type.
-func decodableImage(t sniff.Type) bool {
+func decodableImage(t jobs.FileType) bool {
 	switch t {
-	case sniff.JPEG, sniff.PNG, sniff.GIF, sniff.WebP, sniff.BMP, sniff.TIFF:
+	case jobs.FileJPEG, jobs.FilePNG, jobs.FileGIF, jobs.FileWebP, jobs.FileBMP, jobs.FileTIFF:
 		return true
 	}
 	return false

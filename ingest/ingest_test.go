@@ -30,9 +30,9 @@ func write(t *testing.T, dir, name string, data []byte) {
 
 func corpus(t *testing.T, rel string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "shared", "corpus", filepath.FromSlash(rel)))
+	b, err := os.ReadFile(filepath.Join(jobstest.CorpusDir(t), filepath.FromSlash(rel)))
 	if err != nil {
-		t.Fatalf("corpus file %s (is ../shared/corpus beside the repo?): %v", rel, err)
+		t.Fatalf("corpus file %s: %v", rel, err)
 	}
 	return b
 }
@@ -117,7 +117,7 @@ func TestIngestFolderClassifiesSkipsAndEnqueues(t *testing.T) {
 	if len(byKey) != 3 {
 		t.Fatalf("%d pending tasks, want 3: %v", len(byKey), byKey)
 	}
-	if p := byKey["img/photo.jpg"]; p.Task != jobs.TaskCaption || p.Type != "jpeg" || !strings.HasPrefix(p.ResultBase, "1-") || !strings.HasSuffix(p.ResultBase, "/img/photo.jpg") {
+	if p := byKey["img/photo.jpg"]; p.Task != jobs.TaskCaption || p.Type != jobs.FileJPEG || !strings.HasPrefix(p.ResultBase, "1-") || !strings.HasSuffix(p.ResultBase, "/img/photo.jpg") {
 		t.Errorf("photo payload %+v", p)
 	}
 	if p := byKey["img/text_named.jpg"]; p.Task != jobs.TaskSummarize || p.Kind != jobs.KindDocument {

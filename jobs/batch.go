@@ -55,12 +55,12 @@ type Entry struct {
 	// Item is the item's ID in the batch.
 	Item string `json:"item"`
 	// Source is the full location of the input object.
-	Source string `json:"source"`
-	ETag   string `json:"etag"`
-	Size   int64  `json:"size"`
-	Kind   string `json:"kind"`
-	Type   string `json:"type,omitempty"`
-	Status string `json:"status"`
+	Source string   `json:"source"`
+	ETag   string   `json:"etag"`
+	Size   int64    `json:"size"`
+	Kind   Kind     `json:"kind"`
+	Type   FileType `json:"type,omitempty"`
+	Status string   `json:"status"`
 	// Results are the output keys, relative to the output location.
 	Results []string `json:"results"`
 	// Error is a human-readable reason; empty when done.

@@ -47,13 +47,6 @@ const (
 	TaskCaption   = "caption"   // images only
 )
 
-// Kinds of input item.
-const (
-	KindDocument = "document"
-	KindImage    = "image"
-	KindOther    = "other"
-)
-
 // PayloadVersion is the version of the payloads this build writes. Decoders
 // refuse payloads of a newer version with a permanent error.
 const PayloadVersion = 1
@@ -114,8 +107,8 @@ type ItemPayload struct {
 	// Source is the input object.
 	Source Ref `json:"source"`
 	// Type is the sniffed file type ("pdf", "jpeg", ...); Kind its kind.
-	Type string `json:"type"`
-	Kind string `json:"kind"`
+	Type FileType `json:"type"`
+	Kind Kind     `json:"kind"`
 	// Task is summarize or caption (never auto: ingest resolves it).
 	Task string `json:"task"`
 	// Out is the output location; ResultBase the key results are named from.

@@ -16,7 +16,7 @@ import (
 
 func item(batch, key string) jobs.ItemPayload {
 	return jobs.ItemPayload{Batch: batch, Item: jobs.ItemID("/src", key), Source: jobs.Ref{Location: "/src", Key: key, ETag: "e1", Size: 10},
-		Type: "txt", Kind: jobs.KindDocument, Task: jobs.TaskSummarize, Out: "/out", ResultBase: key}
+		Type: jobs.FileTXT, Kind: jobs.KindDocument, Task: jobs.TaskSummarize, Out: "/out", ResultBase: key}
 }
 
 func TestPayloadRoundTripAndValidation(t *testing.T) {

@@ -117,10 +117,10 @@ func report(b jobs.Batch, c jobs.Counts, entries []jobs.Entry, finished time.Tim
 	currency := ""
 	var tot agg
 	for _, e := range entries {
-		k := kinds[e.Kind]
+		k := kinds[string(e.Kind)]
 		if k == nil {
 			k = &agg{}
-			kinds[e.Kind] = k
+			kinds[string(e.Kind)] = k
 		}
 		for _, a := range []*agg{k, &tot} {
 			a.n++

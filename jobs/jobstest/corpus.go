@@ -2,6 +2,8 @@ package jobstest
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -9,7 +11,9 @@ import (
 )
 
 // CorpusDir finds shared/corpus/<sub...> (a sibling of the repository root)
-// by walking up from the test's package folder.
+// by walking up from the test's package folder. A candidate that holds no
+// file at all (a stray empty shared/corpus tree nearer the package, as a
+// test writing to a relative path can leave) is passed over.
 func CorpusDir(tb testing.TB, sub ...string) string {
 	tb.Helper()
 	dir, err := os.Getwd()
@@ -19,7 +23,7 @@ func CorpusDir(tb testing.TB, sub ...string) string {
 	want := filepath.Join(append([]string{"shared", "corpus"}, sub...)...)
 	for {
 		p := filepath.Join(dir, want)
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
+		if st, err := os.Stat(p); err == nil && st.IsDir() && holdsFile(p) {
 			return p
 		}
 		parent := filepath.Dir(dir)
@@ -28,6 +32,19 @@ func CorpusDir(tb testing.TB, sub ...string) string {
 		}
 		dir = parent
 	}
+}
+
+// holdsFile reports whether the tree under dir has at least one regular
+// file; it stops at the first.
+func holdsFile(dir string) bool {
+	found := errors.New("found")
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			return found
+		}
+		return nil
+	})
+	return err == found
 }
 
 // CorpusFiles lists the files of one corpus folder matching a glob, sorted;

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/disintegration/imaging"
+
+	"github.com/llamapipe/llamapipe/jobs"
 )
 
 // Benchmarks over ../shared/corpus/images/photos (14 JPEGs, 4.1–24 MP).
@@ -175,7 +177,7 @@ func BenchmarkScaledDecodeQuality(b *testing.B) {
 				b.Fatal(err)
 			}
 			ref := imaging.Resize(full, tw, th, resizeFilter)
-			src, err := decode(FormatJPEG, data, cfg, tw, th, DefaultMaxPixels)
+			src, err := decode(jobs.FileJPEG, data, cfg, tw, th, DefaultMaxPixels)
 			if err != nil {
 				b.Fatal(err)
 			}

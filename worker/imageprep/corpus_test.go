@@ -4,28 +4,15 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
 )
 
-// corpusDir finds shared/corpus/images by walking up from the package
-// directory to the repository root's parent (…/shared/corpus is a sibling of
-// the repository).
+// corpusDir finds shared/corpus/images (a sibling of the repository) the way
+// every test does, through jobstest.CorpusDir.
 func corpusDir(tb testing.TB) string {
 	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatalf("getwd: %v", err)
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		c := filepath.Join(d, "shared", "corpus", "images")
-		if st, err := os.Stat(c); err == nil && st.IsDir() {
-			return c
-		}
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	tb.Fatalf("test corpus not found: no shared/corpus/images above %s (expected /work/shared/corpus/images next to the repository)", dir)
-	return ""
+	return jobstest.CorpusDir(tb, "images")
 }
 
 func readCorpus(tb testing.TB, rel string) []byte {

@@ -3,7 +3,8 @@
 // orientation applied, transparency flattened onto white, fitted within
 // Options.MaxSide pixels and encoded under Options.MaxBytes.
 //
-// It owns: format sniffing, header-first size limits (decompression bombs are
+// It owns: choosing a decoder for the format jobs/sniff (the project's one
+// content sniffer) reports, header-first size limits (decompression bombs are
 // refused from the header, before any pixel buffer is allocated), EXIF
 // orientation parsing (JPEG APP1, PNG eXIf, WebP EXIF, TIFF IFD0), decoding,
 // resizing (github.com/disintegration/imaging) and the JPEG quality/size loop.
@@ -23,5 +24,6 @@
 // callers hand it bytes and a byte cap (the model profile's max image bytes)
 // and get a Result or an error wrapping ErrUnsupported, ErrTooLarge or
 // ErrCorrupt (all permanent: retrying the same bytes cannot succeed). A
-// cancelled context yields the context's error instead.
+// cancelled context yields the context's error instead. Of jobs it uses only
+// the file types (jobs.FileType) and jobs/sniff.
 package imageprep

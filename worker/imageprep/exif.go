@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/llamapipe/llamapipe/jobs"
 )
 
 var errNoEXIF = errors.New("no EXIF orientation")
@@ -155,17 +157,17 @@ func webpEXIF(data []byte) ([]byte, error) {
 // orientationOf returns the EXIF orientation (1..8) of an image of the given
 // format, and 1 when there is none or it cannot be read: a broken EXIF block
 // must not stop an otherwise decodable picture.
-func orientationOf(format string, data []byte) int {
+func orientationOf(format jobs.FileType, data []byte) int {
 	var block []byte
 	var err error
 	switch format {
-	case FormatJPEG:
+	case jobs.FileJPEG:
 		block, err = jpegEXIF(data)
-	case FormatPNG:
+	case jobs.FilePNG:
 		block, err = pngEXIF(data)
-	case FormatWebP:
+	case jobs.FileWebP:
 		block, err = webpEXIF(data)
-	case FormatTIFF:
+	case jobs.FileTIFF:
 		block = data
 	default:
 		return 1

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/llamapipe/llamapipe/jobs"
 )
 
 // addSmallCorpus seeds a fuzz target with the corpus files up to maxLen
@@ -33,22 +35,6 @@ func addSmallCorpus(f *testing.F, maxLen int) {
 	}
 }
 
-func FuzzSniff(f *testing.F) {
-	addSmallCorpus(f, 600)
-	f.Add([]byte("<svg/>"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		got := Sniff(data)
-		switch got {
-		case "", FormatJPEG, FormatPNG, FormatGIF, FormatWebP, FormatBMP, FormatTIFF, FormatHEIC, FormatAVIF, FormatSVG:
-		default:
-			t.Fatalf("Sniff returned %q", got)
-		}
-		if len(data) > sniffLen && Sniff(data[:sniffLen]) != got {
-			t.Fatalf("Sniff looked past %d bytes", sniffLen)
-		}
-	})
-}
-
 func FuzzEXIF(f *testing.F) {
 	for _, o := range []binary.AppendByteOrder{binary.LittleEndian, binary.BigEndian} {
 		for _, v := range []uint32{0, 1, 6, 8, 9} {
@@ -70,11 +56,11 @@ func FuzzEXIF(f *testing.F) {
 		if len(data)+8 <= 0xFFFF {
 			binary.BigEndian.PutUint16(jpg[4:6], uint16(len(data)+8))
 			jpg = append(jpg, data...)
-			if err == nil && orientationOf(FormatJPEG, jpg) != o {
+			if err == nil && orientationOf(jobs.FileJPEG, jpg) != o {
 				t.Fatalf("JPEG container disagrees")
 			}
 		}
-		for _, format := range []string{FormatJPEG, FormatPNG, FormatWebP, FormatTIFF} {
+		for _, format := range []jobs.FileType{jobs.FileJPEG, jobs.FilePNG, jobs.FileWebP, jobs.FileTIFF} {
 			if o := orientationOf(format, data); o < 1 || o > 8 {
 				t.Fatalf("%s: orientation %d", format, o)
 			}

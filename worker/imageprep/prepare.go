@@ -21,6 +21,9 @@ import (
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
 	"golang.org/x/image/webp"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/sniff"
 )
 
 // Sentinel errors. Every error Prepare returns for bad input wraps exactly
@@ -112,9 +115,9 @@ func (o Options) withDefaults() Options {
 type Result struct {
 	JPEG          []byte // the encoded output, at most Options.MaxBytes long
 	Width, Height int    // output size, after orientation
-	// SourceFormat is what Sniff found: "jpeg", "png", "gif", "webp", "bmp"
-	// or "tiff".
-	SourceFormat string
+	// SourceFormat is what jobs/sniff found: jobs.FileJPEG, FilePNG,
+	// FileGIF, FileWebP, FileBMP or FileTIFF.
+	SourceFormat jobs.FileType
 	// SourceWidth and SourceHeight are the stored pixels of the source, before
 	// orientation (for a GIF, its logical screen).
 	SourceWidth, SourceHeight int
@@ -142,12 +145,12 @@ func (r *Result) DataURL() string {
 // Prepare decodes one image and returns it as a JPEG fitted for the model:
 // EXIF orientation applied, transparency flattened onto white, long side at
 // most MaxSide, at most MaxBytes long. The format comes from the content
-// (Sniff), never from a name. Sizes are checked from the header before any
-// pixel buffer is allocated. A JPEG that only lacks its end marker is
-// processed; truncated or damaged data gives ErrCorrupt. Errors wrap
-// ErrUnsupported, ErrTooLarge or ErrCorrupt, or are ctx.Err() when the
-// context ends first (or, in theory, an encoder failure, which has no
-// sentinel). A panic in a decoder becomes ErrCorrupt.
+// (jobs/sniff, the project's one sniffer), never from a name. Sizes are
+// checked from the header before any pixel buffer is allocated. A JPEG
+// that only lacks its end marker is processed; truncated or damaged data
+// gives ErrCorrupt. Errors wrap ErrUnsupported, ErrTooLarge or ErrCorrupt,
+// or are ctx.Err() when the context ends first (or, in theory, an encoder
+// failure, which has no sentinel). A panic in a decoder becomes ErrCorrupt.
 func Prepare(ctx context.Context, data []byte, opts Options) (res *Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -166,18 +169,22 @@ func Prepare(ctx context.Context, data []byte, opts Options) (res *Result, err e
 		return nil, fmt.Errorf("%w: input is %d bytes, over the %d-byte limit", ErrTooLarge, len(data), o.MaxInputBytes)
 	}
 	sum := sha256.Sum256(data)
-	format := Sniff(data)
+	format := sniff.Sniff("", data)
 	switch format {
-	case "":
-		return nil, fmt.Errorf("%w: unrecognised image format (%d bytes)", ErrUnsupported, len(data))
-	case FormatHEIC:
+	case jobs.FileJPEG, jobs.FilePNG, jobs.FileGIF, jobs.FileWebP, jobs.FileBMP, jobs.FileTIFF:
+	case jobs.FileHEIC:
 		return nil, fmt.Errorf("%w: HEIC images are not supported", ErrUnsupported)
-	case FormatAVIF:
+	case jobs.FileAVIF:
 		return nil, fmt.Errorf("%w: AVIF images are not supported", ErrUnsupported)
-	case FormatSVG:
+	case jobs.FileSVG:
 		return nil, fmt.Errorf("%w: SVG images are not supported", ErrUnsupported)
+	default: // not an image (text, a document, an archive, unknown bytes)
+		return nil, fmt.Errorf("%w: unrecognised image format (%d bytes)", ErrUnsupported, len(data))
 	}
-	if format == FormatWebP && webpAnimated(data) {
+	if format == jobs.FileTIFF && isBigTIFF(data) {
+		return nil, fmt.Errorf("%w: BigTIFF images are not supported", ErrUnsupported)
+	}
+	if format == jobs.FileWebP && webpAnimated(data) {
 		return nil, fmt.Errorf("%w: animated WebP is not supported", ErrUnsupported)
 	}
 
@@ -203,7 +210,7 @@ func Prepare(ctx context.Context, data []byte, opts Options) (res *Result, err e
 		return nil, err
 	}
 	// JPEG has no transparency; skip scanning its pixels.
-	hadAlpha := format != FormatJPEG && !opaque(src)
+	hadAlpha := format != jobs.FileJPEG && !opaque(src)
 
 	render := func(w, h int) *image.NRGBA {
 		var m *image.NRGBA
@@ -290,22 +297,22 @@ func fit(w, h, maxSide int) (int, int) {
 }
 
 // decodeConfig reads only the header of data.
-func decodeConfig(format string, data []byte) (image.Config, error) {
+func decodeConfig(format jobs.FileType, data []byte) (image.Config, error) {
 	r := bytes.NewReader(data)
 	var cfg image.Config
 	var err error
 	switch format {
-	case FormatJPEG:
+	case jobs.FileJPEG:
 		cfg, err = jpeg.DecodeConfig(r)
-	case FormatPNG:
+	case jobs.FilePNG:
 		cfg, err = png.DecodeConfig(r)
-	case FormatGIF:
+	case jobs.FileGIF:
 		cfg, err = gif.DecodeConfig(r)
-	case FormatWebP:
+	case jobs.FileWebP:
 		cfg, err = webp.DecodeConfig(r)
-	case FormatBMP:
+	case jobs.FileBMP:
 		cfg, err = bmp.DecodeConfig(r)
-	case FormatTIFF:
+	case jobs.FileTIFF:
 		cfg, err = tiff.DecodeConfig(r)
 	default:
 		return cfg, fmt.Errorf("%w: %s", ErrUnsupported, format)
@@ -318,18 +325,18 @@ func decodeConfig(format string, data []byte) (image.Config, error) {
 
 // decode decodes the pixels. JPEG goes to the compiled-in backend, which may
 // decode at a reduced scale no smaller than tw x th.
-func decode(format string, data []byte, cfg image.Config, tw, th int, maxPixels int64) (image.Image, error) {
+func decode(format jobs.FileType, data []byte, cfg image.Config, tw, th int, maxPixels int64) (image.Image, error) {
 	r := bytes.NewReader(data)
 	var img image.Image
 	var err error
 	switch format {
-	case FormatJPEG:
+	case jobs.FileJPEG:
 		mw := min(int(math.Ceil(float64(tw)*jpegDecodeMargin)), cfg.Width)
 		mh := min(int(math.Ceil(float64(th)*jpegDecodeMargin)), cfg.Height)
 		return decodeJPEG(data, cfg, mw, mh, maxPixels)
-	case FormatPNG:
+	case jobs.FilePNG:
 		img, err = png.Decode(r)
-	case FormatGIF:
+	case jobs.FileGIF:
 		img, err = gif.Decode(r) // first frame only
 		if err == nil && img.Bounds() != image.Rect(0, 0, cfg.Width, cfg.Height) {
 			// A first frame smaller than the logical screen: place it on a
@@ -338,11 +345,11 @@ func decode(format string, data []byte, cfg image.Config, tw, th int, maxPixels 
 			draw.Draw(canvas, img.Bounds(), img, img.Bounds().Min, draw.Src)
 			img = canvas
 		}
-	case FormatWebP:
+	case jobs.FileWebP:
 		img, err = webp.Decode(r)
-	case FormatBMP:
+	case jobs.FileBMP:
 		img, err = bmp.Decode(r)
-	case FormatTIFF:
+	case jobs.FileTIFF:
 		img, err = tiff.Decode(r)
 	default:
 		return nil, fmt.Errorf("%w: %s", ErrUnsupported, format)
@@ -354,7 +361,7 @@ func decode(format string, data []byte, cfg image.Config, tw, th int, maxPixels 
 }
 
 // classify wraps a decoder error in the matching sentinel.
-func classify(format, stage string, err error) error {
+func classify(format jobs.FileType, stage string, err error) error {
 	var (
 		jpegUE jpeg.UnsupportedError
 		pngUE  png.UnsupportedError
@@ -377,6 +384,12 @@ func webpAnimated(data []byte) bool {
 	}
 	const animationBit = 1 << 1
 	return data[20]&animationBit != 0
+}
+
+// isBigTIFF reports a BigTIFF header (version 43 instead of 42), which
+// jobs/sniff counts as TIFF but x/image/tiff cannot read.
+func isBigTIFF(data []byte) bool {
+	return bytes.HasPrefix(data, []byte("II+\x00")) || bytes.HasPrefix(data, []byte("MM\x00+"))
 }
 
 // opaque reports whether every pixel of img is fully opaque.

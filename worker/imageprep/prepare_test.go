@@ -17,6 +17,9 @@ import (
 	"testing"
 
 	"github.com/disintegration/imaging"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/sniff"
 )
 
 // expectation for one corpus file: the sentinel it must fail with, or nil
@@ -49,23 +52,23 @@ var specialCases = map[string]expectation{
 
 // formatFromName is the format a decodable corpus file is stored in (by its
 // extension, except the one whose name lies).
-func formatFromName(rel string) string {
+func formatFromName(rel string) jobs.FileType {
 	if rel == "formats/seeding_really_jpeg.png" {
-		return FormatJPEG
+		return jobs.FileJPEG
 	}
 	switch strings.ToLower(filepath.Ext(rel)) {
 	case ".jpg", ".jpeg":
-		return FormatJPEG
+		return jobs.FileJPEG
 	case ".png":
-		return FormatPNG
+		return jobs.FilePNG
 	case ".gif":
-		return FormatGIF
+		return jobs.FileGIF
 	case ".webp":
-		return FormatWebP
+		return jobs.FileWebP
 	case ".bmp":
-		return FormatBMP
+		return jobs.FileBMP
 	case ".tif", ".tiff":
-		return FormatTIFF
+		return jobs.FileTIFF
 	}
 	return ""
 }
@@ -432,17 +435,17 @@ func TestSourceSizesFromHeaders(t *testing.T) {
 	// The synthetic headers must really declare what the bomb test claims.
 	for name, c := range map[string]struct {
 		data   []byte
-		format string
+		format jobs.FileType
 		w, h   int
 	}{
-		"gif":  {gifHeader(65535, 65535), FormatGIF, 65535, 65535},
-		"bmp":  {bmpHeader(100000, 100000), FormatBMP, 100000, 100000},
-		"tiff": {tiffHeader(100000, 100000), FormatTIFF, 100000, 100000},
-		"vp8x": {webpVP8XHeader(16384, 16384), FormatWebP, 16384, 16384},
-		"vp8l": {webpVP8LHeader(16384, 16384), FormatWebP, 16384, 16384},
-		"vp8":  {webpVP8Header(16383, 16383), FormatWebP, 16383, 16383},
+		"gif":  {gifHeader(65535, 65535), jobs.FileGIF, 65535, 65535},
+		"bmp":  {bmpHeader(100000, 100000), jobs.FileBMP, 100000, 100000},
+		"tiff": {tiffHeader(100000, 100000), jobs.FileTIFF, 100000, 100000},
+		"vp8x": {webpVP8XHeader(16384, 16384), jobs.FileWebP, 16384, 16384},
+		"vp8l": {webpVP8LHeader(16384, 16384), jobs.FileWebP, 16384, 16384},
+		"vp8":  {webpVP8Header(16383, 16383), jobs.FileWebP, 16383, 16383},
 	} {
-		if f := Sniff(c.data); f != c.format {
+		if f := sniff.Sniff("", c.data); f != c.format {
 			t.Errorf("%s: sniffed %q", name, f)
 			continue
 		}
@@ -520,5 +523,26 @@ func TestProgressiveScanLimit(t *testing.T) {
 	}
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "scans") {
 		t.Fatalf("2000 scans: %v, want ErrCorrupt about the scan limit", err)
+	}
+}
+
+// TestNotAnImage: whatever jobs/sniff says that is not a decodable image
+// format is refused as unsupported, before any decoder runs.
+func TestNotAnImage(t *testing.T) {
+	for name, c := range map[string]struct {
+		data []byte
+		msg  string
+	}{
+		"pdf":     {[]byte("%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj"), "unrecognised image format"},
+		"text":    {[]byte("BMW sales figures for the third quarter"), "unrecognised image format"},
+		"html":    {[]byte("<!doctype html><p>hi"), "unrecognised image format"},
+		"zip":     {[]byte("PK\x05\x06" + strings.Repeat("\x00", 18)), "unrecognised image format"},
+		"svg":     {[]byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`), "SVG images are not supported"},
+		"bigtiff": {[]byte("II+\x00\x08\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00"), "BigTIFF"},
+	} {
+		_, err := Prepare(context.Background(), c.data, Options{})
+		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%s: %v, want ErrUnsupported with %q", name, err, c.msg)
+		}
 	}
 }

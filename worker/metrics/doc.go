@@ -12,6 +12,7 @@
 //
 // Label values are bounded sets (kinds, statuses, providers, models, error
 // classes, retry reasons): never a batch ID, a source key, document text or
-// anything secret. The package knows worker/llm's error classes; it knows
-// nothing of jobs, storage or the handlers.
+// anything secret. The package knows worker/llm's error classes and, for the
+// kind labels, the item kinds and file types of jobs (jobs.Kind,
+// jobs.FileType); it knows nothing else of jobs, nor storage or the handlers.
 package metrics

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
@@ -150,17 +151,17 @@ func Names() []string {
 
 // ItemEnded records an item's final status (jobs.StatusDone, StatusFailed or
 // StatusSkipped) and how long it took, for no tenant.
-func (m *Metrics) ItemEnded(kind, status string, d time.Duration) {
+func (m *Metrics) ItemEnded(kind jobs.Kind, status string, d time.Duration) {
 	m.ItemEndedFor("", kind, status, d)
 }
 
 // ItemEndedFor is ItemEnded for a tenant's item ("": none).
-func (m *Metrics) ItemEndedFor(tenant, kind, status string, d time.Duration) {
+func (m *Metrics) ItemEndedFor(tenant string, kind jobs.Kind, status string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.items.WithLabelValues(kind, status, tenant).Inc()
-	m.itemDuration.WithLabelValues(kind, status).Observe(d.Seconds())
+	m.items.WithLabelValues(string(kind), status, tenant).Inc()
+	m.itemDuration.WithLabelValues(string(kind), status).Observe(d.Seconds())
 }
 
 // ModelRequest records one model request: its latency, tokens and cost,
@@ -202,12 +203,13 @@ func (m *Metrics) ImagePrepared(d time.Duration) {
 }
 
 // TextExtracted records the extraction time of one document or chunk of the
-// given kind (a file type such as "pdf" or "docx").
-func (m *Metrics) TextExtracted(kind string, d time.Duration) {
+// given file type (jobs.FilePDF, jobs.FileDOCX, ...), which is its kind
+// label.
+func (m *Metrics) TextExtracted(t jobs.FileType, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.extract.WithLabelValues(kind).Observe(d.Seconds())
+	m.extract.WithLabelValues(string(t)).Observe(d.Seconds())
 }
 
 // RateLimitWait records time spent waiting for the shared rate limit.

@@ -16,15 +16,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
 func TestItemEndedCountsByKindAndStatus(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := New(reg)
-	m.ItemEnded("image", "done", 2*time.Second)
-	m.ItemEnded("image", "done", 3*time.Second)
-	m.ItemEndedFor("legal", "document", "failed", time.Second)
+	m.ItemEnded(jobs.KindImage, "done", 2*time.Second)
+	m.ItemEnded(jobs.KindImage, "done", 3*time.Second)
+	m.ItemEndedFor("legal", jobs.KindDocument, "failed", time.Second)
 
 	if got := testutil.ToFloat64(m.items.WithLabelValues("image", "done", "")); got != 2 {
 		t.Errorf("image/done = %v, want 2", got)
@@ -132,10 +133,10 @@ func TestErrorClass(t *testing.T) {
 func TestNamesMatchExportedSeries(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := New(reg)
-	m.ItemEnded("image", "done", time.Second)
+	m.ItemEnded(jobs.KindImage, "done", time.Second)
 	m.ModelRequest("p", "m", time.Second, 1, 1, 1, errors.New("x"))
 	m.ImagePrepared(time.Millisecond)
-	m.TextExtracted("pdf", time.Millisecond)
+	m.TextExtracted(jobs.FilePDF, time.Millisecond)
 	m.RateLimitWait(time.Millisecond)
 	m.Retry("transport")
 	m.Deferred("legal")
@@ -172,14 +173,14 @@ func TestNamesMatchExportedSeries(t *testing.T) {
 
 func TestNilMetricsRecordNothing(t *testing.T) {
 	var m *Metrics
-	m.ItemEnded("image", "done", time.Second)
+	m.ItemEnded(jobs.KindImage, "done", time.Second)
 	m.ModelRequest("p", "m", time.Second, 1, 1, 1, nil)
 	m.ImagePrepared(time.Second)
-	m.TextExtracted("pdf", time.Second)
+	m.TextExtracted(jobs.FilePDF, time.Second)
 	m.RateLimitWait(time.Second)
 	m.Retry("x")
 	m.Deferred("x")
-	m.ItemEndedFor("t", "image", "done", time.Second)
+	m.ItemEndedFor("t", jobs.KindImage, "done", time.Second)
 	m.ModelRequestFor("t", "p", "m", time.Second, 1, 1, 1, nil)
 }
 

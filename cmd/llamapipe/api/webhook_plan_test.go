@@ -70,7 +70,7 @@ func TestSubmitAnswersWithThePlanEstimate(t *testing.T) {
 	if p.All.InputTokens != want.All.InputTokens || p.All.OutputTokens != want.All.OutputTokens || p.All.Pages != want.All.Pages || p.All.Pages == 0 {
 		t.Errorf("plan totals %+v, estimate %+v", p.All, want.All)
 	}
-	if p.Kinds[jobs.KindImage].Items != 1 || p.Kinds[jobs.KindDocument].Items != 3 {
+	if p.Kinds[string(jobs.KindImage)].Items != 1 || p.Kinds[string(jobs.KindDocument)].Items != 3 {
 		t.Errorf("kinds %+v: want 1 image and 3 documents", p.Kinds)
 	}
 	if p.Profile != "groq" || p.Currency != "USD" || !p.Priced || p.All.Cost <= 0 || p.All.Cost != want.All.Cost {

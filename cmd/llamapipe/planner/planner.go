@@ -168,7 +168,7 @@ func Estimate(ctx context.Context, in *ingest.Ingester, o ingest.Options, prof l
 		rng       = rand.New(rand.NewPCG(uint64(len(o.Sources)), 0x11a3a))
 	)
 	total, err := in.Scan(ctx, o, func(it ingest.Item) error {
-		e := Item{Kind: it.Kind, Type: string(it.Type), Size: it.Ref.Size, Skip: it.Skip}
+		e := Item{Kind: string(it.Kind), Type: string(it.Type), Size: it.Ref.Size, Skip: it.Skip}
 		if it.Unchanged {
 			e.Skip = "unchanged since the last run (results kept)"
 		}
@@ -192,7 +192,7 @@ func Estimate(ctx context.Context, in *ingest.Ingester, o ingest.Options, prof l
 		}
 		if j := rng.IntN(seen); j < sample {
 			out := reservoir[j]
-			rest[out.ID] = Item{Kind: out.Kind, Type: string(out.Type), Size: out.Ref.Size}
+			rest[out.ID] = Item{Kind: string(out.Kind), Type: string(out.Type), Size: out.Ref.Size}
 			reservoir[j] = it
 			return nil
 		}
@@ -208,7 +208,7 @@ func Estimate(ctx context.Context, in *ingest.Ingester, o ingest.Options, prof l
 	// Every file type gets at least one exact estimate to scale from.
 	inSample := map[string]bool{}
 	for _, it := range reservoir {
-		inSample[it.Kind+"/"+string(it.Type)] = true
+		inSample[string(it.Kind)+"/"+string(it.Type)] = true
 	}
 	for typ, it := range first {
 		if !inSample[typ] {
@@ -271,7 +271,7 @@ func cmpOr(a, b int) int {
 // and counted in Llama 4 tiles. An item that cannot be read gets a Skip
 // reason starting "would fail: ".
 func EstimateItem(ctx context.Context, it ingest.Item, budget, maxSide int, passwords map[string]string) Item {
-	e := Item{Kind: it.Kind, Type: string(it.Type), Size: it.Ref.Size, Skip: it.Skip}
+	e := Item{Kind: string(it.Kind), Type: string(it.Type), Size: it.Ref.Size, Skip: it.Skip}
 	if it.Unchanged {
 		e.Skip = "unchanged since the last run (results kept)"
 	}
@@ -363,22 +363,22 @@ func extrapolate(exact, rest []Item, budget, maxSide int) []Item {
 			st = stats[e.Kind]
 		}
 		switch {
-		case e.Kind == jobs.KindDocument && st != nil && st.size > 0:
+		case jobs.Kind(e.Kind) == jobs.KindDocument && st != nil && st.size > 0:
 			f := float64(e.Size) / float64(st.size)
 			e.TextTokens = int(math.Round(float64(st.tokens) * f))
 			e.Pages = int(math.Round(float64(st.pages) * f))
 			e.Requests, e.Usage = documentUsage(e.TextTokens, budget)
-		case e.Kind == jobs.KindDocument:
+		case jobs.Kind(e.Kind) == jobs.KindDocument:
 			// Nothing to go by: plain text at about 4 bytes a token.
 			e.TextTokens = int(e.Size / 4)
 			e.Requests, e.Usage = documentUsage(e.TextTokens, budget)
-		case e.Kind == jobs.KindImage && st == nil:
+		case jobs.Kind(e.Kind) == jobs.KindImage && st == nil:
 			e.Images, e.Requests, e.Usage = 1, 1, imageUsage(maxSide, maxSide, maxSide)
 		case st != nil:
 			e.Requests = int(math.Round(float64(st.requests) / float64(st.n)))
 			e.Usage = llm.Usage{InputTokens: st.usage.InputTokens / st.n, OutputTokens: st.usage.OutputTokens / st.n,
 				ImageTokens: st.usage.ImageTokens / st.n, Estimated: true}
-			if e.Kind == jobs.KindImage {
+			if jobs.Kind(e.Kind) == jobs.KindImage {
 				e.Images = 1
 			}
 		}

@@ -69,13 +69,13 @@ func TestEstimateExactly(t *testing.T) {
 	if len(p.Skips) != 1 {
 		t.Errorf("skips %v", p.Skips)
 	}
-	img := p.Kinds[jobs.KindImage]
+	img := p.Kinds[string(jobs.KindImage)]
 	// The large image is fitted to 1344 px; the small one is sent as it is.
 	wantImg := llm.EstimateImageTokens(1344, 672) + llm.EstimateImageTokens(300, 200)
 	if img.Items != 2 || img.Images != 2 || img.ImageTokens != int64(wantImg) || img.InputTokens != int64(wantImg+2*planner.PromptTokens) {
 		t.Errorf("images %+v: want %d image tokens", img, wantImg)
 	}
-	doc := p.Kinds[jobs.KindDocument]
+	doc := p.Kinds[string(jobs.KindDocument)]
 	if doc.Items != 6 || doc.Requests != 6 || doc.OutputTokens != 6*planner.SummaryOutput || doc.InputTokens <= 6*planner.PromptTokens {
 		t.Errorf("documents %+v", doc)
 	}
@@ -94,8 +94,8 @@ func TestEstimateExactly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q.Kinds[jobs.KindDocument].Requests <= 6 {
-		t.Errorf("chunked documents: %d requests, want more than one each", q.Kinds[jobs.KindDocument].Requests)
+	if q.Kinds[string(jobs.KindDocument)].Requests <= 6 {
+		t.Errorf("chunked documents: %d requests, want more than one each", q.Kinds[string(jobs.KindDocument)].Requests)
 	}
 }
 
@@ -114,15 +114,15 @@ func TestEstimateExtrapolatesBeyondTheSample(t *testing.T) {
 	if !p.Extrapolated || p.Sampled != 2 || p.All.Items != 8 || p.Total != 9 || p.Skipped != 1 {
 		t.Fatalf("plan %+v: want 2 sampled of 8, extrapolated", p)
 	}
-	if img := p.Kinds[jobs.KindImage]; img.Items != 2 || img.Images != 2 || img.Requests != 2 {
+	if img := p.Kinds[string(jobs.KindImage)]; img.Items != 2 || img.Images != 2 || img.Requests != 2 {
 		t.Errorf("images %+v", img)
 	}
-	got, want := float64(p.Kinds[jobs.KindDocument].InputTokens), float64(exact.Kinds[jobs.KindDocument].InputTokens)
+	got, want := float64(p.Kinds[string(jobs.KindDocument)].InputTokens), float64(exact.Kinds[string(jobs.KindDocument)].InputTokens)
 	if got < want*0.9 || got > want*1.1 {
 		t.Errorf("document input tokens %.0f extrapolated, %.0f exact", got, want)
 	}
-	if p.Kinds[jobs.KindDocument].Requests != 6 || p.Kinds[jobs.KindDocument].OutputTokens != exact.Kinds[jobs.KindDocument].OutputTokens {
-		t.Errorf("documents %+v, exact %+v", p.Kinds[jobs.KindDocument], exact.Kinds[jobs.KindDocument])
+	if p.Kinds[string(jobs.KindDocument)].Requests != 6 || p.Kinds[string(jobs.KindDocument)].OutputTokens != exact.Kinds[string(jobs.KindDocument)].OutputTokens {
+		t.Errorf("documents %+v, exact %+v", p.Kinds[string(jobs.KindDocument)], exact.Kinds[string(jobs.KindDocument)])
 	}
 }
 

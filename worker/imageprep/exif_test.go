@@ -9,62 +9,10 @@ import (
 	"image/color"
 	"image/gif"
 	"testing"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/sniff"
 )
-
-func TestSniffCorpus(t *testing.T) {
-	for _, rel := range corpusFiles(t) {
-		data := readCorpus(t, rel)
-		want := formatFromName(rel)
-		switch rel {
-		case "formats/seeding.heic":
-			want = FormatHEIC
-		case "formats/seeding.avif":
-			want = FormatAVIF
-		case "broken/empty.jpg", "broken/text_named.jpg":
-			want = ""
-		}
-		if got := Sniff(data); got != want {
-			t.Errorf("%s: Sniff = %q, want %q", rel, got, want)
-		}
-		if len(data) > sniffLen && Sniff(data[:sniffLen]) != Sniff(data) {
-			t.Errorf("%s: Sniff of the first %d bytes differs", rel, sniffLen)
-		}
-	}
-}
-
-func TestSniffSynthetic(t *testing.T) {
-	ftyp := func(major string, compat ...string) []byte {
-		b := binary.BigEndian.AppendUint32(nil, uint32(16+4*len(compat)))
-		b = append(b, "ftyp"+major+"\x00\x00\x00\x00"...)
-		for _, c := range compat {
-			b = append(b, c...)
-		}
-		return append(b, "\x00\x00\x00\x08meta"...)
-	}
-	for name, c := range map[string]struct {
-		in   []byte
-		want string
-	}{
-		"svg":                 {[]byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`), FormatSVG},
-		"svg with prolog":     {[]byte("\xEF\xBB\xBF\n<?xml version=\"1.0\"?>\n<!-- x -->\n<svg>"), FormatSVG},
-		"html is not svg":     {[]byte("<html><body><svg></svg>"), ""},
-		"xml without svg":     {[]byte(`<?xml version="1.0"?><note/>`), ""},
-		"heic brand":          {ftyp("heic", "mif1", "heic"), FormatHEIC},
-		"mif1 with avif":      {ftyp("mif1", "mif1", "avif"), FormatAVIF},
-		"avif brand":          {ftyp("avif", "mif1"), FormatAVIF},
-		"mp4 is not an image": {ftyp("isom", "iso2", "mp41"), ""},
-		"BM text":             {[]byte("BMW sales figures for the third quarter"), ""},
-		"bmp header":          {bmpHeader(2, 2), FormatBMP},
-		"tiff big-endian":     {[]byte("MM\x00*\x00\x00\x00\x08"), FormatTIFF},
-		"riff wave":           {[]byte("RIFF\x10\x00\x00\x00WAVEfmt "), ""},
-		"jpeg soi only":       {[]byte{0xFF, 0xD8}, ""},
-		"empty":               {nil, ""},
-	} {
-		if got := Sniff(c.in); got != c.want {
-			t.Errorf("%s: Sniff = %q, want %q", name, got, c.want)
-		}
-	}
-}
 
 // tiffBlock builds a minimal EXIF TIFF block with one IFD0 entry.
 func tiffBlock(order binary.AppendByteOrder, tag, typ uint16, val uint32) []byte {
@@ -139,12 +87,12 @@ func TestContainerEXIF(t *testing.T) {
 	jpg = append(jpg, app(0xE0, []byte("JFIF\x00\x01\x02"))...)
 	jpg = append(jpg, app(0xE1, append([]byte("Exif\x00\x00"), block...))...)
 	jpg = append(jpg, 0xFF, 0xDA, 0, 2)
-	if o := orientationOf(FormatJPEG, jpg); o != 8 {
+	if o := orientationOf(jobs.FileJPEG, jpg); o != 8 {
 		t.Errorf("JPEG APP1: orientation %d, want 8", o)
 	}
 	// An Exif APP1 after the first scan is not metadata.
 	late := append([]byte{0xFF, 0xD8, 0xFF, 0xDA, 0, 2}, app(0xE1, append([]byte("Exif\x00\x00"), block...))...)
-	if o := orientationOf(FormatJPEG, late); o != 1 {
+	if o := orientationOf(jobs.FileJPEG, late); o != 1 {
 		t.Errorf("APP1 after SOS: orientation %d, want 1", o)
 	}
 	// XMP APP1 is skipped.
@@ -166,20 +114,20 @@ func TestContainerEXIF(t *testing.T) {
 	pngData := []byte("\x89PNG\r\n\x1a\n")
 	pngData = append(pngData, pngChunk("IHDR", make([]byte, 13))...)
 	pngData = append(pngData, pngChunk("eXIf", block)...)
-	if o := orientationOf(FormatPNG, pngData); o != 8 {
+	if o := orientationOf(jobs.FilePNG, pngData); o != 8 {
 		t.Errorf("PNG eXIf: orientation %d, want 8", o)
 	}
 	withPrefix := []byte("\x89PNG\r\n\x1a\n")
 	withPrefix = append(withPrefix, pngChunk("eXIf", append([]byte("Exif\x00\x00"), block...))...)
-	if o := orientationOf(FormatPNG, withPrefix); o != 8 {
+	if o := orientationOf(jobs.FilePNG, withPrefix); o != 8 {
 		t.Errorf("PNG eXIf with Exif prefix: orientation %d, want 8", o)
 	}
 
 	webpData := riffWebP(webpChunk("VP8X", make([]byte, 10)), webpChunk("ICCP", []byte{1, 2, 3}), webpChunk("EXIF", block))
-	if o := orientationOf(FormatWebP, webpData); o != 8 {
+	if o := orientationOf(jobs.FileWebP, webpData); o != 8 {
 		t.Errorf("WebP EXIF: orientation %d, want 8", o)
 	}
-	if o := orientationOf(FormatTIFF, block); o != 8 {
+	if o := orientationOf(jobs.FileTIFF, block); o != 8 {
 		t.Errorf("TIFF IFD0: orientation %d, want 8", o)
 	}
 }
@@ -195,7 +143,7 @@ func TestCorpusEXIFBlocks(t *testing.T) {
 		"exif/Landscape_6_exif_chunk.png":                 6,
 	} {
 		data := readCorpus(t, rel)
-		if o := orientationOf(Sniff(data), data); o != want {
+		if o := orientationOf(sniff.Sniff("", data), data); o != want {
 			t.Errorf("%s: orientation %d, want %d", rel, o, want)
 		}
 	}

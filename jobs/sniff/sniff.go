@@ -4,69 +4,32 @@ import (
 	"bytes"
 	"encoding/binary"
 	"path"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/llamapipe/llamapipe/jobs"
 )
 
 // HeadSize is how many leading bytes of an object Sniff needs. Passing fewer
 // (a short file) is fine; bytes past HeadSize are ignored.
 const HeadSize = 4096
 
-// Type is a detected content type.
-type Type string
-
-// Recognised types.
-const (
-	PDF     Type = "pdf"
-	DOCX    Type = "docx"
-	TXT     Type = "txt"
-	MD      Type = "md"
-	HTML    Type = "html"
-	JPEG    Type = "jpeg"
-	PNG     Type = "png"
-	GIF     Type = "gif"
-	WebP    Type = "webp"
-	BMP     Type = "bmp"
-	TIFF    Type = "tiff"
-	HEIC    Type = "heic"
-	AVIF    Type = "avif"
-	SVG     Type = "svg"
-	Zip     Type = "zip"
-	Unknown Type = "unknown"
-)
-
-// Kinds returned by Type.Kind.
-const (
-	KindDocument = "document"
-	KindImage    = "image"
-)
-
-// Kind reports "document" for pdf, docx, txt, md and html, "image" for
-// jpeg, png, gif, webp, bmp, tiff, heic, avif and svg, and "" otherwise.
-func (t Type) Kind() string {
-	switch t {
-	case PDF, DOCX, TXT, MD, HTML:
-		return KindDocument
-	case JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC, AVIF, SVG:
-		return KindImage
-	}
-	return ""
-}
-
 // Sniff classifies an object from its name and its first bytes (head, at
 // most HeadSize bytes are looked at). Magic numbers always win over the
 // extension: a JPEG named .png is JPEG, text named .jpg is text. The name is
 // used only to refine: a zip archive named .docx is DOCX, text named .md or
 // .markdown is MD, and text named .html/.htm that starts with a tag is HTML.
-// An empty head is Unknown.
-func Sniff(name string, head []byte) Type {
+// An empty head is Unknown. The name may be empty (the worker's image
+// preparation passes none): an image type never depends on the name.
+func Sniff(name string, head []byte) jobs.FileType {
 	if len(head) > HeadSize {
 		head = head[:HeadSize]
 	}
 	if len(head) == 0 {
-		return Unknown
+		return jobs.FileUnknown
 	}
 	ext := strings.ToLower(path.Ext(name))
 	if t := magic(head, ext); t != "" {
@@ -83,23 +46,23 @@ var (
 )
 
 // magic recognises binary formats by signature; "" means no signature.
-func magic(h []byte, ext string) Type {
+func magic(h []byte, ext string) jobs.FileType {
 	switch {
 	case isPDF(h):
-		return PDF
+		return jobs.FilePDF
 	case bytes.HasPrefix(h, sigJPEG):
-		return JPEG
+		return jobs.FileJPEG
 	case bytes.HasPrefix(h, sigPNG):
-		return PNG
+		return jobs.FilePNG
 	case bytes.HasPrefix(h, []byte("GIF87a")), bytes.HasPrefix(h, []byte("GIF89a")):
-		return GIF
+		return jobs.FileGIF
 	case len(h) >= 12 && string(h[:4]) == "RIFF" && string(h[8:12]) == "WEBP":
-		return WebP
+		return jobs.FileWebP
 	case isBMP(h):
-		return BMP
+		return jobs.FileBMP
 	case bytes.HasPrefix(h, []byte("II*\x00")), bytes.HasPrefix(h, []byte("MM\x00*")),
 		bytes.HasPrefix(h, []byte("II+\x00")), bytes.HasPrefix(h, []byte("MM\x00+")): // classic and BigTIFF
-		return TIFF
+		return jobs.FileTIFF
 	case bytes.HasPrefix(h, sigZip), bytes.HasPrefix(h, sigZipE):
 		return zipType(h, ext)
 	}
@@ -145,8 +108,12 @@ func isBMP(h []byte) bool {
 	return off >= 14+dib
 }
 
-// isoBMFF recognises HEIF (HEIC) and AVIF by their ftyp box.
-func isoBMFF(h []byte) (Type, bool) {
+// isoBMFF recognises HEIF (HEIC) and AVIF by their ISO base media "ftyp"
+// box. The major brand decides when it is an image brand; otherwise an
+// avif/avis compatible brand makes AVIF, and a HEVC image brand
+// (heic/heix/heim/heis, hevc/hevx/hevm/hevs for image sequences) or the
+// generic HEIF brands mif1/msf1 make HEIC.
+func isoBMFF(h []byte) (jobs.FileType, bool) {
 	if len(h) < 16 || string(h[4:8]) != "ftyp" {
 		return "", false
 	}
@@ -160,23 +127,22 @@ func isoBMFF(h []byte) (Type, bool) {
 	}
 	has := func(want ...string) bool {
 		for _, b := range brands {
-			for _, w := range want {
-				if b == w {
-					return true
-				}
+			if slices.Contains(want, b) {
+				return true
 			}
 		}
 		return false
 	}
+	heicBrands := []string{"heic", "heix", "heim", "heis", "hevc", "hevx", "hevm", "hevs"}
 	switch {
 	case brands[0] == "avif" || brands[0] == "avis":
-		return AVIF, true
-	case brands[0] == "heic" || brands[0] == "heix" || brands[0] == "heim" || brands[0] == "heis":
-		return HEIC, true
+		return jobs.FileAVIF, true
+	case slices.Contains(heicBrands, brands[0]):
+		return jobs.FileHEIC, true
 	case has("avif", "avis"):
-		return AVIF, true
-	case has("heic", "heix", "heim", "heis", "mif1", "msf1"):
-		return HEIC, true
+		return jobs.FileAVIF, true
+	case has(append(heicBrands, "mif1", "msf1")...):
+		return jobs.FileHEIC, true
 	}
 	return "", false
 }
@@ -185,22 +151,22 @@ func isoBMFF(h []byte) (Type, bool) {
 // file headers visible in the head decide when they are conclusive (a
 // "word/" part → DOCX; "xl/" or "ppt/" parts → a different Office format,
 // reported as Zip); otherwise the .docx extension decides.
-func zipType(h []byte, ext string) Type {
+func zipType(h []byte, ext string) jobs.FileType {
 	for _, name := range zipNames(h) {
 		switch {
 		case strings.HasPrefix(name, "word/"):
-			return DOCX
+			return jobs.FileDOCX
 		case strings.HasPrefix(name, "xl/"), strings.HasPrefix(name, "ppt/"):
-			return Zip
+			return jobs.FileZip
 		}
 	}
 	if bytes.Contains(h, []byte("word/document.xml")) {
-		return DOCX
+		return jobs.FileDOCX
 	}
 	if ext == ".docx" {
-		return DOCX
+		return jobs.FileDOCX
 	}
-	return Zip
+	return jobs.FileZip
 }
 
 // zipNames returns the entry names of the local file headers found in h.
@@ -228,26 +194,26 @@ func zipNames(h []byte) []string {
 
 // textual classifies content without a binary signature: markup (SVG,
 // HTML) and plain text; anything else is Unknown.
-func textual(h []byte, ext string) Type {
+func textual(h []byte, ext string) jobs.FileType {
 	s, ok := decodeText(h)
 	if !ok {
-		return Unknown
+		return jobs.FileUnknown
 	}
 	switch root := rootElement(s); root {
 	case "svg":
-		return SVG
+		return jobs.FileSVG
 	case "html", "head", "body":
-		return HTML
+		return jobs.FileHTML
 	}
 	switch ext {
 	case ".md", ".markdown", ".mdown", ".mkd":
-		return MD
+		return jobs.FileMarkdown
 	case ".html", ".htm", ".xhtml":
 		if strings.HasPrefix(strings.TrimLeftFunc(s, unicode.IsSpace), "<") {
-			return HTML
+			return jobs.FileHTML
 		}
 	}
-	return TXT
+	return jobs.FileTXT
 }
 
 // decodeText returns the head as a UTF-8 string if it looks like text:

@@ -1,0 +1,52 @@
+package jobs
+
+// FileType is an input object's content type as jobs/sniff detects it. Its
+// string values are what payloads and manifest entries carry ("pdf",
+// "jpeg", ...).
+type FileType string
+
+// File types. Every value sniff.Sniff can return is listed here.
+const (
+	FilePDF      FileType = "pdf"
+	FileDOCX     FileType = "docx"
+	FileTXT      FileType = "txt"
+	FileMarkdown FileType = "md"
+	FileHTML     FileType = "html"
+	FileJPEG     FileType = "jpeg"
+	FilePNG      FileType = "png"
+	FileGIF      FileType = "gif"
+	FileWebP     FileType = "webp"
+	FileBMP      FileType = "bmp"
+	FileTIFF     FileType = "tiff"
+	FileHEIC     FileType = "heic"
+	FileAVIF     FileType = "avif"
+	FileSVG      FileType = "svg"
+	// FileZip is a zip archive that is not a DOCX (also XLSX and PPTX).
+	FileZip FileType = "zip"
+	// FileUnknown is content no rule recognises (binary, or empty).
+	FileUnknown FileType = "unknown"
+)
+
+// Kind is what an item is to the pipeline: a document is summarized, an
+// image captioned, anything else skipped.
+type Kind string
+
+// Kinds of input item.
+const (
+	KindDocument Kind = "document"
+	KindImage    Kind = "image"
+	KindOther    Kind = "other"
+)
+
+// Kind reports KindDocument for pdf, docx, txt, md and html, KindImage for
+// jpeg, png, gif, webp, bmp, tiff, heic, avif and svg, and KindOther for
+// anything else (zip, unknown, "").
+func (t FileType) Kind() Kind {
+	switch t {
+	case FilePDF, FileDOCX, FileTXT, FileMarkdown, FileHTML:
+		return KindDocument
+	case FileJPEG, FilePNG, FileGIF, FileWebP, FileBMP, FileTIFF, FileHEIC, FileAVIF, FileSVG:
+		return KindImage
+	}
+	return KindOther
+}
