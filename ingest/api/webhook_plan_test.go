@@ -16,7 +16,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/llamapipe/llamapipe/cmd/llamapipe/planner"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
@@ -58,9 +57,7 @@ func TestSubmitAnswersWithThePlanEstimate(t *testing.T) {
 		t.Fatal("no plan in the submit answer")
 	}
 	p := *r.Plan
-	want, err := planner.Estimate(context.Background(), e.api.cfg.Ingester,
-		ingest.Options{Sources: []string{e.src}, Out: e.out, Task: jobs.TaskAuto, Queue: jobs.QueueDefault},
-		e.api.cfg.Profiles["groq"], planner.Options{Sample: -1})
+	want, err := e.plan("groq", ingest.Options{Sources: []string{e.src}, Out: e.out, Task: jobs.TaskAuto, Queue: jobs.QueueDefault})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,9 +105,7 @@ func TestSubmitPlanIsExtrapolatedForLargeFolders(t *testing.T) {
 	if p == nil || !p.Extrapolated || p.Sampled < 3 || p.Sampled > 4 || p.All.Items != 12 || r.Enqueued != 12 {
 		t.Fatalf("plan %+v: want 12 items, 3 (or 4) sampled, the rest extrapolated", p)
 	}
-	exact, err := planner.Estimate(context.Background(), e.api.cfg.Ingester,
-		ingest.Options{Sources: []string{src}, Out: e.out, Task: jobs.TaskAuto, Queue: jobs.QueueDefault},
-		e.api.cfg.Profile, planner.Options{Sample: -1})
+	exact, err := e.plan("", ingest.Options{Sources: []string{src}, Out: e.out, Task: jobs.TaskAuto, Queue: jobs.QueueDefault})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,8 +279,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"RetryRequest":   reflect.TypeFor[RetryRequest](),
 		"Batch":          reflect.TypeFor[BatchView](),
 		"Counts":         reflect.TypeFor[jobs.Counts](),
-		"Plan":           reflect.TypeFor[planner.Plan](),
-		"PlanTotals":     reflect.TypeFor[planner.Totals](),
+		"Plan":           reflect.TypeFor[jobs.Plan](),
+		"PlanTotals":     reflect.TypeFor[jobs.PlanTotals](),
 		"WebhookState":   reflect.TypeFor[jobs.WebhookState](),
 		"WebhookEvent":   reflect.TypeFor[jobs.WebhookEvent](),
 		"Item":           reflect.TypeFor[jobs.Entry](),
@@ -326,7 +321,7 @@ func TestSubmitModelMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e = newEnv(t, func(c *Config) { c.Profile = groq })
+	e = newEnv(t, func(c *Config) { c.Profiles = testProfiles(groq) })
 	m := e.submitBody()
 	m["model_mode"], m["queue"] = "batch", "nightly"
 	var res SubmitResponse
@@ -340,4 +335,13 @@ func TestSubmitModelMode(t *testing.T) {
 	if res.Plan == nil || res.Plan.All.BatchCost == nil || *res.Plan.All.BatchCost >= res.Plan.All.Cost {
 		t.Errorf("plan %+v: want a batch cost below the online cost", res.Plan)
 	}
+}
+
+// plan estimates o exactly under the named profile ("": the workers').
+func (e *env) plan(profile string, o ingest.Options) (jobs.Plan, error) {
+	p, err := e.api.cfg.Profiles(profile)
+	if err != nil {
+		return jobs.Plan{}, err
+	}
+	return e.api.cfg.Ingester.Plan(context.Background(), o, p.Estimator, ingest.PlanOptions{Sample: -1})
 }
