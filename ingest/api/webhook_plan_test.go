@@ -19,7 +19,6 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
-	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
 func writeFile(t *testing.T, path string, data []byte) {
@@ -317,11 +316,7 @@ func TestSubmitModelMode(t *testing.T) {
 			t.Errorf("model_mode %s: %d %q, want 400 containing %q", mode, code, er.Error, wantMsg)
 		}
 	}
-	groq, err := llm.ResolveProfile(llm.Builtins(), "groq", "", "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e = newEnv(t, func(c *Config) { c.Profiles = testProfiles(groq) })
+	e = newEnv(t, func(c *Config) { c.Profiles = testProfiles(groqProfile) })
 	m := e.submitBody()
 	m["model_mode"], m["queue"] = "batch", "nightly"
 	var res SubmitResponse
