@@ -17,15 +17,12 @@ import (
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/chunk"
+	"github.com/llamapipe/llamapipe/worker/estimate"
 	"github.com/llamapipe/llamapipe/worker/extract"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/pdftext"
 )
-
-// promptReserve is the room left in the context window for the prompt's own
-// instructions and framing.
-const promptReserve = 2048
 
 // summarize extracts a document's text and asks the model for a digest in
 // one request when the text fits the context budget. A longer document (or
@@ -179,16 +176,7 @@ func (w *Worker) textBudget(p jobs.ItemPayload) int {
 // TextBudget is how many tokens of document text one request to a model
 // with this profile may carry, leaving room for the prompt and for an answer
 // of maxOut tokens (zero: the profile's cap, at most 4096).
-func TextBudget(prof llm.Profile, maxOut int) int {
-	ctxTokens := prof.ContextTokens
-	if ctxTokens <= 0 {
-		ctxTokens = 8192
-	}
-	if maxOut == 0 {
-		maxOut = min(prof.MaxOutputTokens, 4096)
-	}
-	return max(ctxTokens-maxOut-promptReserve, 512)
-}
+func TextBudget(prof llm.Profile, maxOut int) int { return estimate.TextBudget(prof, maxOut) }
 
 // docRequest builds a request whose document text travels in its own part,
 // marked as data, never as instructions.
@@ -382,14 +370,7 @@ func groupPages(pages []scannedPage, maxImages int) [][]scannedPage {
 }
 
 // password finds a PDF's password by full URL, key, or file name.
-func (w *Worker) password(ref jobs.Ref) string {
-	for _, k := range []string{ref.URL(), ref.Key, path.Base(ref.Key)} {
-		if pw, ok := w.cfg.PDFPasswords[k]; ok {
-			return pw
-		}
-	}
-	return ""
-}
+func (w *Worker) password(ref jobs.Ref) string { return estimate.Password(w.cfg.PDFPasswords, ref) }
 
 var markerRE = regexp.MustCompile(prompts.PageMarkerPattern)
 

@@ -16,12 +16,12 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/llamapipe/llamapipe/cmd/llamapipe/planner"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/worker"
+	"github.com/llamapipe/llamapipe/worker/estimate"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
@@ -230,7 +230,7 @@ func printTenant(ctx context.Context, w io.Writer, cmd *cli.Command, c *conn, b 
 }
 
 // checkBudget refuses, before anything is queued, a batch whose estimate
-// (planner.Estimate under prof) is over what is left of its tenant's daily
+// (ingest.Ingester.Plan with worker/estimate under prof) is over what is left of its tenant's daily
 // or monthly budget in the --tenants file. Without the file, or for a
 // tenant without a budget, nothing is estimated.
 func checkBudget(ctx context.Context, cmd *cli.Command, c *conn, in *ingest.Ingester, o ingest.Options, prof llm.Profile, log *slog.Logger) error {
@@ -242,7 +242,7 @@ func checkBudget(ctx context.Context, cmd *cli.Command, c *conn, in *ingest.Inge
 	if t.Budget.Daily.Unlimited() && t.Budget.Monthly.Unlimited() {
 		return nil
 	}
-	plan, err := planner.Estimate(ctx, in, o, prof, planner.Options{MaxOutputTokens: o.Job.MaxOutputTokens})
+	plan, err := in.Plan(ctx, o, estimate.New(prof, estimate.Options{MaxOutputTokens: o.Job.MaxOutputTokens}), ingest.PlanOptions{})
 	if err != nil {
 		return fmt.Errorf("estimate the batch for its tenant's budget: %w", err)
 	}

@@ -8,9 +8,10 @@ import (
 	"net"
 	"os"
 
+	"github.com/hibiken/asynq"
 	"github.com/urfave/cli/v3"
 
-	"github.com/llamapipe/llamapipe/cmd/llamapipe/dashboard"
+	"github.com/llamapipe/llamapipe/jobs/dashboard"
 	"github.com/llamapipe/llamapipe/worker/metrics"
 )
 
@@ -59,17 +60,22 @@ func dashboardCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			h, err := dashboard.New(dashboard.Config{
+			cfg := dashboard.Config{
 				Tenants:      budgets,
 				Tracker:      c.tracker,
 				RedisConnOpt: c.opt,
 				ReadOnly:     cmd.Bool("read-only"),
 				Auth:         auth,
 				Anonymous:    !auth.Configured(), // loopback only: CheckListen passed
-				Ping:         func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() },
 				Logger:       log,
 				Batches:      cmd.Int("batches"),
-			})
+			}
+			closeMetrics, err := dashboardMetrics(&cfg, c.opt, func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }, log)
+			if err != nil {
+				return err
+			}
+			defer closeMetrics()
+			h, err := dashboard.New(cfg)
 			if err != nil {
 				return err
 			}
@@ -84,6 +90,21 @@ func dashboardCommand(stdout, stderr io.Writer) *cli.Command {
 			return metrics.Serve(ctx, l, h, log)
 		},
 	}
+}
+
+// dashboardMetrics gives the dashboard worker/metrics' /metrics (a registry
+// with asynq's queue collector and the live-worker gauges), /healthz and
+// /readyz (ping). The returned func closes the queue inspector.
+func dashboardMetrics(cfg *dashboard.Config, opt asynq.RedisConnOpt, ping func(context.Context) error, log *slog.Logger) (func() error, error) {
+	reg := metrics.NewRegistry()
+	insp := asynq.NewInspector(opt)
+	if err := metrics.RegisterQueueCollectors(reg, insp, log); err != nil {
+		_ = insp.Close()
+		return nil, fmt.Errorf("dashboard: queue metrics: %w", err)
+	}
+	cfg.Metrics = metrics.Handler(reg)
+	cfg.Healthz, cfg.Readyz = metrics.HealthHandlers(ping)
+	return insp.Close, nil
 }
 
 // dashboardAuth gathers the dashboard's credentials from the environment

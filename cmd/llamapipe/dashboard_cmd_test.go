@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
@@ -13,7 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/urfave/cli/v3"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/dashboard"
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
 )
 
 // dashboardRoot runs `llamapipe dashboard` with the global flags, whether
@@ -126,5 +132,68 @@ func TestDashboardCommandServesWithBasicAuth(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), `"basic_auth":true`) {
 		t.Errorf("log does not say basic auth is on: %s", stderr.String())
+	}
+}
+
+// TestDashboardMetricsServeQueueCollectors: the dashboard as the command
+// wires it serves worker/metrics' registry (asynq's queue collector, the
+// live-worker gauges) at /metrics and /readyz follows Redis.
+func TestDashboardMetricsServeQueueCollectors(t *testing.T) {
+	url, rdb := jobstest.Redis(t, jobstest.DBCmd)
+	opt := jobstest.ConnOpt(t, url)
+	cfg := dashboard.Config{Tracker: jobs.NewTracker(rdb, ""), RedisConnOpt: opt, Auth: dashboard.Auth{Tokens: []string{"tok"}}}
+	var pingErr error
+	closeMetrics, err := dashboardMetrics(&cfg, opt, func(context.Context) error { return pingErr }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeMetrics()
+	h, err := dashboard.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	client := asynq.NewClient(opt)
+	defer client.Close()
+	if _, err := client.Enqueue(asynq.NewTask("test:item", nil), asynq.Queue(jobs.QueueNightly)); err != nil {
+		t.Fatal(err)
+	}
+	get := func(path, token string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	code, body := get("/metrics", "tok")
+	if code != 200 {
+		t.Fatalf("/metrics = %d", code)
+	}
+	for _, want := range []string{`asynq_tasks_enqueued_total{queue="nightly",state="pending"} 1`, "llamapipe_workers_alive 0", "go_goroutines"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if code, _ := get("/metrics", ""); code != http.StatusUnauthorized {
+		t.Errorf("/metrics without credentials = %d, want 401", code)
+	}
+	if code, _ := get("/readyz", ""); code != 200 {
+		t.Errorf("/readyz = %d with Redis up", code)
+	}
+	pingErr = errors.New("connection refused")
+	if code, _ := get("/readyz", ""); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz = %d with Redis down, want 503", code)
+	}
+	if code, _ := get("/healthz", ""); code != 200 {
+		t.Errorf("/healthz = %d with Redis down, want 200", code)
 	}
 }

@@ -5,23 +5,26 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v3"
 
-	"github.com/llamapipe/llamapipe/cmd/llamapipe/planner"
 	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
+	"github.com/llamapipe/llamapipe/worker/estimate"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
-// Planning assumptions, in tokens (see planner).
+// Planning assumptions, in tokens (see worker/estimate).
 const (
-	planPromptTokens  = planner.PromptTokens
-	planCaptionOutput = planner.CaptionOutput
+	planPromptTokens  = estimate.PromptTokens
+	planCaptionOutput = estimate.CaptionOutput
 )
 
 func planCommand(stdout, stderr io.Writer) *cli.Command {
@@ -66,10 +69,11 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 				maxSide = -1 // as they are
 			}
 			in := &ingest.Ingester{Open: opener(cmd)}
-			plan, err := planner.Estimate(ctx, in, o, prof, planner.Options{
-				MaxOutputTokens: cmd.Int("max-output-tokens"), ImageMaxSide: maxSide,
-				PDFPasswords: passwords, Sample: -1,
+			est := estimate.New(prof, estimate.Options{
+				MaxOutputTokens: cmp.Or(cmd.Int("max-output-tokens"), o.Job.MaxOutputTokens), ImageMaxSide: maxSide,
+				PDFPasswords: passwords,
 			})
+			plan, err := in.Plan(ctx, o, est, ingest.PlanOptions{Sample: -1})
 			if err != nil {
 				return err
 			}
@@ -79,7 +83,7 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 	}
 }
 
-func printPlan(w io.Writer, prof llm.Profile, p planner.Plan) {
+func printPlan(w io.Writer, prof llm.Profile, p jobs.Plan) {
 	fmt.Fprintf(w, "Plan for %s (%s): %d items, %d to process, %d skipped\n\n", prof.Model, prof.Provider, p.Total, p.All.Items, p.Total-p.All.Items)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	batch := prof.Prices.BatchDiscount > 0
@@ -88,12 +92,8 @@ func printPlan(w io.Writer, prof llm.Profile, p planner.Plan) {
 		header += "batch API cost\t"
 	}
 	fmt.Fprintln(tw, header)
-	kinds := make([]string, 0, len(p.Kinds))
-	for k := range p.Kinds {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	line := func(name string, r planner.Totals) {
+	kinds := slices.Sorted(maps.Keys(p.Kinds))
+	line := func(name string, r jobs.PlanTotals) {
 		s := fmt.Sprintf("%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t", name, r.Items, r.Pages, r.Images, r.Requests, r.InputTokens, r.OutputTokens, money(r.Cost, prof.Prices.Currency))
 		if batch && r.BatchCost != nil {
 			s += money(*r.BatchCost, prof.Prices.Currency) + "\t"
@@ -101,7 +101,7 @@ func printPlan(w io.Writer, prof llm.Profile, p planner.Plan) {
 		fmt.Fprintln(tw, s)
 	}
 	for _, k := range kinds {
-		line(k, p.Kinds[k])
+		line(string(k), p.Kinds[k])
 	}
 	line("all", p.All)
 	_ = tw.Flush()
@@ -131,7 +131,7 @@ func money(v float64, currency string) string {
 
 // planBudget compares the plan with its tenant's remaining budget, when a
 // tenants file is given (and Redis, which keeps the spend).
-func planBudget(ctx context.Context, cmd *cli.Command, stdout, stderr io.Writer, tenant string, plan planner.Plan) error {
+func planBudget(ctx context.Context, cmd *cli.Command, stdout, stderr io.Writer, tenant string, plan jobs.Plan) error {
 	if cmd.String("tenants") == "" {
 		return nil
 	}

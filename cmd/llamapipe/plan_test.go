@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
@@ -19,10 +20,7 @@ func TestPlanEstimatesWithoutSending(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "a.txt"), []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pdf, err := os.ReadFile("../../../shared/corpus/pdfs/contracts/cuad_FederatedGovIncome_Services_Agreement.pdf")
-	if err != nil {
-		t.Fatalf("corpus: %v", err)
-	}
+	pdf := jobstest.ReadFile(t, filepath.Join(jobstest.CorpusDir(t, "pdfs", "contracts"), "cuad_FederatedGovIncome_Services_Agreement.pdf"))
 	if err := os.WriteFile(filepath.Join(src, "c.pdf"), pdf, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -9,14 +10,15 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/urfave/cli/v3"
 
-	"github.com/llamapipe/llamapipe/cmd/llamapipe/api"
-	"github.com/llamapipe/llamapipe/cmd/llamapipe/planner"
 	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/ingest/api"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/worker/estimate"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/metrics"
 )
@@ -44,7 +46,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.Int64Flag{Name: "max-size", Value: 512 << 20, Usage: "skip objects larger than this many bytes", Sources: env("MAX_SIZE")},
 			&cli.IntFlag{Name: "max-retry", Value: 5, Usage: "retries of an item after a transient failure", Sources: env("MAX_RETRY")},
 			&cli.StringSliceFlag{Name: "webhook-allow", Usage: "URL prefix a submit's completion webhook must start with, e.g. https://hooks.example.com/llamapipe/ (repeatable; none: submits with a webhook are refused)", Sources: env("WEBHOOK_ALLOW")},
-			&cli.IntFlag{Name: "plan-sample", Value: planner.DefaultSample, Usage: "items of a submit estimated exactly for its answer's plan; the rest are extrapolated by size (negative: all)", Sources: env("PLAN_SAMPLE")},
+			&cli.IntFlag{Name: "plan-sample", Value: ingest.DefaultPlanSample, Usage: "items of a submit estimated exactly for its answer's plan; the rest are extrapolated by size (negative: all)", Sources: env("PLAN_SAMPLE")},
 		}, providerFlags(), []cli.Flag{promptFlag(), tenantsFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			log, err := newLogger(cmd, stderr, slog.LevelInfo)
@@ -82,16 +84,20 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			insp := asynq.NewInspector(c.opt)
 			defer insp.Close()
 			in := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
+			cancel := func(ctx context.Context, batch string, now time.Time) (int, error) {
+				return jobs.CancelBatch(ctx, c.tracker, insp, c.client(), batch, now)
+			}
 			srv, err := api.New(api.Config{
 				Tenants: budgets,
-				Tracker: c.tracker, Redis: c.rdb, Ingester: in, Inspector: insp, Queue: c.client(),
+				Tracker: c.tracker, Redis: c.rdb, Ingester: in, Cancel: cancel,
 				Tokens: tokens, Allow: cmd.StringSlice("allow"), AllowOut: cmd.StringSlice("allow-out"),
 				Defaults: ingest.Options{Provider: prof.Provider, Model: prof.Model, Prompts: ps,
 					MaxSize: cmd.Int64("max-size"), MaxRetry: cmd.Int("max-retry"),
 					Job: jobs.Options{MaxOutputTokens: cmd.Int("max-output-tokens")}},
-				AllowWebhooks: cmd.StringSlice("webhook-allow"), Profile: prof, Profiles: profiles,
-				PlanSample: cmd.Int("plan-sample"),
-				Logger:     log,
+				AllowWebhooks: cmd.StringSlice("webhook-allow"),
+				Profiles:      apiProfiles(prof, profiles, estimate.Options{MaxOutputTokens: cmd.Int("max-output-tokens")}),
+				PlanSample:    cmd.Int("plan-sample"),
+				Logger:        log,
 			})
 			if err != nil {
 				return &exitError{code: exitUsage, msg: err.Error()}
@@ -104,6 +110,29 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			fmt.Fprintf(stdout, "api on http://%s/v1/\n", l.Addr())
 			return metrics.Serve(ctx, l, srv, log)
 		},
+	}
+}
+
+// apiProfiles resolves the model profile a submit names for the API: ""
+// is the workers' (prof), another name one of profiles (nil:
+// llm.Builtins()); each is estimated by worker/estimate with opts.
+func apiProfiles(prof llm.Profile, profiles map[string]llm.Profile, opts estimate.Options) func(string) (api.Profile, error) {
+	if prof.Provider == "" {
+		prof = llm.Profile{Provider: llm.ProviderOffline, TextOnly: true}
+	}
+	if profiles == nil {
+		profiles = llm.Builtins()
+	}
+	return func(name string) (api.Profile, error) {
+		p := prof
+		if name != "" {
+			var err error
+			if p, err = llm.ResolveProfile(profiles, name, "", "", ""); err != nil {
+				return api.Profile{}, err
+			}
+		}
+		return api.Profile{Name: cmp.Or(p.Preset, p.Provider), NoDocuments: llm.CheckRequestAllowed(p, false),
+			BatchAPI: p.BatchAPI != "", Estimator: estimate.New(p, opts)}, nil
 	}
 }
 

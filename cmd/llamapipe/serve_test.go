@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v3"
+
+	"github.com/llamapipe/llamapipe/worker/estimate"
+	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
 // serveRoot is the app with only the serve command (and the global flags).
@@ -136,5 +139,25 @@ func TestServeStartsAndStopsOnLoopback(t *testing.T) {
 	}
 	if _, err := http.Get(base + "/v1/openapi.yaml"); err == nil {
 		t.Error("the server still answers after it stopped")
+	}
+}
+
+// TestAPIProfilesWireWorkerEstimate: the API's profiles are the workers'
+// (for "") or a named one, each with worker/estimate's estimator.
+func TestAPIProfilesWireWorkerEstimate(t *testing.T) {
+	resolve := apiProfiles(llm.Profile{}, nil, estimate.Options{})
+	workers, err := resolve("")
+	if err != nil || workers.Name != llm.ProviderOffline || workers.BatchAPI || workers.NoDocuments != nil || workers.Estimator == nil {
+		t.Errorf("workers' profile %+v (%v): want offline, no batch API, documents allowed", workers, err)
+	}
+	groq, err := resolve("groq")
+	if err != nil || groq.Name != "groq" || !groq.BatchAPI {
+		t.Errorf("groq %+v (%v): want a batch API", groq, err)
+	}
+	if _, ok := groq.Estimator.(*estimate.Estimator); !ok {
+		t.Errorf("estimator %T, want *estimate.Estimator", groq.Estimator)
+	}
+	if _, err := resolve("no-such-profile"); err == nil {
+		t.Error("unknown profile resolved")
 	}
 }

@@ -6,9 +6,16 @@
 // describes it (openapi.yaml, embedded and served at /v1/openapi.yaml).
 // A submit may name a completion webhook, accepted only under the
 // configured URL prefixes (the workers call and sign it), and is answered
-// with the batch's cost estimate (see cmd/llamapipe/planner).
+// with the batch's cost estimate (ingest.Ingester.Plan).
 //
-// It must not know how items are processed (workers), how stores are opened
-// (it is given an ingest.Ingester) or how the process is configured (flags,
+// Files: server.go (config, routes, errors), submit.go (submit, its
+// validation and budget refusal), idempotency.go (Idempotency-Key),
+// batches.go (list, detail, items, cancel, retry), auth.go, locations.go.
+//
+// It must not import worker/...: it knows no model. What it needs of model
+// profiles (names, whether they take documents, batch API, the per-item
+// estimator of worker/estimate) and how batches are cancelled come in
+// Config as values and funcs. It must not know how stores are opened (it is
+// given an ingest.Ingester) or how the process is configured (flags,
 // environment: see cmd/llamapipe/serve.go).
 package api

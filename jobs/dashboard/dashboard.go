@@ -14,12 +14,10 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
-	"github.com/llamapipe/llamapipe/worker/metrics"
 )
 
 // AsynqPath is where asynqmon is served.
@@ -49,11 +47,22 @@ func (a Auth) Configured() bool {
 	return false
 }
 
+// Batches reads batch records: what the dashboard needs of *jobs.Tracker.
+type Batches interface {
+	List(ctx context.Context, n int) ([]string, error)
+	Get(ctx context.Context, id string) (jobs.Batch, error)
+	Counts(ctx context.Context, batch string) (jobs.Counts, error)
+	Entries(ctx context.Context, batch string) ([]jobs.Entry, error)
+	Progress(ctx context.Context, batch string) ([]jobs.Progress, error)
+}
+
+var _ Batches = (*jobs.Tracker)(nil)
+
 // Config configures the dashboard. Tracker and RedisConnOpt are required.
 type Config struct {
-	// Tracker reads batch records.
-	Tracker *jobs.Tracker
-	// RedisConnOpt is the asynq connection asynqmon and the queue metrics use.
+	// Tracker reads batch records (a *jobs.Tracker).
+	Tracker Batches
+	// RedisConnOpt is the asynq connection asynqmon uses.
 	RedisConnOpt asynq.RedisConnOpt
 	// ReadOnly restricts asynqmon to viewing (its API refuses anything but
 	// GET). Default false: operators may pause queues, retry or delete tasks.
@@ -64,12 +73,14 @@ type Config struct {
 	// Anonymous serves every page without credentials. Default false. Meant
 	// for a dashboard on a loopback address only (the CLI enforces that).
 	Anonymous bool
-	// Registry is served at /metrics. Nil means a new registry with the Go
-	// and process collectors, asynq's queue collector and live-worker gauges
-	// (see metrics.RegisterQueueCollectors).
-	Registry *prometheus.Registry
-	// Ping checks Redis for /readyz. Nil means a PING on RedisConnOpt.
-	Ping func(ctx context.Context) error
+	// Metrics is served at /metrics, behind the credentials (cmd/llamapipe
+	// gives it a Prometheus registry with asynq's queue collector and the
+	// live-worker gauges of worker/metrics). Nil: no /metrics.
+	Metrics http.Handler
+	// Healthz and Readyz are served at /healthz and /readyz without
+	// credentials (cmd/llamapipe gives it worker/metrics' health handlers,
+	// /readyz pinging Redis). Nil: not served.
+	Healthz, Readyz http.Handler
 	// Logger receives the dashboard's logs. Nil discards them.
 	Logger *slog.Logger
 	// Batches is how many batches, newest first, the batch page lists.
@@ -116,25 +127,6 @@ func New(cfg Config) (*Handler, error) {
 	}
 	log := cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)).With("component", "dashboard")
 	d := &Handler{}
-	ping := cfg.Ping
-	if ping == nil {
-		rdb, ok := cfg.RedisConnOpt.MakeRedisClient().(redis.UniversalClient)
-		if !ok {
-			return nil, fmt.Errorf("dashboard: unsupported Redis connection %T", cfg.RedisConnOpt)
-		}
-		d.closers = append(d.closers, rdb.Close)
-		ping = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
-	}
-	reg := cfg.Registry
-	if reg == nil {
-		reg = metrics.NewRegistry()
-		insp := asynq.NewInspector(cfg.RedisConnOpt)
-		d.closers = append(d.closers, insp.Close)
-		if err := metrics.RegisterQueueCollectors(reg, insp, log); err != nil {
-			_ = d.Close()
-			return nil, fmt.Errorf("dashboard: queue metrics: %w", err)
-		}
-	}
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
@@ -160,14 +152,19 @@ func New(cfg Config) (*Handler, error) {
 	private := http.NewServeMux()
 	private.Handle(AsynqPath+"/", amon)
 	private.Handle("GET "+AsynqPath, http.RedirectHandler(AsynqPath+"/", http.StatusMovedPermanently))
-	private.Handle("GET /metrics", metrics.Handler(reg))
+	if cfg.Metrics != nil {
+		private.Handle("GET /metrics", cfg.Metrics)
+	}
 	private.Handle("GET /{$}", ownPage(http.HandlerFunc(pages.list)))
 	private.Handle("GET /batches/{id}", ownPage(http.HandlerFunc(pages.detail)))
 
-	healthz, readyz := metrics.HealthHandlers(ping)
 	root := http.NewServeMux()
-	root.Handle("GET /healthz", healthz)
-	root.Handle("GET /readyz", readyz)
+	if cfg.Healthz != nil {
+		root.Handle("GET /healthz", cfg.Healthz)
+	}
+	if cfg.Readyz != nil {
+		root.Handle("GET /readyz", cfg.Readyz)
+	}
 	var guarded http.Handler = private
 	if !cfg.Anonymous || cfg.Auth.Configured() {
 		guarded = newAuthenticator(cfg.Auth, log).wrap(private)

@@ -22,7 +22,7 @@ var templateFS embed.FS
 
 // pages renders the batch list and a batch's detail.
 type pages struct {
-	tracker    *jobs.Tracker
+	tracker    Batches
 	n          int
 	now        func() time.Time
 	log        *slog.Logger
@@ -59,7 +59,7 @@ func tenantView(st tenants.Status) *TenantView {
 		Month: line(st.ThisMonth, st.RemainingThisMonth()), Zone: st.Timezone}
 }
 
-func newPages(tr *jobs.Tracker, n int, now func() time.Time, log *slog.Logger) (*pages, error) {
+func newPages(tr Batches, n int, now func() time.Time, log *slog.Logger) (*pages, error) {
 	funcs := template.FuncMap{
 		"when":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 		"cost":    func(c float64) string { return fmt.Sprintf("%.4f", c) },

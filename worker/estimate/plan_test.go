@@ -1,4 +1,4 @@
-package planner_test
+package estimate_test
 
 import (
 	"context"
@@ -11,12 +11,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/llamapipe/llamapipe/cmd/llamapipe/planner"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/backends"
+	"github.com/llamapipe/llamapipe/worker/estimate"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
@@ -24,6 +24,11 @@ func ingester() *ingest.Ingester {
 	return &ingest.Ingester{Open: func(ctx context.Context, loc string) (storage.Store, error) {
 		return backends.Open(ctx, loc, backends.Config{})
 	}}
+}
+
+// plan estimates what a batch with options o would hold under prof.
+func plan(ctx context.Context, o ingest.Options, prof llm.Profile, opts estimate.Options, sample int) (jobs.Plan, error) {
+	return ingester().Plan(ctx, o, estimate.New(prof, opts), ingest.PlanOptions{Sample: sample})
 }
 
 // folder holds 6 text documents of growing size, two JPEGs and an
@@ -59,7 +64,7 @@ var priced = llm.Profile{Provider: llm.ProviderOpenAI, Preset: "priced", Model: 
 func TestEstimateExactly(t *testing.T) {
 	src := folder(t)
 	o := ingest.Options{Sources: []string{src}, Out: t.TempDir(), Task: jobs.TaskAuto}
-	p, err := planner.Estimate(context.Background(), ingester(), o, priced, planner.Options{Sample: -1})
+	p, err := plan(context.Background(), o, priced, estimate.Options{}, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,14 +74,14 @@ func TestEstimateExactly(t *testing.T) {
 	if len(p.Skips) != 1 {
 		t.Errorf("skips %v", p.Skips)
 	}
-	img := p.Kinds[string(jobs.KindImage)]
+	img := p.Kinds[jobs.KindImage]
 	// The large image is fitted to 1344 px; the small one is sent as it is.
 	wantImg := llm.EstimateImageTokens(1344, 672) + llm.EstimateImageTokens(300, 200)
-	if img.Items != 2 || img.Images != 2 || img.ImageTokens != int64(wantImg) || img.InputTokens != int64(wantImg+2*planner.PromptTokens) {
+	if img.Items != 2 || img.Images != 2 || img.ImageTokens != int64(wantImg) || img.InputTokens != int64(wantImg+2*estimate.PromptTokens) {
 		t.Errorf("images %+v: want %d image tokens", img, wantImg)
 	}
-	doc := p.Kinds[string(jobs.KindDocument)]
-	if doc.Items != 6 || doc.Requests != 6 || doc.OutputTokens != 6*planner.SummaryOutput || doc.InputTokens <= 6*planner.PromptTokens {
+	doc := p.Kinds[jobs.KindDocument]
+	if doc.Items != 6 || doc.Requests != 6 || doc.OutputTokens != 6*estimate.SummaryOutput || doc.InputTokens <= 6*estimate.PromptTokens {
 		t.Errorf("documents %+v", doc)
 	}
 	wantCost := priced.Prices.Cost(llm.Usage{InputTokens: int(p.All.InputTokens), OutputTokens: int(p.All.OutputTokens)})
@@ -90,23 +95,23 @@ func TestEstimateExactly(t *testing.T) {
 	// A small budget splits the documents into chunks: more requests.
 	small := priced
 	small.ContextTokens = 4096 + 1500
-	q, err := planner.Estimate(context.Background(), ingester(), o, small, planner.Options{Sample: -1, MaxOutputTokens: 4096})
+	q, err := plan(context.Background(), o, small, estimate.Options{MaxOutputTokens: 4096}, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q.Kinds[string(jobs.KindDocument)].Requests <= 6 {
-		t.Errorf("chunked documents: %d requests, want more than one each", q.Kinds[string(jobs.KindDocument)].Requests)
+	if q.Kinds[jobs.KindDocument].Requests <= 6 {
+		t.Errorf("chunked documents: %d requests, want more than one each", q.Kinds[jobs.KindDocument].Requests)
 	}
 }
 
 func TestEstimateExtrapolatesBeyondTheSample(t *testing.T) {
 	src := folder(t)
 	o := ingest.Options{Sources: []string{src}, Out: t.TempDir(), Task: jobs.TaskAuto}
-	exact, err := planner.Estimate(context.Background(), ingester(), o, priced, planner.Options{Sample: -1})
+	exact, err := plan(context.Background(), o, priced, estimate.Options{}, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := planner.Estimate(context.Background(), ingester(), o, priced, planner.Options{Sample: 1})
+	p, err := plan(context.Background(), o, priced, estimate.Options{}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,22 +119,22 @@ func TestEstimateExtrapolatesBeyondTheSample(t *testing.T) {
 	if !p.Extrapolated || p.Sampled != 2 || p.All.Items != 8 || p.Total != 9 || p.Skipped != 1 {
 		t.Fatalf("plan %+v: want 2 sampled of 8, extrapolated", p)
 	}
-	if img := p.Kinds[string(jobs.KindImage)]; img.Items != 2 || img.Images != 2 || img.Requests != 2 {
+	if img := p.Kinds[jobs.KindImage]; img.Items != 2 || img.Images != 2 || img.Requests != 2 {
 		t.Errorf("images %+v", img)
 	}
-	got, want := float64(p.Kinds[string(jobs.KindDocument)].InputTokens), float64(exact.Kinds[string(jobs.KindDocument)].InputTokens)
+	got, want := float64(p.Kinds[jobs.KindDocument].InputTokens), float64(exact.Kinds[jobs.KindDocument].InputTokens)
 	if got < want*0.9 || got > want*1.1 {
 		t.Errorf("document input tokens %.0f extrapolated, %.0f exact", got, want)
 	}
-	if p.Kinds[string(jobs.KindDocument)].Requests != 6 || p.Kinds[string(jobs.KindDocument)].OutputTokens != exact.Kinds[string(jobs.KindDocument)].OutputTokens {
-		t.Errorf("documents %+v, exact %+v", p.Kinds[string(jobs.KindDocument)], exact.Kinds[string(jobs.KindDocument)])
+	if p.Kinds[jobs.KindDocument].Requests != 6 || p.Kinds[jobs.KindDocument].OutputTokens != exact.Kinds[jobs.KindDocument].OutputTokens {
+		t.Errorf("documents %+v, exact %+v", p.Kinds[jobs.KindDocument], exact.Kinds[jobs.KindDocument])
 	}
 }
 
 func TestEstimateStopsWithItsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := planner.Estimate(ctx, ingester(), ingest.Options{Sources: []string{folder(t)}, Out: t.TempDir()}, priced, planner.Options{})
+	_, err := plan(ctx, ingest.Options{Sources: []string{folder(t)}, Out: t.TempDir()}, priced, estimate.Options{}, 0)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
@@ -140,15 +145,15 @@ func TestEstimateStopsWithItsContext(t *testing.T) {
 // input tokens are from the exact count.
 func BenchmarkEstimateCorpus(b *testing.B) {
 	o := ingest.Options{Sources: []string{jobstest.CorpusDir(b)}, Out: b.TempDir(), Task: jobs.TaskAuto}
-	exact, err := planner.Estimate(context.Background(), ingester(), o, priced, planner.Options{Sample: -1})
+	exact, err := plan(context.Background(), o, priced, estimate.Options{}, -1)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, sample := range []int{-1, 20, 50} {
 		b.Run(fmt.Sprintf("sample=%d", sample), func(b *testing.B) {
-			var p planner.Plan
+			var p jobs.Plan
 			for b.Loop() {
-				if p, err = planner.Estimate(context.Background(), ingester(), o, priced, planner.Options{Sample: sample}); err != nil {
+				if p, err = plan(context.Background(), o, priced, estimate.Options{}, sample); err != nil {
 					b.Fatal(err)
 				}
 			}

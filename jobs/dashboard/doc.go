@@ -9,8 +9,10 @@
 // anonymous access explicitly. Pages are rendered on the server with
 // html/template (no JavaScript of our own), so everything shown is escaped.
 //
-// The dashboard reads batch records through jobs.Tracker and queues through
-// asynq (asynqmon, and worker/metrics' queue collectors); it never writes a
-// batch record. It knows nothing of the task handlers, models or storage
+// The dashboard reads batch records through a small interface that
+// *jobs.Tracker satisfies and queues through asynqmon; it never writes a
+// batch record. /metrics, /healthz and /readyz are handlers it is given
+// (cmd/llamapipe wires worker/metrics'): it must not import worker/... or
+// ingest/..., knows nothing of the task handlers, models or storage
 // backends, and shows no document text (payloads hold references only).
 package dashboard

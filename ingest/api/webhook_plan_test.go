@@ -16,11 +16,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/llamapipe/llamapipe/cmd/llamapipe/planner"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
-	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
 func writeFile(t *testing.T, path string, data []byte) {
@@ -58,9 +56,7 @@ func TestSubmitAnswersWithThePlanEstimate(t *testing.T) {
 		t.Fatal("no plan in the submit answer")
 	}
 	p := *r.Plan
-	want, err := planner.Estimate(context.Background(), e.api.cfg.Ingester,
-		ingest.Options{Sources: []string{e.src}, Out: e.out, Task: jobs.TaskAuto, Queue: jobs.QueueDefault},
-		e.api.cfg.Profiles["groq"], planner.Options{Sample: -1})
+	want, err := e.plan("groq", ingest.Options{Sources: []string{e.src}, Out: e.out, Task: jobs.TaskAuto, Queue: jobs.QueueDefault})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +66,7 @@ func TestSubmitAnswersWithThePlanEstimate(t *testing.T) {
 	if p.All.InputTokens != want.All.InputTokens || p.All.OutputTokens != want.All.OutputTokens || p.All.Pages != want.All.Pages || p.All.Pages == 0 {
 		t.Errorf("plan totals %+v, estimate %+v", p.All, want.All)
 	}
-	if p.Kinds[string(jobs.KindImage)].Items != 1 || p.Kinds[string(jobs.KindDocument)].Items != 3 {
+	if p.Kinds[jobs.KindImage].Items != 1 || p.Kinds[jobs.KindDocument].Items != 3 {
 		t.Errorf("kinds %+v: want 1 image and 3 documents", p.Kinds)
 	}
 	if p.Profile != "groq" || p.Currency != "USD" || !p.Priced || p.All.Cost <= 0 || p.All.Cost != want.All.Cost {
@@ -108,9 +104,7 @@ func TestSubmitPlanIsExtrapolatedForLargeFolders(t *testing.T) {
 	if p == nil || !p.Extrapolated || p.Sampled < 3 || p.Sampled > 4 || p.All.Items != 12 || r.Enqueued != 12 {
 		t.Fatalf("plan %+v: want 12 items, 3 (or 4) sampled, the rest extrapolated", p)
 	}
-	exact, err := planner.Estimate(context.Background(), e.api.cfg.Ingester,
-		ingest.Options{Sources: []string{src}, Out: e.out, Task: jobs.TaskAuto, Queue: jobs.QueueDefault},
-		e.api.cfg.Profile, planner.Options{Sample: -1})
+	exact, err := e.plan("", ingest.Options{Sources: []string{src}, Out: e.out, Task: jobs.TaskAuto, Queue: jobs.QueueDefault})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,8 +278,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"RetryRequest":   reflect.TypeFor[RetryRequest](),
 		"Batch":          reflect.TypeFor[BatchView](),
 		"Counts":         reflect.TypeFor[jobs.Counts](),
-		"Plan":           reflect.TypeFor[planner.Plan](),
-		"PlanTotals":     reflect.TypeFor[planner.Totals](),
+		"Plan":           reflect.TypeFor[jobs.Plan](),
+		"PlanTotals":     reflect.TypeFor[jobs.PlanTotals](),
 		"WebhookState":   reflect.TypeFor[jobs.WebhookState](),
 		"WebhookEvent":   reflect.TypeFor[jobs.WebhookEvent](),
 		"Item":           reflect.TypeFor[jobs.Entry](),
@@ -322,11 +316,7 @@ func TestSubmitModelMode(t *testing.T) {
 			t.Errorf("model_mode %s: %d %q, want 400 containing %q", mode, code, er.Error, wantMsg)
 		}
 	}
-	groq, err := llm.ResolveProfile(llm.Builtins(), "groq", "", "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e = newEnv(t, func(c *Config) { c.Profile = groq })
+	e = newEnv(t, func(c *Config) { c.Profiles = testProfiles(groqProfile) })
 	m := e.submitBody()
 	m["model_mode"], m["queue"] = "batch", "nightly"
 	var res SubmitResponse
@@ -340,4 +330,13 @@ func TestSubmitModelMode(t *testing.T) {
 	if res.Plan == nil || res.Plan.All.BatchCost == nil || *res.Plan.All.BatchCost >= res.Plan.All.Cost {
 		t.Errorf("plan %+v: want a batch cost below the online cost", res.Plan)
 	}
+}
+
+// plan estimates o exactly under the named profile ("": the workers').
+func (e *env) plan(profile string, o ingest.Options) (jobs.Plan, error) {
+	p, err := e.api.cfg.Profiles(profile)
+	if err != nil {
+		return jobs.Plan{}, err
+	}
+	return e.api.cfg.Ingester.Plan(context.Background(), o, p.Estimator, ingest.PlanOptions{Sample: -1})
 }

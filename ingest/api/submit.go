@@ -1,0 +1,242 @@
+package api
+
+import (
+	"cmp"
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/tenants"
+)
+
+// SubmitRequest is the body of POST /v1/batches.
+type SubmitRequest struct {
+	Sources  []string `json:"sources"`
+	Out      string   `json:"out"`
+	Task     string   `json:"task,omitempty"`
+	Queue    string   `json:"queue,omitempty"`
+	Language string   `json:"language,omitempty"`
+	Include  []string `json:"include,omitempty"`
+	Exclude  []string `json:"exclude,omitempty"`
+	Force    bool     `json:"force,omitempty"`
+	// Webhook is told when the batch completes (see the README).
+	Webhook string `json:"webhook,omitempty"`
+	// Profile names the model profile the estimate is priced with.
+	// Empty: the server's.
+	Profile string `json:"profile,omitempty"`
+	// ModelMode is online (default), batch (the provider's batch API) or
+	// auto (batch on the nightly queue).
+	ModelMode string `json:"model_mode,omitempty"`
+}
+
+// SubmitResponse answers a submit or a retry.
+type SubmitResponse struct {
+	ID       string         `json:"id"`
+	Total    int            `json:"total"`
+	Enqueued int            `json:"enqueued"`
+	Skipped  int            `json:"skipped"`
+	Kinds    map[string]int `json:"kinds,omitempty"`
+	RetryOf  string         `json:"retry_of,omitempty"`
+	// Plan is the submit's estimate (absent for retries).
+	Plan *jobs.Plan `json:"plan,omitempty"`
+}
+
+// RetryRequest is the body of POST /v1/batches/{id}/retry (optional).
+type RetryRequest struct {
+	Reason    string `json:"reason,omitempty"`
+	Cancelled bool   `json:"cancelled,omitempty"`
+}
+
+var languageRE = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$`)
+
+// validate checks a submit and fills in its defaults; it returns the
+// profile its estimate is priced with.
+func (s *Server) validate(req *SubmitRequest) (Profile, error) {
+	workers, err := s.cfg.Profiles("")
+	if err != nil {
+		return Profile{}, err
+	}
+	prof := workers
+	if req.Profile != "" {
+		p, err := s.cfg.Profiles(req.Profile)
+		if err != nil {
+			return prof, bad("profile: %v", err)
+		}
+		prof = p
+	}
+	if err := s.validateRequest(req, prof, workers); err != nil {
+		return prof, err
+	}
+	return prof, nil
+}
+
+func (s *Server) validateRequest(req *SubmitRequest, prof, workers Profile) error {
+	req.Task = cmp.Or(req.Task, jobs.TaskAuto)
+	req.Queue = cmp.Or(req.Queue, jobs.QueueDefault)
+	req.Language = cmp.Or(req.Language, "en")
+	switch req.Task {
+	case jobs.TaskAuto, jobs.TaskSummarize, jobs.TaskCaption:
+	default:
+		return bad("unknown task %q: use auto, summarize or caption", req.Task)
+	}
+	if !jobs.ValidQueue(req.Queue) {
+		return bad("unknown queue %q: use critical, default or nightly", req.Queue)
+	}
+	if req.Task != jobs.TaskCaption {
+		if err := prof.NoDocuments; err != nil {
+			return bad("profile %s: %v: documents cannot be summarized with it; use task caption", cmp.Or(req.Profile, prof.Name), err)
+		}
+	}
+	if req.Webhook != "" {
+		if err := s.checkWebhook(req.Webhook); err != nil {
+			return err
+		}
+	}
+	if !jobs.ValidModelMode(req.ModelMode) {
+		return bad("unknown model_mode %q: use online, batch or auto", req.ModelMode)
+	}
+	if req.ModelMode == jobs.ModelBatch && !workers.BatchAPI {
+		return bad("model_mode batch: the workers' model (%s) has no batch API; use online or auto", workers.Name)
+	}
+	if !languageRE.MatchString(req.Language) {
+		return bad("language %q: use a language tag such as en, de or pt-BR", req.Language)
+	}
+	if len(req.Sources) == 0 {
+		return bad("no sources: give at least one location in \"sources\"")
+	}
+	if req.Out == "" {
+		return bad("no output location: set \"out\"")
+	}
+	out, err := parseAbs(req.Out)
+	if err != nil {
+		return bad("out: %v", err)
+	}
+	if !allowed(out, s.allowOut) {
+		return bad("out %s is not under an allowed output location", out)
+	}
+	for _, g := range append(append([]string{}, req.Include...), req.Exclude...) {
+		if !doublestar.ValidatePattern(g) {
+			return bad("bad glob %q in include/exclude", g)
+		}
+	}
+	for _, src := range req.Sources {
+		l, err := parseAbs(src)
+		if err != nil {
+			return bad("source: %v", err)
+		}
+		if !allowed(l, s.allow) {
+			return bad("source %s is not under an allowed source location", l)
+		}
+		if overlap(l, out) || overlap(resolve(l), resolve(out)) {
+			return bad("out %s overlaps the source %s: choose an output location outside every source (and no source inside it)", out, l)
+		}
+	}
+	return nil
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, tenant string) {
+	var req SubmitRequest
+	if code, err := decode(r, &req, false); err != nil {
+		writeError(w, code, err.Error())
+		return
+	}
+	prof, err := s.validate(&req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.idempotent(w, r, tenant, "submit", req, func(ctx context.Context, id string) (SubmitResponse, error) {
+		d := s.cfg.Defaults
+		o := ingest.Options{
+			Sources: req.Sources, Out: req.Out, Task: req.Task, Queue: req.Queue, Include: req.Include, Exclude: req.Exclude,
+			Force: req.Force, Tenant: tenant, BatchID: id, Provider: d.Provider, Model: d.Model, Prompts: d.Prompts,
+			MaxSize: d.MaxSize, MaxRetry: d.MaxRetry, Job: d.Job, Webhook: req.Webhook,
+		}
+		o.Job.Language = req.Language
+		o.Job.ModelMode = req.ModelMode
+		// Estimated first: once queued, items the workers finish would
+		// count as unchanged.
+		plan, err := s.cfg.Ingester.Plan(ctx, o, prof.Estimator, ingest.PlanOptions{Sample: s.cfg.PlanSample})
+		if err != nil {
+			return SubmitResponse{}, err
+		}
+		if s.cfg.Tenants != nil {
+			est := tenants.Spend{Cost: plan.All.Cost, Tokens: plan.All.InputTokens + plan.All.OutputTokens}
+			if err := s.cfg.Tenants.CheckEstimate(ctx, tenant, est, plan.Currency); err != nil {
+				return SubmitResponse{}, err
+			}
+		}
+		res, err := s.cfg.Ingester.Run(ctx, o)
+		if err != nil {
+			return SubmitResponse{}, err
+		}
+		return SubmitResponse{ID: res.BatchID, Total: res.Total, Enqueued: res.Enqueued, Skipped: res.Skipped, Kinds: res.Kinds, Plan: &plan}, nil
+	})
+}
+
+// BudgetRefusal is the 402 answer to a submit over its tenant's budget.
+type BudgetRefusal struct {
+	Error  string        `json:"error"`
+	Budget BudgetNumbers `json:"budget"`
+}
+
+// BudgetNumbers are the numbers of a budget refusal.
+type BudgetNumbers struct {
+	Tenant string `json:"tenant"`
+	// Period is daily or monthly; Unit is cost (money in Currency) or
+	// tokens (input plus output).
+	Period string `json:"period"`
+	Unit   string `json:"unit"`
+	// Estimate is the batch's estimate; Remaining what is left of the
+	// budget, Limit the budget and Spent what was spent in the period.
+	Estimate  float64 `json:"estimate"`
+	Remaining float64 `json:"remaining"`
+	Limit     float64 `json:"limit"`
+	Spent     float64 `json:"spent"`
+	Currency  string  `json:"currency,omitempty"`
+	// Renews is when the period ends.
+	Renews time.Time `json:"renews"`
+}
+
+func newBudgetRefusal(be *tenants.BudgetError) BudgetRefusal {
+	return BudgetRefusal{Error: be.Error(), Budget: BudgetNumbers{Tenant: be.Tenant, Period: be.Period, Unit: be.Unit,
+		Estimate: be.Estimate, Remaining: be.Remaining, Limit: be.Limit, Spent: be.Spent, Currency: be.Currency, Renews: be.Until.UTC()}}
+}
+
+// checkWebhook accepts an absolute http(s) URL without credentials that
+// starts with an allowed prefix (at a path boundary).
+func (s *Server) checkWebhook(raw string) error {
+	if len(s.cfg.AllowWebhooks) == 0 {
+		return bad("webhooks are not enabled on this server (--webhook-allow)")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return bad("webhook: give an absolute http:// or https:// URL")
+	}
+	if u.User != nil {
+		return bad("webhook: the URL must not carry credentials (the workers sign each call instead)")
+	}
+	for _, p := range s.cfg.AllowWebhooks {
+		if webhookUnder(raw, p) {
+			return nil
+		}
+	}
+	return bad("webhook %s is not under an allowed webhook prefix", u.Redacted())
+}
+
+// webhookUnder reports whether raw starts with prefix p, ending at a path,
+// query or fragment boundary ("https://a.example" does not admit
+// "https://a.example.evil").
+func webhookUnder(raw, p string) bool {
+	if !strings.HasPrefix(raw, p) {
+		return false
+	}
+	return len(raw) == len(p) || strings.HasSuffix(p, "/") || strings.ContainsRune("/?#", rune(raw[len(p)]))
+}

@@ -1,0 +1,262 @@
+package ingest
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/storage"
+)
+
+// DefaultPlanSample is how many items are estimated exactly when
+// PlanOptions.Sample is zero.
+const DefaultPlanSample = 500
+
+// estimateWorkers is how many sampled items are read at once.
+const estimateWorkers = 8
+
+// ItemEstimator estimates the model requests, tokens and cost of items
+// under one model profile. worker/estimate implements it; ingest only
+// lists, samples and sums.
+type ItemEstimator interface {
+	// Estimate estimates item e (its Kind, Type and Size set), the object
+	// ref in st whose first bytes are head, reading it as needed. An item
+	// that cannot be read gets a Skip starting jobs.PlanWouldFail.
+	Estimate(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte, e jobs.PlanItem) jobs.PlanItem
+	// Extrapolate fills in the requests and tokens of e, which was not
+	// read: a document from its TextTokens (scaled from the sample), an
+	// image of unknown size at the largest size images are sent at.
+	Extrapolate(e jobs.PlanItem) jobs.PlanItem
+	// Price names the profile in p and prices its totals.
+	Price(p *jobs.Plan)
+}
+
+// PlanOptions tune Plan.
+type PlanOptions struct {
+	// Sample is how many items are estimated exactly (documents read,
+	// image headers decoded), drawn uniformly at random from the listing
+	// (reservoir sampling; they are read once the listing is complete).
+	// The rest are extrapolated: a document's text tokens and pages from
+	// its size at its file type's tokens and pages per byte in the sample
+	// (then chunked like the exact ones), an image at its type's average;
+	// they count as processable (a broken file outside the sample is not
+	// seen). A file type missing from the sample gets its first item
+	// estimated too, so Plan.Sampled may exceed Sample by the number of
+	// types. Zero means DefaultPlanSample; negative: every item exactly,
+	// as it is listed.
+	Sample int
+}
+
+// Plan lists what a batch with options o would hold (through Scan, which
+// needs only in.Open) and estimates its requests, tokens and cost with est.
+// It sends nothing and writes nothing.
+func (in *Ingester) Plan(ctx context.Context, o Options, est ItemEstimator, opts PlanOptions) (jobs.Plan, error) {
+	sample := opts.Sample
+	switch {
+	case sample == 0:
+		sample = DefaultPlanSample
+	case sample < 0:
+		sample = math.MaxInt
+	}
+	estimate := func(it Item) jobs.PlanItem {
+		return est.Estimate(ctx, it.Store, it.Ref, it.Head, jobs.PlanItem{Kind: it.Kind, Type: it.Type, Size: it.Ref.Size})
+	}
+	var (
+		mu    sync.Mutex
+		exact []jobs.PlanItem // estimated, or skipped
+		// Otherwise, a uniform sample of the items to process (reservoir
+		// sampling over the listing, estimated once it is complete), the
+		// first item of each file type, and the items to extrapolate.
+		reservoir []Item
+		first     = map[string]Item{}
+		rest      = map[string]jobs.PlanItem{} // by item ID
+		seen      int
+		rng       = rand.New(rand.NewPCG(uint64(len(o.Sources)), 0x11a3a))
+	)
+	total, err := in.Scan(ctx, o, func(it Item) error {
+		e := jobs.PlanItem{Kind: it.Kind, Type: it.Type, Size: it.Ref.Size, Skip: it.Skip}
+		if it.Unchanged {
+			e.Skip = jobs.PlanUnchanged
+		}
+		if e.Skip == "" && sample == math.MaxInt {
+			e = estimate(it)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if e.Skip != "" || sample == math.MaxInt {
+			exact = append(exact, e)
+			return nil
+		}
+		it.Head = slices.Clip(it.Head)
+		if _, ok := first[class(e.Kind, e.Type)]; !ok {
+			first[class(e.Kind, e.Type)] = it
+		}
+		seen++
+		if len(reservoir) < sample {
+			reservoir = append(reservoir, it)
+			return nil
+		}
+		if j := rng.IntN(seen); j < sample {
+			out := reservoir[j]
+			rest[out.ID] = jobs.PlanItem{Kind: out.Kind, Type: out.Type, Size: out.Ref.Size}
+			reservoir[j] = it
+			return nil
+		}
+		rest[it.ID] = e
+		return nil
+	})
+	if err != nil {
+		return jobs.Plan{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return jobs.Plan{}, err
+	}
+	// Every file type gets at least one exact estimate to scale from.
+	inSample := map[string]bool{}
+	for _, it := range reservoir {
+		inSample[class(it.Kind, it.Type)] = true
+	}
+	for typ, it := range first {
+		if !inSample[typ] {
+			delete(rest, it.ID)
+			reservoir = append(reservoir, it)
+		}
+	}
+	exact = append(exact, estimateAll(ctx, reservoir, estimate)...)
+	if err := ctx.Err(); err != nil {
+		return jobs.Plan{}, err
+	}
+	picked := len(reservoir)
+	if sample == math.MaxInt {
+		picked = 0
+		for _, e := range exact {
+			if e.Skip == "" || strings.HasPrefix(e.Skip, jobs.PlanWouldFail) {
+				picked++
+			}
+		}
+	}
+	others := make([]jobs.PlanItem, 0, len(rest))
+	for _, e := range rest {
+		others = append(others, e)
+	}
+	plan := summarize(total, picked, extrapolate(exact, others, est))
+	plan.Extrapolated = len(others) > 0
+	est.Price(&plan)
+	return plan, nil
+}
+
+// estimateAll estimates items a few at a time.
+func estimateAll(ctx context.Context, items []Item, estimate func(Item) jobs.PlanItem) []jobs.PlanItem {
+	out := make([]jobs.PlanItem, len(items))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(estimateWorkers, len(items)) {
+		wg.Go(func() {
+			for i := range next {
+				out[i] = estimate(items[i])
+			}
+		})
+	}
+	for i := range items {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
+// extrapolate estimates the items that were not sampled from the sampled
+// ones of their file type (else kind): documents by size, at the sample's
+// text tokens and pages per byte; images and others at the sample's
+// average per item. It returns exact and rest together.
+func extrapolate(exact, rest []jobs.PlanItem, est ItemEstimator) []jobs.PlanItem {
+	if len(rest) == 0 {
+		return exact
+	}
+	type stat struct {
+		n                       int
+		size                    int64
+		tokens, pages, requests int
+		in, out, img            int
+	}
+	stats := map[string]*stat{}
+	for _, e := range exact {
+		if e.Skip != "" {
+			continue
+		}
+		for _, k := range []string{class(e.Kind, e.Type), string(e.Kind)} {
+			st := stats[k]
+			if st == nil {
+				st = &stat{}
+				stats[k] = st
+			}
+			st.n++
+			st.size += e.Size
+			st.tokens += e.TextTokens
+			st.pages += e.Pages
+			st.requests += e.Requests
+			st.in += e.InputTokens
+			st.out += e.OutputTokens
+			st.img += e.ImageTokens
+		}
+	}
+	out := append([]jobs.PlanItem(nil), exact...)
+	for _, e := range rest {
+		st := stats[class(e.Kind, e.Type)]
+		if st == nil {
+			st = stats[string(e.Kind)]
+		}
+		switch {
+		case e.Kind == jobs.KindDocument && st != nil && st.size > 0:
+			f := float64(e.Size) / float64(st.size)
+			e.TextTokens = int(math.Round(float64(st.tokens) * f))
+			e.Pages = int(math.Round(float64(st.pages) * f))
+			e = est.Extrapolate(e)
+		case e.Kind == jobs.KindDocument:
+			// Nothing to go by: plain text at about 4 bytes a token.
+			e.TextTokens = int(e.Size / 4)
+			e = est.Extrapolate(e)
+		case e.Kind == jobs.KindImage && st == nil:
+			e = est.Extrapolate(e)
+		case st != nil:
+			e.Requests = int(math.Round(float64(st.requests) / float64(st.n)))
+			e.InputTokens, e.OutputTokens, e.ImageTokens = st.in/st.n, st.out/st.n, st.img/st.n
+			if e.Kind == jobs.KindImage {
+				e.Images = 1
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// summarize adds up the items' estimates; picked of them were sampled,
+// the others extrapolated. The costs are left to the estimator's Price.
+func summarize(total, picked int, items []jobs.PlanItem) jobs.Plan {
+	p := jobs.Plan{Total: total, Kinds: map[jobs.Kind]jobs.PlanTotals{}, Sampled: picked}
+	for _, e := range items {
+		if e.Skip != "" {
+			if p.Skips == nil {
+				p.Skips = map[string]int{}
+			}
+			p.Skips[e.Skip]++
+			p.Skipped++
+			continue
+		}
+		k := p.Kinds[e.Kind]
+		k.Add(e)
+		p.All.Add(e)
+		p.Kinds[e.Kind] = k
+	}
+	return p
+}
+
+// class groups items for extrapolation: kind and type.
+func class(k jobs.Kind, t jobs.FileType) string { return string(k) + "/" + string(t) }

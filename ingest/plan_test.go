@@ -1,0 +1,90 @@
+package ingest_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/storage"
+)
+
+// fakeEstimator counts a document's text at 4 bytes a token and one request
+// per item; it stands in for worker/estimate (tested with ingest there).
+type fakeEstimator struct {
+	mu    sync.Mutex
+	read  int
+	price int
+}
+
+func (f *fakeEstimator) Estimate(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte, e jobs.PlanItem) jobs.PlanItem {
+	f.mu.Lock()
+	f.read++
+	f.mu.Unlock()
+	if strings.HasSuffix(ref.Key, "bad.txt") {
+		e.Skip = jobs.PlanWouldFail + "unreadable"
+		return e
+	}
+	e.TextTokens = int(e.Size / 4)
+	return f.Extrapolate(e)
+}
+
+func (f *fakeEstimator) Extrapolate(e jobs.PlanItem) jobs.PlanItem {
+	e.Requests, e.InputTokens, e.OutputTokens = 1, e.TextTokens+100, 10
+	return e
+}
+
+func (f *fakeEstimator) Price(p *jobs.Plan) {
+	f.price++
+	p.Profile, p.Priced = "fake", true
+	p.All.Cost = float64(p.All.InputTokens)
+}
+
+func TestPlanSamplesExtrapolatesAndSums(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 10 {
+		write(t, dir, fmt.Sprintf("d%02d.txt", i), []byte(strings.Repeat("the tenant pays rent. ", 20+i*5)))
+	}
+	write(t, dir, "bad.txt", []byte(strings.Repeat("x", 100)))
+	write(t, dir, "empty.txt", nil)
+	in := &ingest.Ingester{Open: open}
+	o := ingest.Options{Sources: []string{dir}, Out: filepath.Join(t.TempDir(), "out"), Task: jobs.TaskAuto}
+
+	exact := &fakeEstimator{}
+	p, err := in.Plan(context.Background(), o, exact, ingest.PlanOptions{Sample: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every processable item read; the empty one skipped by the listing, the
+	// unreadable one by the estimate (and counted as sampled).
+	if p.Total != 12 || exact.read != 11 || p.Skipped != 2 || p.All.Items != 10 || p.Sampled != 11 || p.Extrapolated {
+		t.Fatalf("exact plan %+v (read %d): want 12 items, 11 read, 2 skipped, 10 to process", p, exact.read)
+	}
+	if exact.price != 1 || p.Profile != "fake" || p.All.Cost != float64(p.All.InputTokens) || p.All.Requests != 10 {
+		t.Errorf("plan %+v: want priced once by the estimator", p)
+	}
+	if d := p.Kinds[jobs.KindDocument]; d.Items != 10 || d.InputTokens != p.All.InputTokens {
+		t.Errorf("documents %+v, all %+v", d, p.All)
+	}
+
+	sampled := &fakeEstimator{}
+	q, err := in.Plan(context.Background(), o, sampled, ingest.PlanOptions{Sample: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !q.Extrapolated || q.Sampled != 3 || sampled.read != 3 || q.Total != 12 {
+		t.Fatalf("sampled plan %+v (read %d): want 3 read, the rest extrapolated", q, sampled.read)
+	}
+	// The unreadable file may be in the sample (skipped) or not (counted).
+	if q.All.Items+q.Skipped != 12 {
+		t.Errorf("items %d + skipped %d, want 12", q.All.Items, q.Skipped)
+	}
+	got, want := float64(q.All.InputTokens), float64(p.All.InputTokens)
+	if q.Skipped == 1 && (got < want*0.8 || got > want*1.2) {
+		t.Errorf("extrapolated input tokens %.0f, exact %.0f", got, want)
+	}
+}

@@ -1,0 +1,88 @@
+package jobs
+
+// PlanItem is the estimate of one item of a batch before it runs: what
+// `llamapipe plan` counts and the API's submit answer sums up.
+type PlanItem struct {
+	// Kind is the item's kind (KindDocument, KindImage); Type its sniffed
+	// file type ("pdf", "jpeg", ...).
+	Kind Kind
+	Type FileType
+	Size int64
+	// Pages are a PDF's pages; Images is 1 for an image.
+	Pages    int
+	Images   int
+	Requests int
+	// InputTokens, OutputTokens and ImageTokens (the part of InputTokens
+	// that are image tiles) are the model tokens the item would use.
+	InputTokens  int
+	OutputTokens int
+	ImageTokens  int
+	// TextTokens is a document's estimated text, before prompts and
+	// chunking.
+	TextTokens int
+	// Skip is why the item would not be processed ("" if it would). An
+	// item that could not be read starts with PlanWouldFail.
+	Skip string
+}
+
+// Skip reasons of a plan that are not the listing's.
+const (
+	// PlanUnchanged is the Skip of an item whose results are kept.
+	PlanUnchanged = "unchanged since the last run (results kept)"
+	// PlanWouldFail starts the Skip of an item the workers could not read.
+	PlanWouldFail = "would fail: "
+)
+
+// PlanTotals add up the items to be processed (of one kind, or all).
+type PlanTotals struct {
+	Items        int   `json:"items"`
+	Pages        int   `json:"pages"`
+	Images       int   `json:"images"`
+	Requests     int   `json:"requests"`
+	InputTokens  int64 `json:"input_tokens"`
+	OutputTokens int64 `json:"output_tokens"`
+	// ImageTokens is the part of InputTokens that are image tiles.
+	ImageTokens int64 `json:"image_tokens"`
+	// Cost is the online price under the profile's prices (0 without).
+	Cost float64 `json:"cost"`
+	// BatchCost is the price through the provider's batch API, when the
+	// profile has a batch discount.
+	BatchCost *float64 `json:"batch_cost,omitempty"`
+}
+
+// Add adds one item's estimate to t.
+func (t *PlanTotals) Add(e PlanItem) {
+	t.Items++
+	t.Pages += e.Pages
+	t.Images += e.Images
+	t.Requests += e.Requests
+	t.InputTokens += int64(e.InputTokens)
+	t.OutputTokens += int64(e.OutputTokens)
+	t.ImageTokens += int64(e.ImageTokens)
+}
+
+// Plan is a batch's estimate.
+type Plan struct {
+	// Profile names the model profile priced (its preset name, else its
+	// provider); Provider and Model are the profile's.
+	Profile  string `json:"profile"`
+	Provider string `json:"provider"`
+	Model    string `json:"model,omitempty"`
+	// Currency of the costs; Priced is false when the profile has no
+	// prices (every cost is then 0).
+	Currency string `json:"currency,omitempty"`
+	Priced   bool   `json:"priced"`
+	// Total is how many items the batch holds; Skipped how many of them
+	// would not be processed, by reason in Skips.
+	Total   int            `json:"total"`
+	Skipped int            `json:"skipped"`
+	Skips   map[string]int `json:"skips,omitempty"`
+	// Kinds are the totals of the items to be processed by kind; All the
+	// totals over every kind.
+	Kinds map[Kind]PlanTotals `json:"kinds"`
+	All   PlanTotals            `json:"all"`
+	// Sampled is how many items were estimated exactly; Extrapolated is
+	// true when the others' numbers were scaled from them by size.
+	Sampled      int  `json:"sampled"`
+	Extrapolated bool `json:"extrapolated"`
+}

@@ -1,0 +1,15 @@
+// Package estimate is the per-item estimate behind `llamapipe plan` and the
+// API's submit answer: how many model requests and tokens one listed item
+// needs (PDF pages, a document's text chunked like the worker chunks it,
+// image tiles at the size the worker sends), and what they cost under a
+// model profile's prices. Its Estimator implements ingest.ItemEstimator;
+// ingest lists, samples and sums (ingest.Ingester.Plan).
+//
+// It sits next to the worker's request building and shares its rules with
+// the worker (TextBudget, Password), so a plan and a run cannot disagree
+// about how much text a request carries or which password opens a PDF.
+//
+// It must not enqueue or write anything, call a model, or know about flags,
+// HTTP or Redis; it must not import the top-level worker package (which
+// imports it) or anything under ingest/ but pdfsplit.
+package estimate

@@ -1,0 +1,258 @@
+package estimate
+
+import (
+	"bytes"
+	"context"
+	"image"
+	_ "image/gif" // image headers for planning
+	_ "image/jpeg"
+	_ "image/png"
+	"io"
+	"path"
+
+	_ "golang.org/x/image/bmp"
+	_ "golang.org/x/image/tiff"
+	_ "golang.org/x/image/webp"
+
+	"github.com/llamapipe/llamapipe/ingest/pdfsplit"
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/worker/chunk"
+	"github.com/llamapipe/llamapipe/worker/extract"
+	"github.com/llamapipe/llamapipe/worker/llm"
+)
+
+// Planning assumptions, in tokens. They are estimates, and the report after
+// a run has the real numbers.
+const (
+	TokensPerPDFPage = 550  // a dense contract page
+	PromptTokens     = 500  // instructions and schema of one request
+	SummaryOutput    = 1500 // a contract digest
+	MapOutput        = 700  // the facts of one chunk
+	CaptionOutput    = 350  // one caption JSON
+
+	imageHeaderMaxLen = 256 << 10
+)
+
+// DefaultImageMaxSide is the long side images are fitted to when
+// Options.ImageMaxSide is zero (the workers' default).
+const DefaultImageMaxSide = 1344
+
+// PromptReserve is the room left in the context window for the prompt's
+// own instructions and framing.
+const PromptReserve = 2048
+
+// TextBudget is how many tokens of document text one request to a model
+// with this profile may carry, leaving room for the prompt and for an answer
+// of maxOut tokens (zero: the profile's cap, at most 4096). The worker
+// chunks documents by it.
+func TextBudget(prof llm.Profile, maxOut int) int {
+	ctxTokens := prof.ContextTokens
+	if ctxTokens <= 0 {
+		ctxTokens = 8192
+	}
+	if maxOut == 0 {
+		maxOut = min(prof.MaxOutputTokens, 4096)
+	}
+	return max(ctxTokens-maxOut-PromptReserve, 512)
+}
+
+// Password finds a PDF's password in passwords by the object's full URL,
+// its key, or its file name (in that order); "" when none is given. The
+// worker opens PDFs with it.
+func Password(passwords map[string]string, ref jobs.Ref) string {
+	for _, k := range []string{ref.URL(), ref.Key, path.Base(ref.Key)} {
+		if pw, ok := passwords[k]; ok {
+			return pw
+		}
+	}
+	return ""
+}
+
+// Options tune an Estimator.
+type Options struct {
+	// MaxOutputTokens is the batch's answer cap (it sizes document chunks).
+	// Zero: the profile's.
+	MaxOutputTokens int
+	// ImageMaxSide is the long side, in pixels, images are sent at. Zero
+	// means DefaultImageMaxSide; negative: images are sent as they are.
+	ImageMaxSide int
+	// PDFPasswords maps a source URL, key or file name to its PDF password
+	// (see Password).
+	PDFPasswords map[string]string
+}
+
+// Estimator estimates items under one model profile. It implements
+// ingest.ItemEstimator.
+type Estimator struct {
+	prof      llm.Profile
+	budget    int
+	maxSide   int
+	passwords map[string]string
+}
+
+// New returns an Estimator for prof.
+func New(prof llm.Profile, opts Options) *Estimator {
+	maxSide := opts.ImageMaxSide
+	switch {
+	case maxSide == 0:
+		maxSide = DefaultImageMaxSide
+	case maxSide < 0:
+		maxSide = 0
+	}
+	return &Estimator{prof: prof, budget: TextBudget(prof, opts.MaxOutputTokens), maxSide: maxSide, passwords: opts.PDFPasswords}
+}
+
+// Estimate estimates item e (its Kind, Type and Size set), the object ref
+// in st whose first bytes are head: documents are read (PDF pages ×
+// TokensPerPDFPage, else the extracted text's tokens, mapped and reduced in
+// chunks of the text budget), images are fitted to the image size and
+// counted in Llama 4 tiles. An item that cannot be read gets a Skip reason
+// starting jobs.PlanWouldFail.
+func (x *Estimator) Estimate(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte, e jobs.PlanItem) jobs.PlanItem {
+	switch e.Kind {
+	case jobs.KindImage:
+		w, h := imageSize(ctx, st, ref, head)
+		e.Images, e.Requests = 1, 1
+		setUsage(&e, imageUsage(w, h, x.maxSide))
+	case jobs.KindDocument:
+		tokens, pages, err := documentTokens(ctx, st, ref, e.Type, x.passwords)
+		if err != nil {
+			e.Skip = jobs.PlanWouldFail + err.Error()
+			return e
+		}
+		e.Pages, e.TextTokens = pages, tokens
+		var u llm.Usage
+		e.Requests, u = documentUsage(tokens, x.budget)
+		setUsage(&e, u)
+	}
+	return e
+}
+
+// Extrapolate fills in the requests and tokens of e, which was not read: a
+// document from its TextTokens, an image (of unknown size) at the largest
+// size images are sent at.
+func (x *Estimator) Extrapolate(e jobs.PlanItem) jobs.PlanItem {
+	var u llm.Usage
+	switch e.Kind {
+	case jobs.KindDocument:
+		e.Requests, u = documentUsage(e.TextTokens, x.budget)
+	case jobs.KindImage:
+		e.Images, e.Requests, u = 1, 1, imageUsage(x.maxSide, x.maxSide, x.maxSide)
+	default:
+		return e
+	}
+	setUsage(&e, u)
+	return e
+}
+
+// Price names the profile in p (its preset, else its provider) and prices
+// p's totals under its prices, with the batch API's price when the profile
+// has a batch discount.
+func (x *Estimator) Price(p *jobs.Plan) {
+	prof := x.prof
+	p.Profile, p.Provider, p.Model, p.Currency = prof.Preset, prof.Provider, prof.Model, prof.Prices.Currency
+	if p.Profile == "" {
+		p.Profile = prof.Provider
+	}
+	p.Priced = prof.Prices.InputPerMillion > 0 || prof.Prices.OutputPerMillion > 0 || prof.Prices.ImagePerThousand > 0
+	for kind, t := range p.Kinds {
+		x.price(&t)
+		p.Kinds[kind] = t
+	}
+	x.price(&p.All)
+}
+
+func (x *Estimator) price(t *jobs.PlanTotals) {
+	prices := x.prof.Prices
+	t.Cost = prices.Cost(llm.Usage{InputTokens: int(t.InputTokens), OutputTokens: int(t.OutputTokens), ImageTokens: int(t.ImageTokens)})
+	t.BatchCost = nil
+	if prices.BatchDiscount > 0 {
+		b := t.Cost * prices.BatchDiscount
+		t.BatchCost = &b
+	}
+}
+
+// setUsage copies a request's token counts into an item's estimate.
+func setUsage(e *jobs.PlanItem, u llm.Usage) {
+	e.InputTokens, e.OutputTokens, e.ImageTokens = u.InputTokens, u.OutputTokens, u.ImageTokens
+}
+
+// imageUsage is one caption request for an image of w×h pixels fitted to
+// maxSide (0: as it is).
+func imageUsage(w, h, maxSide int) llm.Usage {
+	if m := max(w, h); m > maxSide && maxSide > 0 {
+		w, h = w*maxSide/m, h*maxSide/m
+	}
+	img := llm.EstimateImageTokens(w, h)
+	return llm.Usage{InputTokens: img + PromptTokens, ImageTokens: img, OutputTokens: CaptionOutput, Estimated: true}
+}
+
+// documentUsage is the requests a document of tokens text tokens needs:
+// one summary when it fits budget, else a map per chunk and reduces.
+func documentUsage(tokens, budget int) (int, llm.Usage) {
+	if tokens <= budget {
+		return 1, llm.Usage{InputTokens: tokens + PromptTokens, OutputTokens: SummaryOutput, Estimated: true}
+	}
+	chunks := (tokens + budget - 1) / budget
+	reduces := 1 + chunks*MapOutput/budget
+	return chunks + reduces, llm.Usage{
+		InputTokens:  tokens + chunks*PromptTokens + chunks*MapOutput + reduces*PromptTokens,
+		OutputTokens: chunks*MapOutput + reduces*SummaryOutput,
+		Estimated:    true,
+	}
+}
+
+func readAll(ctx context.Context, st storage.Store, key string, limit int64) ([]byte, error) {
+	rc, err := st.Get(ctx, key, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, limit))
+}
+
+// imageSize reads an image's dimensions from its header (head), fetching
+// more of ref when the header is further in (large EXIF blocks).
+func imageSize(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte) (int, int) {
+	if cfg, _, err := image.DecodeConfig(bytes.NewReader(head)); err == nil {
+		return cfg.Width, cfg.Height
+	}
+	rc, err := st.Get(ctx, ref.Key, &storage.Range{Length: imageHeaderMaxLen})
+	if err != nil {
+		return 0, 0
+	}
+	defer rc.Close()
+	if cfg, _, err := image.DecodeConfig(rc); err == nil {
+		return cfg.Width, cfg.Height
+	}
+	return 0, 0
+}
+
+// documentTokens estimates a document's text tokens (and pages for PDFs),
+// a PDF opened with the password the worker would use.
+func documentTokens(ctx context.Context, st storage.Store, ref jobs.Ref, typ jobs.FileType, passwords map[string]string) (int, int, error) {
+	data, err := readAll(ctx, st, ref.Key, ref.Size+1)
+	if err != nil {
+		return 0, 0, err
+	}
+	var text string
+	switch typ {
+	case jobs.FilePDF:
+		info, err := pdfsplit.Inspect(data, Password(passwords, ref))
+		if err != nil {
+			return 0, 0, err
+		}
+		return info.Pages * TokensPerPDFPage, info.Pages, nil
+	case jobs.FileDOCX:
+		text, err = extract.DOCX(data, extract.Limits{})
+	case jobs.FileHTML:
+		text, err = extract.HTML(data)
+	default:
+		text, err = extract.Text(data)
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	return chunk.EstimateTokens(text), 0, nil
+}
