@@ -8,7 +8,7 @@
 // Every item ends in its batch exactly once: done, or failed with a reason a
 // person can act on. Permanent failures (bad input) skip retries; transient
 // ones retry with backoff; a panic in a handler becomes a failed attempt, not
-// a dead process. The worker knows jobs/ (the contract) and storage/, and of
-// ingest/ only the leaf library ingest/pdfsplit (pdfcpu's page split, which
-// long PDFs are cut with into chunk PDFs for their map tasks).
+// a dead process. The worker knows jobs/ (the contract) and storage/, and
+// nothing under ingest/: the PDF page split that long PDFs are cut with into
+// chunk PDFs for their map tasks is worker/pdfsplit.
 package worker

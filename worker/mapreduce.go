@@ -33,7 +33,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/llamapipe/llamapipe/ingest/pdfsplit"
+	"github.com/llamapipe/llamapipe/worker/pdfsplit"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"

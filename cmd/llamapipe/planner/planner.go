@@ -20,7 +20,7 @@ import (
 	_ "golang.org/x/image/webp"
 
 	"github.com/llamapipe/llamapipe/ingest"
-	"github.com/llamapipe/llamapipe/ingest/pdfsplit"
+	"github.com/llamapipe/llamapipe/worker/pdfsplit"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker"
