@@ -33,13 +33,13 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/llamapipe/llamapipe/worker/pdfsplit"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/chunk"
 	"github.com/llamapipe/llamapipe/worker/extract"
 	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/pdfsplit"
 )
 
 // distribute continues a document that does not fit one request in map
