@@ -172,22 +172,22 @@ func (s *Stage) Map(ctx context.Context, it Item, mp jobs.MapPayload) error {
 // mapAsk reads the chunk and asks the map prompt for each of its units:
 // its text (in pieces when over the budget) and its pages without text,
 // in groups the model takes as images.
-func (st *Stage) mapAsk(ctx context.Context, it Item, mp jobs.MapPayload) (mapResult, error) {
+func (s *Stage) mapAsk(ctx context.Context, it Item, mp jobs.MapPayload) (mapResult, error) {
 	p := mp.Item
 	res := mapResult{V: 1, Index: mp.Index, Count: mp.Count, Partials: []mapPartial{}}
-	doc, err := st.chunkContent(ctx, it, mp)
+	doc, err := s.chunkContent(ctx, it, mp)
 	if err != nil {
 		return res, err
 	}
 	if err := it.Report.Stopped(ctx); err != nil {
 		return res, err
 	}
-	mapT, err := st.cfg.Prompts.Load(prompts.SummaryMap)
+	mapT, err := s.cfg.Prompts.Load(prompts.SummaryMap)
 	if err != nil {
 		return res, fmt.Errorf("map prompt: %w", err)
 	}
 	var o stage.Outcome
-	s := st.summarizer(it, &o, mp.DocPages)
+	sm := s.summarizer(it, &o, mp.DocPages)
 	maxImages := it.Model.Profile().MaxImages
 	if len(doc.scanned) > 0 && maxImages == 0 {
 		doc.scanned = nil // left out, as in the item task
@@ -197,7 +197,7 @@ func (st *Stage) mapAsk(ctx context.Context, it Item, mp jobs.MapPayload) (mapRe
 		if len(images) > 0 {
 			first, last = images[0].page, images[len(images)-1].page
 		}
-		user, err := mapT.Render(prompts.ChunkData{Language: s.lang, Chunk: mp.Index, Chunks: mp.Count, FirstPage: first, LastPage: last})
+		user, err := mapT.Render(prompts.ChunkData{Language: sm.lang, Chunk: mp.Index, Chunks: mp.Count, FirstPage: first, LastPage: last})
 		if err != nil {
 			return fmt.Errorf("map prompt: %w", err)
 		}
@@ -209,7 +209,7 @@ func (st *Stage) mapAsk(ctx context.Context, it Item, mp jobs.MapPayload) (mapRe
 					llm.Part{Image: &llm.Image{MIME: "image/jpeg", Data: im.jpeg, Width: im.width, Height: im.height}})
 			}
 		}
-		a, err := s.ask(ctx, mapT, req)
+		a, err := sm.ask(ctx, mapT, req)
 		if err != nil {
 			return err
 		}
@@ -218,9 +218,9 @@ func (st *Stage) mapAsk(ctx context.Context, it Item, mp jobs.MapPayload) (mapRe
 	}
 	if strings.TrimSpace(stripMarkers(doc.text)) != "" {
 		texts := []string{doc.text}
-		if chunk.EstimateTokens(doc.text) > s.budget {
+		if chunk.EstimateTokens(doc.text) > sm.budget {
 			texts = texts[:0]
-			for _, c := range chunk.Split(doc.text, s.budget, 200) {
+			for _, c := range chunk.Split(doc.text, sm.budget, 200) {
 				texts = append(texts, c.Text)
 			}
 		}
@@ -245,7 +245,7 @@ func (st *Stage) mapAsk(ctx context.Context, it Item, mp jobs.MapPayload) (mapRe
 		}
 	}
 	res.InputTokens, res.OutputTokens, res.Cost, res.Currency, res.Model = o.InputTokens, o.OutputTokens, o.Cost, o.Currency, o.Model
-	res.Requests, res.Estimated = s.requests, s.estimated
+	res.Requests, res.Estimated = sm.requests, sm.estimated
 	return res, nil
 }
 
@@ -289,9 +289,9 @@ func (s *Stage) chunkContent(ctx context.Context, it Item, mp jobs.MapPayload) (
 
 // Reduce reads every map answer of a long document, reduces them in a tree
 // and writes the digest, summing what every stage cost into o.
-func (st *Stage) Reduce(ctx context.Context, it Item, rp jobs.ReducePayload, o *stage.Outcome) error {
+func (s *Stage) Reduce(ctx context.Context, it Item, rp jobs.ReducePayload, o *stage.Outcome) error {
 	p, out := rp.Item, it.Out
-	s := st.summarizer(it, o, rp.DocPages)
+	sm := s.summarizer(it, o, rp.DocPages)
 	var partials []string
 	for i := 1; i <= rp.Count; i++ {
 		key := jobs.MapResultKey(p.Batch, p.Item, i)
@@ -307,8 +307,8 @@ func (st *Stage) Reduce(ctx context.Context, it Item, rp jobs.ReducePayload, o *
 		o.Cost += res.Cost
 		o.Currency = cmp.Or(res.Currency, o.Currency)
 		o.Model = cmp.Or(res.Model, o.Model)
-		s.requests += res.Requests
-		s.estimated = s.estimated || res.Estimated
+		sm.requests += res.Requests
+		sm.estimated = sm.estimated || res.Estimated
 		for _, pt := range res.Partials {
 			partials = append(partials, fmt.Sprintf("Partial result %d (pages %d-%d):\n%s", len(partials)+1, pt.FirstPage, pt.LastPage, compactJSON(pt.Facts)))
 		}
@@ -317,11 +317,11 @@ func (st *Stage) Reduce(ctx context.Context, it Item, rp jobs.ReducePayload, o *
 		return stage.Permanent("no text found: the document is blank", nil)
 	}
 	it.Log.InfoContext(ctx, "document mapped", "chunks", rp.Count, "partials", len(partials))
-	tmpl, final, err := s.reduce(ctx, partials)
+	tmpl, final, err := sm.reduce(ctx, partials)
 	if err != nil {
 		return err
 	}
-	return s.writeDigest(ctx, tmpl, final)
+	return sm.writeDigest(ctx, tmpl, final)
 }
 
 func readMapResult(ctx context.Context, out storage.Store, key string) (mapResult, error) {
