@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/localstore"
 	"github.com/llamapipe/llamapipe/worker/caption"
@@ -96,25 +97,6 @@ func (m *captionModel) Complete(_ context.Context, req llm.Request) (llm.Respons
 	return llm.Response{Text: string(b), Model: "vision", Usage: llm.Usage{InputTokens: 1000, OutputTokens: 50}}, nil
 }
 
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		c := filepath.Join(dir, "shared", "corpus")
-		if fi, err := os.Stat(c); err == nil && fi.IsDir() {
-			return c
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no shared/corpus beside the repository or above it")
-		}
-		dir = parent
-	}
-}
-
 func openDir(t *testing.T, dir string) storage.Store {
 	t.Helper()
 	st, err := localstore.Open(dir)
@@ -126,7 +108,7 @@ func openDir(t *testing.T, dir string) storage.Store {
 }
 
 func TestIdenticalImageIsCaptionedOnceAndProductsReachThePrompt(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(corpusDir(t), "images", "photos", "ColorfulCups_by_Dmitri_Popov.jpg"))
+	data, err := os.ReadFile(filepath.Join(jobstest.CorpusDir(t, "images", "photos"), "ColorfulCups_by_Dmitri_Popov.jpg"))
 	if err != nil {
 		t.Fatal(err)
 	}

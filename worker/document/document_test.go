@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/localstore"
 	"github.com/llamapipe/llamapipe/worker/document"
@@ -193,7 +194,7 @@ func TestBlankAndUnsupportedDocumentsFailForGood(t *testing.T) {
 }
 
 func TestScannedPDFWithoutImageModelFailsWithAReason(t *testing.T) {
-	dir := filepath.Join(corpusDir(t), "pdfs", "scanned")
+	dir := jobstest.CorpusDir(t, "pdfs", "scanned")
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -237,26 +238,5 @@ func TestTextBudget(t *testing.T) {
 		if got := document.TextBudget(c.prof, c.maxOut); got != c.want {
 			t.Errorf("TextBudget(%+v, %d) = %d, want %d", c.prof, c.maxOut, got, c.want)
 		}
-	}
-}
-
-// corpusDir finds shared/corpus beside the repository (or beside a folder
-// holding it, as with git worktrees).
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		c := filepath.Join(dir, "shared", "corpus")
-		if fi, err := os.Stat(c); err == nil && fi.IsDir() {
-			return c
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no shared/corpus beside the repository or above it")
-		}
-		dir = parent
 	}
 }
