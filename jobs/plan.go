@@ -80,7 +80,7 @@ type Plan struct {
 	// Kinds are the totals of the items to be processed by kind; All the
 	// totals over every kind.
 	Kinds map[Kind]PlanTotals `json:"kinds"`
-	All   PlanTotals            `json:"all"`
+	All   PlanTotals          `json:"all"`
 	// Sampled is how many items were estimated exactly; Extrapolated is
 	// true when the others' numbers were scaled from them by size.
 	Sampled      int  `json:"sampled"`

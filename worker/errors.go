@@ -12,38 +12,27 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/worker/caption"
 	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/stage"
 )
 
 // PermanentError is a failure that retrying cannot fix: bad input, an
 // unsupported format, a model that refuses the request. Its Reason is what
-// the manifest shows.
-type PermanentError struct {
-	Reason string
-	Err    error
-}
-
-func (e *PermanentError) Error() string {
-	if e.Err != nil && e.Reason == "" {
-		return e.Err.Error()
-	}
-	return e.Reason
-}
-
-func (e *PermanentError) Unwrap() error { return e.Err }
+// the manifest shows. (Declared in worker/stage, where the stages make it.)
+type PermanentError = stage.PermanentError
 
 // permanent wraps err as a PermanentError with a reason for people.
-func permanent(reason string, err error) error {
-	return &PermanentError{Reason: reason, Err: err}
-}
+func permanent(reason string, err error) error { return stage.Permanent(reason, err) }
 
 // FatalError stops the whole batch: the provider refused the key or the
 // model. One message is recorded for the batch and every remaining item
-// fails fast with it.
-type FatalError struct{ Err error }
+// fails fast with it. (Declared in worker/stage.)
+type FatalError = stage.FatalError
 
-func (e *FatalError) Error() string { return "batch stopped: " + e.Err.Error() }
-func (e *FatalError) Unwrap() error { return e.Err }
+// errDuplicateInFlight: an identical image is being captioned by another
+// task; retry shortly. It is not a failure (see isFailure).
+var errDuplicateInFlight = caption.ErrDuplicateInFlight
 
 // PausedError holds an item back while its tenant has no budget left
 // (Err is the *tenants.BudgetError). It is not a failure: the task waits in

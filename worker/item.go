@@ -1,11 +1,9 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -16,24 +14,11 @@ import (
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/llm/ratelimit"
 	"github.com/llamapipe/llamapipe/worker/metrics"
+	"github.com/llamapipe/llamapipe/worker/stage"
 )
 
-// outcome is what processing one item produced.
-type outcome struct {
-	results      []string
-	inputTokens  int
-	outputTokens int
-	cost         float64
-	currency     string
-	model        string
-	pages        int
-	chunks       int
-	// skipped, when set, records the item as skipped with this reason.
-	skipped string
-	// continued: the item goes on in other tasks (a long document's map and
-	// reduce tasks); this task records nothing, the reduce records the item.
-	continued bool
-}
+// outcome is what processing one item (or one of its tasks) produced.
+type outcome = stage.Outcome
 
 // itemHandler wraps handleItem: panics become errors, and the item's final
 // state is recorded exactly once — on success, on a permanent failure, or
@@ -45,7 +30,6 @@ func (w *Worker) itemHandler() asynq.Handler {
 			// Without a decodable payload there is no item to record.
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
-		ctx = withItem(ctx, p)
 		taskID, _ := asynq.GetTaskID(ctx)
 		log := w.log.With("batch_id", p.Batch, "source", p.Source.URL(), "task_id", taskID)
 		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item); err != nil {
@@ -84,22 +68,22 @@ func (w *Worker) itemHandler() asynq.Handler {
 // mapped) is not final and records nothing; any final failure of any of an
 // item's tasks records the item, once.
 func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, out outcome, start time.Time, err error) error {
-	if err == nil && out.continued {
+	if err == nil && out.Continued {
 		return nil
 	}
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	e := jobs.Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind, Type: p.Type,
 		ResultBase: p.ResultBase, Task: p.Task, Key: p.Source.Key,
-		Attempts: retried + 1, DurationMS: w.now().Sub(start).Milliseconds(), Results: out.results,
-		InputTokens: out.inputTokens, OutputTokens: out.outputTokens, Cost: out.cost, Currency: out.currency,
-		Model: out.model, Pages: out.pages, Chunks: out.chunks}
+		Attempts: retried + 1, DurationMS: w.now().Sub(start).Milliseconds(), Results: out.Results,
+		InputTokens: out.InputTokens, OutputTokens: out.OutputTokens, Cost: out.Cost, Currency: out.Currency,
+		Model: out.Model, Pages: out.Pages, Chunks: out.Chunks}
 	var returnErr error
 	switch err = classify(err); {
 	case errors.Is(err, errCancelled):
 		e.Status, e.Error = jobs.StatusCancelled, "cancelled: the batch was cancelled before this item finished"
-	case err == nil && out.skipped != "":
-		e.Status, e.Error = jobs.StatusSkipped, out.skipped
+	case err == nil && out.Skipped != "":
+		e.Status, e.Error = jobs.StatusSkipped, out.Skipped
 	case err == nil:
 		e.Status = jobs.StatusDone
 	default:
@@ -234,13 +218,17 @@ func (w *Worker) process(ctx context.Context, log *slog.Logger, p jobs.ItemPaylo
 	var o outcome
 	switch p.Task {
 	case jobs.TaskCaption:
-		o, err = w.caption(ctx, log, p, data, out)
+		o, err = w.caption.Caption(ctx, w.captionItem(log, p, out), data)
 	case jobs.TaskSummarize:
-		o, err = w.summarize(ctx, log, p, data, out, start)
+		var maps []jobs.MapPayload
+		o, maps, err = w.document.Summarize(ctx, w.documentItem(log, p, out), data, start)
+		if err == nil && o.Continued {
+			err = w.enqueueMaps(ctx, log, p, maps)
+		}
 	default:
 		return o, permanent(fmt.Sprintf("unknown task %q", p.Task), nil)
 	}
-	if err != nil || o.skipped != "" || o.continued {
+	if err != nil || o.Skipped != "" || o.Continued {
 		return o, err
 	}
 	return o, w.writeMarker(ctx, out, p)
@@ -262,32 +250,14 @@ func (w *Worker) writeMarker(ctx context.Context, out storage.Store, p jobs.Item
 // read fetches the source object, refusing one that changed since ingest
 // (its ETag differs) or grew past the size limit.
 func (w *Worker) read(ctx context.Context, st storage.Store, ref jobs.Ref) ([]byte, error) {
-	info, err := st.Stat(ctx, ref.Key)
+	return stage.Read(ctx, st, ref, w.cfg.MaxInputBytes)
+}
+
+// reread fetches an item's source again.
+func (w *Worker) reread(ctx context.Context, p jobs.ItemPayload) ([]byte, error) {
+	src, err := w.stores.get(ctx, p.Source.Location)
 	if err != nil {
-		return nil, fmt.Errorf("stat %s: %w", ref.URL(), err)
+		return nil, err
 	}
-	if ref.ETag != "" && info.ETag != ref.ETag {
-		return nil, permanent(fmt.Sprintf("source changed after ingest (ETag %s, now %s): run the batch again to process the new version", ref.ETag, info.ETag), nil)
-	}
-	if info.Size > w.cfg.MaxInputBytes {
-		return nil, permanent(fmt.Sprintf("too large: %d bytes is over the worker's %d-byte limit", info.Size, w.cfg.MaxInputBytes), nil)
-	}
-	rc, err := st.Get(ctx, ref.Key, nil)
-	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", ref.URL(), err)
-	}
-	defer rc.Close()
-	// One allocation of the object's size, not io.ReadAll's doublings.
-	buf := bytes.NewBuffer(make([]byte, 0, info.Size+bytes.MinRead))
-	if _, err := buf.ReadFrom(io.LimitReader(rc, w.cfg.MaxInputBytes+1)); err != nil {
-		return nil, fmt.Errorf("read %s: %w", ref.URL(), err)
-	}
-	data := buf.Bytes()
-	if int64(len(data)) > w.cfg.MaxInputBytes {
-		return nil, permanent(fmt.Sprintf("too large: over the worker's %d-byte limit", w.cfg.MaxInputBytes), nil)
-	}
-	if len(data) == 0 {
-		return nil, permanent("empty file (0 bytes)", nil)
-	}
-	return data, nil
+	return w.read(ctx, src, p.Source)
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"sync"
 	"time"
 
@@ -18,6 +17,8 @@ import (
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/worker/caption"
+	"github.com/llamapipe/llamapipe/worker/document"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
@@ -108,23 +109,21 @@ type Config struct {
 
 // Worker processes tasks.
 type Worker struct {
-	cfg      Config
-	log      *slog.Logger
-	srv      *asynq.Server
-	client   *asynq.Client
-	stores   *storeCache
-	products productTables
-	// imageSlots bounds how many images are decoded at once.
-	imageSlots chan struct{}
-	now        func() time.Time
+	cfg    Config
+	log    *slog.Logger
+	srv    *asynq.Server
+	client *asynq.Client
+	stores *storeCache
+	now    func() time.Time
+
+	// The stages: documents (extract → chunk → map → reduce → write) and
+	// images (prepare → caption → write).
+	document *document.Stage
+	caption  *caption.Stage
 
 	// bm is batch mode (nil without Config.Batch).
 	bm  *batchMode
 	rdb redis.UniversalClient
-
-	pdfOnce sync.Once
-	pdf     *pdftext.Extractor
-	pdfErr  error
 }
 
 // New returns a Worker; Run starts it.
@@ -147,7 +146,15 @@ func New(cfg Config) (*Worker, error) {
 	if w.now == nil {
 		w.now = time.Now
 	}
-	w.imageSlots = make(chan struct{}, cmp.Or(cfg.ImageSlots, runtime.NumCPU()))
+	w.document = document.New(document.Config{Prompts: cfg.Prompts, PDF: cfg.PDF, PDFPasswords: cfg.PDFPasswords,
+		Image: caption.ImageOptions(cfg.Image, cfg.Model.Profile()), MaxInputBytes: cfg.MaxInputBytes,
+		Metrics: cfg.Metrics, Now: w.now})
+	capStage, err := caption.New(caption.Config{Cache: cfg.Tracker, Open: w.stores.get, Prompts: cfg.Prompts,
+		Image: cfg.Image, Slots: cfg.ImageSlots, Metrics: cfg.Metrics, Now: w.now})
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	w.caption = capStage
 	w.client = asynq.NewClient(cfg.Redis)
 	if cfg.Batch != nil {
 		rdb, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)
@@ -221,20 +228,7 @@ func (w *Worker) Close() error {
 	if w.rdb != nil {
 		err = errors.Join(err, w.rdb.Close())
 	}
-	if w.pdf != nil {
-		err = errors.Join(err, w.pdf.Close())
-	}
-	return err
-}
-
-func (w *Worker) pdfExtractor(ctx context.Context) (*pdftext.Extractor, error) {
-	w.pdfOnce.Do(func() {
-		w.pdf, w.pdfErr = pdftext.New(ctx, w.cfg.PDF)
-		if w.pdfErr != nil {
-			w.pdfErr = fmt.Errorf("start PDF extractor: %w", w.pdfErr)
-		}
-	})
-	return w.pdf, w.pdfErr
+	return errors.Join(err, w.document.Close())
 }
 
 // storeCache opens each location once.

@@ -32,9 +32,9 @@ import (
 
 func corpus(t *testing.T, rel string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "shared", "corpus", filepath.FromSlash(rel)))
+	b, err := os.ReadFile(filepath.Join(jobstest.CorpusDir(t), filepath.FromSlash(rel)))
 	if err != nil {
-		t.Fatalf("corpus file %s (is ../shared/corpus beside the repo?): %v", rel, err)
+		t.Fatalf("corpus file %s: %v", rel, err)
 	}
 	return b
 }
@@ -652,7 +652,7 @@ func TestEveryCorpusImageEndsWithAReason(t *testing.T) {
 	e := newEnv(t)
 	model := &recordingModel{Client: offline.New(offline.Options{})}
 	e.startWorker(model, 4)
-	dir := filepath.Join("..", "..", "shared", "corpus", "images")
+	dir := jobstest.CorpusDir(t, "images")
 
 	// The orientation samples first: every Landscape_N reaches the model
 	// wider than tall, every Portrait_N taller than wide.

@@ -14,12 +14,12 @@ import (
 	_ "golang.org/x/image/tiff"
 	_ "golang.org/x/image/webp"
 
-	"github.com/llamapipe/llamapipe/ingest/pdfsplit"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/chunk"
 	"github.com/llamapipe/llamapipe/worker/extract"
 	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/pdfsplit"
 )
 
 // Planning assumptions, in tokens. They are estimates, and the report after

@@ -8,5 +8,5 @@
 // ErrTooManyPages) versus retryable ones (context cancellation/timeouts).
 //
 // It must not know about storage, queues, prompts, models or how pages are
-// grouped into chunks (see ingest/pdfsplit); it never logs document text.
+// grouped into chunks (see worker/pdfsplit); it never logs document text.
 package pdftext

@@ -1,10 +1,12 @@
-package worker
+package document
 
 import (
 	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/llamapipe/llamapipe/worker/stage"
 )
 
 func compactJSON(doc map[string]any) string {
@@ -22,7 +24,7 @@ var digestOrder = []string{"document_type", "executive_summary", "parties", "eff
 	"governing_law_and_venue", "risky_clauses"}
 
 // renderDigest renders a summary JSON as Markdown for people.
-func renderDigest(title string, doc map[string]any, m meta) string {
+func renderDigest(title string, doc map[string]any, m stage.Meta) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# %s\n\n", title)
 	seen := map[string]bool{}

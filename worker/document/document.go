@@ -1,7 +1,8 @@
-package worker
+package document
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
@@ -21,156 +23,253 @@ import (
 	"github.com/llamapipe/llamapipe/worker/extract"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
 	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/metrics"
 	"github.com/llamapipe/llamapipe/worker/pdftext"
+	"github.com/llamapipe/llamapipe/worker/stage"
 )
 
-// summarize extracts a document's text and asks the model for a digest in
-// one request when the text fits the context budget. A longer document (or
-// one with scanned pages) is continued elsewhere: its chunks are planned by
-// the measured tokens, written under the batch's work prefix and mapped by
-// separate tasks (see distribute), and its reduce task writes the digest and
-// records the item.
-func (w *Worker) summarize(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, data []byte, out storage.Store, start time.Time) (outcome, error) {
-	var o outcome
-	doc, err := w.documentContent(ctx, p, data)
-	o.pages = doc.pages
+// Model is the model as this stage calls it (llm.Client has both methods).
+type Model interface {
+	Complete(ctx context.Context, req llm.Request) (llm.Response, error)
+	Profile() llm.Profile
+}
+
+// Reporter is what the stage tells the batch record about one item, and
+// asks of it.
+type Reporter interface {
+	// Progress records the item's stage for the dashboard, best effort.
+	Progress(ctx context.Context, stage string, done, total int)
+	// Stopped returns an error when the item must stop at this step (its
+	// batch was cancelled); the stage returns it wrapped.
+	Stopped(ctx context.Context) error
+}
+
+// Config is the document stage's settings.
+type Config struct {
+	// Prompts override embedded prompt templates by name. Nil: embedded.
+	Prompts prompts.Set
+	// PDF configures the PDF text extractor (started on first use).
+	PDF pdftext.Config
+	// PDFPasswords maps a source key, full URL or file name to its PDF
+	// password.
+	PDFPasswords map[string]string
+	// Image prepares rendered pages without text for the model; the model's
+	// limits must already be applied. Zero: imageprep's defaults.
+	Image imageprep.Options
+	// MaxInputBytes caps how much of one chunk object is read. Zero means
+	// 512 MiB.
+	MaxInputBytes int64
+	// Metrics records extraction times. Nil records nothing.
+	Metrics *metrics.Metrics
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Stage summarizes documents. It is safe for concurrent use; Close stops
+// its PDF extractor.
+type Stage struct {
+	cfg Config
+
+	pdfOnce sync.Once
+	pdf     *pdftext.Extractor
+	pdfErr  error
+}
+
+// New returns the document stage.
+func New(cfg Config) *Stage {
+	cfg.MaxInputBytes = cmp.Or(cfg.MaxInputBytes, 512<<20)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Stage{cfg: cfg}
+}
+
+// Close stops the PDF extractor, if it was started.
+func (s *Stage) Close() error {
+	if s.pdf != nil {
+		return s.pdf.Close()
+	}
+	return nil
+}
+
+func (s *Stage) pdfExtractor(ctx context.Context) (*pdftext.Extractor, error) {
+	s.pdfOnce.Do(func() {
+		s.pdf, s.pdfErr = pdftext.New(ctx, s.cfg.PDF)
+		if s.pdfErr != nil {
+			s.pdfErr = fmt.Errorf("start PDF extractor: %w", s.pdfErr)
+		}
+	})
+	return s.pdf, s.pdfErr
+}
+
+// Item is one document item's work: its payload, where its results (and
+// its work objects) go, the model to ask, a logger with the item's fields,
+// its Reporter, and a way to read its source (the map tasks of a chunk
+// that could not be cut read the original).
+type Item struct {
+	Payload    jobs.ItemPayload
+	Out        storage.Store
+	Model      Model
+	Log        *slog.Logger
+	Report     Reporter
+	ReadSource func(ctx context.Context) ([]byte, error)
+}
+
+// Summarize extracts a document's text (data, its source's bytes) and asks
+// the model for a digest in one request when the text fits the context
+// budget. A longer document (or one with scanned pages) is continued
+// elsewhere: its chunks are planned by the measured tokens and written under
+// the batch's work prefix, and Summarize returns a Continued outcome with
+// one map payload per chunk (Index, Count and Chunk set), for the caller to
+// enqueue; the reduce writes the digest.
+func (s *Stage) Summarize(ctx context.Context, it Item, data []byte, start time.Time) (stage.Outcome, []jobs.MapPayload, error) {
+	var o stage.Outcome
+	log := it.Log
+	doc, err := s.documentContent(ctx, it, data)
+	o.Pages = doc.pages
 	if err != nil {
-		return o, err
+		return o, nil, err
 	}
 	hasText := strings.TrimSpace(stripMarkers(doc.text)) != ""
 	if !hasText && len(doc.scanned) == 0 {
-		return o, permanent("no text found: the document is blank", nil)
+		return o, nil, stage.Permanent("no text found: the document is blank", nil)
 	}
-	prof := w.cfg.Model.Profile()
+	prof := it.Model.Profile()
 	if len(doc.scanned) > 0 && prof.MaxImages == 0 {
 		if !hasText {
-			return o, permanent(fmt.Sprintf("scanned document: its %d pages have no text layer and model %s cannot read images", len(doc.scanned), prof.Model), nil)
+			return o, nil, stage.Permanent(fmt.Sprintf("scanned document: its %d pages have no text layer and model %s cannot read images", len(doc.scanned), prof.Model), nil)
 		}
 		log.InfoContext(ctx, "scanned pages left out: the model takes no images", "pages", len(doc.scanned))
 		doc.scanned = nil
 	}
-	s := &summarizer{w: w, log: log, p: p, out: out, o: &o, title: path.Base(p.Source.Key), lang: language(p.Options),
-		pages: doc.pages, budget: w.textBudget(p)}
-	if len(doc.scanned) > 0 || chunk.EstimateTokens(doc.text) > s.budget {
-		return w.distribute(ctx, log, p, data, out, doc, s.budget, start)
+	sm := s.summarizer(it, &o, doc.pages)
+	if len(doc.scanned) > 0 || chunk.EstimateTokens(doc.text) > sm.budget {
+		return s.distribute(ctx, it, data, doc, sm.budget, start)
 	}
-	tmpl, final, err := s.single(ctx, doc.text)
+	tmpl, final, err := sm.single(ctx, doc.text)
 	if llm.KindOf(err) == llm.TooLarge {
 		// The provider found it too large after all: map-reduce in
 		// halves.
 		log.InfoContext(ctx, "document too large for one request: splitting", "error", err.Error())
-		return w.distribute(ctx, log, p, data, out, doc, s.budget/2, start)
+		return s.distribute(ctx, it, data, doc, sm.budget/2, start)
 	}
 	if err != nil {
-		return o, err
+		return o, nil, err
 	}
-	if err := s.writeDigest(ctx, tmpl, final); err != nil {
-		return o, err
+	if err := sm.writeDigest(ctx, tmpl, final); err != nil {
+		return o, nil, err
 	}
-	return o, nil
+	return o, nil, nil
 }
 
 // writeDigest writes the document's <base>.summary.json and .summary.md and
 // lists them as the outcome's results.
-func (s *summarizer) writeDigest(ctx context.Context, tmpl *prompts.Template, final answer) error {
-	p := s.p
+func (s *summarizer) writeDigest(ctx context.Context, tmpl *prompts.Template, final stage.Answer) error {
+	p := s.it.Payload
 	jsonKey := jobs.ResultKey(p.ResultBase, jobs.SuffixSummaryJSON)
 	mdKey := jobs.ResultKey(p.ResultBase, jobs.SuffixSummaryMD)
-	m := s.w.meta(p, tmpl, *s.o, s.requests, s.estimated || final.usage.Estimated)
-	if err := putJSON(ctx, s.out, jsonKey, final.doc, m); err != nil {
+	m := stage.NewMeta(p, s.it.Model.Profile().Provider, tmpl.Version, *s.o, s.requests, s.estimated || final.Usage.Estimated, s.st.cfg.Now())
+	if err := stage.PutJSON(ctx, s.it.Out, jsonKey, final.Doc, m); err != nil {
 		return err
 	}
-	md := renderDigest(s.title, final.doc, m)
-	if err := s.out.Put(ctx, mdKey, strings.NewReader(md), int64(len(md)), "text/markdown; charset=utf-8"); err != nil {
+	md := renderDigest(s.title, final.Doc, m)
+	if err := s.it.Out.Put(ctx, mdKey, strings.NewReader(md), int64(len(md)), "text/markdown; charset=utf-8"); err != nil {
 		return fmt.Errorf("write %s: %w", mdKey, err)
 	}
-	s.o.results = []string{jsonKey, mdKey}
+	s.o.Results = []string{jsonKey, mdKey}
 	return nil
 }
 
 // summarizer carries one document's summarization state.
 type summarizer struct {
-	w             *Worker
-	log           *slog.Logger
-	p             jobs.ItemPayload
-	out           storage.Store
-	o             *outcome
+	st            *Stage
+	it            Item
+	o             *stage.Outcome
 	title, lang   string
 	pages, budget int
 	requests      int
 	estimated     bool
 }
 
-// progress reports the document's stage (best effort: a Redis hiccup must
-// not fail the item).
-func (s *summarizer) progress(ctx context.Context, stage string, done, total int) error {
-	s.w.progress(ctx, s.p, stage, done, total)
-	return s.w.checkCancelled(ctx, s.p)
+// summarizer starts one document's summarization state; its outcome
+// accumulates in o.
+func (s *Stage) summarizer(it Item, o *stage.Outcome, pages int) *summarizer {
+	p := it.Payload
+	return &summarizer{st: s, it: it, o: o, title: path.Base(p.Source.Key), lang: stage.Language(p.Options),
+		pages: pages, budget: textBudget(it)}
 }
 
-func (s *summarizer) ask(ctx context.Context, tmpl *prompts.Template, req llm.Request) (answer, error) {
-	a, err := s.w.ask(ctx, tmpl, req, s.out, s.p.ResultBase)
-	s.o.add(a, s.w.cfg.Model.Profile().Prices)
-	s.requests += a.calls
-	s.estimated = s.estimated || a.usage.Estimated
+// progress reports the document's stage (best effort: a Redis hiccup must
+// not fail the item) and says whether the item must stop.
+func (s *summarizer) progress(ctx context.Context, stage string, done, total int) error {
+	s.it.Report.Progress(ctx, stage, done, total)
+	return s.it.Report.Stopped(ctx)
+}
+
+func (s *summarizer) ask(ctx context.Context, tmpl *prompts.Template, req llm.Request) (stage.Answer, error) {
+	a, err := stage.Ask(ctx, s.it.Model, tmpl, req, s.it.Out, s.it.Payload.ResultBase)
+	s.o.Add(a, s.it.Model.Profile().Prices)
+	s.requests += a.Calls
+	s.estimated = s.estimated || a.Usage.Estimated
 	return a, err
 }
 
 // single summarizes a document that fits one request.
-func (s *summarizer) single(ctx context.Context, text string) (*prompts.Template, answer, error) {
-	tmpl, err := s.w.cfg.Prompts.Load(prompts.Summary)
+func (s *summarizer) single(ctx context.Context, text string) (*prompts.Template, stage.Answer, error) {
+	tmpl, err := s.st.cfg.Prompts.Load(prompts.Summary)
 	if err != nil {
-		return nil, answer{}, fmt.Errorf("summary prompt: %w", err)
+		return nil, stage.Answer{}, fmt.Errorf("summary prompt: %w", err)
 	}
 	user, err := tmpl.Render(prompts.SummaryData{Language: s.lang, Title: s.title, Pages: s.pages})
 	if err != nil {
-		return nil, answer{}, fmt.Errorf("summary prompt: %w", err)
+		return nil, stage.Answer{}, fmt.Errorf("summary prompt: %w", err)
 	}
-	a, err := s.ask(ctx, tmpl, s.w.docRequest(tmpl, user, s.p, text))
+	a, err := s.ask(ctx, tmpl, docRequest(tmpl, user, s.it.Payload, text))
 	return tmpl, a, err
 }
 
 // reduce combines partial results (map answers) in a tree: groups that fit
 // the budget are reduced to partial digests, level by level, until one
 // digest remains.
-func (s *summarizer) reduce(ctx context.Context, partials []string) (*prompts.Template, answer, error) {
-	tmpl, err := s.w.cfg.Prompts.Load(prompts.SummaryReduce)
+func (s *summarizer) reduce(ctx context.Context, partials []string) (*prompts.Template, stage.Answer, error) {
+	tmpl, err := s.st.cfg.Prompts.Load(prompts.SummaryReduce)
 	if err != nil {
-		return nil, answer{}, fmt.Errorf("reduce prompt: %w", err)
+		return nil, stage.Answer{}, fmt.Errorf("reduce prompt: %w", err)
 	}
-	var final answer
+	var final stage.Answer
 	for level := 1; ; level++ {
 		groups := groupByBudget(partials, s.budget)
 		next := make([]string, 0, len(groups))
 		for gi, g := range groups {
 			if err := s.progress(ctx, fmt.Sprintf("reduce level %d", level), gi, len(groups)); err != nil {
-				return nil, answer{}, err
+				return nil, stage.Answer{}, err
 			}
 			user, err := tmpl.Render(prompts.ReduceData{Language: s.lang, Parts: len(g), Title: s.title, Pages: s.pages})
 			if err != nil {
-				return nil, answer{}, fmt.Errorf("reduce prompt: %w", err)
+				return nil, stage.Answer{}, fmt.Errorf("reduce prompt: %w", err)
 			}
-			a, err := s.ask(ctx, tmpl, s.w.docRequest(tmpl, user, s.p, strings.Join(g, "\n\n")))
+			a, err := s.ask(ctx, tmpl, docRequest(tmpl, user, s.it.Payload, strings.Join(g, "\n\n")))
 			if err != nil {
-				return nil, answer{}, fmt.Errorf("reduce level %d group %d: %w", level, gi+1, err)
+				return nil, stage.Answer{}, fmt.Errorf("reduce level %d group %d: %w", level, gi+1, err)
 			}
 			final = a
-			next = append(next, fmt.Sprintf("Partial digest %d:\n%s", gi+1, compactJSON(a.doc)))
+			next = append(next, fmt.Sprintf("Partial digest %d:\n%s", gi+1, compactJSON(a.Doc)))
 		}
 		if len(groups) == 1 {
 			return tmpl, final, nil
 		}
 		if len(next) >= len(partials) {
-			return nil, answer{}, permanent("document too long to summarize within the model's context window", nil)
+			return nil, stage.Answer{}, stage.Permanent("document too long to summarize within the model's context window", nil)
 		}
-		s.log.InfoContext(ctx, "reduce level done", "level", level, "partials", len(next))
+		s.it.Log.InfoContext(ctx, "reduce level done", "level", level, "partials", len(next))
 		partials = next
 	}
 }
 
-// textBudget is how many tokens of document text one request may carry.
-func (w *Worker) textBudget(p jobs.ItemPayload) int {
-	return TextBudget(w.cfg.Model.Profile(), p.Options.MaxOutputTokens)
+// textBudget is how many tokens of document text one request of the item
+// may carry.
+func textBudget(it Item) int {
+	return TextBudget(it.Model.Profile(), it.Payload.Options.MaxOutputTokens)
 }
 
 // TextBudget is how many tokens of document text one request to a model
@@ -180,7 +279,7 @@ func TextBudget(prof llm.Profile, maxOut int) int { return estimate.TextBudget(p
 
 // docRequest builds a request whose document text travels in its own part,
 // marked as data, never as instructions.
-func (w *Worker) docRequest(tmpl *prompts.Template, user string, p jobs.ItemPayload, text string) llm.Request {
+func docRequest(tmpl *prompts.Template, user string, p jobs.ItemPayload, text string) llm.Request {
 	return llm.Request{
 		System:          tmpl.System,
 		Parts:           []llm.Part{{Text: user}, {Text: text, Document: true}},
@@ -209,26 +308,27 @@ type scannedPage struct {
 
 // documentContent extracts a document's content by type. Scanned PDF pages
 // are listed, not rendered (the map tasks render them).
-func (w *Worker) documentContent(ctx context.Context, p jobs.ItemPayload, data []byte) (docContent, error) {
+func (s *Stage) documentContent(ctx context.Context, it Item, data []byte) (docContent, error) {
+	p := it.Payload
 	t0 := time.Now()
-	defer func() { w.cfg.Metrics.TextExtracted(p.Type, time.Since(t0)) }()
+	defer func() { s.cfg.Metrics.TextExtracted(p.Type, time.Since(t0)) }()
 	var d docContent
 	var err error
 	switch p.Type {
-	case "pdf":
-		r := pdfRead{password: w.password(p.Source), report: true}
+	case jobs.FilePDF:
+		r := pdfRead{password: s.password(p.Source), report: true}
 		if pr := p.Source.Pages; pr != nil {
 			r.first, r.last = pr.First, pr.Last
 		}
-		return w.pdfContent(ctx, p, data, r)
-	case "docx":
+		return s.pdfContent(ctx, it, data, r)
+	case jobs.FileDOCX:
 		d.text, err = extract.DOCX(data, extract.Limits{})
-	case "html":
+	case jobs.FileHTML:
 		d.text, err = extract.HTML(data)
-	case "txt", "md":
+	case jobs.FileTXT, jobs.FileMarkdown:
 		d.text, err = extract.Text(data)
 	default:
-		return d, permanent(fmt.Sprintf("unsupported document type %q", p.Type), nil)
+		return d, stage.Permanent(fmt.Sprintf("unsupported document type %q", p.Type), nil)
 	}
 	return d, extractError(err)
 }
@@ -241,7 +341,7 @@ func extractError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, extract.ErrUnsupportedEncoding), errors.Is(err, extract.ErrTooLarge), errors.Is(err, extract.ErrCorrupt):
-		return permanent(err.Error(), err)
+		return stage.Permanent(err.Error(), err)
 	}
 	return err
 }
@@ -265,20 +365,20 @@ type pdfRead struct {
 	report bool
 }
 
-func (w *Worker) pdfContent(ctx context.Context, p jobs.ItemPayload, data []byte, r pdfRead) (docContent, error) {
+func (s *Stage) pdfContent(ctx context.Context, it Item, data []byte, r pdfRead) (docContent, error) {
 	var d docContent
-	ex, err := w.pdfExtractor(ctx)
+	ex, err := s.pdfExtractor(ctx)
 	if err != nil {
 		return d, err
 	}
 	doc, err := ex.Open(ctx, data, r.password)
 	switch {
 	case errors.Is(err, pdftext.ErrPassword):
-		return d, permanent("encrypted: a password is required to open this PDF (give it with --pdf-passwords)", err)
+		return d, stage.Permanent("encrypted: a password is required to open this PDF (give it with --pdf-passwords)", err)
 	case errors.Is(err, pdftext.ErrDamaged):
-		return d, permanent("damaged PDF: "+err.Error(), err)
+		return d, stage.Permanent("damaged PDF: "+err.Error(), err)
 	case errors.Is(err, pdftext.ErrTooManyPages):
-		return d, permanent("refused: "+err.Error(), err)
+		return d, stage.Permanent("refused: "+err.Error(), err)
 	case err != nil:
 		return d, err
 	}
@@ -286,21 +386,21 @@ func (w *Worker) pdfContent(ctx context.Context, p jobs.ItemPayload, data []byte
 	n := doc.Pages()
 	d.pages = n
 	if n == 0 {
-		return d, permanent("the PDF has no pages", nil)
+		return d, stage.Permanent("the PDF has no pages", nil)
 	}
 	first, last := 1, n
 	if r.first > 0 {
 		first, last = r.first, min(r.last, n)
 	}
 	if first > last {
-		return d, permanent(fmt.Sprintf("pages %d-%d are not in this %d-page PDF", r.first+r.offset, r.last+r.offset, n), nil)
+		return d, stage.Permanent(fmt.Sprintf("pages %d-%d are not in this %d-page PDF", r.first+r.offset, r.last+r.offset, n), nil)
 	}
 	d.first = first + r.offset
-	canSee := w.cfg.Model.Profile().MaxImages > 0
+	canSee := it.Model.Profile().MaxImages > 0
 	var sb strings.Builder
 	for i := first; i <= last; i++ {
 		if r.report && (i-first)%50 == 0 {
-			w.progress(ctx, p, "extract pages", i-first, last-first+1)
+			it.Report.Progress(ctx, "extract pages", i-first, last-first+1)
 		}
 		t, err := doc.PageText(ctx, i-1)
 		if err != nil {
@@ -313,11 +413,11 @@ func (w *Worker) pdfContent(ctx context.Context, p jobs.ItemPayload, data []byte
 				continue
 			}
 			if len(d.scanned) >= maxScannedPages {
-				return d, permanent(fmt.Sprintf("more than %d pages without a text layer: too many to send as images", maxScannedPages), nil)
+				return d, stage.Permanent(fmt.Sprintf("more than %d pages without a text layer: too many to send as images", maxScannedPages), nil)
 			}
 			sp := scannedPage{page: i + r.offset}
 			if r.render {
-				if sp, err = w.renderPage(ctx, doc, i, r.offset); err != nil {
+				if sp, err = s.renderPage(ctx, doc, i, r.offset); err != nil {
 					return d, err
 				}
 			}
@@ -338,12 +438,12 @@ func (w *Worker) pdfContent(ctx context.Context, p jobs.ItemPayload, data []byte
 // renderPage renders page i (1-based in doc; page i+offset of the original)
 // without text at 150 dpi and prepares it like
 // any image for the model (fit, JPEG, byte cap).
-func (w *Worker) renderPage(ctx context.Context, doc *pdftext.Doc, i, offset int) (scannedPage, error) {
+func (s *Stage) renderPage(ctx context.Context, doc *pdftext.Doc, i, offset int) (scannedPage, error) {
 	page := i + offset
 	img, err := doc.RenderPage(ctx, i-1, 150)
 	if err != nil {
 		if errors.Is(err, pdftext.ErrPageTooLarge) || errors.Is(err, pdftext.ErrDamaged) {
-			return scannedPage{}, permanent(fmt.Sprintf("page %d cannot be rendered: %v", page, err), err)
+			return scannedPage{}, stage.Permanent(fmt.Sprintf("page %d cannot be rendered: %v", page, err), err)
 		}
 		return scannedPage{}, fmt.Errorf("render page %d: %w", page, err)
 	}
@@ -351,7 +451,7 @@ func (w *Worker) renderPage(ctx context.Context, doc *pdftext.Doc, i, offset int
 	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 92}); err != nil {
 		return scannedPage{}, fmt.Errorf("encode page %d: %w", page, err)
 	}
-	res, err := imageprep.Prepare(ctx, buf.Bytes(), w.imageOptions())
+	res, err := imageprep.Prepare(ctx, buf.Bytes(), s.cfg.Image)
 	if err != nil {
 		return scannedPage{}, fmt.Errorf("prepare page %d: %w", page, err)
 	}
@@ -370,7 +470,7 @@ func groupPages(pages []scannedPage, maxImages int) [][]scannedPage {
 }
 
 // password finds a PDF's password by full URL, key, or file name.
-func (w *Worker) password(ref jobs.Ref) string { return estimate.Password(w.cfg.PDFPasswords, ref) }
+func (s *Stage) password(ref jobs.Ref) string { return estimate.Password(s.cfg.PDFPasswords, ref) }
 
 var markerRE = regexp.MustCompile(prompts.PageMarkerPattern)
 

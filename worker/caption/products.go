@@ -1,4 +1,4 @@
-package worker
+package caption
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/worker/stage"
 )
 
 // maxSidecarBytes caps a product sidecar file.
@@ -27,13 +28,13 @@ type productTables struct {
 	tables map[string]map[string]prompts.Product
 }
 
-// lookup finds the product data of an item: by the image's key relative to
+// product finds the product data of an item: by the image's key relative to
 // its source, its full URL, or its file name.
-func (w *Worker) product(ctx context.Context, p jobs.ItemPayload) (*prompts.Product, error) {
+func (s *Stage) product(ctx context.Context, p jobs.ItemPayload) (*prompts.Product, error) {
 	if p.Options.Products == "" {
 		return nil, nil
 	}
-	t, err := w.products.load(ctx, w.stores, p.Options.Products)
+	t, err := s.products.load(ctx, s.cfg.Open, p.Options.Products)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +46,7 @@ func (w *Worker) product(ctx context.Context, p jobs.ItemPayload) (*prompts.Prod
 	return nil, nil
 }
 
-func (pt *productTables) load(ctx context.Context, stores *storeCache, url string) (map[string]prompts.Product, error) {
+func (pt *productTables) load(ctx context.Context, open Opener, url string) (map[string]prompts.Product, error) {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	if t, ok := pt.tables[url]; ok {
@@ -53,15 +54,15 @@ func (pt *productTables) load(ctx context.Context, stores *storeCache, url strin
 	}
 	dir, key := path.Split(url)
 	if strings.HasPrefix(url, "s3://") && strings.Count(strings.TrimPrefix(url, "s3://"), "/") == 0 {
-		return nil, permanent(fmt.Sprintf("product sidecar %s: not a file", url), nil)
+		return nil, stage.Permanent(fmt.Sprintf("product sidecar %s: not a file", url), nil)
 	}
-	st, err := stores.get(ctx, strings.TrimSuffix(dir, "/"))
+	st, err := open(ctx, strings.TrimSuffix(dir, "/"))
 	if err != nil {
 		return nil, err
 	}
 	t, err := readProducts(ctx, st, key)
 	if err != nil {
-		return nil, permanent(fmt.Sprintf("product sidecar %s: %v", url, err), err)
+		return nil, stage.Permanent(fmt.Sprintf("product sidecar %s: %v", url, err), err)
 	}
 	if pt.tables == nil {
 		pt.tables = map[string]map[string]prompts.Product{}

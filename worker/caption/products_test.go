@@ -1,0 +1,28 @@
+package caption
+
+import "testing"
+
+func TestSidecarsParse(t *testing.T) {
+	csv := "\xef\xbb\xbfImage, SKU ,Product_Name,brand\na.jpg,S1,Cup,Acme\nb.jpg,S2\n,S3,No key,X\n"
+	m, err := parseCSV([]byte(csv)[3:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 2 || m["a.jpg"].Name != "Cup" || m["a.jpg"].Brand != "Acme" || m["b.jpg"].SKU != "S2" {
+		t.Errorf("csv: %+v", m)
+	}
+	if _, err := parseCSV([]byte("sku,name\nS1,Cup\n")); err == nil {
+		t.Error("a CSV without a key column was accepted")
+	}
+	j := "{\"key\":\"a.jpg\",\"sku\":\"S1\",\"title\":\"Cup\",\"brand\":\"Acme\"}\n\n{\"image\":\"b.jpg\",\"SKU\":2}\n"
+	m, err = parseJSONL([]byte(j))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 2 || m["a.jpg"].Name != "Cup" || m["b.jpg"].SKU != "2" {
+		t.Errorf("jsonl: %+v", m)
+	}
+	if _, err := parseJSONL([]byte("{\"sku\":\"S1\"}\n")); err == nil {
+		t.Error("a JSONL line without a key was accepted")
+	}
+}

@@ -1,0 +1,243 @@
+package worker
+
+// A long document is summarized across workers in three tasks (see
+// worker/document for what each does with the text):
+//
+//  1. its item task runs document.Summarize, which writes one chunk object
+//     per chunk under the batch's work prefix and hands back their map
+//     payloads; enqueueMaps enqueues one map task per chunk; nothing is
+//     recorded;
+//  2. each map task (mapHandler) runs document.Map, adds its index to the
+//     item's set of mapped chunks in Redis, and the one that completes the
+//     set enqueues the reduce (deterministic task ID);
+//  3. the reduce task (reduceHandler) runs document.Reduce, writes the
+//     fingerprint marker, records the item once with the tokens and cost of
+//     every stage, and deletes the work objects.
+//
+// A map that fails for good records the item as failed, naming its chunk;
+// the item's other map tasks then stop without calling the model.
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/worker/document"
+)
+
+// enqueueMaps enqueues the map tasks of a document continued in map tasks
+// (the chunk objects are written), on the item task's queue and with its
+// retries.
+func (w *Worker) enqueueMaps(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, chunks []jobs.MapPayload) error {
+	queue, _ := asynq.GetQueueName(ctx)
+	queue = cmp.Or(queue, jobs.QueueDefault)
+	maxRetry, ok := asynq.GetMaxRetry(ctx)
+	if !ok {
+		maxRetry = 3
+	}
+	if err := w.checkCancelled(ctx, p); err != nil {
+		return err
+	}
+	for _, mp := range chunks {
+		t, err := jobs.NewMapTask(mp, queue, maxRetry)
+		if err != nil {
+			return err
+		}
+		if _, err := w.client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			return fmt.Errorf("enqueue %s: %w", mp.ChunkLabel(), err)
+		}
+	}
+	n := len(chunks)
+	if n == 0 {
+		return nil
+	}
+	mapped, err := w.cfg.Tracker.Mapped(ctx, p.Batch, p.Item)
+	if err == nil {
+		w.progress(ctx, p, "map", mapped, n)
+	}
+	log.InfoContext(ctx, "document continued in map tasks", "chunks", n, "pages", chunks[0].DocPages, "split", chunks[0].Chunk != "")
+	return nil
+}
+
+// guard runs fn, turning a panic into an error (the task is then recorded
+// and retried like any other failure; the process lives on).
+func guard(ctx context.Context, log *slog.Logger, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error (panic: %v); please report it", r)
+			log.ErrorContext(ctx, "panic while processing item", "panic", fmt.Sprint(r))
+		}
+	}()
+	return fn()
+}
+
+// stopped returns the batch's stop message as a permanent error, or
+// errCancelled, or nil when the item may go on.
+func (w *Worker) stopped(ctx context.Context, p jobs.ItemPayload) error {
+	if msg, err := w.cfg.Tracker.Fatal(ctx, p.Batch); err != nil {
+		return err
+	} else if msg != "" {
+		return permanent(msg, nil)
+	}
+	return w.checkCancelled(ctx, p)
+}
+
+// mapHandler runs one chunk's map task. Its success records nothing (the
+// reduce records the item); a final failure records the item as failed,
+// naming the chunk.
+func (w *Worker) mapHandler() asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		mp, err := jobs.DecodeMap(t.Payload())
+		if err != nil {
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+		p := mp.Item
+		taskID, _ := asynq.GetTaskID(ctx)
+		log := w.log.With("batch_id", p.Batch, "source", p.Source.URL(), "task_id", taskID, "chunk", mp.Index)
+		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item); err != nil {
+			return err
+		} else if done {
+			log.InfoContext(ctx, "item already recorded: map skipped")
+			return w.finalizeIfComplete(ctx, p.Batch)
+		}
+		start := startTime(mp.StartedMS, w.now())
+		ctx, err = w.admit(ctx, p)
+		if err == nil {
+			if err = guard(ctx, log, func() error { return w.mapChunk(ctx, log, mp) }); err != nil {
+				err = chunkError(mp, err)
+			}
+		}
+		o := outcome{Continued: true}
+		if err != nil {
+			o = outcome{Pages: mp.DocPages, Chunks: mp.Count}
+		}
+		return w.finish(ctx, log, p, o, start, err)
+	})
+}
+
+// chunkError names the chunk in a map failure's reason ("chunk 3 of 12
+// (pages 41–60): ...").
+func chunkError(mp jobs.MapPayload, err error) error {
+	err = classify(err)
+	var pe *PermanentError
+	var fe *FatalError
+	switch {
+	case errors.Is(err, errCancelled), errors.As(err, &fe):
+		return err
+	case errors.As(err, &pe):
+		return permanent(mp.ChunkLabel()+": "+pe.Error(), pe)
+	}
+	return fmt.Errorf("%s: %w", mp.ChunkLabel(), err)
+}
+
+func startTime(ms int64, now time.Time) time.Time {
+	if ms <= 0 {
+		return now
+	}
+	return time.UnixMilli(ms)
+}
+
+// mapChunk maps one chunk (document.Map: not again when its answer is
+// already written), then counts it in; the map that completes the item's
+// set enqueues the reduce.
+func (w *Worker) mapChunk(ctx context.Context, log *slog.Logger, mp jobs.MapPayload) error {
+	p := mp.Item
+	out, err := w.stores.get(ctx, p.Out)
+	if err != nil {
+		return err
+	}
+	if err := w.document.Map(ctx, w.documentItem(log, p, out), mp); err != nil {
+		return err
+	}
+	n, err := w.cfg.Tracker.MarkMapped(ctx, p.Batch, p.Item, mp.Index)
+	if err != nil {
+		return err
+	}
+	perr := w.cfg.Tracker.SetProgressUnlessRecorded(ctx, p.Batch, jobs.Progress{Item: p.Item, Source: p.Source.URL(), Stage: "map",
+		Done: n, Total: mp.Count, Updated: w.now().UTC()})
+	if perr != nil {
+		log.DebugContext(ctx, "progress not recorded", "error", perr.Error())
+	}
+	if n < mp.Count {
+		return nil
+	}
+	queue, _ := asynq.GetQueueName(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	t, err := jobs.NewReduceTask(jobs.ReducePayload{Item: p, Count: mp.Count, DocPages: mp.DocPages, StartedMS: mp.StartedMS},
+		cmp.Or(queue, jobs.QueueDefault), maxRetry)
+	if err != nil {
+		return err
+	}
+	if _, err := w.client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue reduce: %w", err)
+	}
+	log.InfoContext(ctx, "every chunk mapped: reduce enqueued", "chunks", mp.Count)
+	return nil
+}
+
+// reduceHandler runs a document's reduce task: it records the item.
+func (w *Worker) reduceHandler() asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		rp, err := jobs.DecodeReduce(t.Payload())
+		if err != nil {
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+		p := rp.Item
+		taskID, _ := asynq.GetTaskID(ctx)
+		log := w.log.With("batch_id", p.Batch, "source", p.Source.URL(), "task_id", taskID)
+		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item); err != nil {
+			return err
+		} else if done {
+			log.InfoContext(ctx, "item already recorded: duplicate reduce ignored")
+			return w.finalizeIfComplete(ctx, p.Batch)
+		}
+		start := startTime(rp.StartedMS, w.now())
+		o := outcome{Pages: rp.DocPages, Chunks: rp.Count}
+		err = guard(ctx, log, func() error {
+			var err error
+			if ctx, err = w.admit(ctx, p); err != nil {
+				return err
+			}
+			return w.reduceItem(ctx, log, rp, &o)
+		})
+		if ferr := w.finish(ctx, log, p, o, start, err); ferr != nil || err != nil {
+			return ferr // work objects are kept on failure, for inspection
+		}
+		w.removeWork(ctx, log, p)
+		return nil
+	})
+}
+
+// reduceItem reduces the map answers and writes the digest
+// (document.Reduce) and the fingerprint marker; o sums what every stage
+// cost.
+func (w *Worker) reduceItem(ctx context.Context, log *slog.Logger, rp jobs.ReducePayload, o *outcome) error {
+	p := rp.Item
+	out, err := w.stores.get(ctx, p.Out)
+	if err != nil {
+		return err
+	}
+	if err := w.document.Reduce(ctx, w.documentItem(log, p, out), rp, o); err != nil {
+		return err
+	}
+	return w.writeMarker(ctx, out, p)
+}
+
+// removeWork deletes an item's work objects and its set of mapped chunks,
+// best effort: the item is recorded already.
+func (w *Worker) removeWork(ctx context.Context, log *slog.Logger, p jobs.ItemPayload) {
+	out, err := w.stores.get(ctx, p.Out)
+	if err == nil {
+		err = document.RemoveWork(ctx, out, p)
+	}
+	err = errors.Join(err, w.cfg.Tracker.ClearMapped(ctx, p.Batch, p.Item))
+	if err != nil {
+		log.WarnContext(ctx, "work objects not removed", "prefix", jobs.WorkPrefix(p.Batch, p.Item), "error", err.Error())
+	}
+}

@@ -1,0 +1,35 @@
+package stage
+
+import "github.com/llamapipe/llamapipe/worker/llm"
+
+// Outcome is what processing one item (or one of its tasks) produced.
+type Outcome struct {
+	Results      []string
+	InputTokens  int
+	OutputTokens int
+	Cost         float64
+	Currency     string
+	Model        string
+	Pages        int
+	Chunks       int
+	// Skipped, when set, records the item as skipped with this reason.
+	Skipped string
+	// Continued: the item goes on in other tasks (a long document's map and
+	// reduce tasks); this task records nothing, the reduce records the item.
+	Continued bool
+}
+
+// Add accumulates another answer's usage into o.
+func (o *Outcome) Add(a Answer, prices llm.Prices) {
+	o.InputTokens += a.Usage.InputTokens
+	o.OutputTokens += a.Usage.OutputTokens
+	cost := prices.Cost(a.Usage)
+	if a.Batch && prices.BatchDiscount > 0 {
+		cost *= prices.BatchDiscount // answered through the batch API
+	}
+	o.Cost += cost
+	o.Currency = prices.Currency
+	if a.Model != "" {
+		o.Model = a.Model
+	}
+}
