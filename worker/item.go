@@ -45,7 +45,6 @@ func (w *Worker) itemHandler() asynq.Handler {
 			// Without a decodable payload there is no item to record.
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
-		ctx = withItem(ctx, p)
 		taskID, _ := asynq.GetTaskID(ctx)
 		log := w.log.With("batch_id", p.Batch, "source", p.Source.URL(), "task_id", taskID)
 		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item); err != nil {

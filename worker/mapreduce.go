@@ -200,7 +200,6 @@ func (w *Worker) mapHandler() asynq.Handler {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
 		p := mp.Item
-		ctx = withItem(ctx, p)
 		taskID, _ := asynq.GetTaskID(ctx)
 		log := w.log.With("batch_id", p.Batch, "source", p.Source.URL(), "task_id", taskID, "chunk", mp.Index)
 		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item); err != nil {
@@ -429,7 +428,6 @@ func (w *Worker) reduceHandler() asynq.Handler {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
 		p := rp.Item
-		ctx = withItem(ctx, p)
 		taskID, _ := asynq.GetTaskID(ctx)
 		log := w.log.With("batch_id", p.Batch, "source", p.Source.URL(), "task_id", taskID)
 		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item); err != nil {

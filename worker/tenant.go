@@ -8,7 +8,6 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
-	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
 // TenantPause is the longest a paused item waits before it looks at its
@@ -16,18 +15,19 @@ import (
 const TenantPause = 5 * time.Minute
 
 // admitTenant starts an item, map or reduce task's work for its tenant: it
-// puts the batch's tenant in ctx (the fair-share gate and the metrics read
-// it) and returns a *PausedError while the tenant has no budget left.
+// gives the task its model client (modelFor, bound to the batch's tenant,
+// which the fair-share gate and the metrics read) and returns a
+// *PausedError while the tenant has no budget left.
 func (w *Worker) admitTenant(ctx context.Context, p jobs.ItemPayload) (context.Context, error) {
 	b := w.cfg.Tenants
 	if b == nil {
-		return ctx, nil
+		return context.WithValue(ctx, modelCtxKey{}, w.modelFor(ctx, p, "")), nil
 	}
 	name, err := b.BatchTenant(ctx, p.Batch)
 	if err != nil {
 		return ctx, err
 	}
-	ctx = llm.WithTenant(ctx, name)
+	ctx = context.WithValue(ctx, modelCtxKey{}, w.modelFor(ctx, p, name))
 	err = b.CheckSpent(ctx, name)
 	var be *tenants.BudgetError
 	if errors.As(err, &be) {

@@ -18,6 +18,7 @@ import (
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/worker/batchmode"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
@@ -99,7 +100,7 @@ type Config struct {
 	BatchRetry string
 	// Tenants are the tenants' budgets: items of a tenant with no budget
 	// left pause (PausedError), recorded items are charged to their tenant,
-	// and model calls carry the tenant (llm.WithTenant) for the fair-share
+	// and model calls are bound to the tenant (llm.For) for the fair-share
 	// gate and the metrics. Nil: no tenants, nothing charged or paused.
 	Tenants *tenants.Budgets
 	// Now is the clock. Nil means time.Now.
@@ -119,7 +120,7 @@ type Worker struct {
 	now        func() time.Time
 
 	// bm is batch mode (nil without Config.Batch).
-	bm  *batchMode
+	bm  *batchmode.Mode
 	rdb redis.UniversalClient
 
 	pdfOnce sync.Once
@@ -155,7 +156,14 @@ func New(cfg Config) (*Worker, error) {
 			return nil, errors.New("worker: batch mode needs a go-redis connection")
 		}
 		w.rdb = rdb
-		w.bm = newBatchMode(w, cfg.Batch, rdb)
+		bm, err := batchmode.New(batchmode.Config{Batch: cfg.Batch, Profile: cfg.Model.Profile(), Redis: rdb,
+			Asynq: cfg.Redis, Enqueuer: w.client, Open: w.stores.get, Tracker: cfg.Tracker, Metrics: cfg.Metrics,
+			Logger: log, Now: w.now, CollectDelay: cfg.BatchCollectDelay, PollInterval: cfg.BatchPollInterval,
+			Small: cfg.BatchSmall, Retry: cfg.BatchRetry})
+		if err != nil {
+			return nil, fmt.Errorf("worker: %w", err)
+		}
+		w.bm = bm
 	}
 	w.srv = asynq.NewServer(cfg.Redis, asynq.Config{
 		Concurrency:     cfg.Concurrency,
@@ -189,6 +197,30 @@ func (w *Worker) Handler() asynq.Handler {
 	return mux
 }
 
+// handleCollect runs batch mode's collector (an error without batch mode).
+func (w *Worker) handleCollect(ctx context.Context, t *asynq.Task) error {
+	if w.bm == nil {
+		p, err := jobs.DecodeCollect(t.Payload())
+		if err != nil {
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+		return fmt.Errorf("batch requests of %s: this worker has no batch API for them (it serves %s)", p.Group, w.cfg.Model.Profile().Model)
+	}
+	return w.bm.HandleCollect(ctx, t)
+}
+
+// handlePoll runs batch mode's poller (an error without batch mode).
+func (w *Worker) handlePoll(ctx context.Context, t *asynq.Task) error {
+	if w.bm == nil {
+		p, err := jobs.DecodePoll(t.Payload())
+		if err != nil {
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+		return fmt.Errorf("batch job %s of %s: this worker has no batch API for it", p.Job, p.Group)
+	}
+	return w.bm.HandlePoll(ctx, t)
+}
+
 // Run processes tasks until ctx is cancelled, then stops taking new tasks,
 // lets running ones finish for up to ShutdownTimeout (the rest return to the
 // queue) and closes its connections.
@@ -216,7 +248,7 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) Close() error {
 	err := w.client.Close()
 	if w.bm != nil {
-		err = errors.Join(err, w.bm.insp.Close())
+		err = errors.Join(err, w.bm.Close())
 	}
 	if w.rdb != nil {
 		err = errors.Join(err, w.rdb.Close())
