@@ -66,18 +66,3 @@ func (w *Worker) itemRecorded(ctx context.Context, p jobs.ItemPayload, e jobs.En
 	}
 	w.cfg.Metrics.ItemEndedFor(tenant, p.Kind, e.Status, w.now().Sub(start))
 }
-
-// report renders report.md, with the tenant's spend and budget when the
-// batch has a tenant and the worker knows the tenants (best effort: without
-// the numbers, the tenant is only named).
-func (w *Worker) report(ctx context.Context, b jobs.Batch, c jobs.Counts, entries []jobs.Entry, now time.Time) string {
-	if w.cfg.Tenants == nil || b.Tenant == "" {
-		return Report(b, c, entries, now)
-	}
-	st, err := w.cfg.Tenants.Status(ctx, b.Tenant)
-	if err != nil {
-		w.log.WarnContext(ctx, "report without the tenant's spend", "batch_id", b.ID, "error", err.Error())
-		return Report(b, c, entries, now)
-	}
-	return ReportWithTenant(b, c, entries, now, st)
-}

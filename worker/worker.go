@@ -19,6 +19,7 @@ import (
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/batchmode"
+	"github.com/llamapipe/llamapipe/worker/finalize"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
@@ -119,6 +120,8 @@ type Worker struct {
 	imageSlots chan struct{}
 	now        func() time.Time
 
+	// fin finalizes complete batches and sends their webhooks.
+	fin *finalize.Finalizer
 	// bm is batch mode (nil without Config.Batch).
 	bm  *batchmode.Mode
 	rdb redis.UniversalClient
@@ -150,6 +153,19 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w.imageSlots = make(chan struct{}, cmp.Or(cfg.ImageSlots, runtime.NumCPU()))
 	w.client = asynq.NewClient(cfg.Redis)
+	prices := cfg.Model.Profile().Prices
+	fcfg := finalize.Config{Tracker: cfg.Tracker, Open: w.stores.get, Enqueuer: w.client,
+		WebhookSecret: cfg.WebhookSecret, WebhookClient: cfg.WebhookClient,
+		Priced:   prices.InputPerMillion > 0 || prices.OutputPerMillion > 0 || prices.ImagePerThousand > 0,
+		Currency: prices.Currency, Logger: log, Now: w.now}
+	if cfg.Tenants != nil {
+		fcfg.Tenants = cfg.Tenants
+	}
+	fin, err := finalize.New(fcfg)
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	w.fin = fin
 	if cfg.Batch != nil {
 		rdb, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)
 		if !ok {
@@ -187,14 +203,24 @@ func (w *Worker) Handler() asynq.Handler {
 	mux.Handle(jobs.TypeItem, w.itemHandler())
 	mux.Handle(jobs.TypeMap, w.mapHandler())
 	mux.Handle(jobs.TypeReduce, w.reduceHandler())
-	mux.Handle(jobs.TypeFinalize, recoverPanics(asynq.HandlerFunc(w.handleFinalize)))
-	mux.Handle(jobs.TypeWebhook, recoverPanics(asynq.HandlerFunc(w.handleWebhook)))
+	mux.Handle(jobs.TypeFinalize, recoverPanics(asynq.HandlerFunc(w.fin.HandleFinalize)))
+	mux.Handle(jobs.TypeWebhook, recoverPanics(asynq.HandlerFunc(w.fin.HandleWebhook)))
 	mux.Handle(jobs.TypeBatchCollect, recoverPanics(asynq.HandlerFunc(w.handleCollect)))
 	mux.Handle(jobs.TypeBatchPoll, recoverPanics(asynq.HandlerFunc(w.handlePoll)))
 	for typ, h := range w.cfg.Handlers {
 		mux.Handle(typ, recoverPanics(h))
 	}
 	return mux
+}
+
+// taskRetryDelay is the asynq RetryDelayFunc: webhook calls back off from
+// WebhookRetryDelay, doubling up to an hour (finalize.WebhookRetryDelay);
+// every other task uses retryDelay.
+func (w *Worker) taskRetryDelay(n int, err error, t *asynq.Task) time.Duration {
+	if t.Type() == jobs.TypeWebhook {
+		return finalize.WebhookRetryDelay(w.cfg.WebhookRetryDelay, n)
+	}
+	return retryDelay(n, err, t)
 }
 
 // handleCollect runs batch mode's collector (an error without batch mode).

@@ -32,11 +32,7 @@ import (
 
 func corpus(t *testing.T, rel string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "shared", "corpus", filepath.FromSlash(rel)))
-	if err != nil {
-		t.Fatalf("corpus file %s (is ../shared/corpus beside the repo?): %v", rel, err)
-	}
-	return b
+	return jobstest.ReadFile(t, filepath.Join(jobstest.CorpusDir(t), filepath.FromSlash(rel)))
 }
 
 // env is one test's Redis database, stores and helpers.
