@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -32,7 +33,8 @@ import (
 
 func corpus(t *testing.T, rel string) []byte {
 	t.Helper()
-	return jobstest.ReadFile(t, filepath.Join(jobstest.CorpusDir(t), filepath.FromSlash(rel)))
+	dir, name := path.Split(rel)
+	return jobstest.ReadFile(t, filepath.Join(jobstest.CorpusDir(t, strings.Split(path.Clean(dir), "/")...), name))
 }
 
 // env is one test's Redis database, stores and helpers.
