@@ -27,7 +27,7 @@ const testDB = 9
 type lineClient struct{ limits batchapi.Limits }
 
 func (c lineClient) Encode(l batchapi.Line) ([]byte, error) { return json.Marshal(l) }
-func (c lineClient) Limits() batchapi.Limits               { return c.limits }
+func (c lineClient) Limits() batchapi.Limits                { return c.limits }
 func (lineClient) Submit(context.Context, string, io.Reader, int) (batchapi.Job, error) {
 	return batchapi.Job{}, errors.New("not in this test")
 }
