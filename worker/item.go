@@ -199,7 +199,7 @@ func (w *Worker) progress(ctx context.Context, p jobs.ItemPayload, stage string,
 
 // process does the item's work and writes its results.
 func (w *Worker) process(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, start time.Time) (outcome, error) {
-	ctx, err := w.admitTenant(ctx, p)
+	model, err := w.admitTenant(ctx, p)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -218,10 +218,10 @@ func (w *Worker) process(ctx context.Context, log *slog.Logger, p jobs.ItemPaylo
 	var o outcome
 	switch p.Task {
 	case jobs.TaskCaption:
-		o, err = w.caption.Caption(ctx, w.captionItem(log, p, out), data)
+		o, err = w.caption.Caption(ctx, w.captionItem(log, p, out, model), data)
 	case jobs.TaskSummarize:
 		var maps []jobs.MapPayload
-		o, maps, err = w.document.Summarize(ctx, w.documentItem(log, p, out), data, start)
+		o, maps, err = w.document.Summarize(ctx, w.documentItem(log, p, out, model), data, start)
 		if err == nil && o.Continued {
 			err = w.enqueueMaps(ctx, log, p, maps)
 		}

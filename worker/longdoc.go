@@ -29,6 +29,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/worker/document"
+	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
 // enqueueMaps enqueues the map tasks of a document continued in map tasks
@@ -107,9 +108,9 @@ func (w *Worker) mapHandler() asynq.Handler {
 			return w.finalizeIfComplete(ctx, p.Batch)
 		}
 		start := startTime(mp.StartedMS, w.now())
-		ctx, err = w.admit(ctx, p)
+		model, err := w.admit(ctx, p)
 		if err == nil {
-			if err = guard(ctx, log, func() error { return w.mapChunk(ctx, log, mp) }); err != nil {
+			if err = guard(ctx, log, func() error { return w.mapChunk(ctx, log, mp, model) }); err != nil {
 				err = chunkError(mp, err)
 			}
 		}
@@ -146,13 +147,13 @@ func startTime(ms int64, now time.Time) time.Time {
 // mapChunk maps one chunk (document.Map: not again when its answer is
 // already written), then counts it in; the map that completes the item's
 // set enqueues the reduce.
-func (w *Worker) mapChunk(ctx context.Context, log *slog.Logger, mp jobs.MapPayload) error {
+func (w *Worker) mapChunk(ctx context.Context, log *slog.Logger, mp jobs.MapPayload, model llm.Client) error {
 	p := mp.Item
 	out, err := w.stores.get(ctx, p.Out)
 	if err != nil {
 		return err
 	}
-	if err := w.document.Map(ctx, w.documentItem(log, p, out), mp); err != nil {
+	if err := w.document.Map(ctx, w.documentItem(log, p, out, model), mp); err != nil {
 		return err
 	}
 	n, err := w.cfg.Tracker.MarkMapped(ctx, p.Batch, p.Item, mp.Index)
@@ -200,11 +201,11 @@ func (w *Worker) reduceHandler() asynq.Handler {
 		start := startTime(rp.StartedMS, w.now())
 		o := outcome{Pages: rp.DocPages, Chunks: rp.Count}
 		err = guard(ctx, log, func() error {
-			var err error
-			if ctx, err = w.admit(ctx, p); err != nil {
+			model, err := w.admit(ctx, p)
+			if err != nil {
 				return err
 			}
-			return w.reduceItem(ctx, log, rp, &o)
+			return w.reduceItem(ctx, log, rp, &o, model)
 		})
 		if ferr := w.finish(ctx, log, p, o, start, err); ferr != nil || err != nil {
 			return ferr // work objects are kept on failure, for inspection
@@ -217,13 +218,13 @@ func (w *Worker) reduceHandler() asynq.Handler {
 // reduceItem reduces the map answers and writes the digest
 // (document.Reduce) and the fingerprint marker; o sums what every stage
 // cost.
-func (w *Worker) reduceItem(ctx context.Context, log *slog.Logger, rp jobs.ReducePayload, o *outcome) error {
+func (w *Worker) reduceItem(ctx context.Context, log *slog.Logger, rp jobs.ReducePayload, o *outcome, model llm.Client) error {
 	p := rp.Item
 	out, err := w.stores.get(ctx, p.Out)
 	if err != nil {
 		return err
 	}
-	if err := w.document.Reduce(ctx, w.documentItem(log, p, out), rp, o); err != nil {
+	if err := w.document.Reduce(ctx, w.documentItem(log, p, out, model), rp, o); err != nil {
 		return err
 	}
 	return w.writeMarker(ctx, out, p)

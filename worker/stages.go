@@ -15,20 +15,6 @@ import (
 // hands each the item, its output store and the model explicitly, per item,
 // and the stages never call back into the worker.
 
-// itemModel is the model as a stage sees it while working on item p:
-// every call goes through w.complete, which answers online or through the
-// provider's batch API when p's batch asks for that.
-type itemModel struct {
-	w *Worker
-	p jobs.ItemPayload
-}
-
-func (m itemModel) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
-	return m.w.complete(withItem(ctx, m.p), req)
-}
-
-func (m itemModel) Profile() llm.Profile { return m.w.cfg.Model.Profile() }
-
 // itemReport is item p's batch record as the document stage sees it.
 type itemReport struct {
 	w *Worker
@@ -42,21 +28,24 @@ func (r itemReport) Progress(ctx context.Context, stage string, done, total int)
 func (r itemReport) Stopped(ctx context.Context) error { return r.w.checkCancelled(ctx, r.p) }
 
 var (
-	_ document.Model    = itemModel{}
-	_ caption.Model     = itemModel{}
+	_ document.Model    = llm.Client(nil)
+	_ caption.Model     = llm.Client(nil)
 	_ document.Reporter = itemReport{}
 	_ caption.Cache     = (*jobs.Tracker)(nil)
 )
 
-// documentItem is item p's work for the document stage.
-func (w *Worker) documentItem(log *slog.Logger, p jobs.ItemPayload, out storage.Store) document.Item {
-	return document.Item{Payload: p, Out: out, Model: itemModel{w, p}, Log: log, Report: itemReport{w, p},
+// documentItem is item p's work for the document stage, with the task's
+// model client (modelFor: online, or through the provider's batch API when
+// p's batch asks for that).
+func (w *Worker) documentItem(log *slog.Logger, p jobs.ItemPayload, out storage.Store, model llm.Client) document.Item {
+	return document.Item{Payload: p, Out: out, Model: model, Log: log, Report: itemReport{w, p},
 		ReadSource: func(ctx context.Context) ([]byte, error) { return w.reread(ctx, p) }}
 }
 
-// captionItem is item p's work for the image stage.
-func (w *Worker) captionItem(log *slog.Logger, p jobs.ItemPayload, out storage.Store) caption.Item {
-	return caption.Item{Payload: p, Out: out, Model: itemModel{w, p}, Log: log,
+// captionItem is item p's work for the image stage, with the task's model
+// client (see documentItem).
+func (w *Worker) captionItem(log *slog.Logger, p jobs.ItemPayload, out storage.Store, model llm.Client) caption.Item {
+	return caption.Item{Payload: p, Out: out, Model: model, Log: log,
 		ReadSource: func(ctx context.Context) ([]byte, error) { return w.reread(ctx, p) }}
 }
 

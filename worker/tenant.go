@@ -16,18 +16,19 @@ import (
 const TenantPause = 5 * time.Minute
 
 // admitTenant starts an item, map or reduce task's work for its tenant: it
-// puts the batch's tenant in ctx (the fair-share gate and the metrics read
-// it) and returns a *PausedError while the tenant has no budget left.
-func (w *Worker) admitTenant(ctx context.Context, p jobs.ItemPayload) (context.Context, error) {
+// returns the task's model client (modelFor, bound to the batch's tenant,
+// which the fair-share gate and the metrics read), and a *PausedError
+// while the tenant has no budget left.
+func (w *Worker) admitTenant(ctx context.Context, p jobs.ItemPayload) (llm.Client, error) {
 	b := w.cfg.Tenants
 	if b == nil {
-		return ctx, nil
+		return w.modelFor(ctx, p, ""), nil
 	}
 	name, err := b.BatchTenant(ctx, p.Batch)
 	if err != nil {
-		return ctx, err
+		return nil, err
 	}
-	ctx = llm.WithTenant(ctx, name)
+	model := w.modelFor(ctx, p, name)
 	err = b.CheckSpent(ctx, name)
 	var be *tenants.BudgetError
 	if errors.As(err, &be) {
@@ -36,16 +37,19 @@ func (w *Worker) admitTenant(ctx context.Context, p jobs.ItemPayload) (context.C
 			d = until
 		}
 		// Spread the paused items' returns over a few seconds.
-		return ctx, &PausedError{Tenant: name, RetryAfter: d + rand.N(5*time.Second), Err: err}
+		return nil, &PausedError{Tenant: name, RetryAfter: d + rand.N(5*time.Second), Err: err}
 	}
-	return ctx, err
+	if err != nil {
+		return nil, err
+	}
+	return model, nil
 }
 
 // admit is the start of a map or reduce task: the batch's stop or cancel,
 // then its tenant (see admitTenant).
-func (w *Worker) admit(ctx context.Context, p jobs.ItemPayload) (context.Context, error) {
+func (w *Worker) admit(ctx context.Context, p jobs.ItemPayload) (llm.Client, error) {
 	if err := w.stopped(ctx, p); err != nil {
-		return ctx, err
+		return nil, err
 	}
 	return w.admitTenant(ctx, p)
 }
@@ -65,19 +69,4 @@ func (w *Worker) itemRecorded(ctx context.Context, p jobs.ItemPayload, e jobs.En
 		}
 	}
 	w.cfg.Metrics.ItemEndedFor(tenant, p.Kind, e.Status, w.now().Sub(start))
-}
-
-// report renders report.md, with the tenant's spend and budget when the
-// batch has a tenant and the worker knows the tenants (best effort: without
-// the numbers, the tenant is only named).
-func (w *Worker) report(ctx context.Context, b jobs.Batch, c jobs.Counts, entries []jobs.Entry, now time.Time) string {
-	if w.cfg.Tenants == nil || b.Tenant == "" {
-		return Report(b, c, entries, now)
-	}
-	st, err := w.cfg.Tenants.Status(ctx, b.Tenant)
-	if err != nil {
-		w.log.WarnContext(ctx, "report without the tenant's spend", "batch_id", b.ID, "error", err.Error())
-		return Report(b, c, entries, now)
-	}
-	return ReportWithTenant(b, c, entries, now, st)
 }

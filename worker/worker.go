@@ -17,8 +17,10 @@ import (
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/worker/batchmode"
 	"github.com/llamapipe/llamapipe/worker/caption"
 	"github.com/llamapipe/llamapipe/worker/document"
+	"github.com/llamapipe/llamapipe/worker/finalize"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
@@ -100,7 +102,7 @@ type Config struct {
 	BatchRetry string
 	// Tenants are the tenants' budgets: items of a tenant with no budget
 	// left pause (PausedError), recorded items are charged to their tenant,
-	// and model calls carry the tenant (llm.WithTenant) for the fair-share
+	// and model calls are bound to the tenant (llm.For) for the fair-share
 	// gate and the metrics. Nil: no tenants, nothing charged or paused.
 	Tenants *tenants.Budgets
 	// Now is the clock. Nil means time.Now.
@@ -121,8 +123,10 @@ type Worker struct {
 	document *document.Stage
 	caption  *caption.Stage
 
+	// fin finalizes complete batches and sends their webhooks.
+	fin *finalize.Finalizer
 	// bm is batch mode (nil without Config.Batch).
-	bm  *batchMode
+	bm  *batchmode.Mode
 	rdb redis.UniversalClient
 }
 
@@ -156,13 +160,33 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w.caption = capStage
 	w.client = asynq.NewClient(cfg.Redis)
+	prices := cfg.Model.Profile().Prices
+	fcfg := finalize.Config{Tracker: cfg.Tracker, Open: w.stores.get, Enqueuer: w.client,
+		WebhookSecret: cfg.WebhookSecret, WebhookClient: cfg.WebhookClient,
+		Priced:   prices.InputPerMillion > 0 || prices.OutputPerMillion > 0 || prices.ImagePerThousand > 0,
+		Currency: prices.Currency, Logger: log, Now: w.now}
+	if cfg.Tenants != nil {
+		fcfg.Tenants = cfg.Tenants
+	}
+	fin, err := finalize.New(fcfg)
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	w.fin = fin
 	if cfg.Batch != nil {
 		rdb, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)
 		if !ok {
 			return nil, errors.New("worker: batch mode needs a go-redis connection")
 		}
 		w.rdb = rdb
-		w.bm = newBatchMode(w, cfg.Batch, rdb)
+		bm, err := batchmode.New(batchmode.Config{Batch: cfg.Batch, Profile: cfg.Model.Profile(), Redis: rdb,
+			Asynq: cfg.Redis, Enqueuer: w.client, Open: w.stores.get, Tracker: cfg.Tracker, Metrics: cfg.Metrics,
+			Logger: log, Now: w.now, CollectDelay: cfg.BatchCollectDelay, PollInterval: cfg.BatchPollInterval,
+			Small: cfg.BatchSmall, Retry: cfg.BatchRetry})
+		if err != nil {
+			return nil, fmt.Errorf("worker: %w", err)
+		}
+		w.bm = bm
 	}
 	w.srv = asynq.NewServer(cfg.Redis, asynq.Config{
 		Concurrency:     cfg.Concurrency,
@@ -186,14 +210,48 @@ func (w *Worker) Handler() asynq.Handler {
 	mux.Handle(jobs.TypeItem, w.itemHandler())
 	mux.Handle(jobs.TypeMap, w.mapHandler())
 	mux.Handle(jobs.TypeReduce, w.reduceHandler())
-	mux.Handle(jobs.TypeFinalize, recoverPanics(asynq.HandlerFunc(w.handleFinalize)))
-	mux.Handle(jobs.TypeWebhook, recoverPanics(asynq.HandlerFunc(w.handleWebhook)))
+	mux.Handle(jobs.TypeFinalize, recoverPanics(asynq.HandlerFunc(w.fin.HandleFinalize)))
+	mux.Handle(jobs.TypeWebhook, recoverPanics(asynq.HandlerFunc(w.fin.HandleWebhook)))
 	mux.Handle(jobs.TypeBatchCollect, recoverPanics(asynq.HandlerFunc(w.handleCollect)))
 	mux.Handle(jobs.TypeBatchPoll, recoverPanics(asynq.HandlerFunc(w.handlePoll)))
 	for typ, h := range w.cfg.Handlers {
 		mux.Handle(typ, recoverPanics(h))
 	}
 	return mux
+}
+
+// taskRetryDelay is the asynq RetryDelayFunc: webhook calls back off from
+// WebhookRetryDelay, doubling up to an hour (finalize.WebhookRetryDelay);
+// every other task uses retryDelay.
+func (w *Worker) taskRetryDelay(n int, err error, t *asynq.Task) time.Duration {
+	if t.Type() == jobs.TypeWebhook {
+		return finalize.WebhookRetryDelay(w.cfg.WebhookRetryDelay, n)
+	}
+	return retryDelay(n, err, t)
+}
+
+// handleCollect runs batch mode's collector (an error without batch mode).
+func (w *Worker) handleCollect(ctx context.Context, t *asynq.Task) error {
+	if w.bm == nil {
+		p, err := jobs.DecodeCollect(t.Payload())
+		if err != nil {
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+		return fmt.Errorf("batch requests of %s: this worker has no batch API for them (it serves %s)", p.Group, w.cfg.Model.Profile().Model)
+	}
+	return w.bm.HandleCollect(ctx, t)
+}
+
+// handlePoll runs batch mode's poller (an error without batch mode).
+func (w *Worker) handlePoll(ctx context.Context, t *asynq.Task) error {
+	if w.bm == nil {
+		p, err := jobs.DecodePoll(t.Payload())
+		if err != nil {
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+		return fmt.Errorf("batch job %s of %s: this worker has no batch API for it", p.Job, p.Group)
+	}
+	return w.bm.HandlePoll(ctx, t)
 }
 
 // Run processes tasks until ctx is cancelled, then stops taking new tasks,
@@ -223,7 +281,7 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) Close() error {
 	err := w.client.Close()
 	if w.bm != nil {
-		err = errors.Join(err, w.bm.insp.Close())
+		err = errors.Join(err, w.bm.Close())
 	}
 	if w.rdb != nil {
 		err = errors.Join(err, w.rdb.Close())

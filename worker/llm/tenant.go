@@ -1,48 +1,57 @@
 package llm
 
-import (
-	"context"
-	"sync/atomic"
-)
+import "sync/atomic"
 
-type tenantKey struct{}
-
-// tenantCall is what WithTenant puts in a context: the tenant, and whether
-// a model call of this context was already let through (see MarkStarted).
-type tenantCall struct {
-	name    string
+// Task is whose work a run of model calls serves: one item, map or reduce
+// task of a tenant. The worker builds one per task and binds its model
+// client to it (For); the fair-share gate and the metrics read it from the
+// client they were bound to, never from the context.
+type Task struct {
+	// Tenant is the tenant whose item the calls serve ("" is no tenant).
+	Tenant string
+	// started is set once a call of the task was let through.
 	started atomic.Bool
 }
 
-// WithTenant returns ctx carrying the tenant whose item a model call
-// serves (fair shares and per-tenant metrics read it; "" is no tenant).
-// Give each task its own: it also remembers whether the task's work has
-// started (MarkStarted).
-func WithTenant(ctx context.Context, tenant string) context.Context {
-	return context.WithValue(ctx, tenantKey{}, &tenantCall{name: tenant})
-}
+// NewTask returns the Task of one task's calls for tenant.
+func NewTask(tenant string) *Task { return &Task{Tenant: tenant} }
 
-// TenantFrom returns the tenant WithTenant put in ctx, or "".
-func TenantFrom(ctx context.Context) string {
-	if tc, ok := ctx.Value(tenantKey{}).(*tenantCall); ok {
-		return tc.name
+// TenantOf returns t's tenant, or "" for a nil t.
+func (t *Task) TenantOf() string {
+	if t == nil {
+		return ""
 	}
-	return ""
+	return t.Tenant
 }
 
-// MarkStarted records that a model call of ctx's task was let through, and
+// MarkStarted records that a model call of the task was let through, and
 // reports whether one was already. A gate defers only a task's first call:
 // sending back a task that already paid for calls would pay for them again.
-// Without WithTenant it reports false and records nothing.
-func MarkStarted(ctx context.Context) (already bool) {
-	if tc, ok := ctx.Value(tenantKey{}).(*tenantCall); ok {
-		return tc.started.Swap(true)
+// On a nil t it reports false and records nothing.
+func (t *Task) MarkStarted() (already bool) {
+	if t == nil {
+		return false
 	}
-	return false
+	return t.started.Swap(true)
 }
 
-// Started reports whether MarkStarted was called for ctx's task.
-func Started(ctx context.Context) bool {
-	tc, ok := ctx.Value(tenantKey{}).(*tenantCall)
-	return ok && tc.started.Load()
+// Started reports whether MarkStarted was called for the task.
+func (t *Task) Started() bool { return t != nil && t.started.Load() }
+
+// TaskClient is a Client whose calls depend on the task they serve (the
+// fair-share gate, per-tenant metrics, and the wrappers around them).
+type TaskClient interface {
+	Client
+	// ForTask returns the client bound to t: its calls serve t.
+	ForTask(t *Task) Client
+}
+
+// For returns c bound to t when c (or a client it wraps) depends on the
+// task, and c itself otherwise. A wrapper that implements TaskClient binds
+// the client it wraps with For as well.
+func For(c Client, t *Task) Client {
+	if tc, ok := c.(TaskClient); ok {
+		return tc.ForTask(t)
+	}
+	return c
 }

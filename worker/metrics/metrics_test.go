@@ -263,7 +263,7 @@ func TestInstrumentRecordsEachRequest(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := New(reg)
 	ok := Instrument(fakeModel{resp: llm.Response{Usage: llm.Usage{InputTokens: 1000, OutputTokens: 500}}}, m)
-	if _, err := ok.Complete(llm.WithTenant(context.Background(), "legal"), llm.Request{}); err != nil {
+	if _, err := llm.For(ok, llm.NewTask("legal")).Complete(context.Background(), llm.Request{}); err != nil {
 		t.Fatal(err)
 	}
 	limited := Instrument(fakeModel{err: &llm.Error{Kind: llm.Retryable, Status: 429, RateLimited: true}}, m)
@@ -273,7 +273,7 @@ func TestInstrumentRecordsEachRequest(t *testing.T) {
 	if got := testutil.ToFloat64(m.tokens.WithLabelValues("openai", "scout", "input", "legal")); got != 1000 {
 		t.Errorf("input tokens of tenant legal %v", got)
 	}
-	// 1000 input at 1000/M plus 500 output at 2000/M, for the context's tenant.
+	// 1000 input at 1000/M plus 500 output at 2000/M, for the bound task's tenant.
 	if got := testutil.ToFloat64(m.cost.WithLabelValues("openai", "scout", "legal")); got < 1.9999 || got > 2.0001 {
 		t.Errorf("cost %v, want 2", got)
 	}

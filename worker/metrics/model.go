@@ -21,14 +21,21 @@ func Instrument(c llm.Client, m *Metrics) llm.Client {
 type instrumented struct {
 	next llm.Client
 	m    *Metrics
+	// tenant is the tenant of the task the client is bound to ("": none).
+	tenant string
 }
 
 func (c *instrumented) Profile() llm.Profile { return c.next.Profile() }
+
+// ForTask returns the client recording t's calls under its tenant.
+func (c *instrumented) ForTask(t *llm.Task) llm.Client {
+	return &instrumented{next: llm.For(c.next, t), m: c.m, tenant: t.TenantOf()}
+}
 
 func (c *instrumented) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
 	start := time.Now()
 	resp, err := c.next.Complete(ctx, req)
 	p := c.next.Profile()
-	c.m.ModelRequestFor(llm.TenantFrom(ctx), p.Provider, p.Model, time.Since(start), resp.Usage.InputTokens, resp.Usage.OutputTokens, p.Prices.Cost(resp.Usage), err)
+	c.m.ModelRequestFor(c.tenant, p.Provider, p.Model, time.Since(start), resp.Usage.InputTokens, resp.Usage.OutputTokens, p.Prices.Cost(resp.Usage), err)
 	return resp, err
 }

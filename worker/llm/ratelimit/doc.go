@@ -2,8 +2,8 @@
 // minute) between every worker process, through Redis (GCRA, via
 // github.com/go-redis/redis_rate).
 //
-// FairShare divides the model between tenants (the tenant is in the call's
-// context: llm.WithTenant): at most a number of calls in flight, shared by
+// FairShare divides the model between tenants (the tenant is the task its
+// client was bound to: llm.For(client, task)): at most a number of calls in flight, shared by
 // weight, a call over its tenant's share deferred with a rate-limited error
 // for its caller to retry later.
 //

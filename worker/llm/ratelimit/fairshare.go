@@ -60,11 +60,13 @@ type FairShareOptions struct {
 
 // FairShare returns c behind a weighted fair-share gate kept in Redis under
 // key, shared by every process that wraps a client with the same Redis and
-// key. The tenant of a call is llm.TenantFrom(ctx).
+// key. The tenant of a call is the task the client was bound to
+// (llm.For(client, task)); calls of an unbound client are no tenant's and
+// are each a task's first.
 //
-// Only a task's first call can be deferred: once a call with the same
-// llm.WithTenant context was let through, later ones wait for a slot as
-// long as their context allows (deferring them would pay again for the
+// Only a task's first call can be deferred: once a call of the same
+// llm.Task was let through, later ones wait for a slot as long as their
+// context allows (deferring them would pay again for the
 // calls already made when the task is retried).
 //
 // At most Slots calls run at once. A free slot goes to the caller unless a
@@ -98,9 +100,19 @@ type fair struct {
 	rdb  redis.UniversalClient
 	o    FairShareOptions
 	keys []string
+	// task is whose calls these are (nil: unbound, no tenant).
+	task *llm.Task
 }
 
 func (f *fair) Profile() llm.Profile { return f.next.Profile() }
+
+// ForTask returns the gate for t's calls, the client it wraps bound to t.
+func (f *fair) ForTask(t *llm.Task) llm.Client {
+	c := *f
+	c.next = llm.For(f.next, t)
+	c.task = t
+	return &c
+}
 
 // acquireScript returns 1 (slot taken), 0 (wait: the caller is in the
 // waiting room) or -1 (deferred). Members are "tenant\nid".
@@ -175,7 +187,7 @@ return -1
 `)
 
 func (f *fair) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
-	tenant := llm.TenantFrom(ctx)
+	tenant := f.task.TenantOf()
 	w := 1.0
 	if f.o.Share != nil {
 		if s := f.o.Share(tenant); s > 0 {
@@ -188,7 +200,7 @@ func (f *fair) Complete(ctx context.Context, req llm.Request) (llm.Response, err
 	me := tenant + "\n" + id
 	// A task whose earlier calls were let through is never deferred (it
 	// would pay for them again): it waits, whatever the waiting room.
-	patient := llm.Started(ctx)
+	patient := f.task.Started()
 	room := f.o.Waiting
 	if patient {
 		room = math.MaxInt32
@@ -225,7 +237,7 @@ func (f *fair) Complete(ctx context.Context, req llm.Request) (llm.Response, err
 		case <-t.C:
 		}
 	}
-	llm.MarkStarted(ctx)
+	f.task.MarkStarted()
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

@@ -27,12 +27,28 @@ func newGated() *gated {
 }
 
 func (g *gated) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
+	return g.complete(ctx, "")
+}
+
+// ForTask makes the gate's client report t's tenant on entered.
+func (g *gated) ForTask(t *llm.Task) llm.Client { return gatedTask{g, t.TenantOf()} }
+
+type gatedTask struct {
+	*gated
+	tenant string
+}
+
+func (g gatedTask) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
+	return g.complete(ctx, g.tenant)
+}
+
+func (g *gated) complete(ctx context.Context, tenant string) (llm.Response, error) {
 	g.mu.Lock()
 	g.now++
 	g.most = max(g.most, g.now)
 	g.mu.Unlock()
 	defer func() { g.mu.Lock(); g.now--; g.mu.Unlock() }()
-	g.entered <- llm.TenantFrom(ctx)
+	g.entered <- tenant
 	select {
 	case <-g.release:
 		return llm.Response{Text: "ok"}, nil
@@ -48,7 +64,7 @@ func (g *gated) Profile() llm.Profile { return llm.Profile{Provider: "fake", Mod
 func call(c llm.Client, ctx context.Context, tenant string) chan error {
 	ch := make(chan error, 1)
 	go func() {
-		_, err := c.Complete(llm.WithTenant(ctx, tenant), llm.Request{})
+		_, err := llm.For(c, llm.NewTask(tenant)).Complete(ctx, llm.Request{})
 		ch <- err
 	}()
 	return ch
@@ -91,7 +107,7 @@ func TestFairShareSlotsWaitAndDefer(t *testing.T) {
 	<-g.entered
 	a3 := call(c, ctx, "a") // waits: the waiting room has space
 	waitWaiters(t, rdb, key, 1)
-	_, err := c.Complete(llm.WithTenant(ctx, "a"), llm.Request{}) // the room is full
+	_, err := llm.For(c, llm.NewTask("a")).Complete(ctx, llm.Request{}) // the room is full
 	isDeferred(t, err, o)
 	g.release <- struct{}{}
 	if tn := <-g.entered; tn != "a" {
@@ -149,13 +165,13 @@ func TestFairShareWaitingRoomByShare(t *testing.T) {
 	<-g.entered
 	errs = append(errs, call(c, ctx, "b")) // b's room: 4 × 1/4 = 1
 	waitWaiters(t, rdb, key, 1)
-	_, err := c.Complete(llm.WithTenant(ctx, "b"), llm.Request{})
+	_, err := llm.For(c, llm.NewTask("b")).Complete(ctx, llm.Request{})
 	isDeferred(t, err, o)
 	for i := range 3 { // a's room: 4 × 3/4 = 3
 		errs = append(errs, call(c, ctx, "a"))
 		waitWaiters(t, rdb, key, int64(2+i))
 	}
-	_, err = c.Complete(llm.WithTenant(ctx, "a"), llm.Request{})
+	_, err = llm.For(c, llm.NewTask("a")).Complete(ctx, llm.Request{})
 	isDeferred(t, err, o)
 	close(g.release)
 	for _, ch := range errs {
@@ -202,20 +218,21 @@ func TestFairShareRedisDown(t *testing.T) {
 func TestFairShareNeverDefersATaskThatAlreadyCalled(t *testing.T) {
 	rdb, key, g := newRedis(t), uniqueKey(t), newGated()
 	c := FairShare(g, rdb, key, FairShareOptions{Slots: 1, Waiting: 1})
-	task := llm.WithTenant(context.Background(), "a")
+	task := llm.NewTask("a")
+	tc := llm.For(c, task)
 	first := make(chan error, 1)
-	go func() { _, err := c.Complete(task, llm.Request{}); first <- err }()
+	go func() { _, err := tc.Complete(context.Background(), llm.Request{}); first <- err }()
 	<-g.entered
-	if !llm.Started(task) {
+	if !task.Started() {
 		t.Fatal("the task's first call went through but the task is not marked started")
 	}
 	other := call(c, context.Background(), "a") // fills a's waiting room
 	waitWaiters(t, rdb, key, 1)
-	if _, err := c.Complete(llm.WithTenant(context.Background(), "a"), llm.Request{}); !errors.Is(err, ErrDeferred) {
+	if _, err := llm.For(c, llm.NewTask("a")).Complete(context.Background(), llm.Request{}); !errors.Is(err, ErrDeferred) {
 		t.Fatalf("a new task's call with the room full: %v, want deferred", err)
 	}
 	second := make(chan error, 1)
-	go func() { _, err := c.Complete(task, llm.Request{}); second <- err }() // the same task again: waits
+	go func() { _, err := tc.Complete(context.Background(), llm.Request{}); second <- err }() // the same task again: waits
 	waitWaiters(t, rdb, key, 2)
 	close(g.release)
 	for _, ch := range []chan error{first, other, second} {

@@ -56,6 +56,13 @@ type limited struct {
 
 func (l *limited) Profile() llm.Profile { return l.next.Profile() }
 
+// ForTask binds the client it wraps to t (the quota is shared by all tasks).
+func (l *limited) ForTask(t *llm.Task) llm.Client {
+	c := *l
+	c.next = llm.For(l.next, t)
+	return &c
+}
+
 // Estimate is the number of tokens the limiter charges for req before the
 // call.
 func Estimate(req llm.Request) int {

@@ -1,4 +1,4 @@
-package worker
+package finalize
 
 import (
 	"bytes"
@@ -41,7 +41,7 @@ func (e *webhookError) Error() string { return e.msg }
 
 // enqueueWebhook queues the completion webhook of a finalized batch that has
 // one. The deterministic task ID makes a second finalize a no-op.
-func (w *Worker) enqueueWebhook(ctx context.Context, b jobs.Batch) error {
+func (f *Finalizer) enqueueWebhook(ctx context.Context, b jobs.Batch) error {
 	if b.Webhook == "" {
 		return nil
 	}
@@ -49,22 +49,22 @@ func (w *Worker) enqueueWebhook(ctx context.Context, b jobs.Batch) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	if _, err := f.enq.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue webhook of %s: %w", b.ID, err)
 	}
 	return nil
 }
 
-// handleWebhook POSTs a finalized batch's signed completion event to its
+// HandleWebhook is the handler of jobs.TypeWebhook: it POSTs a finalized batch's signed completion event to its
 // webhook and records the delivery state in the batch. 2xx delivers; 408,
-// 429, 5xx and network errors are retried (see webhookRetryDelay); other
+// 429, 5xx and network errors are retried (see WebhookRetryDelay); other
 // answers and a worker without a secret fail the delivery for good.
-func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
+func (f *Finalizer) HandleWebhook(ctx context.Context, t *asynq.Task) error {
 	p, err := jobs.DecodeWebhook(t.Payload())
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	b, err := w.cfg.Tracker.Get(ctx, p.Batch)
+	b, err := f.tracker.Get(ctx, p.Batch)
 	if err != nil {
 		if errors.Is(err, jobs.ErrNoBatch) {
 			return fmt.Errorf("webhook: %w: %w", err, asynq.SkipRetry)
@@ -75,28 +75,28 @@ func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	delivery := jobs.WebhookDeliveryID(b.ID, jobs.EventBatchCompleted)
-	if st, ok, err := w.cfg.Tracker.WebhookState(ctx, b.ID); err != nil {
+	if st, ok, err := f.tracker.WebhookState(ctx, b.ID); err != nil {
 		return err
 	} else if ok && st.Status != jobs.WebhookPending {
 		return nil // delivered or given up already
 	}
-	log := w.log.With("batch_id", b.ID, "delivery", delivery, "host", webhookHost(b.Webhook))
-	if len(w.cfg.WebhookSecret) == 0 {
+	log := f.log.With("batch_id", b.ID, "delivery", delivery, "host", webhookHost(b.Webhook))
+	if len(f.secret) == 0 {
 		log.ErrorContext(ctx, "webhook not sent", "reason", errNoWebhookSecret.Error())
-		if err := w.cfg.Tracker.SetWebhookState(ctx, b.ID, jobs.WebhookState{Status: jobs.WebhookFailed,
-			LastError: errNoWebhookSecret.Error(), Updated: w.now().UTC(), Delivery: delivery}); err != nil {
+		if err := f.tracker.SetWebhookState(ctx, b.ID, jobs.WebhookState{Status: jobs.WebhookFailed,
+			LastError: errNoWebhookSecret.Error(), Updated: f.now().UTC(), Delivery: delivery}); err != nil {
 			return err
 		}
 		return fmt.Errorf("webhook of %s: %w: %w", b.ID, errNoWebhookSecret, asynq.SkipRetry)
 	}
-	c, err := w.cfg.Tracker.Counts(ctx, b.ID)
+	c, err := f.tracker.Counts(ctx, b.ID)
 	if err != nil {
 		return err
 	}
 	ev := jobs.NewWebhookEvent(b, c)
-	if prices := w.cfg.Model.Profile().Prices; prices.InputPerMillion > 0 || prices.OutputPerMillion > 0 || prices.ImagePerThousand > 0 {
+	if f.priced {
 		cost := c.Cost
-		ev.Cost, ev.Currency = &cost, prices.Currency
+		ev.Cost, ev.Currency = &cost, f.currency
 	}
 	body, err := json.Marshal(ev)
 	if err != nil {
@@ -105,12 +105,12 @@ func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
 	if len(body) > webhookMaxBody {
 		return fmt.Errorf("webhook of %s: body of %d bytes over %d: %w", b.ID, len(body), webhookMaxBody, asynq.SkipRetry)
 	}
-	attempt, err := w.cfg.Tracker.CountWebhookAttempt(ctx, b.ID)
+	attempt, err := f.tracker.CountWebhookAttempt(ctx, b.ID)
 	if err != nil {
 		return err
 	}
-	code, sendErr := w.postWebhook(ctx, b.Webhook, delivery, body)
-	st := jobs.WebhookState{Status: jobs.WebhookDelivered, Attempts: attempt, LastStatus: code, Updated: w.now().UTC(), Delivery: delivery}
+	code, sendErr := f.postWebhook(ctx, b.Webhook, delivery, body)
+	st := jobs.WebhookState{Status: jobs.WebhookDelivered, Attempts: attempt, LastStatus: code, Updated: f.now().UTC(), Delivery: delivery}
 	var werr *webhookError
 	errors.As(sendErr, &werr)
 	if sendErr != nil {
@@ -121,7 +121,7 @@ func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
 			st.Status = jobs.WebhookFailed
 		}
 	}
-	if err := w.cfg.Tracker.SetWebhookState(ctx, b.ID, st); err != nil {
+	if err := f.tracker.SetWebhookState(ctx, b.ID, st); err != nil {
 		return errors.Join(sendErr, err)
 	}
 	switch st.Status {
@@ -140,21 +140,21 @@ func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
 // postWebhook makes one signed call and returns the answer's HTTP status (0:
 // none). Redirects are not followed and at most webhookMaxAnswer bytes of
 // the answer are read.
-func (w *Worker) postWebhook(ctx context.Context, target, delivery string, body []byte) (int, error) {
+func (f *Finalizer) postWebhook(ctx context.Context, target, delivery string, body []byte) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, webhookTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return 0, &webhookError{msg: "bad webhook URL", permanent: true}
 	}
-	now := w.now()
+	now := f.now()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "llamapipe")
 	req.Header.Set(jobs.HeaderWebhookEvent, jobs.EventBatchCompleted)
 	req.Header.Set(jobs.HeaderWebhookDelivery, delivery)
 	req.Header.Set(jobs.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
-	req.Header.Set(jobs.HeaderWebhookSignature, jobs.SignWebhook(w.cfg.WebhookSecret, now, body))
-	client := w.cfg.WebhookClient
+	req.Header.Set(jobs.HeaderWebhookSignature, jobs.SignWebhook(f.secret, now, body))
+	client := f.client
 	if client == nil {
 		client = &http.Client{}
 	}
@@ -192,18 +192,9 @@ func webhookHost(raw string) string {
 	return u.Host
 }
 
-// taskRetryDelay is the asynq RetryDelayFunc: webhook calls back off from
-// WebhookRetryDelay, doubling up to an hour; every other task uses
-// retryDelay.
-func (w *Worker) taskRetryDelay(n int, err error, t *asynq.Task) time.Duration {
-	if t.Type() == jobs.TypeWebhook {
-		return webhookRetryDelay(w.cfg.WebhookRetryDelay, n)
-	}
-	return retryDelay(n, err, t)
-}
-
-// webhookRetryDelay is base·2ⁿ, capped at an hour (base zero: 10s).
-func webhookRetryDelay(base time.Duration, n int) time.Duration {
+// WebhookRetryDelay is the backoff before retry n of a webhook call:
+// base·2ⁿ, capped at an hour (base zero: 10s).
+func WebhookRetryDelay(base time.Duration, n int) time.Duration {
 	if base <= 0 {
 		base = 10 * time.Second
 	}

@@ -1,71 +1,30 @@
-package worker
+package finalize
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 )
 
-// handleFinalize writes manifest.jsonl and report.md for a complete batch.
-// It is idempotent: a second run rewrites the same two objects.
-func (w *Worker) handleFinalize(ctx context.Context, t *asynq.Task) error {
-	p, err := jobs.DecodeFinalize(t.Payload())
+// report renders report.md, with the tenant's spend and budget when the
+// batch has a tenant and the worker knows the tenants (best effort: without
+// the numbers, the tenant is only named).
+func (f *Finalizer) report(ctx context.Context, b jobs.Batch, c jobs.Counts, entries []jobs.Entry, now time.Time) string {
+	if f.tenants == nil || b.Tenant == "" {
+		return Report(b, c, entries, now)
+	}
+	st, err := f.tenants.Status(ctx, b.Tenant)
 	if err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		f.log.WarnContext(ctx, "report without the tenant's spend", "batch_id", b.ID, "error", err.Error())
+		return Report(b, c, entries, now)
 	}
-	b, err := w.cfg.Tracker.Get(ctx, p.Batch)
-	if err != nil {
-		return err
-	}
-	c, err := w.cfg.Tracker.Counts(ctx, p.Batch)
-	if err != nil {
-		return err
-	}
-	if !c.Complete() {
-		return fmt.Errorf("finalize %s: batch not complete (%d of %d ended)", p.Batch, c.Ended(), c.Total)
-	}
-	entries, err := w.cfg.Tracker.Entries(ctx, p.Batch)
-	if err != nil {
-		return err
-	}
-	out, err := w.stores.get(ctx, b.Out)
-	if err != nil {
-		return err
-	}
-	var manifest bytes.Buffer
-	enc := json.NewEncoder(&manifest)
-	enc.SetEscapeHTML(false)
-	for _, e := range entries {
-		if err := enc.Encode(e); err != nil {
-			return fmt.Errorf("manifest of %s: %w", p.Batch, err)
-		}
-	}
-	if err := out.Put(ctx, b.ManifestPath(), bytes.NewReader(manifest.Bytes()), int64(manifest.Len()), "application/x-ndjson"); err != nil {
-		return fmt.Errorf("write manifest of %s: %w", p.Batch, err)
-	}
-	now := w.now()
-	report := w.report(ctx, b, c, entries, now)
-	if err := out.Put(ctx, b.ReportPath(), strings.NewReader(report), int64(len(report)), "text/markdown; charset=utf-8"); err != nil {
-		return fmt.Errorf("write report of %s: %w", p.Batch, err)
-	}
-	if err := w.cfg.Tracker.MarkFinalized(ctx, p.Batch, now); err != nil {
-		return err
-	}
-	if err := w.enqueueWebhook(ctx, b); err != nil {
-		return err
-	}
-	w.log.InfoContext(ctx, "batch finalized", "batch_id", p.Batch, "done", c.Done, "failed", c.Failed, "skipped", c.Skipped)
-	return nil
+	return ReportWithTenant(b, c, entries, now, st)
 }
 
 // Report renders report.md: totals, failures grouped by reason, wall time,

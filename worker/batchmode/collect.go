@@ -1,0 +1,158 @@
+package batchmode
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
+)
+
+// HandleCollect is the handler of jobs.TypeBatchCollect: it cuts the
+// pending requests into input files and submits them, one provider job per
+// file.
+func (b *Mode) HandleCollect(ctx context.Context, t *asynq.Task) error {
+	p, err := jobs.DecodeCollect(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	if p.Group != b.group {
+		return fmt.Errorf("batch requests of %s: this worker has no batch API for them (it serves %s)", p.Group, b.profile.Model)
+	}
+	ids, err := b.rdb.SMembers(ctx, b.key("pending")).Result()
+	if err != nil {
+		return fmt.Errorf("batch collect: %w", err)
+	}
+	sort.Strings(ids)
+	if len(ids) == 0 {
+		return nil
+	}
+	limits := b.client.Limits()
+	if limits.MinLines > 0 && len(ids) < limits.MinLines {
+		if b.small == "wait" {
+			d := 5 * time.Minute
+			nt, err := jobs.NewCollectTask(b.group, b.now().Truncate(d).Add(d), d)
+			if err == nil {
+				_, err = b.enq.EnqueueContext(ctx, nt)
+			}
+			if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+				return err
+			}
+			return nil
+		}
+		b.log.InfoContext(ctx, "too few requests for a provider batch job: answering them online",
+			"requests", len(ids), "minimum", limits.MinLines)
+		return b.settle(ctx, ids, bmOnline)
+	}
+	lines := make(map[string][]byte, len(ids))
+	packer := batchapi.NewPacker(func(l batchapi.Line) ([]byte, error) { return lines[l.CustomID], nil }, limits)
+	for _, id := range ids {
+		line, err := b.readLine(ctx, id)
+		if errors.Is(err, storage.ErrNotExist) {
+			if err := b.settle(ctx, []string{id}, bmOnline); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		lines[id] = line
+		f, err := packer.Add(batchapi.Line{CustomID: id})
+		if errors.Is(err, batchapi.ErrPermanent) {
+			if err := b.settle(ctx, []string{id}, bmOnline); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if f != nil {
+			if err := b.submit(ctx, f); err != nil {
+				return err
+			}
+			for _, id := range f.CustomIDs {
+				delete(lines, id)
+			}
+		}
+	}
+	if f := packer.Flush(); f != nil {
+		return b.submit(ctx, f)
+	}
+	return nil
+}
+
+func (b *Mode) readLine(ctx context.Context, id string) ([]byte, error) {
+	loc, err := b.loc(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	st, err := b.open(ctx, loc)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := st.Get(ctx, b.lineKey(id), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// submit sends one input file as a provider job and hands it to a poller.
+func (b *Mode) submit(ctx context.Context, f *batchapi.File) error {
+	h := sha256.Sum256([]byte(strings.Join(f.CustomIDs, ",")))
+	name := b.group + "-" + hex.EncodeToString(h[:6])
+	job, err := b.client.Submit(ctx, name, bytes.NewReader(f.Data), f.Lines())
+	var few *batchapi.TooFewLinesError
+	if errors.As(err, &few) {
+		return b.settle(ctx, f.CustomIDs, bmOnline)
+	}
+	if err != nil {
+		return fmt.Errorf("batch submit %s (%d requests): %w", name, f.Lines(), err)
+	}
+	meta, _ := json.Marshal(job)
+	_, err = b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		args := make([]any, len(f.CustomIDs))
+		for i, id := range f.CustomIDs {
+			args[i] = id
+			p.HSet(ctx, b.reqKey(id), "state", bmJob+job.ID)
+			p.Expire(ctx, b.reqKey(id), reqTTL)
+		}
+		p.SRem(ctx, b.key("pending"), args...)
+		p.SAdd(ctx, b.key("job", job.ID), args...)
+		p.Expire(ctx, b.key("job", job.ID), 8*24*time.Hour)
+		p.Set(ctx, b.key("jobmeta", job.ID), meta, 8*24*time.Hour)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("batch submit %s: record job %s: %w", name, job.ID, err)
+	}
+	b.log.InfoContext(ctx, "provider batch job submitted", "job", job.ID, "requests", f.Lines(), "bytes", len(f.Data))
+	return b.schedulePoll(ctx, job.ID, 0)
+}
+
+func (b *Mode) schedulePoll(ctx context.Context, job string, attempt int) error {
+	t, err := jobs.NewPollTask(jobs.PollPayload{Group: b.group, Job: job, Attempt: attempt}, b.pollInterval)
+	if err != nil {
+		return err
+	}
+	if _, err := b.enq.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("batch mode: enqueue poll of %s: %w", job, err)
+	}
+	return nil
+}
