@@ -238,10 +238,7 @@ func TestKeysBuiltOnlyInJobs(t *testing.T) {
 	// pendingFragments are still formatted by their callers (files being moved
 	// by the issue 14 refactoring); remove each once its callers use keys.go.
 	pendingFragments := map[string]bool{
-		":bm:{":        true, // worker/batchmode.go
-		":scheduler:":  true, // cmd/llamapipe/scheduler.go
-		":idempotency": true, // cmd/llamapipe/api/server.go
-		":llm:":        true, // cmd/llamapipe/model.go, worker/llm/providers/providers.go
+		":scheduler:": true, // cmd/llamapipe/scheduler.go
 	}
 	root, err := filepath.Abs("..")
 	if err != nil {

@@ -106,7 +106,7 @@ func fairShare(cmd *cli.Command, c *conn, model llm.Client, b *tenants.Budgets, 
 	}
 	p := model.Profile()
 	name := cmp.Or(p.Preset, p.Provider)
-	return ratelimit.FairShare(model, c.rdb, "llamapipe:llm:"+name+":"+p.Model, ratelimit.FairShareOptions{
+	return ratelimit.FairShare(model, c.rdb, jobs.ModelQuotaName(name, p.Model), ratelimit.FairShareOptions{
 		Slots: slots, Waiting: waiting, Share: func(t string) float64 { return b.Config().Share(t) }, OnDefer: m.Deferred})
 }
 

@@ -54,7 +54,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, tenant, scop
 		s.internal(w, "encode request", err)
 		return
 	}
-	rkey := s.cfg.KeyPrefix + ":api:idempotency:" + tenant + ":" + key
+	rkey := jobs.IdempotencyKey(s.cfg.KeyPrefix, tenant, key)
 	rec := idemRecord{Request: canon, ID: newID}
 	b, _ := json.Marshal(rec)
 	first, err := s.cfg.Redis.SetNX(ctx, rkey, b, idempotencyLease).Result()

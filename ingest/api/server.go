@@ -31,11 +31,11 @@ var OpenAPI []byte
 const MaxBody = 1 << 20
 
 // IdempotencyTTL is how long an Idempotency-Key is remembered.
-const IdempotencyTTL = 24 * time.Hour
+const IdempotencyTTL = jobs.IdempotencyTTL
 
 // idempotencyLease is how long an Idempotency-Key stays reserved by a
 // request still running (a server that died mid-request frees it then).
-const idempotencyLease = time.Hour
+const idempotencyLease = jobs.IdempotencyReserveTTL
 
 // Batches reads batch records: what the API needs of *jobs.Tracker.
 type Batches interface {
@@ -151,7 +151,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("api: allowed webhook prefix %q: give an absolute http:// or https:// URL without credentials", h)
 		}
 	}
-	cfg.KeyPrefix = cmp.Or(cfg.KeyPrefix, "llamapipe")
+	cfg.KeyPrefix = cmp.Or(cfg.KeyPrefix, jobs.DefaultPrefix)
 	cfg.IdempotencyWait = cmp.Or(cfg.IdempotencyWait, 30*time.Second)
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -39,7 +38,6 @@ type Mode struct {
 	client  batchapi.Client
 	rdb     redis.UniversalClient
 	group   string
-	prefix  string
 	profile llm.Profile
 	// insp runs waiting tasks again (Inspector.RunTask).
 	insp    *asynq.Inspector
@@ -127,7 +125,7 @@ func New(cfg Config) (*Mode, error) {
 	prof := cfg.Profile
 	name := cmp.Or(prof.Preset, prof.Provider)
 	group := groupRE.ReplaceAllString(name+"-"+prof.Model, "-")
-	b := &Mode{client: cfg.Batch, rdb: cfg.Redis, group: group, prefix: "llamapipe:bm:{" + group + "}", profile: prof,
+	b := &Mode{client: cfg.Batch, rdb: cfg.Redis, group: group, profile: prof,
 		insp: asynq.NewInspector(cfg.Asynq), enq: cfg.Enqueuer, open: cfg.Open, tracker: cfg.Tracker, metrics: cfg.Metrics,
 		log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), now: cfg.Now,
 		collectWindow: cmp.Or(cfg.CollectDelay, 30*time.Second), pollInterval: cmp.Or(cfg.PollInterval, time.Minute),
@@ -141,21 +139,16 @@ func New(cfg Config) (*Mode, error) {
 // Close releases batch mode's connection.
 func (b *Mode) Close() error { return b.insp.Close() }
 
-func (b *Mode) key(parts ...string) string { return b.prefix + ":" + strings.Join(parts, ":") }
-
-// reqKey is a request's hash: state, loc (the output location its line and
-// answer live in), batch (the first batch that asked) and retried.
-func (b *Mode) reqKey(id string) string { return b.key("r", id) }
-
-// reqTTL bounds how long a request's records live: past a provider's
-// window (24 h) and any wait for it, with room to spare.
-const reqTTL = 10 * 24 * time.Hour
+// Batch mode's Redis keys (a request's hash: state, loc — the output
+// location its line and answer live in —, batch — the first batch that
+// asked — and retried; the pending set; a provider job's requests) and
+// their lifetimes are jobs' (jobs.BatchModeRequestKey and the rest).
 
 // setState sets a request's state and renews its records' lifetime.
 func (b *Mode) setState(ctx context.Context, id, state string) error {
 	_, err := b.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
-		pl.HSet(ctx, b.reqKey(id), "state", state)
-		pl.Expire(ctx, b.reqKey(id), reqTTL)
+		pl.HSet(ctx, jobs.BatchModeRequestKey(b.group, id), "state", state)
+		pl.Expire(ctx, jobs.BatchModeRequestKey(b.group, id), jobs.BatchModeRequestTTL)
 		return nil
 	})
 	if err != nil {
@@ -166,7 +159,7 @@ func (b *Mode) setState(ctx context.Context, id, state string) error {
 
 // loc returns the output location a request's line and answer live in.
 func (b *Mode) loc(ctx context.Context, id string) (string, error) {
-	loc, err := b.rdb.HGet(ctx, b.reqKey(id), "loc").Result()
+	loc, err := b.rdb.HGet(ctx, jobs.BatchModeRequestKey(b.group, id), "loc").Result()
 	if errors.Is(err, redis.Nil) {
 		return "", storage.ErrNotExist
 	}

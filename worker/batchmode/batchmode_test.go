@@ -106,7 +106,7 @@ func TestRequestWaitsThenGoesOnline(t *testing.T) {
 	if len(enq.types) != 1 || enq.types[0] != jobs.TypeBatchCollect {
 		t.Errorf("enqueued %v, want one collector", enq.types)
 	}
-	ids, err := m.rdb.SMembers(ctx, m.key("pending")).Result()
+	ids, err := m.rdb.SMembers(ctx, jobs.BatchModePendingKey(m.group)).Result()
 	if err != nil || len(ids) != 1 {
 		t.Fatalf("pending %v (%v), want one request", ids, err)
 	}

@@ -32,7 +32,7 @@ func (b *Mode) HandleCollect(ctx context.Context, t *asynq.Task) error {
 	if p.Group != b.group {
 		return fmt.Errorf("batch requests of %s: this worker has no batch API for them (it serves %s)", p.Group, b.profile.Model)
 	}
-	ids, err := b.rdb.SMembers(ctx, b.key("pending")).Result()
+	ids, err := b.rdb.SMembers(ctx, jobs.BatchModePendingKey(b.group)).Result()
 	if err != nil {
 		return fmt.Errorf("batch collect: %w", err)
 	}
@@ -130,13 +130,13 @@ func (b *Mode) submit(ctx context.Context, f *batchapi.File) error {
 		args := make([]any, len(f.CustomIDs))
 		for i, id := range f.CustomIDs {
 			args[i] = id
-			p.HSet(ctx, b.reqKey(id), "state", bmJob+job.ID)
-			p.Expire(ctx, b.reqKey(id), reqTTL)
+			p.HSet(ctx, jobs.BatchModeRequestKey(b.group, id), "state", bmJob+job.ID)
+			p.Expire(ctx, jobs.BatchModeRequestKey(b.group, id), jobs.BatchModeRequestTTL)
 		}
-		p.SRem(ctx, b.key("pending"), args...)
-		p.SAdd(ctx, b.key("job", job.ID), args...)
-		p.Expire(ctx, b.key("job", job.ID), 8*24*time.Hour)
-		p.Set(ctx, b.key("jobmeta", job.ID), meta, 8*24*time.Hour)
+		p.SRem(ctx, jobs.BatchModePendingKey(b.group), args...)
+		p.SAdd(ctx, jobs.BatchModeJobKey(b.group, job.ID), args...)
+		p.Expire(ctx, jobs.BatchModeJobKey(b.group, job.ID), jobs.BatchModeJobTTL)
+		p.Set(ctx, jobs.BatchModeJobMetaKey(b.group, job.ID), meta, jobs.BatchModeJobTTL)
 		return nil
 	})
 	if err != nil {

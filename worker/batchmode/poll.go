@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -30,11 +29,11 @@ func (b *Mode) HandlePoll(ctx context.Context, t *asynq.Task) error {
 	if p.Group != b.group {
 		return fmt.Errorf("batch job %s of %s: this worker has no batch API for it", p.Job, p.Group)
 	}
-	ids, err := b.rdb.SMembers(ctx, b.key("job", p.Job)).Result()
+	ids, err := b.rdb.SMembers(ctx, jobs.BatchModeJobKey(b.group, p.Job)).Result()
 	if err != nil {
 		return fmt.Errorf("batch poll: %w", err)
 	}
-	stored, err := b.rdb.Exists(ctx, b.key("jobdone", p.Job)).Result()
+	stored, err := b.rdb.Exists(ctx, jobs.BatchModeJobDoneKey(b.group, p.Job)).Result()
 	if err != nil {
 		return fmt.Errorf("batch poll: %w", err)
 	}
@@ -72,7 +71,7 @@ func (b *Mode) HandlePoll(ctx context.Context, t *asynq.Task) error {
 			}
 			answered++
 		}
-		if err := b.rdb.Set(ctx, b.key("jobdone", p.Job), "1", 8*24*time.Hour).Err(); err != nil {
+		if err := b.rdb.Set(ctx, jobs.BatchModeJobDoneKey(b.group, p.Job), "1", jobs.BatchModeJobTTL).Err(); err != nil {
 			return err
 		}
 		b.log.InfoContext(ctx, "provider batch job done", "job", p.Job, "state", job.State, "answered", answered, "online", online)
@@ -94,7 +93,7 @@ func (b *Mode) HandlePoll(ctx context.Context, t *asynq.Task) error {
 // to the batch.
 func (b *Mode) retryInBatch(ctx context.Context, id string) (bool, error) {
 	if b.retry == "batch" {
-		n, err := b.rdb.HIncrBy(ctx, b.reqKey(id), "retried", 1).Result()
+		n, err := b.rdb.HIncrBy(ctx, jobs.BatchModeRequestKey(b.group, id), "retried", 1).Result()
 		if err != nil {
 			return false, err
 		}
@@ -102,7 +101,7 @@ func (b *Mode) retryInBatch(ctx context.Context, id string) (bool, error) {
 			if err := b.setState(ctx, id, bmPending); err != nil {
 				return false, err
 			}
-			if err := b.rdb.SAdd(ctx, b.key("pending"), id).Err(); err != nil {
+			if err := b.rdb.SAdd(ctx, jobs.BatchModePendingKey(b.group), id).Err(); err != nil {
 				return false, err
 			}
 			return true, b.scheduleCollect(ctx)
@@ -153,7 +152,7 @@ func (b *Mode) settle(ctx context.Context, ids []string, state string) error {
 		if err := b.settleOne(ctx, id, state); err != nil {
 			return err
 		}
-		if err := b.rdb.SRem(ctx, b.key("pending"), id).Err(); err != nil {
+		if err := b.rdb.SRem(ctx, jobs.BatchModePendingKey(b.group), id).Err(); err != nil {
 			return err
 		}
 	}
@@ -166,14 +165,14 @@ func (b *Mode) settle(ctx context.Context, ids []string, state string) error {
 func (b *Mode) wake(ctx context.Context, ids []string) (int, error) {
 	left := 0
 	for _, id := range ids {
-		ws, err := b.rdb.HGetAll(ctx, b.key("waiters", id)).Result()
+		ws, err := b.rdb.HGetAll(ctx, jobs.BatchModeWaitersKey(b.group, id)).Result()
 		if err != nil {
 			return left, err
 		}
 		for task, queue := range ws {
 			err := b.insp.RunTask(queue, task)
 			if err == nil || errors.Is(err, asynq.ErrTaskNotFound) || strings.Contains(err.Error(), "already in pending") {
-				b.rdb.HDel(ctx, b.key("waiters", id), task)
+				b.rdb.HDel(ctx, jobs.BatchModeWaitersKey(b.group, id), task)
 				continue
 			}
 			left++
@@ -192,7 +191,7 @@ func (b *Mode) cancelIfAbandoned(ctx context.Context, job batchapi.Job, ids []st
 	for start := 0; start < len(ids); start += 1000 {
 		cmds, err := b.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 			for _, id := range ids[start:min(start+1000, len(ids))] {
-				pl.HGet(ctx, b.reqKey(id), "batch")
+				pl.HGet(ctx, jobs.BatchModeRequestKey(b.group, id), "batch")
 			}
 			return nil
 		})

@@ -35,7 +35,7 @@ func (b *Mode) complete(ctx context.Context, c *itemClient, req llm.Request) (ll
 	}
 	h := sha256.Sum256(append([]byte(b.group+"\x00"), probe...))
 	id := "r" + hex.EncodeToString(h[:15])
-	state, err := b.rdb.HGet(ctx, b.reqKey(id), "state").Result()
+	state, err := b.rdb.HGet(ctx, jobs.BatchModeRequestKey(b.group, id), "state").Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return llm.Response{}, fmt.Errorf("batch mode: %w", err)
 	}
@@ -53,15 +53,15 @@ func (b *Mode) complete(ctx context.Context, c *itemClient, req llm.Request) (ll
 	queue, _ := asynq.GetQueueName(ctx)
 	if taskID != "" {
 		_, err := b.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
-			pl.HSet(ctx, b.key("waiters", id), taskID, queue)
-			pl.Expire(ctx, b.key("waiters", id), reqTTL)
+			pl.HSet(ctx, jobs.BatchModeWaitersKey(b.group, id), taskID, queue)
+			pl.Expire(ctx, jobs.BatchModeWaitersKey(b.group, id), jobs.BatchModeRequestTTL)
 			return nil
 		})
 		if err != nil {
 			return llm.Response{}, fmt.Errorf("batch mode: %w", err)
 		}
 	}
-	state, err = b.rdb.HGet(ctx, b.reqKey(id), "state").Result()
+	state, err = b.rdb.HGet(ctx, jobs.BatchModeRequestKey(b.group, id), "state").Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return llm.Response{}, fmt.Errorf("batch mode: %w", err)
 	}
@@ -85,7 +85,7 @@ func (b *Mode) leave(ctx context.Context, req llm.Request, id string, p Item) er
 	if err := out.Put(ctx, b.lineKey(id), bytes.NewReader(line), int64(len(line)), "application/json"); err != nil {
 		return fmt.Errorf("batch mode: write request: %w", err)
 	}
-	first, err := b.rdb.HSetNX(ctx, b.reqKey(id), "state", bmPending).Result()
+	first, err := b.rdb.HSetNX(ctx, jobs.BatchModeRequestKey(b.group, id), "state", bmPending).Result()
 	if err != nil {
 		return fmt.Errorf("batch mode: %w", err)
 	}
@@ -93,9 +93,9 @@ func (b *Mode) leave(ctx context.Context, req llm.Request, id string, p Item) er
 		return nil
 	}
 	_, err = b.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
-		pl.HSet(ctx, b.reqKey(id), "loc", p.Out, "batch", p.Batch)
-		pl.Expire(ctx, b.reqKey(id), reqTTL)
-		pl.SAdd(ctx, b.key("pending"), id)
+		pl.HSet(ctx, jobs.BatchModeRequestKey(b.group, id), "loc", p.Out, "batch", p.Batch)
+		pl.Expire(ctx, jobs.BatchModeRequestKey(b.group, id), jobs.BatchModeRequestTTL)
+		pl.SAdd(ctx, jobs.BatchModePendingKey(b.group), id)
 		return nil
 	})
 	if err != nil {

@@ -151,7 +151,7 @@ func (s *Stage) Caption(ctx context.Context, it Item, data []byte) (stage.Outcom
 		return o, nil
 	}
 	owner := p.Batch + "/" + p.Item
-	claimed, err := s.cfg.Cache.ClaimResult(ctx, ckey, owner, 10*time.Minute)
+	claimed, err := s.cfg.Cache.ClaimResult(ctx, ckey, owner, jobs.ContentClaimTTL)
 	if err != nil {
 		return o, err
 	}
@@ -221,9 +221,6 @@ func (s *Stage) Caption(ctx context.Context, it Item, data []byte) (stage.Outcom
 	return o, nil
 }
 
-// contentTTL is how long a caption is kept by content for reuse.
-const contentTTL = 30 * 24 * time.Hour
-
 type cacheSource struct {
 	Source string `json:"source"`
 	Model  string `json:"model"`
@@ -251,7 +248,7 @@ func (s *Stage) storeCaption(ctx context.Context, key string, doc map[string]any
 	if err != nil {
 		return fmt.Errorf("cache caption: %w", err)
 	}
-	return s.cfg.Cache.StoreResult(ctx, key, b, contentTTL)
+	return s.cfg.Cache.StoreResult(ctx, key, b, jobs.ContentResultTTL)
 }
 
 // prepareImage prepares an image in one of the stage's decode slots:

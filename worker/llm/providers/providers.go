@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/bedrock"
 	"github.com/llamapipe/llamapipe/worker/llm/dashscope"
@@ -137,7 +138,7 @@ func Open(ctx context.Context, cfg Config) (llm.Client, error) {
 			if name == "" {
 				name = p.Provider
 			}
-			key = "llamapipe:llm:" + name + ":" + p.Model
+			key = jobs.ModelQuotaName(name, p.Model)
 		}
 		var onWait func(time.Duration)
 		if cfg.Metrics != nil {
