@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -72,12 +70,12 @@ func connect(ctx context.Context, cmd *cli.Command, private bool, stderr io.Writ
 			return nil, err
 		}
 	}
-	opt, err := parseRedisURL(url)
+	opt, err := jobs.ParseRedisURL(url)
 	if err != nil {
 		if stop != nil {
 			stop()
 		}
-		return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--redis-url: %v", redactURL(err.Error(), url))}
+		return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--redis-url: %v", jobs.RedactURL(err.Error(), url))}
 	}
 	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
 	if !ok {
@@ -93,59 +91,9 @@ func connect(ctx context.Context, cmd *cli.Command, private bool, stderr io.Writ
 		if stop != nil {
 			stop()
 		}
-		return nil, fmt.Errorf("redis at %s is not reachable: %w", redactURL(url, url), err)
+		return nil, fmt.Errorf("redis at %s is not reachable: %w", jobs.RedactURL(url, url), err)
 	}
 	return &conn{opt: opt, rdb: rdb, tracker: jobs.NewTracker(rdb, ""), stop: stop}, nil
-}
-
-// parseRedisURL accepts what asynq.ParseRedisURI does — redis://,
-// rediss:// (TLS), redis-socket://, redis-sentinel:// — and Redis Cluster as
-// redis-cluster://[:password@]host:port,host:port (rediss-cluster:// for
-// TLS).
-func parseRedisURL(s string) (asynq.RedisConnOpt, error) {
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok || (scheme != "redis-cluster" && scheme != "rediss-cluster") {
-		return asynq.ParseRedisURI(s)
-	}
-	opt := asynq.RedisClusterClientOpt{}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		user, pass, _ := strings.Cut(rest[:at], ":")
-		opt.Username, opt.Password = user, pass
-		rest = rest[at+1:]
-	}
-	rest, _, _ = strings.Cut(rest, "/")
-	rest, _, _ = strings.Cut(rest, "?")
-	for _, a := range strings.Split(rest, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			if _, _, err := net.SplitHostPort(a); err != nil {
-				return nil, fmt.Errorf("cluster address %q: %w", a, err)
-			}
-			opt.Addrs = append(opt.Addrs, a)
-		}
-	}
-	if len(opt.Addrs) == 0 {
-		return nil, errors.New("redis-cluster:// needs at least one host:port")
-	}
-	if scheme == "rediss-cluster" {
-		opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	return opt, nil
-}
-
-// redactURL removes a password from a Redis URL wherever it appears in s.
-func redactURL(s, url string) string {
-	if i := strings.Index(url, "://"); i >= 0 {
-		rest := url[i+3:]
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			userinfo := rest[:at]
-			if c := strings.Index(userinfo, ":"); c >= 0 && c+1 < len(userinfo) {
-				s = strings.ReplaceAll(s, userinfo[c+1:], "REDACTED")
-			} else if userinfo != "" && !strings.Contains(userinfo, ":") {
-				s = strings.ReplaceAll(s, userinfo, "REDACTED")
-			}
-		}
-	}
-	return s
 }
 
 // startPrivateRedis runs redis-server on a free loopback port in a temporary

@@ -15,6 +15,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/ingest/watch"
+	"github.com/llamapipe/llamapipe/jobs"
 )
 
 func watchFlags() []cli.Flag {
@@ -130,7 +131,7 @@ func (r redisEvents) Close() error { return r.Client.Close() }
 func eventSource(ctx context.Context, spec, endpoint string) (watch.EventSource, error) {
 	u, err := url.Parse(spec)
 	if err != nil {
-		return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--events: %v", redactURL(err.Error(), spec))}
+		return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--events: %v", jobs.RedactURL(err.Error(), spec))}
 	}
 	switch u.Scheme {
 	case "redis", "rediss":
@@ -143,7 +144,7 @@ func eventSource(ctx context.Context, spec, endpoint string) (watch.EventSource,
 		u.RawQuery = q.Encode()
 		opt, err := redis.ParseURL(u.String())
 		if err != nil {
-			return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--events: %v", redactURL(err.Error(), spec))}
+			return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--events: %v", jobs.RedactURL(err.Error(), spec))}
 		}
 		return redisEvents{&watch.RedisList{Client: redis.NewClient(opt), Key: key}}, nil
 	case "https", "http":
