@@ -1,13 +1,16 @@
 package jobs
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 // ParseRedisURL accepts what asynq.ParseRedisURI does — redis://,
@@ -60,4 +63,31 @@ func RedactURL(s, url string) string {
 		}
 	}
 	return s
+}
+
+// RedisURLError is Dial's error for a URL that does not parse. Its message
+// never holds the URL's password.
+type RedisURLError struct{ msg string }
+
+func (e *RedisURLError) Error() string { return e.msg }
+
+// Dial connects to the Redis that url names (see ParseRedisURL) and pings it
+// within 5s. It returns the asynq connection option and a client made from
+// it; the caller closes the client. No error holds the URL's password.
+func Dial(ctx context.Context, url string) (asynq.RedisConnOpt, redis.UniversalClient, error) {
+	opt, err := ParseRedisURL(url)
+	if err != nil {
+		return nil, nil, &RedisURLError{msg: RedactURL(err.Error(), url)}
+	}
+	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, nil, fmt.Errorf("redis: unsupported connection type %T", opt)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, nil, fmt.Errorf("redis at %s is not reachable: %w", RedactURL(url, url), err)
+	}
+	return opt, rdb, nil
 }

@@ -1,12 +1,17 @@
 package jobs_test
 
 import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
 )
 
 func TestRedisURLs(t *testing.T) {
@@ -31,5 +36,30 @@ func TestRedisURLs(t *testing.T) {
 	}
 	if msg := jobs.RedactURL("dial redis://:hunter2@h:6379/0 failed", "redis://:hunter2@h:6379/0"); strings.Contains(msg, "hunter2") {
 		t.Errorf("password not redacted: %s", msg)
+	}
+}
+
+func TestDial(t *testing.T) {
+	ctx := context.Background()
+	_, _, err := jobs.Dial(ctx, "redis://:hunter2@h:notaport/0")
+	var ue *jobs.RedisURLError
+	if !errors.As(err, &ue) || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("a bad URL: %v, want a *RedisURLError without the password", err)
+	}
+	addr := os.Getenv("LLAMAPIPE_TEST_REDIS_ADDR")
+	if addr == "" {
+		t.Fatal("no test Redis (LLAMAPIPE_TEST_REDIS_ADDR): run the tests with `make test`")
+	}
+	opt, rdb, err := jobs.Dial(ctx, "redis://"+addr+"/"+strconv.Itoa(jobstest.DBJobs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	if _, ok := opt.(asynq.RedisClientOpt); !ok {
+		t.Errorf("option %T, want asynq.RedisClientOpt", opt)
+	}
+	// Nothing listens on port 1: not reachable, and the password not shown.
+	if _, _, err := jobs.Dial(ctx, "redis://:hunter2@127.0.0.1:1/0"); err == nil || strings.Contains(err.Error(), "hunter2") || errors.As(err, &ue) {
+		t.Errorf("an unreachable Redis: %v", err)
 	}
 }

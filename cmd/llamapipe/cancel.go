@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
 	"github.com/llamapipe/llamapipe/jobs"
 )
 
@@ -40,5 +41,5 @@ func runCancel(ctx context.Context, c *conn, id string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	return printStatus(ctx, stdout, c.tracker, b, cnt)
+	return ui.PrintStatus(ctx, stdout, c.tracker, b, cnt)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
@@ -69,5 +70,5 @@ func runRun(ctx context.Context, cmd *cli.Command, stdout, stderr io.Writer) err
 		return err
 	}
 	fmt.Fprintf(stderr, "llamapipe: batch %s: %d items (%d queued, %d skipped)\n", res.BatchID, res.Total, res.Enqueued, res.Skipped)
-	return follow(ctx, c.tracker, res.BatchID, stdout, stderr, true)
+	return followed(ui.Follow(ctx, c.tracker, res.BatchID, stdout, stderr, true))
 }

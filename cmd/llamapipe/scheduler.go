@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -80,14 +79,4 @@ func runScheduler(ctx context.Context, cmd *cli.Command, opts schedulerOptions, 
 		},
 	})
 	return usageIf[*schedule.ConfigError](err)
-}
-
-// usageIf makes err a usage error (exit status 2) when it is an E: a
-// library's error for bad input.
-func usageIf[E error](err error) error {
-	var e E
-	if errors.As(err, &e) {
-		return &exitError{code: exitUsage, msg: err.Error()}
-	}
-	return err
 }

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 )
@@ -35,7 +37,7 @@ func statusCommand(stdout, stderr io.Writer) *cli.Command {
 // runStatus prints a batch's counts, webhook and tenant, or follows it.
 func runStatus(ctx context.Context, cmd *cli.Command, c *conn, id string, opts statusOptions, stdout, stderr io.Writer) error {
 	if opts.wait {
-		return follow(ctx, c.tracker, id, stdout, stderr, false)
+		return followed(ui.Follow(ctx, c.tracker, id, stdout, stderr, false))
 	}
 	cnt, err := c.tracker.Counts(ctx, id)
 	if err != nil {
@@ -45,7 +47,7 @@ func runStatus(ctx context.Context, cmd *cli.Command, c *conn, id string, opts s
 	if err != nil {
 		return err
 	}
-	if err := printStatus(ctx, stdout, c.tracker, b, cnt); err != nil {
+	if err := ui.PrintStatus(ctx, stdout, c.tracker, b, cnt); err != nil {
 		return err
 	}
 	return printTenant(ctx, stdout, cmd, c, b)
@@ -87,4 +89,13 @@ func printTenant(ctx context.Context, w io.Writer, cmd *cli.Command, c *conn, b 
 	}
 	fmt.Fprintf(w, "tenant %s\n", st.Summary(""))
 	return nil
+}
+
+// followed maps ui.Follow's ErrReported to exit status 1 without repeating
+// the reason.
+func followed(err error) error {
+	if errors.Is(err, ui.ErrReported) {
+		return &exitError{code: exitFailed}
+	}
+	return err
 }
