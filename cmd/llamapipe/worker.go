@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/hibiken/asynq"
@@ -96,9 +95,9 @@ func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger)
 	if err != nil {
 		return worker.Config{}, &exitError{code: exitUsage, msg: "--pdf-passwords: " + err.Error()}
 	}
-	queues, err := parseQueues(cmd.String("queues"))
+	queues, err := jobs.ParseQueueWeights(cmd.String("queues"))
 	if err != nil {
-		return worker.Config{}, err
+		return worker.Config{}, &exitError{code: exitUsage, msg: "--queues: " + err.Error()}
 	}
 	ps, err := loadPrompts(cmd)
 	if err != nil {
@@ -134,20 +133,6 @@ func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger)
 		PDFPasswords:    pw,
 		WebhookSecret:   []byte(hookKey),
 	}, nil
-}
-
-// parseQueues reads "critical=6,default=3,nightly=1".
-func parseQueues(s string) (map[string]int, error) {
-	m := map[string]int{}
-	for _, part := range strings.Split(s, ",") {
-		name, w, ok := strings.Cut(strings.TrimSpace(part), "=")
-		n, err := strconv.Atoi(w)
-		if !ok || err != nil || n < 1 || !jobs.ValidQueue(name) {
-			return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--queues: %q: use NAME=WEIGHT with a queue of critical, default or nightly and a weight of 1 or more", part)}
-		}
-		m[name] = n
-	}
-	return m, nil
 }
 
 // openBatch opens the model's batch API for items in batch mode, when its
