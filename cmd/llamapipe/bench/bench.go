@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -118,6 +119,10 @@ func Run(ctx context.Context, opts Options, svc Services, w io.Writer) error {
 	b, err := newBench(opts, svc)
 	if err != nil {
 		return err
+	}
+	if svc.Redis == nil || svc.Client == nil || svc.Tracker == nil || svc.Open == nil || svc.Logger == nil ||
+		svc.Worker == nil && (b.measure == "all" || b.measure == "pipeline") {
+		return errors.New("bench: Services need Redis, Client, Tracker, Open and Logger (and Worker to measure the pipeline)")
 	}
 	return b.run(ctx, w)
 }
