@@ -235,11 +235,6 @@ func TestKeysBuiltOnlyInJobs(t *testing.T) {
 		":llm:":        "ModelQuotaName",
 	}
 
-	// pendingFragments are still formatted by their callers (files being moved
-	// by the issue 14 refactoring); remove each once its callers use keys.go.
-	pendingFragments := map[string]bool{
-		":scheduler:": true, // cmd/llamapipe/scheduler.go
-	}
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +271,7 @@ func TestKeysBuiltOnlyInJobs(t *testing.T) {
 				return true
 			}
 			for frag, use := range keyFragments {
-				if strings.Contains(s, frag) && !pendingFragments[frag] {
+				if strings.Contains(s, frag) {
 					rel, _ := filepath.Rel(root, fset.Position(lit.Pos()).Filename)
 					t.Errorf("%s:%d builds a Redis key by hand (%q): use jobs.%s", rel, fset.Position(lit.Pos()).Line, frag, use)
 				}

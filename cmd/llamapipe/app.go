@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v3"
+
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
 )
 
 // Exit codes.
@@ -50,6 +52,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "llamapipe:", err)
 		return exitFailed
 	}
+}
+
+// usageIf makes err a usage error (exit status 2) when it is an E: a
+// library's error for bad input.
+func usageIf[E error](err error) error {
+	var e E
+	if errors.As(err, &e) {
+		return &exitError{code: exitUsage, msg: err.Error()}
+	}
+	return err
 }
 
 func newApp(stdout, stderr io.Writer) *cli.Command {
@@ -113,7 +125,7 @@ func newLogger(cmd *cli.Command, stderr io.Writer, defaultLevel slog.Level) (*sl
 	case "text":
 		return slog.New(slog.NewTextHandler(stderr, opts)), nil
 	case "auto", "":
-		if isTerminal(stderr) {
+		if ui.IsTerminal(stderr) {
 			return slog.New(slog.NewTextHandler(stderr, opts)), nil
 		}
 		return slog.New(slog.NewJSONHandler(stderr, opts)), nil

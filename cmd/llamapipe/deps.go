@@ -2,25 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v3"
-	"golang.org/x/term"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/localredis"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/backends"
 	"github.com/llamapipe/llamapipe/storage/s3store"
@@ -60,136 +53,31 @@ func (c *conn) Close() {
 // is true, it starts a private redis-server for this process (the
 // single-machine `run`).
 func connect(ctx context.Context, cmd *cli.Command, private bool, stderr io.Writer) (*conn, error) {
+	c := &conn{}
 	url := cmd.String("redis-url")
-	var stop func()
 	if url == "" {
 		if !private {
 			return nil, &exitError{code: exitUsage, msg: "no Redis: set --redis-url or LLAMAPIPE_REDIS_URL (e.g. redis://localhost:6379/0)"}
 		}
-		var err error
-		url, stop, err = startPrivateRedis(ctx, stderr)
-		if err != nil {
+		srv, err := localredis.Start(ctx)
+		if errors.Is(err, localredis.ErrNoServer) {
+			return nil, &exitError{code: exitFailed, msg: "no --redis-url given and no redis-server on PATH: install Redis (Debian: apt-get install redis-server) or point --redis-url at one"}
+		} else if err != nil {
 			return nil, err
 		}
+		fmt.Fprintf(stderr, "llamapipe: started a private redis-server on %s for this run\n", srv.Addr)
+		url, c.stop = srv.URL, srv.Stop
 	}
-	opt, err := parseRedisURL(url)
-	if err != nil {
-		if stop != nil {
-			stop()
+	var err error
+	if c.opt, c.rdb, err = jobs.Dial(ctx, url); err != nil {
+		c.Close()
+		if ue := (*jobs.RedisURLError)(nil); errors.As(err, &ue) {
+			return nil, &exitError{code: exitUsage, msg: "--redis-url: " + err.Error()}
 		}
-		return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--redis-url: %v", redactURL(err.Error(), url))}
+		return nil, err
 	}
-	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
-	if !ok {
-		if stop != nil {
-			stop()
-		}
-		return nil, fmt.Errorf("redis: unsupported connection type %T", opt)
-	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := rdb.Ping(pctx).Err(); err != nil {
-		_ = rdb.Close()
-		if stop != nil {
-			stop()
-		}
-		return nil, fmt.Errorf("redis at %s is not reachable: %w", redactURL(url, url), err)
-	}
-	return &conn{opt: opt, rdb: rdb, tracker: jobs.NewTracker(rdb, ""), stop: stop}, nil
-}
-
-// parseRedisURL accepts what asynq.ParseRedisURI does — redis://,
-// rediss:// (TLS), redis-socket://, redis-sentinel:// — and Redis Cluster as
-// redis-cluster://[:password@]host:port,host:port (rediss-cluster:// for
-// TLS).
-func parseRedisURL(s string) (asynq.RedisConnOpt, error) {
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok || (scheme != "redis-cluster" && scheme != "rediss-cluster") {
-		return asynq.ParseRedisURI(s)
-	}
-	opt := asynq.RedisClusterClientOpt{}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		user, pass, _ := strings.Cut(rest[:at], ":")
-		opt.Username, opt.Password = user, pass
-		rest = rest[at+1:]
-	}
-	rest, _, _ = strings.Cut(rest, "/")
-	rest, _, _ = strings.Cut(rest, "?")
-	for _, a := range strings.Split(rest, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			if _, _, err := net.SplitHostPort(a); err != nil {
-				return nil, fmt.Errorf("cluster address %q: %w", a, err)
-			}
-			opt.Addrs = append(opt.Addrs, a)
-		}
-	}
-	if len(opt.Addrs) == 0 {
-		return nil, errors.New("redis-cluster:// needs at least one host:port")
-	}
-	if scheme == "rediss-cluster" {
-		opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	return opt, nil
-}
-
-// redactURL removes a password from a Redis URL wherever it appears in s.
-func redactURL(s, url string) string {
-	if i := strings.Index(url, "://"); i >= 0 {
-		rest := url[i+3:]
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			userinfo := rest[:at]
-			if c := strings.Index(userinfo, ":"); c >= 0 && c+1 < len(userinfo) {
-				s = strings.ReplaceAll(s, userinfo[c+1:], "REDACTED")
-			} else if userinfo != "" && !strings.Contains(userinfo, ":") {
-				s = strings.ReplaceAll(s, userinfo, "REDACTED")
-			}
-		}
-	}
-	return s
-}
-
-// startPrivateRedis runs redis-server on a free loopback port in a temporary
-// folder, for the lifetime of this process.
-func startPrivateRedis(ctx context.Context, stderr io.Writer) (string, func(), error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return "", nil, &exitError{code: exitFailed, msg: "no --redis-url given and no redis-server on PATH: install Redis (Debian: apt-get install redis-server) or point --redis-url at one"}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, fmt.Errorf("find a free port: %w", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	dir, err := os.MkdirTemp("", "llamapipe-redis-")
-	if err != nil {
-		return "", nil, fmt.Errorf("private redis: %w", err)
-	}
-	c := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log"))
-	if err := c.Start(); err != nil {
-		_ = os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("start redis-server: %w", err)
-	}
-	stop := func() {
-		_ = c.Process.Kill()
-		_, _ = c.Process.Wait()
-		_ = os.RemoveAll(dir)
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if nc, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			_ = nc.Close()
-			break
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			stop()
-			return "", nil, errors.New("private redis-server did not start within 10s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	fmt.Fprintf(stderr, "llamapipe: started a private redis-server on %s for this run\n", addr)
-	return "redis://" + addr + "/0", stop, nil
+	c.tracker = jobs.NewTracker(c.rdb, "")
+	return c, nil
 }
 
 // opener returns the storage opener configured by the global flags.
@@ -225,9 +113,4 @@ func readSecretMap(path string) (map[string]string, error) {
 		}
 	}
 	return m, nil
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -6,7 +6,10 @@
 //	llamapipe worker                       process queued tasks
 //	llamapipe status BATCH [--wait]        follow a batch
 //
-// main only wires: the logic lives in ingest/, jobs/, worker/ and storage/.
+// main only wires: one file per command, each an options struct, the flags
+// that fill it and a runX that calls a library (ingest/, ingest/schedule,
+// jobs/, worker/, storage/; bench for the bench harness, ui for the progress
+// display); run maps the error to the exit status once.
 package main
 
 import (

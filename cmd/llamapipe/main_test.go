@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 )
@@ -331,31 +329,6 @@ func TestBadKeyStopsTheRunWithOneMessage(t *testing.T) {
 	}
 	if n := calls.Load(); n > 4 {
 		t.Errorf("%d requests reached the provider after it refused the key; want the batch stopped at once", n)
-	}
-}
-
-func TestRedisURLs(t *testing.T) {
-	opt, err := parseRedisURL("rediss-cluster://:s3cret@10.0.0.1:6379,10.0.0.2:6379")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, ok := opt.(asynq.RedisClusterClientOpt)
-	if !ok || len(c.Addrs) != 2 || c.Password != "s3cret" || c.TLSConfig == nil {
-		t.Fatalf("cluster option %#v", opt)
-	}
-	if _, err := parseRedisURL("redis-cluster://"); err == nil {
-		t.Error("a cluster URL without addresses was accepted")
-	}
-	opt, err = parseRedisURL("redis-sentinel://:pw@s1:26379,s2:26379?master=mymaster")
-	if f, ok := opt.(asynq.RedisFailoverClientOpt); err != nil || !ok || f.MasterName != "mymaster" || len(f.SentinelAddrs) != 2 {
-		t.Fatalf("sentinel option %#v, %v", opt, err)
-	}
-	opt, err = parseRedisURL("rediss://:pw@redis.example:6380/2")
-	if r, ok := opt.(asynq.RedisClientOpt); err != nil || !ok || r.DB != 2 || r.TLSConfig == nil {
-		t.Fatalf("TLS option %#v, %v", opt, err)
-	}
-	if msg := redactURL("dial redis://:hunter2@h:6379/0 failed", "redis://:hunter2@h:6379/0"); strings.Contains(msg, "hunter2") {
-		t.Errorf("password not redacted: %s", msg)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/llamapipe/llamapipe/ingest/schedule"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/worker/metrics"
 )
@@ -331,7 +332,7 @@ func checkSchedules(t *testing.T, byKind map[string]map[string]k8sObject) {
 			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := loadSchedules(path); err != nil {
+			if _, err := schedule.Load(path); err != nil {
 				t.Errorf("ConfigMap %s key %s: %v", cm.Metadata.Name, key, err)
 			}
 		}

@@ -20,39 +20,18 @@ func writeFile(t *testing.T, path, s string) {
 	}
 }
 
-func TestSchedulesFileIsChecked(t *testing.T) {
-	dir := t.TempDir()
-	bad := map[string]string{
-		"bad cron":      "schedules:\n  - {name: a, cron: '61 * * * *', sources: [/x], out: /y}\n",
-		"bad timezone":  "schedules:\n  - {name: a, cron: '0 2 * * *', timezone: Mars/Olympus, sources: [/x], out: /y}\n",
-		"duplicate":     "schedules:\n  - {name: a, cron: '0 2 * * *', sources: [/x], out: /y}\n  - {name: a, cron: '0 3 * * *', sources: [/x], out: /y}\n",
-		"no sources":    "schedules:\n  - {name: a, cron: '0 2 * * *', out: /y}\n",
-		"unknown field": "schedules:\n  - {name: a, cron: '0 2 * * *', sources: [/x], out: /y, colour: red}\n",
-		"bad task":      "schedules:\n  - {name: a, cron: '0 2 * * *', sources: [/x], out: /y, task: translate}\n",
-	}
-	for name, body := range bad {
-		p := filepath.Join(dir, "bad.yaml")
-		writeFile(t, p, body)
-		if _, err := loadSchedules(p); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-	p := filepath.Join(dir, "good.yaml")
-	writeFile(t, p, "timezone: Europe/Berlin\nschedules:\n  - {name: nightly, cron: '0 2 * * *', sources: [s3://cat/img], out: s3://cat/cap, task: caption}\n  - {name: ny, cron: '30 1 * * 1-5', timezone: America/New_York, sources: [/in], out: /out}\n")
-	cfgs, err := loadSchedules(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cfgs) != 2 || cfgs[0].Cronspec != "CRON_TZ=Europe/Berlin 0 2 * * *" || cfgs[1].Cronspec != "CRON_TZ=America/New_York 30 1 * * 1-5" {
-		t.Fatalf("cron specs %q, %q", cfgs[0].Cronspec, cfgs[1].Cronspec)
-	}
-	pl, err := jobs.DecodeIngest(cfgs[0].Task.Payload())
-	if err != nil || pl.Task != jobs.TaskCaption || pl.Queue != jobs.QueueNightly || pl.Schedule != "nightly" {
-		t.Fatalf("payload %+v, %v", pl, err)
-	}
+// The schedules file's checks are tested in ingest/schedule; here, that
+// --check lists what it read.
+func TestSchedulerCheckListsTheEntries(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "good.yaml")
+	writeFile(t, p, "timezone: Europe/Berlin\nschedules:\n  - {name: nightly, cron: '0 2 * * *', sources: [s3://cat/img], out: s3://cat/cap, task: caption}\n")
 	code, stdout, _ := runCLI(t, "scheduler", "--config", p, "--check")
 	if code != 0 || !strings.Contains(stdout, "CRON_TZ=Europe/Berlin 0 2 * * *") {
 		t.Fatalf("--check: exit %d: %s", code, stdout)
+	}
+	writeFile(t, p, "schedules:\n  - {name: a, cron: '61 * * * *', sources: [/x], out: /y}\n")
+	if code, _, stderr := runCLI(t, "scheduler", "--config", p, "--check"); code != exitUsage || !strings.Contains(stderr, "entry 1 (a)") {
+		t.Errorf("a bad file: exit %d (%s), want %d naming the entry", code, stderr, exitUsage)
 	}
 }
 

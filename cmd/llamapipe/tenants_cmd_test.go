@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llamapipe/llamapipe/ingest"
-	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 )
 
@@ -58,33 +56,6 @@ func TestIngestRefusesABatchOverItsTenantsBudget(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, "--redis-url", url, "ingest", src, "--out", t.TempDir(), "--tenant", "no spaces"); code != exitUsage || !strings.Contains(stderr, "--tenant") {
 		t.Errorf("bad tenant name: exit %d, %q", code, stderr)
-	}
-}
-
-// A schedule entry's tenant reaches the ingest task, and from it the batch's
-// options.
-func TestScheduleEntryCarriesItsTenant(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "schedules.yaml")
-	if err := os.WriteFile(path, []byte(`schedules:
-  - {name: nightly-legal, cron: "0 2 * * *", sources: [s3://acme/inbox], out: s3://acme/out, tenant: legal}
-  - {name: nightly-other, cron: "0 3 * * *", sources: [s3://acme/inbox], out: s3://acme/out2}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfgs, err := loadSchedules(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, c := range cfgs {
-		p, err := jobs.DecodeIngest(c.Task.Payload())
-		if err != nil {
-			t.Fatal(err)
-		}
-		got[p.Schedule] = ingest.PayloadOptions(p).Tenant
-	}
-	if got["nightly-legal"] != "legal" || got["nightly-other"] != "" {
-		t.Errorf("tenants by schedule = %v, want legal for nightly-legal only", got)
 	}
 }
 

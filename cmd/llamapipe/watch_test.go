@@ -92,18 +92,6 @@ func TestWatchRefusesBadSettings(t *testing.T) {
 			t.Errorf("%s: exit %d (%s), want %d with a message", name, code, stderr, exitUsage)
 		}
 	}
-	dir := t.TempDir()
-	for name, body := range map[string]string{
-		"cron and watch": "schedules:\n  - {name: a, cron: '0 2 * * *', watch: {interval: 1m}, sources: [/x], out: /y}\n",
-		"bad watch name": "schedules:\n  - {name: 'a b', watch: {interval: 1m}, sources: [/x], out: /y}\n",
-		"neither":        "schedules:\n  - {name: a, sources: [/x], out: /y}\n",
-	} {
-		p := filepath.Join(dir, "s.yaml")
-		writeFile(t, p, body)
-		if _, err := parseSchedules(p); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
 }
 
 func TestModelModeFlag(t *testing.T) {

@@ -1,26 +1,44 @@
-package main
+package ui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/llamapipe/llamapipe/jobs"
 )
 
-// follow shows a batch's progress until its manifest is written: a progress
+// Tracker is what the display reads of a batch record (a *jobs.Tracker).
+type Tracker interface {
+	Get(ctx context.Context, id string) (jobs.Batch, error)
+	Counts(ctx context.Context, batch string) (jobs.Counts, error)
+	WebhookState(ctx context.Context, batch string) (jobs.WebhookState, bool, error)
+}
+
+var _ Tracker = (*jobs.Tracker)(nil)
+
+// ErrReported is Follow's failure when the batch stopped for a reason it
+// has already shown (a fatal error such as a refused API key).
+var ErrReported = errors.New("batch stopped (reason shown above)")
+
+// Follow shows a batch's progress until its manifest is written: a progress
 // bar on a terminal, plain lines otherwise. It prints where the manifest and
-// report are, and fails (exit status 1) when items failed.
-func follow(ctx context.Context, t *jobs.Tracker, batch string, stdout, stderr io.Writer, started bool) error {
+// report are, and fails when items failed (ErrReported when the reason was
+// shown already). started says this process queued the batch: on ctx's end
+// it says how to follow the batch again.
+func Follow(ctx context.Context, t Tracker, batch string, stdout, stderr io.Writer, started bool) error {
 	b, err := t.Get(ctx, batch)
 	if err != nil {
 		return err
 	}
-	tty := isTerminal(stderr)
+	tty := IsTerminal(stderr)
 	var bar *progressbar.ProgressBar
 	if tty {
 		bar = progressbar.NewOptions(-1,
@@ -80,9 +98,9 @@ func follow(ctx context.Context, t *jobs.Tracker, batch string, stdout, stderr i
 			}
 			switch {
 			case fatalShown:
-				return &exitError{code: exitFailed} // the reason was shown once already
+				return ErrReported
 			case c.Failed > 0:
-				return &exitError{code: exitFailed, msg: fmt.Sprintf("%d of %d items failed: reasons in %s/%s", c.Failed, c.Total, out, b.ReportPath())}
+				return fmt.Errorf("%d of %d items failed: reasons in %s/%s", c.Failed, c.Total, out, b.ReportPath())
 			}
 			return nil
 		}
@@ -135,7 +153,7 @@ const webhookWait = 30 * time.Second
 
 // waitWebhook waits until the batch's webhook was delivered or failed for
 // good, or for at most d, and says how it went.
-func waitWebhook(ctx context.Context, t *jobs.Tracker, b jobs.Batch, d time.Duration, w io.Writer) {
+func waitWebhook(ctx context.Context, t Tracker, b jobs.Batch, d time.Duration, w io.Writer) {
 	deadline := time.Now().Add(d)
 	for {
 		st, ok, err := t.WebhookState(ctx, b.ID)
@@ -173,8 +191,8 @@ func printWebhook(w io.Writer, b jobs.Batch, st jobs.WebhookState, known bool) {
 	fmt.Fprintln(w)
 }
 
-// printStatus prints a batch's counts and its webhook's state.
-func printStatus(ctx context.Context, w io.Writer, t *jobs.Tracker, b jobs.Batch, c jobs.Counts) error {
+// PrintStatus prints a batch's counts and its webhook's state.
+func PrintStatus(ctx context.Context, w io.Writer, t Tracker, b jobs.Batch, c jobs.Counts) error {
 	printCounts(w, b, c)
 	if b.Webhook == "" {
 		return nil
@@ -185,4 +203,10 @@ func printStatus(ctx context.Context, w io.Writer, t *jobs.Tracker, b jobs.Batch
 	}
 	printWebhook(w, b, st, ok)
 	return nil
+}
+
+// IsTerminal reports whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

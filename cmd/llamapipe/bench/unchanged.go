@@ -1,18 +1,16 @@
-package main
+package bench
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/urfave/cli/v3"
+	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
@@ -42,25 +40,25 @@ func (c *countingClient) Complete(ctx context.Context, req llm.Request) (llm.Res
 // current captions: it writes --catalog images and one fingerprint marker
 // per image (as a finished run leaves them), then times ingest + finalize
 // with a worker running, and counts model calls (there must be none).
-func (b *bench) unchanged(ctx context.Context, cmd *cli.Command, c *conn, log *slog.Logger, stderr io.Writer) ([]row, error) {
-	n := cmd.Int("catalog")
+func (b *bench) unchanged(ctx context.Context) ([]row, error) {
+	n := b.opts.Catalog
 	if n < 1 {
-		return nil, &exitError{code: exitUsage, msg: "bench: --catalog must be at least 1"}
+		return nil, usage("--catalog must be at least 1")
 	}
-	base := cmd.String("out")
+	base := b.opts.Out
 	if base == "" {
 		dir, err := os.MkdirTemp("", "llamapipe-bench-")
 		if err != nil {
 			return nil, err
 		}
-		if !cmd.Bool("keep") {
+		if !b.opts.Keep {
 			defer os.RemoveAll(dir)
 		}
 		base = dir
 	}
 	base = strings.TrimRight(base, "/") + "/unchanged-" + ingest.NewBatchID(time.Now())
 	srcURL, outURL := base+"/catalog", base+"/captions"
-	open := opener(cmd)
+	open := b.svc.Open
 	src, err := open(ctx, srcURL)
 	if err != nil {
 		return nil, err
@@ -80,7 +78,7 @@ func (b *bench) unchanged(ctx context.Context, cmd *cli.Command, c *conn, log *s
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(stderr, "llamapipe: bench: writing %d catalog images and their fingerprint markers under %s\n", n, base)
+	fmt.Fprintf(b.svc.Progress, "llamapipe: bench: writing %d catalog images and their fingerprint markers under %s\n", n, base)
 	t0 := time.Now()
 	if err := parallel(ctx, n, 32, func(i int) error {
 		key := fmt.Sprintf("sku%07d/front.jpg", i)
@@ -103,7 +101,7 @@ func (b *bench) unchanged(ctx context.Context, cmd *cli.Command, c *conn, log *s
 	}
 	setup := time.Since(t0)
 
-	w, err := worker.New(worker.Config{Redis: c.opt, Tracker: c.tracker, Open: open, Model: model, Logger: log, Concurrency: 4})
+	w, err := worker.New(worker.Config{Redis: b.svc.Redis, Tracker: b.svc.Tracker, Open: open, Model: model, Logger: b.svc.Logger, Concurrency: 4})
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +112,9 @@ func (b *bench) unchanged(ctx context.Context, cmd *cli.Command, c *conn, log *s
 
 	start := time.Now()
 	cpu0 := cpuTime()
-	in := &ingest.Ingester{Open: open, Queue: c.client(), Tracker: c.tracker, Logger: log}
+	client := asynq.NewClient(b.svc.Redis)
+	defer client.Close()
+	in := &ingest.Ingester{Open: open, Queue: client, Tracker: b.svc.Tracker, Logger: b.svc.Logger}
 	res, err := in.Run(ctx, ingest.Options{Sources: []string{srcURL}, Out: outURL, Task: jobs.TaskCaption,
 		Provider: prof.Provider, Model: prof.Model, Job: jobs.Options{Language: "en"}})
 	if err != nil {
@@ -122,7 +122,7 @@ func (b *bench) unchanged(ctx context.Context, cmd *cli.Command, c *conn, log *s
 	}
 	ingested := time.Since(start)
 	for {
-		cnt, err := c.tracker.Counts(ctx, res.BatchID)
+		cnt, err := b.svc.Tracker.Counts(ctx, res.BatchID)
 		if err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/bench"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
@@ -179,7 +180,7 @@ func TestFaultsEveryItemCompletes(t *testing.T) {
 	src, out := t.TempDir(), t.TempDir()
 	const photos, docs = 4, 4
 	for i := range photos {
-		data, err := photo(320, 240, 99, uint64(i), "test")
+		data, err := bench.Photo(320, 240, 99, uint64(i), "test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +189,7 @@ func TestFaultsEveryItemCompletes(t *testing.T) {
 		}
 	}
 	for i := range docs {
-		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("c%d.txt", i)), document(i, 1, false, 99, "test"), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("c%d.txt", i)), bench.Document(i, 1, false, 99, "test"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -227,5 +228,18 @@ func TestFaultsEveryItemCompletes(t *testing.T) {
 	// Attempts count the 500s and garbage answers, never the 429s.
 	if want := int(st.ServerErrors + st.Garbage); retries != want {
 		t.Errorf("manifest shows %d retried attempts; want %d (500s + garbage), the %d 429s not counted", retries, want, st.RateLimited)
+	}
+}
+
+func TestBenchUnchangedCatalogMakesNoModelCalls(t *testing.T) {
+	url, _ := jobstest.Redis(t, jobstest.DBBench)
+	code, stdout, stderr := runCLI(t, "--redis-url", url, "bench", "--measure", "unchanged", "--catalog", "60", "--out", t.TempDir())
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"| skipped as unchanged | 60 |", "| model calls | 0 |", "| re-run to manifest |"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
 	}
 }

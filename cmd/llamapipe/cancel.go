@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/urfave/cli/v3"
+
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
+	"github.com/llamapipe/llamapipe/jobs"
+)
+
+func cancelCommand(stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:      "cancel",
+		Usage:     "cancel a batch: queued items are removed, running ones stop at their next step; the manifest marks them cancelled",
+		ArgsUsage: "BATCH",
+		Action: onBatch(stderr, func(ctx context.Context, cmd *cli.Command, c *conn, id string) error {
+			return runCancel(ctx, c, id, stdout, stderr)
+		}),
+	}
+}
+
+// runCancel cancels a batch with jobs.CancelBatch and prints its status.
+func runCancel(ctx context.Context, c *conn, id string, stdout, stderr io.Writer) error {
+	insp := asynq.NewInspector(c.opt)
+	defer insp.Close()
+	n, err := jobs.CancelBatch(ctx, c.tracker, insp, c.client(), id, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "llamapipe: batch %s cancelled: %d queued items removed; running items stop at their next step\n", id, n)
+	b, err := c.tracker.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	cnt, err := c.tracker.Counts(ctx, id)
+	if err != nil {
+		return err
+	}
+	return ui.PrintStatus(ctx, stdout, c.tracker, b, cnt)
+}

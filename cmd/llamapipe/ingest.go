@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/tenants"
+	"github.com/llamapipe/llamapipe/worker/estimate"
+	"github.com/llamapipe/llamapipe/worker/llm"
+)
+
+func ingestCommand(stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:      "ingest",
+		Usage:     "enqueue a batch for the workers; prints only its ID on standard output",
+		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
+		Flags:     concat(batchFlags(), providerFlags(), []cli.Flag{promptFlag(), tenantsFlag()}),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			return runIngest(ctx, cmd, stdout, stderr)
+		},
+	}
+}
+
+// runIngest enqueues a batch with ingest.Ingester.Run and prints its ID.
+func runIngest(ctx context.Context, cmd *cli.Command, stdout, stderr io.Writer) error {
+	in, c, o, done, err := ingestSetup(ctx, cmd, stderr)
+	if err != nil {
+		return err
+	}
+	defer done()
+	prof, err := plannedProfile(cmd)
+	if err != nil {
+		return err
+	}
+	if err := checkBudget(ctx, cmd, c, in, o, prof, nil); err != nil {
+		return err
+	}
+	res, err := in.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "llamapipe: batch %s: %d items (%d queued, %d skipped)\n", res.BatchID, res.Total, res.Enqueued, res.Skipped)
+	fmt.Fprintln(stdout, res.BatchID)
+	return nil
+}
+
+// ingestSetup is the start of the commands that create batches from their
+// arguments (ingest, watch): logger, Redis, the model profile the workers
+// use (checked against the task) and the batch options. done closes Redis.
+func ingestSetup(ctx context.Context, cmd *cli.Command, stderr io.Writer) (in *ingest.Ingester, c *conn, o ingest.Options, done func(), err error) {
+	sources, err := needArgs(cmd, "source")
+	if err != nil {
+		return nil, nil, o, nil, err
+	}
+	log, err := newLogger(cmd, stderr, slog.LevelInfo)
+	if err != nil {
+		return nil, nil, o, nil, err
+	}
+	prof, err := plannedProfile(cmd)
+	if err != nil {
+		return nil, nil, o, nil, err
+	}
+	if err := checkTaskForModel(cmd.String("task"), prof); err != nil {
+		return nil, nil, o, nil, err
+	}
+	if o, err = ingestOptions(cmd, sources, prof); err != nil {
+		return nil, nil, o, nil, err
+	}
+	if c, err = connect(ctx, cmd, false, stderr); err != nil {
+		return nil, nil, o, nil, err
+	}
+	in = &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
+	return in, c, o, c.Close, nil
+}
+
+func ingestOptions(cmd *cli.Command, sources []string, prof llm.Profile) (ingest.Options, error) {
+	ps, err := loadPrompts(cmd)
+	if err != nil {
+		return ingest.Options{}, err
+	}
+	if hook := cmd.String("webhook"); hook != "" {
+		u, err := url.Parse(hook)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return ingest.Options{}, &exitError{code: exitUsage, msg: fmt.Sprintf("--webhook %q: give an absolute http:// or https:// URL", hook)}
+		}
+	}
+	mode := cmd.String("model-mode")
+	if !jobs.ValidModelMode(mode) {
+		return ingest.Options{}, &exitError{code: exitUsage, msg: fmt.Sprintf("--model-mode %q: use online, batch or auto", mode)}
+	}
+	if mode == jobs.ModelBatch && prof.BatchAPI == "" {
+		return ingest.Options{}, &exitError{code: exitUsage, msg: fmt.Sprintf("--model-mode batch: the model's provider (%s) has no batch API that llamapipe uses; use --model-mode online or auto", prof.Provider)}
+	}
+	if err := tenants.CheckName(cmd.String("tenant")); err != nil {
+		return ingest.Options{}, &exitError{code: exitUsage, msg: "--tenant: " + err.Error()}
+	}
+	return ingest.Options{
+		Tenant:   cmd.String("tenant"),
+		Webhook:  cmd.String("webhook"),
+		Prompts:  ps,
+		Sources:  sources,
+		Out:      cmd.String("out"),
+		Task:     cmd.String("task"),
+		Include:  cmd.StringSlice("include"),
+		Exclude:  cmd.StringSlice("exclude"),
+		MaxSize:  cmd.Int64("max-size"),
+		Queue:    cmd.String("queue"),
+		MaxRetry: cmd.Int("max-retry"),
+		Job: jobs.Options{Language: cmd.String("language"), MaxOutputTokens: cmd.Int("max-output-tokens"), Products: cmd.String("products"),
+			ModelMode: mode},
+		Force:    cmd.Bool("force"),
+		Provider: prof.Provider,
+		Model:    prof.Model,
+	}, nil
+}
+
+// checkBudget refuses, before anything is queued, a batch whose estimate
+// (ingest.Ingester.Plan with worker/estimate under prof) is over what is left of its tenant's daily
+// or monthly budget in the --tenants file. Without the file, or for a
+// tenant without a budget, nothing is estimated.
+func checkBudget(ctx context.Context, cmd *cli.Command, c *conn, in *ingest.Ingester, o ingest.Options, prof llm.Profile, log *slog.Logger) error {
+	b, err := openTenants(cmd, c, log)
+	if err != nil || b == nil {
+		return err
+	}
+	t := b.Config().Lookup(o.Tenant)
+	if t.Budget.Daily.Unlimited() && t.Budget.Monthly.Unlimited() {
+		return nil
+	}
+	plan, err := in.Plan(ctx, o, estimate.New(prof, estimate.Options{MaxOutputTokens: o.Job.MaxOutputTokens}), ingest.PlanOptions{})
+	if err != nil {
+		return fmt.Errorf("estimate the batch for its tenant's budget: %w", err)
+	}
+	est := tenants.Spend{Cost: plan.All.Cost, Tokens: plan.All.InputTokens + plan.All.OutputTokens}
+	if err := b.CheckEstimate(ctx, o.Tenant, est, plan.Currency); err != nil {
+		if errors.Is(err, tenants.ErrOverBudget) {
+			return &exitError{code: exitFailed, msg: "batch refused: " + err.Error()}
+		}
+		return err
+	}
+	return nil
+}

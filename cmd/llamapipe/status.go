@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/tenants"
+)
+
+// statusOptions are the status command's flags.
+type statusOptions struct {
+	wait bool
+}
+
+func statusCommand(stdout, stderr io.Writer) *cli.Command {
+	var opts statusOptions
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show a batch's progress; with --wait, follow it to the end (exit status 1 if items failed)",
+		ArgsUsage: "BATCH",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "wait", Aliases: []string{"w"}, Usage: "follow the batch until its manifest is written", Sources: env("WAIT"), Destination: &opts.wait},
+			&cli.StringFlag{Name: "tenants", Usage: "tenants file: show what is left of the batch's tenant's budget (and count days in its timezone)", Sources: env("TENANTS")},
+		},
+		Action: onBatch(stderr, func(ctx context.Context, cmd *cli.Command, c *conn, id string) error {
+			return runStatus(ctx, cmd, c, id, opts, stdout, stderr)
+		}),
+	}
+}
+
+// runStatus prints a batch's counts, webhook and tenant, or follows it.
+func runStatus(ctx context.Context, cmd *cli.Command, c *conn, id string, opts statusOptions, stdout, stderr io.Writer) error {
+	if opts.wait {
+		return followed(ui.Follow(ctx, c.tracker, id, stdout, stderr, false))
+	}
+	cnt, err := c.tracker.Counts(ctx, id)
+	if err != nil {
+		return err
+	}
+	b, err := c.tracker.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := ui.PrintStatus(ctx, stdout, c.tracker, b, cnt); err != nil {
+		return err
+	}
+	return printTenant(ctx, stdout, cmd, c, b)
+}
+
+// onBatch is the action of a command that works on one batch (its only
+// argument) in the Redis that --redis-url names.
+func onBatch(stderr io.Writer, fn func(ctx context.Context, cmd *cli.Command, c *conn, id string) error) cli.ActionFunc {
+	return func(ctx context.Context, cmd *cli.Command) error {
+		args, err := needArgs(cmd, "batch ID")
+		if err != nil {
+			return err
+		}
+		c, err := connect(ctx, cmd, false, stderr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return fn(ctx, cmd, c, args[0])
+	}
+}
+
+// printTenant shows a batch's tenant with its spend today and this month
+// (and what is left of its budget, with --tenants).
+func printTenant(ctx context.Context, w io.Writer, cmd *cli.Command, c *conn, b jobs.Batch) error {
+	if b.Tenant == "" {
+		return nil
+	}
+	budgets, err := openTenants(cmd, c, nil)
+	if err != nil {
+		return err
+	}
+	if budgets == nil {
+		budgets = &tenants.Budgets{File: tenants.Static(nil), Ledger: tenants.NewLedger(c.rdb, "")}
+	}
+	st, err := budgets.Status(ctx, b.Tenant)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "tenant %s\n", st.Summary(""))
+	return nil
+}
+
+// followed maps ui.Follow's ErrReported to exit status 1 without repeating
+// the reason.
+func followed(err error) error {
+	if errors.Is(err, ui.ErrReported) {
+		return &exitError{code: exitFailed}
+	}
+	return err
+}

@@ -1,0 +1,77 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/llamapipe/llamapipe/jobs"
+)
+
+// fakeTracker is a batch record that is already as the test wants it.
+type fakeTracker struct {
+	b    jobs.Batch
+	c    jobs.Counts
+	hook *jobs.WebhookState
+}
+
+func (f fakeTracker) Get(context.Context, string) (jobs.Batch, error)     { return f.b, nil }
+func (f fakeTracker) Counts(context.Context, string) (jobs.Counts, error) { return f.c, nil }
+func (f fakeTracker) WebhookState(context.Context, string) (jobs.WebhookState, bool, error) {
+	if f.hook == nil {
+		return jobs.WebhookState{}, false, nil
+	}
+	return *f.hook, true, nil
+}
+
+func TestFollowAFinishedBatch(t *testing.T) {
+	b := jobs.Batch{ID: "b1", Out: "/out/"}
+	done := jobs.Counts{Total: 3, Done: 3, Sealed: true, Finalized: true, InputTokens: 10, OutputTokens: 5}
+	var stdout, stderr bytes.Buffer
+	if err := Follow(context.Background(), fakeTracker{b: b, c: done}, "b1", &stdout, &stderr, true); err != nil {
+		t.Fatalf("a batch without failures: %v", err)
+	}
+	if want := "manifest: /out/" + b.ManifestPath(); !strings.Contains(stdout.String(), want) {
+		t.Errorf("stdout %q lacks %q", stdout.String(), want)
+	}
+	if !strings.Contains(stderr.String(), "batch b1 (finished): 3 items: 3 done, 0 failed, 0 skipped; 10 input / 5 output tokens") {
+		t.Errorf("stderr %q lacks the summary", stderr.String())
+	}
+
+	failed := done
+	failed.Done, failed.Failed = 1, 2
+	err := Follow(context.Background(), fakeTracker{b: b, c: failed}, "b1", &stdout, &stderr, true)
+	if err == nil || !strings.Contains(err.Error(), "2 of 3 items failed") || errors.Is(err, ErrReported) {
+		t.Errorf("failed items: %v", err)
+	}
+
+	stderr.Reset()
+	fatal := done
+	fatal.Fatal = "the provider refused the API key"
+	err = Follow(context.Background(), fakeTracker{b: b, c: fatal}, "b1", &stdout, &stderr, true)
+	if !errors.Is(err, ErrReported) || strings.Count(stderr.String(), fatal.Fatal) != 1 {
+		t.Errorf("a fatal stop: %v, stderr %q; want ErrReported and the reason said once", err, stderr.String())
+	}
+}
+
+func TestPrintStatusShowsTheWebhook(t *testing.T) {
+	b := jobs.Batch{ID: "b2", Webhook: "https://hooks.example/x"}
+	c := jobs.Counts{Total: 1, Done: 1, Sealed: true, Finalized: true}
+	var w bytes.Buffer
+	if err := PrintStatus(context.Background(), &w, fakeTracker{b: b, c: c}, b, c); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(w.String(), "webhook: https://hooks.example/x (not called yet)") {
+		t.Errorf("output %q", w.String())
+	}
+	w.Reset()
+	st := jobs.WebhookState{Status: jobs.WebhookDelivered, Attempts: 2, LastStatus: 204}
+	if err := PrintStatus(context.Background(), &w, fakeTracker{b: b, c: c, hook: &st}, b, c); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(w.String(), "after 2 attempt(s), last answer HTTP 204") {
+		t.Errorf("output %q", w.String())
+	}
+}

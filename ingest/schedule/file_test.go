@@ -1,0 +1,105 @@
+package schedule
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/jobs"
+)
+
+func writeFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSchedulesFileIsChecked(t *testing.T) {
+	dir := t.TempDir()
+	bad := map[string]string{
+		"bad cron":      "schedules:\n  - {name: a, cron: '61 * * * *', sources: [/x], out: /y}\n",
+		"bad timezone":  "schedules:\n  - {name: a, cron: '0 2 * * *', timezone: Mars/Olympus, sources: [/x], out: /y}\n",
+		"duplicate":     "schedules:\n  - {name: a, cron: '0 2 * * *', sources: [/x], out: /y}\n  - {name: a, cron: '0 3 * * *', sources: [/x], out: /y}\n",
+		"no sources":    "schedules:\n  - {name: a, cron: '0 2 * * *', out: /y}\n",
+		"unknown field": "schedules:\n  - {name: a, cron: '0 2 * * *', sources: [/x], out: /y, colour: red}\n",
+		"bad task":      "schedules:\n  - {name: a, cron: '0 2 * * *', sources: [/x], out: /y, task: translate}\n",
+	}
+	for name, body := range bad {
+		p := filepath.Join(dir, "bad.yaml")
+		writeFile(t, p, body)
+		if _, err := Load(p); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	p := filepath.Join(dir, "good.yaml")
+	writeFile(t, p, "timezone: Europe/Berlin\nschedules:\n  - {name: nightly, cron: '0 2 * * *', sources: [s3://cat/img], out: s3://cat/cap, task: caption}\n  - {name: ny, cron: '30 1 * * 1-5', timezone: America/New_York, sources: [/in], out: /out}\n")
+	cfgs, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfgs) != 2 || cfgs[0].Cronspec != "CRON_TZ=Europe/Berlin 0 2 * * *" || cfgs[1].Cronspec != "CRON_TZ=America/New_York 30 1 * * 1-5" {
+		t.Fatalf("cron specs %q, %q", cfgs[0].Cronspec, cfgs[1].Cronspec)
+	}
+	pl, err := jobs.DecodeIngest(cfgs[0].Task.Payload())
+	if err != nil || pl.Task != jobs.TaskCaption || pl.Queue != jobs.QueueNightly || pl.Schedule != "nightly" {
+		t.Fatalf("payload %+v, %v", pl, err)
+	}
+}
+
+func TestWatchEntriesAreChecked(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"cron and watch": "schedules:\n  - {name: a, cron: '0 2 * * *', watch: {interval: 1m}, sources: [/x], out: /y}\n",
+		"bad watch name": "schedules:\n  - {name: 'a b', watch: {interval: 1m}, sources: [/x], out: /y}\n",
+		"neither":        "schedules:\n  - {name: a, sources: [/x], out: /y}\n",
+	} {
+		p := filepath.Join(dir, "s.yaml")
+		writeFile(t, p, body)
+		if _, err := Parse(p); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	p := filepath.Join(dir, "w.yaml")
+	writeFile(t, p, "timezone: Europe/Berlin\nschedules:\n  - {name: inbox, watch: {interval: 2m, roll_every: 5}, sources: [/x], out: /y}\n")
+	s, err := Parse(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Periodic) != 0 || len(s.Watches) != 1 {
+		t.Fatalf("%d periodic, %d watches; want 0 and 1", len(s.Periodic), len(s.Watches))
+	}
+	w := s.Watches[0]
+	if w.Name != "inbox" || w.Payload.Queue != jobs.QueueDefault || w.Settings.Timezone != "Europe/Berlin" ||
+		w.Settings.RollEvery != 5 || w.Settings.Settle.Seconds() != 10 {
+		t.Errorf("watch %+v", w)
+	}
+}
+
+// A schedule entry's tenant reaches the ingest task, and from it the batch's
+// options.
+func TestScheduleEntryCarriesItsTenant(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "schedules.yaml")
+	if err := os.WriteFile(path, []byte(`schedules:
+  - {name: nightly-legal, cron: "0 2 * * *", sources: [s3://acme/inbox], out: s3://acme/out, tenant: legal}
+  - {name: nightly-other, cron: "0 3 * * *", sources: [s3://acme/inbox], out: s3://acme/out2}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgs, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range cfgs {
+		p, err := jobs.DecodeIngest(c.Task.Payload())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[p.Schedule] = ingest.PayloadOptions(p).Tenant
+	}
+	if got["nightly-legal"] != "legal" || got["nightly-other"] != "" {
+		t.Errorf("tenants by schedule = %v, want legal for nightly-legal only", got)
+	}
+}
