@@ -78,6 +78,10 @@ type Options struct {
 	// Items, when set, are the batch's objects (instead of listing the
 	// sources): a retry of failed items. Sources then only describe them.
 	Items []ItemRef
+	// ItemsFrom, when set, streams the batch's objects instead of Items
+	// (a retry of a large batch, read page by page): it calls yield for
+	// each and stops at yield's first error, returning it.
+	ItemsFrom func(ctx context.Context, yield func(ItemRef) error) error
 	// RetryOf names the batch an Items batch retries.
 	RetryOf string
 	// Tenant owns the batch. Empty: none.
@@ -207,7 +211,7 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 	pr := &prepared{o: o, out: outLoc}
 	seenSrc := map[string]bool{}
 	for _, s := range o.Sources {
-		if len(o.Items) > 0 {
+		if o.explicitItems() {
 			break // explicit items open their own locations
 		}
 		loc, err := storage.ParseLocation(s)
@@ -243,11 +247,15 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 	return pr, nil
 }
 
-// explicit feeds the candidates of an Items batch: each object is looked
-// up again (it may have changed or gone since).
+// explicitItems reports whether the batch's objects are given (Items or
+// ItemsFrom) rather than listed from the sources.
+func (o Options) explicitItems() bool { return len(o.Items) > 0 || o.ItemsFrom != nil }
+
+// explicit feeds the candidates of an Items (or ItemsFrom) batch: each
+// object is looked up again (it may have changed or gone since).
 func (in *Ingester) explicit(ctx context.Context, pr *prepared, seen map[string]bool, cands chan<- candidate) error {
 	srcs := map[string]*source{}
-	for _, ref := range pr.o.Items {
+	feed := func(ref ItemRef) error {
 		src := srcs[ref.Location]
 		if src == nil {
 			st, err := in.Open(ctx, ref.Location)
@@ -259,7 +267,7 @@ func (in *Ingester) explicit(ctx context.Context, pr *prepared, seen map[string]
 		}
 		id := jobs.ItemID(src.url, ref.Key)
 		if seen[id] {
-			continue
+			return nil
 		}
 		seen[id] = true
 		c := candidate{src: src, resultBase: ref.ResultBase}
@@ -274,9 +282,18 @@ func (in *Ingester) explicit(ctx context.Context, pr *prepared, seen map[string]
 		}
 		select {
 		case cands <- c:
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	for _, ref := range pr.o.Items {
+		if err := feed(ref); err != nil {
+			return err
+		}
+	}
+	if pr.o.ItemsFrom != nil {
+		return pr.o.ItemsFrom(ctx, feed)
 	}
 	return nil
 }
@@ -367,7 +384,7 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 	seen := map[string]bool{}
 	listErr := func() error {
 		defer close(cands)
-		if len(o.Items) > 0 {
+		if o.explicitItems() {
 			return in.explicit(ctx, pr, seen, cands)
 		}
 		for _, src := range pr.sources {
@@ -400,7 +417,7 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 }
 
 func (o Options) validate() error {
-	if len(o.Sources) == 0 && len(o.Items) == 0 {
+	if len(o.Sources) == 0 && !o.explicitItems() {
 		return errors.New("ingest: no source given")
 	}
 	if o.Out == "" {

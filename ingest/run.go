@@ -7,15 +7,29 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
 )
 
+// ErrStopped reports a listing that stopped part-way (its context ended,
+// a source failed, Redis or the queue went away) after its batch was
+// created: Run then sealed the batch with the items it had queued and
+// cancelled it, so it ends cancelled instead of staying "listing".
+var ErrStopped = errors.New("ingest: listing stopped part-way; the batch was cancelled")
+
+// stopTimeout bounds the clean-up of a batch whose listing stopped.
+const stopTimeout = 30 * time.Second
+
 // Run lists the sources, creates the batch and enqueues its items. The batch
 // exists (and is tracked) as soon as Run starts enqueueing; it is sealed with
 // its total when listing ends, so workers can finish before listing does.
+//
+// A listing that stops part-way (ctx ends, a source or Redis fails) ends
+// the batch it created as cancelled (see ErrStopped), except with
+// o.Resume: a retried ingest task continues such a batch.
 func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
 	now := in.now
 	log := cmp.Or(in.Logger, slog.New(slog.DiscardHandler))
@@ -51,7 +65,10 @@ func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
 		return nil
 	})
 	if err != nil {
-		return res, err
+		if o.Resume {
+			return res, err
+		}
+		return res, in.stop(ctx, log, res, o.Queue, err)
 	}
 	res.Total = total
 	complete, err := in.Tracker.Seal(ctx, res.BatchID, res.Total)
@@ -65,6 +82,31 @@ func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
 	}
 	log.InfoContext(ctx, "batch sealed", "total", res.Total, "enqueued", res.Enqueued, "skipped", res.Skipped)
 	return res, nil
+}
+
+// stop ends a batch whose listing stopped part-way with cause: it is
+// marked cancelled (workers end its queued items as cancelled; the API also
+// removes them from the queue), sealed with the items handed over so far,
+// and finalized once they have ended. It runs on its own deadline, as ctx
+// may be what ended.
+func (in *Ingester) stop(ctx context.Context, log *slog.Logger, res Result, queue string, cause error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	defer cancel()
+	handed := res.Enqueued + res.Skipped
+	log.WarnContext(ctx, "listing stopped part-way: cancelling the batch", "err", cause, "queued", res.Enqueued, "skipped", res.Skipped)
+	if _, err := in.Tracker.Cancel(ctx, res.BatchID, in.now()); err != nil {
+		return fmt.Errorf("%w (%w); cancel: %w", ErrStopped, cause, err)
+	}
+	complete, err := in.Tracker.Seal(ctx, res.BatchID, handed)
+	if err != nil {
+		return fmt.Errorf("%w (%w); seal: %w", ErrStopped, cause, err)
+	}
+	if complete {
+		if err := in.enqueueFinalize(ctx, res.BatchID, queue); err != nil {
+			return fmt.Errorf("%w (%w); %w", ErrStopped, cause, err)
+		}
+	}
+	return fmt.Errorf("batch %s: %w: %w", res.BatchID, ErrStopped, cause)
 }
 
 func (in *Ingester) enqueueFinalize(ctx context.Context, batch, queue string) error {
