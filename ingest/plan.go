@@ -327,6 +327,9 @@ func extrapolate(exact, rest []jobs.PlanItem, est ItemEstimator) []jobs.PlanItem
 func summarize(total, picked int, items []jobs.PlanItem) jobs.Plan {
 	p := jobs.Plan{Total: total, Kinds: map[jobs.Kind]jobs.PlanTotals{}, Sampled: picked}
 	for _, e := range items {
+		if e.Partial {
+			p.Partial++
+		}
 		if e.Skip != "" {
 			if p.Skips == nil {
 				p.Skips = map[string]int{}
