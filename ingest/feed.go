@@ -24,7 +24,7 @@ type Feed struct {
 
 // NewFeed prepares a feed. Items and Resume are not used.
 func (in *Ingester) NewFeed(ctx context.Context, o Options) (*Feed, error) {
-	o.Items, o.Resume = nil, false
+	o.Items, o.ItemsFrom, o.Resume = nil, nil, false
 	pr, err := in.prepare(ctx, o)
 	if err != nil {
 		return nil, err

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"path"
 	"strings"
@@ -18,7 +17,6 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
-	"github.com/llamapipe/llamapipe/jobs/sniff"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 )
@@ -80,6 +78,10 @@ type Options struct {
 	// Items, when set, are the batch's objects (instead of listing the
 	// sources): a retry of failed items. Sources then only describe them.
 	Items []ItemRef
+	// ItemsFrom, when set, streams the batch's objects instead of Items
+	// (a retry of a large batch, read page by page): it calls yield for
+	// each and stops at yield's first error, returning it.
+	ItemsFrom func(ctx context.Context, yield func(ItemRef) error) error
 	// RetryOf names the batch an Items batch retries.
 	RetryOf string
 	// Tenant owns the batch. Empty: none.
@@ -209,7 +211,7 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 	pr := &prepared{o: o, out: outLoc}
 	seenSrc := map[string]bool{}
 	for _, s := range o.Sources {
-		if len(o.Items) > 0 {
+		if o.explicitItems() {
 			break // explicit items open their own locations
 		}
 		loc, err := storage.ParseLocation(s)
@@ -245,11 +247,15 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 	return pr, nil
 }
 
-// explicit feeds the candidates of an Items batch: each object is looked
-// up again (it may have changed or gone since).
+// explicitItems reports whether the batch's objects are given (Items or
+// ItemsFrom) rather than listed from the sources.
+func (o Options) explicitItems() bool { return len(o.Items) > 0 || o.ItemsFrom != nil }
+
+// explicit feeds the candidates of an Items (or ItemsFrom) batch: each
+// object is looked up again (it may have changed or gone since).
 func (in *Ingester) explicit(ctx context.Context, pr *prepared, seen map[string]bool, cands chan<- candidate) error {
 	srcs := map[string]*source{}
-	for _, ref := range pr.o.Items {
+	feed := func(ref ItemRef) error {
 		src := srcs[ref.Location]
 		if src == nil {
 			st, err := in.Open(ctx, ref.Location)
@@ -261,7 +267,7 @@ func (in *Ingester) explicit(ctx context.Context, pr *prepared, seen map[string]
 		}
 		id := jobs.ItemID(src.url, ref.Key)
 		if seen[id] {
-			continue
+			return nil
 		}
 		seen[id] = true
 		c := candidate{src: src, resultBase: ref.ResultBase}
@@ -276,9 +282,18 @@ func (in *Ingester) explicit(ctx context.Context, pr *prepared, seen map[string]
 		}
 		select {
 		case cands <- c:
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	for _, ref := range pr.o.Items {
+		if err := feed(ref); err != nil {
+			return err
+		}
+	}
+	if pr.o.ItemsFrom != nil {
+		return pr.o.ItemsFrom(ctx, feed)
 	}
 	return nil
 }
@@ -369,7 +384,7 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 	seen := map[string]bool{}
 	listErr := func() error {
 		defer close(cands)
-		if len(o.Items) > 0 {
+		if o.explicitItems() {
 			return in.explicit(ctx, pr, seen, cands)
 		}
 		for _, src := range pr.sources {
@@ -401,243 +416,8 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 	return len(seen), listErr
 }
 
-// Run lists the sources, creates the batch and enqueues its items. The batch
-// exists (and is tracked) as soon as Run starts enqueueing; it is sealed with
-// its total when listing ends, so workers can finish before listing does.
-func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
-	now := in.now
-	log := cmp.Or(in.Logger, slog.New(slog.DiscardHandler))
-	pr, err := in.prepare(ctx, o)
-	if err != nil {
-		return Result{}, err
-	}
-	o = pr.o
-	res := Result{BatchID: cmp.Or(o.BatchID, NewBatchID(now())), Kinds: map[string]int{}}
-	b := jobs.Batch{ID: res.BatchID, Created: now().UTC(), Sources: o.Sources, Task: o.Task, Out: pr.out.String(),
-		Queue: o.Queue, Options: o.Job, Provider: o.Provider, Model: o.Model, RetryOf: o.RetryOf, Tenant: o.Tenant,
-		Include: o.Include, Exclude: o.Exclude, MaxSize: o.MaxSize, MaxRetry: o.MaxRetry, Webhook: o.Webhook}
-	if err := in.Tracker.Create(ctx, b); err != nil && !(o.Resume && errors.Is(err, jobs.ErrBatchExists)) {
-		return res, err
-	}
-	log = log.With("batch_id", res.BatchID)
-	log.InfoContext(ctx, "batch created", "sources", len(o.Sources), "task", o.Task, "out", b.Out)
-
-	var mu sync.Mutex
-	total, err := in.scan(ctx, pr, func(it Item) error {
-		enqueued, err := in.enqueue(ctx, b, o, it)
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		res.Kinds[string(it.Kind)]++
-		if enqueued {
-			res.Enqueued++
-		} else {
-			res.Skipped++
-		}
-		return nil
-	})
-	if err != nil {
-		return res, err
-	}
-	res.Total = total
-	complete, err := in.Tracker.Seal(ctx, res.BatchID, res.Total)
-	if err != nil {
-		return res, err
-	}
-	if complete {
-		if err := in.enqueueFinalize(ctx, res.BatchID, o.Queue); err != nil {
-			return res, err
-		}
-	}
-	log.InfoContext(ctx, "batch sealed", "total", res.Total, "enqueued", res.Enqueued, "skipped", res.Skipped)
-	return res, nil
-}
-
-func (in *Ingester) enqueueFinalize(ctx context.Context, batch, queue string) error {
-	t, err := jobs.NewFinalizeTask(batch, queue)
-	if err != nil {
-		return err
-	}
-	if _, err := in.Queue.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue finalize of %s: %w", batch, err)
-	}
-	return nil
-}
-
-// enqueue records a skipped item in the batch, or enqueues its task. It
-// reports whether a task was enqueued. An error means the batch itself is
-// in trouble (Redis down), not the item.
-func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Item) (bool, error) {
-	if it.Skip == "" {
-		p := jobs.ItemPayload{Batch: b.ID, Item: it.ID, Source: it.Ref, Type: it.Type, Kind: it.Kind, Task: it.Task,
-			Out: b.Out, ResultBase: it.ResultBase, Options: o.Job, Fingerprint: it.Fingerprint}
-		t, err := jobs.NewItemTask(p, o.Queue, o.MaxRetry)
-		if err != nil {
-			it.Skip = "cannot be queued: " + err.Error()
-		} else {
-			if _, err := in.Queue.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-				return false, fmt.Errorf("enqueue %s: %w", it.Ref.URL(), err)
-			}
-			return true, nil
-		}
-	}
-	e := jobs.Entry{Item: it.ID, Source: it.Ref.URL(), ETag: it.Ref.ETag, Size: it.Ref.Size, Kind: it.Kind,
-		Type: it.Type, Status: jobs.StatusSkipped, Error: it.Skip, ResultBase: it.ResultBase, Task: it.Task, Key: it.Ref.Key}
-	if it.Unchanged {
-		e.Results = jobs.ResultKeys(it.ResultBase, it.Task)
-	}
-	if _, _, err := in.Tracker.Record(ctx, b.ID, e); err != nil {
-		return false, err
-	}
-	return false, nil
-}
-
-// classify reads an object's head and decides its type, kind and task, or
-// why it is skipped.
-func (in *Ingester) classify(ctx context.Context, pr *prepared, c candidate) Item {
-	o := pr.o
-	it := Item{
-		ID:         jobs.ItemID(c.src.url, c.info.Key),
-		Ref:        jobs.Ref{Location: c.src.url, Key: c.info.Key, ETag: c.info.ETag, Size: c.info.Size},
-		Store:      c.src.store,
-		Kind:       jobs.KindOther,
-		ResultBase: jobs.ResultBase(c.src.index, len(pr.sources), c.src.url, c.info.Key),
-	}
-	if c.resultBase != "" {
-		it.ResultBase = c.resultBase
-	}
-	skip := func(reason string) Item { it.Skip = reason; return it }
-	if c.gone {
-		return skip("source no longer exists (deleted since the batch it retries)")
-	}
-	// Unchanged since the last run? Decided from the listing alone, before
-	// any request for the object itself.
-	for _, task := range []string{jobs.TaskCaption, jobs.TaskSummarize} {
-		if (o.Task == jobs.TaskAuto || o.Task == task) && it.Ref.ETag != "" &&
-			pr.current[jobs.FingerprintKey(it.ResultBase, task, pr.fingerprint(it, task))] {
-			it.Task, it.Kind = task, jobs.KindDocument
-			if task == jobs.TaskCaption {
-				it.Kind = jobs.KindImage
-			}
-			it.Unchanged = true
-			return skip("unchanged since the last run (same content, prompts, model and options): results kept")
-		}
-	}
-	if c.info.Size == 0 {
-		return skip("empty file (0 bytes)")
-	}
-	if c.info.Size > o.MaxSize {
-		return skip(fmt.Sprintf("too large: %d bytes is over the %d-byte limit (--max-size)", c.info.Size, o.MaxSize))
-	}
-	head, err := readHead(ctx, c.src.store, c.info.Key)
-	if err != nil {
-		if errors.Is(err, storage.ErrNotExist) {
-			return skip("source no longer exists (deleted after listing)")
-		}
-		return skip("unreadable: " + err.Error())
-	}
-	it.Head = head
-	it.Type = sniff.Sniff(path.Base(c.info.Key), head)
-	kind := it.Type.Kind()
-	switch {
-	case kind == jobs.KindOther:
-		return skip(fmt.Sprintf("unknown file type (%s): not a supported document or image", describe(it.Type)))
-	case kind == jobs.KindImage && !decodableImage(it.Type):
-		it.Kind = kind
-		return skip(fmt.Sprintf("%s images are not supported: convert them to JPEG or PNG", strings.ToUpper(string(it.Type))))
-	}
-	it.Kind = kind
-	switch {
-	case o.Task == jobs.TaskAuto && kind == jobs.KindDocument:
-		it.Task = jobs.TaskSummarize
-	case o.Task == jobs.TaskAuto && kind == jobs.KindImage:
-		it.Task = jobs.TaskCaption
-	case o.Task == jobs.TaskCaption && kind != jobs.KindImage:
-		return skip("not an image: --task caption processes images only")
-	case o.Task == jobs.TaskSummarize && kind != jobs.KindDocument:
-		return skip("not a document: --task summarize processes documents only")
-	default:
-		it.Task = o.Task
-	}
-	it.Fingerprint = pr.fingerprint(it, it.Task)
-	return it
-}
-
-func describe(t jobs.FileType) string {
-	if t == "" || t == jobs.FileUnknown {
-		return "unrecognised content"
-	}
-	return string(t)
-}
-
-// decodableImage reports whether workers can decode an image type.
-func decodableImage(t jobs.FileType) bool {
-	switch t {
-	case jobs.FileJPEG, jobs.FilePNG, jobs.FileGIF, jobs.FileWebP, jobs.FileBMP, jobs.FileTIFF:
-		return true
-	}
-	return false
-}
-
-func readHead(ctx context.Context, st storage.Store, key string) ([]byte, error) {
-	rc, err := st.Get(ctx, key, &storage.Range{Offset: 0, Length: sniff.HeadSize})
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	head, err := io.ReadAll(io.LimitReader(rc, sniff.HeadSize))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
-	}
-	return head, nil
-}
-
-// selected applies the output exclusion and the include/exclude globs.
-func selected(key, skipPrefix string, include, exclude []string) bool {
-	if skipPrefix != "" && (key == skipPrefix || strings.HasPrefix(key, skipPrefix+"/")) {
-		return false
-	}
-	if len(include) > 0 && !matchAny(include, key) {
-		return false
-	}
-	return !matchAny(exclude, key)
-}
-
-func matchAny(globs []string, key string) bool {
-	for _, g := range globs {
-		if ok, _ := doublestar.Match(g, key); ok {
-			return true
-		}
-		// A glob without a slash also matches the base name: "*.pdf".
-		if !strings.Contains(g, "/") {
-			if ok, _ := doublestar.Match(g, path.Base(key)); ok {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// insidePrefix returns out's prefix relative to src when out lies inside
-// src (results written into the folder being ingested), else "".
-func insidePrefix(src, out storage.Location) string {
-	if src.Scheme != out.Scheme || src.Bucket != out.Bucket {
-		return ""
-	}
-	if src.Prefix == "" && out.Scheme == "s3" {
-		return out.Prefix
-	}
-	sep := "/"
-	if strings.HasPrefix(out.Prefix, src.Prefix+sep) {
-		return strings.TrimPrefix(out.Prefix, src.Prefix+sep)
-	}
-	return ""
-}
-
 func (o Options) validate() error {
-	if len(o.Sources) == 0 && len(o.Items) == 0 {
+	if len(o.Sources) == 0 && !o.explicitItems() {
 		return errors.New("ingest: no source given")
 	}
 	if o.Out == "" {

@@ -1,12 +1,14 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/storage"
@@ -16,8 +18,42 @@ import (
 // PlanOptions.Sample is zero.
 const DefaultPlanSample = 500
 
-// estimateWorkers is how many sampled items are read at once.
+// estimateWorkers is how many sampled items are read at once when
+// PlanOptions.Pool is nil.
 const estimateWorkers = 8
+
+// Default time limits of an estimate (PlanOptions.ItemTimeout, Timeout).
+const (
+	DefaultEstimateItemTimeout = 10 * time.Second
+	DefaultEstimateTimeout     = time.Minute
+)
+
+// An EstimatePool bounds how many items are estimated at once, over every
+// Plan that shares it (the API server has one for all its requests), so
+// that concurrent submits cannot multiply the objects read and parsed at a
+// time. Estimates run in goroutines of their own, at most n at once; a Plan
+// that stops waiting (its time limit) leaves them to finish in their slot.
+type EstimatePool struct{ slots chan struct{} }
+
+// NewEstimatePool returns a pool of n slots (n < 1 means 1).
+func NewEstimatePool(n int) *EstimatePool {
+	return &EstimatePool{slots: make(chan struct{}, max(n, 1))}
+}
+
+// start waits for a slot (or ctx) and runs f in a goroutine in it. It
+// reports false when ctx ended first.
+func (p *EstimatePool) start(ctx context.Context, f func()) bool {
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	go func() {
+		defer func() { <-p.slots }()
+		f()
+	}()
+	return true
+}
 
 // ItemEstimator estimates the model requests, tokens and cost of items
 // under one model profile. worker/estimate implements it; ingest only
@@ -49,6 +85,13 @@ type PlanOptions struct {
 	// types. Zero means DefaultPlanSample; negative: every item exactly,
 	// as it is listed.
 	Sample int
+	// Pool runs the estimates. Nil: a pool of its own, 8 at once.
+	Pool *EstimatePool
+	// ItemTimeout bounds the estimate of one item; Timeout the estimates
+	// of them all. An item not estimated in time is extrapolated by size
+	// like one outside the sample. Zero means DefaultEstimateItemTimeout
+	// and DefaultEstimateTimeout.
+	ItemTimeout, Timeout time.Duration
 }
 
 // Plan lists what a batch with options o would hold (through Scan, which
@@ -62,8 +105,33 @@ func (in *Ingester) Plan(ctx context.Context, o Options, est ItemEstimator, opts
 	case sample < 0:
 		sample = math.MaxInt
 	}
-	estimate := func(it Item) jobs.PlanItem {
-		return est.Estimate(ctx, it.Store, it.Ref, it.Head, jobs.PlanItem{Kind: it.Kind, Type: it.Type, Size: it.Ref.Size})
+	pool := cmp.Or(opts.Pool, NewEstimatePool(estimateWorkers))
+	itemLimit := cmp.Or(opts.ItemTimeout, DefaultEstimateItemTimeout)
+	ectx, cancel := context.WithTimeout(ctx, cmp.Or(opts.Timeout, DefaultEstimateTimeout))
+	defer cancel()
+	// estimate estimates one item in the pool (waiting for a slot up to
+	// the whole estimate's limit) under the item's time limit; ok is false
+	// when it was not estimated in time.
+	estimate := func(it Item) (jobs.PlanItem, bool) {
+		type result struct {
+			e  jobs.PlanItem
+			ok bool
+		}
+		done := make(chan result, 1)
+		if !pool.start(ectx, func() {
+			ictx, cancel := context.WithTimeout(ectx, itemLimit)
+			defer cancel()
+			e := est.Estimate(ictx, it.Store, it.Ref, it.Head, jobs.PlanItem{Kind: it.Kind, Type: it.Type, Size: it.Ref.Size})
+			done <- result{e, ictx.Err() == nil}
+		}) {
+			return jobs.PlanItem{}, false
+		}
+		select {
+		case r := <-done:
+			return r.e, r.ok
+		case <-ectx.Done():
+			return jobs.PlanItem{}, false
+		}
 	}
 	var (
 		mu    sync.Mutex
@@ -83,11 +151,19 @@ func (in *Ingester) Plan(ctx context.Context, o Options, est ItemEstimator, opts
 			e.Skip = jobs.PlanUnchanged
 		}
 		if e.Skip == "" && sample == math.MaxInt {
-			e = estimate(it)
+			got, ok := estimate(it)
+			mu.Lock()
+			defer mu.Unlock()
+			if !ok { // not in time: by size, with the others
+				rest[it.ID] = e
+				return nil
+			}
+			exact = append(exact, got)
+			return nil
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if e.Skip != "" || sample == math.MaxInt {
+		if e.Skip != "" {
 			exact = append(exact, e)
 			return nil
 		}
@@ -126,11 +202,15 @@ func (in *Ingester) Plan(ctx context.Context, o Options, est ItemEstimator, opts
 			reservoir = append(reservoir, it)
 		}
 	}
-	exact = append(exact, estimateAll(ctx, reservoir, estimate)...)
+	got, late := estimateAll(reservoir, estimate)
+	exact = append(exact, got...)
+	for _, it := range late {
+		rest[it.ID] = jobs.PlanItem{Kind: it.Kind, Type: it.Type, Size: it.Ref.Size}
+	}
 	if err := ctx.Err(); err != nil {
 		return jobs.Plan{}, err
 	}
-	picked := len(reservoir)
+	picked := len(reservoir) - len(late)
 	if sample == math.MaxInt {
 		picked = 0
 		for _, e := range exact {
@@ -149,27 +229,32 @@ func (in *Ingester) Plan(ctx context.Context, o Options, est ItemEstimator, opts
 	return plan, nil
 }
 
-// estimateAll estimates items a few at a time.
-func estimateAll(ctx context.Context, items []Item, estimate func(Item) jobs.PlanItem) []jobs.PlanItem {
-	out := make([]jobs.PlanItem, len(items))
+// estimateAll estimates items a few at a time (estimate runs each in the
+// pool); it returns the estimates and the items not estimated in time.
+func estimateAll(items []Item, estimate func(Item) (jobs.PlanItem, bool)) (exact []jobs.PlanItem, late []Item) {
+	var mu sync.Mutex
 	var wg sync.WaitGroup
-	next := make(chan int)
+	next := make(chan Item)
 	for range min(estimateWorkers, len(items)) {
 		wg.Go(func() {
-			for i := range next {
-				out[i] = estimate(items[i])
+			for it := range next {
+				e, ok := estimate(it)
+				mu.Lock()
+				if ok {
+					exact = append(exact, e)
+				} else {
+					late = append(late, it)
+				}
+				mu.Unlock()
 			}
 		})
 	}
-	for i := range items {
-		if ctx.Err() != nil {
-			break
-		}
-		next <- i
+	for _, it := range items {
+		next <- it
 	}
 	close(next)
 	wg.Wait()
-	return out
+	return exact, late
 }
 
 // extrapolate estimates the items that were not sampled from the sampled
@@ -242,6 +327,9 @@ func extrapolate(exact, rest []jobs.PlanItem, est ItemEstimator) []jobs.PlanItem
 func summarize(total, picked int, items []jobs.PlanItem) jobs.Plan {
 	p := jobs.Plan{Total: total, Kinds: map[jobs.Kind]jobs.PlanTotals{}, Sampled: picked}
 	for _, e := range items {
+		if e.Partial {
+			p.Partial++
+		}
 		if e.Skip != "" {
 			if p.Skips == nil {
 				p.Skips = map[string]int{}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
@@ -86,5 +87,81 @@ func TestPlanSamplesExtrapolatesAndSums(t *testing.T) {
 	got, want := float64(q.All.InputTokens), float64(p.All.InputTokens)
 	if q.Skipped == 1 && (got < want*0.8 || got > want*1.2) {
 		t.Errorf("extrapolated input tokens %.0f, exact %.0f", got, want)
+	}
+}
+
+// slowEstimator blocks on items named slow* until their context ends, and
+// records how many estimates ran at once.
+type slowEstimator struct {
+	fakeEstimator
+	mu        sync.Mutex
+	running   int
+	maxAtOnce int
+}
+
+func (s *slowEstimator) Estimate(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte, e jobs.PlanItem) jobs.PlanItem {
+	s.mu.Lock()
+	s.running++
+	s.maxAtOnce = max(s.maxAtOnce, s.running)
+	s.mu.Unlock()
+	defer func() { s.mu.Lock(); s.running--; s.mu.Unlock() }()
+	if strings.HasPrefix(filepath.Base(ref.Key), "slow") {
+		<-ctx.Done()
+		e.Skip = jobs.PlanWouldFail + ctx.Err().Error()
+		return e
+	}
+	time.Sleep(5 * time.Millisecond)
+	return s.fakeEstimator.Estimate(ctx, st, ref, head, e)
+}
+
+// Estimates run in a shared pool (never more at once than its slots, over
+// concurrent plans), each under the item time limit: an item not estimated
+// in time is extrapolated, not counted as failing.
+func TestPlanEstimatesInABoundedPoolUnderTimeLimits(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 20 {
+		write(t, dir, fmt.Sprintf("d%02d.txt", i), []byte(strings.Repeat("the tenant pays rent. ", 20)))
+	}
+	for i := range 3 {
+		write(t, dir, fmt.Sprintf("slow%d.txt", i), []byte(strings.Repeat("the tenant pays rent. ", 20)))
+	}
+	in := &ingest.Ingester{Open: open}
+	o := ingest.Options{Sources: []string{dir}, Out: filepath.Join(t.TempDir(), "out"), Task: jobs.TaskAuto}
+	est := &slowEstimator{}
+	pool := ingest.NewEstimatePool(2)
+	opts := ingest.PlanOptions{Sample: 100, Pool: pool, ItemTimeout: 100 * time.Millisecond, Timeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	plans := make([]jobs.Plan, 3)
+	start := time.Now()
+	for i := range plans {
+		wg.Go(func() {
+			p, err := in.Plan(context.Background(), o, est, opts)
+			if err != nil {
+				t.Error(err)
+			}
+			plans[i] = p
+		})
+	}
+	wg.Wait()
+	if est.maxAtOnce > 2 {
+		t.Errorf("%d estimates at once, over the pool's 2", est.maxAtOnce)
+	}
+	for _, p := range plans {
+		if p.Total != 23 || p.Skipped != 0 || p.All.Items != 23 || p.Sampled != 20 || !p.Extrapolated {
+			t.Errorf("plan %+v: want 23 items, 20 estimated, the 3 slow ones extrapolated (not failing)", p)
+		}
+	}
+	if el := time.Since(start); el > 8*time.Second {
+		t.Errorf("plans took %v", el)
+	}
+
+	// The whole estimate's limit: everything not estimated by then is
+	// extrapolated.
+	p, err := in.Plan(context.Background(), o, est, ingest.PlanOptions{Sample: 100, Pool: pool, ItemTimeout: time.Hour, Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Total != 23 || p.Skipped != 0 || p.Sampled >= 23 || !p.Extrapolated {
+		t.Errorf("plan cut by its limit %+v: want the slow items extrapolated", p)
 	}
 }

@@ -23,6 +23,10 @@ type PlanItem struct {
 	// Skip is why the item would not be processed ("" if it would). An
 	// item that could not be read starts with PlanWouldFail.
 	Skip string
+	// Partial is true when the item was too large to read whole for the
+	// estimate: its tokens were scaled from its first bytes, or (a PDF or
+	// DOCX) guessed from its size.
+	Partial bool
 }
 
 // Skip reasons of a plan that are not the listing's.
@@ -85,4 +89,7 @@ type Plan struct {
 	// true when the others' numbers were scaled from them by size.
 	Sampled      int  `json:"sampled"`
 	Extrapolated bool `json:"extrapolated"`
+	// Partial is how many of the Sampled items were too large to read
+	// whole: estimated from their first bytes or their size.
+	Partial int `json:"partial,omitempty"`
 }

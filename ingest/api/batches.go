@@ -1,10 +1,12 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/llamapipe/llamapipe/ingest"
@@ -124,7 +126,8 @@ func (s *Server) detail(w http.ResponseWriter, r *http.Request, tenant string) {
 }
 
 func (s *Server) items(w http.ResponseWriter, r *http.Request, tenant string) {
-	status := r.URL.Query().Get("status")
+	q := r.URL.Query()
+	status := q.Get("status")
 	switch status {
 	case "", jobs.StatusDone, jobs.StatusFailed, jobs.StatusSkipped, jobs.StatusCancelled:
 	default:
@@ -141,24 +144,135 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request, tenant string) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	var cur itemsCursor
+	if c := q.Get("cursor"); c != "" {
+		if q.Has("page") {
+			writeError(w, http.StatusBadRequest, "give either cursor or page, not both")
+			return
+		}
+		if cur, err = parseItemsCursor(c); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
 	b, ok := s.batch(w, r, tenant)
 	if !ok {
 		return
 	}
-	entries, err := s.cfg.Tracker.Entries(r.Context(), b.ID)
+	ctx := r.Context()
+	pg, err := s.itemsPage(ctx, b.ID, status, cur, (page-1)*per, per)
 	if err != nil {
 		s.internal(w, "read items", err)
 		return
 	}
-	sel := entries[:0]
-	for _, e := range entries {
-		if status == "" || e.Status == status {
-			sel = append(sel, e)
+	total, err := s.itemsTotal(ctx, b.ID, status)
+	if err != nil {
+		s.internal(w, "read items", err)
+		return
+	}
+	resp := map[string]any{"items": pg.items, "page": page, "per_page": per, "total": total}
+	if pg.next != nil {
+		resp["next_cursor"] = pg.next.String()
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// itemsCursor is where a page of items ends: the HSCAN cursor of the scan
+// step it ended in, how many entries of that step it had read, and the
+// step's COUNT (a step is read again the same way to skip them).
+type itemsCursor struct {
+	scan  uint64
+	skip  int
+	count int
+}
+
+func (c itemsCursor) String() string { return fmt.Sprintf("%d.%d.%d", c.scan, c.skip, c.count) }
+
+func parseItemsCursor(s string) (itemsCursor, error) {
+	var c itemsCursor
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return c, fmt.Errorf("cursor %q: use the next_cursor of the previous page", s)
+	}
+	scan, err1 := strconv.ParseUint(parts[0], 10, 64)
+	skip, err2 := strconv.Atoi(parts[1])
+	count, err3 := strconv.Atoi(parts[2])
+	if err1 != nil || err2 != nil || err3 != nil || skip < 0 || count < 1 || count > 1000 {
+		return c, fmt.Errorf("cursor %q: use the next_cursor of the previous page", s)
+	}
+	return itemsCursor{scan: scan, skip: skip, count: count}, nil
+}
+
+// maxItemsScan bounds the entries one page request reads when a status
+// filter matches few of them: the page is then shorter and next_cursor
+// goes on.
+const maxItemsScan = 10_000
+
+type itemsPage struct {
+	items []jobs.Entry
+	// next is where the next page starts; nil after the last page.
+	next *itemsCursor
+}
+
+// itemsPage reads entries matching status from cur, page by page through
+// the batch's items hash, drops the first skip matches (page numbers) and
+// returns up to per of them: O(per) memory whatever the batch's size. With
+// a cursor (cur.count set) it stops after reading maxItemsScan entries.
+func (s *Server) itemsPage(ctx context.Context, batch, status string, cur itemsCursor, skip, per int) (itemsPage, error) {
+	cursorMode := cur.count > 0
+	count := cmp.Or(cur.count, per)
+	out := make([]jobs.Entry, 0, per)
+	read := 0
+	for {
+		entries, next, err := s.cfg.Tracker.EntriesPage(ctx, batch, cur.scan, count)
+		if err != nil {
+			return itemsPage{}, err
+		}
+		for i := min(cur.skip, len(entries)); i < len(entries); i++ {
+			read++
+			e := entries[i]
+			if status != "" && e.Status != status {
+				continue
+			}
+			if skip > 0 {
+				skip--
+				continue
+			}
+			out = append(out, e)
+			if len(out) < per {
+				continue
+			}
+			switch {
+			case i+1 < len(entries):
+				return itemsPage{out, &itemsCursor{scan: cur.scan, skip: i + 1, count: count}}, nil
+			case next != 0:
+				return itemsPage{out, &itemsCursor{scan: next, count: count}}, nil
+			}
+			return itemsPage{items: out}, nil
+		}
+		if next == 0 {
+			return itemsPage{items: out}, nil
+		}
+		cur = itemsCursor{scan: next, count: count}
+		if cursorMode && read >= maxItemsScan {
+			return itemsPage{out, &cur}, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return itemsPage{}, err
 		}
 	}
-	from := min(len(sel), (page-1)*per)
-	to := min(len(sel), from+per)
-	writeJSON(w, http.StatusOK, map[string]any{"items": sel[from:to], "page": page, "per_page": per, "total": len(sel)})
+}
+
+// itemsTotal is how many entries match status, from the batch's counters.
+func (s *Server) itemsTotal(ctx context.Context, batch, status string) (int, error) {
+	if status == "" {
+		return s.cfg.Tracker.EntryCount(ctx, batch)
+	}
+	c, err := s.cfg.Tracker.Counts(ctx, batch)
+	if err != nil {
+		return 0, err
+	}
+	return map[string]int{jobs.StatusDone: c.Done, jobs.StatusFailed: c.Failed, jobs.StatusSkipped: c.Skipped, jobs.StatusCancelled: c.Cancelled}[status], nil
 }
 
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request, tenant string) {
@@ -189,19 +303,12 @@ func (s *Server) retry(w http.ResponseWriter, r *http.Request, tenant string) {
 	if !ok {
 		return
 	}
-	// Say "nothing to retry" as a 409, not as a server error.
-	entries, err := s.cfg.Tracker.Entries(r.Context(), b.ID)
+	// Say "nothing to retry" as a 409, not as a server error (read page by
+	// page, up to the first match).
+	found, err := ingest.HasRetryable(r.Context(), s.cfg.Tracker, b.ID, ingest.RetryOptions{Cancelled: req.Cancelled, Reason: req.Reason})
 	if err != nil {
 		s.internal(w, "read items", err)
 		return
-	}
-	found := false
-	for _, e := range entries {
-		if (e.Status == jobs.StatusFailed || (req.Cancelled && e.Status == jobs.StatusCancelled)) &&
-			(req.Reason == "" || strings.Contains(strings.ToLower(e.Error), strings.ToLower(req.Reason))) {
-			found = true
-			break
-		}
 	}
 	if !found {
 		writeError(w, http.StatusConflict, "nothing to retry: no failed items"+map[bool]string{true: " or cancelled items", false: ""}[req.Cancelled]+
@@ -209,8 +316,11 @@ func (s *Server) retry(w http.ResponseWriter, r *http.Request, tenant string) {
 		return
 	}
 	s.idempotent(w, r, tenant, "retry", req, func(ctx context.Context, id string) (SubmitResponse, error) {
-		res, err := s.cfg.Ingester.Retry(ctx, b.ID, ingest.RetryOptions{Cancelled: req.Cancelled, Reason: req.Reason, BatchID: id})
+		lctx, stop := s.listingContext(ctx)
+		defer stop()
+		res, err := s.cfg.Ingester.Retry(lctx, b.ID, ingest.RetryOptions{Cancelled: req.Cancelled, Reason: req.Reason, BatchID: id})
 		if err != nil {
+			s.stopped(ctx, id, err)
 			return SubmitResponse{}, err
 		}
 		return SubmitResponse{ID: res.BatchID, Total: res.Total, Enqueued: res.Enqueued, Skipped: res.Skipped, Kinds: res.Kinds, RetryOf: b.ID}, nil

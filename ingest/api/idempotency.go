@@ -31,7 +31,11 @@ type idemRecord struct {
 // a repeat with the same key gets the same answer with 200 (after waiting
 // up to IdempotencyWait for a first request still running; then 409); a
 // repeat with a different request gets 422. A failed first request frees
-// the key. Without the header, run is just called.
+// the key (also one whose listing stopped part-way: its batch ended
+// cancelled, and a new submit makes a new one). The first request's answer
+// is stored even when its client went away (run lists on a context apart
+// from the request's), so a retry gets the batch it made. Without the
+// header, run is just called.
 func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, tenant, scope string, req any,
 	run func(ctx context.Context, id string) (SubmitResponse, error)) {
 	ctx := r.Context()
@@ -63,7 +67,9 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, tenant, scop
 		return
 	}
 	if first {
+		release := s.holdLease(ctx, rkey)
 		s.answer(ctx, w, run, newID, http.StatusCreated, func(resp *SubmitResponse, err error) {
+			release()
 			// The request's context may be gone: record the outcome anyway.
 			c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
@@ -115,6 +121,30 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, tenant, scop
 	}
 }
 
+// holdLease keeps an Idempotency-Key reserved while its first request runs
+// (a listing may outlast idempotencyLease), renewing it until release is
+// called. The key still expires idempotencyLease after a server died.
+func (s *Server) holdLease(ctx context.Context, rkey string) (release func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(idempotencyLease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.cfg.Redis.Expire(ctx, rkey, idempotencyLease).Err(); err != nil && ctx.Err() == nil {
+					s.log.Warn("renew idempotency key", "err", err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 func (s *Server) answer(ctx context.Context, w http.ResponseWriter, run func(context.Context, string) (SubmitResponse, error),
 	id string, code int, done func(*SubmitResponse, error)) {
 	resp, err := run(ctx, id)
@@ -131,6 +161,10 @@ func (s *Server) answer(ctx context.Context, w http.ResponseWriter, run func(con
 			writeJSON(w, http.StatusPaymentRequired, newBudgetRefusal(be))
 		case errors.Is(err, jobs.ErrNoBatch):
 			writeError(w, http.StatusNotFound, "no such batch")
+		case errors.Is(err, ingest.ErrStopped):
+			w.Header().Set("Retry-After", "30")
+			writeError(w, http.StatusServiceUnavailable, "the listing of batch "+id+" stopped part-way (the server is shutting down, or a source or the queue failed): "+
+				"the batch was cancelled and its queued items removed; submit again")
 		case errors.Is(err, storage.ErrNotExist):
 			writeError(w, http.StatusBadRequest, "a location does not exist: "+err.Error())
 		default:

@@ -42,7 +42,11 @@ type Batches interface {
 	Get(ctx context.Context, id string) (jobs.Batch, error)
 	ListTenant(ctx context.Context, tenant string, n int) ([]string, error)
 	Counts(ctx context.Context, batch string) (jobs.Counts, error)
-	Entries(ctx context.Context, batch string) ([]jobs.Entry, error)
+	// EntriesPage, EachEntry and EntryCount read a batch's entries a page
+	// at a time: no request loads a whole batch.
+	EntriesPage(ctx context.Context, batch string, cursor uint64, count int) ([]jobs.Entry, uint64, error)
+	EachEntry(ctx context.Context, batch string, fn func(jobs.Entry) error) error
+	EntryCount(ctx context.Context, batch string) (int, error)
 	WebhookState(ctx context.Context, batch string) (jobs.WebhookState, bool, error)
 }
 
@@ -109,6 +113,20 @@ type Config struct {
 	// IdempotencyWait is how long a duplicate submit waits for the first
 	// one to finish before it answers 409. Zero means 30s.
 	IdempotencyWait time.Duration
+	// Shutdown ends when the server shuts down. A submit's listing runs
+	// apart from its HTTP request (a client that goes away does not stop
+	// it) until it ends, ListingTimeout passes or Shutdown ends; a listing
+	// stopped part-way ends its batch cancelled, its queued items removed.
+	// Nil: context.Background() (listings are stopped only by
+	// ListingTimeout).
+	Shutdown context.Context
+	// ListingTimeout bounds a submit's (or retry's) listing. Zero means
+	// 6 hours.
+	ListingTimeout time.Duration
+	// EstimateWorkers is how many sampled objects the server's estimates
+	// read at once, over all requests (a fixed pool: concurrent submits
+	// wait for a slot). Zero means 4.
+	EstimateWorkers int
 	// Logger receives the server's logs. Nil discards them.
 	Logger *slog.Logger
 	// Now is the clock. Nil means time.Now.
@@ -124,6 +142,8 @@ type Server struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	routes   []string
+	// estimates bounds the estimate work of all requests together.
+	estimates *ingest.EstimatePool
 }
 
 // New builds the API server.
@@ -153,10 +173,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.KeyPrefix = cmp.Or(cfg.KeyPrefix, jobs.DefaultPrefix)
 	cfg.IdempotencyWait = cmp.Or(cfg.IdempotencyWait, 30*time.Second)
+	cfg.ListingTimeout = cmp.Or(cfg.ListingTimeout, 6*time.Hour)
+	cfg.EstimateWorkers = cmp.Or(cfg.EstimateWorkers, 4)
+	if cfg.Shutdown == nil {
+		cfg.Shutdown = context.Background()
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, auth: auth, allow: allow, allowOut: allowOut,
+	s := &Server{cfg: cfg, auth: auth, allow: allow, allowOut: allowOut, estimates: ingest.NewEstimatePool(cfg.EstimateWorkers),
 		log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)).With("component", "api"), mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /v1/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
@@ -257,6 +282,31 @@ func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
 		return 0, fmt.Errorf("%s=%q: want a whole number from %d to %d", name, s, lo, hi)
 	}
 	return n, nil
+}
+
+// listingContext is the context a batch's listing runs on: apart from the
+// request's (a client that disconnects does not stop it), ended by the
+// server's Shutdown or after ListingTimeout.
+func (s *Server) listingContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ListingTimeout)
+	stop := context.AfterFunc(s.cfg.Shutdown, cancel)
+	return lctx, func() { stop(); cancel() }
+}
+
+// stopped removes the queued items of batch id when its listing stopped
+// part-way (err is ingest.ErrStopped: ingest sealed and cancelled it).
+func (s *Server) stopped(ctx context.Context, id string, err error) {
+	if !errors.Is(err, ingest.ErrStopped) {
+		return
+	}
+	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	n, cerr := s.cfg.Cancel(c, id, s.cfg.Now())
+	if cerr != nil {
+		s.log.Error("cancel a batch whose listing stopped", "batch_id", id, "err", cerr)
+		return
+	}
+	s.log.Warn("listing stopped part-way: batch cancelled", "batch_id", id, "removed", n, "err", err)
 }
 
 func (s *Server) internal(w http.ResponseWriter, what string, err error) {

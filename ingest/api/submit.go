@@ -163,7 +163,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		o.Job.ModelMode = req.ModelMode
 		// Estimated first: once queued, items the workers finish would
 		// count as unchanged.
-		plan, err := s.cfg.Ingester.Plan(ctx, o, prof.Estimator, ingest.PlanOptions{Sample: s.cfg.PlanSample})
+		plan, err := s.cfg.Ingester.Plan(ctx, o, prof.Estimator, ingest.PlanOptions{Sample: s.cfg.PlanSample, Pool: s.estimates})
 		if err != nil {
 			return SubmitResponse{}, err
 		}
@@ -173,8 +173,13 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 				return SubmitResponse{}, err
 			}
 		}
-		res, err := s.cfg.Ingester.Run(ctx, o)
+		// Once the batch is created it is listed to the end whatever
+		// happens to this request (or ends cancelled).
+		lctx, stop := s.listingContext(ctx)
+		defer stop()
+		res, err := s.cfg.Ingester.Run(lctx, o)
 		if err != nil {
+			s.stopped(ctx, id, err)
 			return SubmitResponse{}, err
 		}
 		return SubmitResponse{ID: res.BatchID, Total: res.Total, Enqueued: res.Enqueued, Skipped: res.Skipped, Kinds: res.Kinds, Plan: &plan}, nil

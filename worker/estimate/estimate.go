@@ -2,6 +2,7 @@ package estimate
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"image"
 	_ "image/gif" // image headers for planning
@@ -9,6 +10,7 @@ import (
 	_ "image/png"
 	"io"
 	"path"
+	"unicode/utf8"
 
 	_ "golang.org/x/image/bmp"
 	_ "golang.org/x/image/tiff"
@@ -32,6 +34,23 @@ const (
 	CaptionOutput    = 350  // one caption JSON
 
 	imageHeaderMaxLen = 256 << 10
+)
+
+// DefaultReadLimit is how much of a document an estimate reads when
+// Options.ReadLimit is zero: a larger text or HTML document's tokens are
+// scaled from its first DefaultReadLimit bytes by size; a larger PDF or
+// DOCX is not parsed at all but estimated from its size (BytesPerPDFPage,
+// BytesPerDOCXToken). Either way the estimate is flagged Partial.
+const DefaultReadLimit = 4 << 20
+
+// Size-only estimates, for documents too large to read whole.
+const (
+	// BytesPerPDFPage is a typical PDF page's size (text with some
+	// vector graphics or a small scan).
+	BytesPerPDFPage = 50_000
+	// BytesPerDOCXToken is a typical DOCX's size per token of text (the
+	// XML is zipped; pictures make it larger).
+	BytesPerDOCXToken = 8
 )
 
 // DefaultImageMaxSide is the long side images are fitted to when
@@ -80,6 +99,9 @@ type Options struct {
 	// PDFPasswords maps a source URL, key or file name to its PDF password
 	// (see Password).
 	PDFPasswords map[string]string
+	// ReadLimit is how many bytes of a document are read at most (see
+	// DefaultReadLimit). Zero means DefaultReadLimit.
+	ReadLimit int64
 }
 
 // Estimator estimates items under one model profile. It implements
@@ -89,6 +111,7 @@ type Estimator struct {
 	budget    int
 	maxSide   int
 	passwords map[string]string
+	readLimit int64
 }
 
 // New returns an Estimator for prof.
@@ -100,15 +123,19 @@ func New(prof llm.Profile, opts Options) *Estimator {
 	case maxSide < 0:
 		maxSide = 0
 	}
-	return &Estimator{prof: prof, budget: TextBudget(prof, opts.MaxOutputTokens), maxSide: maxSide, passwords: opts.PDFPasswords}
+	return &Estimator{prof: prof, budget: TextBudget(prof, opts.MaxOutputTokens), maxSide: maxSide, passwords: opts.PDFPasswords,
+		readLimit: cmp.Or(opts.ReadLimit, DefaultReadLimit)}
 }
 
 // Estimate estimates item e (its Kind, Type and Size set), the object ref
 // in st whose first bytes are head: documents are read (PDF pages ×
 // TokensPerPDFPage, else the extracted text's tokens, mapped and reduced in
 // chunks of the text budget), images are fitted to the image size and
-// counted in Llama 4 tiles. An item that cannot be read gets a Skip reason
-// starting jobs.PlanWouldFail.
+// counted in Llama 4 tiles. At most the read limit (DefaultReadLimit) of a
+// document is read: a larger one is estimated from that prefix or its size
+// (e.Partial). An item that cannot be read gets a Skip reason starting
+// jobs.PlanWouldFail. Reads stop when ctx ends; a PDF within the read
+// limit is parsed to the end.
 func (x *Estimator) Estimate(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte, e jobs.PlanItem) jobs.PlanItem {
 	switch e.Kind {
 	case jobs.KindImage:
@@ -116,12 +143,12 @@ func (x *Estimator) Estimate(ctx context.Context, st storage.Store, ref jobs.Ref
 		e.Images, e.Requests = 1, 1
 		setUsage(&e, imageUsage(w, h, x.maxSide))
 	case jobs.KindDocument:
-		tokens, pages, err := documentTokens(ctx, st, ref, e.Type, x.passwords)
+		tokens, pages, partial, err := documentTokens(ctx, st, ref, e.Type, x.passwords, x.readLimit)
 		if err != nil {
 			e.Skip = jobs.PlanWouldFail + err.Error()
 			return e
 		}
-		e.Pages, e.TextTokens = pages, tokens
+		e.Pages, e.TextTokens, e.Partial = pages, tokens, partial
 		var u llm.Usage
 		e.Requests, u = documentUsage(tokens, x.budget)
 		setUsage(&e, u)
@@ -203,8 +230,9 @@ func documentUsage(tokens, budget int) (int, llm.Usage) {
 	}
 }
 
-func readAll(ctx context.Context, st storage.Store, key string, limit int64) ([]byte, error) {
-	rc, err := st.Get(ctx, key, nil)
+// readPrefix reads the first limit bytes of key.
+func readPrefix(ctx context.Context, st storage.Store, key string, limit int64) ([]byte, error) {
+	rc, err := st.Get(ctx, key, &storage.Range{Length: limit})
 	if err != nil {
 		return nil, err
 	}
@@ -230,29 +258,74 @@ func imageSize(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte)
 }
 
 // documentTokens estimates a document's text tokens (and pages for PDFs),
-// a PDF opened with the password the worker would use.
-func documentTokens(ctx context.Context, st storage.Store, ref jobs.Ref, typ jobs.FileType, passwords map[string]string) (int, int, error) {
-	data, err := readAll(ctx, st, ref.Key, ref.Size+1)
+// a PDF opened with the password the worker would use. It reads at most
+// limit bytes: a larger PDF or DOCX is estimated from its size, a larger
+// text or HTML document from its first limit bytes scaled by size (partial).
+func documentTokens(ctx context.Context, st storage.Store, ref jobs.Ref, typ jobs.FileType, passwords map[string]string, limit int64) (tokens, pages int, partial bool, err error) {
+	if ref.Size > limit {
+		switch typ {
+		case jobs.FilePDF:
+			pages := int(max(1, (ref.Size+BytesPerPDFPage-1)/BytesPerPDFPage))
+			return pages * TokensPerPDFPage, pages, true, nil
+		case jobs.FileDOCX:
+			return int(max(1, ref.Size/BytesPerDOCXToken)), 0, true, nil
+		}
+	}
+	data, err := readPrefix(ctx, st, ref.Key, limit)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, 0, false, err
+	}
+	partial = int64(len(data)) >= limit && ref.Size != int64(len(data))
+	if partial {
+		data = wholeLines(data)
 	}
 	var text string
-	switch typ {
-	case jobs.FilePDF:
+	switch {
+	case typ == jobs.FilePDF && !partial:
 		info, err := pdfsplit.Inspect(data, Password(passwords, ref))
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, false, err
 		}
-		return info.Pages * TokensPerPDFPage, info.Pages, nil
-	case jobs.FileDOCX:
+		return info.Pages * TokensPerPDFPage, info.Pages, false, nil
+	case typ == jobs.FilePDF, typ == jobs.FileDOCX && partial:
+		// Grew past the limit since it was listed: by size.
+		return documentTokens(ctx, st, jobs.Ref{Key: ref.Key, Size: max(ref.Size, limit+1)}, typ, passwords, limit)
+	case typ == jobs.FileDOCX:
 		text, err = extract.DOCX(data, extract.Limits{})
-	case jobs.FileHTML:
+	case typ == jobs.FileHTML:
 		text, err = extract.HTML(data)
 	default:
 		text, err = extract.Text(data)
 	}
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
-	return chunk.EstimateTokens(text), 0, nil
+	tokens = chunk.EstimateTokens(text)
+	if partial && len(data) > 0 && ref.Size > int64(len(data)) {
+		tokens = int(float64(tokens) * float64(ref.Size) / float64(len(data)))
+	}
+	return tokens, 0, partial, nil
+}
+
+// wholeLines cuts a document's prefix after its last line break (in the
+// last 64 KiB), else after its last whole UTF-8 character, so a character
+// cut in two does not change how the text is decoded. A UTF-16 prefix (its
+// byte order mark) is cut to an even length.
+func wholeLines(data []byte) []byte {
+	if bytes.HasPrefix(data, []byte{0xFF, 0xFE}) || bytes.HasPrefix(data, []byte{0xFE, 0xFF}) {
+		return data[:len(data)&^1]
+	}
+	if i := bytes.LastIndexByte(data, '\n'); i >= 0 && len(data)-i < 64<<10 {
+		return data[:i+1]
+	}
+	for n := 0; n < utf8.UTFMax && len(data) > 0; n++ {
+		if r, _ := utf8.DecodeLastRune(data); r != utf8.RuneError {
+			break
+		}
+		data = data[:len(data)-1]
+	}
+	return data
 }

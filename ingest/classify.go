@@ -1,0 +1,158 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/sniff"
+	"github.com/llamapipe/llamapipe/storage"
+)
+
+// classify reads an object's head and decides its type, kind and task, or
+// why it is skipped.
+func (in *Ingester) classify(ctx context.Context, pr *prepared, c candidate) Item {
+	o := pr.o
+	it := Item{
+		ID:         jobs.ItemID(c.src.url, c.info.Key),
+		Ref:        jobs.Ref{Location: c.src.url, Key: c.info.Key, ETag: c.info.ETag, Size: c.info.Size},
+		Store:      c.src.store,
+		Kind:       jobs.KindOther,
+		ResultBase: jobs.ResultBase(c.src.index, len(pr.sources), c.src.url, c.info.Key),
+	}
+	if c.resultBase != "" {
+		it.ResultBase = c.resultBase
+	}
+	skip := func(reason string) Item { it.Skip = reason; return it }
+	if c.gone {
+		return skip("source no longer exists (deleted since the batch it retries)")
+	}
+	// Unchanged since the last run? Decided from the listing alone, before
+	// any request for the object itself.
+	for _, task := range []string{jobs.TaskCaption, jobs.TaskSummarize} {
+		if (o.Task == jobs.TaskAuto || o.Task == task) && it.Ref.ETag != "" &&
+			pr.current[jobs.FingerprintKey(it.ResultBase, task, pr.fingerprint(it, task))] {
+			it.Task, it.Kind = task, jobs.KindDocument
+			if task == jobs.TaskCaption {
+				it.Kind = jobs.KindImage
+			}
+			it.Unchanged = true
+			return skip("unchanged since the last run (same content, prompts, model and options): results kept")
+		}
+	}
+	if c.info.Size == 0 {
+		return skip("empty file (0 bytes)")
+	}
+	if c.info.Size > o.MaxSize {
+		return skip(fmt.Sprintf("too large: %d bytes is over the %d-byte limit (--max-size)", c.info.Size, o.MaxSize))
+	}
+	head, err := readHead(ctx, c.src.store, c.info.Key)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotExist) {
+			return skip("source no longer exists (deleted after listing)")
+		}
+		return skip("unreadable: " + err.Error())
+	}
+	it.Head = head
+	it.Type = sniff.Sniff(path.Base(c.info.Key), head)
+	kind := it.Type.Kind()
+	switch {
+	case kind == jobs.KindOther:
+		return skip(fmt.Sprintf("unknown file type (%s): not a supported document or image", describe(it.Type)))
+	case kind == jobs.KindImage && !decodableImage(it.Type):
+		it.Kind = kind
+		return skip(fmt.Sprintf("%s images are not supported: convert them to JPEG or PNG", strings.ToUpper(string(it.Type))))
+	}
+	it.Kind = kind
+	switch {
+	case o.Task == jobs.TaskAuto && kind == jobs.KindDocument:
+		it.Task = jobs.TaskSummarize
+	case o.Task == jobs.TaskAuto && kind == jobs.KindImage:
+		it.Task = jobs.TaskCaption
+	case o.Task == jobs.TaskCaption && kind != jobs.KindImage:
+		return skip("not an image: --task caption processes images only")
+	case o.Task == jobs.TaskSummarize && kind != jobs.KindDocument:
+		return skip("not a document: --task summarize processes documents only")
+	default:
+		it.Task = o.Task
+	}
+	it.Fingerprint = pr.fingerprint(it, it.Task)
+	return it
+}
+
+func describe(t jobs.FileType) string {
+	if t == "" || t == jobs.FileUnknown {
+		return "unrecognised content"
+	}
+	return string(t)
+}
+
+// decodableImage reports whether workers can decode an image type.
+func decodableImage(t jobs.FileType) bool {
+	switch t {
+	case jobs.FileJPEG, jobs.FilePNG, jobs.FileGIF, jobs.FileWebP, jobs.FileBMP, jobs.FileTIFF:
+		return true
+	}
+	return false
+}
+
+func readHead(ctx context.Context, st storage.Store, key string) ([]byte, error) {
+	rc, err := st.Get(ctx, key, &storage.Range{Offset: 0, Length: sniff.HeadSize})
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	head, err := io.ReadAll(io.LimitReader(rc, sniff.HeadSize))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return head, nil
+}
+
+// selected applies the output exclusion and the include/exclude globs.
+func selected(key, skipPrefix string, include, exclude []string) bool {
+	if skipPrefix != "" && (key == skipPrefix || strings.HasPrefix(key, skipPrefix+"/")) {
+		return false
+	}
+	if len(include) > 0 && !matchAny(include, key) {
+		return false
+	}
+	return !matchAny(exclude, key)
+}
+
+func matchAny(globs []string, key string) bool {
+	for _, g := range globs {
+		if ok, _ := doublestar.Match(g, key); ok {
+			return true
+		}
+		// A glob without a slash also matches the base name: "*.pdf".
+		if !strings.Contains(g, "/") {
+			if ok, _ := doublestar.Match(g, path.Base(key)); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// insidePrefix returns out's prefix relative to src when out lies inside
+// src (results written into the folder being ingested), else "".
+func insidePrefix(src, out storage.Location) string {
+	if src.Scheme != out.Scheme || src.Bucket != out.Bucket {
+		return ""
+	}
+	if src.Prefix == "" && out.Scheme == "s3" {
+		return out.Prefix
+	}
+	sep := "/"
+	if strings.HasPrefix(out.Prefix, src.Prefix+sep) {
+		return strings.TrimPrefix(out.Prefix, src.Prefix+sep)
+	}
+	return ""
+}

@@ -1,0 +1,67 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// EntriesPage reads one page of a batch's recorded entries: one HSCAN step
+// of the items hash from cursor (0: the start), asking Redis for about
+// count entries. It returns them in the hash's order and the cursor of the
+// next page, 0 after the last one. Memory is O(page) whatever the batch's
+// size.
+//
+// HSCAN's guarantees hold: an entry recorded for the whole iteration is
+// returned at least once; one recorded during it may or may not be; while
+// the hash grows an entry may come twice (callers that must not see one
+// twice dedupe by Entry.Item). A small hash comes whole in one page.
+func (t *Tracker) EntriesPage(ctx context.Context, batch string, cursor uint64, count int) ([]Entry, uint64, error) {
+	if count <= 0 {
+		count = 100
+	}
+	kv, next, err := t.rdb.HScan(ctx, BatchItemsKey(t.prefix, batch), cursor, "", int64(count)).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("batch %s entries: %w", batch, err)
+	}
+	out := make([]Entry, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		var e Entry
+		if err := json.Unmarshal([]byte(kv[i+1]), &e); err != nil {
+			return nil, 0, fmt.Errorf("batch %s: bad entry %s: %w", batch, kv[i], err)
+		}
+		out = append(out, e)
+	}
+	return out, next, nil
+}
+
+// EachEntry calls fn for each recorded entry of a batch, page by page
+// (EntriesPage), so that only one page is in memory at a time. It stops at
+// fn's first error and returns it. An entry may come twice (see
+// EntriesPage).
+func (t *Tracker) EachEntry(ctx context.Context, batch string, fn func(Entry) error) error {
+	var cursor uint64
+	for {
+		page, next, err := t.EntriesPage(ctx, batch, cursor, 500)
+		if err != nil {
+			return err
+		}
+		for _, e := range page {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return nil
+		}
+	}
+}
+
+// EntryCount returns how many entries a batch has recorded (HLEN).
+func (t *Tracker) EntryCount(ctx context.Context, batch string) (int, error) {
+	n, err := t.rdb.HLen(ctx, BatchItemsKey(t.prefix, batch)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("batch %s entries: %w", batch, err)
+	}
+	return int(n), nil
+}
