@@ -98,6 +98,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 				Profiles:      apiProfiles(prof, profiles, estimate.Options{MaxOutputTokens: cmd.Int("max-output-tokens")}),
 				PlanSample:    cmd.Int("plan-sample"),
 				Logger:        log,
+				Shutdown:      ctx, // a listing still running at shutdown ends its batch cancelled
 			})
 			if err != nil {
 				return &exitError{code: exitUsage, msg: err.Error()}
