@@ -189,6 +189,10 @@ func (s *Server) retry(w http.ResponseWriter, r *http.Request, tenant string) {
 	if !ok {
 		return
 	}
+	if err := s.checkTenant(tenant, b.Sources, b.Out); err != nil {
+		s.refuseLocations(w, err)
+		return
+	}
 	// Say "nothing to retry" as a 409, not as a server error.
 	entries, err := s.cfg.Tracker.Entries(r.Context(), b.ID)
 	if err != nil {
