@@ -431,6 +431,11 @@ func (o Options) validate() error {
 	if !jobs.ValidQueue(o.Queue) {
 		return fmt.Errorf("ingest: unknown queue %q (critical, default or nightly)", o.Queue)
 	}
+	if o.Tenant != "" {
+		if err := jobs.ValidTenant(o.Tenant); err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+	}
 	if !jobs.ValidModelMode(o.Job.ModelMode) {
 		return fmt.Errorf("ingest: unknown model mode %q (online, batch or auto)", o.Job.ModelMode)
 	}

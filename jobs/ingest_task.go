@@ -40,6 +40,11 @@ func NewIngestTask(p IngestPayload) (*asynq.Task, error) {
 	if len(p.Sources) == 0 || p.Out == "" {
 		return nil, fmt.Errorf("%w: ingest needs sources and an output", ErrBadPayload)
 	}
+	if p.Tenant != "" {
+		if err := ValidTenant(p.Tenant); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadPayload, err)
+		}
+	}
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("encode ingest payload: %w", err)

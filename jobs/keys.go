@@ -28,8 +28,8 @@ import "time"
 //	BatchMappedKey            P:batch:{B}:mapped:I                 set     TTL 7d (MappedTTL); deleted at reduce
 //	BatchesKey                P:batches                            zset    kept (no TTL)
 //	TenantBatchesKey          P:tenant:T:batches                   zset    kept (no TTL)
-//	ContentResultKey          P:content:<content key>              string  TTL 30d (ContentResultTTL)
-//	ContentClaimKey           P:content:<content key>:claim        string  TTL 10m (ContentClaimTTL); deleted when stored
+//	ContentResultKey          P:content:[T:]<content key>          string  TTL 30d (ContentResultTTL)
+//	ContentClaimKey           P:content:[T:]<content key>:claim    string  TTL 10m (ContentClaimTTL); deleted when stored
 //	TenantSpendKey            P:tenants:{T}:spend:<period>         hash    TTL 3d / 40d (SpendDayTTL, SpendMonthTTL)
 //	WatchStateKey             P:watch:{W}                          hash    kept (no TTL)
 //	WatchSeenKey              P:watch:{W}:seen                     hash    kept; field deleted when its object goes
@@ -143,10 +143,20 @@ func TenantBatchesKey(prefix, tenant string) string {
 
 // ContentResultKey is a result kept by the content it was computed from
 // (a string: the result's JSON), so identical inputs are sent to the model
-// once, within a batch and across batches.
+// once, within a batch and across batches of the same tenant. A tenant's
+// results are its own (P:content:T:<content key>): one tenant's item never
+// reuses, names or learns of another tenant's. A batch without a tenant
+// keeps the unscoped key (P:content:<content key>), so caches written
+// before tenants keep working. Tenant names hold no ':' (ValidTenant) and
+// content keys are hex, so the two forms never meet.
 // Written by: Tracker.StoreResult (workers, image captions).
 // Lifetime: TTL given by the writer: ContentResultTTL (30 days).
-func ContentResultKey(prefix, content string) string { return ns(prefix) + ":content:" + content }
+func ContentResultKey(prefix, tenant, content string) string {
+	if tenant == "" {
+		return ns(prefix) + ":content:" + content
+	}
+	return ns(prefix) + ":content:" + tenant + ":" + content
+}
 
 // ContentClaimKey names the item computing a content key's result (a
 // string: the owner), so identical items wait for it instead of calling
@@ -155,8 +165,8 @@ func ContentResultKey(prefix, content string) string { return ns(prefix) + ":con
 // Lifetime: TTL given by the writer: ContentClaimTTL (10 minutes); deleted
 // when the result is stored (StoreResult) or the owner gives up
 // (ReleaseClaim).
-func ContentClaimKey(prefix, content string) string {
-	return ContentResultKey(prefix, content) + ":claim"
+func ContentClaimKey(prefix, tenant, content string) string {
+	return ContentResultKey(prefix, tenant, content) + ":claim"
 }
 
 // Tenants (tenants.Ledger). A tenant's keys share the tag {T}.

@@ -34,7 +34,8 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 		Description: "Every request needs a bearer token bound to a tenant: --tokens-file or " + envAPITokens +
 			" (one \"TOKEN TENANT\" per line); a token sees only its tenant's batches. Sources must lie under an --allow " +
 			"prefix and outputs under an --allow-out prefix (default: the --allow prefixes), so callers cannot read " +
-			"arbitrary folders or buckets. Give serve the same --provider/--preset/--model and --prompt as the workers, " +
+			"arbitrary folders or buckets; with --tenants, each tenant is also held to its own sources and outputs in that file " +
+			"(a tenant with none listed gets the file's default, else nothing: 403). Give serve the same --provider/--preset/--model and --prompt as the workers, " +
 			"so unchanged items are recognised. A submit's completion webhook must start with a --webhook-allow prefix " +
 			"(none: webhooks are refused); the workers sign and send it. Submits are answered with the plan estimate " +
 			"(--plan-sample items exactly, the rest extrapolated by size).",

@@ -67,7 +67,8 @@ func TestServeRefusesASubmitOverBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "tenants.yaml")
-	if err := os.WriteFile(file, []byte("tenants: {legal: {budget: {daily: {tokens: 10}}}}"), 0o600); err != nil {
+	// Its locations are the default's (a tenants file without any denies every submit).
+	if err := os.WriteFile(file, fmt.Appendf(nil, "tenants: {legal: {budget: {daily: {tokens: 10}}}}\ndefault: {sources: [%q], outputs: [%q]}\n", src, out), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv(envAPITokens, "tok-legal legal\n")

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/llamapipe/llamapipe/jobs"
 )
 
 // ErrNoTokens is returned by New when no bearer token is configured: the
@@ -16,7 +18,8 @@ import (
 var ErrNoTokens = errors.New("api: no bearer tokens configured (one \"TOKEN TENANT\" per line)")
 
 // ParseTokens reads bearer tokens bound to tenants: one "TOKEN TENANT" per
-// line; blank lines and lines starting with # are ignored. name says where
+// line; blank lines and lines starting with # are ignored. A tenant name
+// must pass jobs.ValidTenant. name says where
 // they come from, for errors. Token values never appear in errors.
 func ParseTokens(r io.Reader, name string) (map[string]string, error) {
 	out := map[string]string{}
@@ -34,6 +37,9 @@ func ParseTokens(r io.Reader, name string) (map[string]string, error) {
 		}
 		if _, dup := out[f[0]]; dup {
 			return nil, fmt.Errorf("%s line %d: token listed twice (content not shown)", name, line)
+		}
+		if err := jobs.ValidTenant(f[1]); err != nil {
+			return nil, fmt.Errorf("%s line %d: %w: the tenant (second field) must be 1 to 64 letters, digits, '.', '_' and '-', starting with a letter or digit (content not shown)", name, line, jobs.ErrBadTenant)
 		}
 		out[f[0]] = f[1]
 	}
@@ -55,6 +61,9 @@ func newAuthenticator(tokens map[string]string) (*authenticator, error) {
 	for tok, tenant := range tokens {
 		if tok == "" || tenant == "" {
 			return nil, errors.New("api: empty token or tenant")
+		}
+		if err := jobs.ValidTenant(tenant); err != nil {
+			return nil, fmt.Errorf("api: tokens: %w", err)
 		}
 		a.digests = append(a.digests, sha256.Sum256([]byte(tok)))
 		a.tenants = append(a.tenants, tenant)

@@ -303,6 +303,10 @@ func (s *Server) retry(w http.ResponseWriter, r *http.Request, tenant string) {
 	if !ok {
 		return
 	}
+	if err := s.checkTenant(tenant, b.Sources, b.Out); err != nil {
+		s.refuseLocations(w, err)
+		return
+	}
 	// Say "nothing to retry" as a 409, not as a server error (read page by
 	// page, up to the first match).
 	found, err := ingest.HasRetryable(r.Context(), s.cfg.Tracker, b.ID, ingest.RetryOptions{Cancelled: req.Cancelled, Reason: req.Reason})

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 
@@ -96,3 +98,75 @@ func withinAny(l storage.Location, ps []storage.Location) bool {
 
 // overlap reports whether one of a and b lies inside the other.
 func overlap(a, b storage.Location) bool { return within(a, b) || within(b, a) }
+
+// forbidden is a request refused for its tenant's locations (403).
+type forbidden struct{ msg string }
+
+func (e *forbidden) Error() string { return e.msg }
+
+// checkTenant refuses (with a *forbidden) sources or an output outside the
+// tenant's own locations in the tenants file (Config.Tenants; see
+// tenants.Config.Locations): a tenant that lists none gets the file's
+// default ones, and with none there, nothing. Links are resolved as for
+// the server-wide prefixes, so a link under the tenant's folder pointing
+// into another tenant's is refused. Without a tenants file only the
+// server-wide --allow and --allow-out prefixes apply. Submits and retries
+// both pass here.
+func (s *Server) checkTenant(tenant string, sources []string, out string) error {
+	if s.cfg.Tenants == nil {
+		return nil
+	}
+	locs, ok := s.cfg.Tenants.Config().Locations(tenant)
+	if !ok {
+		return nil
+	}
+	srcPs, err := tenantPrefixes(locs.Sources)
+	if err != nil {
+		return err
+	}
+	outPs, err := tenantPrefixes(locs.Outputs)
+	if err != nil {
+		return err
+	}
+	list := func(ss []string) string {
+		if len(ss) == 0 {
+			return "none are configured for it in the tenants file"
+		}
+		return "its locations are " + strings.Join(ss, ", ")
+	}
+	for _, src := range sources {
+		l, err := parseAbs(src)
+		if err != nil || !allowed(l, srcPs) {
+			return &forbidden{msg: fmt.Sprintf("source %s is not under one of tenant %s's source locations (%s)", src, tenant, list(locs.Sources))}
+		}
+	}
+	if l, err := parseAbs(out); err != nil || !allowed(l, outPs) {
+		return &forbidden{msg: fmt.Sprintf("out %s is not under one of tenant %s's output locations (%s)", out, tenant, list(locs.Outputs))}
+	}
+	return nil
+}
+
+// tenantPrefixes parses a tenant's locations (the tenants file checked
+// their form already).
+func tenantPrefixes(ss []string) ([]storage.Location, error) {
+	out := make([]storage.Location, 0, len(ss))
+	for _, s := range ss {
+		l, err := parseAbs(s)
+		if err != nil {
+			return nil, fmt.Errorf("api: tenants file location: %w", err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// refuseLocations answers a checkTenant error: 403 for a location outside
+// the tenant's, 500 for a tenants file the API cannot read.
+func (s *Server) refuseLocations(w http.ResponseWriter, err error) {
+	var fb *forbidden
+	if errors.As(err, &fb) {
+		writeError(w, http.StatusForbidden, fb.msg)
+		return
+	}
+	s.internal(w, "tenant locations", err)
+}

@@ -152,6 +152,10 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if err := s.checkTenant(tenant, req.Sources, req.Out); err != nil {
+		s.refuseLocations(w, err)
+		return
+	}
 	s.idempotent(w, r, tenant, "submit", req, func(ctx context.Context, id string) (SubmitResponse, error) {
 		d := s.cfg.Defaults
 		o := ingest.Options{

@@ -22,6 +22,8 @@ func TestSubmitOverTheTenantsBudgetIs402WithTheNumbers(t *testing.T) {
 		budgets = &tenants.Budgets{File: tenants.Static(cfg), Ledger: tenants.NewLedger(c.Redis, "")}
 		c.Tenants = budgets
 	})
+	// The tenants file gives its tenants locations (none: deny by default).
+	cfg.Default.Sources, cfg.Default.Outputs = []string{e.root}, []string{e.root}
 	if err := budgets.Charge(context.Background(), "acme", tenants.Spend{Tokens: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +46,7 @@ func TestSubmitOverTheTenantsBudgetIs402WithTheNumbers(t *testing.T) {
 		t.Errorf("tenant without a budget: %d, want 201", code)
 	}
 	cfg2, _ := tenants.Parse([]byte("tenants: {acme: {budget: {daily: {tokens: 1000000}}}}"))
+	cfg2.Default = cfg.Default
 	budgets.File = tenants.Static(cfg2)
 	if code := e.do("POST", "/v1/batches", tokenA, e.submitBody(), map[string]string{"Idempotency-Key": "k1"}, nil); code != http.StatusCreated {
 		t.Errorf("after the budget was raised: %d, want 201", code)

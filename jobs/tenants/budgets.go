@@ -128,3 +128,9 @@ func (b *Budgets) BatchTenant(ctx context.Context, batch string) (string, error)
 	b.batches[batch] = batchTenant{name: meta.Tenant, at: now}
 	return meta.Tenant, nil
 }
+
+// WebhookSecret is the key a tenant's webhooks are signed with, from the
+// current tenants file (Config.WebhookSecret).
+func (b *Budgets) WebhookSecret(tenant string) ([]byte, bool, error) {
+	return b.Config().WebhookSecret(tenant)
+}

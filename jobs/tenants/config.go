@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"regexp"
 	"sort"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/llamapipe/llamapipe/jobs"
 )
 
 // Limits is one period's budget. Zero (or absent) is unlimited.
@@ -39,6 +40,19 @@ type Tenant struct {
 	Share float64 `yaml:"share" json:"share"`
 	// Budget caps the tenant's spend. Zero: unlimited.
 	Budget Budget `yaml:"budget" json:"budget,omitzero"`
+	// Sources are the locations (s3://bucket/prefix, file:///folder or an
+	// absolute folder) the tenant's API submits may read, on top of the
+	// server's --allow. See Config.Locations for a tenant that lists none.
+	Sources []string `yaml:"sources" json:"sources,omitempty"`
+	// Outputs are the locations the tenant's API submits may write to, on
+	// top of the server's --allow-out.
+	Outputs []string `yaml:"outputs" json:"outputs,omitempty"`
+	// WebhookSecretFile names a file holding the key the tenant's
+	// completion webhooks are signed with (never the key itself: the
+	// tenants file is no place for secrets). A relative path is relative
+	// to the tenants file's folder. Empty: Default's, else the workers'
+	// global key (--webhook-secret-file, LLAMAPIPE_WEBHOOK_SECRET).
+	WebhookSecretFile string `yaml:"webhook_secret_file" json:"webhook_secret_file,omitempty"`
 }
 
 // Config is a parsed tenants file:
@@ -46,6 +60,10 @@ type Tenant struct {
 //	tenants:
 //	  legal:   {share: 3, budget: {daily: {cost: 50}, monthly: {cost: 800}}}
 //	  catalog: {share: 1, budget: {daily: {tokens: 20000000}}}
+//	  alpha:
+//	    sources: [s3://data/alpha/, /srv/inbox/alpha]
+//	    outputs: [s3://results/alpha/]
+//	    webhook_secret_file: /run/secrets/alpha-webhook
 //	default: {share: 1}       # tenants not listed, and batches with no tenant
 //	timezone: Europe/Berlin   # days and months; absent: UTC
 //	slots: 16                 # model calls in flight across all workers
@@ -70,19 +88,18 @@ type Config struct {
 	Waiting int `yaml:"waiting"`
 
 	loc *time.Location
+	// dir is the tenants file's folder (relative webhook_secret_file
+	// paths are resolved against it); "" is the working folder.
+	dir string
 }
 
-// validName is what a tenant name may look like (it is part of Redis keys
-// and metric labels).
-var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
-// CheckName refuses a tenant name that cannot be one ("" is no tenant,
-// and allowed).
+// CheckName refuses a tenant name that cannot be one (jobs.ValidTenant);
+// "" is no tenant, and allowed.
 func CheckName(name string) error {
-	if name != "" && !validName.MatchString(name) {
-		return fmt.Errorf("tenant name %q: use letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)", name)
+	if name == "" {
+		return nil
 	}
-	return nil
+	return jobs.ValidTenant(name)
 }
 
 // Parse reads and validates a tenants file.
@@ -123,14 +140,21 @@ func (c *Config) validate() error {
 				return fmt.Errorf("tenants file: %s: %s budget: give 0 (unlimited) or a positive cost and tokens", name, l.p)
 			}
 		}
+		for _, l := range [][]string{t.Sources, t.Outputs} {
+			for _, s := range l {
+				if err := checkLocation(s); err != nil {
+					return fmt.Errorf("tenants file: %s: %w", name, err)
+				}
+			}
+		}
 		return nil
 	}
 	if err := check("default", c.Default); err != nil {
 		return err
 	}
 	for _, name := range c.Names() {
-		if err := CheckName(name); err != nil || name == "" {
-			return fmt.Errorf("tenants file: tenant name %q: use letters, digits, '.', '_' and '-' (at most 64)", name)
+		if err := jobs.ValidTenant(name); err != nil {
+			return fmt.Errorf("tenants file: %w", err)
 		}
 		if err := check(name, c.Tenants[name]); err != nil {
 			return err

@@ -1,5 +1,7 @@
 // Package tenants owns the tenants file (shares of the model rate limits and
-// daily and monthly budgets in money or tokens, hot-reloaded), the spend
+// daily and monthly budgets in money or tokens, each tenant's source and
+// output locations for the API (Config.Locations: deny by default) and the
+// file holding its webhook key (Config.WebhookSecret), hot-reloaded), the spend
 // ledger in Redis (per tenant, per day and per month), and the budget
 // checks: refusing a batch whose estimate is over what is left, and saying
 // when a tenant has nothing left (its running items pause).

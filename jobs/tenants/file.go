@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -35,7 +36,8 @@ type File struct {
 }
 
 // Open reads a tenants file; it must parse. log (nil: discarded) hears
-// about reloads and broken edits, never secrets (the file holds none).
+// about reloads and broken edits, never secrets (the file holds none: it
+// names webhook key files, read when a webhook is signed).
 func Open(path string, log *slog.Logger) (*File, error) {
 	f := &File{path: path, log: cmp.Or(log, slog.New(slog.DiscardHandler)).With("component", "tenants", "file", path)}
 	st, err := os.Stat(path)
@@ -50,6 +52,7 @@ func Open(path string, log *slog.Logger) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	c.dir = filepath.Dir(path)
 	f.cfg, f.mod, f.size = c, st.ModTime(), st.Size()
 	return f, nil
 }
@@ -99,6 +102,9 @@ func (f *File) Config() *Config {
 	var c *Config
 	if err == nil {
 		c, err = Parse(b)
+	}
+	if c != nil {
+		c.dir = filepath.Dir(f.path)
 	}
 	if err != nil {
 		if !f.bad.Equal(st.ModTime()) {

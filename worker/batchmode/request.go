@@ -24,8 +24,9 @@ import (
 // model online when the batch could not answer it, and otherwise leaves the
 // request pending and returns ErrDeferred.
 func (b *Mode) complete(ctx context.Context, c *itemClient, req llm.Request) (llm.Response, error) {
-	// The request's ID is a hash of its line with a fixed custom ID, so the
-	// same request always gets the same ID (and the same answer).
+	// The request's ID is a hash of its line with a fixed custom ID (and
+	// its tenant), so the same request always gets the same ID (and the
+	// same answer).
 	probe, err := b.client.Encode(batchapi.Line{CustomID: "probe", Req: req})
 	if err != nil {
 		return llm.Response{}, err
@@ -33,7 +34,14 @@ func (b *Mode) complete(ctx context.Context, c *itemClient, req llm.Request) (ll
 	if max := b.client.Limits().MaxLineBytes; max > 0 && int64(len(probe)) > max {
 		return c.online.Complete(ctx, req) // too large for a batch file
 	}
-	h := sha256.Sum256(append([]byte(b.group+"\x00"), probe...))
+	// Identical requests share a line only within a tenant: the line and
+	// its answer live under the first item's output, which another tenant
+	// must not read (a request without a tenant keeps the ID of before).
+	scope := b.group + "\x00"
+	if c.tenant != "" {
+		scope += c.tenant + "\x00"
+	}
+	h := sha256.Sum256(append([]byte(scope), probe...))
 	id := "r" + hex.EncodeToString(h[:15])
 	state, err := b.rdb.HGet(ctx, jobs.BatchModeRequestKey(b.group, id), "state").Result()
 	if err != nil && !errors.Is(err, redis.Nil) {

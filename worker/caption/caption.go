@@ -28,13 +28,15 @@ type Model interface {
 	Profile() llm.Profile
 }
 
-// Cache keeps captions by content, so identical bytes are captioned once
-// (*jobs.Tracker has these methods).
+// Cache keeps captions by content and tenant, so identical bytes are
+// captioned once per tenant (*jobs.Tracker has these methods). ContentScope
+// names the tenant a batch's captions are kept for ("" for none).
 type Cache interface {
-	CachedResult(ctx context.Context, key string) ([]byte, bool, error)
-	StoreResult(ctx context.Context, key string, result []byte, ttl time.Duration) error
-	ClaimResult(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
-	ReleaseClaim(ctx context.Context, key, owner string) error
+	ContentScope(ctx context.Context, batch string) (string, error)
+	CachedResult(ctx context.Context, tenant, key string) ([]byte, bool, error)
+	StoreResult(ctx context.Context, tenant, key string, result []byte, ttl time.Duration) error
+	ClaimResult(ctx context.Context, tenant, key, owner string, ttl time.Duration) (bool, error)
+	ReleaseClaim(ctx context.Context, tenant, key, owner string) error
 }
 
 // Opener opens a storage location (product sidecars are read through it).
@@ -130,14 +132,20 @@ func (s *Stage) Caption(ctx context.Context, it Item, data []byte) (stage.Outcom
 	if err != nil {
 		return o, fmt.Errorf("caption prompt: %w", err)
 	}
-	// Identical bytes are captioned once, in this batch or any other.
+	// Identical bytes are captioned once, in this batch or any other of
+	// the same tenant: another tenant's caption is never reused, so
+	// duplicate_of never names its object and a hit reveals nothing of it.
+	tenant, err := s.cfg.Cache.ContentScope(ctx, p.Batch)
+	if err != nil {
+		return o, fmt.Errorf("caption cache: %w", err)
+	}
 	sum := sha256.Sum256(data)
 	copts := p.Options
 	if product != nil { // the same photo of two products gets two captions
 		copts.Products = product.SKU + "\x00" + product.Name + "\x00" + product.Brand
 	}
 	ckey := jobs.ContentKey(hex.EncodeToString(sum[:]), p.Task, tmpl.Version, prof.Model, copts)
-	if doc, from, ok, err := s.cachedCaption(ctx, ckey); err != nil {
+	if doc, from, ok, err := s.cachedCaption(ctx, tenant, ckey); err != nil {
 		return o, err
 	} else if ok {
 		key := jobs.ResultKey(p.ResultBase, jobs.SuffixCaptionJSON)
@@ -151,7 +159,7 @@ func (s *Stage) Caption(ctx context.Context, it Item, data []byte) (stage.Outcom
 		return o, nil
 	}
 	owner := p.Batch + "/" + p.Item
-	claimed, err := s.cfg.Cache.ClaimResult(ctx, ckey, owner, jobs.ContentClaimTTL)
+	claimed, err := s.cfg.Cache.ClaimResult(ctx, tenant, ckey, owner, jobs.ContentClaimTTL)
 	if err != nil {
 		return o, err
 	}
@@ -163,7 +171,7 @@ func (s *Stage) Caption(ctx context.Context, it Item, data []byte) (stage.Outcom
 	releaseClaim := true
 	defer func() {
 		if releaseClaim {
-			_ = s.cfg.Cache.ReleaseClaim(context.WithoutCancel(ctx), ckey, owner)
+			_ = s.cfg.Cache.ReleaseClaim(context.WithoutCancel(ctx), tenant, ckey, owner)
 		}
 	}()
 	opts := ImageOptions(s.cfg.Image, prof)
@@ -214,7 +222,7 @@ func (s *Stage) Caption(ctx context.Context, it Item, data []byte) (stage.Outcom
 		return o, err
 	}
 	o.Results = []string{key}
-	if err := s.storeCaption(ctx, ckey, a.Doc, cacheSource{Source: p.Source.URL(), Model: o.Model}); err != nil {
+	if err := s.storeCaption(ctx, tenant, ckey, a.Doc, cacheSource{Source: p.Source.URL(), Model: o.Model}); err != nil {
 		return o, err
 	}
 	releaseClaim = false
@@ -231,8 +239,8 @@ type cachedDoc struct {
 	Doc  map[string]any `json:"doc"`
 }
 
-func (s *Stage) cachedCaption(ctx context.Context, key string) (map[string]any, cacheSource, bool, error) {
-	b, ok, err := s.cfg.Cache.CachedResult(ctx, key)
+func (s *Stage) cachedCaption(ctx context.Context, tenant, key string) (map[string]any, cacheSource, bool, error) {
+	b, ok, err := s.cfg.Cache.CachedResult(ctx, tenant, key)
 	if err != nil || !ok {
 		return nil, cacheSource{}, false, err
 	}
@@ -243,12 +251,12 @@ func (s *Stage) cachedCaption(ctx context.Context, key string) (map[string]any, 
 	return c.Doc, c.From, true, nil
 }
 
-func (s *Stage) storeCaption(ctx context.Context, key string, doc map[string]any, from cacheSource) error {
+func (s *Stage) storeCaption(ctx context.Context, tenant, key string, doc map[string]any, from cacheSource) error {
 	b, err := json.Marshal(cachedDoc{From: from, Doc: doc})
 	if err != nil {
 		return fmt.Errorf("cache caption: %w", err)
 	}
-	return s.cfg.Cache.StoreResult(ctx, key, b, jobs.ContentResultTTL)
+	return s.cfg.Cache.StoreResult(ctx, tenant, key, b, jobs.ContentResultTTL)
 }
 
 // prepareImage prepares an image in one of the stage's decode slots:

@@ -29,20 +29,30 @@ type memCache struct {
 	mu     sync.Mutex
 	docs   map[string][]byte
 	claims map[string]string
+	// tenants are the batches' tenants (none: "").
+	tenants map[string]string
 }
 
 func newMemCache() *memCache {
 	return &memCache{docs: map[string][]byte{}, claims: map[string]string{}}
 }
 
-func (c *memCache) CachedResult(_ context.Context, key string) ([]byte, bool, error) {
+func (c *memCache) ContentScope(_ context.Context, batch string) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tenants[batch], nil
+}
+
+func (c *memCache) CachedResult(_ context.Context, tenant, key string) ([]byte, bool, error) {
+	key = tenant + "\x00" + key
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b, ok := c.docs[key]
 	return b, ok, nil
 }
 
-func (c *memCache) StoreResult(_ context.Context, key string, result []byte, _ time.Duration) error {
+func (c *memCache) StoreResult(_ context.Context, tenant, key string, result []byte, _ time.Duration) error {
+	key = tenant + "\x00" + key
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.docs[key] = result
@@ -50,7 +60,8 @@ func (c *memCache) StoreResult(_ context.Context, key string, result []byte, _ t
 	return nil
 }
 
-func (c *memCache) ClaimResult(_ context.Context, key, owner string, _ time.Duration) (bool, error) {
+func (c *memCache) ClaimResult(_ context.Context, tenant, key, owner string, _ time.Duration) (bool, error) {
+	key = tenant + "\x00" + key
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if o, ok := c.claims[key]; ok && o != owner {
@@ -60,7 +71,8 @@ func (c *memCache) ClaimResult(_ context.Context, key, owner string, _ time.Dura
 	return true, nil
 }
 
-func (c *memCache) ReleaseClaim(_ context.Context, key, owner string) error {
+func (c *memCache) ReleaseClaim(_ context.Context, tenant, key, owner string) error {
+	key = tenant + "\x00" + key
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.claims[key] == owner {

@@ -10,6 +10,8 @@
 // store, the model, a logger, a way to read the source again) and gets its
 // settings from Config, which worker.New builds. It must not know asynq or
 // its mux, the batch record beyond the caption cache it is handed (Cache),
-// batch mode (the Model it is given decides online or batch) or tenants,
-// and it never imports the worker package or another stage.
+// batch mode (the Model it is given decides online or batch) or tenants
+// beyond the name its cache is scoped by (Cache.ContentScope: captions are
+// reused only within a tenant), and it never imports the worker package or
+// another stage.
 package caption

@@ -15,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/tenants"
 )
 
 const (
@@ -29,7 +30,7 @@ const (
 )
 
 // errNoWebhookSecret: the worker has no secret, so it sends nothing.
-var errNoWebhookSecret = errors.New("no webhook secret configured on the workers (--webhook-secret-file or LLAMAPIPE_WEBHOOK_SECRET): the webhook is not sent unsigned")
+var errNoWebhookSecret = errors.New("no webhook secret configured on the workers (--webhook-secret-file, LLAMAPIPE_WEBHOOK_SECRET or the tenant's webhook_secret_file in --tenants): the webhook is not sent unsigned")
 
 // webhookError is a failed attempt: retryable unless permanent.
 type webhookError struct {
@@ -81,7 +82,15 @@ func (f *Finalizer) HandleWebhook(ctx context.Context, t *asynq.Task) error {
 		return nil // delivered or given up already
 	}
 	log := f.log.With("batch_id", b.ID, "delivery", delivery, "host", webhookHost(b.Webhook))
-	if len(f.secret) == 0 {
+	secret, err := f.webhookSecret(b.Tenant)
+	if err != nil {
+		// The tenant's key file is unreadable (being rotated, a mount not
+		// there yet): retried, never signed with another key. The error
+		// names the file, not its content.
+		log.ErrorContext(ctx, "webhook not sent: the tenant's key is unreadable", "error", err.Error())
+		return fmt.Errorf("webhook of %s: %w", b.ID, err)
+	}
+	if len(secret) == 0 {
 		log.ErrorContext(ctx, "webhook not sent", "reason", errNoWebhookSecret.Error())
 		if err := f.tracker.SetWebhookState(ctx, b.ID, jobs.WebhookState{Status: jobs.WebhookFailed,
 			LastError: errNoWebhookSecret.Error(), Updated: f.now().UTC(), Delivery: delivery}); err != nil {
@@ -109,7 +118,7 @@ func (f *Finalizer) HandleWebhook(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	code, sendErr := f.postWebhook(ctx, b.Webhook, delivery, body)
+	code, sendErr := f.postWebhook(ctx, b.Webhook, delivery, secret, body)
 	st := jobs.WebhookState{Status: jobs.WebhookDelivered, Attempts: attempt, LastStatus: code, Updated: f.now().UTC(), Delivery: delivery}
 	var werr *webhookError
 	errors.As(sendErr, &werr)
@@ -140,7 +149,7 @@ func (f *Finalizer) HandleWebhook(ctx context.Context, t *asynq.Task) error {
 // postWebhook makes one signed call and returns the answer's HTTP status (0:
 // none). Redirects are not followed and at most webhookMaxAnswer bytes of
 // the answer are read.
-func (f *Finalizer) postWebhook(ctx context.Context, target, delivery string, body []byte) (int, error) {
+func (f *Finalizer) postWebhook(ctx context.Context, target, delivery string, secret, body []byte) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, webhookTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
@@ -153,7 +162,7 @@ func (f *Finalizer) postWebhook(ctx context.Context, target, delivery string, bo
 	req.Header.Set(jobs.HeaderWebhookEvent, jobs.EventBatchCompleted)
 	req.Header.Set(jobs.HeaderWebhookDelivery, delivery)
 	req.Header.Set(jobs.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
-	req.Header.Set(jobs.HeaderWebhookSignature, jobs.SignWebhook(f.secret, now, body))
+	req.Header.Set(jobs.HeaderWebhookSignature, jobs.SignWebhook(secret, now, body))
 	client := f.client
 	if client == nil {
 		client = &http.Client{}
@@ -181,6 +190,32 @@ func (f *Finalizer) postWebhook(ctx context.Context, target, delivery string, bo
 		return code, &webhookError{permanent: true,
 			msg: fmt.Sprintf("webhook answered %d %s (not retried)", code, http.StatusText(code))}
 	}
+}
+
+// webhookKeys gives a tenant's own webhook key: *tenants.Budgets, from
+// the tenants file's webhook_secret_file (ok false: the tenant has none).
+type webhookKeys interface {
+	WebhookSecret(tenant string) (key []byte, ok bool, err error)
+}
+
+var _ webhookKeys = (*tenants.Budgets)(nil)
+
+// webhookSecret is the key a batch of tenant is signed with: the tenant's
+// own when the tenants file (Config.Tenants, when it is a *tenants.Budgets)
+// names one, else the workers' global key (Config.WebhookSecret). So one
+// tenant's receiver cannot verify, nor its key forge, another tenant's
+// events. Keys never reach logs, payloads or errors.
+func (f *Finalizer) webhookSecret(tenant string) ([]byte, error) {
+	if k, ok := f.tenants.(webhookKeys); ok {
+		key, own, err := k.WebhookSecret(tenant)
+		if err != nil {
+			return nil, err
+		}
+		if own {
+			return key, nil
+		}
+	}
+	return f.secret, nil
 }
 
 // webhookHost is the host of a webhook URL, for logs.
