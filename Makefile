@@ -6,7 +6,7 @@ DEMO_OUT  ?= $(or $(TMPDIR),/tmp)/llamapipe-demo
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 PKGS      ?= ./...
 
-.PHONY: demo test deps build vet fmt bench-images bench-pdf fuzz faults
+.PHONY: demo test deps build vet fmt bench-images bench-pdf bench-serve fuzz faults
 
 # System packages the project needs: redis-server for the queue (tests and
 # the single-machine `run`), libjpeg-turbo's headers for the fast scaled JPEG
@@ -73,3 +73,9 @@ bench-images: deps
 # PDF text extraction beside pdftotext on the long and contract PDFs.
 bench-pdf: deps
 	$(GO) test -run '^$$' -bench 'Extract|Pdftotext' -benchtime 2x -count 3 ./worker/pdftext/
+
+# Peak RSS of `serve` with a 100 MB source and with a 100,000-item batch's
+# item pages (a measurement, not a test: it prints the numbers).
+bench-serve: deps
+	$(GO) build -o $(or $(TMPDIR),/tmp)/llamapipe-rss ./cmd/llamapipe
+	LLAMAPIPE_RSS_BIN=$(or $(TMPDIR),/tmp)/llamapipe-rss bash .ci/with-services $(GO) test -count=1 -run TestServeRSS -v ./ingest/api/
