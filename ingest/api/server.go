@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -146,9 +145,8 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	for _, h := range cfg.AllowWebhooks {
-		u, err := url.Parse(h)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			return nil, fmt.Errorf("api: allowed webhook prefix %q: give an absolute http:// or https:// URL without credentials", h)
+		if err := jobs.ParseWebhookPrefix(h); err != nil {
+			return nil, fmt.Errorf("api: allowed %w", err)
 		}
 	}
 	cfg.KeyPrefix = cmp.Or(cfg.KeyPrefix, jobs.DefaultPrefix)
