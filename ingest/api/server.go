@@ -182,8 +182,12 @@ func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
 
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	hd := w.Header()
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	// JSON and YAML only: nothing of ours is meant to be framed.
+	hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	hd.Set("X-Frame-Options", "DENY")
 	s.mux.ServeHTTP(w, r)
 }
 
