@@ -177,7 +177,14 @@ func New(cfg Config) (*Handler, error) {
 	}
 	// Browsers send basic credentials with cross-site requests too: refuse
 	// cross-origin writes (asynqmon's pause, delete, retry).
-	root.Handle("/", http.NewCrossOriginProtection().Handler(guarded))
+	cop := http.NewCrossOriginProtection()
+	if !cfg.Auth.Configured() {
+		if err := trustAllowedHosts(cop, cfg.AllowHosts); err != nil {
+			_ = d.Close()
+			return nil, err
+		}
+	}
+	root.Handle("/", cop.Handler(guarded))
 	var h http.Handler = root
 	if !cfg.Auth.Configured() {
 		h = newHostGuard(cfg.AllowHosts).wrap(h)

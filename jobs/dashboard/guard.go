@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -21,6 +22,22 @@ func frameHeaders(h http.Handler) http.Handler {
 		hd.Set("X-Content-Type-Options", "nosniff")
 		h.ServeHTTP(w, r)
 	})
+}
+
+// trustAllowedHosts lets pages served under an allowed host (through a
+// reverse proxy that passes the dashboard its own Host) write.
+func trustAllowedHosts(cop *http.CrossOriginProtection, allow []string) error {
+	for _, a := range allow {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		for _, scheme := range []string{"http://", "https://"} {
+			if err := cop.AddTrustedOrigin(scheme + a); err != nil {
+				return fmt.Errorf("dashboard: allowed host %q: give a name or name:port: %w", a, err)
+			}
+		}
+	}
+	return nil
 }
 
 // hostGuard protects a dashboard served without credentials from DNS
@@ -54,7 +71,7 @@ func (g *hostGuard) wrap(h http.Handler) http.Handler {
 		switch r.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
 		default:
-			if !sameHost(r.Header.Get("Origin"), r.Host) || !sameHost(r.Header.Get("Referer"), r.Host) {
+			if !g.sameSite(r.Header.Get("Origin"), r.Host) || !g.sameSite(r.Header.Get("Referer"), r.Host) {
 				w.Header().Set("Cache-Control", "no-store")
 				http.Error(w, "403 forbidden: cross-origin request to a dashboard without credentials", http.StatusForbidden)
 				return
@@ -103,9 +120,11 @@ func isLoopbackHost(host string) bool {
 	return err == nil && ip.Unmap().IsLoopback()
 }
 
-// sameHost reports whether a header holding a URL (Origin, Referer) is
-// absent or names host. "null" (an opaque origin) names no host.
-func sameHost(header, host string) bool {
+// sameSite reports whether a header holding a URL (Origin, Referer) is
+// absent, names host, or names an allowed host (a reverse proxy may pass
+// the dashboard its own Host while the browser's Origin names the proxy's).
+// "null" (an opaque origin) names no host.
+func (g *hostGuard) sameSite(header, host string) bool {
 	if header == "" {
 		return true
 	}
@@ -113,5 +132,14 @@ func sameHost(header, host string) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	return strings.EqualFold(u.Host, host)
+	if strings.EqualFold(u.Host, host) {
+		return true
+	}
+	h := strings.ToLower(u.Host)
+	for _, a := range g.allow {
+		if a == h || a == strings.ToLower(u.Hostname()) {
+			return true
+		}
+	}
+	return false
 }

@@ -104,6 +104,8 @@ func TestHostCheckWithoutCredentials(t *testing.T) {
 		{"same origin", map[string]string{"Host": good, "Origin": "http://" + good}, 0},
 		{"same referer", map[string]string{"Host": good, "Referer": "http://" + good + "/asynq/queues"}, 0},
 		{"no origin (curl)", map[string]string{"Host": good}, 0},
+		{"allowed proxy's origin", map[string]string{"Host": good, "Origin": "https://dash.internal"}, 0},
+		{"allowed name, other port", map[string]string{"Host": good, "Origin": "https://proxy.example:9999"}, http.StatusForbidden},
 	} {
 		for _, method := range []string{"POST", "DELETE"} {
 			res, body := f.doHost(t, method, pause, "", c.hdr)
