@@ -51,7 +51,7 @@ func TestSubmitCreatesNoFolder(t *testing.T) {
 	var er struct{ Error string }
 	code := e.do("POST", "/v1/batches", tokenA, m, nil, &er)
 	if code != http.StatusBadRequest ||
-		!strings.Contains(er.Error, "does not exist") || !strings.Contains(er.Error, missing) {
+		!strings.Contains(er.Error, "source "+missing) || !strings.Contains(er.Error, missing+" does not exist") {
 		t.Errorf("missing source: %d %q, want 400 saying %s does not exist", code, er.Error, missing)
 	}
 	for _, p := range []string{missing, filepath.Dir(missing)} {

@@ -91,6 +91,16 @@ func (s *Store) handle(create bool) (*os.Root, error) {
 	return r, nil
 }
 
+// CheckRoot returns an error wrapping storage.ErrNotExist ("folder …
+// does not exist") when the root folder does not exist (yet), and nil when
+// it does. Callers that must not go on without it (a source) ask first.
+func (s *Store) CheckRoot() error {
+	if _, err := s.handle(false); err != nil {
+		return s.errorf("open", "", err)
+	}
+	return nil
+}
+
 // Close releases the handle on the root folder. The Store must not be used
 // afterwards.
 func (s *Store) Close() error {

@@ -28,6 +28,7 @@ func TestMissingRootIsReportedNotCreated(t *testing.T) {
 			t.Errorf("%s: %v, want ErrNotExist saying %s does not exist", what, err, dir)
 		}
 	}
+	check("CheckRoot", s.CheckRoot())
 	_, err = s.Get(ctx, "a.txt", nil)
 	check("Get", err)
 	_, err = s.Stat(ctx, "a.txt")
@@ -51,6 +52,9 @@ func TestMissingRootIsReportedNotCreated(t *testing.T) {
 	}
 	if _, err := s.Stat(ctx, "a.txt"); err != nil {
 		t.Errorf("Stat after Put: %v", err)
+	}
+	if err := s.CheckRoot(); err != nil {
+		t.Errorf("CheckRoot after Put: %v", err)
 	}
 	for _, err := range s.List(ctx, "missing/", storage.ListOptions{}) {
 		t.Errorf("List of a missing folder below the root: %v, want nothing", err)
