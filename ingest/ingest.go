@@ -229,6 +229,11 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", s, err)
 		}
+		if c, ok := st.(interface{ CheckRoot() error }); ok { // a local folder: never created for a source
+			if err := c.CheckRoot(); err != nil {
+				return nil, fmt.Errorf("source %s: %w", s, err)
+			}
+		}
 		pr.sources = append(pr.sources, &source{index: len(pr.sources), url: st.Location(), store: st, skipPrefix: insidePrefix(loc, outLoc)})
 	}
 	pr.prompts = map[string]string{}

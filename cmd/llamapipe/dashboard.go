@@ -36,6 +36,7 @@ func dashboardCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.StringFlag{Name: "auth-password-file", Usage: "file holding the basic-auth password (first line)", Sources: env("DASHBOARD_AUTH_PASSWORD_FILE")},
 			&cli.StringFlag{Name: "auth-token-file", Usage: "file holding accepted bearer tokens, one per line", Sources: env("DASHBOARD_AUTH_TOKEN_FILE")},
 			&cli.IntFlag{Name: "batches", Value: 50, Usage: "how many batches, newest first, the batch page lists", Sources: env("DASHBOARD_BATCHES")},
+			&cli.StringSliceFlag{Name: "allow-host", Usage: "Host header (name or name:port) a dashboard without credentials also answers, besides localhost, 127.0.0.1 and [::1] with its port (repeatable; e.g. the name a local reverse proxy forwards)", Sources: env("DASHBOARD_ALLOW_HOST")},
 			tenantsFlag(),
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -67,6 +68,7 @@ func dashboardCommand(stdout, stderr io.Writer) *cli.Command {
 				ReadOnly:     cmd.Bool("read-only"),
 				Auth:         auth,
 				Anonymous:    !auth.Configured(), // loopback only: CheckListen passed
+				AllowHosts:   cmd.StringSlice("allow-host"),
 				Logger:       log,
 				Batches:      cmd.Int("batches"),
 			}

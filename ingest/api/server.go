@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -166,9 +165,8 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	for _, h := range cfg.AllowWebhooks {
-		u, err := url.Parse(h)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			return nil, fmt.Errorf("api: allowed webhook prefix %q: give an absolute http:// or https:// URL without credentials", h)
+		if err := jobs.ParseWebhookPrefix(h); err != nil {
+			return nil, fmt.Errorf("api: allowed %w", err)
 		}
 	}
 	cfg.KeyPrefix = cmp.Or(cfg.KeyPrefix, jobs.DefaultPrefix)
@@ -209,8 +207,12 @@ func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
 
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	hd := w.Header()
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	// JSON and YAML only: nothing of ours is meant to be framed.
+	hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	hd.Set("X-Frame-Options", "DENY")
 	s.mux.ServeHTTP(w, r)
 }
 

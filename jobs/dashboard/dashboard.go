@@ -73,6 +73,12 @@ type Config struct {
 	// Anonymous serves every page without credentials. Default false. Meant
 	// for a dashboard on a loopback address only (the CLI enforces that).
 	Anonymous bool
+	// AllowHosts are Host header values (a name, or name:port) a dashboard
+	// without credentials answers besides loopback names and addresses with
+	// its own port (e.g. the name a reverse proxy on this machine forwards).
+	// Others get 421: a web page cannot reach the dashboard through DNS
+	// rebinding. Not used when Auth is configured.
+	AllowHosts []string
 	// Metrics is served at /metrics, behind the credentials (cmd/llamapipe
 	// gives it a Prometheus registry with asynq's queue collector and the
 	// live-worker gauges of worker/metrics). Nil: no /metrics.
@@ -171,13 +177,24 @@ func New(cfg Config) (*Handler, error) {
 	}
 	// Browsers send basic credentials with cross-site requests too: refuse
 	// cross-origin writes (asynqmon's pause, delete, retry).
-	root.Handle("/", http.NewCrossOriginProtection().Handler(guarded))
-	d.h = root
+	cop := http.NewCrossOriginProtection()
+	if !cfg.Auth.Configured() {
+		if err := trustAllowedHosts(cop, cfg.AllowHosts); err != nil {
+			_ = d.Close()
+			return nil, err
+		}
+	}
+	root.Handle("/", cop.Handler(guarded))
+	var h http.Handler = root
+	if !cfg.Auth.Configured() {
+		h = newHostGuard(cfg.AllowHosts).wrap(h)
+	}
+	d.h = frameHeaders(h)
 	return d, nil
 }
 
 // ownPage adds the security headers of our server-rendered pages (asynqmon
-// has its own inline scripts and is left as it is).
+// has its own inline scripts: it gets frameHeaders' policy only).
 func ownPage(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()

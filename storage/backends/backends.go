@@ -19,7 +19,10 @@ type Config struct {
 }
 
 // Open returns a Store rooted at the location (s3://bucket/prefix, file://
-// URL or plain path).
+// URL or plain path). Opening creates nothing: a local folder that does not
+// exist reads as storage.ErrNotExist ("folder … does not exist") and is
+// created by the first write into it, like an S3 prefix, so a source is
+// never created and an output appears with its first result.
 func Open(ctx context.Context, location string, cfg Config) (storage.Store, error) {
 	loc, err := storage.ParseLocation(location)
 	if err != nil {

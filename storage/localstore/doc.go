@@ -14,5 +14,8 @@
 //
 // Differences from S3 that callers may meet: a key cannot be both an object
 // and a "folder" ("a" and "a/b" cannot coexist, Put fails), contentType is not
-// stored, and PageSize in storage.ListOptions has no effect.
+// stored, and PageSize in storage.ListOptions has no effect. A root folder
+// that does not exist is not created by Open or by reads (they report it as
+// storage.ErrNotExist), only by the first Put: a missing source is never
+// created, and an output folder appears with its first object.
 package localstore

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/llamapipe/llamapipe/storage"
@@ -29,32 +30,87 @@ const tempPrefix = ".llamapipe-tmp-"
 
 // Store is a storage.Store over a local folder. It is safe for concurrent use.
 type Store struct {
-	dir  string // absolute path of the root folder
-	root *os.Root
+	dir string // absolute path of the root folder
+
+	mu   sync.Mutex
+	root *os.Root // nil until the root folder exists
 }
 
 var _ storage.Store = (*Store)(nil)
 
-// Open returns a Store rooted at the folder root, creating it (and its
-// parents) when missing. root is made absolute.
+// Open returns a Store rooted at the folder root (made absolute). A missing
+// folder is not created by Open, nor by reading: Get, Stat and List answer
+// storage.ErrNotExist saying the folder does not exist (List only for the
+// root itself; a missing folder below it lists nothing), Delete does
+// nothing, and the first Put creates the folder and its parents. So a
+// source that does not exist is reported, never created, and an output
+// folder appears with the first result written into it. A root that exists
+// but is not a folder is refused.
 func Open(root string) (*Store, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("localstore: open %s: %w", root, err)
 	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
+	s := &Store{dir: abs}
+	if _, err := s.handle(false); err != nil && !errors.Is(err, errNoRoot) {
 		return nil, fmt.Errorf("localstore: open %s: %w", abs, err)
 	}
-	r, err := os.OpenRoot(abs)
+	return s, nil
+}
+
+// errNoRoot is handle's answer for a root folder that does not exist.
+var errNoRoot = errors.New("folder does not exist")
+
+// handle returns the open root folder. A missing folder is created when
+// create is set, else handle returns an error wrapping errNoRoot and
+// fs.ErrNotExist (tried again on the next call: a Put may create it).
+func (s *Store) handle(create bool) (*os.Root, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.root != nil {
+		return s.root, nil
+	}
+	if create {
+		if err := os.MkdirAll(s.dir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	r, err := os.OpenRoot(s.dir)
 	if err != nil {
-		return nil, fmt.Errorf("localstore: open %s: %w", abs, err)
+		if fi, serr := os.Stat(s.dir); serr == nil && !fi.IsDir() {
+			return nil, fmt.Errorf("%s is not a folder", s.dir)
+		}
 	}
-	return &Store{dir: abs, root: r}, nil
+	if notExist(err) {
+		return nil, fmt.Errorf("%s: %w: %w", s.dir, errNoRoot, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.root = r
+	return r, nil
+}
+
+// CheckRoot returns an error wrapping storage.ErrNotExist ("folder …
+// does not exist") when the root folder does not exist (yet), and nil when
+// it does. Callers that must not go on without it (a source) ask first.
+func (s *Store) CheckRoot() error {
+	if _, err := s.handle(false); err != nil {
+		return s.errorf("open", "", err)
+	}
+	return nil
 }
 
 // Close releases the handle on the root folder. The Store must not be used
 // afterwards.
-func (s *Store) Close() error { return s.root.Close() }
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.root == nil {
+		return nil
+	}
+	return s.root.Close()
+}
 
 // Location returns the absolute path of the root folder.
 func (s *Store) Location() string { return s.dir }
@@ -84,6 +140,9 @@ func notExist(err error) bool {
 // "list") a missing file or folder becomes storage.ErrNotExist; for writes it
 // stays what it is (e.g. a file where Put needs a folder).
 func (s *Store) errorf(op, key string, err error) error {
+	if errors.Is(err, errNoRoot) {
+		return fmt.Errorf("localstore: folder %s does not exist: %w", s.dir, storage.ErrNotExist)
+	}
 	if op != "put" && op != "delete" && notExist(err) {
 		return fmt.Errorf("localstore: %s %q in %s: %w", op, key, s.dir, storage.ErrNotExist)
 	}
@@ -99,14 +158,18 @@ func (s *Store) Get(ctx context.Context, key string, rng *storage.Range) (io.Rea
 	if err := ctx.Err(); err != nil {
 		return nil, s.errorf("get", k, err)
 	}
+	root, err := s.handle(false)
+	if err != nil {
+		return nil, s.errorf("get", k, err)
+	}
 	// Refuse anything but a regular file before opening it: opening a FIFO
 	// would block.
-	if fi, err := s.root.Stat(filepath.FromSlash(k)); err != nil {
+	if fi, err := root.Stat(filepath.FromSlash(k)); err != nil {
 		return nil, s.errorf("get", k, err)
 	} else if !fi.Mode().IsRegular() {
 		return nil, s.errorf("get", k, fs.ErrNotExist)
 	}
-	f, err := s.root.Open(filepath.FromSlash(k))
+	f, err := root.Open(filepath.FromSlash(k))
 	if err != nil {
 		return nil, s.errorf("get", k, err)
 	}
@@ -148,6 +211,10 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, co
 	if err := ctx.Err(); err != nil {
 		return s.errorf("put", k, err)
 	}
+	root, err := s.handle(true)
+	if err != nil {
+		return s.errorf("put", k, err)
+	}
 	dir := path.Dir(k)
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:]) // never fails (crypto/rand docs)
@@ -158,10 +225,10 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, co
 	for attempt := 0; ; attempt++ {
 		err = nil
 		if dir != "." {
-			err = s.root.MkdirAll(filepath.FromSlash(dir), 0o755)
+			err = root.MkdirAll(filepath.FromSlash(dir), 0o755)
 		}
 		if err == nil {
-			f, err = s.root.OpenFile(filepath.FromSlash(tmp), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			f, err = root.OpenFile(filepath.FromSlash(tmp), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 			if err == nil {
 				break
 			}
@@ -175,7 +242,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, co
 	defer func() {
 		if !committed {
 			f.Close()
-			_ = s.root.Remove(filepath.FromSlash(tmp))
+			_ = root.Remove(filepath.FromSlash(tmp))
 		}
 	}()
 	if _, err := io.Copy(f, iox.WithContext(ctx, iox.Exact(r, size))); err != nil {
@@ -190,12 +257,12 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, co
 	if err := ctx.Err(); err != nil {
 		return s.errorf("put", k, err)
 	}
-	if err := s.root.Rename(filepath.FromSlash(tmp), filepath.FromSlash(k)); err != nil {
+	if err := root.Rename(filepath.FromSlash(tmp), filepath.FromSlash(k)); err != nil {
 		return s.errorf("put", k, err)
 	}
 	committed = true
 	// Make the rename durable. A failure here does not undo the write.
-	if d, err := s.root.Open(filepath.FromSlash(dir)); err == nil {
+	if d, err := root.Open(filepath.FromSlash(dir)); err == nil {
 		_ = d.Sync()
 		d.Close()
 	}
@@ -213,7 +280,11 @@ func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error
 	if err := ctx.Err(); err != nil {
 		return storage.ObjectInfo{}, s.errorf("stat", k, err)
 	}
-	fi, err := s.root.Stat(filepath.FromSlash(k))
+	root, err := s.handle(false)
+	if err != nil {
+		return storage.ObjectInfo{}, s.errorf("stat", k, err)
+	}
+	fi, err := root.Stat(filepath.FromSlash(k))
 	if err != nil {
 		return storage.ObjectInfo{}, s.errorf("stat", k, err)
 	}
@@ -248,20 +319,27 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return s.errorf("delete", k, err)
 	}
-	fi, err := s.root.Lstat(filepath.FromSlash(k))
+	root, err := s.handle(false)
+	if errors.Is(err, errNoRoot) {
+		return nil
+	}
+	if err != nil {
+		return s.errorf("delete", k, err)
+	}
+	fi, err := root.Lstat(filepath.FromSlash(k))
 	if notExist(err) || (err == nil && fi.IsDir()) {
 		return nil
 	}
 	if err != nil {
 		return s.errorf("delete", k, err)
 	}
-	if err := s.root.Remove(filepath.FromSlash(k)); err != nil && !notExist(err) {
+	if err := root.Remove(filepath.FromSlash(k)); err != nil && !notExist(err) {
 		return s.errorf("delete", k, err)
 	}
 	// Tidy up: remove now-empty parents. Remove fails on a non-empty folder,
 	// which ends the climb.
 	for dir := path.Dir(k); dir != "."; dir = path.Dir(dir) {
-		if s.root.Remove(filepath.FromSlash(dir)) != nil {
+		if root.Remove(filepath.FromSlash(dir)) != nil {
 			break
 		}
 	}
@@ -307,7 +385,11 @@ func (s *Store) readDir(dir string) ([]entry, error) {
 	if dir != "" {
 		name = filepath.FromSlash(strings.TrimSuffix(dir, "/"))
 	}
-	f, err := s.root.Open(name)
+	root, err := s.handle(false)
+	if err != nil {
+		return nil, err
+	}
+	f, err := root.Open(name)
 	if err != nil {
 		return nil, err
 	}
@@ -339,7 +421,7 @@ func (w *walker) walk(dir string) bool {
 		return false
 	}
 	entries, err := w.s.readDir(dir)
-	if notExist(err) {
+	if notExist(err) && !errors.Is(err, errNoRoot) {
 		return true // nothing there (or deleted meanwhile)
 	}
 	if err != nil {

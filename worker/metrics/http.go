@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -61,16 +62,56 @@ func Mux(reg *prometheus.Registry, ping func(ctx context.Context) error) *http.S
 // ShutdownTimeout is how long Serve waits for open requests once ctx ends.
 const ShutdownTimeout = 5 * time.Second
 
+// Timeouts bound how long a connection may take to send a request and
+// how long it may sit idle. The zero value of a field means its default.
+type Timeouts struct {
+	// ReadHeader is how long a client has to send a request's header.
+	// Zero means 10s.
+	ReadHeader time.Duration
+	// Read is how long a client has to send a whole request, header and
+	// body (the API takes bodies up to 1 MiB: time enough for a slow
+	// link). Zero means 2m.
+	Read time.Duration
+	// Idle is how long a kept-alive connection waits for its next request.
+	// Zero means 2m.
+	Idle time.Duration
+	// Write bounds the time from the end of a request's header to the end
+	// of its response. Zero means none, and that is the default on purpose:
+	// a submit that lists thousands of objects, asynqmon's pages and
+	// downloads may rightly take minutes, and a write deadline would cut
+	// them off mid-answer; a stalled reader is still dropped by the
+	// kernel's TCP timeouts, and handlers that want a bound set their own
+	// with http.ResponseController.
+	Write time.Duration
+}
+
+func (t Timeouts) withDefaults() Timeouts {
+	t.ReadHeader = cmp.Or(t.ReadHeader, 10*time.Second)
+	t.Read = cmp.Or(t.Read, 2*time.Minute)
+	t.Idle = cmp.Or(t.Idle, 2*time.Minute)
+	return t
+}
+
 // Serve serves h on l until ctx ends, then shuts down gracefully (open
-// requests get ShutdownTimeout). It returns nil after a shutdown caused by
-// ctx, and the server's error otherwise.
+// requests get ShutdownTimeout), with the default Timeouts. It returns nil
+// after a shutdown caused by ctx, and the server's error otherwise. Every
+// HTTP server of llamapipe goes through Serve or ServeTimeouts.
 func Serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger) error {
+	return ServeTimeouts(ctx, l, h, log, Timeouts{})
+}
+
+// ServeTimeouts is Serve with the given Timeouts (zero fields: defaults).
+func ServeTimeouts(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger, t Timeouts) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	t = t.withDefaults()
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		IdleTimeout:       t.Idle,
+		WriteTimeout:      t.Write,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}

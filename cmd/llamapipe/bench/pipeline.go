@@ -92,7 +92,8 @@ func (b *bench) pipeline(ctx context.Context) ([]row, int, error) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("bench: fake model server: %w", err)
 		}
-		hs := &http.Server{Handler: fs, ReadHeaderTimeout: 10 * time.Second}
+		// Idle above the client's IdleConnTimeout: the client closes first.
+		hs := &http.Server{Handler: fs, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 		go func() { _ = hs.Serve(l) }()
 		defer func() {
 			fs.Close()
