@@ -159,10 +159,12 @@ func (f *Finalizer) HandleFinalize(ctx context.Context, t *asynq.Task) error {
 	if err := f.copyLatest(ctx, out, b, report); err != nil {
 		return err
 	}
-	if err := f.tracker.MarkFinalized(ctx, p.Batch, now); err != nil {
+	// The retention starts before the finalized mark, so a batch seen
+	// finalized has every key's lifetime set.
+	if err := f.tracker.Expire(ctx, b, f.retention, now); err != nil {
 		return err
 	}
-	if err := f.tracker.Expire(ctx, b, f.retention, now); err != nil {
+	if err := f.tracker.MarkFinalized(ctx, p.Batch, now); err != nil {
 		return err
 	}
 	if err := f.enqueueWebhook(ctx, b); err != nil {
