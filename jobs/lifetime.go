@@ -108,12 +108,13 @@ func (t *Tracker) indexes(tenant string) []string {
 
 // expireScript ends a finalized batch's keys' lives: KEYS are the record,
 // items, progress and tombstone; ARGV the retention in ms, the tombstone's
-// TTL in ms and the finish time in ms.
+// TTL in ms, the finish time in ms and the tenant. A batch without a record
+// is left alone.
 var expireScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then
   return 0
 end
-redis.call('HSET', KEYS[4], 'state', 'finalized', 'finished_ms', ARGV[3])
+redis.call('HSET', KEYS[4], 'state', 'finalized', 'finished_ms', ARGV[3], 'tenant', ARGV[4])
 redis.call('PEXPIRE', KEYS[4], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
@@ -131,12 +132,7 @@ func (t *Tracker) Expire(ctx context.Context, b Batch, retention time.Duration, 
 		retention = DefaultRetention
 	}
 	keys := []string{BatchKey(t.prefix, b.ID), BatchItemsKey(t.prefix, b.ID), BatchProgressKey(t.prefix, b.ID), BatchTombstoneKey(t.prefix, b.ID)}
-	tombTenant := b.Tenant
-	if err := expireScript.Run(ctx, t.rdb, keys, retention.Milliseconds(), (retention + TombstoneTTL).Milliseconds(), now.UnixMilli()).Err(); err != nil {
-		return fmt.Errorf("expire batch %s: %w", b.ID, err)
-	}
-	// A batch created before the tombstones existed gets its tenant now.
-	if err := t.rdb.HSet(ctx, keys[3], "tenant", tombTenant).Err(); err != nil {
+	if err := expireScript.Run(ctx, t.rdb, keys, retention.Milliseconds(), (retention + TombstoneTTL).Milliseconds(), now.UnixMilli(), b.Tenant).Err(); err != nil {
 		return fmt.Errorf("expire batch %s: %w", b.ID, err)
 	}
 	cutoff := "(" + strconv.FormatInt(now.Add(-retention).UnixMilli(), 10)
