@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -83,6 +84,9 @@ type Entry struct {
 	ResultBase string `json:"result_base,omitempty"`
 	// Task is what was asked of the item (summarize or caption).
 	Task string `json:"task,omitempty"`
+	// RetryOf names the batch a retry batch's item retries (in the
+	// manifest only: finalize sets it from Batch.RetryOf).
+	RetryOf string `json:"retry_of,omitempty"`
 }
 
 // Counts is a batch's progress.
@@ -168,7 +172,7 @@ func (t *Tracker) Create(ctx context.Context, b Batch) error {
 			return fmt.Errorf("index batch %s: %w", b.ID, err)
 		}
 	}
-	return nil
+	return t.created(ctx, b)
 }
 
 // Get returns a batch's description.
@@ -176,7 +180,7 @@ func (t *Tracker) Get(ctx context.Context, id string) (Batch, error) {
 	var b Batch
 	meta, err := t.rdb.HGet(ctx, BatchKey(t.prefix, id), "meta").Bytes()
 	if errors.Is(err, redis.Nil) {
-		return b, fmt.Errorf("batch %s: %w", id, ErrNoBatch)
+		return b, t.missing(ctx, id)
 	}
 	if err != nil {
 		return b, fmt.Errorf("batch %s: %w", id, err)
@@ -212,7 +216,19 @@ func (t *Tracker) list(ctx context.Context, key string, n int) ([]string, error)
 // recordScript stores an item's final entry once and counts it. It returns
 // 1 when the batch is sealed and every item has ended (whether or not this
 // call recorded anything), so a retried caller enqueues the finalize again.
+//
+// A batch whose record has no meta (gone: expired, or lost with Redis's
+// data) records nothing: the script marks the record "lost" (TTL ARGV[7]
+// ms, so that status and the API tell why the batch is gone) and returns
+// {-1, 0}.
 var recordScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then
+  redis.call('HSET', KEYS[1], 'lost', '1')
+  if redis.call('PTTL', KEYS[1]) == -1 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[7])
+  end
+  return {-1, 0}
+end
 local first = redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
 redis.call('HDEL', KEYS[3], ARGV[1])
 if first == 1 then
@@ -230,7 +246,10 @@ return {first, 0}
 
 // Record stores an item's final entry. The first entry recorded for an item
 // wins; later ones (a duplicate delivery) are ignored. It reports whether
-// this call recorded the entry and whether the batch is now complete.
+// this call recorded the entry and whether the batch is now complete. A
+// batch whose record is gone records nothing: the error matches
+// ErrNoBatch (ErrBatchExpired or ErrBatchLost) and asynq.SkipRetry, since
+// no retry can record it.
 func (t *Tracker) Record(ctx context.Context, batch string, e Entry) (recorded, complete bool, err error) {
 	switch e.Status {
 	case StatusDone, StatusFailed, StatusSkipped, StatusCancelled:
@@ -246,9 +265,12 @@ func (t *Tracker) Record(ctx context.Context, batch string, e Entry) (recorded, 
 	}
 	keys := []string{BatchKey(t.prefix, batch), BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch)}
 	res, err := recordScript.Run(ctx, t.rdb, keys,
-		e.Item, b, e.Status, e.InputTokens, e.OutputTokens, strconv.FormatFloat(e.Cost, 'f', -1, 64)).Int64Slice()
+		e.Item, b, e.Status, e.InputTokens, e.OutputTokens, strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds()).Int64Slice()
 	if err != nil {
 		return false, false, fmt.Errorf("record %s in batch %s: %w", e.Source, batch, err)
+	}
+	if res[0] == -1 {
+		return false, false, fmt.Errorf("record %s: %w: %w", e.Source, t.missing(ctx, batch), asynq.SkipRetry)
 	}
 	return res[0] == 1, res[1] == 1, nil
 }
@@ -289,7 +311,7 @@ func (t *Tracker) Counts(ctx context.Context, batch string) (Counts, error) {
 		return c, fmt.Errorf("batch %s: %w", batch, err)
 	}
 	if _, ok := m["meta"]; !ok {
-		return c, fmt.Errorf("batch %s: %w", batch, ErrNoBatch)
+		return c, t.missing(ctx, batch)
 	}
 	atoi := func(k string) int { n, _ := strconv.Atoi(m[k]); return n }
 	c.Total, c.Done, c.Failed, c.Skipped, c.Cancelled = atoi("total"), atoi("done"), atoi("failed"), atoi("skipped"), atoi("cancelled")
@@ -392,4 +414,41 @@ func (t *Tracker) Entries(ctx context.Context, batch string) ([]Entry, error) {
 		return out[i].Item < out[j].Item
 	})
 	return out, nil
+}
+
+// EachEntry calls fn with every recorded entry of a batch, page by page
+// (EntriesPage, 500 fields a page), each page sorted by source then item;
+// the pages come in Redis's hash order, so the whole is not sorted, and an
+// item is never given twice. Memory is O(page) plus the item IDs already
+// given (HSCAN may return a field twice). An error from fn stops it.
+func (t *Tracker) EachEntry(ctx context.Context, batch string, fn func(Entry) error) error {
+	seen := map[string]struct{}{}
+	var cursor uint64
+	for {
+		all, next, err := t.EntriesPage(ctx, batch, cursor, 500)
+		if err != nil {
+			return err
+		}
+		page := all[:0]
+		for _, e := range all {
+			if _, dup := seen[e.Item]; !dup {
+				seen[e.Item] = struct{}{}
+				page = append(page, e)
+			}
+		}
+		sort.Slice(page, func(i, j int) bool {
+			if page[i].Source != page[j].Source {
+				return page[i].Source < page[j].Source
+			}
+			return page[i].Item < page[j].Item
+		})
+		for _, e := range page {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return nil
+		}
+	}
 }

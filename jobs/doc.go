@@ -7,7 +7,9 @@
 // (batch records, the content cache, tenants' spend, watches, leases, the
 // API's idempotency keys, the model gates, batch mode) and says how long
 // each lives; other packages call it instead of formatting keys. asynq and
-// redis_rate keep their own keys.
+// redis_rate keep their own keys. lifetime.go ends a finalized batch's
+// records after a retention and tells an expired batch from a lost one;
+// durability.go warns about a Redis that may lose data.
 //
 // Payloads carry references only — location, key, ETag, page range — never
 // document text, image bytes or secrets: operators read them in the dashboard.

@@ -35,28 +35,6 @@ func (t *Tracker) EntriesPage(ctx context.Context, batch string, cursor uint64, 
 	return out, next, nil
 }
 
-// EachEntry calls fn for each recorded entry of a batch, page by page
-// (EntriesPage), so that only one page is in memory at a time. It stops at
-// fn's first error and returns it. An entry may come twice (see
-// EntriesPage).
-func (t *Tracker) EachEntry(ctx context.Context, batch string, fn func(Entry) error) error {
-	var cursor uint64
-	for {
-		page, next, err := t.EntriesPage(ctx, batch, cursor, 500)
-		if err != nil {
-			return err
-		}
-		for _, e := range page {
-			if err := fn(e); err != nil {
-				return err
-			}
-		}
-		if cursor = next; cursor == 0 {
-			return nil
-		}
-	}
-}
-
 // EntryCount returns how many entries a batch has recorded (HLEN).
 func (t *Tracker) EntryCount(ctx context.Context, batch string) (int, error) {
 	n, err := t.rdb.HLen(ctx, BatchItemsKey(t.prefix, batch)).Result()

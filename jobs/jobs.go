@@ -233,29 +233,26 @@ const (
 	SuffixSummaryJSON = ".summary.json"
 	SuffixSummaryMD   = ".summary.md"
 	SuffixCaptionJSON = ".caption.json"
-	// ManifestKey and ReportKey are written at the output location's root
-	// (see Batch.ManifestPath for the batches of a watched inbox).
+	// ManifestKey and ReportKey are the latest finalized batch's manifest
+	// and report at the output location's root: copies of its own (see
+	// Batch.ManifestPath).
 	ManifestKey = "manifest.jsonl"
 	ReportKey   = "report.md"
-	// WatchBatchesPrefix holds the manifests and reports of a watched
-	// inbox's rolling batches, which share one output location.
+	// WatchBatchesPrefix holds every batch's own manifest and report
+	// (batches/<id>/), so that batches into one output location (a retry,
+	// a watched inbox's rolling batches) never replace each other's.
 	WatchBatchesPrefix = "batches/"
 )
 
-// ManifestPath is where the batch's manifest goes, relative to its output
-// location: manifest.jsonl, or batches/<id>/manifest.jsonl for a watched
-// inbox's rolling batch (one a day, all into the same output).
+// ManifestPath is where the batch's own manifest goes, relative to its
+// output location: batches/<id>/manifest.jsonl. Finalize then copies it to
+// the root's manifest.jsonl (ManifestKey), which is the latest batch's.
 func (b Batch) ManifestPath() string { return b.reportDir() + ManifestKey }
 
-// ReportPath is where the batch's report goes (see ManifestPath).
+// ReportPath is where the batch's own report goes (see ManifestPath).
 func (b Batch) ReportPath() string { return b.reportDir() + ReportKey }
 
-func (b Batch) reportDir() string {
-	if b.Watch != "" {
-		return WatchBatchesPrefix + b.ID + "/"
-	}
-	return ""
-}
+func (b Batch) reportDir() string { return WatchBatchesPrefix + b.ID + "/" }
 
 // ResultKey is the deterministic key of one result: the item's result base
 // plus a suffix, e.g. "contracts/a.pdf" + ".summary.json". A re-run writes

@@ -232,9 +232,9 @@ func TestListTenantSeesOnlyItsBatches(t *testing.T) {
 	}
 }
 
-func TestWatchBatchesKeepTheirOwnManifest(t *testing.T) {
+func TestBatchesKeepTheirOwnManifest(t *testing.T) {
 	b := jobs.Batch{ID: "20261125-101500-3f9a1c"}
-	if b.ManifestPath() != jobs.ManifestKey || b.ReportPath() != jobs.ReportKey {
+	if b.ManifestPath() != "batches/20261125-101500-3f9a1c/manifest.jsonl" || b.ReportPath() != "batches/20261125-101500-3f9a1c/report.md" {
 		t.Errorf("batch: %s, %s", b.ManifestPath(), b.ReportPath())
 	}
 	w := jobs.Batch{ID: "inbox-20261125", Watch: "inbox"}

@@ -22,17 +22,18 @@ import "time"
 // tenant, W a watch name, G a model group, Q a quota name):
 //
 //	function                  key                                  type    lifetime
-//	BatchKey                  P:batch:{B}                          hash    kept (no TTL)
-//	BatchItemsKey             P:batch:{B}:items                    hash    kept (no TTL)
-//	BatchProgressKey          P:batch:{B}:progress                 hash    field deleted when its item is recorded
+//	BatchKey                  P:batch:{B}                          hash    until finalized, then TTL retention (DefaultRetention 30d)
+//	BatchItemsKey             P:batch:{B}:items                    hash    like BatchKey
+//	BatchProgressKey          P:batch:{B}:progress                 hash    field deleted when its item is recorded; deleted at finalize
+//	BatchTombstoneKey         P:batch:{B}:tombstone                hash    TTL retention + TombstoneTTL (1y)
 //	BatchMappedKey            P:batch:{B}:mapped:I                 set     TTL 7d (MappedTTL); deleted at reduce
-//	BatchesKey                P:batches                            zset    kept (no TTL)
-//	TenantBatchesKey          P:tenant:T:batches                   zset    kept (no TTL)
+//	BatchesKey                P:batches                            zset    members trimmed past retention; TTL ≥ retention, renewed
+//	TenantBatchesKey          P:tenant:T:batches                   zset    like BatchesKey
 //	ContentResultKey          P:content:[T:]<content key>          string  TTL 30d (ContentResultTTL)
 //	ContentClaimKey           P:content:[T:]<content key>:claim    string  TTL 10m (ContentClaimTTL); deleted when stored
 //	TenantSpendKey            P:tenants:{T}:spend:<period>         hash    TTL 3d / 40d (SpendDayTTL, SpendMonthTTL)
-//	WatchStateKey             P:watch:{W}                          hash    kept (no TTL)
-//	WatchSeenKey              P:watch:{W}:seen                     hash    kept; field deleted when its object goes
+//	WatchStateKey             P:watch:{W}                          hash    TTL retention, renewed by every write
+//	WatchSeenKey              P:watch:{W}:seen                     hash    TTL retention, renewed; field deleted when its object goes
 //	WatchLeaseKey             P:watch:{W}:lease                    string  TTL 30s renewed (LeaseTTL)
 //	WatchEventsProcessingKey  <events list>:processing             list    live queue
 //	SchedulerLeaderKey        llamapipe:scheduler:leader           string  TTL 30s renewed (LeaseTTL)
@@ -81,6 +82,17 @@ const (
 	BatchModeRequestTTL = 10 * 24 * time.Hour
 	// BatchModeJobTTL is how long a submitted provider job's records live.
 	BatchModeJobTTL = 8 * 24 * time.Hour
+	// DefaultRetention is how long a finalized batch's records (BatchKey,
+	// BatchItemsKey) are kept when the worker is given no retention
+	// (finalize.Config.Retention, `--retention`); also the least TTL of the
+	// batch indexes and a watch's state.
+	DefaultRetention = 30 * 24 * time.Hour
+	// TombstoneTTL is how much longer than its records a batch's tombstone
+	// lives, so that its ID is answered "expired" rather than unknown.
+	TombstoneTTL = 365 * 24 * time.Hour
+	// LostTTL is how long the mark left by a worker that found its batch's
+	// record gone (BatchKey holding only "lost") is kept.
+	LostTTL = 7 * 24 * time.Hour
 )
 
 // ns returns prefix, or DefaultPrefix when it is empty.
@@ -97,24 +109,39 @@ func ns(prefix string) string {
 // and total, the counters (done, failed, skipped, cancelled, input_tokens,
 // output_tokens, cost), cancelled_at, fatal, finalized and finished_ms,
 // webhook and webhook_attempts.
+// A hash holding "lost" and no meta marks a batch whose record vanished
+// (Redis lost data) while a worker still recorded one of its items.
 // Written by: Tracker — ingest (Create, Seal), workers (Record, SetFatal,
-// MarkFinalized, the webhook's fields), cancel (Cancel).
-// Lifetime: kept, no TTL: nothing deletes batch records (status, retry and
-// the dashboard read old batches).
+// MarkFinalized, the webhook's fields), cancel (Cancel), finalize (Expire).
+// Lifetime: no TTL while the batch runs; once finalized, TTL the
+// retention (finalize.Config.Retention, DefaultRetention 30 days), set by
+// Tracker.Expire. A "lost" mark: TTL LostTTL (7 days).
 func BatchKey(prefix, batch string) string { return ns(prefix) + ":batch:{" + batch + "}" }
 
 // BatchItemsKey is a batch's manifest, a hash: item ID → its final Entry
 // (JSON). The first entry recorded for an item wins.
 // Written by: Tracker.Record (workers, ingest for skipped items, cancel).
-// Lifetime: kept, no TTL, like BatchKey.
+// Lifetime: like BatchKey: no TTL while the batch runs, TTL the retention
+// once finalized (Tracker.Expire).
 func BatchItemsKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":items" }
 
 // BatchProgressKey holds a batch's running items' progress, a hash: item ID
 // → Progress (JSON).
 // Written by: Tracker.SetProgress and SetProgressUnlessRecorded (workers).
 // Lifetime: no TTL; an item's field is deleted when its entry is recorded,
-// and Redis drops the hash when its last field goes.
+// and Redis drops the hash when its last field goes; Tracker.Expire
+// deletes what is left when the batch is finalized.
 func BatchProgressKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":progress" }
+
+// BatchTombstoneKey says a batch existed after its records are gone, a
+// hash: state ("created", then "finalized"), tenant and finished_ms. A
+// batch ID whose BatchKey is gone is answered "expired" when its tombstone
+// says finalized, "lost" when it says created (the record vanished before
+// the batch ended: Redis lost data).
+// Written by: Tracker.Create (ingest), Tracker.Expire (finalize).
+// Lifetime: TTL DefaultRetention + TombstoneTTL from Create; the
+// retention + TombstoneTTL (1 year) from finalize.
+func BatchTombstoneKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":tombstone" }
 
 // BatchMappedKey is the set of a long document's chunk indices whose map
 // answers are written.
@@ -127,14 +154,19 @@ func BatchMappedKey(prefix, batch, item string) string {
 
 // BatchesKey indexes every batch, a sorted set: batch ID scored by its
 // creation time in ms.
-// Written by: Tracker.Create (ingest).
-// Lifetime: kept, no TTL, like the records it lists.
+// Written by: Tracker.Create (ingest), Tracker.Expire (finalize).
+// Lifetime: a zset member cannot expire, so every finalize removes the
+// members created longer than the retention ago (ZREMRANGEBYSCORE); the
+// key's TTL is raised to at least the retention by every Create and
+// finalize, so an index nobody writes goes away with its last records.
 func BatchesKey(prefix string) string { return ns(prefix) + ":batches" }
 
 // TenantBatchesKey indexes a tenant's batches, a sorted set like
 // BatchesKey. It carries no hash tag (it spans batches).
-// Written by: Tracker.Create (ingest) for a batch with a tenant.
-// Lifetime: kept, no TTL, like the records it lists.
+// Written by: Tracker.Create (ingest) for a batch with a tenant,
+// Tracker.Expire (finalize).
+// Lifetime: like BatchesKey: members trimmed past the retention by each of
+// the tenant's finalizes, TTL at least the retention, renewed.
 func TenantBatchesKey(prefix, tenant string) string {
 	return ns(prefix) + ":tenant:" + tenant + ":batches"
 }
@@ -186,15 +218,18 @@ func TenantSpendKey(prefix, tenant, period string) string {
 // WatchStateKey is a watch's current rolling batch, a hash: batch,
 // period, seq and count.
 // Written by: watch.Watcher.
-// Lifetime: kept, no TTL, as long as the watch may run again; its batch
-// and count fields are deleted when the batch is sealed.
+// Lifetime: TTL the watch's retention (watch.Config.Retention,
+// DefaultRetention 30 days), renewed by every write: a watch removed or
+// idle that long forgets its state. Its batch and count fields are
+// deleted when the batch is sealed.
 func WatchStateKey(prefix, name string) string { return ns(prefix) + ":watch:{" + name + "}" }
 
 // WatchSeenKey is what a watch has seen, a hash: object ID → ETag, state
 // and batch (tab-separated).
 // Written by: watch.Watcher.
-// Lifetime: kept, no TTL; an object's field is deleted when a listing no
-// longer finds the object.
+// Lifetime: TTL the watch's retention, renewed by every write, like
+// WatchStateKey; an object's field is deleted when a listing no longer
+// finds the object.
 func WatchSeenKey(prefix, name string) string { return WatchStateKey(prefix, name) + ":seen" }
 
 // WatchLeaseKey is the lease of a watch's one running watcher (a string:

@@ -35,6 +35,7 @@ func keyCases() []keyCase {
 		{"BatchKey", jobs.BatchKey("acme", "b1"), "acme:batch:{b1}"},
 		{"BatchItemsKey", jobs.BatchItemsKey("llamapipe", "b1"), "llamapipe:batch:{b1}:items"},
 		{"BatchProgressKey", jobs.BatchProgressKey("llamapipe", "b1"), "llamapipe:batch:{b1}:progress"},
+		{"BatchTombstoneKey", jobs.BatchTombstoneKey("llamapipe", "b1"), "llamapipe:batch:{b1}:tombstone"},
 		{"BatchMappedKey", jobs.BatchMappedKey("llamapipe", "b1", "9f86d081"), "llamapipe:batch:{b1}:mapped:9f86d081"},
 		{"BatchesKey", jobs.BatchesKey("llamapipe"), "llamapipe:batches"},
 		{"BatchesKey", jobs.BatchesKey(""), "llamapipe:batches"},
@@ -95,6 +96,9 @@ func TestKeyTTLsPinned(t *testing.T) {
 		{"IdempotencyReserveTTL", jobs.IdempotencyReserveTTL, time.Hour},
 		{"BatchModeRequestTTL", jobs.BatchModeRequestTTL, 10 * day},
 		{"BatchModeJobTTL", jobs.BatchModeJobTTL, 8 * day},
+		{"DefaultRetention", jobs.DefaultRetention, 30 * day},
+		{"TombstoneTTL", jobs.TombstoneTTL, 365 * day},
+		{"LostTTL", jobs.LostTTL, 7 * day},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
@@ -117,7 +121,7 @@ func hashTag(key string) string {
 // Cluster slot.
 func TestKeysShareHashTags(t *testing.T) {
 	groups := map[string][]string{
-		"b1":    {jobs.BatchKey("", "b1"), jobs.BatchItemsKey("", "b1"), jobs.BatchProgressKey("", "b1"), jobs.BatchMappedKey("", "b1", "i")},
+		"b1":    {jobs.BatchKey("", "b1"), jobs.BatchItemsKey("", "b1"), jobs.BatchProgressKey("", "b1"), jobs.BatchTombstoneKey("", "b1"), jobs.BatchMappedKey("", "b1", "i")},
 		"legal": {jobs.TenantSpendKey("", "legal", "2026-11-25"), jobs.TenantSpendKey("", "legal", "2026-11")},
 		"inbox": {jobs.WatchStateKey("", "inbox"), jobs.WatchSeenKey("", "inbox"), jobs.WatchLeaseKey("", "inbox")},
 		quota:   {jobs.FairShareLeasesKey(quota), jobs.FairShareWaitersKey(quota), jobs.FairShareActiveKey(quota), jobs.FairShareWeightsKey(quota)},

@@ -100,7 +100,7 @@ func TestWebhookTaskAndEvent(t *testing.T) {
 	b := jobs.Batch{ID: "b1", Created: created, Out: "s3://bucket/out/", Tenant: "acme", Webhook: "https://example.test/hook"}
 	c := jobs.Counts{Total: 5, Done: 3, Failed: 1, Skipped: 1, InputTokens: 100, OutputTokens: 20, Finished: created.Add(time.Hour)}
 	ev := jobs.NewWebhookEvent(b, c)
-	if ev.Manifest != "s3://bucket/out/manifest.jsonl" || ev.Report != "s3://bucket/out/report.md" {
+	if ev.Manifest != "s3://bucket/out/batches/b1/manifest.jsonl" || ev.Report != "s3://bucket/out/batches/b1/report.md" {
 		t.Errorf("locations %q %q", ev.Manifest, ev.Report)
 	}
 	if ev.State != "finished" || ev.Counts.Done != 3 || ev.Counts.Failed != 1 || ev.Tenant != "acme" || ev.Delivery != jobs.WebhookDeliveryID("b1", jobs.EventBatchCompleted) {

@@ -139,7 +139,8 @@ func TestWebhookDeliveredAfterARetryWithOneDeliveryID(t *testing.T) {
 	if ev.Batch != res.BatchID || ev.Tenant != "acme" || ev.Counts.Total != 3 || ev.Counts.Done != c.Done || ev.InputTokens != c.InputTokens || ev.State != "finished" {
 		t.Errorf("event %+v, counts %+v", ev, c)
 	}
-	if ev.Manifest != strings.TrimRight(outDir, "/")+"/manifest.jsonl" || ev.Report != strings.TrimRight(outDir, "/")+"/report.md" {
+	own := strings.TrimRight(outDir, "/") + "/batches/" + res.BatchID + "/"
+	if ev.Manifest != own+"manifest.jsonl" || ev.Report != own+"report.md" {
 		t.Errorf("locations %q %q", ev.Manifest, ev.Report)
 	}
 	if ev.Cost == nil || *ev.Cost <= 0 || ev.Currency != "USD" {

@@ -51,6 +51,9 @@ type Config struct {
 	// ShutdownTimeout is how long running tasks get after SIGTERM before they
 	// go back to the queue. Zero means 30s.
 	ShutdownTimeout time.Duration
+	// Retention is how long a finalized batch's records stay in Redis
+	// (finalize.Config.Retention). Zero means jobs.DefaultRetention (30 days).
+	Retention time.Duration
 	// Image configures image preparation; the model profile's limits are
 	// applied on top.
 	Image imageprep.Options
@@ -164,7 +167,7 @@ func New(cfg Config) (*Worker, error) {
 	fcfg := finalize.Config{Tracker: cfg.Tracker, Open: w.stores.get, Enqueuer: w.client,
 		WebhookSecret: cfg.WebhookSecret, WebhookClient: cfg.WebhookClient,
 		Priced:   prices.InputPerMillion > 0 || prices.OutputPerMillion > 0 || prices.ImagePerThousand > 0,
-		Currency: prices.Currency, Logger: log, Now: w.now}
+		Currency: prices.Currency, Retention: cfg.Retention, Logger: log, Now: w.now}
 	if cfg.Tenants != nil {
 		fcfg.Tenants = cfg.Tenants
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -56,7 +57,7 @@ func TestRunExamples(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
-	if !strings.Contains(stdout, filepath.Join(out, "manifest.jsonl")) || !strings.Contains(stdout, filepath.Join(out, "report.md")) {
+	if !regexp.MustCompile(`manifest: \S+/batches/\S+/manifest\.jsonl\nreport: +\S+/batches/\S+/report\.md`).MatchString(stdout) || !strings.Contains(stdout, filepath.Join(out, "batches")) {
 		t.Errorf("stdout does not say where the manifest and report are: %q", stdout)
 	}
 	es := manifest(t, filepath.Join(out, "manifest.jsonl"))

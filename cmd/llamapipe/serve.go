@@ -78,6 +78,9 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 				return err
 			}
 			defer c.Close()
+			for _, warn := range jobs.CheckDurability(ctx, c.rdb) {
+				log.Warn("redis may lose data", "warning", warn)
+			}
 			budgets, err := openTenants(cmd, c, log)
 			if err != nil {
 				return err

@@ -43,6 +43,9 @@ func runWorker(ctx context.Context, cmd *cli.Command, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
+	for _, warn := range jobs.CheckDurability(ctx, c.rdb) {
+		log.Warn("redis may lose data", "warning", warn)
+	}
 	w, _, err := newWorker(ctx, cmd, c, log, nil)
 	if err != nil {
 		return err
@@ -129,6 +132,7 @@ func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger)
 		Logger:          log,
 		Concurrency:     cmd.Int("concurrency"),
 		ShutdownTimeout: cmd.Duration("shutdown-timeout"),
+		Retention:       cmd.Duration("retention"),
 		Image:           imageprep.Options{MaxSide: cmd.Int("image-max-side"), Quality: cmd.Int("image-quality")},
 		PDFPasswords:    pw,
 		WebhookSecret:   []byte(hookKey),

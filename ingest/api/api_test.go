@@ -315,7 +315,7 @@ func TestListDetailItems(t *testing.T) {
 		t.Fatalf("detail: %d", code)
 	}
 	if v.ID != first.ID || v.Counts.Total != 3 || v.Counts.Skipped != 1 || v.State != "running" ||
-		v.Manifest != e.out+"/manifest.jsonl" || v.Report != e.out+"/report.md" {
+		v.Manifest != e.out+"/batches/"+first.ID+"/manifest.jsonl" || v.Report != e.out+"/batches/"+first.ID+"/report.md" {
 		t.Fatalf("detail = %+v", v)
 	}
 

@@ -13,10 +13,16 @@ import (
 	"github.com/llamapipe/llamapipe/jobs"
 )
 
-// batch returns the tenant's batch, or answers 404.
+// batch returns the tenant's batch, or answers 404; or 410 Gone, with
+// {"id", "state": "expired" or "lost", "error"}, for a batch of the tenant
+// whose records expired after the retention or vanished (Redis lost data).
 func (s *Server) batch(w http.ResponseWriter, r *http.Request, tenant string) (jobs.Batch, bool) {
 	id := r.PathValue("id")
 	b, err := s.cfg.Tracker.Get(r.Context(), id)
+	if g := jobs.Gone(err); g != nil && g.Tenant == tenant {
+		writeJSON(w, http.StatusGone, map[string]string{"id": id, "state": g.State, "error": g.Error()})
+		return b, false
+	}
 	if errors.Is(err, jobs.ErrNoBatch) || (err == nil && b.Tenant != tenant) {
 		writeError(w, http.StatusNotFound, "no such batch: "+id)
 		return b, false

@@ -62,6 +62,12 @@ type Config struct {
 	// taken (a file still being copied into a folder is not). Zero takes
 	// objects at once.
 	Settle time.Duration
+	// Retention is how long a watch's state and what it has seen stay in
+	// Redis after its last write: a watch removed or stopped that long
+	// forgets them (and takes the inbox's objects again if restarted).
+	// Every poll and admission renews it. Zero means jobs.DefaultRetention
+	// (30 days).
+	Retention time.Duration
 	// Logger receives structured logs. Nil discards them.
 	Logger *slog.Logger
 	// Now is the clock. Nil means time.Now.
@@ -94,6 +100,7 @@ func New(cfg Config) (*Watcher, error) {
 	}
 	cfg.Prefix = cmp.Or(cfg.Prefix, jobs.DefaultPrefix)
 	cfg.Interval = cmp.Or(cfg.Interval, time.Minute)
+	cfg.Retention = cmp.Or(cfg.Retention, jobs.DefaultRetention)
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
 	}
@@ -139,6 +146,21 @@ func DefaultName(sources []string, out string) string {
 // (Redis Cluster).
 func (w *Watcher) stateKey() string { return jobs.WatchStateKey(w.cfg.Prefix, w.cfg.Name) }
 func (w *Watcher) seenKey() string  { return jobs.WatchSeenKey(w.cfg.Prefix, w.cfg.Name) }
+
+// keep renews the lifetime of the watch's state and seen keys
+// (Config.Retention) in p.
+func (w *Watcher) keep(ctx context.Context, p redis.Pipeliner) {
+	p.PExpire(ctx, w.stateKey(), w.cfg.Retention)
+	p.PExpire(ctx, w.seenKey(), w.cfg.Retention)
+}
+
+// touch renews the lifetime of the watch's keys.
+func (w *Watcher) touch(ctx context.Context) error {
+	if _, err := w.cfg.Redis.Pipelined(ctx, func(p redis.Pipeliner) error { w.keep(ctx, p); return nil }); err != nil {
+		return fmt.Errorf("watch %s: renew state: %w", w.cfg.Name, err)
+	}
+	return nil
+}
 
 // LeaseKey is the Redis key of the watch's lease.
 func (w *Watcher) LeaseKey() string { return jobs.WatchLeaseKey(w.cfg.Prefix, w.cfg.Name) }
@@ -219,7 +241,7 @@ func (w *Watcher) Poll(ctx context.Context) (Stats, error) {
 		}
 		gone = gone[n:]
 	}
-	return st, nil
+	return st, w.touch(ctx)
 }
 
 // Tick rolls the batch over when its day has ended, without listing.
@@ -274,7 +296,12 @@ func itemID(location, key, etag string) string {
 }
 
 func (w *Watcher) setSeen(ctx context.Context, id string, v seenValue) error {
-	if err := w.cfg.Redis.HSet(ctx, w.seenKey(), id, v.String()).Err(); err != nil {
+	_, err := w.cfg.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, w.seenKey(), id, v.String())
+		w.keep(ctx, p)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("watch %s: %w", w.cfg.Name, err)
 	}
 	return nil
@@ -338,6 +365,7 @@ func (w *Watcher) admit(ctx context.Context, id, etag string) (string, error) {
 	_, err = w.cfg.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HIncrBy(ctx, w.stateKey(), "count", 1)
 		p.HSet(ctx, w.seenKey(), id, seenValue{etag: etag, state: stAdmitted, batch: s.batch}.String())
+		w.keep(ctx, p)
 		return nil
 	})
 	if err != nil {

@@ -284,7 +284,7 @@ func TestBatchDetailGroupsFailures(t *testing.T) {
 	if skipped := section(t, body, `<table class="reasons skipped">`); !strings.Contains(skipped, "empty object") {
 		t.Errorf("skipped reasons lack %q", "empty object")
 	}
-	for _, want := range []string{"<code>s3://acme/results/manifest.jsonl</code>", "<code>s3://acme/results/report.md</code>"} {
+	for _, want := range []string{"<code>s3://acme/results/batches/b-progress/manifest.jsonl</code>", "<code>s3://acme/results/batches/b-progress/report.md</code>"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("detail lacks %s", want)
 		}

@@ -169,10 +169,15 @@ func (p *pages) list(w http.ResponseWriter, r *http.Request) {
 		Title   string
 		Batches []BatchView
 		Broken  []string
+		Gone    []string
 		Refresh bool
 	}{Title: "Batches"}
 	for _, id := range ids {
 		v, err := p.view(ctx, id)
+		if g := jobs.Gone(err); g != nil {
+			data.Gone = append(data.Gone, id+" ("+g.State+")")
+			continue
+		}
 		if err != nil {
 			p.log.Warn("dashboard: unreadable batch", "batch", id, "err", err)
 			data.Broken = append(data.Broken, id)
@@ -245,6 +250,12 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
 	v, err := p.view(ctx, id)
+	if g := jobs.Gone(err); g != nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusGone)
+		fmt.Fprintln(w, goneText(g))
+		return
+	}
 	if errors.Is(err, jobs.ErrNoBatch) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusNotFound)
@@ -313,4 +324,16 @@ func (p *pages) render(w http.ResponseWriter, t *template.Template, data any) {
 func (p *pages) fail(w http.ResponseWriter, what string, err error) {
 	p.log.Error("dashboard: "+what, "err", err)
 	http.Error(w, "500 internal error: "+what+" failed (see the dashboard's log)", http.StatusInternalServerError)
+}
+
+// goneText says why a batch's record is gone.
+func goneText(g *jobs.GoneError) string {
+	if g.State == jobs.StateExpired {
+		when := ""
+		if !g.Finished.IsZero() {
+			when = " (finished " + g.Finished.UTC().Format(time.RFC3339) + ")"
+		}
+		return "batch " + g.ID + ": expired: it was finalized" + when + " and its records expired after the retention period; its manifest and report stay in its output"
+	}
+	return "batch " + g.ID + ": lost: its record vanished before it was finalized (Redis lost data: see the workers' durability warnings)"
 }

@@ -24,6 +24,7 @@ const (
 	DBBench     = 5
 	DBFaults    = 6
 	DBDashboard = 7
+	// 11: worker/finalize (its manifests tests).
 	// 12: jobs/tenants.
 	DBTenants = 12
 	// 14: ingest/watch (its MinIO event list is in database 0, where

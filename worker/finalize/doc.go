@@ -1,7 +1,9 @@
 // Package finalize ends a batch once every item is recorded: HandleFinalize
-// writes manifest.jsonl and report.md (Report, ReportWithTenant) to the
-// batch's output, marks the batch finalized and queues its completion
-// webhook; HandleWebhook POSTs the signed event and records the delivery.
+// streams the batch's manifest.jsonl and writes its report.md (Report,
+// ReportWithTenant) under batches/<id>/ in its output, copies both to the
+// output's root (the latest batch's), starts the retention of the batch's
+// Redis records (Config.Retention), marks the batch finalized and queues
+// its completion webhook; HandleWebhook POSTs the signed event and records the delivery.
 // The worker's mux registers both handlers; the worker's RetryDelayFunc
 // uses WebhookRetryDelay for webhook tasks.
 //

@@ -1,12 +1,13 @@
 package finalize
 
 import (
-	"bytes"
+	"bufio"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -28,6 +29,7 @@ type Finalizer struct {
 	secret     []byte
 	client     *http.Client
 	retryDelay time.Duration
+	retention  time.Duration
 	priced     bool
 	currency   string
 	log        *slog.Logger
@@ -35,12 +37,14 @@ type Finalizer struct {
 }
 
 // tracker is the part of *jobs.Tracker finalize uses: a batch's record,
-// counts and entries, its finalized mark and its webhook's state.
+// counts and entries, its finalized mark and retention, and its webhook's
+// state.
 type tracker interface {
 	Get(ctx context.Context, batch string) (jobs.Batch, error)
 	Counts(ctx context.Context, batch string) (jobs.Counts, error)
-	Entries(ctx context.Context, batch string) ([]jobs.Entry, error)
+	EachEntry(ctx context.Context, batch string, fn func(jobs.Entry) error) error
 	MarkFinalized(ctx context.Context, batch string, at time.Time) error
+	Expire(ctx context.Context, b jobs.Batch, retention time.Duration, now time.Time) error
 	WebhookState(ctx context.Context, batch string) (jobs.WebhookState, bool, error)
 	SetWebhookState(ctx context.Context, batch string, st jobs.WebhookState) error
 	CountWebhookAttempt(ctx context.Context, batch string) (int, error)
@@ -85,6 +89,10 @@ type Config struct {
 	Priced bool
 	// Currency is the currency of the batch's cost.
 	Currency string
+	// Retention is how long a finalized batch's records stay in Redis
+	// (then its ID is answered "expired"). Zero means jobs.DefaultRetention
+	// (30 days).
+	Retention time.Duration
 	// Logger receives structured logs. Nil discards them.
 	Logger *slog.Logger
 	// Now is the clock. Nil means time.Now.
@@ -98,16 +106,24 @@ func New(cfg Config) (*Finalizer, error) {
 	}
 	f := &Finalizer{tracker: cfg.Tracker, open: cfg.Open, enq: cfg.Enqueuer, tenants: cfg.Tenants,
 		secret: cfg.WebhookSecret, client: cfg.WebhookClient, priced: cfg.Priced, currency: cfg.Currency,
-		log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), now: cfg.Now}
+		retention: cmp.Or(cfg.Retention, jobs.DefaultRetention),
+		log:       cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), now: cfg.Now}
 	if f.now == nil {
 		f.now = time.Now
 	}
 	return f, nil
 }
 
-// HandleFinalize is the handler of jobs.TypeFinalize: it writes
-// manifest.jsonl and report.md for a complete batch and queues its webhook.
-// It is idempotent: a second run rewrites the same two objects.
+// HandleFinalize is the handler of jobs.TypeFinalize: it writes a complete
+// batch's manifest.jsonl and report.md under batches/<id>/ in its output
+// (Batch.ManifestPath, ReportPath), then copies them to the output's root
+// (the root's are the latest finalized batch's), marks the batch
+// finalized, starts its retention and queues its webhook. It is
+// idempotent: a second run rewrites the same objects.
+//
+// The manifest is streamed: entries are read page by page (EachEntry,
+// each page sorted by source) into the store's Put, and the report is
+// rendered from a bounded tally, so memory does not grow with the batch.
 func (f *Finalizer) HandleFinalize(ctx context.Context, t *asynq.Task) error {
 	p, err := jobs.DecodeFinalize(t.Payload())
 	if err != nil {
@@ -115,6 +131,9 @@ func (f *Finalizer) HandleFinalize(ctx context.Context, t *asynq.Task) error {
 	}
 	b, err := f.tracker.Get(ctx, p.Batch)
 	if err != nil {
+		if errors.Is(err, jobs.ErrNoBatch) {
+			return fmt.Errorf("finalize: %w: %w", err, asynq.SkipRetry)
+		}
 		return err
 	}
 	c, err := f.tracker.Counts(ctx, p.Batch)
@@ -124,29 +143,26 @@ func (f *Finalizer) HandleFinalize(ctx context.Context, t *asynq.Task) error {
 	if !c.Complete() {
 		return fmt.Errorf("finalize %s: batch not complete (%d of %d ended)", p.Batch, c.Ended(), c.Total)
 	}
-	entries, err := f.tracker.Entries(ctx, p.Batch)
-	if err != nil {
-		return err
-	}
 	out, err := f.open(ctx, b.Out)
 	if err != nil {
 		return err
 	}
-	var manifest bytes.Buffer
-	enc := json.NewEncoder(&manifest)
-	enc.SetEscapeHTML(false)
-	for _, e := range entries {
-		if err := enc.Encode(e); err != nil {
-			return fmt.Errorf("manifest of %s: %w", p.Batch, err)
-		}
-	}
-	if err := out.Put(ctx, b.ManifestPath(), bytes.NewReader(manifest.Bytes()), int64(manifest.Len()), "application/x-ndjson"); err != nil {
-		return fmt.Errorf("write manifest of %s: %w", p.Batch, err)
+	tl, err := f.writeManifest(ctx, out, b)
+	if err != nil {
+		return err
 	}
 	now := f.now()
-	report := f.report(ctx, b, c, entries, now)
-	if err := out.Put(ctx, b.ReportPath(), strings.NewReader(report), int64(len(report)), "text/markdown; charset=utf-8"); err != nil {
+	report := f.report(ctx, b, c, tl, now)
+	if err := out.Put(ctx, b.ReportPath(), strings.NewReader(report), int64(len(report)), reportType); err != nil {
 		return fmt.Errorf("write report of %s: %w", p.Batch, err)
+	}
+	if err := f.copyLatest(ctx, out, b, report); err != nil {
+		return err
+	}
+	// The retention starts before the finalized mark, so a batch seen
+	// finalized has every key's lifetime set.
+	if err := f.tracker.Expire(ctx, b, f.retention, now); err != nil {
+		return err
 	}
 	if err := f.tracker.MarkFinalized(ctx, p.Batch, now); err != nil {
 		return err
@@ -155,5 +171,65 @@ func (f *Finalizer) HandleFinalize(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	f.log.InfoContext(ctx, "batch finalized", "batch_id", p.Batch, "done", c.Done, "failed", c.Failed, "skipped", c.Skipped)
+	return nil
+}
+
+const (
+	manifestType = "application/x-ndjson"
+	reportType   = "text/markdown; charset=utf-8"
+)
+
+// writeManifest streams a batch's entries, one JSON line each, into its
+// manifest (Batch.ManifestPath) and returns their tally for the report.
+// An entry of a retry batch names the batch it retries (retry_of).
+func (f *Finalizer) writeManifest(ctx context.Context, out storage.Store, b jobs.Batch) (*tally, error) {
+	tl := newTally()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		bw := bufio.NewWriterSize(pw, 64<<10)
+		enc := json.NewEncoder(bw)
+		enc.SetEscapeHTML(false)
+		err := f.tracker.EachEntry(ctx, b.ID, func(e jobs.Entry) error {
+			tl.add(e)
+			e.RetryOf = b.RetryOf
+			return enc.Encode(e)
+		})
+		if err == nil {
+			err = bw.Flush()
+		}
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	perr := out.Put(ctx, b.ManifestPath(), pr, -1, manifestType)
+	pr.CloseWithError(cmp.Or(perr, io.ErrClosedPipe)) // a Put that stopped early unblocks the writer
+	werr := <-done
+	if perr != nil {
+		return nil, fmt.Errorf("write manifest of %s: %w", b.ID, perr)
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", b.ID, werr)
+	}
+	return tl, nil
+}
+
+// copyLatest makes the output root's manifest.jsonl and report.md copies
+// of this batch's (written after them, so the root's are always the latest
+// finalized batch's and a batch's own are never replaced).
+func (f *Finalizer) copyLatest(ctx context.Context, out storage.Store, b jobs.Batch, report string) error {
+	if b.ManifestPath() == jobs.ManifestKey {
+		return nil
+	}
+	rc, err := out.Get(ctx, b.ManifestPath(), nil)
+	if err != nil {
+		return fmt.Errorf("copy manifest of %s: %w", b.ID, err)
+	}
+	defer rc.Close()
+	if err := out.Put(ctx, jobs.ManifestKey, rc, -1, manifestType); err != nil {
+		return fmt.Errorf("copy manifest of %s: %w", b.ID, err)
+	}
+	if err := out.Put(ctx, jobs.ReportKey, strings.NewReader(report), int64(len(report)), reportType); err != nil {
+		return fmt.Errorf("copy report of %s: %w", b.ID, err)
+	}
 	return nil
 }

@@ -26,6 +26,7 @@ type fakeTracker struct {
 	counts    jobs.Counts
 	entries   []jobs.Entry
 	finalized time.Time
+	retention time.Duration
 	webhook   *jobs.WebhookState
 	attempts  int
 }
@@ -37,8 +38,17 @@ func (f *fakeTracker) Get(_ context.Context, id string) (jobs.Batch, error) {
 	return f.batch, nil
 }
 func (f *fakeTracker) Counts(context.Context, string) (jobs.Counts, error) { return f.counts, nil }
-func (f *fakeTracker) Entries(context.Context, string) ([]jobs.Entry, error) {
-	return f.entries, nil
+func (f *fakeTracker) EachEntry(_ context.Context, _ string, fn func(jobs.Entry) error) error {
+	for _, e := range f.entries {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+func (f *fakeTracker) Expire(_ context.Context, _ jobs.Batch, retention time.Duration, _ time.Time) error {
+	f.retention = retention
+	return nil
 }
 func (f *fakeTracker) MarkFinalized(_ context.Context, _ string, at time.Time) error {
 	f.finalized = at
