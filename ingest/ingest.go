@@ -46,34 +46,15 @@ type Ingester struct {
 	Prompts prompts.Set
 }
 
-// Options describe one batch.
+// Options describe one batch: its Spec, and how ingest goes about it.
 type Options struct {
-	// Sources are location URLs to list recursively.
-	Sources []string
-	// Out is the output location URL.
-	Out string
-	// Task is auto, summarize or caption. Empty means auto.
-	Task string
-	// Include and Exclude are doublestar globs ("**/*.pdf") matched against
-	// each key relative to its source. An empty Include includes everything.
-	Include, Exclude []string
-	// MaxSize skips objects larger than this many bytes. Zero means 512 MiB.
-	MaxSize int64
-	// Queue is the asynq queue. Empty means "default".
-	Queue string
-	// MaxRetry is how often a failing item is retried. Zero means 5.
-	MaxRetry int
+	// Spec is the batch asked for. Ingest fills in its defaults: Task auto,
+	// Queue default, MaxSize 512 MiB, MaxRetry 5.
+	jobs.Spec
 	// Concurrency is how many objects are sniffed at once. Zero means 16.
 	Concurrency int
-	// Job holds the options workers need (language, ...).
-	Job jobs.Options
-	// Provider and Model are recorded in the batch for the report.
-	Provider, Model string
 	// BatchID, when set, names the batch (else a new ID is made).
 	BatchID string
-	// Force processes every item, also those whose results are current
-	// (same source ETag, task, prompts, model and options as last time).
-	Force bool
 	// Prompts are the prompt overrides the workers use; their versions go
 	// into the fingerprints. Nil: the embedded prompts.
 	Prompts prompts.Set
@@ -82,14 +63,10 @@ type Options struct {
 	Items []ItemRef
 	// RetryOf names the batch an Items batch retries.
 	RetryOf string
-	// Tenant owns the batch. Empty: none.
-	Tenant string
 	// Resume continues a batch named by BatchID that exists already (an
 	// ingest task retried after a crash): items already queued or recorded
 	// are not queued or counted twice.
 	Resume bool
-	// Webhook is the URL told when the batch completes. Empty: none.
-	Webhook string
 }
 
 // Result summarises an ingest.
@@ -190,8 +167,8 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
-	if o.Job.Products != "" {
-		if o.Job.Products, err = in.checkSidecar(ctx, o.Job.Products); err != nil {
+	if o.Products != "" {
+		if o.Products, err = in.checkSidecar(ctx, o.Products); err != nil {
 			return nil, err
 		}
 	}
@@ -327,7 +304,7 @@ func (in *Ingester) currentResults(ctx context.Context, out string) (map[string]
 
 // fingerprint is an item's fingerprint for a task under these options.
 func (pr *prepared) fingerprint(it Item, task string) string {
-	return jobs.Fingerprint(it.Ref.ETag, task, pr.prompts[task], pr.o.Model, pr.o.Job)
+	return jobs.Fingerprint(it.Ref.ETag, task, pr.prompts[task], pr.o.Model, pr.o.Options)
 }
 
 // Scan lists and classifies what a batch with these options would hold,
@@ -413,9 +390,8 @@ func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
 	}
 	o = pr.o
 	res := Result{BatchID: cmp.Or(o.BatchID, NewBatchID(now())), Kinds: map[string]int{}}
-	b := jobs.Batch{ID: res.BatchID, Created: now().UTC(), Sources: o.Sources, Task: o.Task, Out: pr.out.String(),
-		Queue: o.Queue, Options: o.Job, Provider: o.Provider, Model: o.Model, RetryOf: o.RetryOf, Tenant: o.Tenant,
-		Include: o.Include, Exclude: o.Exclude, MaxSize: o.MaxSize, MaxRetry: o.MaxRetry, Webhook: o.Webhook}
+	b := jobs.Batch{ID: res.BatchID, Created: now().UTC(), Spec: o.Spec, RetryOf: o.RetryOf}
+	b.Out = pr.out.String()
 	if err := in.Tracker.Create(ctx, b); err != nil && !(o.Resume && errors.Is(err, jobs.ErrBatchExists)) {
 		return res, err
 	}
@@ -472,7 +448,7 @@ func (in *Ingester) enqueueFinalize(ctx context.Context, batch, queue string) er
 func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Item) (bool, error) {
 	if it.Skip == "" {
 		p := jobs.ItemPayload{Batch: b.ID, Item: it.ID, Source: it.Ref, Type: it.Type, Kind: it.Kind, Task: it.Task,
-			Out: b.Out, ResultBase: it.ResultBase, Options: o.Job, Fingerprint: it.Fingerprint}
+			Out: b.Out, ResultBase: it.ResultBase, Options: o.Options, Fingerprint: it.Fingerprint}
 		t, err := jobs.NewItemTask(p, o.Queue, o.MaxRetry)
 		if err != nil {
 			it.Skip = "cannot be queued: " + err.Error()
@@ -637,27 +613,8 @@ func insidePrefix(src, out storage.Location) string {
 }
 
 func (o Options) validate() error {
-	if len(o.Sources) == 0 && len(o.Items) == 0 {
-		return errors.New("ingest: no source given")
-	}
-	if o.Out == "" {
-		return errors.New("ingest: no output location given (--out)")
-	}
-	switch o.Task {
-	case jobs.TaskAuto, jobs.TaskSummarize, jobs.TaskCaption:
-	default:
-		return fmt.Errorf("ingest: unknown task %q (auto, summarize or caption)", o.Task)
-	}
-	if !jobs.ValidQueue(o.Queue) {
-		return fmt.Errorf("ingest: unknown queue %q (critical, default or nightly)", o.Queue)
-	}
-	if !jobs.ValidModelMode(o.Job.ModelMode) {
-		return fmt.Errorf("ingest: unknown model mode %q (online, batch or auto)", o.Job.ModelMode)
-	}
-	for _, g := range append(append([]string{}, o.Include...), o.Exclude...) {
-		if !doublestar.ValidatePattern(g) {
-			return fmt.Errorf("ingest: bad glob %q", g)
-		}
+	if err := o.Spec.Validate(); err != nil {
+		return fmt.Errorf("ingest: %w", err)
 	}
 	return nil
 }

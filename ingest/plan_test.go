@@ -52,7 +52,7 @@ func TestPlanSamplesExtrapolatesAndSums(t *testing.T) {
 	write(t, dir, "bad.txt", []byte(strings.Repeat("x", 100)))
 	write(t, dir, "empty.txt", nil)
 	in := &ingest.Ingester{Open: open}
-	o := ingest.Options{Sources: []string{dir}, Out: filepath.Join(t.TempDir(), "out"), Task: jobs.TaskAuto}
+	o := ingest.Options{Spec: jobs.Spec{Sources: []string{dir}, Out: filepath.Join(t.TempDir(), "out"), Task: jobs.TaskAuto}}
 
 	exact := &fakeEstimator{}
 	p, err := in.Plan(context.Background(), o, exact, ingest.PlanOptions{Sample: -1})

@@ -46,9 +46,9 @@ func (in *Ingester) Retry(ctx context.Context, old string, ro RetryOptions) (Res
 	if len(items) == 0 {
 		return Result{}, fmt.Errorf("retry %s: no failed items%s to retry", old, map[bool]string{true: " matching " + fmt.Sprintf("%q", ro.Reason)}[ro.Reason != ""])
 	}
-	return in.Run(ctx, Options{
-		Sources: b.Sources, Out: b.Out, Task: b.Task, Queue: b.Queue, MaxSize: b.MaxSize, MaxRetry: b.MaxRetry,
-		Job: b.Options, Provider: b.Provider, Model: b.Model, Items: items, RetryOf: old, BatchID: ro.BatchID,
-		Tenant: b.Tenant,
-	})
+	// The new batch is made as the old one was; it is told to no webhook
+	// and lists nothing (Include and Exclude apply to listing).
+	spec := b.Spec
+	spec.Include, spec.Exclude, spec.Webhook, spec.Force = nil, nil, "", false
+	return in.Run(ctx, Options{Spec: spec, Items: items, RetryOf: old, BatchID: ro.BatchID})
 }

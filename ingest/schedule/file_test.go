@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 )
 
@@ -97,7 +96,7 @@ func TestScheduleEntryCarriesItsTenant(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got[p.Schedule] = ingest.PayloadOptions(p).Tenant
+		got[p.Schedule] = p.Tenant
 	}
 	if got["nightly-legal"] != "legal" || got["nightly-other"] != "" {
 		t.Errorf("tenants by schedule = %v, want legal for nightly-legal only", got)
