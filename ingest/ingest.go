@@ -33,9 +33,10 @@ type Enqueuer interface {
 
 // Ingester creates batches.
 type Ingester struct {
-	Open    Opener
-	Queue   Enqueuer
-	Tracker *jobs.Tracker
+	Open  Opener
+	Queue Enqueuer
+	// Tracker keeps the batch records (a *jobs.Tracker).
+	Tracker Records
 	Logger  *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
