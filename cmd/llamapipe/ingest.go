@@ -68,9 +68,6 @@ func ingestSetup(ctx context.Context, cmd *cli.Command, stderr io.Writer) (in *i
 	if err != nil {
 		return nil, nil, o, nil, err
 	}
-	if err := checkTaskForModel(cmd.String("task"), prof); err != nil {
-		return nil, nil, o, nil, err
-	}
 	if o, err = batchOptions(cmd, batchSpec(cmd, sources, prof), prof); err != nil {
 		return nil, nil, o, nil, err
 	}
@@ -92,12 +89,15 @@ func batchSpec(cmd *cli.Command, sources []string, prof llm.Profile) jobs.Spec {
 }
 
 // batchOptions checks spec (a refusal is a usage error naming the flag)
-// and that prof has the batch API it may ask for, and adds the --prompt
-// overrides its results are fingerprinted with.
+// and that prof can do what it asks (summaries, the batch API), and adds
+// the --prompt overrides its results are fingerprinted with.
 func batchOptions(cmd *cli.Command, spec jobs.Spec, prof llm.Profile) (ingest.Options, error) {
 	var se *jobs.SpecError
 	if err := spec.Validate(); errors.As(err, &se) {
 		return ingest.Options{}, &exitError{code: exitUsage, msg: "--" + strings.ReplaceAll(se.Field, "_", "-") + ": " + se.Msg}
+	}
+	if err := checkTaskForModel(spec.Task, prof); err != nil {
+		return ingest.Options{}, err
 	}
 	if spec.ModelMode == jobs.ModelBatch && prof.BatchAPI == "" {
 		return ingest.Options{}, &exitError{code: exitUsage, msg: fmt.Sprintf("--model-mode batch: the model's provider (%s) has no batch API that llamapipe uses; use --model-mode online or auto", prof.Provider)}

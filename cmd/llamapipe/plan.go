@@ -47,9 +47,6 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := checkTaskForModel(cmd.String("task"), prof); err != nil {
-				return err
-			}
 			passwords, err := readSecretMap(cmd.String("pdf-passwords"))
 			if err != nil {
 				return &exitError{code: exitUsage, msg: "--pdf-passwords: " + err.Error()}
