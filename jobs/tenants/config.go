@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"regexp"
 	"sort"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/llamapipe/llamapipe/jobs"
 )
 
 // Limits is one period's budget. Zero (or absent) is unlimited.
@@ -72,14 +73,10 @@ type Config struct {
 	loc *time.Location
 }
 
-// validName is what a tenant name may look like (it is part of Redis keys
-// and metric labels).
-var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
 // CheckName refuses a tenant name that cannot be one ("" is no tenant,
-// and allowed).
+// and allowed): jobs.ValidTenant, the rule a batch's Spec is checked by.
 func CheckName(name string) error {
-	if name != "" && !validName.MatchString(name) {
+	if !jobs.ValidTenant(name) {
 		return fmt.Errorf("tenant name %q: use letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)", name)
 	}
 	return nil
