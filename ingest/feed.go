@@ -90,9 +90,8 @@ func (f *Feed) Classify(ctx context.Context, source int, info storage.ObjectInfo
 // (unsealed). watch names the watched inbox it belongs to.
 func (f *Feed) Open(ctx context.Context, id, watch string, created time.Time) (jobs.Batch, error) {
 	o := f.pr.o
-	b := jobs.Batch{ID: id, Created: created.UTC(), Sources: o.Sources, Task: o.Task, Out: f.pr.out.String(),
-		Queue: o.Queue, Options: o.Job, Provider: o.Provider, Model: o.Model, Tenant: o.Tenant,
-		Include: o.Include, Exclude: o.Exclude, MaxSize: o.MaxSize, MaxRetry: o.MaxRetry, Webhook: o.Webhook, Watch: watch}
+	b := jobs.Batch{ID: id, Created: created.UTC(), Spec: o.Spec, Watch: watch}
+	b.Out = f.pr.out.String()
 	err := f.in.Tracker.Create(ctx, b)
 	if errors.Is(err, jobs.ErrBatchExists) {
 		return f.in.Tracker.Get(ctx, id)

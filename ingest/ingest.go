@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bmatcuk/doublestar/v4"
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
@@ -31,9 +30,10 @@ type Enqueuer interface {
 
 // Ingester creates batches.
 type Ingester struct {
-	Open    Opener
-	Queue   Enqueuer
-	Tracker *jobs.Tracker
+	Open  Opener
+	Queue Enqueuer
+	// Tracker keeps the batch records (a *jobs.Tracker).
+	Tracker Records
 	Logger  *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -44,34 +44,15 @@ type Ingester struct {
 	Prompts prompts.Set
 }
 
-// Options describe one batch.
+// Options describe one batch: its Spec, and how ingest goes about it.
 type Options struct {
-	// Sources are location URLs to list recursively.
-	Sources []string
-	// Out is the output location URL.
-	Out string
-	// Task is auto, summarize or caption. Empty means auto.
-	Task string
-	// Include and Exclude are doublestar globs ("**/*.pdf") matched against
-	// each key relative to its source. An empty Include includes everything.
-	Include, Exclude []string
-	// MaxSize skips objects larger than this many bytes. Zero means 512 MiB.
-	MaxSize int64
-	// Queue is the asynq queue. Empty means "default".
-	Queue string
-	// MaxRetry is how often a failing item is retried. Zero means 5.
-	MaxRetry int
+	// Spec is the batch asked for. Ingest fills in its defaults: Task auto,
+	// Queue default, MaxSize 512 MiB, MaxRetry 5.
+	jobs.Spec
 	// Concurrency is how many objects are sniffed at once. Zero means 16.
 	Concurrency int
-	// Job holds the options workers need (language, ...).
-	Job jobs.Options
-	// Provider and Model are recorded in the batch for the report.
-	Provider, Model string
 	// BatchID, when set, names the batch (else a new ID is made).
 	BatchID string
-	// Force processes every item, also those whose results are current
-	// (same source ETag, task, prompts, model and options as last time).
-	Force bool
 	// Prompts are the prompt overrides the workers use; their versions go
 	// into the fingerprints. Nil: the embedded prompts.
 	Prompts prompts.Set
@@ -84,14 +65,10 @@ type Options struct {
 	ItemsFrom func(ctx context.Context, yield func(ItemRef) error) error
 	// RetryOf names the batch an Items batch retries.
 	RetryOf string
-	// Tenant owns the batch. Empty: none.
-	Tenant string
 	// Resume continues a batch named by BatchID that exists already (an
 	// ingest task retried after a crash): items already queued or recorded
 	// are not queued or counted twice.
 	Resume bool
-	// Webhook is the URL told when the batch completes. Empty: none.
-	Webhook string
 }
 
 // Result summarises an ingest.
@@ -192,8 +169,8 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
-	if o.Job.Products != "" {
-		if o.Job.Products, err = in.checkSidecar(ctx, o.Job.Products); err != nil {
+	if o.Products != "" {
+		if o.Products, err = in.checkSidecar(ctx, o.Products); err != nil {
 			return nil, err
 		}
 	}
@@ -347,7 +324,7 @@ func (in *Ingester) currentResults(ctx context.Context, out string) (map[string]
 
 // fingerprint is an item's fingerprint for a task under these options.
 func (pr *prepared) fingerprint(it Item, task string) string {
-	return jobs.Fingerprint(it.Ref.ETag, task, pr.prompts[task], pr.o.Model, pr.o.Job)
+	return jobs.Fingerprint(it.Ref.ETag, task, pr.prompts[task], pr.o.Model, pr.o.Options)
 }
 
 // Scan lists and classifies what a batch with these options would hold,
@@ -422,32 +399,8 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 }
 
 func (o Options) validate() error {
-	if len(o.Sources) == 0 && !o.explicitItems() {
-		return errors.New("ingest: no source given")
-	}
-	if o.Out == "" {
-		return errors.New("ingest: no output location given (--out)")
-	}
-	switch o.Task {
-	case jobs.TaskAuto, jobs.TaskSummarize, jobs.TaskCaption:
-	default:
-		return fmt.Errorf("ingest: unknown task %q (auto, summarize or caption)", o.Task)
-	}
-	if !jobs.ValidQueue(o.Queue) {
-		return fmt.Errorf("ingest: unknown queue %q (critical, default or nightly)", o.Queue)
-	}
-	if o.Tenant != "" {
-		if err := jobs.ValidTenant(o.Tenant); err != nil {
-			return fmt.Errorf("ingest: %w", err)
-		}
-	}
-	if !jobs.ValidModelMode(o.Job.ModelMode) {
-		return fmt.Errorf("ingest: unknown model mode %q (online, batch or auto)", o.Job.ModelMode)
-	}
-	for _, g := range append(append([]string{}, o.Include...), o.Exclude...) {
-		if !doublestar.ValidatePattern(g) {
-			return fmt.Errorf("ingest: bad glob %q", g)
-		}
+	if err := o.Spec.Validate(); err != nil {
+		return fmt.Errorf("ingest: %w", err)
 	}
 	return nil
 }

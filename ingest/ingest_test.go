@@ -63,8 +63,8 @@ func TestIngestFolderClassifiesSkipsAndEnqueues(t *testing.T) {
 	in := &ingest.Ingester{Open: open, Queue: client, Tracker: tr}
 	res, err := in.Run(ctx, ingest.Options{
 		// Overlapping sources (and one named twice) count each object once.
-		Sources: []string{src, filepath.Join(src, "contracts"), src},
-		Out:     out, MaxSize: 200_000, Exclude: []string{"skipme/**"},
+		Spec: jobs.Spec{Sources: []string{src, filepath.Join(src, "contracts"), src},
+			Out: out, MaxSize: 200_000, Exclude: []string{"skipme/**"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func TestIngestTaskFilterAndAllSkippedBatchFinalizes(t *testing.T) {
 	defer client.Close()
 	tr := jobs.NewTracker(rdb, "")
 	in := &ingest.Ingester{Open: open, Queue: client, Tracker: tr}
-	res, err := in.Run(ctx, ingest.Options{Sources: []string{src}, Out: t.TempDir(), Task: jobs.TaskCaption, Queue: jobs.QueueNightly})
+	res, err := in.Run(ctx, ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: t.TempDir(), Task: jobs.TaskCaption, Queue: jobs.QueueNightly}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,10 +158,10 @@ func TestIngestTaskFilterAndAllSkippedBatchFinalizes(t *testing.T) {
 	if len(tasks) != 1 || tasks[0].Type != jobs.TypeFinalize {
 		t.Fatalf("pending %+v, want one finalize task", tasks)
 	}
-	if _, err := in.Run(ctx, ingest.Options{Sources: []string{src}, Out: t.TempDir(), Task: "translate"}); err == nil {
+	if _, err := in.Run(ctx, ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: t.TempDir(), Task: "translate"}}); err == nil {
 		t.Fatal("unknown task accepted")
 	}
-	if _, err := in.Run(ctx, ingest.Options{Sources: []string{src}}); err == nil {
+	if _, err := in.Run(ctx, ingest.Options{Spec: jobs.Spec{Sources: []string{src}}}); err == nil {
 		t.Fatal("missing --out accepted")
 	}
 }

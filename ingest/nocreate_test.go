@@ -27,7 +27,7 @@ func TestMissingSourceIsRefusedNotCreated(t *testing.T) {
 	defer client.Close()
 	tr := jobs.NewTracker(rdb, "")
 	in := &ingest.Ingester{Open: open, Queue: client, Tracker: tr}
-	res, err := in.Run(ctx, ingest.Options{Sources: []string{src}, Out: out, BatchID: "b-missing-source"})
+	res, err := in.Run(ctx, ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: out}, BatchID: "b-missing-source"})
 	if !errors.Is(err, storage.ErrNotExist) || !strings.Contains(err.Error(), "source "+src) || !strings.Contains(err.Error(), src+" does not exist") {
 		t.Fatalf("Run: %+v, %v; want source %s ... does not exist", res, err, src)
 	}

@@ -53,7 +53,7 @@ func TestPlanSamplesExtrapolatesAndSums(t *testing.T) {
 	write(t, dir, "bad.txt", []byte(strings.Repeat("x", 100)))
 	write(t, dir, "empty.txt", nil)
 	in := &ingest.Ingester{Open: open}
-	o := ingest.Options{Sources: []string{dir}, Out: filepath.Join(t.TempDir(), "out"), Task: jobs.TaskAuto}
+	o := ingest.Options{Spec: jobs.Spec{Sources: []string{dir}, Out: filepath.Join(t.TempDir(), "out"), Task: jobs.TaskAuto}}
 
 	exact := &fakeEstimator{}
 	p, err := in.Plan(context.Background(), o, exact, ingest.PlanOptions{Sample: -1})
@@ -126,7 +126,7 @@ func TestPlanEstimatesInABoundedPoolUnderTimeLimits(t *testing.T) {
 		write(t, dir, fmt.Sprintf("slow%d.txt", i), []byte(strings.Repeat("the tenant pays rent. ", 20)))
 	}
 	in := &ingest.Ingester{Open: open}
-	o := ingest.Options{Sources: []string{dir}, Out: filepath.Join(t.TempDir(), "out"), Task: jobs.TaskAuto}
+	o := ingest.Options{Spec: jobs.Spec{Sources: []string{dir}, Out: filepath.Join(t.TempDir(), "out"), Task: jobs.TaskAuto}}
 	est := &slowEstimator{}
 	pool := ingest.NewEstimatePool(2)
 	opts := ingest.PlanOptions{Sample: 100, Pool: pool, ItemTimeout: 100 * time.Millisecond, Timeout: 10 * time.Second}

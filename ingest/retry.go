@@ -82,11 +82,11 @@ func (in *Ingester) Retry(ctx context.Context, old string, ro RetryOptions) (Res
 			return yield(r)
 		})
 	}
-	return in.Run(ctx, Options{
-		Sources: b.Sources, Out: b.Out, Task: b.Task, Queue: b.Queue, MaxSize: b.MaxSize, MaxRetry: b.MaxRetry,
-		Job: b.Options, Provider: b.Provider, Model: b.Model, ItemsFrom: from, RetryOf: old, BatchID: ro.BatchID,
-		Tenant: b.Tenant,
-	})
+	// The new batch is made as the old one was; it is told to no webhook
+	// and lists nothing (Include and Exclude apply to listing).
+	spec := b.Spec
+	spec.Include, spec.Exclude, spec.Webhook, spec.Force = nil, nil, "", false
+	return in.Run(ctx, Options{Spec: spec, ItemsFrom: from, RetryOf: old, BatchID: ro.BatchID})
 }
 
 // errFound stops a scan at its first match.

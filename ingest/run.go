@@ -39,9 +39,8 @@ func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
 	}
 	o = pr.o
 	res := Result{BatchID: cmp.Or(o.BatchID, NewBatchID(now())), Kinds: map[string]int{}}
-	b := jobs.Batch{ID: res.BatchID, Created: now().UTC(), Sources: o.Sources, Task: o.Task, Out: pr.out.String(),
-		Queue: o.Queue, Options: o.Job, Provider: o.Provider, Model: o.Model, RetryOf: o.RetryOf, Tenant: o.Tenant,
-		Include: o.Include, Exclude: o.Exclude, MaxSize: o.MaxSize, MaxRetry: o.MaxRetry, Webhook: o.Webhook}
+	b := jobs.Batch{ID: res.BatchID, Created: now().UTC(), Spec: o.Spec, RetryOf: o.RetryOf}
+	b.Out = pr.out.String()
 	if err := in.Tracker.Create(ctx, b); err != nil && !(o.Resume && errors.Is(err, jobs.ErrBatchExists)) {
 		return res, err
 	}
@@ -126,7 +125,7 @@ func (in *Ingester) enqueueFinalize(ctx context.Context, batch, queue string) er
 func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Item) (bool, error) {
 	if it.Skip == "" {
 		p := jobs.ItemPayload{Batch: b.ID, Item: it.ID, Source: it.Ref, Type: it.Type, Kind: it.Kind, Task: it.Task,
-			Out: b.Out, ResultBase: it.ResultBase, Options: o.Job, Fingerprint: it.Fingerprint}
+			Out: b.Out, ResultBase: it.ResultBase, Options: o.Options, Fingerprint: it.Fingerprint}
 		t, err := jobs.NewItemTask(p, o.Queue, o.MaxRetry)
 		if err != nil {
 			it.Skip = "cannot be queued: " + err.Error()

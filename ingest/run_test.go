@@ -47,8 +47,7 @@ func TestRunStoppedPartWayEndsCancelled(t *testing.T) {
 		q := &cancelAfter{q: client, after: 50, cancel: cancel}
 		in := &ingest.Ingester{Open: open, Queue: q, Tracker: tr}
 		id := fmt.Sprintf("stopped-%v", resume)
-		_, err := in.Run(ctx, ingest.Options{Sources: []string{src}, Out: filepath.Join(t.TempDir(), "out"), Task: jobs.TaskSummarize,
-			Concurrency: 2, BatchID: id, Resume: resume})
+		_, err := in.Run(ctx, ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: filepath.Join(t.TempDir(), "out"), Task: jobs.TaskSummarize}, Concurrency: 2, BatchID: id, Resume: resume})
 		cancel()
 		if err == nil {
 			t.Fatalf("resume %v: Run ended without an error after its context was cancelled", resume)

@@ -31,9 +31,7 @@ func (in *Ingester) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if p.Model == "" {
 		p.Provider, p.Model = in.Provider, in.Model
 	}
-	o := PayloadOptions(p)
-	o.BatchID, o.Resume, o.Prompts = batch, true, in.Prompts
-	res, err := in.Run(ctx, o)
+	res, err := in.Run(ctx, Options{Spec: p.Spec, BatchID: batch, Resume: true, Prompts: in.Prompts})
 	if err != nil {
 		return fmt.Errorf("scheduled ingest %q: %w", p.Schedule, err)
 	}
@@ -42,14 +40,4 @@ func (in *Ingester) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			"total", res.Total, "enqueued", res.Enqueued, "skipped", res.Skipped)
 	}
 	return nil
-}
-
-// PayloadOptions are the batch options an ingest payload (a schedule
-// entry) describes.
-func PayloadOptions(p jobs.IngestPayload) Options {
-	return Options{
-		Sources: p.Sources, Out: p.Out, Task: p.Task, Queue: p.Queue, Include: p.Include, Exclude: p.Exclude,
-		MaxSize: p.MaxSize, MaxRetry: p.MaxRetry, Force: p.Force, Job: p.Options, Provider: p.Provider, Model: p.Model,
-		Webhook: p.Webhook, Tenant: p.Tenant,
-	}
 }

@@ -22,31 +22,18 @@ const (
 	StatusCancelled = "cancelled"
 )
 
-// Batch describes one batch: what was asked, by whom, and where results go.
+// Batch describes one batch: what was asked (its Spec), by whom, and where
+// results go. Its JSON is the batch record in Redis.
 type Batch struct {
 	ID      string    `json:"id"`
 	Created time.Time `json:"created"`
-	Sources []string  `json:"sources"`
-	Task    string    `json:"task"`
-	Out     string    `json:"out"`
-	Queue   string    `json:"queue"`
-	Options Options   `json:"options,omitzero"`
-	// Provider and Model name what the batch was planned for (informational).
-	Provider string `json:"provider,omitempty"`
-	Model    string `json:"model,omitempty"`
-	// Tenant owns the batch (API tokens see only their tenant's batches).
-	Tenant string `json:"tenant,omitempty"`
+	// Spec is the request the batch was made from. Its Provider and Model
+	// name what the batch was planned for (informational); its Include,
+	// Exclude, MaxSize and MaxRetry are kept so that a retry batch is made
+	// the same way.
+	Spec
 	// RetryOf names the batch whose failed items this batch retries.
 	RetryOf string `json:"retry_of,omitempty"`
-	// Include, Exclude, MaxSize and MaxRetry are the ingest options, kept so
-	// that a retry batch is made the same way.
-	Include  []string `json:"include,omitempty"`
-	Exclude  []string `json:"exclude,omitempty"`
-	MaxSize  int64    `json:"max_size,omitempty"`
-	MaxRetry int      `json:"max_retry,omitempty"`
-	// Webhook is the URL told when the batch completes (no secret: the
-	// workers sign the call).
-	Webhook string `json:"webhook,omitempty"`
 	// Watch names the watched inbox whose rolling batch this is.
 	Watch string `json:"watch,omitempty"`
 }

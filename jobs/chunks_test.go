@@ -185,7 +185,7 @@ func TestProgressIsNotSetForARecordedItem(t *testing.T) {
 	_, rdb := jobstest.Redis(t, jobstest.DBJobs)
 	tr := jobs.NewTracker(rdb, "")
 	ctx := context.Background()
-	if err := tr.Create(ctx, jobs.Batch{ID: "b3", Created: time.Now(), Queue: jobs.QueueDefault}); err != nil {
+	if err := tr.Create(ctx, jobs.Batch{ID: "b3", Created: time.Now(), Spec: jobs.Spec{Queue: jobs.QueueDefault}}); err != nil {
 		t.Fatal(err)
 	}
 	p := jobs.Progress{Item: "i1", Source: "/src/long.pdf", Stage: "map", Done: 3, Total: 9, Updated: time.Now()}
@@ -217,7 +217,7 @@ func TestCancelRemovesQueuedMapTasks(t *testing.T) {
 	insp := asynq.NewInspector(jobstest.ConnOpt(t, url))
 	defer insp.Close()
 	tr := jobs.NewTracker(rdb, "")
-	if err := tr.Create(ctx, jobs.Batch{ID: "bc", Queue: jobs.QueueDefault, Out: "/out"}); err != nil {
+	if err := tr.Create(ctx, jobs.Batch{ID: "bc", Spec: jobs.Spec{Queue: jobs.QueueDefault, Out: "/out"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tr.Seal(ctx, "bc", 2); err != nil {

@@ -16,7 +16,7 @@ func TestEntriesPageByPage(t *testing.T) {
 	_, rdb := jobstest.Redis(t, jobstest.DBJobs)
 	tr := jobs.NewTracker(rdb, "")
 	ctx := context.Background()
-	b := jobs.Batch{ID: "paged", Created: time.Now(), Sources: []string{"/src"}, Task: jobs.TaskAuto, Out: "/out", Queue: jobs.QueueDefault}
+	b := jobs.Batch{ID: "paged", Created: time.Now(), Spec: jobs.Spec{Sources: []string{"/src"}, Task: jobs.TaskAuto, Out: "/out", Queue: jobs.QueueDefault}}
 	if err := tr.Create(ctx, b); err != nil {
 		t.Fatal(err)
 	}

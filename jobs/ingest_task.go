@@ -15,35 +15,17 @@ const TypeIngest = "llamapipe:ingest"
 type IngestPayload struct {
 	V int `json:"v"`
 	// Schedule names the schedule entry that enqueued it.
-	Schedule string   `json:"schedule,omitempty"`
-	Sources  []string `json:"sources"`
-	Out      string   `json:"out"`
-	Task     string   `json:"task,omitempty"`
-	Queue    string   `json:"queue,omitempty"`
-	Include  []string `json:"include,omitempty"`
-	Exclude  []string `json:"exclude,omitempty"`
-	MaxSize  int64    `json:"max_size,omitempty"`
-	MaxRetry int      `json:"max_retry,omitempty"`
-	Force    bool     `json:"force,omitempty"`
-	Options  Options  `json:"options,omitzero"`
-	Provider string   `json:"provider,omitempty"`
-	Model    string   `json:"model,omitempty"`
-	Webhook  string   `json:"webhook,omitempty"`
-	// Tenant owns the batch (its budget and fair share).
-	Tenant string `json:"tenant,omitempty"`
+	Schedule string `json:"schedule,omitempty"`
+	// Spec is the batch to create.
+	Spec
 }
 
 // NewIngestTask builds an ingest task. It runs on the critical queue: it is
 // short, and everything it enqueues waits for it.
 func NewIngestTask(p IngestPayload) (*asynq.Task, error) {
 	p.V = PayloadVersion
-	if len(p.Sources) == 0 || p.Out == "" {
-		return nil, fmt.Errorf("%w: ingest needs sources and an output", ErrBadPayload)
-	}
-	if p.Tenant != "" {
-		if err := ValidTenant(p.Tenant); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrBadPayload, err)
-		}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadPayload, err)
 	}
 	b, err := json.Marshal(p)
 	if err != nil {

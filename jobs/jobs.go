@@ -82,20 +82,21 @@ type PageRange struct {
 	Last  int `json:"last"`
 }
 
-// Options are per-batch settings the workers need. They hold no secrets.
+// Options are per-batch settings the workers need (part of a Spec, and
+// copied into every item's payload). They hold no secrets.
 type Options struct {
 	// Language of the output, e.g. "en". Empty means English.
-	Language string `json:"language,omitempty"`
+	Language string `json:"language,omitempty" yaml:"language"`
 	// MaxOutputTokens overrides the profile's default when non-zero.
-	MaxOutputTokens int `json:"max_output_tokens,omitempty"`
+	MaxOutputTokens int `json:"max_output_tokens,omitempty" yaml:"max_output_tokens"`
 	// Products is the URL of a product sidecar (CSV or JSONL: image key →
 	// SKU, name, brand) given to the caption prompt as context.
-	Products string `json:"products,omitempty"`
+	Products string `json:"products,omitempty" yaml:"products"`
 	// ModelMode is how the model is reached: online (the default), batch
 	// (through the provider's batch API, at its batch price, answers within
 	// its window) or auto (batch on the nightly queue, online elsewhere).
 	// It does not change results, so it is not part of fingerprints.
-	ModelMode string `json:"model_mode,omitempty"`
+	ModelMode string `json:"model_mode,omitempty" yaml:"model_mode"`
 }
 
 // ItemPayload is the payload of a TypeItem task.

@@ -104,7 +104,7 @@ func TestTrackerRecordsEachItemOnceAndCompletes(t *testing.T) {
 	_, rdb := jobstest.Redis(t, jobstest.DBJobs)
 	tr := jobs.NewTracker(rdb, "")
 	ctx := context.Background()
-	b := jobs.Batch{ID: "b2", Created: time.Now(), Sources: []string{"/src"}, Task: jobs.TaskAuto, Out: "/out", Queue: jobs.QueueDefault}
+	b := jobs.Batch{ID: "b2", Created: time.Now(), Spec: jobs.Spec{Sources: []string{"/src"}, Task: jobs.TaskAuto, Out: "/out", Queue: jobs.QueueDefault}}
 	if err := tr.Create(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestListTenantSeesOnlyItsBatches(t *testing.T) {
 	tr := jobs.NewTracker(rdb, "")
 	ctx := context.Background()
 	t0 := time.Now()
-	for i, b := range []jobs.Batch{{ID: "a1", Tenant: "acme"}, {ID: "b1", Tenant: "beta"}, {ID: "a2", Tenant: "acme"}, {ID: "n1"}} {
+	for i, b := range []jobs.Batch{{ID: "a1", Spec: jobs.Spec{Tenant: "acme"}}, {ID: "b1", Spec: jobs.Spec{Tenant: "beta"}}, {ID: "a2", Spec: jobs.Spec{Tenant: "acme"}}, {ID: "n1"}} {
 		b.Created = t0.Add(time.Duration(i) * time.Second)
 		if err := tr.Create(ctx, b); err != nil {
 			t.Fatal(err)

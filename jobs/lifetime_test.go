@@ -46,7 +46,7 @@ func keysWithoutTTL(t *testing.T, rdb redis.UniversalClient) []string {
 func runBatch(t *testing.T, tr *jobs.Tracker, id string, created time.Time, retention time.Duration) jobs.Batch {
 	t.Helper()
 	ctx := context.Background()
-	b := jobs.Batch{ID: id, Created: created, Queue: jobs.QueueDefault, Tenant: "acme", Out: "s3://out/"}
+	b := jobs.Batch{ID: id, Created: created, Spec: jobs.Spec{Queue: jobs.QueueDefault, Tenant: "acme", Out: "s3://out/"}}
 	if err := tr.Create(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestFinalizedBatchKeysAllHaveATTL(t *testing.T) {
 	_, rdb := jobstest.Redis(t, jobstest.DBJobs)
 	tr := jobs.NewTracker(rdb, "")
 	ctx := context.Background()
-	if err := tr.Create(ctx, jobs.Batch{ID: "running", Created: time.Now(), Tenant: "acme"}); err != nil {
+	if err := tr.Create(ctx, jobs.Batch{ID: "running", Created: time.Now(), Spec: jobs.Spec{Tenant: "acme"}}); err != nil {
 		t.Fatal(err)
 	}
 	// A running batch's record and items live until it is finalized.
@@ -149,7 +149,7 @@ func TestGoneBatchIsExpiredOrLost(t *testing.T) {
 
 	// Lost: the record vanished while the batch ran (its tombstone says
 	// it existed).
-	if err := tr.Create(ctx, jobs.Batch{ID: "running", Created: time.Now(), Tenant: "acme"}); err != nil {
+	if err := tr.Create(ctx, jobs.Batch{ID: "running", Created: time.Now(), Spec: jobs.Spec{Tenant: "acme"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := rdb.Del(ctx, jobs.BatchKey("", "running")).Err(); err != nil {

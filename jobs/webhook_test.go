@@ -97,7 +97,7 @@ func TestWebhookTaskAndEvent(t *testing.T) {
 	}
 
 	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	b := jobs.Batch{ID: "b1", Created: created, Out: "s3://bucket/out/", Tenant: "acme", Webhook: "https://example.test/hook"}
+	b := jobs.Batch{ID: "b1", Created: created, Spec: jobs.Spec{Out: "s3://bucket/out/", Tenant: "acme", Webhook: "https://example.test/hook"}}
 	c := jobs.Counts{Total: 5, Done: 3, Failed: 1, Skipped: 1, InputTokens: 100, OutputTokens: 20, Finished: created.Add(time.Hour)}
 	ev := jobs.NewWebhookEvent(b, c)
 	if ev.Manifest != "s3://bucket/out/batches/b1/manifest.jsonl" || ev.Report != "s3://bucket/out/batches/b1/report.md" {
@@ -120,7 +120,7 @@ func TestWebhookStateRoundTrip(t *testing.T) {
 	_, rdb := jobstest.Redis(t, jobstest.DBJobs)
 	tr := jobs.NewTracker(rdb, "")
 	ctx := context.Background()
-	if err := tr.Create(ctx, jobs.Batch{ID: "b1", Created: time.Now(), Webhook: "https://example.test/hook"}); err != nil {
+	if err := tr.Create(ctx, jobs.Batch{ID: "b1", Created: time.Now(), Spec: jobs.Spec{Webhook: "https://example.test/hook"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, err := tr.WebhookState(ctx, "b1"); err != nil || ok {

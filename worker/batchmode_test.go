@@ -139,7 +139,7 @@ func TestBatchModeAnswersThroughTheBatchAPI(t *testing.T) {
 		}
 	})
 	src, outDir := contractFolder(t, 4), t.TempDir()
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Job: jobs.Options{ModelMode: jobs.ModelBatch}})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, Options: jobs.Options{ModelMode: jobs.ModelBatch}}})
 	id := e.submitted(1)
 	time.Sleep(300 * time.Millisecond) // a second collector must not submit the same requests again
 	if n := len(e.fake.Batches()); n != 1 {
@@ -209,7 +209,7 @@ func TestBatchModeAnswersThroughTheBatchAPI(t *testing.T) {
 func TestBatchModeExpiredJobFinishesOnline(t *testing.T) {
 	e := newBatchModeEnv(t)
 	src, outDir := contractFolder(t, 4), t.TempDir()
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Job: jobs.Options{ModelMode: jobs.ModelBatch}})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, Options: jobs.Options{ModelMode: jobs.ModelBatch}}})
 	id := e.submitted(1)
 	if _, err := e.fake.Advance(id); err != nil { // validating → in_progress
 		t.Fatal(err)
@@ -246,7 +246,7 @@ func TestBatchModeExpiredJobFinishesOnline(t *testing.T) {
 func TestOnlineModeIgnoresTheBatchAPI(t *testing.T) {
 	e := newBatchModeEnv(t)
 	src, outDir := contractFolder(t, 2), t.TempDir()
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Queue: jobs.QueueDefault, Job: jobs.Options{ModelMode: jobs.ModelAuto}})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, Queue: jobs.QueueDefault, Options: jobs.Options{ModelMode: jobs.ModelAuto}}})
 	_, es := e.finish(res.BatchID, outDir)
 	for _, en := range es {
 		t.Logf("%s %s %s", en.Key, en.Status, en.Error)
@@ -262,7 +262,7 @@ func TestOnlineModeIgnoresTheBatchAPI(t *testing.T) {
 func TestCancelledBatchCancelsItsProviderJob(t *testing.T) {
 	e := newBatchModeEnv(t)
 	src, outDir := contractFolder(t, 2), t.TempDir()
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Job: jobs.Options{ModelMode: jobs.ModelBatch}})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, Options: jobs.Options{ModelMode: jobs.ModelBatch}}})
 	id := e.submitted(1)
 	if _, err := e.fake.Advance(id); err != nil {
 		t.Fatal(err)
@@ -310,7 +310,7 @@ func TestTooFewRequestsForABatchJobGoOnline(t *testing.T) {
 		}
 	})
 	src, outDir := contractFolder(t, 3), t.TempDir()
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Queue: jobs.QueueNightly, Job: jobs.Options{ModelMode: jobs.ModelAuto}})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, Queue: jobs.QueueNightly, Options: jobs.Options{ModelMode: jobs.ModelAuto}}})
 	_, es := e.finish(res.BatchID, outDir)
 	if len(es) != 3 || e.chat.Stats().Requests != 3 || len(e.fake.Batches()) != 0 {
 		t.Fatalf("%d entries, %d online calls, %d batch jobs; want 3, 3, 0", len(es), e.chat.Stats().Requests, len(e.fake.Batches()))
@@ -332,7 +332,7 @@ func TestTooFewRequestsWaitWhenAskedTo(t *testing.T) {
 		}
 	})
 	src, outDir := contractFolder(t, 2), t.TempDir()
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Job: jobs.Options{ModelMode: jobs.ModelBatch}})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, Options: jobs.Options{ModelMode: jobs.ModelBatch}}})
 	time.Sleep(1500 * time.Millisecond) // several collect windows
 	c, err := e.tracker.Counts(context.Background(), res.BatchID)
 	if err != nil || c.Ended() != 0 || e.chat.Stats().Requests != 0 || len(e.fake.Batches()) != 0 {
@@ -349,7 +349,7 @@ func TestUnansweredLinesRetryInTheNextJob(t *testing.T) {
 		}
 	})
 	src, outDir := contractFolder(t, 4), t.TempDir()
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Job: jobs.Options{ModelMode: jobs.ModelBatch}})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, Options: jobs.Options{ModelMode: jobs.ModelBatch}}})
 	first := e.submitted(1)
 	if _, err := e.fake.Advance(first); err != nil {
 		t.Fatal(err)
@@ -392,7 +392,7 @@ func TestBatchModeLongDocumentAndImage(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "photo.png"), corpus(t, "images/formats/seeding_really_jpeg.png"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Job: jobs.Options{ModelMode: jobs.ModelBatch}})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, Options: jobs.Options{ModelMode: jobs.ModelBatch}}})
 	// Complete every provider job as it appears until the batch ends.
 	deadline := time.Now().Add(90 * time.Second)
 	for {

@@ -29,7 +29,7 @@ func TestCancelRemovesQueuedAndStopsRunning(t *testing.T) {
 			return llm.Response{Text: goodSummary, Model: "m", Usage: llm.Usage{InputTokens: 10, OutputTokens: 5}}, nil
 		}}
 	src, outDir := textInputs(t, 40), t.TempDir()
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir}})
 	e.startWorker(model, 2)
 	for calls.Load() < 4 {
 		time.Sleep(10 * time.Millisecond)
@@ -95,7 +95,7 @@ func TestRetryReprocessesOnlyFailedItems(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.startWorker(model, 2)
-	res := e.ingest(ingest.Options{Sources: []string{src, other}, Out: outDir})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src, other}, Out: outDir}})
 	out, _ := e.open(context.Background(), outDir)
 	first := byName(t, e.wait(res.BatchID, out, time.Minute))
 	if first["doc01.txt"].Status != jobs.StatusFailed || first["z.txt"].Status != jobs.StatusFailed || first["doc00.txt"].Status != jobs.StatusDone {
@@ -147,7 +147,7 @@ func TestEveryCorpusPDFEndsWithAReason(t *testing.T) {
 		srcs = append(srcs, jobstest.CorpusDir(t, "pdfs", f))
 	}
 	outDir := t.TempDir()
-	res := e.ingest(ingest.Options{Sources: srcs, Out: outDir, Task: jobs.TaskSummarize})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: srcs, Out: outDir, Task: jobs.TaskSummarize}})
 	out, _ := e.open(context.Background(), outDir)
 	es := byName(t, e.wait(res.BatchID, out, 3*time.Minute))
 	if len(es) != len(jobstest.CorpusFiles(t, "*.pdf", "pdfs", "broken"))+len(jobstest.CorpusFiles(t, "*.pdf", "pdfs", "encrypted")) {

@@ -36,7 +36,7 @@ func TestFinalizedBatchLeavesNoKeyWithoutTTL(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Tenant: "acme"})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, Tenant: "acme"}})
 	e.runWorker(worker.Config{Model: offline.New(offline.Options{}), Concurrency: 4, Retention: 3 * time.Second}, nil)
 	out, _ := e.open(context.Background(), outDir)
 	e.wait(res.BatchID, out, 2*time.Minute)

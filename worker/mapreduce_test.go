@@ -160,7 +160,7 @@ func TestLongPDFIsMappedAcrossWorkersAndReducedOnce(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "long.pdf"), corpusPDF(t, "long/synthetic_contract_A_enscript.pdf"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir}})
 	e.startWorker(model, 2)
 	e.startWorker(model, 2)
 	es := e.wait(res.BatchID, out, 3*time.Minute)
@@ -226,7 +226,7 @@ func TestUnsplittablePDFIsMappedFromTheOriginal(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "broken.pdf"), corpusPDF(t, "broken/gen_contract_bad_startxref.pdf"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir}})
 	e.startWorker(model, 2)
 	es := e.wait(res.BatchID, out, 2*time.Minute)
 	if len(es) != 1 || es[0].Status != jobs.StatusDone || es[0].Pages != 18 || es[0].Chunks < 2 {
@@ -281,7 +281,7 @@ func newDirect(t *testing.T) *direct {
 		t.Fatal(err)
 	}
 	d := &direct{t: t, e: e, batch: "mr1", model: newMRModel(4096, 1, 3)}
-	b := jobs.Batch{ID: d.batch, Created: time.Now(), Sources: []string{srcDir}, Task: jobs.TaskAuto, Out: outDir, Queue: jobs.QueueDefault}
+	b := jobs.Batch{ID: d.batch, Created: time.Now(), Spec: jobs.Spec{Sources: []string{srcDir}, Task: jobs.TaskAuto, Out: outDir, Queue: jobs.QueueDefault}}
 	if err := e.tracker.Create(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -564,7 +564,7 @@ func TestLongDocumentThroughAFaultyModelServer(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "licence.md"), []byte(sb.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, MaxRetry: 8})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, MaxRetry: 8}})
 	e.startWorker(model, 2)
 	e.startWorker(model, 2)
 	out, _ := e.open(context.Background(), outDir)

@@ -398,7 +398,7 @@ func TestRedisRestartMidBatch(t *testing.T) {
 		}
 	})
 	start := time.Now()
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, MaxRetry: 10})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, MaxRetry: 10}})
 	model := &slowModel{Client: offline.New(offline.Options{}), delay: 100 * time.Millisecond}
 	e.startLoggedWorker(model, 4)
 
@@ -460,7 +460,7 @@ func TestMinIORestartMidBatch(t *testing.T) {
 		}
 	})
 	start := time.Now()
-	res := e.ingest(ingest.Options{Sources: []string{srcURL}, Out: outURL, MaxRetry: 10})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{srcURL}, Out: outURL, MaxRetry: 10}})
 	model := &slowModel{Client: offline.New(offline.Options{}), delay: 100 * time.Millisecond}
 	e.startLoggedWorker(model, 4)
 

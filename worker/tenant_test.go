@@ -51,8 +51,8 @@ func TestFairShareSmallTenantIsNotHeldBackByABurst(t *testing.T) {
 	budgets := &tenants.Budgets{File: tenants.Static(cfg), Ledger: tenants.NewLedger(rdb, ""), Tracker: e.tracker}
 	model := ratelimit.FairShare(answerAfter(200*time.Millisecond), rdb, "llamapipe:test:fair", ratelimit.FairShareOptions{
 		Slots: 4, Share: cfg.Share})
-	big := e.ingest(ingest.Options{Sources: []string{textInputs(t, 300)}, Out: t.TempDir(), Tenant: "a"})
-	small := e.ingest(ingest.Options{Sources: []string{textInputs(t, 10)}, Out: t.TempDir(), Tenant: "b"})
+	big := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{textInputs(t, 300)}, Out: t.TempDir(), Tenant: "a"}})
+	small := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{textInputs(t, 10)}, Out: t.TempDir(), Tenant: "b"}})
 	e.runWorker(worker.Config{Model: model, Concurrency: 16, Tenants: budgets}, nil)
 
 	ctx := context.Background()
@@ -114,7 +114,7 @@ func TestSpentBudgetPausesAndRaisedBudgetResumes(t *testing.T) {
 	}
 	model := answerAfter(0)
 	outDir := t.TempDir()
-	res := e.ingest(ingest.Options{Sources: []string{textInputs(t, 3)}, Out: outDir, Tenant: "p"})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{textInputs(t, 3)}, Out: outDir, Tenant: "p"}})
 	e.runWorker(worker.Config{Model: model, Concurrency: 3, Tenants: budgets}, nil)
 
 	insp := asynq.NewInspector(jobstest.ConnOpt(t, e.url))

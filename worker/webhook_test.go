@@ -99,7 +99,7 @@ func TestWebhookDeliveredAfterARetryWithOneDeliveryID(t *testing.T) {
 	e.runWorker(worker.Config{Model: pricedModel{offline.New(offline.Options{})}, Concurrency: 2,
 		WebhookSecret: secret, WebhookRetryDelay: 50 * time.Millisecond}, nil)
 	src, outDir := textInputs(t, 3), t.TempDir()
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, Webhook: rcv.srv.URL + "/hook", Tenant: "acme"})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, Webhook: rcv.srv.URL + "/hook", Tenant: "acme"}})
 	out, _ := e.open(context.Background(), outDir)
 	e.wait(res.BatchID, out, time.Minute)
 	st := e.waitWebhook(res.BatchID, time.Minute)
@@ -166,7 +166,7 @@ func TestWebhookPermanentAnswersFailForGood(t *testing.T) {
 	receivers := map[int]*receiver{}
 	for _, code := range []int{http.StatusGone, http.StatusFound} {
 		receivers[code] = newReceiver(t, secret, code)
-		batches[code] = e.ingest(ingest.Options{Sources: []string{textInputs(t, 1)}, Out: t.TempDir(), Webhook: receivers[code].srv.URL}).BatchID
+		batches[code] = e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{textInputs(t, 1)}, Out: t.TempDir(), Webhook: receivers[code].srv.URL}}).BatchID
 	}
 	for code, batch := range batches {
 		st := e.waitWebhook(batch, time.Minute)
@@ -183,7 +183,7 @@ func TestWebhookWithoutSecretIsNotSent(t *testing.T) {
 	e := newEnv(t)
 	rcv := newReceiver(t, []byte("x"), http.StatusOK)
 	e.runWorker(worker.Config{Model: offline.New(offline.Options{}), Concurrency: 2}, nil)
-	res := e.ingest(ingest.Options{Sources: []string{textInputs(t, 1)}, Out: t.TempDir(), Webhook: rcv.srv.URL})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{textInputs(t, 1)}, Out: t.TempDir(), Webhook: rcv.srv.URL}})
 	st := e.waitWebhook(res.BatchID, time.Minute)
 	if st.Status != jobs.WebhookFailed || !strings.Contains(st.LastError, "secret") {
 		t.Fatalf("state %+v: want failed for want of a secret", st)
@@ -200,7 +200,7 @@ func TestWebhookBacksOffFromTenSeconds(t *testing.T) {
 	secret := []byte("s")
 	rcv := newReceiver(t, secret, http.StatusServiceUnavailable)
 	e.runWorker(worker.Config{Model: offline.New(offline.Options{}), Concurrency: 2, WebhookSecret: secret}, nil)
-	res := e.ingest(ingest.Options{Sources: []string{textInputs(t, 1)}, Out: t.TempDir(), Webhook: rcv.srv.URL})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{textInputs(t, 1)}, Out: t.TempDir(), Webhook: rcv.srv.URL}})
 	insp := asynq.NewInspector(jobstest.ConnOpt(t, e.url))
 	defer insp.Close()
 	deadline := time.Now().Add(time.Minute)

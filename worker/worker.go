@@ -36,8 +36,8 @@ type Opener func(ctx context.Context, location string) (storage.Store, error)
 type Config struct {
 	// Redis is the asynq connection (the same one ingest enqueued on).
 	Redis asynq.RedisConnOpt
-	// Tracker keeps batch records.
-	Tracker *jobs.Tracker
+	// Tracker keeps batch records (a *jobs.Tracker).
+	Tracker Records
 	// Open opens storage locations.
 	Open Opener
 	// Model is the model client (with its rate limit already applied).

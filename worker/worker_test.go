@@ -286,7 +286,7 @@ func TestRunOverFolder(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir}})
 	// Deleted between listing and processing: its task is queued already.
 	if err := os.Remove(filepath.Join(src, "products", "gone.jpg")); err != nil {
 		t.Fatal(err)
@@ -320,7 +320,7 @@ func TestRunOverS3Prefix(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	res := e.ingest(ingest.Options{Sources: []string{srcURL}, Out: outURL})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{srcURL}, Out: outURL}})
 	if err := src.Delete(ctx, "products/gone.jpg"); err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +368,7 @@ func TestBadKeyStopsBatchWithOneMessage(t *testing.T) {
 			return llm.Response{}, &llm.Error{Kind: llm.Fatal, Provider: "openai", Status: 401, Message: "invalid API key"}
 		}}
 	src, outDir := textInputs(t, 30), t.TempDir()
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, MaxRetry: 5})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, MaxRetry: 5}})
 	e.startWorker(model, 2)
 	out, _ := e.open(context.Background(), outDir)
 	es := e.wait(res.BatchID, out, time.Minute)
@@ -417,7 +417,7 @@ func TestRateLimitsRetryWithoutUsingRetriesAndPanicsDoNotKill(t *testing.T) {
 			return llm.Response{Text: "```json\n" + goodSummary + "\n```", Model: "m", Usage: llm.Usage{InputTokens: 100, OutputTokens: 10}}, nil
 		}}
 	src, outDir := textInputs(t, 6), t.TempDir()
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir, MaxRetry: 1})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, MaxRetry: 1}})
 	e.startWorker(model, 3)
 	out, _ := e.open(context.Background(), outDir)
 	es := byName(t, e.wait(res.BatchID, out, 90*time.Second))
@@ -444,7 +444,7 @@ func TestCraftedPayloadWithDotDotKeyFailsClearly(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	outDir := t.TempDir()
-	b := jobs.Batch{ID: "crafted", Created: time.Now(), Sources: []string{"/tmp"}, Task: jobs.TaskAuto, Out: outDir, Queue: jobs.QueueDefault}
+	b := jobs.Batch{ID: "crafted", Created: time.Now(), Spec: jobs.Spec{Sources: []string{"/tmp"}, Task: jobs.TaskAuto, Out: outDir, Queue: jobs.QueueDefault}}
 	if err := e.tracker.Create(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +474,7 @@ func TestArchivedUnrecordedItemsAreSweptIntoTheManifest(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	src, outDir := textInputs(t, 2), t.TempDir()
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir}})
 	insp := asynq.NewInspector(jobstest.ConnOpt(t, e.url))
 	defer insp.Close()
 	// Archive one item's task before any worker runs: no handler will ever
@@ -525,7 +525,7 @@ func TestNeverPayTwice(t *testing.T) {
 	batch := func(outDir string) (map[string]jobs.Entry, int64) {
 		t.Helper()
 		before := model.calls.Load()
-		res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir})
+		res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir}})
 		out, _ := e.open(ctx, outDir)
 		return byName(t, e.wait(res.BatchID, out, time.Minute)), model.calls.Load() - before
 	}
@@ -577,7 +577,7 @@ func TestNeverPayTwice(t *testing.T) {
 	}
 	// --force processes everything again (images still reused by content).
 	before := model.calls.Load()
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: out1, Force: true})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: out1, Force: true}})
 	out, _ := e.open(ctx, out1)
 	for name, en := range byName(t, e.wait(res.BatchID, out, time.Minute)) {
 		if en.Status != jobs.StatusDone {
@@ -625,7 +625,7 @@ func TestProductSidecarReachesThePrompt(t *testing.T) {
 	if err := os.WriteFile(csv, []byte("key,sku,name,brand\nshoe.gif,FIG-42,Fig bowl,Acme Ceramics\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: t.TempDir(), Job: jobs.Options{Products: csv}})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: t.TempDir(), Options: jobs.Options{Products: csv}}})
 	c, err := e.tracker.Counts(context.Background(), res.BatchID)
 	if err != nil {
 		t.Fatal(err)
@@ -640,8 +640,8 @@ func TestProductSidecarReachesThePrompt(t *testing.T) {
 	if strings.Count(all, "SKU: FIG-42") != 1 || !strings.Contains(all, "Brand: Acme Ceramics") {
 		t.Errorf("the sidecar's product did not reach exactly one prompt:\n%s", all)
 	}
-	if _, err := (&ingest.Ingester{Open: e.open}).Scan(context.Background(), ingest.Options{Sources: []string{src}, Out: t.TempDir(),
-		Job: jobs.Options{Products: filepath.Join(side, "missing.csv")}}, func(ingest.Item) error { return nil }); err == nil {
+	if _, err := (&ingest.Ingester{Open: e.open}).Scan(context.Background(), ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: t.TempDir(),
+		Options: jobs.Options{Products: filepath.Join(side, "missing.csv")}}}, func(ingest.Item) error { return nil }); err == nil {
 		t.Error("a missing sidecar was accepted")
 	}
 }
@@ -657,7 +657,7 @@ func TestEveryCorpusImageEndsWithAReason(t *testing.T) {
 	// The orientation samples first: every Landscape_N reaches the model
 	// wider than tall, every Portrait_N taller than wide.
 	exifOut := t.TempDir()
-	res := e.ingest(ingest.Options{Sources: []string{filepath.Join(dir, "exif")}, Out: exifOut})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{filepath.Join(dir, "exif")}, Out: exifOut}})
 	st, _ := e.open(context.Background(), exifOut)
 	e.wait(res.BatchID, st, time.Minute)
 	landscape, portrait := 0, 0
@@ -681,7 +681,7 @@ func TestEveryCorpusImageEndsWithAReason(t *testing.T) {
 		return nil
 	})
 	outDir := t.TempDir()
-	res = e.ingest(ingest.Options{Sources: []string{dir}, Out: outDir, Task: jobs.TaskCaption})
+	res = e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{dir}, Out: outDir, Task: jobs.TaskCaption}})
 	out, _ := e.open(context.Background(), outDir)
 	es := e.wait(res.BatchID, out, 3*time.Minute)
 	if len(es) != files {
@@ -711,7 +711,7 @@ func TestScannedPDFPagesReachTheModelAsImages(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "scan.pdf"), corpus(t, "pdfs/scanned/gen_contract_scanned150dpi.pdf"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir}})
 	out, _ := e.open(context.Background(), outDir)
 	es := byName(t, e.wait(res.BatchID, out, 2*time.Minute))
 	if en := es["scan.pdf"]; en.Status != jobs.StatusDone || en.Pages != 6 {
@@ -776,7 +776,7 @@ func TestLongPDFMapsAndReducesInATree(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "long.pdf"), corpus(t, "pdfs/long/synthetic_contract_A_enscript.pdf"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := e.ingest(ingest.Options{Sources: []string{src}, Out: outDir})
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir}})
 	out, _ := e.open(context.Background(), outDir)
 	en := byName(t, e.wait(res.BatchID, out, 3*time.Minute))["long.pdf"]
 	if en.Status != jobs.StatusDone || en.Pages != 307 {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
+	"strings"
 
 	"github.com/urfave/cli/v3"
 
@@ -68,10 +68,7 @@ func ingestSetup(ctx context.Context, cmd *cli.Command, stderr io.Writer) (in *i
 	if err != nil {
 		return nil, nil, o, nil, err
 	}
-	if err := checkTaskForModel(cmd.String("task"), prof); err != nil {
-		return nil, nil, o, nil, err
-	}
-	if o, err = ingestOptions(cmd, sources, prof); err != nil {
+	if o, err = batchOptions(cmd, batchSpec(cmd, sources, prof), prof); err != nil {
 		return nil, nil, o, nil, err
 	}
 	if c, err = connect(ctx, cmd, false, stderr); err != nil {
@@ -81,45 +78,32 @@ func ingestSetup(ctx context.Context, cmd *cli.Command, stderr io.Writer) (in *i
 	return in, c, o, c.Close, nil
 }
 
-func ingestOptions(cmd *cli.Command, sources []string, prof llm.Profile) (ingest.Options, error) {
-	ps, err := loadPrompts(cmd)
-	if err != nil {
+// batchSpec is the batch the flags and arguments ask for, made for prof.
+func batchSpec(cmd *cli.Command, sources []string, prof llm.Profile) jobs.Spec {
+	return jobs.Spec{Sources: sources, Out: cmd.String("out"), Task: cmd.String("task"), Queue: cmd.String("queue"),
+		Options: jobs.Options{Language: cmd.String("language"), MaxOutputTokens: cmd.Int("max-output-tokens"),
+			Products: cmd.String("products"), ModelMode: cmd.String("model-mode")},
+		Include: cmd.StringSlice("include"), Exclude: cmd.StringSlice("exclude"), MaxSize: cmd.Int64("max-size"),
+		MaxRetry: cmd.Int("max-retry"), Force: cmd.Bool("force"), Provider: prof.Provider, Model: prof.Model,
+		Tenant: cmd.String("tenant"), Webhook: cmd.String("webhook")}
+}
+
+// batchOptions checks spec (a refusal is a usage error naming the flag)
+// and that prof can do what it asks (summaries, the batch API), and adds
+// the --prompt overrides its results are fingerprinted with.
+func batchOptions(cmd *cli.Command, spec jobs.Spec, prof llm.Profile) (ingest.Options, error) {
+	var se *jobs.SpecError
+	if err := spec.Validate(); errors.As(err, &se) {
+		return ingest.Options{}, &exitError{code: exitUsage, msg: "--" + strings.ReplaceAll(se.Field, "_", "-") + ": " + se.Msg}
+	}
+	if err := checkTaskForModel(spec.Task, prof); err != nil {
 		return ingest.Options{}, err
 	}
-	if hook := cmd.String("webhook"); hook != "" {
-		u, err := url.Parse(hook)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return ingest.Options{}, &exitError{code: exitUsage, msg: fmt.Sprintf("--webhook %q: give an absolute http:// or https:// URL", hook)}
-		}
-	}
-	mode := cmd.String("model-mode")
-	if !jobs.ValidModelMode(mode) {
-		return ingest.Options{}, &exitError{code: exitUsage, msg: fmt.Sprintf("--model-mode %q: use online, batch or auto", mode)}
-	}
-	if mode == jobs.ModelBatch && prof.BatchAPI == "" {
+	if spec.ModelMode == jobs.ModelBatch && prof.BatchAPI == "" {
 		return ingest.Options{}, &exitError{code: exitUsage, msg: fmt.Sprintf("--model-mode batch: the model's provider (%s) has no batch API that llamapipe uses; use --model-mode online or auto", prof.Provider)}
 	}
-	if err := tenants.CheckName(cmd.String("tenant")); err != nil {
-		return ingest.Options{}, &exitError{code: exitUsage, msg: "--tenant: " + err.Error()}
-	}
-	return ingest.Options{
-		Tenant:   cmd.String("tenant"),
-		Webhook:  cmd.String("webhook"),
-		Prompts:  ps,
-		Sources:  sources,
-		Out:      cmd.String("out"),
-		Task:     cmd.String("task"),
-		Include:  cmd.StringSlice("include"),
-		Exclude:  cmd.StringSlice("exclude"),
-		MaxSize:  cmd.Int64("max-size"),
-		Queue:    cmd.String("queue"),
-		MaxRetry: cmd.Int("max-retry"),
-		Job: jobs.Options{Language: cmd.String("language"), MaxOutputTokens: cmd.Int("max-output-tokens"), Products: cmd.String("products"),
-			ModelMode: mode},
-		Force:    cmd.Bool("force"),
-		Provider: prof.Provider,
-		Model:    prof.Model,
-	}, nil
+	ps, err := loadPrompts(cmd)
+	return ingest.Options{Spec: spec, Prompts: ps}, err
 }
 
 // checkBudget refuses, before anything is queued, a batch whose estimate
@@ -135,7 +119,7 @@ func checkBudget(ctx context.Context, cmd *cli.Command, c *conn, in *ingest.Inge
 	if t.Budget.Daily.Unlimited() && t.Budget.Monthly.Unlimited() {
 		return nil
 	}
-	plan, err := in.Plan(ctx, o, estimate.New(prof, estimate.Options{MaxOutputTokens: o.Job.MaxOutputTokens}), ingest.PlanOptions{})
+	plan, err := in.Plan(ctx, o, estimate.New(prof, estimate.Options{MaxOutputTokens: o.MaxOutputTokens}), ingest.PlanOptions{})
 	if err != nil {
 		return fmt.Errorf("estimate the batch for its tenant's budget: %w", err)
 	}

@@ -47,22 +47,20 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := checkTaskForModel(cmd.String("task"), prof); err != nil {
-				return err
-			}
 			passwords, err := readSecretMap(cmd.String("pdf-passwords"))
 			if err != nil {
 				return &exitError{code: exitUsage, msg: "--pdf-passwords: " + err.Error()}
 			}
-			o, err := ingestOptions(cmd, sources, prof)
-			if err != nil {
-				return err
-			}
-			if o.Out == "" {
+			spec := batchSpec(cmd, sources, prof)
+			if spec.Out == "" {
 				// Planning writes nothing: any location that is not a source,
 				// and without an output there are no earlier results to keep.
-				o.Out = filepath.Join(os.TempDir(), "llamapipe-plan-writes-nothing")
-				o.Force = true
+				spec.Out = filepath.Join(os.TempDir(), "llamapipe-plan-writes-nothing")
+				spec.Force = true
+			}
+			o, err := batchOptions(cmd, spec, prof)
+			if err != nil {
+				return err
 			}
 			maxSide := cmd.Int("image-max-side")
 			if maxSide <= 0 {
@@ -70,7 +68,7 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 			}
 			in := &ingest.Ingester{Open: opener(cmd)}
 			est := estimate.New(prof, estimate.Options{
-				MaxOutputTokens: cmp.Or(cmd.Int("max-output-tokens"), o.Job.MaxOutputTokens), ImageMaxSide: maxSide,
+				MaxOutputTokens: o.MaxOutputTokens, ImageMaxSide: maxSide,
 				PDFPasswords: passwords,
 			})
 			plan, err := in.Plan(ctx, o, est, ingest.PlanOptions{Sample: -1})

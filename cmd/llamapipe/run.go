@@ -58,7 +58,7 @@ func runRun(ctx context.Context, cmd *cli.Command, stdout, stderr io.Writer) err
 	}()
 
 	in := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
-	o, err := ingestOptions(cmd, sources, model.Profile())
+	o, err := batchOptions(cmd, batchSpec(cmd, sources, model.Profile()), model.Profile())
 	if err != nil {
 		return err
 	}

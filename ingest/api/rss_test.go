@@ -50,8 +50,7 @@ func TestServeRSS(t *testing.T) {
 	// 2. Items pages of a 100,000-item batch.
 	tr := jobs.NewTracker(rdb, "")
 	ctx := context.Background()
-	b := jobs.Batch{ID: "20261207-000000-100000", Created: time.Now(), Sources: []string{src}, Task: jobs.TaskAuto,
-		Out: out, Queue: jobs.QueueDefault, Tenant: "acme"}
+	b := jobs.Batch{ID: "20261207-000000-100000", Created: time.Now(), Spec: jobs.Spec{Sources: []string{src}, Task: jobs.TaskAuto, Out: out, Queue: jobs.QueueDefault, Tenant: "acme"}}
 	if err := tr.Create(ctx, b); err != nil {
 		t.Fatal(err)
 	}

@@ -4,35 +4,12 @@ import (
 	"cmp"
 	"context"
 	"net/http"
-	"regexp"
 	"time"
-
-	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 )
-
-// SubmitRequest is the body of POST /v1/batches.
-type SubmitRequest struct {
-	Sources  []string `json:"sources"`
-	Out      string   `json:"out"`
-	Task     string   `json:"task,omitempty"`
-	Queue    string   `json:"queue,omitempty"`
-	Language string   `json:"language,omitempty"`
-	Include  []string `json:"include,omitempty"`
-	Exclude  []string `json:"exclude,omitempty"`
-	Force    bool     `json:"force,omitempty"`
-	// Webhook is told when the batch completes (see the README).
-	Webhook string `json:"webhook,omitempty"`
-	// Profile names the model profile the estimate is priced with.
-	// Empty: the server's.
-	Profile string `json:"profile,omitempty"`
-	// ModelMode is online (default), batch (the provider's batch API) or
-	// auto (batch on the nightly queue).
-	ModelMode string `json:"model_mode,omitempty"`
-}
 
 // SubmitResponse answers a submit or a retry.
 type SubmitResponse struct {
@@ -51,8 +28,6 @@ type RetryRequest struct {
 	Reason    string `json:"reason,omitempty"`
 	Cancelled bool   `json:"cancelled,omitempty"`
 }
-
-var languageRE = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$`)
 
 // validate checks a submit and fills in its defaults; it returns the
 // profile its estimate is priced with.
@@ -79,13 +54,8 @@ func (s *Server) validateRequest(req *SubmitRequest, prof, workers Profile) erro
 	req.Task = cmp.Or(req.Task, jobs.TaskAuto)
 	req.Queue = cmp.Or(req.Queue, jobs.QueueDefault)
 	req.Language = cmp.Or(req.Language, "en")
-	switch req.Task {
-	case jobs.TaskAuto, jobs.TaskSummarize, jobs.TaskCaption:
-	default:
-		return bad("unknown task %q: use auto, summarize or caption", req.Task)
-	}
-	if !jobs.ValidQueue(req.Queue) {
-		return bad("unknown queue %q: use critical, default or nightly", req.Queue)
+	if err := req.Validate(); err != nil {
+		return bad("%v", err)
 	}
 	if req.Task != jobs.TaskCaption {
 		if err := prof.NoDocuments; err != nil {
@@ -97,20 +67,8 @@ func (s *Server) validateRequest(req *SubmitRequest, prof, workers Profile) erro
 			return err
 		}
 	}
-	if !jobs.ValidModelMode(req.ModelMode) {
-		return bad("unknown model_mode %q: use online, batch or auto", req.ModelMode)
-	}
 	if req.ModelMode == jobs.ModelBatch && !workers.BatchAPI {
 		return bad("model_mode batch: the workers' model (%s) has no batch API; use online or auto", workers.Name)
-	}
-	if !languageRE.MatchString(req.Language) {
-		return bad("language %q: use a language tag such as en, de or pt-BR", req.Language)
-	}
-	if len(req.Sources) == 0 {
-		return bad("no sources: give at least one location in \"sources\"")
-	}
-	if req.Out == "" {
-		return bad("no output location: set \"out\"")
 	}
 	out, err := parseAbs(req.Out)
 	if err != nil {
@@ -118,11 +76,6 @@ func (s *Server) validateRequest(req *SubmitRequest, prof, workers Profile) erro
 	}
 	if !allowed(out, s.allowOut) {
 		return bad("out %s is not under an allowed output location", out)
-	}
-	for _, g := range append(append([]string{}, req.Include...), req.Exclude...) {
-		if !doublestar.ValidatePattern(g) {
-			return bad("bad glob %q in include/exclude", g)
-		}
 	}
 	for _, src := range req.Sources {
 		l, err := parseAbs(src)
@@ -155,14 +108,12 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		return
 	}
 	s.idempotent(w, r, tenant, "submit", req, func(ctx context.Context, id string) (SubmitResponse, error) {
+		// The client says what to make; the server with what.
 		d := s.cfg.Defaults
-		o := ingest.Options{
-			Sources: req.Sources, Out: req.Out, Task: req.Task, Queue: req.Queue, Include: req.Include, Exclude: req.Exclude,
-			Force: req.Force, Tenant: tenant, BatchID: id, Provider: d.Provider, Model: d.Model, Prompts: d.Prompts,
-			MaxSize: d.MaxSize, MaxRetry: d.MaxRetry, Job: d.Job, Webhook: req.Webhook,
-		}
-		o.Job.Language = req.Language
-		o.Job.ModelMode = req.ModelMode
+		spec := req.Spec
+		spec.Tenant, spec.Provider, spec.Model, spec.MaxSize, spec.MaxRetry = tenant, d.Provider, d.Model, d.MaxSize, d.MaxRetry
+		spec.MaxOutputTokens, spec.Products = d.MaxOutputTokens, d.Products
+		o := ingest.Options{Spec: spec, BatchID: id, Prompts: d.Prompts}
 		// Estimated first: once queued, items the workers finish would
 		// count as unchanged.
 		plan, err := s.cfg.Ingester.Plan(ctx, o, prof.Estimator, ingest.PlanOptions{Sample: s.cfg.PlanSample, Pool: s.estimates})

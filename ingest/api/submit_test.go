@@ -241,8 +241,7 @@ func TestSubmitStoppedByShutdownEndsCancelled(t *testing.T) {
 func TestItemsCursorPaging(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	b := jobs.Batch{ID: "20261207-000000-cafe01", Created: time.Now(), Sources: []string{e.src}, Task: jobs.TaskAuto,
-		Out: e.out, Queue: jobs.QueueDefault, Tenant: "acme"}
+	b := jobs.Batch{ID: "20261207-000000-cafe01", Created: time.Now(), Spec: jobs.Spec{Sources: []string{e.src}, Task: jobs.TaskAuto, Out: e.out, Queue: jobs.QueueDefault, Tenant: "acme"}}
 	if err := e.tracker.Create(ctx, b); err != nil {
 		t.Fatal(err)
 	}

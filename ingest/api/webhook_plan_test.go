@@ -56,7 +56,7 @@ func TestSubmitAnswersWithThePlanEstimate(t *testing.T) {
 		t.Fatal("no plan in the submit answer")
 	}
 	p := *r.Plan
-	want, err := e.plan("groq", ingest.Options{Sources: []string{e.src}, Out: e.out, Task: jobs.TaskAuto, Queue: jobs.QueueDefault})
+	want, err := e.plan("groq", ingest.Options{Spec: jobs.Spec{Sources: []string{e.src}, Out: e.out, Task: jobs.TaskAuto, Queue: jobs.QueueDefault}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestSubmitPlanIsExtrapolatedForLargeFolders(t *testing.T) {
 	if p == nil || !p.Extrapolated || p.Sampled < 3 || p.Sampled > 4 || p.All.Items != 12 || r.Enqueued != 12 {
 		t.Fatalf("plan %+v: want 12 items, 3 (or 4) sampled, the rest extrapolated", p)
 	}
-	exact, err := e.plan("", ingest.Options{Sources: []string{src}, Out: e.out, Task: jobs.TaskAuto, Queue: jobs.QueueDefault})
+	exact, err := e.plan("", ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: e.out, Task: jobs.TaskAuto, Queue: jobs.QueueDefault}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,13 +233,13 @@ func TestNewRefusesBadWebhookPrefixes(t *testing.T) {
 	}
 }
 
-// jsonFields lists the JSON names of a struct type's fields (embedded
-// structs' fields included).
+// jsonFields lists the JSON names of a struct type's fields (untagged
+// embedded structs' fields included, as encoding/json flattens them).
 func jsonFields(t reflect.Type) map[string]bool {
 	out := map[string]bool{}
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+		if f.Anonymous && f.Type.Kind() == reflect.Struct && f.Tag.Get("json") == "" {
 			maps.Copy(out, jsonFields(f.Type))
 			continue
 		}
@@ -273,7 +273,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	// exist.
 	loose := map[string]bool{"Batch": true, "Counts": true, "Item": true}
 	for name, typ := range map[string]reflect.Type{
-		"SubmitRequest":  reflect.TypeFor[SubmitRequest](),
+		"SubmitRequest":  reflect.TypeFor[submitBody](), // SubmitRequest's wire form
 		"SubmitResponse": reflect.TypeFor[SubmitResponse](),
 		"RetryRequest":   reflect.TypeFor[RetryRequest](),
 		"Batch":          reflect.TypeFor[BatchView](),

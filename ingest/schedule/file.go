@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -43,28 +44,17 @@ type file struct {
 	Schedules []entry `yaml:"schedules"`
 }
 
+// entry is one schedule: its name and when it runs, and the batch it asks
+// for (the Spec's flat YAML: sources, out, task, queue, language, products,
+// max_output_tokens, model_mode, include, exclude, max_size, max_retry,
+// force, provider, model, tenant, webhook).
 type entry struct {
-	Name            string   `yaml:"name"`
-	Cron            string   `yaml:"cron"`
-	Timezone        string   `yaml:"timezone"`
-	Sources         []string `yaml:"sources"`
-	Out             string   `yaml:"out"`
-	Task            string   `yaml:"task"`
-	Queue           string   `yaml:"queue"`
-	Include         []string `yaml:"include"`
-	Exclude         []string `yaml:"exclude"`
-	MaxSize         int64    `yaml:"max_size"`
-	MaxRetry        int      `yaml:"max_retry"`
-	Language        string   `yaml:"language"`
-	Products        string   `yaml:"products"`
-	MaxOutputTokens int      `yaml:"max_output_tokens"`
-	Force           bool     `yaml:"force"`
-	Provider        string   `yaml:"provider"`
-	Model           string   `yaml:"model"`
-	Webhook         string   `yaml:"webhook"`
-	ModelMode       string   `yaml:"model_mode"`
-	// Tenant owns the entry's batches (budget and share: --tenants).
-	Tenant string `yaml:"tenant"`
+	Name     string `yaml:"name"`
+	Cron     string `yaml:"cron"`
+	Timezone string `yaml:"timezone"`
+	// Spec is the batch each run makes. Tenant owns the entry's batches
+	// (budget and share: --tenants).
+	jobs.Spec `yaml:",inline"`
 	// Watch makes the entry a watched inbox instead of a cron schedule.
 	Watch *watchEntry `yaml:"watch"`
 }
@@ -147,32 +137,16 @@ func Parse(path string) (Schedules, error) {
 				return out, fmt.Errorf("%s: cron %q: %w", where, e.Cron, err)
 			}
 		}
-		task := e.Task
-		if task == "" {
-			task = jobs.TaskAuto
-		}
-		if task != jobs.TaskAuto && task != jobs.TaskSummarize && task != jobs.TaskCaption {
-			return out, fmt.Errorf("%s: task %q: use auto, summarize or caption", where, e.Task)
-		}
-		queue := e.Queue
-		if queue == "" {
-			queue = jobs.QueueNightly
+		p := jobs.IngestPayload{Schedule: e.Name, Spec: e.Spec}
+		p.Task = cmp.Or(p.Task, jobs.TaskAuto)
+		if p.Queue == "" {
+			p.Queue = jobs.QueueNightly
 			if e.Watch != nil {
-				queue = jobs.QueueDefault // an inbox's arrivals are awaited
+				p.Queue = jobs.QueueDefault // an inbox's arrivals are awaited
 			}
 		}
-		if !jobs.ValidQueue(queue) {
-			return out, fmt.Errorf("%s: queue %q: use critical, default or nightly", where, e.Queue)
-		}
-		if !jobs.ValidModelMode(e.ModelMode) {
-			return out, fmt.Errorf("%s: model_mode %q: use online, batch or auto", where, e.ModelMode)
-		}
-		p := jobs.IngestPayload{
-			Schedule: e.Name, Sources: e.Sources, Out: e.Out, Task: task, Queue: queue,
-			Include: e.Include, Exclude: e.Exclude, MaxSize: e.MaxSize, MaxRetry: e.MaxRetry, Force: e.Force,
-			Options: jobs.Options{Language: e.Language, Products: e.Products, MaxOutputTokens: e.MaxOutputTokens,
-				ModelMode: e.ModelMode},
-			Provider: e.Provider, Model: e.Model, Webhook: e.Webhook, Tenant: e.Tenant,
+		if err := p.Validate(); err != nil {
+			return out, fmt.Errorf("%s: %w", where, err)
 		}
 		t, err := jobs.NewIngestTask(p)
 		if err != nil {

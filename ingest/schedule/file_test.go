@@ -3,9 +3,10 @@ package schedule
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 
-	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 )
 
@@ -97,9 +98,59 @@ func TestScheduleEntryCarriesItsTenant(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got[p.Schedule] = ingest.PayloadOptions(p).Tenant
+		got[p.Schedule] = p.Tenant
 	}
 	if got["nightly-legal"] != "legal" || got["nightly-other"] != "" {
 		t.Errorf("tenants by schedule = %v, want legal for nightly-legal only", got)
+	}
+}
+
+// Every field a schedules entry could give before jobs.Spec reaches the
+// ingest task as it did (the payload written then, captured as golden).
+func TestScheduleEntryMakesTheSamePayload(t *testing.T) {
+	const golden = `{"v":1,"schedule":"nightly-catalog","sources":["s3://catalog/images"],"out":"s3://catalog/captions","task":"caption","queue":"nightly","include":["**/*.jpg"],"exclude":["tmp/**"],"max_size":1048576,"max_retry":3,"force":true,"options":{"language":"en","max_output_tokens":300,"products":"s3://catalog/products.csv","model_mode":"auto"},"provider":"openai","model":"llama-4-scout","webhook":"https://hooks.example.com/x","tenant":"legal"}`
+	path := filepath.Join(t.TempDir(), "schedules.yaml")
+	writeFile(t, path, `timezone: Europe/Berlin
+schedules:
+  - name: nightly-catalog
+    cron: "0 2 * * *"
+    timezone: America/New_York
+    sources: [s3://catalog/images]
+    out: s3://catalog/captions
+    task: caption
+    queue: nightly
+    language: en
+    include: ["**/*.jpg"]
+    exclude: ["tmp/**"]
+    max_size: 1048576
+    max_retry: 3
+    products: s3://catalog/products.csv
+    max_output_tokens: 300
+    force: true
+    provider: openai
+    model: llama-4-scout
+    webhook: https://hooks.example.com/x
+    model_mode: auto
+    tenant: legal
+`)
+	cfgs, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := jobs.DecodeIngest(cfgs[0].Task.Payload())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := jobs.DecodeIngest([]byte(golden))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("payload\n got %+v\nwant %+v", got, want)
+	}
+	// A bad field is refused, naming the entry.
+	writeFile(t, path, "schedules:\n  - {name: a, cron: '0 2 * * *', sources: [/x], out: /y, language: 'English!'}\n")
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "entry 1 (a)") || !strings.Contains(err.Error(), "language") {
+		t.Errorf("bad language: %v", err)
 	}
 }

@@ -60,8 +60,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ws := newWatchers(ctx, func(ctx context.Context, w Watch) error {
 		in := *cfg.Ingester
-		o := ingest.PayloadOptions(w.Payload)
-		o.Prompts = cfg.Prompts
+		o := ingest.Options{Spec: w.Payload.Spec, Prompts: cfg.Prompts}
 		if o.Model == "" {
 			if cfg.Model == nil {
 				return fmt.Errorf("watch %s: names no model and none is configured", w.Name)

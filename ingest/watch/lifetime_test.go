@@ -22,7 +22,7 @@ func TestWatchStateExpiresWhenIdle(t *testing.T) {
 	for i := range 2 {
 		put(t, src, fmt.Sprintf("c%d.txt", i), doc(i))
 	}
-	w := e.watcher(t, ingest.Options{Sources: []string{srcURL}, Out: t.TempDir()}, Config{Retention: time.Hour})
+	w := e.watcher(t, ingest.Options{Spec: jobs.Spec{Sources: []string{srcURL}, Out: t.TempDir()}}, Config{Retention: time.Hour})
 	if _, err := w.Poll(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestWatchStateExpiresWhenIdle(t *testing.T) {
 			t.Errorf("%s: TTL %s, want the watch's retention (1h)", key, ttl)
 		}
 	}
-	short := e.watcher(t, ingest.Options{Sources: []string{srcURL}, Out: t.TempDir()}, Config{Retention: 30 * time.Millisecond})
+	short := e.watcher(t, ingest.Options{Spec: jobs.Spec{Sources: []string{srcURL}, Out: t.TempDir()}}, Config{Retention: 30 * time.Millisecond})
 	if _, err := short.Poll(ctx); err != nil {
 		t.Fatal(err)
 	}

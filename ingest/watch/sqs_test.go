@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/storage/storagetest"
 )
 
@@ -125,7 +126,7 @@ func TestSQSEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	q.WaitSeconds = 1
-	w := e.watcher(t, ingest.Options{Sources: []string{"s3://" + bucket + "/in"}, Out: t.TempDir()},
+	w := e.watcher(t, ingest.Options{Spec: jobs.Spec{Sources: []string{"s3://" + bucket + "/in"}, Out: t.TempDir()}},
 		// Listing at start finds both objects but leaves them to settle for
 		// an hour; events carry no modification time and are taken at once
 		// (S3 announces complete objects): the events alone add them.

@@ -167,7 +167,7 @@ func TestPollingProcessesEachObjectOnceAcrossRestarts(t *testing.T) {
 
 	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	o := ingest.Options{Sources: []string{srcURL}, Out: out}
+	o := ingest.Options{Spec: jobs.Spec{Sources: []string{srcURL}, Out: out}}
 
 	for i := range 3 {
 		put(t, src, fmt.Sprintf("c%d.txt", i), doc(i))
@@ -280,7 +280,7 @@ func TestRollsEveryNItemsAndSkipsCurrentResults(t *testing.T) {
 		}
 	}
 	now := time.Date(2026, 11, 25, 23, 0, 0, 0, time.UTC)
-	o := ingest.Options{Sources: []string{src}, Out: out, Tenant: "catalog"}
+	o := ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: out, Tenant: "catalog"}}
 	w := e.watcher(t, o, Config{Name: "roll", RollEvery: 2, Now: func() time.Time { return now }})
 	st, err := w.Poll(ctx)
 	if err != nil {
@@ -364,7 +364,7 @@ func TestMinIOEventsThroughRedis(t *testing.T) {
 	if err != nil {
 		t.Fatalf("configure bucket notifications: %v", err)
 	}
-	o := ingest.Options{Sources: []string{"s3://" + bucket + "/inbox"}, Out: "s3://" + bucket + "/results", Include: []string{"*.txt"}}
+	o := ingest.Options{Spec: jobs.Spec{Sources: []string{"s3://" + bucket + "/inbox"}, Out: "s3://" + bucket + "/results", Include: []string{"*.txt"}}}
 	// Listing runs once at start, then not for an hour: what follows comes
 	// from events alone.
 	run := func() (*Watcher, context.CancelFunc, chan error) {

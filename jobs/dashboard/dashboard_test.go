@@ -51,9 +51,9 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	f := &fixture{tracker: tr, rdb: rdb, opt: opt, batch: "b-progress"}
 	ctx := context.Background()
 	if err := tr.Create(ctx, jobs.Batch{
-		ID: f.batch, Created: now.Add(-10 * time.Minute), Task: jobs.TaskAuto, Queue: jobs.QueueDefault,
-		Sources: []string{"s3://acme/inbox/<script>alert(1)</script>"}, Out: "s3://acme/results",
-		Provider: "offline", Model: "llama-4-scout",
+		ID: f.batch, Created: now.Add(-10 * time.Minute), Spec: jobs.Spec{Task: jobs.TaskAuto, Queue: jobs.QueueDefault,
+			Sources: []string{"s3://acme/inbox/<script>alert(1)</script>"}, Out: "s3://acme/results",
+			Provider: "offline", Model: "llama-4-scout"},
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func TestBatchPageShowsTheTenantsSpend(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.Tenants = budgets })
 	budgets.Ledger = tenants.NewLedger(f.rdb, "")
 	ctx := context.Background()
-	if err := f.tracker.Create(ctx, jobs.Batch{ID: "b-tenant", Created: now, Tenant: "legal", Task: jobs.TaskAuto, Queue: jobs.QueueDefault}); err != nil {
+	if err := f.tracker.Create(ctx, jobs.Batch{ID: "b-tenant", Created: now, Spec: jobs.Spec{Tenant: "legal", Task: jobs.TaskAuto, Queue: jobs.QueueDefault}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := budgets.Charge(ctx, "legal", tenants.Spend{Cost: 12.5, Tokens: 1500}); err != nil {

@@ -277,7 +277,7 @@ func TestLedgerAndBudgets(t *testing.T) {
 	}
 
 	// A batch's tenant, remembered for a minute.
-	if err := tr.Create(ctx, jobs.Batch{ID: "b1", Tenant: "legal", Created: now}); err != nil {
+	if err := tr.Create(ctx, jobs.Batch{ID: "b1", Spec: jobs.Spec{Tenant: "legal"}, Created: now}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := b.BatchTenant(ctx, "b1"); err != nil || got != "legal" {

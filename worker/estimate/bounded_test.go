@@ -28,7 +28,7 @@ func TestEstimateReadsABoundedPrefix(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	o := ingest.Options{Sources: []string{dir}, Out: t.TempDir(), Task: jobs.TaskAuto}
+	o := ingest.Options{Spec: jobs.Spec{Sources: []string{dir}, Out: t.TempDir(), Task: jobs.TaskAuto}}
 	const limit = 64 << 10
 	p, err := plan(context.Background(), o, priced, estimate.Options{ReadLimit: limit}, -1)
 	if err != nil {

@@ -63,7 +63,7 @@ var priced = llm.Profile{Provider: llm.ProviderOpenAI, Preset: "priced", Model: 
 
 func TestEstimateExactly(t *testing.T) {
 	src := folder(t)
-	o := ingest.Options{Sources: []string{src}, Out: t.TempDir(), Task: jobs.TaskAuto}
+	o := ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: t.TempDir(), Task: jobs.TaskAuto}}
 	p, err := plan(context.Background(), o, priced, estimate.Options{}, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +106,7 @@ func TestEstimateExactly(t *testing.T) {
 
 func TestEstimateExtrapolatesBeyondTheSample(t *testing.T) {
 	src := folder(t)
-	o := ingest.Options{Sources: []string{src}, Out: t.TempDir(), Task: jobs.TaskAuto}
+	o := ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: t.TempDir(), Task: jobs.TaskAuto}}
 	exact, err := plan(context.Background(), o, priced, estimate.Options{}, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +134,7 @@ func TestEstimateExtrapolatesBeyondTheSample(t *testing.T) {
 func TestEstimateStopsWithItsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := plan(ctx, ingest.Options{Sources: []string{folder(t)}, Out: t.TempDir()}, priced, estimate.Options{}, 0)
+	_, err := plan(ctx, ingest.Options{Spec: jobs.Spec{Sources: []string{folder(t)}, Out: t.TempDir()}}, priced, estimate.Options{}, 0)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
@@ -144,7 +144,7 @@ func TestEstimateStopsWithItsContext(t *testing.T) {
 // a sample of 20 items; "token-error-%" is how far the sampled estimate's
 // input tokens are from the exact count.
 func BenchmarkEstimateCorpus(b *testing.B) {
-	o := ingest.Options{Sources: []string{jobstest.CorpusDir(b)}, Out: b.TempDir(), Task: jobs.TaskAuto}
+	o := ingest.Options{Spec: jobs.Spec{Sources: []string{jobstest.CorpusDir(b)}, Out: b.TempDir(), Task: jobs.TaskAuto}}
 	exact, err := plan(context.Background(), o, priced, estimate.Options{}, -1)
 	if err != nil {
 		b.Fatal(err)

@@ -94,8 +94,8 @@ var (
 var created = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 
 func testBatch(out, webhook string) (jobs.Batch, jobs.Counts, []jobs.Entry) {
-	b := jobs.Batch{ID: "b1", Created: created, Sources: []string{"s3://in/docs/"}, Task: jobs.TaskSummarize, Out: out,
-		Provider: "openai", Model: "scout", Tenant: "legal", Webhook: webhook}
+	b := jobs.Batch{ID: "b1", Created: created, Spec: jobs.Spec{Sources: []string{"s3://in/docs/"}, Task: jobs.TaskSummarize, Out: out,
+		Provider: "openai", Model: "scout", Tenant: "legal", Webhook: webhook}}
 	entries := []jobs.Entry{
 		{Item: "1", Source: "s3://in/docs/a.pdf", Kind: "pdf", Status: jobs.StatusDone, InputTokens: 100, OutputTokens: 20, Cost: 0.5, Currency: "USD"},
 		{Item: "2", Source: "s3://in/docs/b.pdf", Kind: "pdf", Status: jobs.StatusFailed, Error: "unreadable pdf"},

@@ -104,8 +104,8 @@ func (e *realEnv) manifest(key string) []jobs.Entry {
 
 func TestTwoBatchesIntoOneOutputKeepBothManifests(t *testing.T) {
 	e := newRealEnv(t)
-	first := jobs.Batch{ID: "b-first", Created: created, Out: "file:///out", Queue: jobs.QueueDefault}
-	second := jobs.Batch{ID: "b-second", Created: created, Out: "file:///out", Queue: jobs.QueueDefault}
+	first := jobs.Batch{ID: "b-first", Created: created, Spec: jobs.Spec{Out: "file:///out", Queue: jobs.QueueDefault}}
+	second := jobs.Batch{ID: "b-second", Created: created, Spec: jobs.Spec{Out: "file:///out", Queue: jobs.QueueDefault}}
 	e.finalize(first, 3)
 	e.finalize(second, 1200) // more than one HSCAN page
 	if es := e.manifest("batches/b-first/manifest.jsonl"); len(es) != 3 || es[0].Item[:7] != "b-first" {
@@ -135,10 +135,10 @@ func TestTwoBatchesIntoOneOutputKeepBothManifests(t *testing.T) {
 
 func TestRetryBatchKeepsTheOriginalsManifest(t *testing.T) {
 	e := newRealEnv(t)
-	orig := jobs.Batch{ID: "b-orig", Created: created, Out: "file:///out", Queue: jobs.QueueDefault}
+	orig := jobs.Batch{ID: "b-orig", Created: created, Spec: jobs.Spec{Out: "file:///out", Queue: jobs.QueueDefault}}
 	e.finalize(orig, 4)
 	before := e.read("batches/b-orig/manifest.jsonl")
-	retry := jobs.Batch{ID: "b-retry", Created: created, Out: "file:///out", Queue: jobs.QueueDefault, RetryOf: "b-orig"}
+	retry := jobs.Batch{ID: "b-retry", Created: created, Spec: jobs.Spec{Out: "file:///out", Queue: jobs.QueueDefault}, RetryOf: "b-orig"}
 	e.finalize(retry, 1)
 	if after := e.read("batches/b-orig/manifest.jsonl"); after != before {
 		t.Error("the retry changed the original's manifest")

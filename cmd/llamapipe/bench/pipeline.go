@@ -207,8 +207,8 @@ func (b *bench) batch(ctx context.Context, model llm.Client, fs *fakeserver.Serv
 	defer client.Close()
 	in := &ingest.Ingester{Open: b.svc.Open, Queue: client, Tracker: b.svc.Tracker, Logger: b.svc.Logger}
 	start := time.Now()
-	res, err := in.Run(ctx, ingest.Options{Sources: []string{src}, Out: out, Task: jobs.TaskAuto, Force: true,
-		Job: jobs.Options{Language: "en"}, Provider: model.Profile().Provider, Model: model.Profile().Model})
+	res, err := in.Run(ctx, ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: out, Task: jobs.TaskAuto, Force: true,
+		Options: jobs.Options{Language: "en"}, Provider: model.Profile().Provider, Model: model.Profile().Model}})
 	if err != nil {
 		return r, err
 	}

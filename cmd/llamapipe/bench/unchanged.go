@@ -115,8 +115,8 @@ func (b *bench) unchanged(ctx context.Context) ([]row, error) {
 	client := asynq.NewClient(b.svc.Redis)
 	defer client.Close()
 	in := &ingest.Ingester{Open: open, Queue: client, Tracker: b.svc.Tracker, Logger: b.svc.Logger}
-	res, err := in.Run(ctx, ingest.Options{Sources: []string{srcURL}, Out: outURL, Task: jobs.TaskCaption,
-		Provider: prof.Provider, Model: prof.Model, Job: jobs.Options{Language: "en"}})
+	res, err := in.Run(ctx, ingest.Options{Spec: jobs.Spec{Sources: []string{srcURL}, Out: outURL, Task: jobs.TaskCaption,
+		Provider: prof.Provider, Model: prof.Model, Options: jobs.Options{Language: "en"}}})
 	if err != nil {
 		return nil, err
 	}

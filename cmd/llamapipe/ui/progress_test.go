@@ -27,7 +27,7 @@ func (f fakeTracker) WebhookState(context.Context, string) (jobs.WebhookState, b
 }
 
 func TestFollowAFinishedBatch(t *testing.T) {
-	b := jobs.Batch{ID: "b1", Out: "/out/"}
+	b := jobs.Batch{ID: "b1", Spec: jobs.Spec{Out: "/out/"}}
 	done := jobs.Counts{Total: 3, Done: 3, Sealed: true, Finalized: true, InputTokens: 10, OutputTokens: 5}
 	var stdout, stderr bytes.Buffer
 	if err := Follow(context.Background(), fakeTracker{b: b, c: done}, "b1", &stdout, &stderr, true); err != nil {
@@ -57,7 +57,7 @@ func TestFollowAFinishedBatch(t *testing.T) {
 }
 
 func TestPrintStatusShowsTheWebhook(t *testing.T) {
-	b := jobs.Batch{ID: "b2", Webhook: "https://hooks.example/x"}
+	b := jobs.Batch{ID: "b2", Spec: jobs.Spec{Webhook: "https://hooks.example/x"}}
 	c := jobs.Counts{Total: 1, Done: 1, Sealed: true, Finalized: true}
 	var w bytes.Buffer
 	if err := PrintStatus(context.Background(), &w, fakeTracker{b: b, c: c}, b, c); err != nil {
