@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/plan"
 	"github.com/llamapipe/llamapipe/storage"
 )
 
@@ -61,14 +62,14 @@ func (p *EstimatePool) start(ctx context.Context, f func()) bool {
 type ItemEstimator interface {
 	// Estimate estimates item e (its Kind, Type and Size set), the object
 	// ref in st whose first bytes are head, reading it as needed. An item
-	// that cannot be read gets a Skip starting jobs.PlanWouldFail.
-	Estimate(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte, e jobs.PlanItem) jobs.PlanItem
+	// that cannot be read gets a Skip starting plan.WouldFail.
+	Estimate(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte, e plan.Item) plan.Item
 	// Extrapolate fills in the requests and tokens of e, which was not
 	// read: a document from its TextTokens (scaled from the sample), an
 	// image of unknown size at the largest size images are sent at.
-	Extrapolate(e jobs.PlanItem) jobs.PlanItem
+	Extrapolate(e plan.Item) plan.Item
 	// Price names the profile in p and prices its totals.
-	Price(p *jobs.Plan)
+	Price(p *plan.Plan)
 }
 
 // PlanOptions tune Plan.
@@ -97,7 +98,7 @@ type PlanOptions struct {
 // Plan lists what a batch with options o would hold (through Scan, which
 // needs only in.Open) and estimates its requests, tokens and cost with est.
 // It sends nothing and writes nothing.
-func (in *Ingester) Plan(ctx context.Context, o Options, est ItemEstimator, opts PlanOptions) (jobs.Plan, error) {
+func (in *Ingester) Plan(ctx context.Context, o Options, est ItemEstimator, opts PlanOptions) (plan.Plan, error) {
 	sample := opts.Sample
 	switch {
 	case sample == 0:
@@ -112,43 +113,43 @@ func (in *Ingester) Plan(ctx context.Context, o Options, est ItemEstimator, opts
 	// estimate estimates one item in the pool (waiting for a slot up to
 	// the whole estimate's limit) under the item's time limit; ok is false
 	// when it was not estimated in time.
-	estimate := func(it Item) (jobs.PlanItem, bool) {
+	estimate := func(it Item) (plan.Item, bool) {
 		type result struct {
-			e  jobs.PlanItem
+			e  plan.Item
 			ok bool
 		}
 		done := make(chan result, 1)
 		if !pool.start(ectx, func() {
 			ictx, cancel := context.WithTimeout(ectx, itemLimit)
 			defer cancel()
-			e := est.Estimate(ictx, it.Store, it.Ref, it.Head, jobs.PlanItem{Kind: it.Kind, Type: it.Type, Size: it.Ref.Size})
+			e := est.Estimate(ictx, it.Store, it.Ref, it.Head, plan.Item{Kind: it.Kind, Type: it.Type, Size: it.Ref.Size})
 			done <- result{e, ictx.Err() == nil}
 		}) {
-			return jobs.PlanItem{}, false
+			return plan.Item{}, false
 		}
 		select {
 		case r := <-done:
 			return r.e, r.ok
 		case <-ectx.Done():
-			return jobs.PlanItem{}, false
+			return plan.Item{}, false
 		}
 	}
 	var (
 		mu    sync.Mutex
-		exact []jobs.PlanItem // estimated, or skipped
+		exact []plan.Item // estimated, or skipped
 		// Otherwise, a uniform sample of the items to process (reservoir
 		// sampling over the listing, estimated once it is complete), the
 		// first item of each file type, and the items to extrapolate.
 		reservoir []Item
 		first     = map[string]Item{}
-		rest      = map[string]jobs.PlanItem{} // by item ID
+		rest      = map[string]plan.Item{} // by item ID
 		seen      int
 		rng       = rand.New(rand.NewPCG(uint64(len(o.Sources)), 0x11a3a))
 	)
 	total, err := in.Scan(ctx, o, func(it Item) error {
-		e := jobs.PlanItem{Kind: it.Kind, Type: it.Type, Size: it.Ref.Size, Skip: it.Skip}
+		e := plan.Item{Kind: it.Kind, Type: it.Type, Size: it.Ref.Size, Skip: it.Skip}
 		if it.Unchanged {
-			e.Skip = jobs.PlanUnchanged
+			e.Skip = plan.Unchanged
 		}
 		if e.Skip == "" && sample == math.MaxInt {
 			got, ok := estimate(it)
@@ -178,7 +179,7 @@ func (in *Ingester) Plan(ctx context.Context, o Options, est ItemEstimator, opts
 		}
 		if j := rng.IntN(seen); j < sample {
 			out := reservoir[j]
-			rest[out.ID] = jobs.PlanItem{Kind: out.Kind, Type: out.Type, Size: out.Ref.Size}
+			rest[out.ID] = plan.Item{Kind: out.Kind, Type: out.Type, Size: out.Ref.Size}
 			reservoir[j] = it
 			return nil
 		}
@@ -186,10 +187,10 @@ func (in *Ingester) Plan(ctx context.Context, o Options, est ItemEstimator, opts
 		return nil
 	})
 	if err != nil {
-		return jobs.Plan{}, err
+		return plan.Plan{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return jobs.Plan{}, err
+		return plan.Plan{}, err
 	}
 	// Every file type gets at least one exact estimate to scale from.
 	inSample := map[string]bool{}
@@ -205,21 +206,21 @@ func (in *Ingester) Plan(ctx context.Context, o Options, est ItemEstimator, opts
 	got, late := estimateAll(reservoir, estimate)
 	exact = append(exact, got...)
 	for _, it := range late {
-		rest[it.ID] = jobs.PlanItem{Kind: it.Kind, Type: it.Type, Size: it.Ref.Size}
+		rest[it.ID] = plan.Item{Kind: it.Kind, Type: it.Type, Size: it.Ref.Size}
 	}
 	if err := ctx.Err(); err != nil {
-		return jobs.Plan{}, err
+		return plan.Plan{}, err
 	}
 	picked := len(reservoir) - len(late)
 	if sample == math.MaxInt {
 		picked = 0
 		for _, e := range exact {
-			if e.Skip == "" || strings.HasPrefix(e.Skip, jobs.PlanWouldFail) {
+			if e.Skip == "" || strings.HasPrefix(e.Skip, plan.WouldFail) {
 				picked++
 			}
 		}
 	}
-	others := make([]jobs.PlanItem, 0, len(rest))
+	others := make([]plan.Item, 0, len(rest))
 	for _, e := range rest {
 		others = append(others, e)
 	}
@@ -231,7 +232,7 @@ func (in *Ingester) Plan(ctx context.Context, o Options, est ItemEstimator, opts
 
 // estimateAll estimates items a few at a time (estimate runs each in the
 // pool); it returns the estimates and the items not estimated in time.
-func estimateAll(items []Item, estimate func(Item) (jobs.PlanItem, bool)) (exact []jobs.PlanItem, late []Item) {
+func estimateAll(items []Item, estimate func(Item) (plan.Item, bool)) (exact []plan.Item, late []Item) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	next := make(chan Item)
@@ -261,7 +262,7 @@ func estimateAll(items []Item, estimate func(Item) (jobs.PlanItem, bool)) (exact
 // ones of their file type (else kind): documents by size, at the sample's
 // text tokens and pages per byte; images and others at the sample's
 // average per item. It returns exact and rest together.
-func extrapolate(exact, rest []jobs.PlanItem, est ItemEstimator) []jobs.PlanItem {
+func extrapolate(exact, rest []plan.Item, est ItemEstimator) []plan.Item {
 	if len(rest) == 0 {
 		return exact
 	}
@@ -292,7 +293,7 @@ func extrapolate(exact, rest []jobs.PlanItem, est ItemEstimator) []jobs.PlanItem
 			st.img += e.ImageTokens
 		}
 	}
-	out := append([]jobs.PlanItem(nil), exact...)
+	out := append([]plan.Item(nil), exact...)
 	for _, e := range rest {
 		st := stats[class(e.Kind, e.Type)]
 		if st == nil {
@@ -324,8 +325,8 @@ func extrapolate(exact, rest []jobs.PlanItem, est ItemEstimator) []jobs.PlanItem
 
 // summarize adds up the items' estimates; picked of them were sampled,
 // the others extrapolated. The costs are left to the estimator's Price.
-func summarize(total, picked int, items []jobs.PlanItem) jobs.Plan {
-	p := jobs.Plan{Total: total, Kinds: map[jobs.Kind]jobs.PlanTotals{}, Sampled: picked}
+func summarize(total, picked int, items []plan.Item) plan.Plan {
+	p := plan.Plan{Total: total, Kinds: map[jobs.Kind]plan.Totals{}, Sampled: picked}
 	for _, e := range items {
 		if e.Partial {
 			p.Partial++

@@ -11,6 +11,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/plan"
 	"github.com/llamapipe/llamapipe/storage"
 )
 
@@ -22,24 +23,24 @@ type fakeEstimator struct {
 	price int
 }
 
-func (f *fakeEstimator) Estimate(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte, e jobs.PlanItem) jobs.PlanItem {
+func (f *fakeEstimator) Estimate(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte, e plan.Item) plan.Item {
 	f.mu.Lock()
 	f.read++
 	f.mu.Unlock()
 	if strings.HasSuffix(ref.Key, "bad.txt") {
-		e.Skip = jobs.PlanWouldFail + "unreadable"
+		e.Skip = plan.WouldFail + "unreadable"
 		return e
 	}
 	e.TextTokens = int(e.Size / 4)
 	return f.Extrapolate(e)
 }
 
-func (f *fakeEstimator) Extrapolate(e jobs.PlanItem) jobs.PlanItem {
+func (f *fakeEstimator) Extrapolate(e plan.Item) plan.Item {
 	e.Requests, e.InputTokens, e.OutputTokens = 1, e.TextTokens+100, 10
 	return e
 }
 
-func (f *fakeEstimator) Price(p *jobs.Plan) {
+func (f *fakeEstimator) Price(p *plan.Plan) {
 	f.price++
 	p.Profile, p.Priced = "fake", true
 	p.All.Cost = float64(p.All.InputTokens)
@@ -99,7 +100,7 @@ type slowEstimator struct {
 	maxAtOnce int
 }
 
-func (s *slowEstimator) Estimate(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte, e jobs.PlanItem) jobs.PlanItem {
+func (s *slowEstimator) Estimate(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte, e plan.Item) plan.Item {
 	s.mu.Lock()
 	s.running++
 	s.maxAtOnce = max(s.maxAtOnce, s.running)
@@ -107,7 +108,7 @@ func (s *slowEstimator) Estimate(ctx context.Context, st storage.Store, ref jobs
 	defer func() { s.mu.Lock(); s.running--; s.mu.Unlock() }()
 	if strings.HasPrefix(filepath.Base(ref.Key), "slow") {
 		<-ctx.Done()
-		e.Skip = jobs.PlanWouldFail + ctx.Err().Error()
+		e.Skip = plan.WouldFail + ctx.Err().Error()
 		return e
 	}
 	time.Sleep(5 * time.Millisecond)
@@ -131,7 +132,7 @@ func TestPlanEstimatesInABoundedPoolUnderTimeLimits(t *testing.T) {
 	pool := ingest.NewEstimatePool(2)
 	opts := ingest.PlanOptions{Sample: 100, Pool: pool, ItemTimeout: 100 * time.Millisecond, Timeout: 10 * time.Second}
 	var wg sync.WaitGroup
-	plans := make([]jobs.Plan, 3)
+	plans := make([]plan.Plan, 3)
 	start := time.Now()
 	for i := range plans {
 		wg.Go(func() {

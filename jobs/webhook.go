@@ -2,14 +2,9 @@ package jobs
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -28,29 +23,12 @@ const EventBatchCompleted = "batch.completed"
 // backoff: about seven hours in all) before its delivery is given up.
 const WebhookMaxRetry = 15
 
-// Headers of a webhook call.
-const (
-	// HeaderWebhookEvent names the event, e.g. "batch.completed".
-	HeaderWebhookEvent = "X-Llamapipe-Event"
-	// HeaderWebhookDelivery is the same on every attempt of one delivery,
-	// so receivers can ignore a repeat.
-	HeaderWebhookDelivery = "X-Llamapipe-Delivery"
-	// HeaderWebhookTimestamp is the signing time in Unix seconds.
-	HeaderWebhookTimestamp = "X-Llamapipe-Timestamp"
-	// HeaderWebhookSignature is "t=<unix>,v1=<hex HMAC-SHA256 of "<unix>.<body>">".
-	HeaderWebhookSignature = "X-Llamapipe-Signature"
-)
-
 // Webhook delivery states (WebhookState.Status).
 const (
 	WebhookPending   = "pending"
 	WebhookDelivered = "delivered"
 	WebhookFailed    = "failed"
 )
-
-// DefaultWebhookTolerance is how far a webhook's timestamp may be from the
-// receiver's clock when VerifyWebhook is given no tolerance.
-const DefaultWebhookTolerance = 5 * time.Minute
 
 // WebhookPayload is the payload of a TypeWebhook task: the batch only; the
 // worker reads everything else (and the URL) from the batch record.
@@ -147,74 +125,6 @@ func NewWebhookEvent(b Batch, c Counts) WebhookEvent {
 }
 
 func joinKey(loc, key string) string { return strings.TrimRight(loc, "/") + "/" + key }
-
-// SignWebhook returns the X-Llamapipe-Signature value of body signed at ts:
-// "t=<unix>,v1=<hex HMAC-SHA256(secret, "<unix>." + body)>".
-func SignWebhook(secret []byte, ts time.Time, body []byte) string {
-	unix := strconv.FormatInt(ts.Unix(), 10)
-	return "t=" + unix + ",v1=" + webhookMAC(secret, unix, body)
-}
-
-func webhookMAC(secret []byte, unix string, body []byte) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(unix))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// ErrWebhookSignature reports a webhook call whose signature is missing,
-// malformed, wrong or too old.
-var ErrWebhookSignature = errors.New("jobs: bad webhook signature")
-
-// VerifyWebhook checks a webhook call as a receiver gets it: the
-// X-Llamapipe-Signature header must hold a v1 HMAC-SHA256 of
-// "<t>.<body>" under secret, and t must be within tolerance of now (zero
-// tolerance: DefaultWebhookTolerance; negative: no time check). Several v1
-// values are accepted (any one matching), so senders can rotate secrets.
-// Errors wrap ErrWebhookSignature.
-func VerifyWebhook(secret []byte, header http.Header, body []byte, now time.Time, tolerance time.Duration) error {
-	if len(secret) == 0 {
-		return fmt.Errorf("%w: no secret to verify with", ErrWebhookSignature)
-	}
-	sig := header.Get(HeaderWebhookSignature)
-	if sig == "" {
-		return fmt.Errorf("%w: no %s header", ErrWebhookSignature, HeaderWebhookSignature)
-	}
-	var unix string
-	var macs []string
-	for part := range strings.SplitSeq(sig, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			return fmt.Errorf("%w: malformed %s header", ErrWebhookSignature, HeaderWebhookSignature)
-		}
-		switch k {
-		case "t":
-			unix = v
-		case "v1":
-			macs = append(macs, v)
-		}
-	}
-	ts, err := strconv.ParseInt(unix, 10, 64)
-	if err != nil || len(macs) == 0 {
-		return fmt.Errorf("%w: %s header needs t=<unix> and v1=<hex>", ErrWebhookSignature, HeaderWebhookSignature)
-	}
-	if tolerance == 0 {
-		tolerance = DefaultWebhookTolerance
-	}
-	if tolerance > 0 {
-		if d := now.Sub(time.Unix(ts, 0)).Abs(); d > tolerance {
-			return fmt.Errorf("%w: timestamp %d is %s away from now (tolerance %s)", ErrWebhookSignature, ts, d.Round(time.Second), tolerance)
-		}
-	}
-	want := []byte(webhookMAC(secret, unix, body))
-	for _, m := range macs {
-		if hmac.Equal([]byte(strings.ToLower(m)), want) {
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: no v1 signature matches the body", ErrWebhookSignature)
-}
 
 // WebhookState is the delivery state of a batch's completion webhook.
 type WebhookState struct {

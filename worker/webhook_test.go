@@ -17,6 +17,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/jobs/webhook"
 	"github.com/llamapipe/llamapipe/worker"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/offline"
@@ -45,7 +46,7 @@ func newReceiver(t *testing.T, secret []byte, script ...int) *receiver {
 		defer r.mu.Unlock()
 		r.bodies = append(r.bodies, body)
 		r.headers = append(r.headers, req.Header.Clone())
-		r.verified = append(r.verified, jobs.VerifyWebhook(r.secret, req.Header, body, time.Now(), time.Minute))
+		r.verified = append(r.verified, webhook.Verify(r.secret, req.Header, body, time.Now(), time.Minute))
 		code := r.script[min(r.calls, len(r.script)-1)]
 		r.calls++
 		if code == http.StatusFound {
@@ -116,17 +117,17 @@ func TestWebhookDeliveredAfterARetryWithOneDeliveryID(t *testing.T) {
 			t.Errorf("call %d: signature: %v", i+1, err)
 		}
 	}
-	if d0, d1 := headers[0].Get(jobs.HeaderWebhookDelivery), headers[1].Get(jobs.HeaderWebhookDelivery); d0 == "" || d0 != d1 {
+	if d0, d1 := headers[0].Get(webhook.HeaderDelivery), headers[1].Get(webhook.HeaderDelivery); d0 == "" || d0 != d1 {
 		t.Errorf("delivery IDs %q and %q: want one stable ID", d0, d1)
 	}
-	if got := headers[1].Get(jobs.HeaderWebhookEvent); got != jobs.EventBatchCompleted {
+	if got := headers[1].Get(webhook.HeaderEvent); got != jobs.EventBatchCompleted {
 		t.Errorf("event header %q", got)
 	}
 	if got := headers[1].Get("Content-Type"); got != "application/json" {
 		t.Errorf("content type %q", got)
 	}
-	if !strings.HasPrefix(headers[1].Get(jobs.HeaderWebhookSignature), "t="+headers[1].Get(jobs.HeaderWebhookTimestamp)+",v1=") {
-		t.Errorf("signature %q does not carry the timestamp header", headers[1].Get(jobs.HeaderWebhookSignature))
+	if !strings.HasPrefix(headers[1].Get(webhook.HeaderSignature), "t="+headers[1].Get(webhook.HeaderTimestamp)+",v1=") {
+		t.Errorf("signature %q does not carry the timestamp header", headers[1].Get(webhook.HeaderSignature))
 	}
 	var ev jobs.WebhookEvent
 	if err := json.Unmarshal(bodies[1], &ev); err != nil {

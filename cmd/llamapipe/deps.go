@@ -14,6 +14,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/localredis"
+	"github.com/llamapipe/llamapipe/jobs/redisconn"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/backends"
 	"github.com/llamapipe/llamapipe/storage/s3store"
@@ -69,9 +70,9 @@ func connect(ctx context.Context, cmd *cli.Command, private bool, stderr io.Writ
 		url, c.stop = srv.URL, srv.Stop
 	}
 	var err error
-	if c.opt, c.rdb, err = jobs.Dial(ctx, url); err != nil {
+	if c.opt, c.rdb, err = redisconn.Dial(ctx, url); err != nil {
 		c.Close()
-		if ue := (*jobs.RedisURLError)(nil); errors.As(err, &ue) {
+		if ue := (*redisconn.URLError)(nil); errors.As(err, &ue) {
 			return nil, &exitError{code: exitUsage, msg: "--redis-url: " + err.Error()}
 		}
 		return nil, err

@@ -5,20 +5,16 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
 	"github.com/llamapipe/llamapipe/ingest"
-	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/plan"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/worker/estimate"
-	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
 // Planning assumptions, in tokens (see worker/estimate).
@@ -75,61 +71,15 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			printPlan(stdout, prof, plan)
+			ui.PrintPlan(stdout, prof, plan)
 			return planBudget(ctx, cmd, stdout, stderr, o.Tenant, plan)
 		},
 	}
 }
 
-func printPlan(w io.Writer, prof llm.Profile, p jobs.Plan) {
-	fmt.Fprintf(w, "Plan for %s (%s): %d items, %d to process, %d skipped\n\n", prof.Model, prof.Provider, p.Total, p.All.Items, p.Total-p.All.Items)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	batch := prof.Prices.BatchDiscount > 0
-	header := "kind\titems\tpages\timages\trequests\test. input tokens\test. output tokens\test. cost\t"
-	if batch {
-		header += "batch API cost\t"
-	}
-	fmt.Fprintln(tw, header)
-	kinds := slices.Sorted(maps.Keys(p.Kinds))
-	line := func(name string, r jobs.PlanTotals) {
-		s := fmt.Sprintf("%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t", name, r.Items, r.Pages, r.Images, r.Requests, r.InputTokens, r.OutputTokens, money(r.Cost, prof.Prices.Currency))
-		if batch && r.BatchCost != nil {
-			s += money(*r.BatchCost, prof.Prices.Currency) + "\t"
-		}
-		fmt.Fprintln(tw, s)
-	}
-	for _, k := range kinds {
-		line(string(k), p.Kinds[k])
-	}
-	line("all", p.All)
-	_ = tw.Flush()
-	if len(p.Skips) > 0 {
-		fmt.Fprintln(w, "\nSkipped:")
-		reasons := make([]string, 0, len(p.Skips))
-		for r := range p.Skips {
-			reasons = append(reasons, r)
-		}
-		sort.Strings(reasons)
-		for _, r := range reasons {
-			fmt.Fprintf(w, "  %4d  %s\n", p.Skips[r], r)
-		}
-	}
-	if prof.Prices.InputPerMillion == 0 && prof.Prices.OutputPerMillion == 0 {
-		fmt.Fprintln(w, "\nThis profile has no prices: set them in a --profiles YAML file to see costs.")
-	}
-	fmt.Fprintln(w, "\nToken counts are estimates (pages × 550 for PDFs, text length for other documents, Llama 4 tiles for images); the report after a run has the real ones.")
-}
-
-func money(v float64, currency string) string {
-	if currency == "" {
-		return fmt.Sprintf("%.4f", v)
-	}
-	return fmt.Sprintf("%.4f %s", v, currency)
-}
-
 // planBudget compares the plan with its tenant's remaining budget, when a
 // tenants file is given (and Redis, which keeps the spend).
-func planBudget(ctx context.Context, cmd *cli.Command, stdout, stderr io.Writer, tenant string, plan jobs.Plan) error {
+func planBudget(ctx context.Context, cmd *cli.Command, stdout, stderr io.Writer, tenant string, plan plan.Plan) error {
 	if cmd.String("tenants") == "" {
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
@@ -70,8 +71,8 @@ func TestPlanEstimatesWithoutSending(t *testing.T) {
 	}
 	// 1000 USD / 1M input tokens: the image alone costs (img+500)/1000 USD plus its output.
 	wantCost := float64(wantIn)/1e3 + float64(planCaptionOutput)*2/1e3
-	if im[6] != money(wantCost, "") {
-		t.Errorf("image cost %s, want %s", im[6], money(wantCost, ""))
+	if im[6] != ui.Money(wantCost, "") {
+		t.Errorf("image cost %s, want %s", im[6], ui.Money(wantCost, ""))
 	}
 	if !strings.Contains(stdout, "HEIC images are not supported") {
 		t.Errorf("skip reason missing:\n%s", stdout)

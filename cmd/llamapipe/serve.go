@@ -18,6 +18,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/ingest/api"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/redisconn"
 	"github.com/llamapipe/llamapipe/worker/estimate"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/metrics"
@@ -78,7 +79,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 				return err
 			}
 			defer c.Close()
-			for _, warn := range jobs.CheckDurability(ctx, c.rdb) {
+			for _, warn := range redisconn.CheckDurability(ctx, c.rdb) {
 				log.Warn("redis may lose data", "warning", warn)
 			}
 			budgets, err := openTenants(cmd, c, log)

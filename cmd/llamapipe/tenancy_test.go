@@ -18,6 +18,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/jobs/webhook"
 )
 
 // tenancyEvent is one webhook call the test's receiver got.
@@ -198,16 +199,16 @@ func TestTenantsAreKeptApartThroughServe(t *testing.T) {
 
 	// Webhooks: each signed with its tenant's key only.
 	now := time.Now()
-	if err := jobs.VerifyWebhook([]byte(keys["alpha"]), alphaEv.header, alphaEv.body, now, time.Minute); err != nil {
+	if err := webhook.Verify([]byte(keys["alpha"]), alphaEv.header, alphaEv.body, now, time.Minute); err != nil {
 		t.Errorf("alpha's event with alpha's key: %v", err)
 	}
-	if err := jobs.VerifyWebhook([]byte(keys["beta"]), alphaEv.header, alphaEv.body, now, time.Minute); err == nil {
+	if err := webhook.Verify([]byte(keys["beta"]), alphaEv.header, alphaEv.body, now, time.Minute); err == nil {
 		t.Error("beta's key verifies alpha's event")
 	}
-	if err := jobs.VerifyWebhook([]byte(global), alphaEv.header, alphaEv.body, now, time.Minute); err == nil {
+	if err := webhook.Verify([]byte(global), alphaEv.header, alphaEv.body, now, time.Minute); err == nil {
 		t.Error("the global key verifies alpha's event")
 	}
-	if err := jobs.VerifyWebhook([]byte(keys["beta"]), betaEv.header, betaEv.body, now, time.Minute); err != nil {
+	if err := webhook.Verify([]byte(keys["beta"]), betaEv.header, betaEv.body, now, time.Minute); err != nil {
 		t.Errorf("beta's event with beta's key: %v", err)
 	}
 

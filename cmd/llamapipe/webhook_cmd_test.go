@@ -14,6 +14,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/jobs/webhook"
 )
 
 func TestIngestWebhookFlag(t *testing.T) {
@@ -51,7 +52,7 @@ func TestWorkerCallsTheSignedWebhook(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				body, _ := io.ReadAll(r.Body)
 				mu.Lock()
-				verified = append(verified, jobs.VerifyWebhook([]byte(secret), r.Header, body, time.Now(), time.Minute))
+				verified = append(verified, webhook.Verify([]byte(secret), r.Header, body, time.Now(), time.Minute))
 				mu.Unlock()
 			}))
 			defer srv.Close()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/redisconn"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/worker"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
@@ -43,7 +44,7 @@ func runWorker(ctx context.Context, cmd *cli.Command, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	for _, warn := range jobs.CheckDurability(ctx, c.rdb) {
+	for _, warn := range redisconn.CheckDurability(ctx, c.rdb) {
 		log.Warn("redis may lose data", "warning", warn)
 	}
 	w, _, err := newWorker(ctx, cmd, c, log, nil)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/plan"
 	"github.com/llamapipe/llamapipe/storage"
 )
 
@@ -69,7 +70,7 @@ type fakeEstimator struct {
 
 var _ ingest.ItemEstimator = fakeEstimator{}
 
-func (f fakeEstimator) Estimate(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte, e jobs.PlanItem) jobs.PlanItem {
+func (f fakeEstimator) Estimate(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte, e plan.Item) plan.Item {
 	if e.Kind == jobs.KindDocument {
 		e.TextTokens = int(e.Size / 4)
 		if e.Type == "pdf" {
@@ -79,7 +80,7 @@ func (f fakeEstimator) Estimate(ctx context.Context, st storage.Store, ref jobs.
 	return f.Extrapolate(e)
 }
 
-func (f fakeEstimator) Extrapolate(e jobs.PlanItem) jobs.PlanItem {
+func (f fakeEstimator) Extrapolate(e plan.Item) plan.Item {
 	e.Requests, e.OutputTokens = 1, 100
 	switch e.Kind {
 	case jobs.KindDocument:
@@ -90,12 +91,12 @@ func (f fakeEstimator) Extrapolate(e jobs.PlanItem) jobs.PlanItem {
 	return e
 }
 
-func (f fakeEstimator) Price(p *jobs.Plan) {
+func (f fakeEstimator) Price(p *plan.Plan) {
 	p.Profile, p.Provider, p.Priced = f.name, f.name, f.p.price > 0
 	if p.Priced {
 		p.Currency = "USD"
 	}
-	price := func(t *jobs.PlanTotals) {
+	price := func(t *plan.Totals) {
 		t.Cost = float64(t.InputTokens+t.OutputTokens) / 1e6 * f.p.price
 		if f.p.batchDiscount > 0 {
 			b := t.Cost * f.p.batchDiscount

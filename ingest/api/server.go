@@ -18,6 +18,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
+	"github.com/llamapipe/llamapipe/jobs/webhook"
 	"github.com/llamapipe/llamapipe/storage"
 )
 
@@ -165,7 +166,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	for _, h := range cfg.AllowWebhooks {
-		if err := jobs.ParseWebhookPrefix(h); err != nil {
+		if err := webhook.ParsePrefix(h); err != nil {
 			return nil, fmt.Errorf("api: allowed %w", err)
 		}
 	}

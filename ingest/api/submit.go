@@ -8,7 +8,9 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/plan"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
+	"github.com/llamapipe/llamapipe/jobs/webhook"
 )
 
 // SubmitResponse answers a submit or a retry.
@@ -20,7 +22,7 @@ type SubmitResponse struct {
 	Kinds    map[string]int `json:"kinds,omitempty"`
 	RetryOf  string         `json:"retry_of,omitempty"`
 	// Plan is the submit's estimate (absent for retries).
-	Plan *jobs.Plan `json:"plan,omitempty"`
+	Plan *plan.Plan `json:"plan,omitempty"`
 }
 
 // RetryRequest is the body of POST /v1/batches/{id}/retry (optional).
@@ -168,13 +170,13 @@ func newBudgetRefusal(be *tenants.BudgetError) BudgetRefusal {
 		Estimate: be.Estimate, Remaining: be.Remaining, Limit: be.Limit, Spent: be.Spent, Currency: be.Currency, Renews: be.Until.UTC()}}
 }
 
-// checkWebhook accepts a URL under an allowed prefix (jobs.WebhookAllowed
+// checkWebhook accepts a URL under an allowed prefix (webhook.Allowed
 // says how they compare).
 func (s *Server) checkWebhook(raw string) error {
 	if len(s.cfg.AllowWebhooks) == 0 {
 		return bad("webhooks are not enabled on this server (--webhook-allow)")
 	}
-	if err := jobs.WebhookAllowed(raw, s.cfg.AllowWebhooks); err != nil {
+	if err := webhook.Allowed(raw, s.cfg.AllowWebhooks); err != nil {
 		return bad("%v", err)
 	}
 	return nil

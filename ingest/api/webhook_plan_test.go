@@ -19,6 +19,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/jobs/plan"
 )
 
 func writeFile(t *testing.T, path string, data []byte) {
@@ -278,8 +279,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"RetryRequest":   reflect.TypeFor[RetryRequest](),
 		"Batch":          reflect.TypeFor[BatchView](),
 		"Counts":         reflect.TypeFor[jobs.Counts](),
-		"Plan":           reflect.TypeFor[jobs.Plan](),
-		"PlanTotals":     reflect.TypeFor[jobs.PlanTotals](),
+		"Plan":           reflect.TypeFor[plan.Plan](),
+		"PlanTotals":     reflect.TypeFor[plan.Totals](),
 		"WebhookState":   reflect.TypeFor[jobs.WebhookState](),
 		"WebhookEvent":   reflect.TypeFor[jobs.WebhookEvent](),
 		"Item":           reflect.TypeFor[jobs.Entry](),
@@ -333,10 +334,10 @@ func TestSubmitModelMode(t *testing.T) {
 }
 
 // plan estimates o exactly under the named profile ("": the workers').
-func (e *env) plan(profile string, o ingest.Options) (jobs.Plan, error) {
+func (e *env) plan(profile string, o ingest.Options) (plan.Plan, error) {
 	p, err := e.api.cfg.Profiles(profile)
 	if err != nil {
-		return jobs.Plan{}, err
+		return plan.Plan{}, err
 	}
 	return e.api.cfg.Ingester.Plan(context.Background(), o, p.Estimator, ingest.PlanOptions{Sample: -1})
 }

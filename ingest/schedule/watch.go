@@ -10,7 +10,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/ingest/watch"
-	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/redisconn"
 )
 
 // WatchSettings are a watch's own options (beside the batch options).
@@ -104,7 +104,7 @@ func (r redisEvents) Close() error { return r.Client.Close() }
 func eventSource(ctx context.Context, spec, endpoint string) (watch.EventSource, error) {
 	u, err := url.Parse(spec)
 	if err != nil {
-		return nil, configErrorf("--events: %v", jobs.RedactURL(err.Error(), spec))
+		return nil, configErrorf("--events: %v", redisconn.RedactURL(err.Error(), spec))
 	}
 	switch u.Scheme {
 	case "redis", "rediss":
@@ -117,7 +117,7 @@ func eventSource(ctx context.Context, spec, endpoint string) (watch.EventSource,
 		u.RawQuery = q.Encode()
 		opt, err := redis.ParseURL(u.String())
 		if err != nil {
-			return nil, configErrorf("--events: %v", jobs.RedactURL(err.Error(), spec))
+			return nil, configErrorf("--events: %v", redisconn.RedactURL(err.Error(), spec))
 		}
 		return redisEvents{&watch.RedisList{Client: redis.NewClient(opt), Key: key}}, nil
 	case "https", "http":

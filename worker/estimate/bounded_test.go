@@ -10,6 +10,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/plan"
 	"github.com/llamapipe/llamapipe/storage/backends"
 	"github.com/llamapipe/llamapipe/worker/estimate"
 )
@@ -30,14 +31,14 @@ func TestEstimateReadsABoundedPrefix(t *testing.T) {
 	}
 	o := ingest.Options{Spec: jobs.Spec{Sources: []string{dir}, Out: t.TempDir(), Task: jobs.TaskAuto}}
 	const limit = 64 << 10
-	p, err := plan(context.Background(), o, priced, estimate.Options{ReadLimit: limit}, -1)
+	p, err := makePlan(context.Background(), o, priced, estimate.Options{ReadLimit: limit}, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Total != 3 || p.Skipped != 0 || p.Partial != 2 {
 		t.Fatalf("plan %+v: want 3 items, none skipped, 2 partial (big.txt by prefix, big.pdf by size)", p)
 	}
-	whole, err := plan(context.Background(), o, priced, estimate.Options{ReadLimit: 4 << 20}, -1)
+	whole, err := makePlan(context.Background(), o, priced, estimate.Options{ReadLimit: 4 << 20}, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,14 +53,14 @@ func TestEstimateReadsABoundedPrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	one := func(name string, size, limit int64) jobs.PlanItem {
+	one := func(name string, size, limit int64) plan.Item {
 		ref := jobs.Ref{Location: st.Location(), Key: name, Size: size}
 		x := estimate.New(priced, estimate.Options{ReadLimit: limit})
 		typ := jobs.FileTXT
 		if strings.HasSuffix(name, ".pdf") {
 			typ = jobs.FilePDF
 		}
-		return x.Estimate(ctx, st, ref, nil, jobs.PlanItem{Kind: jobs.KindDocument, Type: typ, Size: size})
+		return x.Estimate(ctx, st, ref, nil, plan.Item{Kind: jobs.KindDocument, Type: typ, Size: size})
 	}
 	got, want := one("big.txt", int64(len(big)), limit), one("big.txt", int64(len(big)), 4<<20)
 	if !got.Partial || want.Partial || got.Skip != "" {

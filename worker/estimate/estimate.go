@@ -17,6 +17,7 @@ import (
 	_ "golang.org/x/image/webp"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/plan"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/chunk"
 	"github.com/llamapipe/llamapipe/worker/extract"
@@ -134,9 +135,9 @@ func New(prof llm.Profile, opts Options) *Estimator {
 // counted in Llama 4 tiles. At most the read limit (DefaultReadLimit) of a
 // document is read: a larger one is estimated from that prefix or its size
 // (e.Partial). An item that cannot be read gets a Skip reason starting
-// jobs.PlanWouldFail. Reads stop when ctx ends; a PDF within the read
+// plan.WouldFail. Reads stop when ctx ends; a PDF within the read
 // limit is parsed to the end.
-func (x *Estimator) Estimate(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte, e jobs.PlanItem) jobs.PlanItem {
+func (x *Estimator) Estimate(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte, e plan.Item) plan.Item {
 	switch e.Kind {
 	case jobs.KindImage:
 		w, h := imageSize(ctx, st, ref, head)
@@ -145,7 +146,7 @@ func (x *Estimator) Estimate(ctx context.Context, st storage.Store, ref jobs.Ref
 	case jobs.KindDocument:
 		tokens, pages, partial, err := documentTokens(ctx, st, ref, e.Type, x.passwords, x.readLimit)
 		if err != nil {
-			e.Skip = jobs.PlanWouldFail + err.Error()
+			e.Skip = plan.WouldFail + err.Error()
 			return e
 		}
 		e.Pages, e.TextTokens, e.Partial = pages, tokens, partial
@@ -159,7 +160,7 @@ func (x *Estimator) Estimate(ctx context.Context, st storage.Store, ref jobs.Ref
 // Extrapolate fills in the requests and tokens of e, which was not read: a
 // document from its TextTokens, an image (of unknown size) at the largest
 // size images are sent at.
-func (x *Estimator) Extrapolate(e jobs.PlanItem) jobs.PlanItem {
+func (x *Estimator) Extrapolate(e plan.Item) plan.Item {
 	var u llm.Usage
 	switch e.Kind {
 	case jobs.KindDocument:
@@ -176,7 +177,7 @@ func (x *Estimator) Extrapolate(e jobs.PlanItem) jobs.PlanItem {
 // Price names the profile in p (its preset, else its provider) and prices
 // p's totals under its prices, with the batch API's price when the profile
 // has a batch discount.
-func (x *Estimator) Price(p *jobs.Plan) {
+func (x *Estimator) Price(p *plan.Plan) {
 	prof := x.prof
 	p.Profile, p.Provider, p.Model, p.Currency = prof.Preset, prof.Provider, prof.Model, prof.Prices.Currency
 	if p.Profile == "" {
@@ -190,7 +191,7 @@ func (x *Estimator) Price(p *jobs.Plan) {
 	x.price(&p.All)
 }
 
-func (x *Estimator) price(t *jobs.PlanTotals) {
+func (x *Estimator) price(t *plan.Totals) {
 	prices := x.prof.Prices
 	t.Cost = prices.Cost(llm.Usage{InputTokens: int(t.InputTokens), OutputTokens: int(t.OutputTokens), ImageTokens: int(t.ImageTokens)})
 	t.BatchCost = nil
@@ -201,7 +202,7 @@ func (x *Estimator) price(t *jobs.PlanTotals) {
 }
 
 // setUsage copies a request's token counts into an item's estimate.
-func setUsage(e *jobs.PlanItem, u llm.Usage) {
+func setUsage(e *plan.Item, u llm.Usage) {
 	e.InputTokens, e.OutputTokens, e.ImageTokens = u.InputTokens, u.OutputTokens, u.ImageTokens
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/jobs/plan"
 	"github.com/llamapipe/llamapipe/storage/backends"
 	"github.com/llamapipe/llamapipe/worker/estimate"
 )
@@ -50,21 +51,21 @@ func TestPlanOpensEncryptedPDFsByFileName(t *testing.T) {
 		t.Fatal(err)
 	}
 	x := estimate.New(priced, estimate.Options{PDFPasswords: pw})
-	est := func(name string) jobs.PlanItem {
+	est := func(name string) plan.Item {
 		key := "encrypted/" + name
 		fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(key)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		ref := jobs.Ref{Location: dir, Key: key, Size: fi.Size()}
-		return x.Estimate(ctx, st, ref, nil, jobs.PlanItem{Kind: jobs.KindDocument, Type: "pdf", Size: fi.Size()})
+		return x.Estimate(ctx, st, ref, nil, plan.Item{Kind: jobs.KindDocument, Type: "pdf", Size: fi.Size()})
 	}
 	for _, name := range []string{"gen_contract_userpw_aes256.pdf", "issue6010_1.pdf"} {
 		if e := est(name); e.Skip != "" || e.Pages == 0 || e.Requests == 0 {
 			t.Errorf("%s with its password by file name: %+v, want pages and requests", name, e)
 		}
 	}
-	if e := est("pr6531_1.pdf"); !strings.HasPrefix(e.Skip, jobs.PlanWouldFail) {
-		t.Errorf("pr6531_1.pdf without a password: %+v, want %q", e, jobs.PlanWouldFail)
+	if e := est("pr6531_1.pdf"); !strings.HasPrefix(e.Skip, plan.WouldFail) {
+		t.Errorf("pr6531_1.pdf without a password: %+v, want %q", e, plan.WouldFail)
 	}
 }

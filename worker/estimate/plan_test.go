@@ -14,6 +14,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/jobs/plan"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/backends"
 	"github.com/llamapipe/llamapipe/worker/estimate"
@@ -27,7 +28,7 @@ func ingester() *ingest.Ingester {
 }
 
 // plan estimates what a batch with options o would hold under prof.
-func plan(ctx context.Context, o ingest.Options, prof llm.Profile, opts estimate.Options, sample int) (jobs.Plan, error) {
+func makePlan(ctx context.Context, o ingest.Options, prof llm.Profile, opts estimate.Options, sample int) (plan.Plan, error) {
 	return ingester().Plan(ctx, o, estimate.New(prof, opts), ingest.PlanOptions{Sample: sample})
 }
 
@@ -64,7 +65,7 @@ var priced = llm.Profile{Provider: llm.ProviderOpenAI, Preset: "priced", Model: 
 func TestEstimateExactly(t *testing.T) {
 	src := folder(t)
 	o := ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: t.TempDir(), Task: jobs.TaskAuto}}
-	p, err := plan(context.Background(), o, priced, estimate.Options{}, -1)
+	p, err := makePlan(context.Background(), o, priced, estimate.Options{}, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func TestEstimateExactly(t *testing.T) {
 	// A small budget splits the documents into chunks: more requests.
 	small := priced
 	small.ContextTokens = 4096 + 1500
-	q, err := plan(context.Background(), o, small, estimate.Options{MaxOutputTokens: 4096}, -1)
+	q, err := makePlan(context.Background(), o, small, estimate.Options{MaxOutputTokens: 4096}, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,11 +108,11 @@ func TestEstimateExactly(t *testing.T) {
 func TestEstimateExtrapolatesBeyondTheSample(t *testing.T) {
 	src := folder(t)
 	o := ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: t.TempDir(), Task: jobs.TaskAuto}}
-	exact, err := plan(context.Background(), o, priced, estimate.Options{}, -1)
+	exact, err := makePlan(context.Background(), o, priced, estimate.Options{}, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := plan(context.Background(), o, priced, estimate.Options{}, 1)
+	p, err := makePlan(context.Background(), o, priced, estimate.Options{}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestEstimateExtrapolatesBeyondTheSample(t *testing.T) {
 func TestEstimateStopsWithItsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := plan(ctx, ingest.Options{Spec: jobs.Spec{Sources: []string{folder(t)}, Out: t.TempDir()}}, priced, estimate.Options{}, 0)
+	_, err := makePlan(ctx, ingest.Options{Spec: jobs.Spec{Sources: []string{folder(t)}, Out: t.TempDir()}}, priced, estimate.Options{}, 0)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
@@ -145,15 +146,15 @@ func TestEstimateStopsWithItsContext(t *testing.T) {
 // input tokens are from the exact count.
 func BenchmarkEstimateCorpus(b *testing.B) {
 	o := ingest.Options{Spec: jobs.Spec{Sources: []string{jobstest.CorpusDir(b)}, Out: b.TempDir(), Task: jobs.TaskAuto}}
-	exact, err := plan(context.Background(), o, priced, estimate.Options{}, -1)
+	exact, err := makePlan(context.Background(), o, priced, estimate.Options{}, -1)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, sample := range []int{-1, 20, 50} {
 		b.Run(fmt.Sprintf("sample=%d", sample), func(b *testing.B) {
-			var p jobs.Plan
+			var p plan.Plan
 			for b.Loop() {
-				if p, err = plan(context.Background(), o, priced, estimate.Options{}, sample); err != nil {
+				if p, err = makePlan(context.Background(), o, priced, estimate.Options{}, sample); err != nil {
 					b.Fatal(err)
 				}
 			}

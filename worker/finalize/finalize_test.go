@@ -15,6 +15,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
+	"github.com/llamapipe/llamapipe/jobs/webhook"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/localstore"
 )
@@ -217,7 +218,7 @@ func TestHandleWebhookSignsAndRecordsTheDelivery(t *testing.T) {
 	if err := f.HandleWebhook(context.Background(), task); err != nil {
 		t.Fatal(err)
 	}
-	if err := jobs.VerifyWebhook(secret, got.header, got.body, created.Add(time.Minute), 0); err != nil {
+	if err := webhook.Verify(secret, got.header, got.body, created.Add(time.Minute), 0); err != nil {
 		t.Errorf("signature: %v", err)
 	}
 	var ev jobs.WebhookEvent

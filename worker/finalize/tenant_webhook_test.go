@@ -15,6 +15,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
+	"github.com/llamapipe/llamapipe/jobs/webhook"
 )
 
 // Each tenant's events are signed with its own key from the tenants file
@@ -68,23 +69,23 @@ func TestWebhookIsSignedWithTheTenantsOwnKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := jobs.VerifyWebhook([]byte(keys["alpha"]), alpha.header, alpha.body, at, 0); err != nil {
+	if err := webhook.Verify([]byte(keys["alpha"]), alpha.header, alpha.body, at, 0); err != nil {
 		t.Errorf("alpha's event with alpha's key: %v", err)
 	}
-	if err := jobs.VerifyWebhook([]byte(keys["beta"]), alpha.header, alpha.body, at, 0); err == nil {
+	if err := webhook.Verify([]byte(keys["beta"]), alpha.header, alpha.body, at, 0); err == nil {
 		t.Error("beta's key verifies alpha's event")
 	}
-	if err := jobs.VerifyWebhook(global, alpha.header, alpha.body, at, 0); err == nil {
+	if err := webhook.Verify(global, alpha.header, alpha.body, at, 0); err == nil {
 		t.Error("the global key verifies alpha's event")
 	}
 	beta, _, err := send("beta")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := jobs.VerifyWebhook([]byte(keys["beta"]), beta.header, beta.body, at, 0); err != nil {
+	if err := webhook.Verify([]byte(keys["beta"]), beta.header, beta.body, at, 0); err != nil {
 		t.Errorf("beta's event with beta's key: %v", err)
 	}
-	if err := jobs.VerifyWebhook([]byte(keys["alpha"]), beta.header, beta.body, at, 0); err == nil {
+	if err := webhook.Verify([]byte(keys["alpha"]), beta.header, beta.body, at, 0); err == nil {
 		t.Error("alpha's key verifies beta's event")
 	}
 	for _, name := range []string{"gamma", ""} {
@@ -92,7 +93,7 @@ func TestWebhookIsSignedWithTheTenantsOwnKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := jobs.VerifyWebhook(global, ev.header, ev.body, at, 0); err != nil {
+		if err := webhook.Verify(global, ev.header, ev.body, at, 0); err != nil {
 			t.Errorf("tenant %q without a key of its own: the global key: %v", name, err)
 		}
 	}

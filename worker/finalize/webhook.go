@@ -16,6 +16,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
+	"github.com/llamapipe/llamapipe/jobs/webhook"
 )
 
 const (
@@ -159,10 +160,10 @@ func (f *Finalizer) postWebhook(ctx context.Context, target, delivery string, se
 	now := f.now()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "llamapipe")
-	req.Header.Set(jobs.HeaderWebhookEvent, jobs.EventBatchCompleted)
-	req.Header.Set(jobs.HeaderWebhookDelivery, delivery)
-	req.Header.Set(jobs.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
-	req.Header.Set(jobs.HeaderWebhookSignature, jobs.SignWebhook(secret, now, body))
+	req.Header.Set(webhook.HeaderEvent, jobs.EventBatchCompleted)
+	req.Header.Set(webhook.HeaderDelivery, delivery)
+	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(webhook.HeaderSignature, webhook.Sign(secret, now, body))
 	client := f.client
 	if client == nil {
 		client = &http.Client{}

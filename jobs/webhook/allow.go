@@ -1,4 +1,4 @@
-package jobs
+package webhook
 
 import (
 	"errors"
@@ -8,9 +8,9 @@ import (
 	"strings"
 )
 
-// ErrWebhookNotAllowed is wrapped by WebhookAllowed's refusals of a
+// ErrNotAllowed is wrapped by Allowed's refusals of a
 // well-formed URL that lies under none of the allowed prefixes.
-var ErrWebhookNotAllowed = errors.New("not under an allowed webhook prefix")
+var ErrNotAllowed = errors.New("not under an allowed webhook prefix")
 
 // webhookTarget is a URL reduced to what an allow-list compares: scheme,
 // host (lower case), port (explicit or the scheme's) and the cleaned path.
@@ -19,12 +19,12 @@ type webhookTarget struct {
 	dir                      bool // the path ends in "/" (a prefix: only below it)
 }
 
-// ParseWebhookPrefix checks an operator's webhook prefix (serve
+// ParsePrefix checks an operator's webhook prefix (serve
 // --webhook-allow): an absolute http:// or https:// URL without
 // credentials, query or fragment, whose path has no "." or ".." segment
 // and no encoded "/", "\" or ".". An http:// prefix is the operator's
 // explicit choice to allow plain HTTP to that host.
-func ParseWebhookPrefix(p string) error {
+func ParsePrefix(p string) error {
 	_, err := parseWebhookURL(p, true)
 	if err != nil {
 		return fmt.Errorf("webhook prefix %s: %w", redact(p), err)
@@ -32,7 +32,7 @@ func ParseWebhookPrefix(p string) error {
 	return nil
 }
 
-// WebhookAllowed accepts raw, a batch's completion webhook, when it is an
+// Allowed accepts raw, a batch's completion webhook, when it is an
 // absolute http(s) URL without credentials, its path is already normal (no
 // "." or ".." segment, no encoded "/", "\" or "." that a server might
 // decode into one), and it lies under one of prefixes: the same scheme,
@@ -40,9 +40,9 @@ func ParseWebhookPrefix(p string) error {
 // that continues the prefix's at a segment boundary ("/llamapipe" admits
 // "/llamapipe" and "/llamapipe/x" but not "/llamapipe-evil"; a prefix
 // ending in "/" admits only paths below it). Query and fragment of raw are
-// not compared. Prefixes that ParseWebhookPrefix refuses admit nothing.
+// not compared. Prefixes that ParsePrefix refuses admit nothing.
 // The errors never repeat raw's password.
-func WebhookAllowed(raw string, prefixes []string) error {
+func Allowed(raw string, prefixes []string) error {
 	t, err := parseWebhookURL(raw, false)
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)
@@ -56,7 +56,7 @@ func WebhookAllowed(raw string, prefixes []string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("webhook %s is %w", redact(raw), ErrWebhookNotAllowed)
+	return fmt.Errorf("webhook %s is %w", redact(raw), ErrNotAllowed)
 }
 
 // under reports whether t lies under the prefix p.

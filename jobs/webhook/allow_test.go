@@ -1,11 +1,11 @@
-package jobs_test
+package webhook_test
 
 import (
 	"errors"
 	"strings"
 	"testing"
 
-	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/webhook"
 )
 
 func TestWebhookAllowed(t *testing.T) {
@@ -46,7 +46,7 @@ func TestWebhookAllowed(t *testing.T) {
 		{"https:///llamapipe/x", "absolute http"},
 		{"https:hooks.example.com/llamapipe/x", "absolute http"},
 	} {
-		err := jobs.WebhookAllowed(tc.url, prefixes)
+		err := webhook.Allowed(tc.url, prefixes)
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%s: %v, want allowed", tc.url, err)
@@ -55,27 +55,27 @@ func TestWebhookAllowed(t *testing.T) {
 		case err != nil && strings.Contains(err.Error(), "secret-pw"):
 			t.Errorf("%s: the error repeats the password: %v", tc.url, err)
 		}
-		if tc.want == "not under" && !errors.Is(err, jobs.ErrWebhookNotAllowed) {
+		if tc.want == "not under" && !errors.Is(err, webhook.ErrNotAllowed) {
 			t.Errorf("%s: %v does not wrap ErrWebhookNotAllowed", tc.url, err)
 		}
 	}
-	if err := jobs.WebhookAllowed("https://hooks.example.com/x", nil); err == nil {
+	if err := webhook.Allowed("https://hooks.example.com/x", nil); err == nil {
 		t.Error("no prefixes: allowed")
 	}
-	if err := jobs.WebhookAllowed("https://hooks.example.com/x", []string{"https://hooks.example.com/../"}); err == nil {
+	if err := webhook.Allowed("https://hooks.example.com/x", []string{"https://hooks.example.com/../"}); err == nil {
 		t.Error("a bad prefix admits a URL")
 	}
 }
 
 func TestParseWebhookPrefix(t *testing.T) {
 	for _, p := range []string{"https://hooks.example.com/", "http://b.example", "https://h.example:8443/a/b"} {
-		if err := jobs.ParseWebhookPrefix(p); err != nil {
+		if err := webhook.ParsePrefix(p); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
 	for _, p := range []string{"hooks.example.com", "ftp://h.example/", "https://u:p@h.example/", "https://h.example/a/../b",
 		"https://h.example/a?x=1", "https://h.example/a#f", "https://h.example/%2e%2e/"} {
-		if err := jobs.ParseWebhookPrefix(p); err == nil || !strings.Contains(err.Error(), "webhook prefix") {
+		if err := webhook.ParsePrefix(p); err == nil || !strings.Contains(err.Error(), "webhook prefix") {
 			t.Errorf("%s: %v, want refused", p, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package jobs
+package redisconn
 
 import (
 	"context"
@@ -13,12 +13,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ParseRedisURL accepts what asynq.ParseRedisURI does — redis://,
+// ParseURL accepts what asynq.ParseRedisURI does — redis://,
 // rediss:// (TLS), redis-socket://, redis-sentinel:// — and Redis Cluster as
 // redis-cluster://[:password@]host:port,host:port (rediss-cluster:// for
 // TLS). Errors may hold the URL: pass them through RedactURL before showing
 // them.
-func ParseRedisURL(s string) (asynq.RedisConnOpt, error) {
+func ParseURL(s string) (asynq.RedisConnOpt, error) {
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok || (scheme != "redis-cluster" && scheme != "rediss-cluster") {
 		return asynq.ParseRedisURI(s)
@@ -65,19 +65,19 @@ func RedactURL(s, url string) string {
 	return s
 }
 
-// RedisURLError is Dial's error for a URL that does not parse. Its message
+// URLError is Dial's error for a URL that does not parse. Its message
 // never holds the URL's password.
-type RedisURLError struct{ msg string }
+type URLError struct{ msg string }
 
-func (e *RedisURLError) Error() string { return e.msg }
+func (e *URLError) Error() string { return e.msg }
 
-// Dial connects to the Redis that url names (see ParseRedisURL) and pings it
+// Dial connects to the Redis that url names (see ParseURL) and pings it
 // within 5s. It returns the asynq connection option and a client made from
 // it; the caller closes the client. No error holds the URL's password.
 func Dial(ctx context.Context, url string) (asynq.RedisConnOpt, redis.UniversalClient, error) {
-	opt, err := ParseRedisURL(url)
+	opt, err := ParseURL(url)
 	if err != nil {
-		return nil, nil, &RedisURLError{msg: RedactURL(err.Error(), url)}
+		return nil, nil, &URLError{msg: RedactURL(err.Error(), url)}
 	}
 	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
 	if !ok {

@@ -1,12 +1,14 @@
-package jobs
+package plan
 
-// PlanItem is the estimate of one item of a batch before it runs: what
+import "github.com/llamapipe/llamapipe/jobs"
+
+// Item is the estimate of one item of a batch before it runs: what
 // `llamapipe plan` counts and the API's submit answer sums up.
-type PlanItem struct {
-	// Kind is the item's kind (KindDocument, KindImage); Type its sniffed
+type Item struct {
+	// Kind is the item's kind (jobs.KindDocument, jobs.KindImage); Type its sniffed
 	// file type ("pdf", "jpeg", ...).
-	Kind Kind
-	Type FileType
+	Kind jobs.Kind
+	Type jobs.FileType
 	Size int64
 	// Pages are a PDF's pages; Images is 1 for an image.
 	Pages    int
@@ -21,7 +23,7 @@ type PlanItem struct {
 	// chunking.
 	TextTokens int
 	// Skip is why the item would not be processed ("" if it would). An
-	// item that could not be read starts with PlanWouldFail.
+	// item that could not be read starts with WouldFail.
 	Skip string
 	// Partial is true when the item was too large to read whole for the
 	// estimate: its tokens were scaled from its first bytes, or (a PDF or
@@ -31,14 +33,14 @@ type PlanItem struct {
 
 // Skip reasons of a plan that are not the listing's.
 const (
-	// PlanUnchanged is the Skip of an item whose results are kept.
-	PlanUnchanged = "unchanged since the last run (results kept)"
-	// PlanWouldFail starts the Skip of an item the workers could not read.
-	PlanWouldFail = "would fail: "
+	// Unchanged is the Skip of an item whose results are kept.
+	Unchanged = "unchanged since the last run (results kept)"
+	// WouldFail starts the Skip of an item the workers could not read.
+	WouldFail = "would fail: "
 )
 
-// PlanTotals add up the items to be processed (of one kind, or all).
-type PlanTotals struct {
+// Totals add up the items to be processed (of one kind, or all).
+type Totals struct {
 	Items        int   `json:"items"`
 	Pages        int   `json:"pages"`
 	Images       int   `json:"images"`
@@ -55,7 +57,7 @@ type PlanTotals struct {
 }
 
 // Add adds one item's estimate to t.
-func (t *PlanTotals) Add(e PlanItem) {
+func (t *Totals) Add(e Item) {
 	t.Items++
 	t.Pages += e.Pages
 	t.Images += e.Images
@@ -83,8 +85,8 @@ type Plan struct {
 	Skips   map[string]int `json:"skips,omitempty"`
 	// Kinds are the totals of the items to be processed by kind; All the
 	// totals over every kind.
-	Kinds map[Kind]PlanTotals `json:"kinds"`
-	All   PlanTotals          `json:"all"`
+	Kinds map[jobs.Kind]Totals `json:"kinds"`
+	All   Totals               `json:"all"`
 	// Sampled is how many items were estimated exactly; Extrapolated is
 	// true when the others' numbers were scaled from them by size.
 	Sampled      int  `json:"sampled"`
