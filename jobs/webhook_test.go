@@ -82,4 +82,18 @@ func TestWebhookStateRoundTrip(t *testing.T) {
 	if c, err := tr.Counts(ctx, "b1"); err != nil || c.Done != 0 || c.Total != 0 {
 		t.Fatalf("counts %+v %v", c, err)
 	}
+	// A webhook attempt that lands after the record is gone (expired, or
+	// lost) writes nothing: no key without a TTL comes back.
+	if err := rdb.Del(ctx, jobs.BatchKey("", "b1")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.CountWebhookAttempt(ctx, "b1"); !errors.Is(err, jobs.ErrNoBatch) {
+		t.Errorf("attempt on a gone batch: %v, want ErrNoBatch", err)
+	}
+	if err := tr.SetWebhookState(ctx, "b1", want); !errors.Is(err, jobs.ErrNoBatch) {
+		t.Errorf("state of a gone batch: %v, want ErrNoBatch", err)
+	}
+	if n, err := rdb.Exists(ctx, jobs.BatchKey("", "b1")).Result(); err != nil || n != 0 {
+		t.Errorf("the gone batch's record came back (%d, %v)", n, err)
+	}
 }

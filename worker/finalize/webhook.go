@@ -116,6 +116,9 @@ func (f *Finalizer) HandleWebhook(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("webhook of %s: body of %d bytes over %d: %w", b.ID, len(body), webhookMaxBody, asynq.SkipRetry)
 	}
 	attempt, err := f.tracker.CountWebhookAttempt(ctx, b.ID)
+	if errors.Is(err, jobs.ErrNoBatch) { // the record expired since Get
+		return fmt.Errorf("webhook: %w: %w", err, asynq.SkipRetry)
+	}
 	if err != nil {
 		return err
 	}
@@ -131,7 +134,9 @@ func (f *Finalizer) HandleWebhook(ctx context.Context, t *asynq.Task) error {
 			st.Status = jobs.WebhookFailed
 		}
 	}
-	if err := f.tracker.SetWebhookState(ctx, b.ID, st); err != nil {
+	if err := f.tracker.SetWebhookState(ctx, b.ID, st); errors.Is(err, jobs.ErrNoBatch) {
+		return fmt.Errorf("webhook: %w: %w", err, asynq.SkipRetry)
+	} else if err != nil {
 		return errors.Join(sendErr, err)
 	}
 	switch st.Status {
