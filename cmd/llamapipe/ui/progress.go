@@ -59,6 +59,11 @@ func Follow(ctx context.Context, t Tracker, batch string, stdout, stderr io.Writ
 	defer tick.Stop()
 	for {
 		c, err := t.Counts(ctx, batch)
+		if errors.Is(err, jobs.ErrNoBatch) && jobs.Gone(err) == nil {
+			// The record was there (Get) and vanished with its tombstone
+			// (Redis lost its data): lost, not a batch to wait for.
+			err = &jobs.GoneError{ID: batch, State: jobs.StateLost, Tenant: b.Tenant}
+		}
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -73,5 +74,22 @@ func TestPrintStatusShowsTheWebhook(t *testing.T) {
 	}
 	if !strings.Contains(w.String(), "after 2 attempt(s), last answer HTTP 204") {
 		t.Errorf("output %q", w.String())
+	}
+}
+
+// vanishing is a batch record that Redis loses while it is followed.
+type vanishing struct{ fakeTracker }
+
+func (v vanishing) Counts(ctx context.Context, id string) (jobs.Counts, error) {
+	return jobs.Counts{}, fmt.Errorf("batch %s: %w", id, jobs.ErrNoBatch)
+}
+
+func TestFollowReportsALostBatch(t *testing.T) {
+	b := jobs.Batch{ID: "b1", Spec: jobs.Spec{Out: "/out/"}}
+	var stdout, stderr bytes.Buffer
+	err := Follow(context.Background(), vanishing{fakeTracker{b: b}}, "b1", &stdout, &stderr, true)
+	g := jobs.Gone(err)
+	if g == nil || g.State != jobs.StateLost || g.ID != "b1" {
+		t.Fatalf("a record that vanished while followed: %v, want the batch reported lost", err)
 	}
 }
