@@ -52,7 +52,7 @@ type Batches interface {
 	List(ctx context.Context, n int) ([]string, error)
 	Get(ctx context.Context, id string) (jobs.Batch, error)
 	Counts(ctx context.Context, batch string) (jobs.Counts, error)
-	Entries(ctx context.Context, batch string) ([]jobs.Entry, error)
+	EachEntry(ctx context.Context, batch string, fn func(jobs.Entry) error) error
 	Progress(ctx context.Context, batch string) ([]jobs.Progress, error)
 }
 

@@ -198,28 +198,51 @@ type ReasonGroup struct {
 
 const maxExamples = 5
 
-func groupByReason(entries []jobs.Entry, status string) []ReasonGroup {
-	byReason := map[string]*ReasonGroup{}
-	for _, e := range entries {
-		if e.Status != status {
-			continue
-		}
-		reason := e.Error
-		if reason == "" {
-			reason = "(no reason recorded)"
-		}
-		g := byReason[reason]
-		if g == nil {
-			g = &ReasonGroup{Reason: reason}
-			byReason[reason] = g
-		}
-		g.Count++
-		if len(g.Examples) < maxExamples {
-			g.Examples = append(g.Examples, e.Source)
-		}
+// maxReasons bounds the groups kept per status: a batch whose failures
+// all differ (a reason naming each file) still costs bounded memory; the
+// rest are counted under otherReasons.
+const maxReasons = 200
+
+const otherReasons = "(other reasons)"
+
+// reasonGroups groups a batch's entries of one status by reason as they
+// stream by (Tracker.EachEntry), with up to maxExamples sources each.
+type reasonGroups struct {
+	status   string
+	byReason map[string]*ReasonGroup
+}
+
+func newReasonGroups(status string) *reasonGroups {
+	return &reasonGroups{status: status, byReason: map[string]*ReasonGroup{}}
+}
+
+func (rg *reasonGroups) add(e jobs.Entry) {
+	if e.Status != rg.status {
+		return
 	}
-	out := make([]ReasonGroup, 0, len(byReason))
-	for _, g := range byReason {
+	reason := e.Error
+	if reason == "" {
+		reason = "(no reason recorded)"
+	}
+	g := rg.byReason[reason]
+	if g == nil && len(rg.byReason) >= maxReasons {
+		reason = otherReasons
+		g = rg.byReason[reason]
+	}
+	if g == nil {
+		g = &ReasonGroup{Reason: reason}
+		rg.byReason[reason] = g
+	}
+	g.Count++
+	if len(g.Examples) < maxExamples {
+		g.Examples = append(g.Examples, e.Source)
+	}
+}
+
+// groups lists the groups, most frequent first.
+func (rg *reasonGroups) groups() []ReasonGroup {
+	out := make([]ReasonGroup, 0, len(rg.byReason))
+	for _, g := range rg.byReason {
 		out = append(out, *g)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -266,8 +289,12 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, "batch", err)
 		return
 	}
-	entries, err := p.tracker.Entries(ctx, id)
-	if err != nil {
+	failed, skipped := newReasonGroups(jobs.StatusFailed), newReasonGroups(jobs.StatusSkipped)
+	if err := p.tracker.EachEntry(ctx, id, func(e jobs.Entry) error {
+		failed.add(e)
+		skipped.add(e)
+		return nil
+	}); err != nil {
 		p.fail(w, "batch entries", err)
 		return
 	}
@@ -301,8 +328,8 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		Tenant:   tenant,
 		Running:  running,
 		Batch:    v,
-		Failed:   groupByReason(entries, jobs.StatusFailed),
-		Skipped:  groupByReason(entries, jobs.StatusSkipped),
+		Failed:   failed.groups(),
+		Skipped:  skipped.groups(),
 		Manifest: locate(v.Out, v.ManifestPath()),
 		Report:   locate(v.Out, v.ReportPath()),
 		Refresh:  v.Refresh,
