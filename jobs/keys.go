@@ -26,6 +26,7 @@ import "time"
 //	BatchItemsKey             P:batch:{B}:items                    hash    kept (no TTL)
 //	BatchProgressKey          P:batch:{B}:progress                 hash    field deleted when its item is recorded
 //	BatchMappedKey            P:batch:{B}:mapped:I                 set     TTL 7d (MappedTTL); deleted at reduce
+//	KeptAnswersKey            P:batch:{B}:kept:I                   hash    TTL 7d (KeptAnswerTTL); deleted when I is recorded
 //	BatchesKey                P:batches                            zset    kept (no TTL)
 //	TenantBatchesKey          P:tenant:T:batches                   zset    kept (no TTL)
 //	ContentResultKey          P:content:<content key>              string  TTL 30d (ContentResultTTL)
@@ -57,6 +58,10 @@ const (
 	// MappedTTL is how long a long document's set of mapped chunks is kept
 	// in Redis (the reduce deletes it when it records the item).
 	MappedTTL = 7 * 24 * time.Hour
+	// KeptAnswerTTL is how long an item's model answers are kept in Redis
+	// when the output store's work area could not hold them (the worker
+	// deletes them once it records the item).
+	KeptAnswerTTL = 7 * 24 * time.Hour
 	// ContentResultTTL is how long a result is kept by content for reuse
 	// (captions of identical images).
 	ContentResultTTL = 30 * 24 * time.Hour
@@ -123,6 +128,16 @@ func BatchProgressKey(prefix, batch string) string { return BatchKey(prefix, bat
 // Tracker.ClearMapped once the reduce recorded the item.
 func BatchMappedKey(prefix, batch, item string) string {
 	return BatchKey(prefix, batch) + ":mapped:" + item
+}
+
+// KeptAnswersKey holds an item's model answers that wait for their result
+// to be stored, a hash: request name → answer (JSON), for when the output
+// store's work area (AnswerKey) cannot be written either.
+// Written by: Tracker.KeepAnswer (workers).
+// Lifetime: TTL KeptAnswerTTL (7 days), renewed by every answer kept;
+// deleted by Tracker.DropKeptAnswers once the item is recorded.
+func KeptAnswersKey(prefix, batch, item string) string {
+	return BatchKey(prefix, batch) + ":kept:" + item
 }
 
 // BatchesKey indexes every batch, a sorted set: batch ID scored by its

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/internal/iox"
@@ -87,7 +88,38 @@ func (s *Store) errorf(op, key string, err error) error {
 	if op != "put" && op != "delete" && notExist(err) {
 		return fmt.Errorf("localstore: %s %q in %s: %w", op, key, s.dir, storage.ErrNotExist)
 	}
-	return fmt.Errorf("localstore: %s %q in %s: %w", op, key, s.dir, err)
+	return fmt.Errorf("localstore: %s %q in %s: %w", op, key, s.dir, classify(key, err))
+}
+
+// nameMax is the longest file name (one path element) the common local
+// file systems take, in bytes.
+const nameMax = 255
+
+// classify marks the local errors that retrying cannot heal as
+// storage.PermanentError: a name too long for the file system, and a
+// refused permission or read-only file system (until a person changes it).
+func classify(key string, err error) error {
+	switch {
+	case errors.Is(err, syscall.ENAMETOOLONG):
+		return storage.Permanent(nameTooLong(key), fmt.Errorf("%w: %w", storage.ErrNameTooLong, err))
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		return storage.Permanent("access denied: "+err.Error()+" (give the worker write access)", fmt.Errorf("%w: %w", storage.ErrAccessDenied, err))
+	}
+	return err
+}
+
+// nameTooLong says which element of key is too long, and by how much.
+func nameTooLong(key string) string {
+	longest := ""
+	for _, el := range strings.Split(key, "/") {
+		if len(el) > len(longest) {
+			longest = el
+		}
+	}
+	if n := utf8.RuneCountInString(longest); n != len(longest) {
+		return fmt.Sprintf("name too long (%d chars, %d bytes; the limit is %d bytes per path element)", n, len(longest), nameMax)
+	}
+	return fmt.Sprintf("name too long (%d chars; the limit is %d bytes per path element)", len(longest), nameMax)
 }
 
 // Get opens an object, or the part of it that rng names.
