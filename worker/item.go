@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -126,6 +125,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 	recorded, complete, rerr := w.cfg.Tracker.Record(ctx, p.Batch, e)
 	if recorded {
 		w.itemRecorded(ctx, p, e, start)
+		w.dropKept(ctx, log, p, out.Kept)
 	}
 	if rerr != nil {
 		// Not recorded: let asynq retry the whole item — also after a
@@ -241,10 +241,30 @@ func (w *Worker) writeMarker(ctx context.Context, out storage.Store, p jobs.Item
 		return nil
 	}
 	mk := jobs.FingerprintKey(p.ResultBase, p.Task, p.Fingerprint)
-	if err := out.Put(ctx, mk, strings.NewReader(""), 0, "application/octet-stream"); err != nil {
-		return fmt.Errorf("write %s: %w", mk, err)
+	return stage.Put(ctx, out, mk, nil, "application/octet-stream")
+}
+
+// keeper keeps item p's model answers in out's work area (Redis when that
+// cannot be written) until its results are stored.
+func (w *Worker) keeper(log *slog.Logger, p jobs.ItemPayload, out storage.Store) stage.Keeper {
+	return stage.Keeper{Out: out, Stash: w.cfg.Tracker, Batch: p.Batch, Item: p.Item, Log: log}
+}
+
+// dropKept deletes the answers item p kept (names) and its Redis fallback
+// once the item is recorded, best effort (the work area's objects are
+// small; the Redis fallback expires by itself).
+func (w *Worker) dropKept(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, names []string) {
+	var out storage.Store
+	if len(names) > 0 {
+		var err error
+		if out, err = w.stores.get(ctx, p.Out); err != nil {
+			log.WarnContext(ctx, "kept answers not removed", "error", err.Error())
+			return
+		}
 	}
-	return nil
+	if err := w.keeper(log, p, out).Drop(ctx, names...); err != nil {
+		log.WarnContext(ctx, "kept answers not removed", "error", err.Error())
+	}
 }
 
 // read fetches the source object, refusing one that changed since ingest
