@@ -38,6 +38,21 @@ func (s *Stage) keptOrAsk(ctx context.Context, it Item, tmpl *prompts.Template, 
 	return a, nil
 }
 
+// cachedUnlessKept is cachedCaption, unless an earlier attempt of this
+// item kept its own answer (its result was written or not, the item was
+// not recorded): then that answer is used, its call charged with the item,
+// and the result never names the item's own source as duplicate_of.
+func (s *Stage) cachedUnlessKept(ctx context.Context, it Item, key string) (map[string]any, cacheSource, bool, error) {
+	doc, from, ok, err := s.cachedCaption(ctx, key)
+	if err != nil || !ok {
+		return doc, from, ok, err
+	}
+	if _, kept, kerr := it.Keep.Load(ctx, keptAnswer); kerr == nil && kept {
+		return nil, cacheSource{}, false, nil
+	}
+	return doc, from, true, nil
+}
+
 // ask prepares the image (data, its source's bytes; read again through
 // it.ReadSource when nil) and asks the model for its caption, once more
 // with the image halved when the provider finds it too large. An image in

@@ -140,7 +140,7 @@ func (s *Stage) Caption(ctx context.Context, it Item, data []byte) (stage.Outcom
 		copts.Products = product.SKU + "\x00" + product.Name + "\x00" + product.Brand
 	}
 	ckey := jobs.ContentKey(hex.EncodeToString(sum[:]), p.Task, tmpl.Version, prof.Model, copts)
-	if doc, from, ok, err := s.cachedCaption(ctx, ckey); err != nil {
+	if doc, from, ok, err := s.cachedUnlessKept(ctx, it, ckey); err != nil {
 		return o, err
 	} else if ok {
 		key := jobs.ResultKey(p.ResultBase, jobs.SuffixCaptionJSON)
