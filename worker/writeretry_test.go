@@ -163,7 +163,7 @@ func (e *env) noWorkLeft(out storage.Store, batch string) {
 		}
 		e.t.Errorf("work object left after the item was recorded: %s", info.Key)
 	}
-	keys, err := e.redis().Keys(ctx, jobs.BatchKey("", batch)+":kept:*").Result()
+	keys, err := e.redis().Keys(ctx, jobs.KeptAnswersKey("", batch, "*")).Result()
 	if err != nil || len(keys) > 0 {
 		e.t.Errorf("kept answers left in Redis: %v, %v", keys, err)
 	}
