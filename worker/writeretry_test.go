@@ -278,4 +278,3 @@ func TestResultWriteFailuresRetryTheWriteNotTheModel(t *testing.T) {
 		})
 	}
 }
-
