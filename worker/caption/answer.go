@@ -25,7 +25,7 @@ func (s *Stage) keptOrAsk(ctx context.Context, it Item, tmpl *prompts.Template, 
 	}
 	if ok {
 		kept.Restore(o)
-		o.Kept = append(o.Kept, keptAnswer)
+		o.Kept, o.KeptInRedis = append(o.Kept, keptAnswer), o.KeptInRedis || kept.InRedis
 		it.Log.InfoContext(ctx, "model answer kept by an earlier attempt: writing the result without asking again")
 		return kept.Answer, nil
 	}
@@ -34,7 +34,9 @@ func (s *Stage) keptOrAsk(ctx context.Context, it Item, tmpl *prompts.Template, 
 		return a, err
 	}
 	o.Kept = append(o.Kept, keptAnswer)
-	it.Keep.Keep(ctx, keptAnswer, stage.Kept{Answer: a, Outcome: *o, Requests: a.Calls, Estimated: a.Usage.Estimated})
+	if it.Keep.Keep(ctx, keptAnswer, stage.Kept{Answer: a, Outcome: *o, Requests: a.Calls, Estimated: a.Usage.Estimated}) {
+		o.KeptInRedis = true
+	}
 	return a, nil
 }
 

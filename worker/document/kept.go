@@ -32,7 +32,7 @@ func (s *summarizer) keptOr(ctx context.Context, name, prompt string, ask func()
 			return nil, stage.Answer{}, fmt.Errorf("%s prompt: %w", prompt, err)
 		}
 		kept.Restore(s.o)
-		s.o.Kept = append(s.o.Kept, name)
+		s.o.Kept, s.o.KeptInRedis = append(s.o.Kept, name), s.o.KeptInRedis || kept.InRedis
 		s.requests, s.estimated = kept.Requests, kept.Estimated
 		s.it.Log.InfoContext(ctx, "model answer kept by an earlier attempt: writing the digest without asking again", "answer", name)
 		return tmpl, kept.Answer, nil
@@ -42,6 +42,8 @@ func (s *summarizer) keptOr(ctx context.Context, name, prompt string, ask func()
 		return tmpl, a, err
 	}
 	s.o.Kept = append(s.o.Kept, name)
-	s.it.Keep.Keep(ctx, name, stage.Kept{Answer: a, Outcome: *s.o, Requests: s.requests, Estimated: s.estimated})
+	if s.it.Keep.Keep(ctx, name, stage.Kept{Answer: a, Outcome: *s.o, Requests: s.requests, Estimated: s.estimated}) {
+		s.o.KeptInRedis = true
+	}
 	return tmpl, a, nil
 }

@@ -152,11 +152,13 @@ func (s *Stage) Map(ctx context.Context, it Item, mp jobs.MapPayload) error {
 	case err == nil:
 		it.Log.InfoContext(ctx, "chunk already mapped: model not asked again")
 	case errors.Is(err, fs.ErrNotExist) || storage.IsPermanent(err):
-		if _, ok, err := it.Keep.GetWork(ctx, key, name); err != nil {
-			return err
-		} else if ok { // kept in Redis: the work area could not take it
-			it.Log.InfoContext(ctx, "chunk already mapped: model not asked again")
-			return nil
+		if it.Keep.Enabled() && !it.Keep.Fresh { // an earlier attempt may have kept it in Redis
+			if _, ok, err := it.Keep.GetWork(ctx, key, name); err != nil {
+				return err
+			} else if ok {
+				it.Log.InfoContext(ctx, "chunk already mapped: model not asked again")
+				return nil
+			}
 		}
 		res, err := s.mapAsk(ctx, it, mp)
 		if err != nil {

@@ -42,6 +42,10 @@ type Keeper struct {
 	Batch, Item string
 	// Log reports answers that could not be kept. Nil: nothing is logged.
 	Log *slog.Logger
+	// Fresh: this is the task's first attempt, so no earlier attempt can
+	// have kept an answer: Load finds nothing without looking (no store
+	// read, no Redis call on the common path).
+	Fresh bool
 }
 
 // Kept is one kept answer: the validated answer, and what the item had
@@ -53,6 +57,8 @@ type Kept struct {
 	Outcome   Outcome `json:"outcome"`
 	Requests  int     `json:"requests"`
 	Estimated bool    `json:"estimated,omitempty"`
+	// InRedis: the answer was kept in (or loaded from) the Redis fallback.
+	InRedis bool `json:"-"`
 }
 
 // Restore sets o's tokens, cost, currency and model to the kept ones.
@@ -70,29 +76,31 @@ func (k Kept) Restore(o *Outcome) {
 func (k Keeper) Enabled() bool { return k.Out != nil && k.Batch != "" && k.Item != "" }
 
 // Keep keeps an answer under name (a request of the item: "caption",
-// "summary", "reduce"). It is best effort: an answer that can be kept
-// nowhere is logged, and the item goes on to write its result.
-func (k Keeper) Keep(ctx context.Context, name string, kept Kept) {
+// "summary", "reduce") and reports whether it went to the Redis fallback.
+// It is best effort: an answer that can be kept nowhere is logged, and the
+// item goes on to write its result.
+func (k Keeper) Keep(ctx context.Context, name string, kept Kept) (inRedis bool) {
 	if !k.Enabled() {
-		return
+		return false
 	}
 	kept.V = 1
 	b, err := json.Marshal(kept)
 	if err == nil {
-		err = k.PutWork(ctx, jobs.AnswerKey(k.Batch, k.Item, name), name, b)
+		inRedis, err = k.putWork(ctx, jobs.AnswerKey(k.Batch, k.Item, name), name, b)
 	}
 	if err != nil && k.Log != nil {
 		k.Log.WarnContext(ctx, "model answer not kept: a failed result write would ask the model again", "answer", name, "error", err.Error())
 	}
+	return inRedis
 }
 
 // Load returns the answer kept under name by an earlier attempt, if any.
 func (k Keeper) Load(ctx context.Context, name string) (Kept, bool, error) {
 	var kept Kept
-	if !k.Enabled() {
+	if !k.Enabled() || k.Fresh {
 		return kept, false, nil
 	}
-	b, ok, err := k.GetWork(ctx, jobs.AnswerKey(k.Batch, k.Item, name), name)
+	b, inRedis, ok, err := k.getWork(ctx, jobs.AnswerKey(k.Batch, k.Item, name), name)
 	if err != nil || !ok {
 		return kept, false, err
 	}
@@ -101,6 +109,7 @@ func (k Keeper) Load(ctx context.Context, name string) (Kept, bool, error) {
 	if err := dec.Decode(&kept); err != nil || kept.Answer.Doc == nil {
 		return Kept{}, false, nil // unreadable: ask again
 	}
+	kept.InRedis = inRedis
 	return kept, true, nil
 }
 
@@ -126,41 +135,54 @@ func (k Keeper) Drop(ctx context.Context, names ...string) error {
 // to key in Out, trying again as Put does; when Out cannot take it, it is
 // kept in the Stash under name instead.
 func (k Keeper) PutWork(ctx context.Context, key, name string, b []byte) error {
+	_, err := k.putWork(ctx, key, name, b)
+	return err
+}
+
+func (k Keeper) putWork(ctx context.Context, key, name string, b []byte) (inRedis bool, _ error) {
 	err := put(ctx, k.Out, key, b, "application/json")
 	if err == nil {
-		return nil
+		return false, nil
 	}
 	if k.Stash == nil {
-		return fmt.Errorf("write %s: %w", key, err)
+		return false, fmt.Errorf("write %s: %w", key, err)
 	}
 	if serr := k.Stash.KeepAnswer(ctx, k.Batch, k.Item, name, b); serr != nil {
-		return errors.Join(fmt.Errorf("write %s: %w", key, err), serr)
+		return false, errors.Join(fmt.Errorf("write %s: %w", key, err), serr)
 	}
 	if k.Log != nil {
 		k.Log.WarnContext(ctx, "work area not writable: answer kept in Redis", "key", key, "error", err.Error())
 	}
-	return nil
+	return true, nil
 }
 
 // GetWork reads a work object PutWork wrote, from Out or else from the
 // Stash. A missing object is (nil, false, nil).
 func (k Keeper) GetWork(ctx context.Context, key, name string) ([]byte, bool, error) {
+	b, _, ok, err := k.getWork(ctx, key, name)
+	return b, ok, err
+}
+
+func (k Keeper) getWork(ctx context.Context, key, name string) (b []byte, inRedis, ok bool, _ error) {
+	if !k.Enabled() {
+		return nil, false, false, nil
+	}
 	b, err := readAll(ctx, k.Out, key)
 	if err == nil {
-		return b, true, nil
+		return b, false, true, nil
 	}
 	if k.Stash != nil {
 		if sb, ok, serr := k.Stash.KeptAnswer(ctx, k.Batch, k.Item, name); serr == nil && ok {
-			return sb, true, nil
+			return sb, true, true, nil
 		} else if serr != nil && errors.Is(err, fs.ErrNotExist) {
-			return nil, false, serr
+			return nil, false, false, serr
 		}
 	}
 	if errors.Is(err, fs.ErrNotExist) || storage.IsPermanent(err) {
 		// Not there, or never readable: nothing was kept there.
-		return nil, false, nil
+		return nil, false, false, nil
 	}
-	return nil, false, fmt.Errorf("read %s: %w", key, err)
+	return nil, false, false, fmt.Errorf("read %s: %w", key, err)
 }
 
 func readAll(ctx context.Context, st storage.Store, key string) ([]byte, error) {

@@ -21,6 +21,8 @@ type Outcome struct {
 	// its results are written (see Keeper); the worker deletes them once it
 	// records the item.
 	Kept []string
+	// KeptInRedis: one of them went to (or came from) the Redis fallback.
+	KeptInRedis bool
 }
 
 // Add accumulates another answer's usage into o.
