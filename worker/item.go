@@ -245,9 +245,9 @@ func (w *Worker) writeMarker(ctx context.Context, out storage.Store, p jobs.Item
 }
 
 // keeper keeps item p's model answers in out's work area (Redis when that
-// cannot be written) until its results are stored.
-// A task's first attempt (asynq's retry count 0; a task recovered from a
-// dead worker counts as retried) finds nothing kept without looking.
+// cannot be written) until its results are stored. A task's first attempt
+// (asynq's retry count 0; a task recovered from a dead worker counts as
+// retried) finds nothing kept without looking.
 func (w *Worker) keeper(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, out storage.Store) stage.Keeper {
 	retried, _ := asynq.GetRetryCount(ctx)
 	return stage.Keeper{Out: out, Stash: w.cfg.Tracker, Batch: p.Batch, Item: p.Item, Log: log, Fresh: retried == 0}
