@@ -88,7 +88,7 @@ func (s *Store) errorf(op, key string, err error) error {
 	if op != "put" && op != "delete" && notExist(err) {
 		return fmt.Errorf("localstore: %s %q in %s: %w", op, key, s.dir, storage.ErrNotExist)
 	}
-	return fmt.Errorf("localstore: %s %q in %s: %w", op, key, s.dir, classify(key, err))
+	return fmt.Errorf("localstore: %s %q in %s: %w", op, key, s.dir, classify(op, key, err))
 }
 
 // nameMax is the longest file name (one path element) the common local
@@ -98,12 +98,17 @@ const nameMax = 255
 // classify marks the local errors that retrying cannot heal as
 // storage.PermanentError: a name too long for the file system, and a
 // refused permission or read-only file system (until a person changes it).
-func classify(key string, err error) error {
+func classify(op, key string, err error) error {
 	switch {
 	case errors.Is(err, syscall.ENAMETOOLONG):
 		return storage.Permanent(nameTooLong(key), fmt.Errorf("%w: %w", storage.ErrNameTooLong, err))
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
-		return storage.Permanent("access denied: "+err.Error()+" (give the worker write access)", fmt.Errorf("%w: %w", storage.ErrAccessDenied, err))
+		access := "read"
+		if op == "put" || op == "delete" {
+			access = "write"
+		}
+		return storage.Permanent(fmt.Sprintf("access denied: %v (give the worker %s access)", err, access),
+			fmt.Errorf("%w: %w", storage.ErrAccessDenied, err))
 	}
 	return err
 }

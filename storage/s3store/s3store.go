@@ -222,7 +222,7 @@ func (s *Store) fail(op, fullKey string, err error) error {
 	case isInvalidRange(err):
 		err = fmt.Errorf("%w: %w", storage.ErrInvalidRange, err)
 	default:
-		err = permanent(s.url(fullKey), len(fullKey), err)
+		err = permanent(op, s.url(fullKey), len(fullKey), err)
 	}
 	return &Error{Op: op, URL: s.url(fullKey), Err: err}
 }
@@ -231,14 +231,18 @@ func (s *Store) fail(op, fullKey string, err error) error {
 // retried them already where that made sense, see retryRacedPut) as a
 // storage.PermanentError with a reason a person can act on; other errors
 // are returned as they are.
-func permanent(url string, keyLen int, err error) error {
+func permanent(op, url string, keyLen int, err error) error {
 	var apiErr smithy.APIError
 	if !errors.As(err, &apiErr) {
 		return err
 	}
 	switch code := apiErr.ErrorCode(); code {
 	case "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccountProblem":
-		return storage.Permanent(fmt.Sprintf("access denied (S3 %s) to %s: give the credentials write access", code, url),
+		access := "read"
+		if op == "put" || op == "delete" {
+			access = "write"
+		}
+		return storage.Permanent(fmt.Sprintf("access denied (S3 %s) to %s: give the credentials %s access", code, url, access),
 			fmt.Errorf("%w: %w", storage.ErrAccessDenied, err))
 	case "KeyTooLongError":
 		return storage.Permanent(fmt.Sprintf("name too long (%d bytes; the limit is 1024 bytes per S3 key)", keyLen),

