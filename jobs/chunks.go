@@ -10,6 +10,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -98,6 +99,16 @@ func ChunkKey(batch, item string, index int, ext string) string {
 // MapResultKey is the key of chunk index's map answer (JSON).
 func MapResultKey(batch, item string, index int) string {
 	return fmt.Sprintf("%smap-%04d.json", WorkPrefix(batch, item), index)
+}
+
+// AnswerKey is where a model's answer to one of an item's requests is kept
+// (the validated JSON, its usage, cost and model) until the item's result
+// is stored, so that a failed write is retried without asking the model
+// again. name tells the requests of an item apart ("caption", "summary",
+// "reduce"); the key is deterministic per item and request, under the
+// item's work prefix, and deleted with it once the item is recorded.
+func AnswerKey(batch, item, name string) string {
+	return WorkPrefix(batch, item) + "answer-" + name + ".json"
 }
 
 // NewMapTask builds one chunk's map task (deterministic ID: enqueueing it
@@ -252,6 +263,42 @@ func (t *Tracker) SetProgressUnlessRecorded(ctx context.Context, batch string, p
 	}
 	if err := setProgressScript.Run(ctx, t.rdb, []string{BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch)}, p.Item, b).Err(); err != nil {
 		return fmt.Errorf("progress of %s: %w", p.Source, err)
+	}
+	return nil
+}
+
+// KeepAnswer keeps an answer of an item in Redis under name, for when the
+// work area in the output store cannot be written (see AnswerKey): the
+// item's kept answers share one hash (KeptAnswersKey) with a TTL.
+func (t *Tracker) KeepAnswer(ctx context.Context, batch, item, name string, answer []byte) error {
+	key := KeptAnswersKey(t.prefix, batch, item)
+	if _, err := t.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, name, answer)
+		p.PExpire(ctx, key, KeptAnswerTTL)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("batch %s item %s: keep answer %s: %w", batch, item, name, err)
+	}
+	return nil
+}
+
+// KeptAnswer returns an answer KeepAnswer kept, if any.
+func (t *Tracker) KeptAnswer(ctx context.Context, batch, item, name string) ([]byte, bool, error) {
+	b, err := t.rdb.HGet(ctx, KeptAnswersKey(t.prefix, batch, item), name).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("batch %s item %s: kept answer %s: %w", batch, item, name, err)
+	}
+	return b, true, nil
+}
+
+// DropKeptAnswers forgets every answer kept for an item (once it is
+// recorded).
+func (t *Tracker) DropKeptAnswers(ctx context.Context, batch, item string) error {
+	if err := t.rdb.Del(ctx, KeptAnswersKey(t.prefix, batch, item)).Err(); err != nil {
+		return fmt.Errorf("batch %s item %s: drop kept answers: %w", batch, item, err)
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ import "time"
 //	BatchProgressKey          P:batch:{B}:progress                 hash    field deleted when its item is recorded; deleted at finalize
 //	BatchTombstoneKey         P:batch:{B}:tombstone                hash    TTL retention + TombstoneTTL (1y)
 //	BatchMappedKey            P:batch:{B}:mapped:I                 set     TTL 7d (MappedTTL); deleted at reduce
+//	KeptAnswersKey            P:batch:{B}:kept:I                   hash    TTL 7d (KeptAnswerTTL); deleted when I is recorded
 //	BatchesKey                P:batches                            zset    members trimmed past retention; TTL ≥ retention, renewed
 //	TenantBatchesKey          P:tenant:T:batches                   zset    like BatchesKey
 //	ContentResultKey          P:content:[T:]<content key>          string  TTL 30d (ContentResultTTL)
@@ -58,6 +59,10 @@ const (
 	// MappedTTL is how long a long document's set of mapped chunks is kept
 	// in Redis (the reduce deletes it when it records the item).
 	MappedTTL = 7 * 24 * time.Hour
+	// KeptAnswerTTL is how long an item's model answers are kept in Redis
+	// when the output store's work area could not hold them (the worker
+	// deletes them once it records the item).
+	KeptAnswerTTL = 7 * 24 * time.Hour
 	// ContentResultTTL is how long a result is kept by content for reuse
 	// (captions of identical images).
 	ContentResultTTL = 30 * 24 * time.Hour
@@ -150,6 +155,16 @@ func BatchTombstoneKey(prefix, batch string) string { return BatchKey(prefix, ba
 // Tracker.ClearMapped once the reduce recorded the item.
 func BatchMappedKey(prefix, batch, item string) string {
 	return BatchKey(prefix, batch) + ":mapped:" + item
+}
+
+// KeptAnswersKey holds an item's model answers that wait for their result
+// to be stored, a hash: request name → answer (JSON), for when the output
+// store's work area (AnswerKey) cannot be written either.
+// Written by: Tracker.KeepAnswer (workers).
+// Lifetime: TTL KeptAnswerTTL (7 days), renewed by every answer kept;
+// deleted by Tracker.DropKeptAnswers once the item is recorded.
+func KeptAnswersKey(prefix, batch, item string) string {
+	return BatchKey(prefix, batch) + ":kept:" + item
 }
 
 // BatchesKey indexes every batch, a sorted set: batch ID scored by its

@@ -37,6 +37,7 @@ func keyCases() []keyCase {
 		{"BatchProgressKey", jobs.BatchProgressKey("llamapipe", "b1"), "llamapipe:batch:{b1}:progress"},
 		{"BatchTombstoneKey", jobs.BatchTombstoneKey("llamapipe", "b1"), "llamapipe:batch:{b1}:tombstone"},
 		{"BatchMappedKey", jobs.BatchMappedKey("llamapipe", "b1", "9f86d081"), "llamapipe:batch:{b1}:mapped:9f86d081"},
+		{"KeptAnswersKey", jobs.KeptAnswersKey("llamapipe", "b1", "9f86d081"), "llamapipe:batch:{b1}:kept:9f86d081"},
 		{"BatchesKey", jobs.BatchesKey("llamapipe"), "llamapipe:batches"},
 		{"BatchesKey", jobs.BatchesKey(""), "llamapipe:batches"},
 		{"TenantBatchesKey", jobs.TenantBatchesKey("llamapipe", "legal"), "llamapipe:tenant:legal:batches"},
@@ -87,6 +88,7 @@ func TestKeyTTLsPinned(t *testing.T) {
 		got, want time.Duration
 	}{
 		{"MappedTTL", jobs.MappedTTL, 7 * day},
+		{"KeptAnswerTTL", jobs.KeptAnswerTTL, 7 * day},
 		{"ContentResultTTL", jobs.ContentResultTTL, 30 * day},
 		{"ContentClaimTTL", jobs.ContentClaimTTL, 10 * time.Minute},
 		{"SpendDayTTL", jobs.SpendDayTTL, 3 * day},
@@ -121,7 +123,7 @@ func hashTag(key string) string {
 // Cluster slot.
 func TestKeysShareHashTags(t *testing.T) {
 	groups := map[string][]string{
-		"b1":    {jobs.BatchKey("", "b1"), jobs.BatchItemsKey("", "b1"), jobs.BatchProgressKey("", "b1"), jobs.BatchTombstoneKey("", "b1"), jobs.BatchMappedKey("", "b1", "i")},
+		"b1":    {jobs.BatchKey("", "b1"), jobs.BatchItemsKey("", "b1"), jobs.BatchProgressKey("", "b1"), jobs.BatchTombstoneKey("", "b1"), jobs.BatchMappedKey("", "b1", "i"), jobs.KeptAnswersKey("", "b1", "i")},
 		"legal": {jobs.TenantSpendKey("", "legal", "2026-11-25"), jobs.TenantSpendKey("", "legal", "2026-11")},
 		"inbox": {jobs.WatchStateKey("", "inbox"), jobs.WatchSeenKey("", "inbox"), jobs.WatchLeaseKey("", "inbox")},
 		quota:   {jobs.FairShareLeasesKey(quota), jobs.FairShareWaitersKey(quota), jobs.FairShareActiveKey(quota), jobs.FairShareWeightsKey(quota)},

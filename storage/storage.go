@@ -200,3 +200,73 @@ func IsTransient(err error) bool {
 	}
 	return false
 }
+
+// ErrNameTooLong reports a key, or one of its elements, longer than the
+// backend takes (a local file name over 255 bytes, an S3 key over 1024).
+// Retrying cannot fix it: the backend wraps it in a PermanentError.
+var ErrNameTooLong = errors.New("storage: name too long")
+
+// ErrAccessDenied reports a store that refuses the operation to these
+// credentials (S3 AccessDenied after the SDK's retries, a local EACCES or
+// read-only file system). The backend wraps it in a PermanentError: it
+// heals only when a person changes the permissions.
+var ErrAccessDenied = errors.New("storage: access denied")
+
+// PermanentError is a storage failure that retrying the same operation will
+// not heal. Reason says, for a person, what is wrong and what to change
+// ("name too long (246 chars; the limit is 255 bytes per path element)");
+// Err is the backend's error (with ErrNameTooLong, ErrAccessDenied, … in
+// its chain). IsTransient is false for it and IsPermanent true.
+type PermanentError struct {
+	Reason string
+	Err    error
+}
+
+func (e *PermanentError) Error() string {
+	if e.Reason == "" && e.Err != nil {
+		return e.Err.Error()
+	}
+	return e.Reason
+}
+func (e *PermanentError) Unwrap() error   { return e.Err }
+func (e *PermanentError) Transient() bool { return false }
+
+// Permanent wraps err as a PermanentError with reason. It returns nil for a
+// nil err.
+func Permanent(reason string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Reason: reason, Err: err}
+}
+
+// IsPermanent reports whether retrying an operation that failed with err
+// cannot succeed: a *PermanentError in the chain, ErrInvalidKey,
+// ErrNameTooLong or ErrAccessDenied. Unlike !IsTransient it is false for
+// errors nobody classified (an unknown local I/O error): callers may retry
+// those a bounded number of times.
+func IsPermanent(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pe *PermanentError
+	if errors.As(err, &pe) {
+		return true
+	}
+	for _, permanent := range []error{ErrInvalidKey, ErrNameTooLong, ErrAccessDenied} {
+		if errors.Is(err, permanent) {
+			return true
+		}
+	}
+	return false
+}
+
+// PermanentReason is the Reason of err's PermanentError, or err's message
+// when it has none.
+func PermanentReason(err error) string {
+	var pe *PermanentError
+	if errors.As(err, &pe) && pe.Reason != "" {
+		return pe.Reason
+	}
+	return err.Error()
+}

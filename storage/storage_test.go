@@ -165,3 +165,29 @@ func TestIsTransient(t *testing.T) {
 		t.Errorf("Transient does not wrap transparently: %v", err)
 	}
 }
+
+func TestPermanentErrors(t *testing.T) {
+	inner := fmt.Errorf("%w: rename: file name too long", storage.ErrNameTooLong)
+	err := fmt.Errorf("localstore: put %q: %w", "k", storage.Permanent("name too long (300 chars; the limit is 255 bytes per path element)", inner))
+	if !storage.IsPermanent(err) || storage.IsTransient(err) || !errors.Is(err, storage.ErrNameTooLong) {
+		t.Errorf("wrapped PermanentError: permanent %v, transient %v", storage.IsPermanent(err), storage.IsTransient(err))
+	}
+	if got := storage.PermanentReason(err); got != "name too long (300 chars; the limit is 255 bytes per path element)" {
+		t.Errorf("reason %q", got)
+	}
+	for _, e := range []error{storage.ErrInvalidKey, storage.ErrAccessDenied, fmt.Errorf("x: %w", storage.ErrNameTooLong)} {
+		if !storage.IsPermanent(e) {
+			t.Errorf("IsPermanent(%v) = false", e)
+		}
+	}
+	// Errors nobody classified are neither: callers retry them a bounded
+	// number of times.
+	for _, e := range []error{nil, errors.New("disk hiccup"), storage.ErrNotExist, storage.Transient(errors.New("503"))} {
+		if storage.IsPermanent(e) {
+			t.Errorf("IsPermanent(%v) = true", e)
+		}
+	}
+	if storage.Permanent("r", nil) != nil {
+		t.Error("Permanent(nil) != nil")
+	}
+}

@@ -62,6 +62,10 @@ func classify(err error) error {
 		return permanent(err.Error(), err)
 	case errors.Is(err, fs.ErrNotExist):
 		return permanent("source no longer exists: it was deleted or moved after ingest", err)
+	case storage.IsPermanent(err):
+		// A store that refuses the name or the credentials: retrying the
+		// item cannot heal it (the stages already retried the write).
+		return permanent(err.Error(), err)
 	}
 	switch llm.KindOf(err) {
 	case llm.Fatal:

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -126,6 +125,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 	recorded, complete, rerr := w.cfg.Tracker.Record(ctx, p.Batch, e)
 	if recorded {
 		w.itemRecorded(ctx, p, e, start)
+		w.dropKept(ctx, log, p, out)
 	}
 	if rerr != nil {
 		// Not recorded: let asynq retry the whole item — also after a
@@ -218,10 +218,10 @@ func (w *Worker) process(ctx context.Context, log *slog.Logger, p jobs.ItemPaylo
 	var o outcome
 	switch p.Task {
 	case jobs.TaskCaption:
-		o, err = w.caption.Caption(ctx, w.captionItem(log, p, out, model), data)
+		o, err = w.caption.Caption(ctx, w.captionItem(ctx, log, p, out, model), data)
 	case jobs.TaskSummarize:
 		var maps []jobs.MapPayload
-		o, maps, err = w.document.Summarize(ctx, w.documentItem(log, p, out, model), data, start)
+		o, maps, err = w.document.Summarize(ctx, w.documentItem(ctx, log, p, out, model), data, start)
 		if err == nil && o.Continued {
 			err = w.enqueueMaps(ctx, log, p, maps)
 		}
@@ -241,10 +241,36 @@ func (w *Worker) writeMarker(ctx context.Context, out storage.Store, p jobs.Item
 		return nil
 	}
 	mk := jobs.FingerprintKey(p.ResultBase, p.Task, p.Fingerprint)
-	if err := out.Put(ctx, mk, strings.NewReader(""), 0, "application/octet-stream"); err != nil {
-		return fmt.Errorf("write %s: %w", mk, err)
+	return stage.Put(ctx, out, mk, nil, "application/octet-stream")
+}
+
+// keeper keeps item p's model answers in out's work area (Redis when that
+// cannot be written) until its results are stored. A task's first attempt
+// (asynq's retry count 0; a task recovered from a dead worker counts as
+// retried) finds nothing kept without looking.
+func (w *Worker) keeper(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, out storage.Store) stage.Keeper {
+	retried, _ := asynq.GetRetryCount(ctx)
+	return stage.Keeper{Out: out, Stash: w.cfg.Tracker, Batch: p.Batch, Item: p.Item, Log: log, Fresh: retried == 0}
+}
+
+// dropKept deletes the answers item p kept (o.Kept) and, when it used it,
+// its Redis fallback, once the item is recorded; best effort (the Redis
+// fallback expires by itself).
+func (w *Worker) dropKept(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, o outcome) {
+	if len(o.Kept) == 0 && !o.KeptInRedis {
+		return
 	}
-	return nil
+	out, err := w.stores.get(ctx, p.Out)
+	if err == nil {
+		k := w.keeper(ctx, log, p, out)
+		if !o.KeptInRedis {
+			k.Stash = nil
+		}
+		err = k.Drop(ctx, o.Kept...)
+	}
+	if err != nil {
+		log.WarnContext(ctx, "kept answers not removed", "error", err.Error())
+	}
 }
 
 // read fetches the source object, refusing one that changed since ingest

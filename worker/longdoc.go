@@ -153,7 +153,7 @@ func (w *Worker) mapChunk(ctx context.Context, log *slog.Logger, mp jobs.MapPayl
 	if err != nil {
 		return err
 	}
-	if err := w.document.Map(ctx, w.documentItem(log, p, out, model), mp); err != nil {
+	if err := w.document.Map(ctx, w.documentItem(ctx, log, p, out, model), mp); err != nil {
 		return err
 	}
 	n, err := w.cfg.Tracker.MarkMapped(ctx, p.Batch, p.Item, mp.Index)
@@ -224,20 +224,21 @@ func (w *Worker) reduceItem(ctx context.Context, log *slog.Logger, rp jobs.Reduc
 	if err != nil {
 		return err
 	}
-	if err := w.document.Reduce(ctx, w.documentItem(log, p, out, model), rp, o); err != nil {
+	if err := w.document.Reduce(ctx, w.documentItem(ctx, log, p, out, model), rp, o); err != nil {
 		return err
 	}
 	return w.writeMarker(ctx, out, p)
 }
 
-// removeWork deletes an item's work objects and its set of mapped chunks,
+// removeWork deletes an item's work objects (kept answers included, in the
+// work area and in Redis) and its set of mapped chunks,
 // best effort: the item is recorded already.
 func (w *Worker) removeWork(ctx context.Context, log *slog.Logger, p jobs.ItemPayload) {
 	out, err := w.stores.get(ctx, p.Out)
 	if err == nil {
 		err = document.RemoveWork(ctx, out, p)
 	}
-	err = errors.Join(err, w.cfg.Tracker.ClearMapped(ctx, p.Batch, p.Item))
+	err = errors.Join(err, w.cfg.Tracker.ClearMapped(ctx, p.Batch, p.Item), w.cfg.Tracker.DropKeptAnswers(ctx, p.Batch, p.Item))
 	if err != nil {
 		log.WarnContext(ctx, "work objects not removed", "prefix", jobs.WorkPrefix(p.Batch, p.Item), "error", err.Error())
 	}

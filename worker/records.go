@@ -6,6 +6,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/worker/caption"
+	"github.com/llamapipe/llamapipe/worker/stage"
 )
 
 // Records is what the worker keeps of batches (a *jobs.Tracker): an
@@ -40,6 +41,10 @@ type Records interface {
 
 	// The caption stage's content cache.
 	caption.Cache
+
+	// Model answers kept in Redis until their result is stored, when the
+	// output store's work area cannot hold them.
+	stage.Stash
 }
 
 var _ Records = (*jobs.Tracker)(nil)

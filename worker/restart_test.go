@@ -310,6 +310,18 @@ func waitDone(t *testing.T, tr *jobs.Tracker, batch string, n int) {
 	}
 }
 
+// waitCallInFlight waits until a model call is in flight, so that the fault
+// injected next hits an item between its call and its record (right after
+// an item is recorded its worker may still be tidying up or dequeuing).
+func waitCallInFlight(t *testing.T, m *slowModel) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); m.begun.Load() <= m.ended.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no model call in flight after 10s")
+		}
+	}
+}
+
 // waitInFlightEnded waits until every model call begun before now has
 // ended, so each item in flight when a service died went on to use it.
 func waitInFlightEnded(t *testing.T, m *slowModel) {
@@ -403,6 +415,7 @@ func TestRedisRestartMidBatch(t *testing.T) {
 	e.startLoggedWorker(model, 4)
 
 	waitDone(t, e.tracker, res.BatchID, 5)
+	waitCallInFlight(t, model)
 	rs.kill()
 	killed := time.Now()
 	// Every item in flight finishes its model call and then meets a dead
@@ -465,6 +478,7 @@ func TestMinIORestartMidBatch(t *testing.T) {
 	e.startLoggedWorker(model, 4)
 
 	waitDone(t, e.tracker, res.BatchID, 5)
+	waitCallInFlight(t, model)
 	ms.kill()
 	killed := time.Now()
 	// Every item in flight finishes its model call and then meets a dead

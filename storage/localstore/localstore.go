@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/internal/iox"
@@ -146,7 +147,43 @@ func (s *Store) errorf(op, key string, err error) error {
 	if op != "put" && op != "delete" && notExist(err) {
 		return fmt.Errorf("localstore: %s %q in %s: %w", op, key, s.dir, storage.ErrNotExist)
 	}
-	return fmt.Errorf("localstore: %s %q in %s: %w", op, key, s.dir, err)
+	return fmt.Errorf("localstore: %s %q in %s: %w", op, key, s.dir, classify(op, key, err))
+}
+
+// nameMax is the longest file name (one path element) the common local
+// file systems take, in bytes.
+const nameMax = 255
+
+// classify marks the local errors that retrying cannot heal as
+// storage.PermanentError: a name too long for the file system, and a
+// refused permission or read-only file system (until a person changes it).
+func classify(op, key string, err error) error {
+	switch {
+	case errors.Is(err, syscall.ENAMETOOLONG):
+		return storage.Permanent(nameTooLong(key), fmt.Errorf("%w: %w", storage.ErrNameTooLong, err))
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		access := "read"
+		if op == "put" || op == "delete" {
+			access = "write"
+		}
+		return storage.Permanent(fmt.Sprintf("access denied: %v (give the worker %s access)", err, access),
+			fmt.Errorf("%w: %w", storage.ErrAccessDenied, err))
+	}
+	return err
+}
+
+// nameTooLong says which element of key is too long, and by how much.
+func nameTooLong(key string) string {
+	longest := ""
+	for _, el := range strings.Split(key, "/") {
+		if len(el) > len(longest) {
+			longest = el
+		}
+	}
+	if n := utf8.RuneCountInString(longest); n != len(longest) {
+		return fmt.Sprintf("name too long (%d chars, %d bytes; the limit is %d bytes per path element)", n, len(longest), nameMax)
+	}
+	return fmt.Sprintf("name too long (%d chars; the limit is %d bytes per path element)", len(longest), nameMax)
 }
 
 // Get opens an object, or the part of it that rng names.

@@ -210,3 +210,36 @@ func TestObjectFolderConflict(t *testing.T) {
 		}
 	}
 }
+
+// A name the file system cannot take, and a folder the worker may not write
+// to, are permanent errors with a reason a person can act on: retrying
+// cannot heal them.
+func TestNameTooLongAndDeniedArePermanent(t *testing.T) {
+	s := storagetest.NewLocalStore(t)
+	ctx := t.Context()
+	name := strings.Repeat("n", 246) + ".caption.json"
+	err := s.Put(ctx, "out/"+name, strings.NewReader("{}"), 2, "application/json")
+	var pe *storage.PermanentError
+	if !errors.As(err, &pe) || !errors.Is(err, storage.ErrNameTooLong) || !storage.IsPermanent(err) || storage.IsTransient(err) {
+		t.Fatalf("Put of a %d-char name = %v, want a permanent ErrNameTooLong", len(name), err)
+	}
+	if want := "name too long (259 chars; the limit is 255 bytes per path element)"; pe.Reason != want {
+		t.Errorf("reason %q, want %q", pe.Reason, want)
+	}
+	if os.Geteuid() == 0 {
+		return // root writes anywhere
+	}
+	dir := filepath.Join(t.TempDir(), "ro")
+	if err := os.MkdirAll(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := localstore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	err = ro.Put(ctx, "a.json", strings.NewReader("{}"), 2, "application/json")
+	if !errors.Is(err, storage.ErrAccessDenied) || !storage.IsPermanent(err) {
+		t.Errorf("Put into a read-only folder = %v, want a permanent ErrAccessDenied", err)
+	}
+}

@@ -221,8 +221,36 @@ func (s *Store) fail(op, fullKey string, err error) error {
 		err = fmt.Errorf("%w: %w", storage.ErrNotExist, err)
 	case isInvalidRange(err):
 		err = fmt.Errorf("%w: %w", storage.ErrInvalidRange, err)
+	default:
+		err = permanent(op, s.url(fullKey), len(fullKey), err)
 	}
 	return &Error{Op: op, URL: s.url(fullKey), Err: err}
+}
+
+// permanent marks the S3 answers that retrying cannot heal (the SDK has
+// retried them already where that made sense, see retryRacedPut) as a
+// storage.PermanentError with a reason a person can act on; other errors
+// are returned as they are.
+func permanent(op, url string, keyLen int, err error) error {
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return err
+	}
+	switch code := apiErr.ErrorCode(); code {
+	case "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccountProblem":
+		access := "read"
+		if op == "put" || op == "delete" {
+			access = "write"
+		}
+		return storage.Permanent(fmt.Sprintf("access denied (S3 %s) to %s: give the credentials %s access", code, url, access),
+			fmt.Errorf("%w: %w", storage.ErrAccessDenied, err))
+	case "KeyTooLongError":
+		return storage.Permanent(fmt.Sprintf("name too long (%d bytes; the limit is 1024 bytes per S3 key)", keyLen),
+			fmt.Errorf("%w: %w", storage.ErrNameTooLong, err))
+	case "InvalidBucketName", "NoSuchBucket":
+		return storage.Permanent(fmt.Sprintf("bucket of %s: %s (S3 %s)", url, apiErr.ErrorMessage(), code), err)
+	}
+	return err
 }
 
 func (s *Store) key(key string) (string, error) {

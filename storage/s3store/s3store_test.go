@@ -191,6 +191,7 @@ func TestErrorMapping(t *testing.T) {
 		// race, see TestPutRetriesRacedAccessDenied), but stays permanent.
 		{"put AccessDenied", 403, "AccessDenied", putErr, false, false, false, 2},
 		{"stat 403", 403, "", statErr, false, false, false, 1},
+		{"put KeyTooLongError", 400, "KeyTooLongError", putErr, false, false, false, 1},
 		{"get SlowDown", 503, "SlowDown", getErr, false, false, true, 2},
 		{"put InternalError", 500, "InternalError", putErr, false, false, true, 2},
 		{"list SlowDown", 503, "SlowDown", listErr, false, false, true, 2},
@@ -218,6 +219,18 @@ func TestErrorMapping(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "\"s\"") {
 				t.Errorf("error %q may contain the secret", err)
+			}
+			// Answers that retrying cannot heal are permanent, with a
+			// reason a person can act on.
+			wantPermanent := tc.code == "AccessDenied" || tc.code == "KeyTooLongError"
+			if got := storage.IsPermanent(err); got != wantPermanent {
+				t.Errorf("IsPermanent(%v) = %v, want %v", err, got, wantPermanent)
+			}
+			if tc.code == "AccessDenied" && (!errors.Is(err, storage.ErrAccessDenied) || !strings.Contains(storage.PermanentReason(err), "give the credentials ")) {
+				t.Errorf("AccessDenied: %v, want ErrAccessDenied with an actionable reason", err)
+			}
+			if tc.code == "KeyTooLongError" && !errors.Is(err, storage.ErrNameTooLong) {
+				t.Errorf("KeyTooLongError: %v, want ErrNameTooLong", err)
 			}
 			if got := n.Load(); got != tc.attempts {
 				t.Errorf("server saw %d requests, want %d", got, tc.attempts)

@@ -89,6 +89,9 @@ type Item struct {
 	Model      Model
 	Log        *slog.Logger
 	ReadSource func(ctx context.Context) ([]byte, error)
+	// Keep keeps the model's answer until the result is written (see
+	// stage.Keeper). Zero: nothing is kept.
+	Keep stage.Keeper
 }
 
 // ErrDuplicateInFlight: an identical image is being captioned by another
@@ -145,7 +148,7 @@ func (s *Stage) Caption(ctx context.Context, it Item, data []byte) (stage.Outcom
 		copts.Products = product.SKU + "\x00" + product.Name + "\x00" + product.Brand
 	}
 	ckey := jobs.ContentKey(hex.EncodeToString(sum[:]), p.Task, tmpl.Version, prof.Model, copts)
-	if doc, from, ok, err := s.cachedCaption(ctx, tenant, ckey); err != nil {
+	if doc, from, ok, err := s.cachedUnlessKept(ctx, it, tenant, ckey); err != nil {
 		return o, err
 	} else if ok {
 		key := jobs.ResultKey(p.ResultBase, jobs.SuffixCaptionJSON)
@@ -174,48 +177,9 @@ func (s *Stage) Caption(ctx context.Context, it Item, data []byte) (stage.Outcom
 			_ = s.cfg.Cache.ReleaseClaim(context.WithoutCancel(ctx), tenant, ckey, owner)
 		}
 	}()
-	opts := ImageOptions(s.cfg.Image, prof)
-	var a stage.Answer
-	for shrink := 0; ; shrink++ {
-		if data == nil { // the source was let go after the first preparation
-			if data, err = it.ReadSource(ctx); err != nil {
-				return o, err
-			}
-		}
-		img, err := s.prepareImage(ctx, data, opts)
-		// The source (up to tens of MB) is not kept while the model answers.
-		data = nil
-		if errors.Is(err, imageprep.ErrUnsupported) {
-			// A format we cannot decode is skipped, with the reason.
-			o.Skipped = err.Error() + ": convert it to JPEG or PNG"
-			return o, nil
-		}
-		if err != nil {
-			return o, imageError(err)
-		}
-		log.DebugContext(ctx, "image prepared", "width", img.Width, "height", img.Height, "bytes", len(img.JPEG), "orientation", img.Orientation)
-		req := llm.Request{
-			System:          tmpl.System,
-			Parts:           []llm.Part{{Text: user}, {Image: &llm.Image{MIME: "image/jpeg", Data: img.JPEG, Width: img.Width, Height: img.Height}}},
-			MaxOutputTokens: p.Options.MaxOutputTokens,
-		}
-		a, err = stage.Ask(ctx, it.Model, tmpl, req, out, p.ResultBase)
-		if err != nil && llm.KindOf(err) == llm.TooLarge && shrink == 0 {
-			// The provider found the image too large: halve it once and retry.
-			opts.MaxSide = max(img.Width, img.Height) / 2
-			if opts.MaxBytes > 0 {
-				opts.MaxBytes /= 2
-			} else {
-				opts.MaxBytes = len(img.JPEG) / 2
-			}
-			log.InfoContext(ctx, "image too large for the provider: retrying smaller", "max_side", opts.MaxSide)
-			continue
-		}
-		o.Add(a, prof.Prices)
-		if err != nil {
-			return o, err
-		}
-		break
+	a, err := s.keptOrAsk(ctx, it, tmpl, user, data, &o)
+	if err != nil || o.Skipped != "" {
+		return o, err
 	}
 	key := jobs.ResultKey(p.ResultBase, jobs.SuffixCaptionJSON)
 	if err := stage.PutJSON(ctx, out, key, a.Doc, stage.NewMeta(p, prof.Provider, tmpl.Version, o, a.Calls, a.Usage.Estimated, s.cfg.Now())); err != nil {

@@ -113,6 +113,10 @@ type Item struct {
 	Log        *slog.Logger
 	Report     Reporter
 	ReadSource func(ctx context.Context) ([]byte, error)
+	// Keep keeps the model's digest answer until the digest is written
+	// (see stage.Keeper), and the map answers when the work area cannot
+	// be written. Zero: nothing is kept.
+	Keep stage.Keeper
 }
 
 // Summarize extracts a document's text (data, its source's bytes) and asks
@@ -146,7 +150,9 @@ func (s *Stage) Summarize(ctx context.Context, it Item, data []byte, start time.
 	if len(doc.scanned) > 0 || chunk.EstimateTokens(doc.text) > sm.budget {
 		return s.distribute(ctx, it, data, doc, sm.budget, start)
 	}
-	tmpl, final, err := sm.single(ctx, doc.text)
+	tmpl, final, err := sm.keptOr(ctx, keptSummary, prompts.Summary, func() (*prompts.Template, stage.Answer, error) {
+		return sm.single(ctx, doc.text)
+	})
 	if llm.KindOf(err) == llm.TooLarge {
 		// The provider found it too large after all: map-reduce in
 		// halves.
@@ -173,8 +179,8 @@ func (s *summarizer) writeDigest(ctx context.Context, tmpl *prompts.Template, fi
 		return err
 	}
 	md := renderDigest(s.title, final.Doc, m)
-	if err := s.it.Out.Put(ctx, mdKey, strings.NewReader(md), int64(len(md)), "text/markdown; charset=utf-8"); err != nil {
-		return fmt.Errorf("write %s: %w", mdKey, err)
+	if err := stage.Put(ctx, s.it.Out, mdKey, []byte(md), "text/markdown; charset=utf-8"); err != nil {
+		return err
 	}
 	s.o.Results = []string{jsonKey, mdKey}
 	return nil

@@ -147,11 +147,19 @@ type mapPartial struct {
 // delivery, or a retry after the write): then the model is not asked again.
 func (s *Stage) Map(ctx context.Context, it Item, mp jobs.MapPayload) error {
 	p, out := mp.Item, it.Out
-	key := jobs.MapResultKey(p.Batch, p.Item, mp.Index)
+	key, name := jobs.MapResultKey(p.Batch, p.Item, mp.Index), mapAnswerName(mp.Index)
 	switch _, err := out.Stat(ctx, key); {
 	case err == nil:
 		it.Log.InfoContext(ctx, "chunk already mapped: model not asked again")
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist) || storage.IsPermanent(err):
+		if it.Keep.Enabled() && !it.Keep.Fresh { // an earlier attempt may have kept it in Redis
+			if _, ok, err := it.Keep.GetWork(ctx, key, name); err != nil {
+				return err
+			} else if ok {
+				it.Log.InfoContext(ctx, "chunk already mapped: model not asked again")
+				return nil
+			}
+		}
 		res, err := s.mapAsk(ctx, it, mp)
 		if err != nil {
 			return err
@@ -160,14 +168,21 @@ func (s *Stage) Map(ctx context.Context, it Item, mp jobs.MapPayload) error {
 		if err != nil {
 			return fmt.Errorf("encode %s: %w", key, err)
 		}
-		if err := out.Put(ctx, key, bytes.NewReader(b), int64(len(b)), "application/json"); err != nil {
-			return fmt.Errorf("write %s: %w", key, err)
+		// Written to the work area, or else kept in Redis: a map answer
+		// paid for is not asked for again.
+		if !it.Keep.Enabled() {
+			return stage.Put(ctx, out, key, b, "application/json")
 		}
+		return it.Keep.PutWork(ctx, key, name, b)
 	default:
 		return fmt.Errorf("stat %s: %w", key, err)
 	}
 	return nil
 }
+
+// mapAnswerName names chunk index's map answer among the item's answers
+// kept in Redis.
+func mapAnswerName(index int) string { return fmt.Sprintf("map-%04d", index) }
 
 // mapAsk reads the chunk and asks the map prompt for each of its units:
 // its text (in pieces when over the budget) and its pages without text,
@@ -290,12 +305,12 @@ func (s *Stage) chunkContent(ctx context.Context, it Item, mp jobs.MapPayload) (
 // Reduce reads every map answer of a long document, reduces them in a tree
 // and writes the digest, summing what every stage cost into o.
 func (s *Stage) Reduce(ctx context.Context, it Item, rp jobs.ReducePayload, o *stage.Outcome) error {
-	p, out := rp.Item, it.Out
+	p := rp.Item
 	sm := s.summarizer(it, o, rp.DocPages)
 	var partials []string
 	for i := 1; i <= rp.Count; i++ {
 		key := jobs.MapResultKey(p.Batch, p.Item, i)
-		res, err := readMapResult(ctx, out, key)
+		res, err := readMapResult(ctx, it, key, mapAnswerName(i))
 		if errors.Is(err, fs.ErrNotExist) {
 			return stage.Permanent(fmt.Sprintf("the map answer of chunk %d of %d (%s) is missing", i, rp.Count, key), err)
 		}
@@ -317,21 +332,25 @@ func (s *Stage) Reduce(ctx context.Context, it Item, rp jobs.ReducePayload, o *s
 		return stage.Permanent("no text found: the document is blank", nil)
 	}
 	it.Log.InfoContext(ctx, "document mapped", "chunks", rp.Count, "partials", len(partials))
-	tmpl, final, err := sm.reduce(ctx, partials)
+	tmpl, final, err := sm.keptOr(ctx, keptReduce, prompts.SummaryReduce, func() (*prompts.Template, stage.Answer, error) {
+		return sm.reduce(ctx, partials)
+	})
 	if err != nil {
 		return err
 	}
 	return sm.writeDigest(ctx, tmpl, final)
 }
 
-func readMapResult(ctx context.Context, out storage.Store, key string) (mapResult, error) {
+// readMapResult reads a map answer from the work area, or from Redis where
+// the map kept it when the work area could not take it.
+func readMapResult(ctx context.Context, it Item, key, name string) (mapResult, error) {
 	var res mapResult
-	rc, err := out.Get(ctx, key, nil)
-	if err != nil {
-		return res, fmt.Errorf("read %s: %w", key, err)
+	b, err := readAll(ctx, it.Out, key)
+	if err != nil && it.Keep.Enabled() {
+		if kb, ok, kerr := it.Keep.GetWork(ctx, key, name); kerr == nil && ok {
+			b, err = kb, nil
+		}
 	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
 	if err != nil {
 		return res, fmt.Errorf("read %s: %w", key, err)
 	}
@@ -358,4 +377,13 @@ func RemoveWork(ctx context.Context, out storage.Store, p jobs.ItemPayload) erro
 		err = errors.Join(err, out.Delete(ctx, k))
 	}
 	return err
+}
+
+func readAll(ctx context.Context, st storage.Store, key string) ([]byte, error) {
+	rc, err := st.Get(ctx, key, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
 }

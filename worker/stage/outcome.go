@@ -17,6 +17,12 @@ type Outcome struct {
 	// Continued: the item goes on in other tasks (a long document's map and
 	// reduce tasks); this task records nothing, the reduce records the item.
 	Continued bool
+	// Kept names the model answers this item kept in its work area until
+	// its results are written (see Keeper); the worker deletes them once it
+	// records the item.
+	Kept []string
+	// KeptInRedis: one of them went to (or came from) the Redis fallback.
+	KeptInRedis bool
 }
 
 // Add accumulates another answer's usage into o.

@@ -41,7 +41,8 @@ func NewMeta(p jobs.ItemPayload, provider, promptVersion string, o Outcome, requ
 		Fingerprint: p.Fingerprint}
 }
 
-// PutJSON writes doc (with "meta" added) as indented JSON.
+// PutJSON writes doc (with "meta" added) as indented JSON, trying again
+// and classifying a failure as Put does.
 func PutJSON(ctx context.Context, out storage.Store, key string, doc map[string]any, m Meta) error {
 	full := make(map[string]any, len(doc)+1)
 	for k, v := range doc {
@@ -55,10 +56,7 @@ func PutJSON(ctx context.Context, out storage.Store, key string, doc map[string]
 	if err := enc.Encode(full); err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
-	if err := out.Put(ctx, key, bytes.NewReader(buf.Bytes()), int64(buf.Len()), "application/json"); err != nil {
-		return fmt.Errorf("write %s: %w", key, err)
-	}
-	return nil
+	return Put(ctx, out, key, buf.Bytes(), "application/json")
 }
 
 // Language is the language results are written in: the batch's, else "en".

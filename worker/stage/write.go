@@ -1,0 +1,63 @@
+package stage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/llamapipe/llamapipe/storage"
+)
+
+// writeAttempts is how many times one write is tried in-process before its
+// error goes back to the worker (which retries the task, without a new
+// model call: the answer is kept, see Keeper). writeBackoff is the wait
+// before the second attempt; it quadruples after each.
+const (
+	writeAttempts = 3
+	writeBackoff  = 100 * time.Millisecond
+)
+
+// Put writes data to key in out. A failure that may heal (a timeout, a
+// 5xx, an unknown error, a denied access that may be a propagating
+// permission) is tried again, writeAttempts times in all; a name the store
+// can never take (storage.ErrNameTooLong, storage.ErrInvalidKey) is not.
+// What is left is returned by WriteError: a PermanentError with an
+// actionable reason when retrying cannot heal it.
+func Put(ctx context.Context, out storage.Store, key string, data []byte, contentType string) error {
+	return WriteError(key, put(ctx, out, key, data, contentType))
+}
+
+// put is Put without WriteError.
+func put(ctx context.Context, out storage.Store, key string, data []byte, contentType string) error {
+	var err error
+	wait := writeBackoff
+	for attempt := 1; ; attempt++ {
+		err = out.Put(ctx, key, bytes.NewReader(data), int64(len(data)), contentType)
+		if err == nil || attempt == writeAttempts || errors.Is(err, storage.ErrNameTooLong) || errors.Is(err, storage.ErrInvalidKey) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait *= 4
+	}
+}
+
+// WriteError wraps the error of writing result key: a storage error that
+// retrying cannot heal (storage.IsPermanent) becomes a PermanentError
+// whose reason says what to change ("cannot write result a.json: name too
+// long (259 chars; the limit is 255 bytes per path element)"); any other
+// is returned wrapped for the worker to retry. nil stays nil.
+func WriteError(key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if storage.IsPermanent(err) {
+		return Permanent(fmt.Sprintf("cannot write result %s: %s", key, storage.PermanentReason(err)), fmt.Errorf("write %s: %w", key, err))
+	}
+	return fmt.Errorf("write %s: %w", key, err)
+}
