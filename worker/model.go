@@ -21,9 +21,14 @@ var errDeferred = batchmode.ErrDeferred
 // Online items never pass through batch mode.
 func (w *Worker) modelFor(ctx context.Context, p jobs.ItemPayload, tenant string) llm.Client {
 	online := llm.For(w.cfg.Model, llm.NewTask(tenant))
-	queue, _ := asynq.GetQueueName(ctx)
-	if w.bm == nil || !jobs.UsesBatchAPI(p.Options, queue) {
+	if !w.usesBatchMode(ctx, p) {
 		return online
 	}
 	return w.bm.For(online, tenant, batchmode.Item{Batch: p.Batch, Out: p.Out})
+}
+
+// usesBatchMode reports whether item p's model calls go through batch mode.
+func (w *Worker) usesBatchMode(ctx context.Context, p jobs.ItemPayload) bool {
+	queue, _ := asynq.GetQueueName(ctx)
+	return w.bm != nil && jobs.UsesBatchAPI(p.Options, queue)
 }

@@ -22,7 +22,16 @@ const TenantPause = 5 * time.Minute
 func (w *Worker) admitTenant(ctx context.Context, p jobs.ItemPayload) (llm.Client, error) {
 	b := w.cfg.Tenants
 	if b == nil {
-		return w.modelFor(ctx, p, ""), nil
+		// No budgets or shares, but batch mode shares identical requests
+		// only within a tenant, so it must know the batch's.
+		name := ""
+		if w.usesBatchMode(ctx, p) {
+			var err error
+			if name, err = w.cfg.Tracker.ContentScope(ctx, p.Batch); err != nil {
+				return nil, err
+			}
+		}
+		return w.modelFor(ctx, p, name), nil
 	}
 	name, err := b.BatchTenant(ctx, p.Batch)
 	if err != nil {
