@@ -44,6 +44,7 @@ type composeService struct {
 	Entrypoint  []string          `yaml:"entrypoint"`
 	Command     []string          `yaml:"command"`
 	Environment map[string]string `yaml:"environment"`
+	Ports       []string          `yaml:"ports"`
 }
 
 func TestComposeServicesUseRealFlags(t *testing.T) {
@@ -102,6 +103,43 @@ func TestComposeServicesUseRealFlags(t *testing.T) {
 	}
 	if ours < 2 {
 		t.Errorf("%d llamapipe services in docker-compose.yml, want worker and ingest at least", ours)
+	}
+}
+
+// MinIO and the dashboard are reached on 127.0.0.1 only, and MinIO's
+// credentials come from the environment with no default (compose refuses
+// to start without them): a compose file copied to a server does not
+// publish an S3 API with well-known keys.
+func TestComposePublishesNothingWithDefaultCredentials(t *testing.T) {
+	b, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Services map[string]composeService `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	for name, s := range doc.Services {
+		for _, p := range s.Ports {
+			if !strings.HasPrefix(p, "127.0.0.1:") {
+				t.Errorf("%s publishes %q on every interface: bind it to 127.0.0.1", name, p)
+			}
+		}
+		for k, v := range s.Environment {
+			if !strings.Contains(k, "ROOT_") && !strings.Contains(k, "SECRET") && !strings.Contains(k, "ACCESS_KEY") {
+				continue
+			}
+			// ${VAR:?message} fails without VAR; ${VAR:-default} or a
+			// literal would ship a well-known credential.
+			if !strings.HasPrefix(v, "${") || !strings.Contains(v, ":?") {
+				t.Errorf("%s: %s = %q: take it from the environment with no default (${VAR:?...})", name, k, v)
+			}
+		}
+	}
+	if len(doc.Services["minio"].Ports) == 0 {
+		t.Error("minio publishes no port: the test checks nothing")
 	}
 }
 
