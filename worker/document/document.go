@@ -318,22 +318,17 @@ func (s *Stage) documentContent(ctx context.Context, it Item, data []byte) (docC
 	p := it.Payload
 	t0 := time.Now()
 	defer func() { s.cfg.Metrics.TextExtracted(p.Type, time.Since(t0)) }()
-	var d docContent
-	var err error
-	switch p.Type {
-	case jobs.FilePDF:
+	if p.Type == jobs.FilePDF {
 		r := pdfRead{password: s.password(p.Source), report: true}
 		if pr := p.Source.Pages; pr != nil {
 			r.first, r.last = pr.First, pr.Last
 		}
 		return s.pdfContent(ctx, it, data, r)
-	case jobs.FileDOCX:
-		d.text, err = extract.DOCX(data, extract.Limits{})
-	case jobs.FileHTML:
-		d.text, err = extract.HTML(data)
-	case jobs.FileTXT, jobs.FileMarkdown:
-		d.text, err = extract.Text(data)
-	default:
+	}
+	var d docContent
+	var err error
+	d.text, err = extract.Document(p.Type, data, extract.Limits{})
+	if errors.Is(err, extract.ErrNotText) {
 		return d, stage.Permanent(fmt.Sprintf("unsupported document type %q", p.Type), nil)
 	}
 	return d, extractError(err)

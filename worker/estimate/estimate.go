@@ -294,12 +294,8 @@ func documentTokens(ctx context.Context, st storage.Store, ref jobs.Ref, typ job
 	case typ == jobs.FilePDF, typ == jobs.FileDOCX && partial:
 		// Grew past the limit since it was listed: by size.
 		return documentTokens(ctx, st, jobs.Ref{Key: ref.Key, Size: max(ref.Size, limit+1)}, typ, passwords, limit)
-	case typ == jobs.FileDOCX:
-		text, err = extract.DOCX(data, extract.Limits{})
-	case typ == jobs.FileHTML:
-		text, err = extract.HTML(data)
-	default:
-		text, err = extract.Text(data)
+	default: // the document stage's own switch (extract.Document)
+		text, err = extract.Document(typ, data, extract.Limits{})
 	}
 	if err != nil {
 		return 0, 0, false, err

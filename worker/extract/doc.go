@@ -8,6 +8,9 @@
 // from a retryable failure. Every error it returns wraps one of them: there
 // is no I/O here, so nothing it returns is worth retrying.
 //
+// Document is the one switch on document type (jobs.FileType) that the
+// worker's document stage and the estimate share.
+//
 // It must not know about storage, queues, PDFs (see worker/pdftext), how
 // text is chunked (see worker/chunk), prompts or models; it never logs, and
 // error messages never contain document text.
