@@ -25,7 +25,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"strings"
 	"time"
@@ -345,7 +344,7 @@ func (s *Stage) Reduce(ctx context.Context, it Item, rp jobs.ReducePayload, o *s
 // the map kept it when the work area could not take it.
 func readMapResult(ctx context.Context, it Item, key, name string) (mapResult, error) {
 	var res mapResult
-	b, err := readAll(ctx, it.Out, key)
+	b, err := stage.ReadAll(ctx, it.Out, key)
 	if err != nil && it.Keep.Enabled() {
 		if kb, ok, kerr := it.Keep.GetWork(ctx, key, name); kerr == nil && ok {
 			b, err = kb, nil
@@ -377,13 +376,4 @@ func RemoveWork(ctx context.Context, out storage.Store, p jobs.ItemPayload) erro
 		err = errors.Join(err, out.Delete(ctx, k))
 	}
 	return err
-}
-
-func readAll(ctx context.Context, st storage.Store, key string) ([]byte, error) {
-	rc, err := st.Get(ctx, key, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(rc)
 }

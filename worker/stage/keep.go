@@ -167,7 +167,7 @@ func (k Keeper) getWork(ctx context.Context, key, name string) (b []byte, inRedi
 	if !k.Enabled() {
 		return nil, false, false, nil
 	}
-	b, err := readAll(ctx, k.Out, key)
+	b, err := ReadAll(ctx, k.Out, key)
 	if err == nil {
 		return b, false, true, nil
 	}
@@ -185,7 +185,9 @@ func (k Keeper) getWork(ctx context.Context, key, name string) (b []byte, inRedi
 	return nil, false, false, fmt.Errorf("read %s: %w", key, err)
 }
 
-func readAll(ctx context.Context, st storage.Store, key string) ([]byte, error) {
+// ReadAll reads a whole work object (kept answers, map answers: small
+// objects the worker wrote itself) from st.
+func ReadAll(ctx context.Context, st storage.Store, key string) ([]byte, error) {
 	rc, err := st.Get(ctx, key, nil)
 	if err != nil {
 		return nil, err
