@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 type fakeEstimator struct {
 	mu    sync.Mutex
 	read  int
-	price int
+	price atomic.Int32 // Price calls (concurrent plans share one estimator)
 }
 
 func (f *fakeEstimator) Estimate(ctx context.Context, st storage.Store, ref jobs.Ref, head []byte, e plan.Item) plan.Item {
@@ -41,7 +42,7 @@ func (f *fakeEstimator) Extrapolate(e plan.Item) plan.Item {
 }
 
 func (f *fakeEstimator) Price(p *plan.Plan) {
-	f.price++
+	f.price.Add(1)
 	p.Profile, p.Priced = "fake", true
 	p.All.Cost = float64(p.All.InputTokens)
 }
@@ -66,7 +67,7 @@ func TestPlanSamplesExtrapolatesAndSums(t *testing.T) {
 	if p.Total != 12 || exact.read != 11 || p.Skipped != 2 || p.All.Items != 10 || p.Sampled != 11 || p.Extrapolated {
 		t.Fatalf("exact plan %+v (read %d): want 12 items, 11 read, 2 skipped, 10 to process", p, exact.read)
 	}
-	if exact.price != 1 || p.Profile != "fake" || p.All.Cost != float64(p.All.InputTokens) || p.All.Requests != 10 {
+	if exact.price.Load() != 1 || p.Profile != "fake" || p.All.Cost != float64(p.All.InputTokens) || p.All.Requests != 10 {
 		t.Errorf("plan %+v: want priced once by the estimator", p)
 	}
 	if d := p.Kinds[jobs.KindDocument]; d.Items != 10 || d.InputTokens != p.All.InputTokens {

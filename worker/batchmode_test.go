@@ -282,7 +282,7 @@ func TestCancelledBatchCancelsItsProviderJob(t *testing.T) {
 	}
 	client := asynq.NewClient(jobstest.ConnOpt(t, e.url))
 	defer client.Close()
-	if _, err := jobs.CancelBatch(context.Background(), e.tracker, insp, client, res.BatchID, time.Now()); err != nil {
+	if _, err := ingest.Cancel(context.Background(), e.tracker, insp, client, res.BatchID, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for e.fake.Status(id) != "cancelling" {

@@ -38,7 +38,7 @@ func TestCancelRemovesQueuedAndStopsRunning(t *testing.T) {
 	defer client.Close()
 	insp := asynq.NewInspector(jobstest.ConnOpt(t, e.url))
 	defer insp.Close()
-	removed, err := jobs.CancelBatch(context.Background(), e.tracker, insp, client, res.BatchID, time.Now())
+	removed, err := ingest.Cancel(context.Background(), e.tracker, insp, client, res.BatchID, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

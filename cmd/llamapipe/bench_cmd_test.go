@@ -147,7 +147,7 @@ func TestBenchS3Out(t *testing.T) {
 	if rows := benchTable(t, out.String()); rows["items done"][0] != "4 / 4" {
 		t.Errorf("items done %q, want 4 / 4", rows["items done"][0])
 	}
-	var inputs, results int
+	var inputs, results, own int
 	for info, err := range st.List(context.Background(), "runs/", storage.ListOptions{Recursive: true}) {
 		if err != nil {
 			t.Fatal(err)
@@ -155,12 +155,14 @@ func TestBenchS3Out(t *testing.T) {
 		switch {
 		case strings.Contains(info.Key, "/input/"):
 			inputs++
+		case strings.Contains(info.Key, "/batches/") && strings.HasSuffix(info.Key, "/"+jobs.ManifestKey):
+			own++ // each batch's own manifest
 		case strings.HasSuffix(info.Key, "/"+jobs.ManifestKey):
-			results++
+			results++ // the output root's copy of the latest
 		}
 	}
-	if inputs != 4 || results != 2 {
-		t.Errorf("in the bucket: %d inputs (want 4) and %d manifests (want 2)", inputs, results)
+	if inputs != 4 || results != 2 || own != 2 {
+		t.Errorf("in the bucket: %d inputs (want 4), %d root manifests (want 2) and %d batch manifests (want 2)", inputs, results, own)
 	}
 }
 

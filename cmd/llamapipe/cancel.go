@@ -10,7 +10,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
-	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/ingest"
 )
 
 func cancelCommand(stdout, stderr io.Writer) *cli.Command {
@@ -24,11 +24,11 @@ func cancelCommand(stdout, stderr io.Writer) *cli.Command {
 	}
 }
 
-// runCancel cancels a batch with jobs.CancelBatch and prints its status.
+// runCancel cancels a batch with ingest.Cancel and prints its status.
 func runCancel(ctx context.Context, c *conn, id string, stdout, stderr io.Writer) error {
 	insp := asynq.NewInspector(c.opt)
 	defer insp.Close()
-	n, err := jobs.CancelBatch(ctx, c.tracker, insp, c.client(), id, time.Now())
+	n, err := ingest.Cancel(ctx, c.tracker, insp, c.client(), id, time.Now())
 	if err != nil {
 		return err
 	}

@@ -90,7 +90,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			defer insp.Close()
 			in := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
 			cancel := func(ctx context.Context, batch string, now time.Time) (int, error) {
-				return jobs.CancelBatch(ctx, c.tracker, insp, c.client(), batch, now)
+				return ingest.Cancel(ctx, c.tracker, insp, c.client(), batch, now)
 			}
 			srv, err := api.New(api.Config{
 				Tenants: budgets,

@@ -78,7 +78,7 @@ func newEnv(t *testing.T, opts ...func(*Config)) *env {
 		Queue: client, Tracker: tracker,
 	}
 	cancel := func(ctx context.Context, batch string, now time.Time) (int, error) {
-		return jobs.CancelBatch(ctx, tracker, insp, client, batch, now)
+		return ingest.Cancel(ctx, tracker, insp, client, batch, now)
 	}
 	cfg := Config{Tracker: tracker, Redis: rdb, Ingester: in, Cancel: cancel, Profiles: testProfiles(offlineProfile),
 		Tokens: map[string]string{tokenA: "acme", tokenB: "beta"}, Allow: []string{root}}

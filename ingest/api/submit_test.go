@@ -15,6 +15,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 )
 
@@ -22,7 +23,7 @@ import (
 // then slows every enqueue down, so that a listing is surely still running
 // when the test acts on started.
 type gatedQueue struct {
-	q       jobs.Enqueuer
+	q       ingest.Enqueuer
 	after   int64
 	n       atomic.Int64
 	once    sync.Once

@@ -1,4 +1,4 @@
-package jobs
+package ingest
 
 import (
 	"context"
@@ -7,36 +7,32 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/llamapipe/llamapipe/jobs"
 )
-
-// Enqueuer is the part of *asynq.Client that enqueues.
-type Enqueuer interface {
-	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
-}
 
 // taskItem returns the item a queued task works on: an item task, or a map
 // or reduce task of a long document.
-func taskItem(ti *asynq.TaskInfo) (ItemPayload, bool) {
+func taskItem(ti *asynq.TaskInfo) (jobs.ItemPayload, bool) {
 	switch ti.Type {
-	case TypeItem:
-		p, err := DecodeItem(ti.Payload)
+	case jobs.TypeItem:
+		p, err := jobs.DecodeItem(ti.Payload)
 		return p, err == nil
-	case TypeMap:
-		p, err := DecodeMap(ti.Payload)
+	case jobs.TypeMap:
+		p, err := jobs.DecodeMap(ti.Payload)
 		return p.Item, err == nil
-	case TypeReduce:
-		p, err := DecodeReduce(ti.Payload)
+	case jobs.TypeReduce:
+		p, err := jobs.DecodeReduce(ti.Payload)
 		return p.Item, err == nil
 	}
-	return ItemPayload{}, false
+	return jobs.ItemPayload{}, false
 }
 
-// CancelBatch cancels a batch: it marks it cancelled (running items stop at
+// Cancel cancels a batch: it marks it cancelled (running items stop at
 // their next step and end as cancelled), removes its queued, scheduled and
 // retrying tasks and records their items as cancelled, and enqueues the
 // finalize task when that ended the batch. It returns how many queued items
 // it removed.
-func CancelBatch(ctx context.Context, t *Tracker, insp *asynq.Inspector, q Enqueuer, batch string, now time.Time) (int, error) {
+func Cancel(ctx context.Context, t Records, insp *asynq.Inspector, q Enqueuer, batch string, now time.Time) (int, error) {
 	b, err := t.Get(ctx, batch)
 	if err != nil {
 		return 0, err
@@ -65,8 +61,8 @@ func CancelBatch(ctx context.Context, t *Tracker, insp *asynq.Inspector, q Enque
 					return removed, fmt.Errorf("cancel %s: delete task %s: %w", batch, ti.ID, err)
 				}
 				deleted++
-				e := Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind,
-					Type: p.Type, Task: p.Task, ResultBase: p.ResultBase, Key: p.Source.Key, Status: StatusCancelled,
+				e := jobs.Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind,
+					Type: p.Type, Task: p.Task, ResultBase: p.ResultBase, Key: p.Source.Key, Status: jobs.StatusCancelled,
 					Error: "cancelled: the batch was cancelled before this item ran", Attempts: ti.Retried}
 				recorded, c, err := t.Record(ctx, batch, e)
 				if err != nil {
@@ -86,7 +82,7 @@ func CancelBatch(ctx context.Context, t *Tracker, insp *asynq.Inspector, q Enque
 		}
 	}
 	if complete {
-		ft, err := NewFinalizeTask(batch, b.Queue)
+		ft, err := jobs.NewFinalizeTask(batch, b.Queue)
 		if err != nil {
 			return removed, err
 		}
