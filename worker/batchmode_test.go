@@ -64,7 +64,12 @@ func newBatchModeEnv(t *testing.T, opts ...func(*worker.Config, *batchapi.OpenAI
 	}
 	o := batchapi.OpenAIOptions{Online: client(bsrv.URL + "/v1")}
 	cfg := worker.Config{Model: client(csrv.URL + "/v1"), Concurrency: 4,
-		BatchCollectDelay: 300 * time.Millisecond, BatchPollInterval: 150 * time.Millisecond}
+		// A window long enough that every item of a test's batch has left
+		// its request before the collector cuts the first job, also under
+		// -race on two busy cores (at 300 ms they were sometimes split into
+		// two jobs, and the tests that expire "the" job expired the wrong
+		// one).
+		BatchCollectDelay: 1500 * time.Millisecond, BatchPollInterval: 150 * time.Millisecond}
 	for _, f := range opts {
 		f(&cfg, &o, nil)
 	}
@@ -141,7 +146,7 @@ func TestBatchModeAnswersThroughTheBatchAPI(t *testing.T) {
 	src, outDir := contractFolder(t, 4), t.TempDir()
 	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, Options: jobs.Options{ModelMode: jobs.ModelBatch}}})
 	id := e.submitted(1)
-	time.Sleep(300 * time.Millisecond) // a second collector must not submit the same requests again
+	time.Sleep(2 * time.Second) // a second collector (one window later) must not submit the same requests again
 	if n := len(e.fake.Batches()); n != 1 {
 		t.Fatalf("%d provider jobs, want 1 for the 4 requests", n)
 	}
