@@ -40,6 +40,17 @@ type batchModeEnv struct {
 	contextTokens int
 }
 
+// oneJob gives the collector a window long enough that every item of a
+// test's batch has left its request before the first job is cut, also
+// under -race on two busy cores: for the tests that expect (and expire)
+// exactly one job for the whole batch. At 300 ms the items were sometimes
+// split into two jobs.
+func oneJob(c *worker.Config, _ *batchapi.OpenAIOptions, _ *batchModeEnv) {
+	if c != nil {
+		c.BatchCollectDelay = 1500 * time.Millisecond
+	}
+}
+
 func newBatchModeEnv(t *testing.T, opts ...func(*worker.Config, *batchapi.OpenAIOptions, *batchModeEnv)) *batchModeEnv {
 	t.Helper()
 	e := &batchModeEnv{env: newEnv(t), prices: llm.Prices{Currency: "USD", InputPerMillion: 0.2, OutputPerMillion: 0.6, BatchDiscount: 0.5},
@@ -64,12 +75,7 @@ func newBatchModeEnv(t *testing.T, opts ...func(*worker.Config, *batchapi.OpenAI
 	}
 	o := batchapi.OpenAIOptions{Online: client(bsrv.URL + "/v1")}
 	cfg := worker.Config{Model: client(csrv.URL + "/v1"), Concurrency: 4,
-		// A window long enough that every item of a test's batch has left
-		// its request before the collector cuts the first job, also under
-		// -race on two busy cores (at 300 ms they were sometimes split into
-		// two jobs, and the tests that expire "the" job expired the wrong
-		// one).
-		BatchCollectDelay: 1500 * time.Millisecond, BatchPollInterval: 150 * time.Millisecond}
+		BatchCollectDelay: 300 * time.Millisecond, BatchPollInterval: 150 * time.Millisecond}
 	for _, f := range opts {
 		f(&cfg, &o, nil)
 	}
@@ -138,7 +144,7 @@ func contractFolder(t *testing.T, n int) string {
 // job (no online call), and end once each with the batch price.
 func TestBatchModeAnswersThroughTheBatchAPI(t *testing.T) {
 	reg := metrics.NewRegistry()
-	e := newBatchModeEnv(t, func(c *worker.Config, _ *batchapi.OpenAIOptions, _ *batchModeEnv) {
+	e := newBatchModeEnv(t, oneJob, func(c *worker.Config, _ *batchapi.OpenAIOptions, _ *batchModeEnv) {
 		if c != nil {
 			c.Metrics = metrics.New(reg)
 		}
@@ -212,7 +218,7 @@ func TestBatchModeAnswersThroughTheBatchAPI(t *testing.T) {
 // A provider job that expires half done: the answered lines are used, the
 // others are asked online once, and every item still ends once.
 func TestBatchModeExpiredJobFinishesOnline(t *testing.T) {
-	e := newBatchModeEnv(t)
+	e := newBatchModeEnv(t, oneJob)
 	src, outDir := contractFolder(t, 4), t.TempDir()
 	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, Options: jobs.Options{ModelMode: jobs.ModelBatch}}})
 	id := e.submitted(1)
@@ -348,7 +354,7 @@ func TestTooFewRequestsWaitWhenAskedTo(t *testing.T) {
 // With batch retries, what an expired job left unanswered goes into the
 // next provider job instead of online.
 func TestUnansweredLinesRetryInTheNextJob(t *testing.T) {
-	e := newBatchModeEnv(t, func(c *worker.Config, _ *batchapi.OpenAIOptions, _ *batchModeEnv) {
+	e := newBatchModeEnv(t, oneJob, func(c *worker.Config, _ *batchapi.OpenAIOptions, _ *batchModeEnv) {
 		if c != nil {
 			c.BatchRetry = "batch"
 		}
