@@ -254,14 +254,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	content := req.answer()
-	finish := "stop"
-	completion := tokens(content)
-	if req.maxTokens > 0 && completion > req.maxTokens {
-		content = truncateRunes(content, req.maxTokens*charsPerToken)
-		completion = req.maxTokens
-		finish = "length"
-	}
+	content, finish, completion := req.reply()
 	id := s.seq.Add(1)
 	resp := map[string]any{
 		"id":      fmt.Sprintf("chatcmpl-fake-%d", id),
