@@ -79,9 +79,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 				return err
 			}
 			defer c.Close()
-			for _, warn := range redisconn.CheckDurability(ctx, c.rdb) {
-				log.Warn("redis may lose data", "warning", warn)
-			}
+			redisconn.WarnDurability(ctx, c.rdb, log)
 			budgets, err := openTenants(cmd, c, log)
 			if err != nil {
 				return err

@@ -44,9 +44,7 @@ func runWorker(ctx context.Context, cmd *cli.Command, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	for _, warn := range redisconn.CheckDurability(ctx, c.rdb) {
-		log.Warn("redis may lose data", "warning", warn)
-	}
+	redisconn.WarnDurability(ctx, c.rdb, log)
 	w, _, err := newWorker(ctx, cmd, c, log, nil)
 	if err != nil {
 		return err

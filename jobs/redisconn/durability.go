@@ -3,6 +3,7 @@ package redisconn
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -63,4 +64,12 @@ func setting(ctx context.Context, rdb durabilityClient, name, section, infoField
 		}
 	}
 	return "", fmt.Errorf("INFO %s has no %s", section, infoField)
+}
+
+// WarnDurability logs each of CheckDurability's warnings, once at start of
+// a long-running process (worker, serve).
+func WarnDurability(ctx context.Context, rdb durabilityClient, log *slog.Logger) {
+	for _, w := range CheckDurability(ctx, rdb) {
+		log.WarnContext(ctx, "redis may lose data", "warning", w)
+	}
 }

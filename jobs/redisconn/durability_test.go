@@ -1,8 +1,10 @@
 package redisconn_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -58,5 +60,19 @@ func TestCheckDurability(t *testing.T) {
 	defer rdb.Close()
 	if w := redisconn.CheckDurability(ctx, rdb); len(w) != 0 {
 		t.Errorf("test Redis: %v", w)
+	}
+}
+
+func TestWarnDurabilityLogsEachWarning(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	redisconn.WarnDurability(context.Background(), fakeRedis{config: map[string]string{"appendonly": "no", "maxmemory-policy": "allkeys-lru"}}, log)
+	if n := strings.Count(buf.String(), "redis may lose data"); n != 2 {
+		t.Errorf("%d warnings logged, want 2:\n%s", n, buf.String())
+	}
+	buf.Reset()
+	redisconn.WarnDurability(context.Background(), fakeRedis{config: map[string]string{"appendonly": "yes", "maxmemory-policy": "noeviction"}}, log)
+	if buf.Len() != 0 {
+		t.Errorf("a durable Redis logged %q", buf.String())
 	}
 }
