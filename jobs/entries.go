@@ -3,7 +3,10 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // EntriesPage reads one page of a batch's recorded entries: one HSCAN step
@@ -42,4 +45,20 @@ func (t *Tracker) EntryCount(ctx context.Context, batch string) (int, error) {
 		return 0, fmt.Errorf("batch %s entries: %w", batch, err)
 	}
 	return int(n), nil
+}
+
+// Entry returns one recorded entry of a batch by its item ID (HGET); ok is
+// false when the item has no entry (yet).
+func (t *Tracker) Entry(ctx context.Context, batch, item string) (e Entry, ok bool, err error) {
+	b, err := t.rdb.HGet(ctx, BatchItemsKey(t.prefix, batch), item).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return e, false, nil
+	}
+	if err != nil {
+		return e, false, fmt.Errorf("batch %s entry %s: %w", batch, item, err)
+	}
+	if err := json.Unmarshal(b, &e); err != nil {
+		return e, false, fmt.Errorf("batch %s: bad entry %s: %w", batch, item, err)
+	}
+	return e, true, nil
 }

@@ -17,8 +17,11 @@ const FingerprintPrefix = ".llamapipe/fingerprints/"
 // the task, the prompt wording, the model and the options that change the
 // answer. Same fingerprint, same result: no need to pay for it again.
 func Fingerprint(etag, task, promptVersion, model string, o Options) string {
-	h := sha256.Sum256([]byte(strings.Join([]string{"fp1", etag, task, promptVersion, model,
-		o.Language, fmt.Sprint(o.MaxOutputTokens), o.Products}, "\x00")))
+	parts := []string{"fp1", etag, task, promptVersion, model, o.Language, fmt.Sprint(o.MaxOutputTokens), o.Products}
+	if o.KeepText && task == TaskSummarize { // more results: a run that keeps the text is not skipped (fingerprints unchanged otherwise)
+		parts = append(parts, "keep_text")
+	}
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return hex.EncodeToString(h[:6])
 }
 

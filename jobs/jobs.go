@@ -97,6 +97,11 @@ type Options struct {
 	// its window) or auto (batch on the nightly queue, online elsewhere).
 	// It does not change results, so it is not part of fingerprints.
 	ModelMode string `json:"model_mode,omitempty" yaml:"model_mode"`
+	// KeepText keeps a document's extracted text beside its digest:
+	// <file>.text.md (the text the model saw, with page markers) and
+	// <file>.chunks.jsonl (page-anchored chunks for search). False: not
+	// kept.
+	KeepText bool `json:"keep_text,omitempty" yaml:"keep_text"`
 }
 
 // ItemPayload is the payload of a TypeItem task.
@@ -234,6 +239,10 @@ const (
 	SuffixSummaryJSON = ".summary.json"
 	SuffixSummaryMD   = ".summary.md"
 	SuffixCaptionJSON = ".caption.json"
+	// SuffixTextMD and SuffixChunksJSONL name a document's kept text
+	// (Options.KeepText).
+	SuffixTextMD      = ".text.md"
+	SuffixChunksJSONL = ".chunks.jsonl"
 	// ManifestKey and ReportKey are the latest finalized batch's manifest
 	// and report at the output location's root: copies of its own (see
 	// Batch.ManifestPath).

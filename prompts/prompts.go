@@ -38,6 +38,12 @@ const (
 	SchemaChunkFacts     = "chunk_facts"
 )
 
+// DigestSchemaVersion is the version of the contract_digest schema
+// (schemas/contract_digest.json says it in its description). Version 2:
+// every field that states a fact is an object with its verbatim quote and
+// pages (version 1 had plain strings and quoted only risky clauses).
+const DigestSchemaVersion = "contract_digest/2"
+
 // ErrNotFound is returned by Load and SchemaJSON for an unknown name.
 var ErrNotFound = errors.New("not found")
 

@@ -87,7 +87,11 @@ func TestLoadEmbedded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tp.Name != name || tp.Version != name+"/1" || tp.SchemaName != schema {
+		version := name + "/2" // the digest prompts' version 2 asks for quotes on every fact
+		if name == Caption {
+			version = name + "/1"
+		}
+		if tp.Name != name || tp.Version != version || tp.SchemaName != schema {
 			t.Errorf("%s: got name %q version %q schema %q", name, tp.Name, tp.Version, tp.SchemaName)
 		}
 		if !json.Valid(tp.Schema) || strings.Contains(string(tp.Schema), "\n") {

@@ -90,9 +90,11 @@ func TestValidateNotJSON(t *testing.T) {
 
 func TestValidateDigestAndFacts(t *testing.T) {
 	digest := map[string]any{
-		"document_type": "license", "parties": []any{map[string]any{"name": "Acme", "role": "licensor"}},
-		"effective_date": "", "term_and_renewal": "", "termination_rights": "", "payment_terms": "",
-		"liability_caps": "", "indemnities": "", "confidentiality": "", "governing_law_and_venue": "",
+		"document_type": "license", "parties": []any{map[string]any{"name": "Acme", "role": "licensor", "quote": "Acme (Licensor)", "pages": []int{1}}},
+		"effective_date": fact(""), "key_dates": []any{}, "term": fact("two years"),
+		"renewal":            map[string]any{"value": "yearly", "automatic": true, "notice": "90 days", "quote": "renews", "pages": []int{3}},
+		"termination_rights": fact(""), "payment_terms": fact(""), "liability_caps": fact(""), "indemnities": fact(""),
+		"confidentiality": fact(""), "governing_law_and_venue": fact(""), "obligations": []any{},
 		"risky_clauses":     []any{map[string]any{"clause": "auto renewal", "quote": "renews", "pages": []int{3}}},
 		"executive_summary": "x",
 	}
@@ -103,6 +105,11 @@ func TestValidateDigestAndFacts(t *testing.T) {
 	if err := Validate(schema, mustJSON(t, digest)); err != nil {
 		t.Fatalf("valid digest rejected: %v", err)
 	}
+	digest["payment_terms"] = "net 30" // version 1's plain string: every fact needs its quote now
+	if err := Validate(schema, mustJSON(t, digest)); !errors.Is(err, ErrInvalidAnswer) {
+		t.Errorf("a fact without its quote accepted: %v", err)
+	}
+	digest["payment_terms"] = fact("")
 	digest["risky_clauses"] = []any{map[string]any{"clause": "c", "quote": "q", "pages": []any{0}}}
 	if err := Validate(schema, mustJSON(t, digest)); !errors.Is(err, ErrInvalidAnswer) {
 		t.Errorf("page 0 accepted: %v", err)
@@ -166,4 +173,9 @@ func TestEmbeddedSchemasAreStrictObjects(t *testing.T) {
 		}
 		walk("", doc)
 	}
+}
+
+// fact is a contract_digest fact field (version 2) with its quote and pages.
+func fact(v string) map[string]any {
+	return map[string]any{"value": v, "quote": v, "pages": []int{}}
 }

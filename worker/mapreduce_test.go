@@ -97,9 +97,10 @@ func (m *mrModel) Complete(ctx context.Context, req llm.Request) (llm.Response, 
 			m.reduceOfDigests++
 		}
 		m.mu.Unlock()
-		b, _ := json.Marshal(map[string]any{"document_type": "supply agreement", "parties": []any{}, "effective_date": "",
-			"term_and_renewal": "", "termination_rights": "", "payment_terms": "", "liability_caps": "", "indemnities": "",
-			"confidentiality": "", "governing_law_and_venue": "",
+		b, _ := json.Marshal(map[string]any{"document_type": "supply agreement", "parties": []any{}, "effective_date": emptyFact(), "key_dates": []any{}, "term": emptyFact(),
+			"renewal":            map[string]any{"value": "", "automatic": false, "notice": "", "quote": "", "pages": []int{}},
+			"termination_rights": emptyFact(), "payment_terms": emptyFact(), "liability_caps": emptyFact(), "indemnities": emptyFact(),
+			"confidentiality": emptyFact(), "governing_law_and_venue": emptyFact(), "obligations": []any{},
 			"risky_clauses":     []any{map[string]any{"clause": "late delivery", "quote": "deliver conforming goods", "pages": []int{12}}},
 			"executive_summary": "A supply agreement. " + m.pad})
 		return llm.Response{Text: string(b), Model: "small-context", Usage: llm.Usage{InputTokens: 3000, OutputTokens: 900}}, nil

@@ -348,7 +348,7 @@ func (f *fakeModel) Complete(ctx context.Context, req llm.Request) (llm.Response
 }
 func (f *fakeModel) Profile() llm.Profile { return f.prof }
 
-const goodSummary = `{"document_type":"lease","parties":[],"effective_date":"","term_and_renewal":"","termination_rights":"","payment_terms":"","liability_caps":"","indemnities":"","confidentiality":"","governing_law_and_venue":"","risky_clauses":[],"executive_summary":"A lease."}`
+const goodSummary = `{"document_type":"lease","parties":[],"effective_date":{"value":"","quote":"","pages":[]},"key_dates":[],"term":{"value":"","quote":"","pages":[]},"renewal":{"value":"","automatic":false,"notice":"","quote":"","pages":[]},"termination_rights":{"value":"","quote":"","pages":[]},"payment_terms":{"value":"","quote":"","pages":[]},"liability_caps":{"value":"","quote":"","pages":[]},"indemnities":{"value":"","quote":"","pages":[]},"confidentiality":{"value":"","quote":"","pages":[]},"governing_law_and_venue":{"value":"","quote":"","pages":[]},"obligations":[],"risky_clauses":[],"executive_summary":"A lease."}`
 
 func textInputs(t *testing.T, n int) string {
 	dir := t.TempDir()
@@ -762,9 +762,10 @@ func TestLongPDFMapsAndReducesInATree(t *testing.T) {
 				if strings.Contains(doc, "Partial digest") {
 					reduceOfDigests++
 				}
-				b, _ := json.Marshal(map[string]any{"document_type": "supply agreement", "parties": []any{}, "effective_date": "",
-					"term_and_renewal": "", "termination_rights": "", "payment_terms": "", "liability_caps": "", "indemnities": "",
-					"confidentiality": "", "governing_law_and_venue": "",
+				b, _ := json.Marshal(map[string]any{"document_type": "supply agreement", "parties": []any{}, "effective_date": emptyFact(), "key_dates": []any{}, "term": emptyFact(),
+					"renewal":            map[string]any{"value": "", "automatic": false, "notice": "", "quote": "", "pages": []int{}},
+					"termination_rights": emptyFact(), "payment_terms": emptyFact(), "liability_caps": emptyFact(), "indemnities": emptyFact(),
+					"confidentiality": emptyFact(), "governing_law_and_venue": emptyFact(), "obligations": []any{},
 					"risky_clauses":     []any{map[string]any{"clause": "late delivery", "quote": "deliver conforming goods", "pages": []int{12}}},
 					"executive_summary": "A supply agreement. " + pad + pad})
 				return llm.Response{Text: string(b), Usage: llm.Usage{InputTokens: 3000, OutputTokens: 900}}, nil
@@ -800,3 +801,6 @@ func TestLongPDFMapsAndReducesInATree(t *testing.T) {
 		t.Errorf("digest %v", digest)
 	}
 }
+
+// emptyFact is a contract_digest fact the document does not state.
+func emptyFact() map[string]any { return map[string]any{"value": "", "quote": "", "pages": []int{}} }

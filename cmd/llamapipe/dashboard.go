@@ -71,6 +71,7 @@ func dashboardCommand(stdout, stderr io.Writer) *cli.Command {
 				AllowHosts:   cmd.StringSlice("allow-host"),
 				Logger:       log,
 				Batches:      cmd.Int("batches"),
+				Open:         opener(cmd),
 			}
 			closeMetrics, err := dashboardMetrics(&cfg, c.opt, func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }, log)
 			if err != nil {

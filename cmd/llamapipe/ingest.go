@@ -82,7 +82,7 @@ func ingestSetup(ctx context.Context, cmd *cli.Command, stderr io.Writer) (in *i
 func batchSpec(cmd *cli.Command, sources []string, prof llm.Profile) jobs.Spec {
 	return jobs.Spec{Sources: sources, Out: cmd.String("out"), Task: cmd.String("task"), Queue: cmd.String("queue"),
 		Options: jobs.Options{Language: cmd.String("language"), MaxOutputTokens: cmd.Int("max-output-tokens"),
-			Products: cmd.String("products"), ModelMode: cmd.String("model-mode")},
+			Products: cmd.String("products"), ModelMode: cmd.String("model-mode"), KeepText: cmd.Bool("keep-text")},
 		Include: cmd.StringSlice("include"), Exclude: cmd.StringSlice("exclude"), MaxSize: cmd.Int64("max-size"),
 		MaxRetry: cmd.Int("max-retry"), Force: cmd.Bool("force"), Provider: prof.Provider, Model: prof.Model,
 		Tenant: cmd.String("tenant"), Webhook: cmd.String("webhook")}

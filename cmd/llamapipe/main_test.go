@@ -147,7 +147,7 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"id":"c1","object":"chat.completion","created":1,"model":"llama-4-scout","choices":[{"index":0,"message":{"role":"assistant","content":%q},"finish_reason":"stop"}],"usage":{"prompt_tokens":50,"completion_tokens":20,"total_tokens":70}}`,
-			`{"document_type":"contract","parties":[],"effective_date":"","term_and_renewal":"","termination_rights":"","payment_terms":"","liability_caps":"","indemnities":"","confidentiality":"","governing_law_and_venue":"","risky_clauses":[],"executive_summary":"A contract."}`)
+			`{"document_type":"contract","parties":[],"effective_date":{"value":"","quote":"","pages":[]},"key_dates":[],"term":{"value":"","quote":"","pages":[]},"renewal":{"value":"","automatic":false,"notice":"","quote":"","pages":[]},"termination_rights":{"value":"","quote":"","pages":[]},"payment_terms":{"value":"","quote":"","pages":[]},"liability_caps":{"value":"","quote":"","pages":[]},"indemnities":{"value":"","quote":"","pages":[]},"confidentiality":{"value":"","quote":"","pages":[]},"governing_law_and_venue":{"value":"","quote":"","pages":[]},"obligations":[],"risky_clauses":[],"executive_summary":"A contract."}`)
 	}))
 	defer model.Close()
 
@@ -246,7 +246,7 @@ func TestTwoWorkerProcessesShareOneRateLimit(t *testing.T) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":%q},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":5,"total_tokens":10}}`,
-			`{"document_type":"contract","parties":[],"effective_date":"","term_and_renewal":"","termination_rights":"","payment_terms":"","liability_caps":"","indemnities":"","confidentiality":"","governing_law_and_venue":"","risky_clauses":[],"executive_summary":"A contract."}`)
+			`{"document_type":"contract","parties":[],"effective_date":{"value":"","quote":"","pages":[]},"key_dates":[],"term":{"value":"","quote":"","pages":[]},"renewal":{"value":"","automatic":false,"notice":"","quote":"","pages":[]},"termination_rights":{"value":"","quote":"","pages":[]},"payment_terms":{"value":"","quote":"","pages":[]},"liability_caps":{"value":"","quote":"","pages":[]},"indemnities":{"value":"","quote":"","pages":[]},"confidentiality":{"value":"","quote":"","pages":[]},"governing_law_and_venue":{"value":"","quote":"","pages":[]},"obligations":[],"risky_clauses":[],"executive_summary":"A contract."}`)
 	}))
 	defer model.Close()
 	src := t.TempDir()
@@ -402,7 +402,7 @@ func TestPromptOverrideFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	override := filepath.Join(t.TempDir(), "summary.tmpl")
-	if err := os.WriteFile(override, []byte(strings.Replace(string(emb), "version: summary/1", "version: summary/acme-2", 1)), 0o644); err != nil {
+	if err := os.WriteFile(override, []byte(strings.Replace(string(emb), "version: summary/2", "version: summary/acme-2", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	run1 := func(extra ...string) []jobs.Entry {

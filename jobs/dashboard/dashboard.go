@@ -98,6 +98,10 @@ type Config struct {
 	Tenants *tenants.Budgets
 	// Now is the clock for rates and ETAs. Nil means time.Now.
 	Now func() time.Time
+	// Open opens a storage location (storage/backends.Open): the results
+	// view (/batches/{id}/results, /doc, /image; see results.go) reads
+	// results and image sources through it. Nil: no results view.
+	Open Opener
 }
 
 // Handler is the dashboard: an http.Handler holding Redis connections that
@@ -163,6 +167,17 @@ func New(cfg Config) (*Handler, error) {
 	}
 	private.Handle("GET /{$}", ownPage(http.HandlerFunc(pages.list)))
 	private.Handle("GET /batches/{id}", ownPage(http.HandlerFunc(pages.detail)))
+	if cfg.Open != nil {
+		rs, err := newResults(pages, cfg.Open)
+		if err != nil {
+			_ = d.Close()
+			return nil, err
+		}
+		pages.results = true
+		private.Handle("GET /batches/{id}/results", ownPage(http.HandlerFunc(rs.list)))
+		private.Handle("GET /batches/{id}/doc", ownPage(http.HandlerFunc(rs.doc)))
+		private.Handle("GET /batches/{id}/image", ownPage(http.HandlerFunc(rs.image)))
+	}
 
 	root := http.NewServeMux()
 	if cfg.Healthz != nil {

@@ -30,6 +30,8 @@ type pages struct {
 	detailTmpl *template.Template
 	// budgets read a batch's tenant's spend (set by New).
 	budgets *tenants.Budgets
+	// results is true when the results view is served (Config.Open).
+	results bool
 }
 
 // TenantView is a batch's tenant and its spend as the batch page shows it.
@@ -323,6 +325,8 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		Manifest Location
 		Report   Location
 		Refresh  bool
+		// Results links the results view (Config.Open).
+		Results string
 	}{
 		Title:    "Batch " + id,
 		Tenant:   tenant,
@@ -333,6 +337,9 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		Manifest: locate(v.Out, v.ManifestPath()),
 		Report:   locate(v.Out, v.ReportPath()),
 		Refresh:  v.Refresh,
+	}
+	if p.results {
+		data.Results = "/batches/" + url.PathEscape(id) + "/results"
 	}
 	p.render(w, p.detailTmpl, data)
 }

@@ -1,25 +1,18 @@
 package caption
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
-	"io"
 	"path"
 	"strings"
 	"sync"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/products"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/stage"
 )
-
-// maxSidecarBytes caps a product sidecar file.
-const maxSidecarBytes = 256 << 20
 
 // productTables loads product sidecars (CSV or JSONL: image key → SKU,
 // product name, brand) once per location and keeps them for the process.
@@ -71,96 +64,16 @@ func (pt *productTables) load(ctx context.Context, open Opener, url string) (map
 	return t, nil
 }
 
-// readProducts parses a CSV (with a header row naming key/image, sku,
-// name/product_name, brand) or JSONL ({"key": ..., "sku": ..., "name": ...,
-// "brand": ...} per line) sidecar.
+// readProducts parses a product sidecar (see products.Read) into the product
+// context of the caption prompt.
 func readProducts(ctx context.Context, st storage.Store, key string) (map[string]prompts.Product, error) {
-	rc, err := st.Get(ctx, key, nil)
+	rows, err := products.Read(ctx, st, key)
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, maxSidecarBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxSidecarBytes {
-		return nil, fmt.Errorf("larger than %d bytes", maxSidecarBytes)
-	}
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	if strings.HasSuffix(key, ".jsonl") || strings.HasSuffix(key, ".ndjson") || bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
-		return parseJSONL(data)
-	}
-	return parseCSV(data)
-}
-
-func parseJSONL(data []byte) (map[string]prompts.Product, error) {
-	m := map[string]prompts.Product{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		var r map[string]any
-		if err := json.Unmarshal(line, &r); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		get := func(names ...string) string {
-			for _, k := range names {
-				if v, ok := r[k]; ok && v != nil {
-					return strings.TrimSpace(fmt.Sprint(v))
-				}
-			}
-			return ""
-		}
-		k := get("key", "image", "image_key", "file")
-		if k == "" {
-			return nil, fmt.Errorf("line %d: no \"key\"", n)
-		}
-		m[k] = prompts.Product{SKU: get("sku", "SKU"), Name: get("name", "product_name", "title"), Brand: get("brand")}
-	}
-	return m, sc.Err()
-}
-
-func parseCSV(data []byte) (map[string]prompts.Product, error) {
-	r := csv.NewReader(bytes.NewReader(data))
-	r.FieldsPerRecord = -1
-	rows, err := r.ReadAll()
-	if err != nil {
-		return nil, err
-	}
-	if len(rows) == 0 {
-		return map[string]prompts.Product{}, nil
-	}
-	col := map[string]int{}
-	for i, h := range rows[0] {
-		col[strings.ToLower(strings.TrimSpace(h))] = i
-	}
-	idx := func(names ...string) int {
-		for _, n := range names {
-			if i, ok := col[n]; ok {
-				return i
-			}
-		}
-		return -1
-	}
-	ki, si, ni, bi := idx("key", "image", "image_key", "file"), idx("sku"), idx("name", "product_name", "title"), idx("brand")
-	if ki < 0 {
-		return nil, fmt.Errorf("no key column in the header (key, image, image_key or file)")
-	}
-	cell := func(row []string, i int) string {
-		if i < 0 || i >= len(row) {
-			return ""
-		}
-		return strings.TrimSpace(row[i])
-	}
-	m := map[string]prompts.Product{}
-	for _, row := range rows[1:] {
-		if k := cell(row, ki); k != "" {
-			m[k] = prompts.Product{SKU: cell(row, si), Name: cell(row, ni), Brand: cell(row, bi)}
-		}
+	m := make(map[string]prompts.Product, len(rows))
+	for k, r := range rows {
+		m[k] = prompts.Product{SKU: r.SKU, Name: r.Name, Brand: r.Brand}
 	}
 	return m, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/chunk"
 	"github.com/llamapipe/llamapipe/worker/estimate"
+	"github.com/llamapipe/llamapipe/worker/evidence"
 	"github.com/llamapipe/llamapipe/worker/extract"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
 	"github.com/llamapipe/llamapipe/worker/llm"
@@ -165,6 +166,11 @@ func (s *Stage) Summarize(ctx context.Context, it Item, data []byte, start time.
 	if err := sm.writeDigest(ctx, tmpl, final); err != nil {
 		return o, nil, err
 	}
+	if it.Payload.Options.KeepText {
+		if err := sm.keepText(ctx, pagesOf(doc.text), nil); err != nil {
+			return o, nil, err
+		}
+	}
 	return o, nil, nil
 }
 
@@ -195,6 +201,9 @@ type summarizer struct {
 	pages, budget int
 	requests      int
 	estimated     bool
+	// lastReq is the last reduce request (asked again when quotes are not
+	// found).
+	lastReq llm.Request
 }
 
 // summarizer starts one document's summarization state; its outcome
@@ -230,7 +239,14 @@ func (s *summarizer) single(ctx context.Context, text string) (*prompts.Template
 	if err != nil {
 		return nil, stage.Answer{}, fmt.Errorf("summary prompt: %w", err)
 	}
-	a, err := s.ask(ctx, tmpl, docRequest(tmpl, user, s.it.Payload, text))
+	req := docRequest(tmpl, user, s.it.Payload, text)
+	a, err := s.ask(ctx, tmpl, req)
+	if err != nil {
+		return tmpl, a, err
+	}
+	a, err = s.checkQuotes(ctx, evidence.NewSource(text, nil), a, func(note string) (stage.Answer, error) {
+		return s.ask(ctx, tmpl, withNote(req, note))
+	})
 	return tmpl, a, err
 }
 
@@ -254,10 +270,12 @@ func (s *summarizer) reduce(ctx context.Context, partials []string) (*prompts.Te
 			if err != nil {
 				return nil, stage.Answer{}, fmt.Errorf("reduce prompt: %w", err)
 			}
-			a, err := s.ask(ctx, tmpl, docRequest(tmpl, user, s.it.Payload, strings.Join(g, "\n\n")))
+			req := docRequest(tmpl, user, s.it.Payload, strings.Join(g, "\n\n"))
+			a, err := s.ask(ctx, tmpl, req)
 			if err != nil {
 				return nil, stage.Answer{}, fmt.Errorf("reduce level %d group %d: %w", level, gi+1, err)
 			}
+			s.lastReq = req
 			final = a
 			next = append(next, fmt.Sprintf("Partial digest %d:\n%s", gi+1, compactJSON(a.Doc)))
 		}

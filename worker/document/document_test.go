@@ -43,9 +43,10 @@ func (m *fakeModel) Complete(_ context.Context, req llm.Request) (llm.Response, 
 		doc = map[string]any{"document_type_hint": "supply agreement",
 			"facts": []any{map[string]any{"fact": "The supplier delivers.", "quote": "shall deliver", "pages": []int{1}}}}
 	case "contract_digest":
-		doc = map[string]any{"document_type": "supply agreement", "parties": []any{}, "effective_date": "",
-			"term_and_renewal": "", "termination_rights": "", "payment_terms": "", "liability_caps": "", "indemnities": "",
-			"confidentiality": "", "governing_law_and_venue": "", "risky_clauses": []any{},
+		doc = map[string]any{"document_type": "supply agreement", "parties": []any{}, "effective_date": emptyFact(), "key_dates": []any{}, "term": emptyFact(),
+			"renewal":            map[string]any{"value": "", "automatic": false, "notice": "", "quote": "", "pages": []int{}},
+			"termination_rights": emptyFact(), "payment_terms": emptyFact(), "liability_caps": emptyFact(), "indemnities": emptyFact(),
+			"confidentiality": emptyFact(), "governing_law_and_venue": emptyFact(), "obligations": []any{}, "risky_clauses": []any{},
 			"executive_summary": "A supply agreement."}
 	default:
 		return llm.Response{}, fmt.Errorf("unexpected schema %v", req.Schema)
@@ -240,3 +241,6 @@ func TestTextBudget(t *testing.T) {
 		}
 	}
 }
+
+// emptyFact is a contract_digest fact the document does not state.
+func emptyFact() map[string]any { return map[string]any{"value": "", "quote": "", "pages": []int{}} }

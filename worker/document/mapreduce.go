@@ -131,6 +131,11 @@ type mapResult struct {
 	Model        string       `json:"model,omitempty"`
 	Requests     int          `json:"requests"`
 	Estimated    bool         `json:"tokens_estimated,omitempty"`
+	// Text is the text of the chunk's pages as the model saw it, and
+	// Scanned its pages read as images: the reduce checks the digest's
+	// quotes against them.
+	Text    []pageText `json:"text,omitempty"`
+	Scanned []int      `json:"scanned,omitempty"`
 }
 
 // mapPartial is one map answer (a chunk too large for one request has
@@ -196,6 +201,7 @@ func (s *Stage) mapAsk(ctx context.Context, it Item, mp jobs.MapPayload) (mapRes
 	if err := it.Report.Stopped(ctx); err != nil {
 		return res, err
 	}
+	res.Text = pagesOf(doc.text)
 	mapT, err := s.cfg.Prompts.Load(prompts.SummaryMap)
 	if err != nil {
 		return res, fmt.Errorf("map prompt: %w", err)
@@ -257,6 +263,9 @@ func (s *Stage) mapAsk(ctx context.Context, it Item, mp jobs.MapPayload) (mapRes
 		if err := ask("", g); err != nil {
 			return res, fmt.Errorf("scanned pages %d-%d: %w", g[0].page, g[len(g)-1].page, err)
 		}
+		for _, sp := range g {
+			res.Scanned = append(res.Scanned, sp.page)
+		}
 	}
 	res.InputTokens, res.OutputTokens, res.Cost, res.Currency, res.Model = o.InputTokens, o.OutputTokens, o.Cost, o.Currency, o.Model
 	res.Requests, res.Estimated = sm.requests, sm.estimated
@@ -307,6 +316,7 @@ func (s *Stage) Reduce(ctx context.Context, it Item, rp jobs.ReducePayload, o *s
 	p := rp.Item
 	sm := s.summarizer(it, o, rp.DocPages)
 	var partials []string
+	var results []mapResult
 	for i := 1; i <= rp.Count; i++ {
 		key := jobs.MapResultKey(p.Batch, p.Item, i)
 		res, err := readMapResult(ctx, it, key, mapAnswerName(i))
@@ -323,6 +333,7 @@ func (s *Stage) Reduce(ctx context.Context, it Item, rp jobs.ReducePayload, o *s
 		o.Model = cmp.Or(res.Model, o.Model)
 		sm.requests += res.Requests
 		sm.estimated = sm.estimated || res.Estimated
+		results = append(results, mapResult{Text: res.Text, Scanned: res.Scanned})
 		for _, pt := range res.Partials {
 			partials = append(partials, fmt.Sprintf("Partial result %d (pages %d-%d):\n%s", len(partials)+1, pt.FirstPage, pt.LastPage, compactJSON(pt.Facts)))
 		}
@@ -331,13 +342,32 @@ func (s *Stage) Reduce(ctx context.Context, it Item, rp jobs.ReducePayload, o *s
 		return stage.Permanent("no text found: the document is blank", nil)
 	}
 	it.Log.InfoContext(ctx, "document mapped", "chunks", rp.Count, "partials", len(partials))
+	src := sourceOf(results)
 	tmpl, final, err := sm.keptOr(ctx, keptReduce, prompts.SummaryReduce, func() (*prompts.Template, stage.Answer, error) {
-		return sm.reduce(ctx, partials)
+		tmpl, a, err := sm.reduce(ctx, partials)
+		if err != nil {
+			return tmpl, a, err
+		}
+		a, err = sm.checkQuotes(ctx, src, a, func(note string) (stage.Answer, error) {
+			return sm.ask(ctx, tmpl, withNote(sm.lastReq, note))
+		})
+		return tmpl, a, err
 	})
 	if err != nil {
 		return err
 	}
-	return sm.writeDigest(ctx, tmpl, final)
+	if err := sm.writeDigest(ctx, tmpl, final); err != nil {
+		return err
+	}
+	if !p.Options.KeepText {
+		return nil
+	}
+	var pages []pageText
+	var scanned []int
+	for _, r := range results {
+		pages, scanned = append(pages, r.Text...), append(scanned, r.Scanned...)
+	}
+	return sm.keepText(ctx, pages, scanned)
 }
 
 // readMapResult reads a map answer from the work area, or from Redis where

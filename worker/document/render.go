@@ -19,15 +19,22 @@ func compactJSON(doc map[string]any) string {
 
 // digestOrder is the order sections appear in summary.md; other keys follow
 // alphabetically.
-var digestOrder = []string{"document_type", "executive_summary", "parties", "effective_date", "term_and_renewal",
-	"termination_rights", "payment_terms", "liability_caps", "indemnities", "confidentiality",
-	"governing_law_and_venue", "risky_clauses"}
+var digestOrder = []string{"document_type", "executive_summary", "parties", "effective_date", "key_dates", "term",
+	"renewal", "term_and_renewal", "termination_rights", "payment_terms", "liability_caps", "indemnities", "confidentiality",
+	"governing_law_and_venue", "obligations", "risky_clauses"}
 
 // renderDigest renders a summary JSON as Markdown for people.
 func renderDigest(title string, doc map[string]any, m stage.Meta) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# %s\n\n", title)
-	seen := map[string]bool{}
+	if qc, ok := doc[KeyQuoteCheck].(map[string]any); ok {
+		fmt.Fprintf(&sb, "**Quotes:** %v.", qc["summary"])
+		if n, _ := qc["unverified"].(int); n > 0 {
+			fmt.Fprintf(&sb, " %d flagged ⚠: not found on the pages they cite; check them in the document.", n)
+		}
+		sb.WriteString("\n\n")
+	}
+	seen := map[string]bool{KeyQuoteCheck: true}
 	keys := []string{}
 	for _, k := range digestOrder {
 		if _, ok := doc[k]; ok {
@@ -74,6 +81,10 @@ func isEmpty(v any) bool {
 	case []any:
 		return len(t) == 0
 	case map[string]any:
+		if _, ok := t["quote"]; ok { // a fact the document does not state
+			q, _ := t["quote"].(string)
+			return strings.TrimSpace(q) == "" && t["check"] == nil && onlyValue(t) && isEmpty(t["value"])
+		}
 		return len(t) == 0
 	}
 	return false
@@ -86,12 +97,27 @@ func writeValue(sb *strings.Builder, v any, depth int) {
 		for _, e := range t {
 			switch e := e.(type) {
 			case map[string]any:
+				if _, ok := e["quote"]; ok {
+					sb.WriteString(indent + "- " + inlineObject(withoutEvidence(e)) + "\n")
+					writeQuote(sb, e, indent+"  ")
+					continue
+				}
 				sb.WriteString(indent + "- " + inlineObject(e) + "\n")
 			default:
 				fmt.Fprintf(sb, "%s- %v\n", indent, e)
 			}
 		}
 	case map[string]any:
+		if _, ok := t["quote"]; ok { // a fact with its evidence
+			if v, ok := t["value"].(string); ok && onlyValue(t) {
+				fmt.Fprintf(sb, "%s%s\n", indent, v)
+			} else {
+				sb.WriteString(indent + inlineObject(withoutEvidence(t)) + "\n")
+			}
+			sb.WriteString("\n")
+			writeQuote(sb, t, indent)
+			return
+		}
 		keys := make([]string, 0, len(t))
 		for k := range t {
 			keys = append(keys, k)
@@ -137,4 +163,57 @@ func flat(v any) string {
 		return inlineObject(t)
 	}
 	return fmt.Sprint(v)
+}
+
+// evidenceKeys are a fact's quote and its check, rendered by writeQuote.
+var evidenceKeys = map[string]bool{"quote": true, "pages": true, "verified": true, "check": true, "flagged": true}
+
+func withoutEvidence(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if !evidenceKeys[k] {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// onlyValue reports whether a fact has nothing but its value (and its
+// evidence) to show.
+func onlyValue(m map[string]any) bool {
+	for k, v := range withoutEvidence(m) {
+		if k != "value" && !isEmpty(v) && v != false {
+			return false
+		}
+	}
+	return true
+}
+
+// writeQuote renders a fact's quote, its pages and its check:
+// "> “…” (p. 3) ✓ found on the page".
+func writeQuote(sb *strings.Builder, m map[string]any, indent string) {
+	q, _ := m["quote"].(string)
+	if strings.TrimSpace(q) == "" && m["check"] == nil {
+		return
+	}
+	where := "no page cited"
+	if pages := flat(m["pages"]); pages != "" {
+		where = "p. " + pages
+	}
+	status := ""
+	switch m["check"] {
+	case "found":
+		status = "✓ found on the page"
+	case "unverifiable":
+		status = "… scanned page, not checked"
+	case "missing":
+		status = "⚠ no quote given"
+	case "not_found":
+		status = "⚠ not found on the cited pages"
+	}
+	if strings.TrimSpace(q) == "" {
+		fmt.Fprintf(sb, "%s> (no quote) %s\n\n", indent, status)
+		return
+	}
+	fmt.Fprintf(sb, "%s> “%s” (%s) %s\n\n", indent, strings.Join(strings.Fields(q), " "), where, status)
 }

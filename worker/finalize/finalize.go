@@ -115,8 +115,10 @@ func New(cfg Config) (*Finalizer, error) {
 }
 
 // HandleFinalize is the handler of jobs.TypeFinalize: it writes a complete
-// batch's manifest.jsonl and report.md under batches/<id>/ in its output
-// (Batch.ManifestPath, ReportPath), then copies them to the output's root
+// batch's manifest.jsonl, its exports (the contract register of its
+// documents, the catalog of its images: see writeExports) and report.md
+// under batches/<id>/ in its output (Batch.ManifestPath, ReportPath),
+// then copies them to the output's root
 // (the root's are the latest finalized batch's), marks the batch
 // finalized, starts its retention and queues its webhook. It is
 // idempotent: a second run rewrites the same objects.
@@ -149,6 +151,9 @@ func (f *Finalizer) HandleFinalize(ctx context.Context, t *asynq.Task) error {
 	}
 	tl, err := f.writeManifest(ctx, out, b)
 	if err != nil {
+		return err
+	}
+	if tl.quotes, err = f.writeExports(ctx, out, b); err != nil {
 		return err
 	}
 	now := f.now()

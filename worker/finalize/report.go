@@ -71,6 +71,8 @@ type tally struct {
 	tot      agg
 	currency string
 	reasons  map[string]map[string]*reasonGroup // status → reason → group
+	// quotes tallies the digests' quotes (nil: no document was exported).
+	quotes *quoteTally
 }
 
 func newTally() *tally {
@@ -178,6 +180,9 @@ func render(b jobs.Batch, c jobs.Counts, t *tally, finished time.Time, st *tenan
 	if tot.done > 0 {
 		fmt.Fprintf(&sb, "Processing time per item (sum over workers): %s in all.\n\n", (time.Duration(tot.ms) * time.Millisecond).Round(time.Millisecond))
 	}
+	if q := t.quotes; q != nil && q.docs > 0 {
+		renderQuotes(&sb, b, q)
+	}
 	if c.Fatal != "" {
 		fmt.Fprintf(&sb, "## Batch stopped\n\n%s\n\n", c.Fatal)
 	}
@@ -219,4 +224,23 @@ func money(v float64, currency string) string {
 		return fmt.Sprintf("%.4f", v)
 	}
 	return fmt.Sprintf("%.4f %s", v, currency)
+}
+
+// renderQuotes says how many of the digests' quotes were found on their
+// pages, and lists the documents with quotes not found first (most first):
+// a reviewer checks those before trusting the register.
+func renderQuotes(sb *strings.Builder, b jobs.Batch, q *quoteTally) {
+	sb.WriteString("## Quotes checked against the pages\n\n")
+	fmt.Fprintf(sb, "%s in %d documents (register: %s).\n\n", q.all, q.docs, ExportPath(b, RegisterCSV))
+	if q.withBad == 0 {
+		return
+	}
+	fmt.Fprintf(sb, "Documents with quotes not found on their pages (%d; check these first):\n\n", q.withBad)
+	for _, d := range q.worst {
+		fmt.Fprintf(sb, "- %s: %d not found (%s)\n", d.source, d.c.Unverified, d.c)
+	}
+	if more := q.withBad - len(q.worst); more > 0 {
+		fmt.Fprintf(sb, "- … and %d more (see the quotes_not_found column of %s)\n", more, ExportPath(b, RegisterCSV))
+	}
+	sb.WriteString("\n")
 }

@@ -102,6 +102,9 @@ func ConverseAnswer(input json.RawMessage) (map[string]any, int, int, error) {
 			switch {
 			case c.Text != nil:
 				req.promptTokens += tokens(*c.Text)
+				if m.Role == "user" {
+					req.user += *c.Text + "\n"
+				}
 			case c.Image != nil:
 				b, err := base64.StdEncoding.DecodeString(c.Image.Source.Bytes)
 				if err != nil {

@@ -316,9 +316,11 @@ func WriteError(w http.ResponseWriter, status int, typ, code, param, msg string)
 
 // request is a validated chat completion request.
 type request struct {
-	schemaName   string
-	schema       json.RawMessage // nil: look in the system prompt
-	system       string
+	schemaName string
+	schema     json.RawMessage // nil: look in the system prompt
+	system     string
+	// user is the text of the user messages: quotes are taken from it.
+	user         string
 	maxTokens    int
 	promptTokens int
 	images       int
@@ -423,6 +425,9 @@ func parseRequest(body []byte) (*request, *validationError) {
 		if m.Role == "system" || m.Role == "developer" {
 			req.system += text
 		}
+		if m.Role == "user" {
+			req.user += text + "\n"
+		}
 	}
 	if rf := wr.ResponseFormat; rf != nil {
 		switch rf.Type {
@@ -525,7 +530,7 @@ func (req *request) answer() string {
 	if schema == nil {
 		schema, _ = prompts.SchemaJSON(prompts.SchemaContractDigest)
 	}
-	doc, err := Generate(schema)
+	doc, err := GenerateQuoting(schema, req.user)
 	if err != nil {
 		doc, _ = json.Marshal(map[string]string{"answer": "synthetic answer"})
 	}

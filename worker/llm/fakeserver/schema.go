@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -16,12 +18,20 @@ import (
 // first of an enum, const values, and local $refs (#/$defs/..,
 // #/definitions/..). Keywords it does not understand (pattern, format other
 // than date and date-time, if/then/else) are ignored.
-func Generate(schema json.RawMessage) ([]byte, error) {
+func Generate(schema json.RawMessage) ([]byte, error) { return GenerateQuoting(schema, "") }
+
+// GenerateQuoting is Generate for an answer that quotes its prompt: an
+// object with a "quote" property (a fact with its evidence) quotes the
+// prompt's text verbatim (see quoteFrom) with the page it is on in its
+// "pages", and keeps its other strings short, as a model quoting a
+// document would.
+func GenerateQuoting(schema json.RawMessage, prompt string) ([]byte, error) {
 	var root any
 	if err := json.Unmarshal(schema, &root); err != nil {
 		return nil, fmt.Errorf("schema: %w", err)
 	}
 	g := &generator{root: root}
+	g.quote, g.page = quoteFrom(prompt)
 	v, err := g.value(root, "answer", 0, 0)
 	if err != nil {
 		return nil, err
@@ -29,9 +39,57 @@ func Generate(schema json.RawMessage) ([]byte, error) {
 	return json.Marshal(v)
 }
 
-type generator struct{ root any }
+type generator struct {
+	root any
+	// quote and page are what evidence objects cite; short is set while
+	// one is generated.
+	quote string
+	page  int
+	short bool
+}
+
+// Quotes in a reduce prompt's partial results (keys sorted: pages first).
+var (
+	partialQuoteRE = regexp.MustCompile(`"pages":\[(\d+)[^\]]*\],"quote":"((?:[^"\\]|\\.)+)"`)
+	pageMarkerRE   = regexp.MustCompile(`\[page (\d{1,6})\]`)
+)
+
+// quoteFrom picks what an answer to prompt quotes: the first quote of a
+// partial result in it (a reduce), else the first eight words of the first
+// page with text, or the last eight words of a prompt without page markers
+// (its document part comes last), cited as page 1.
+func quoteFrom(prompt string) (string, int) {
+	if m := partialQuoteRE.FindStringSubmatch(prompt); m != nil {
+		var q string
+		if json.Unmarshal([]byte(`"`+m[2]+`"`), &q) == nil {
+			p, _ := strconv.Atoi(m[1])
+			return q, p
+		}
+	}
+	locs := pageMarkerRE.FindAllStringSubmatchIndex(prompt, -1)
+	if len(locs) == 0 { // text without pages comes last, after the instructions
+		if w := strings.Fields(prompt); len(w) >= 4 {
+			return strings.Join(w[max(len(w)-8, 0):], " "), 1
+		}
+		return "", 0
+	}
+	for i, l := range locs {
+		end := len(prompt)
+		if i+1 < len(locs) {
+			end = locs[i+1][0]
+		}
+		if w := strings.Fields(prompt[l[1]:end]); len(w) >= 4 {
+			p, _ := strconv.Atoi(prompt[l[2]:l[3]])
+			return strings.Join(w[:min(len(w), 8)], " "), p
+		}
+	}
+	return "", 0
+}
 
 const maxDepth = 24
+
+// shortString caps the strings of a fact that quotes its evidence.
+const shortString = 60
 
 var errDepth = errors.New("schema: nested too deeply (recursive $ref?)")
 
@@ -71,7 +129,11 @@ func (g *generator) value(node any, name string, index, depth int) (any, error) 
 	case "array":
 		return g.array(s, name, depth)
 	case "string":
-		return stringValue(s, name, index), nil
+		if v := stringValue(s, name, index); g.short && len(v) > shortString {
+			return strings.TrimSpace(v[:shortString]), nil
+		} else {
+			return v, nil
+		}
 	case "integer":
 		return integerValue(s, index), nil
 	case "number":
@@ -197,7 +259,22 @@ func (g *generator) object(s map[string]any, depth int) (any, error) {
 		}
 	}
 	sort.Strings(names)
+	_, evidence := props["quote"]
+	if evidence && g.quote != "" {
+		g.short = true
+		defer func() { g.short = false }()
+	}
 	for _, k := range names {
+		if evidence && g.quote != "" {
+			switch k {
+			case "quote":
+				out[k] = g.quote
+				continue
+			case "pages":
+				out[k] = []any{g.page}
+				continue
+			}
+		}
 		v, err := g.value(props[k], k, 0, depth+1)
 		if err != nil {
 			return nil, err

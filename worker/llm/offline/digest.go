@@ -33,18 +33,22 @@ type riskyClause struct {
 	Pages  []int  `json:"pages"`
 }
 
-// digest is the contract_digest answer.
+// digest is the contract_digest answer (version 2: every fact carries a
+// verbatim quote and its pages; see facts.go).
 type digest struct {
 	DocumentType         string        `json:"document_type"`
-	Parties              []party       `json:"parties"`
-	EffectiveDate        string        `json:"effective_date"`
-	TermAndRenewal       string        `json:"term_and_renewal"`
-	TerminationRights    string        `json:"termination_rights"`
-	PaymentTerms         string        `json:"payment_terms"`
-	LiabilityCaps        string        `json:"liability_caps"`
-	Indemnities          string        `json:"indemnities"`
-	Confidentiality      string        `json:"confidentiality"`
-	GoverningLawAndVenue string        `json:"governing_law_and_venue"`
+	Parties              []quotedParty `json:"parties"`
+	EffectiveDate        factField     `json:"effective_date"`
+	KeyDates             []keyDate     `json:"key_dates"`
+	Term                 factField     `json:"term"`
+	Renewal              renewalField  `json:"renewal"`
+	TerminationRights    factField     `json:"termination_rights"`
+	PaymentTerms         factField     `json:"payment_terms"`
+	LiabilityCaps        factField     `json:"liability_caps"`
+	Indemnities          factField     `json:"indemnities"`
+	Confidentiality      factField     `json:"confidentiality"`
+	GoverningLawAndVenue factField     `json:"governing_law_and_venue"`
+	Obligations          []obligation  `json:"obligations"`
 	RiskyClauses         []riskyClause `json:"risky_clauses"`
 	ExecutiveSummary     string        `json:"executive_summary"`
 }
@@ -69,6 +73,10 @@ type source struct {
 	// typeHints and parties come from partial results.
 	typeHints []string
 	parties   []party
+	// quoted are the parties of partial digests with their quotes, and
+	// facts their quoted fields as sentences (quote kept verbatim).
+	quoted []quotedParty
+	facts  []sentence
 }
 
 // headBytes is how much text the heuristics read.
@@ -98,7 +106,7 @@ func readDocuments(docs []string) *source {
 			case p.facts != nil:
 				for _, f := range p.facts.Facts {
 					if t := strings.Join(strings.Fields(f.Fact), " "); t != "" {
-						src.sents = append(src.sents, sentence{text: t, pages: validPages(f.Pages)})
+						src.sents = append(src.sents, sentence{text: t, pages: validPages(f.Pages), quote: strings.TrimSpace(f.Quote)})
 						if head.Len() < headBytes {
 							head.WriteString(t + "\n")
 						}
@@ -114,7 +122,11 @@ func readDocuments(docs []string) *source {
 				if h := strings.TrimSpace(p.digest.DocumentType); h != "" {
 					src.typeHints = append(src.typeHints, h)
 				}
-				src.parties = append(src.parties, p.digest.Parties...)
+				for _, q := range p.digest.Parties {
+					src.parties = append(src.parties, party{Name: q.Name, Role: q.Role})
+					src.quoted = append(src.quoted, q)
+				}
+				src.facts = append(src.facts, p.digest.quotedSentences()...)
 			}
 		}
 	}
@@ -348,22 +360,16 @@ func (c *Client) contractDigest(ctx context.Context, docs []string) (*digest, er
 		}
 		kept = append(kept, s)
 	}
-	parties := []party{}
-	seen := map[string]bool{}
-	for _, p := range append(src.parties, guessParties(src.head)...) {
-		key := strings.ToLower(p.Name)
-		if p.Name == "" || seen[key] || len(parties) == maxParties {
-			continue
-		}
-		seen[key] = true
-		parties = append(parties, party{Name: truncateRunes(p.Name, maxNameRunes), Role: truncateRunes(p.Role, maxRoleRunes)})
-	}
-	return &digest{
+	d := &digest{
 		DocumentType:     src.docType(),
-		Parties:          parties,
+		Parties:          src.quotedParties(),
+		KeyDates:         []keyDate{},
+		Obligations:      []obligation{},
 		RiskyClauses:     []riskyClause{},
 		ExecutiveSummary: truncateRunes(joinSentences(kept), maxSummaryRunes),
-	}, nil
+	}
+	src.fillFacts(d)
+	return d, nil
 }
 
 func (c *Client) chunkFacts(ctx context.Context, docs []string) (*chunkFacts, error) {
@@ -381,7 +387,7 @@ func (c *Client) chunkFacts(ctx context.Context, docs []string) (*chunkFacts, er
 		}
 		facts = append(facts, fact{
 			Fact:  truncateRunes(s.text, maxFactRunes),
-			Quote: truncateRunes(s.text, maxQuoteRunes),
+			Quote: truncateRunes(s.quoteText(), maxQuoteRunes),
 			Pages: pages,
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/llamapipe/llamapipe/prompts"
+	"github.com/llamapipe/llamapipe/worker/evidence"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
@@ -76,8 +77,21 @@ func TestContractDigest(t *testing.T) {
 		t.Errorf("document_type = %q, want license", d.DocumentType)
 	}
 	wantParties := []party{{"Acme Software, Inc.", "licensor"}, {"Beta Retail GmbH", "licensee"}}
-	if !reflect.DeepEqual(d.Parties, wantParties) {
+	var gotParties []party
+	for _, p := range d.Parties {
+		gotParties = append(gotParties, party{p.Name, p.Role})
+	}
+	if !reflect.DeepEqual(gotParties, wantParties) {
 		t.Errorf("parties = %+v, want %+v", d.Parties, wantParties)
+	}
+	// Every quote is the document's own text: all of them verify.
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(resp.Text), &doc); err != nil {
+		t.Fatal(err)
+	}
+	n, bad := evidence.Annotate(doc, evidence.NewSource(contract, nil), true)
+	if n.Quotes < 3 || n.Verified != n.Quotes || len(bad) != 0 {
+		t.Errorf("offline quotes: %s, not found: %+v\n%s", n, bad, resp.Text)
 	}
 	if d.ExecutiveSummary != contractIntro+" "+hubA+" "+hubB {
 		t.Errorf("executive_summary = %q", d.ExecutiveSummary)

@@ -13,6 +13,18 @@ type sentence struct {
 	text string
 	// pages the sentence comes from (from page markers); empty when unknown.
 	pages []int
+	// quote is the verbatim quote behind a partial result's fact; empty
+	// for a sentence of the document (its text is the quote).
+	quote string
+}
+
+// quoteText is what the sentence quotes verbatim: its partial result's
+// quote, else its own text.
+func (s sentence) quoteText() string {
+	if s.quote != "" {
+		return s.quote
+	}
+	return s.text
 }
 
 // maxSentenceBytes caps a "sentence" in text without punctuation (tables,

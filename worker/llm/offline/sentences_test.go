@@ -81,10 +81,10 @@ func TestSplitDocumentPages(t *testing.T) {
 		prompts.PageMarker(2) + "\nSecond page."
 	got := splitDocument(in)
 	want := []sentence{
-		{"Cover note.", nil},
-		{"First page text.", []int{1}},
-		{"Still page one.", []int{1}},
-		{"Second page.", []int{2}},
+		{text: "Cover note."},
+		{text: "First page text.", pages: []int{1}},
+		{text: "Still page one.", pages: []int{1}},
+		{text: "Second page.", pages: []int{2}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("splitDocument:\n got %+v\nwant %+v", got, want)

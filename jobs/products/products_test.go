@@ -1,4 +1,4 @@
-package caption
+package products
 
 import "testing"
 
@@ -24,5 +24,25 @@ func TestSidecarsParse(t *testing.T) {
 	}
 	if _, err := parseJSONL([]byte("{\"sku\":\"S1\"}\n")); err == nil {
 		t.Error("a JSONL line without a key was accepted")
+	}
+}
+
+func TestSidecarShopColumns(t *testing.T) {
+	m, err := parseCSV([]byte("key,sku,Handle,image_position,Image_URL\na.jpg,S1,blue-mug,2,https://cdn/a.jpg\nb.jpg,S1,blue-mug,x,\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := m["a.jpg"]; a.Handle != "blue-mug" || a.Position != 2 || a.ImageSrc != "https://cdn/a.jpg" {
+		t.Errorf("a.jpg %+v", a)
+	}
+	if b := m["b.jpg"]; b.Handle != "blue-mug" || b.Position != 0 || b.ImageSrc != "" {
+		t.Errorf("b.jpg %+v (a position that is not a number is not given)", b)
+	}
+	j, err := parseJSONL([]byte(`{"key":"c.jpg","handle":"plate","position":1,"image_src":"https://cdn/c.jpg"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := j["c.jpg"]; c.Handle != "plate" || c.Position != 1 || c.ImageSrc != "https://cdn/c.jpg" {
+		t.Errorf("c.jpg %+v", c)
 	}
 }
