@@ -1,8 +1,11 @@
 // Package dashboard is the operators' web view of llamapipe: asynqmon
 // (the Asynq dashboard) under /asynq, a batch page of our own at / and
 // /batches/{id} (progress, counts, tokens, cost, rate, ETA, failures grouped
-// by reason, where the manifest and report are), /metrics, /healthz and
-// /readyz.
+// by reason, where the manifest and report are), the results view
+// (results.go, digest.go: /batches/{id}/results, a paged gallery of
+// captions and list of digests; /doc, one digest with its quotes, their
+// pages and whether they were found there; /image, a gallery thumbnail),
+// /metrics, /healthz and /readyz.
 //
 // Everything but /healthz and /readyz requires credentials (HTTP basic auth
 // or a bearer token, compared in constant time) unless the caller asks for
@@ -13,6 +16,8 @@
 // *jobs.Tracker satisfies and queues through asynqmon; it never writes a
 // batch record. /metrics, /healthz and /readyz are handlers it is given
 // (cmd/llamapipe wires worker/metrics'): it must not import worker/... or
-// ingest/..., knows nothing of the task handlers, models or storage
-// backends, and shows no document text (payloads hold references only).
+// ingest/..., and knows nothing of the task handlers, models or storage
+// backends: the results view reads results (and image sources) through
+// Config.Open, the storage interface cmd/llamapipe gives it, and shows
+// what the results say (captions, digests and their quotes), escaped.
 package dashboard
