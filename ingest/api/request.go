@@ -36,12 +36,14 @@ type submitBody struct {
 	Webhook   string   `json:"webhook,omitempty"`
 	Profile   string   `json:"profile,omitempty"`
 	ModelMode string   `json:"model_mode,omitempty"`
+	KeepText  bool     `json:"keep_text,omitempty"`
 }
 
 // MarshalJSON writes the request as a client sends it.
 func (r SubmitRequest) MarshalJSON() ([]byte, error) {
 	return json.Marshal(submitBody{Sources: r.Sources, Out: r.Out, Task: r.Task, Queue: r.Queue, Language: r.Language,
-		Include: r.Include, Exclude: r.Exclude, Force: r.Force, Webhook: r.Webhook, Profile: r.Profile, ModelMode: r.ModelMode})
+		Include: r.Include, Exclude: r.Exclude, Force: r.Force, Webhook: r.Webhook, Profile: r.Profile, ModelMode: r.ModelMode,
+		KeepText: r.KeepText})
 }
 
 // UnmarshalJSON reads a request body; a field a client may not set is an
@@ -55,6 +57,6 @@ func (r *SubmitRequest) UnmarshalJSON(b []byte) error {
 	}
 	*r = SubmitRequest{Profile: w.Profile, Spec: jobs.Spec{Sources: w.Sources, Out: w.Out, Task: w.Task, Queue: w.Queue,
 		Include: w.Include, Exclude: w.Exclude, Force: w.Force, Webhook: w.Webhook,
-		Options: jobs.Options{Language: w.Language, ModelMode: w.ModelMode}}}
+		Options: jobs.Options{Language: w.Language, ModelMode: w.ModelMode, KeepText: w.KeepText}}}
 	return nil
 }

@@ -34,6 +34,12 @@ var goldenSubmits = []struct {
 			Task: "summarize", Queue: "nightly", Options: jobs.Options{Language: "pt-BR", ModelMode: "auto"},
 			Include: []string{"**/*.pdf"}, Exclude: []string{"old/**"}, Force: true, Webhook: "https://hooks.example.com/llamapipe/x"}},
 	},
+	{ // --keep-text through the API
+		body:      `{"sources":["s3://in/docs"],"out":"s3://out/x","keep_text":true}`,
+		read:      `{"sources":["s3://in/docs"],"out":"s3://out/x","keep_text":true}`,
+		defaulted: `{"sources":["s3://in/docs"],"out":"s3://out/x","task":"auto","queue":"default","language":"en","keep_text":true}`,
+		want:      SubmitRequest{Spec: jobs.Spec{Sources: []string{"s3://in/docs"}, Out: "s3://out/x", Options: jobs.Options{KeepText: true}}},
+	},
 }
 
 func TestSubmitBodiesReadAsBefore(t *testing.T) {

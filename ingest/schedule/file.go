@@ -36,6 +36,7 @@ import (
 //	    watch: {interval: 1m, roll_every: 0, settle: 10s, events: "redis://minio-redis:6379/0?key=bucketevents"}
 //	    sources: [s3://legal/inbox]
 //	    out: s3://legal/summaries
+//	    keep_text: true              # also <file>.text.md and .chunks.jsonl
 //
 // The scheduler that holds the lead runs the watchers of watch entries
 // itself (one per entry; edits start, restart or stop them).
@@ -46,8 +47,8 @@ type file struct {
 
 // entry is one schedule: its name and when it runs, and the batch it asks
 // for (the Spec's flat YAML: sources, out, task, queue, language, products,
-// max_output_tokens, model_mode, include, exclude, max_size, max_retry,
-// force, provider, model, tenant, webhook).
+// max_output_tokens, model_mode, keep_text, include, exclude, max_size,
+// max_retry, force, provider, model, tenant, webhook).
 type entry struct {
 	Name     string `yaml:"name"`
 	Cron     string `yaml:"cron"`

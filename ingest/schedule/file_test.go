@@ -154,3 +154,26 @@ schedules:
 		t.Errorf("bad language: %v", err)
 	}
 }
+
+// keep_text in a schedules entry reaches the batch spec (--keep-text).
+func TestScheduleKeepsText(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "schedules.yaml")
+	writeFile(t, path, `schedules:
+  - name: contracts
+    cron: "0 2 * * *"
+    sources: [s3://legal/in]
+    out: s3://legal/out
+    keep_text: true
+`)
+	cfgs, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := jobs.DecodeIngest(cfgs[0].Task.Payload())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.KeepText {
+		t.Errorf("keep_text lost: %+v", got)
+	}
+}
