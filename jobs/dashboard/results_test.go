@@ -94,7 +94,7 @@ func TestResultsViewGuardsItsRoutes(t *testing.T) {
 		{base + "/results", "bearer", http.StatusOK, "Blue mug number 00"},
 		{base + "/results?page=2", "basic", http.StatusOK, "Blue mug number 25"},
 		{base + "/image?item=img-03", "bearer", http.StatusOK, "\x89PNG"},
-		{base + "/image?item=doc-lease", "bearer", http.StatusNotFound, "no such image"},      // a document is not served
+		{base + "/image?item=doc-lease", "bearer", http.StatusNotFound, "no such image"},          // a document is not served
 		{"/batches/b-progress/image?item=img-03", "bearer", http.StatusNotFound, "no such image"}, // another batch's item
 		{base + "/doc?item=doc-lease", "bearer", http.StatusOK, "rent is payable in unicorns"},
 		{base + "/doc?item=img-01", "bearer", http.StatusNotFound, "no digest"},
