@@ -335,3 +335,86 @@ func TestKeepTextWritesWhatTheModelSaw(t *testing.T) {
 		}
 	}
 }
+
+// scanModel reads page images: its map facts quote what it "read" on the
+// first page it was shown, and its digest takes the first partial quote.
+type scanModel struct{ prof llm.Profile }
+
+func (m *scanModel) Profile() llm.Profile { return m.prof }
+
+var markerRE = regexp.MustCompile(`\[page (\d+)\]`)
+
+func (m *scanModel) Complete(_ context.Context, req llm.Request) (llm.Response, error) {
+	var doc string
+	for _, p := range req.Parts {
+		if p.Document {
+			doc += p.Text
+		}
+	}
+	var out map[string]any
+	switch req.Schema.Name {
+	case prompts.SchemaChunkFacts:
+		page := 1
+		if mm := markerRE.FindStringSubmatch(doc); mm != nil {
+			fmt.Sscan(mm[1], &page)
+		}
+		out = map[string]any{"document_type_hint": "", "facts": []any{
+			map[string]any{"fact": "the term", "quote": "read from the scanned page", "pages": []int{page}}}}
+	case prompts.SchemaContractDigest:
+		term := emptyFact()
+		if mm := partialQuoteRE.FindStringSubmatch(doc); mm != nil {
+			var page int
+			fmt.Sscan(mm[1], &page)
+			term = map[string]any{"value": "the term", "quote": "read from the scanned page", "pages": []int{page}}
+		}
+		out = map[string]any{"document_type": "agreement", "parties": []any{}, "effective_date": emptyFact(), "key_dates": []any{},
+			"term": term, "renewal": map[string]any{"value": "", "automatic": false, "notice": "", "quote": "", "pages": []int{}},
+			"termination_rights": emptyFact(), "payment_terms": emptyFact(), "liability_caps": emptyFact(), "indemnities": emptyFact(),
+			"confidentiality": emptyFact(), "governing_law_and_venue": emptyFact(), "obligations": []any{}, "risky_clauses": []any{},
+			"executive_summary": "A scanned agreement."}
+	default:
+		return llm.Response{}, fmt.Errorf("unexpected schema %v", req.Schema)
+	}
+	b, _ := json.Marshal(out)
+	return llm.Response{Text: string(b), Model: m.prof.Model, Usage: llm.Usage{InputTokens: 100, OutputTokens: 10}}, nil
+}
+
+// TestQuotesFromScannedPagesAreUnverifiable: a scanned contract is read
+// from page images; its quotes cite pages without text, so they are marked
+// unverifiable (not flagged) and the model is not asked again.
+func TestQuotesFromScannedPagesAreUnverifiable(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(jobstest.CorpusDir(t, "pdfs", "scanned"), "gen_contract_scanned150dpi.pdf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &scanModel{prof: llm.Profile{Provider: "openai", Model: "vision", ContextTokens: 1 << 17, MaxOutputTokens: 2048, MaxImages: 4}}
+	it, _ := newItem(t, m, "scan.pdf", jobs.FilePDF, data)
+	s := document.New(document.Config{})
+	defer s.Close()
+	ctx := context.Background()
+	o, maps, err := s.Summarize(ctx, it, data, time.Now())
+	if err != nil || len(maps) == 0 {
+		t.Fatalf("%d maps, %v: a scanned document is read from page images", len(maps), err)
+	}
+	for _, mp := range maps {
+		if err := s.Map(ctx, it, mp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ro stage.Outcome
+	if err := s.Reduce(ctx, it, jobs.ReducePayload{Item: it.Payload, Count: len(maps), DocPages: o.Pages}, &ro); err != nil {
+		t.Fatal(err)
+	}
+	doc, md := readDigest(t, it, ro)
+	term := doc["term"].(map[string]any)
+	if term["check"] != "unverifiable" || term["verified"] != false || term["flagged"] != nil {
+		t.Errorf("quote from a scanned page: %v", term)
+	}
+	qc := doc["quote_check"].(map[string]any)
+	if qc["unverifiable"] != 1.0 || qc["unverified"] != 0.0 || qc["asked_again"] != false {
+		t.Errorf("quote_check %v", qc)
+	}
+	if !strings.Contains(md, "0 of 1 quotes found on their pages (1 on scanned pages, unverifiable)") {
+		t.Errorf("summary.md:\n%s", md)
+	}
+}
