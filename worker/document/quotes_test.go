@@ -250,6 +250,33 @@ func TestOfflineDigestsQuoteVerbatim(t *testing.T) {
 			t.Errorf("%s: offline quotes %v", filepath.Base(file), qc)
 		}
 	}
+	// Mapped and reduced, too: the map facts quote their sentences and the
+	// reduce keeps those quotes with their pages.
+	file := corpusContracts(t)[0]
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := offline.New(offline.Options{ContextTokens: 12000})
+	it, _ := newItem(t, small, filepath.Base(file), jobs.FilePDF, data)
+	ctx := context.Background()
+	o, maps, err := s.Summarize(ctx, it, data, time.Now())
+	if err != nil || len(maps) < 2 {
+		t.Fatalf("%d maps, %v", len(maps), err)
+	}
+	for _, mp := range maps {
+		if err := s.Map(ctx, it, mp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ro stage.Outcome
+	if err := s.Reduce(ctx, it, jobs.ReducePayload{Item: it.Payload, Count: len(maps), DocPages: o.Pages}, &ro); err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := readDigest(t, it, ro)
+	if qc := doc["quote_check"].(map[string]any); qc["quotes"].(float64) < 4 || qc["verified"] != qc["quotes"] || qc["asked_again"] != false {
+		t.Errorf("offline, mapped and reduced: %v", qc)
+	}
 }
 
 // TestKeepTextWritesWhatTheModelSaw: with KeepText, the text the model was

@@ -46,9 +46,11 @@ type obligation struct {
 	Pages      []int  `json:"pages"`
 }
 
-// Value limits of the fact fields (prompts/schemas/contract_digest.json).
+// Value limits of the fact fields (prompts/schemas/contract_digest.json
+// allows up to 1500): a value is its sentence cut short, the quote carries
+// the sentence whole, so that a digest stays small enough to reduce again.
 const (
-	maxFactValueRunes = 1500
+	maxFactValueRunes = 300
 	maxObligations    = 5
 )
 
@@ -122,7 +124,7 @@ func quoteField(s sentence, limit int) factField {
 	if pages == nil {
 		pages = []int{}
 	}
-	return factField{Value: truncateRunes(s.text, limit), Quote: truncateRunes(s.quoteText(), maxQuoteRunes), Pages: pages}
+	return factField{Value: truncateRunes(s.text, min(limit, maxFactValueRunes)), Quote: truncateRunes(s.quoteText(), maxQuoteRunes), Pages: pages}
 }
 
 // partyIn names the first party (by name, else by role) that sentence
