@@ -94,3 +94,29 @@ func Bucket(t testing.TB) string {
 	}
 	return "t-" + strings.Trim(s, "-")
 }
+
+// SentinelURL returns the redis-sentinel:// URL of the test Sentinel group
+// (a primary, a replica, three sentinels: see .ci/with-services) and the
+// folder holding its data nodes' config and pid files. It fails the test
+// when `make test` did not start the group.
+func SentinelURL(t testing.TB) (url, dir string) {
+	t.Helper()
+	url, dir = os.Getenv("LLAMAPIPE_TEST_SENTINEL_URL"), os.Getenv("LLAMAPIPE_TEST_SENTINEL_DIR")
+	if url == "" || dir == "" {
+		t.Fatal("no test Sentinel group (LLAMAPIPE_TEST_SENTINEL_URL, _DIR): run the tests with `make test`")
+	}
+	return url, dir
+}
+
+// ClusterURL returns the redis-cluster:// URL of the test Redis Cluster
+// (three primaries: see .ci/with-services). It fails the test when `make
+// test` did not start it. The cluster has one database, shared by every
+// package's tests: a test uses its own key prefix and queue names.
+func ClusterURL(t testing.TB) string {
+	t.Helper()
+	url := os.Getenv("LLAMAPIPE_TEST_CLUSTER_URL")
+	if url == "" {
+		t.Fatal("no test Redis Cluster (LLAMAPIPE_TEST_CLUSTER_URL): run the tests with `make test`")
+	}
+	return url
+}
