@@ -11,6 +11,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/llamapipe/llamapipe/jobs/redisconn"
 )
 
 // Databases used by each package's tests, so packages tested in parallel
@@ -58,10 +60,11 @@ func Redis(t testing.TB, db int) (string, redis.UniversalClient) {
 	return url, rdb
 }
 
-// ConnOpt parses a URL from Redis into an asynq connection option.
+// ConnOpt parses a Redis URL (any redisconn.ParseURL takes: Sentinel and
+// Cluster too) into an asynq connection option.
 func ConnOpt(t testing.TB, url string) asynq.RedisConnOpt {
 	t.Helper()
-	opt, err := asynq.ParseRedisURI(url)
+	opt, err := redisconn.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
 	}
