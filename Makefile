@@ -9,13 +9,15 @@ PKGS      ?= ./...
 .PHONY: demo test deps build vet fmt bench-images bench-pdf bench-serve fuzz faults
 
 # System packages the project needs: redis-server for the queue (tests and
-# the single-machine `run`), libjpeg-turbo's headers for the fast scaled JPEG
-# decoder (cgo; `-tags imageprep_purego` or CGO_ENABLED=0 builds without it),
+# the single-machine `run`), redis-sentinel for the tests' Sentinel group,
+# libjpeg-turbo's headers for the fast scaled JPEG decoder (cgo;
+# `-tags imageprep_purego` or CGO_ENABLED=0 builds without it),
 # poppler-utils for the PDF comparison tests, chromium for the dashboard's
 # browser test.
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v redis-sentinel >/dev/null 2>&1 || missing="$$missing redis-sentinel"; \
 	[ -f /usr/include/jpeglib.h ] || missing="$$missing libjpeg62-turbo-dev"; \
 	command -v pdftotext >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \

@@ -11,6 +11,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/llamapipe/llamapipe/jobs/redisconn"
 )
 
 // Item statuses in the manifest.
@@ -129,12 +131,16 @@ var ErrBatchExists = errors.New("jobs: batch exists")
 type Tracker struct {
 	rdb    redis.UniversalClient
 	prefix string
+	// repl writes what ingest, workers and cancel report as done (Seal,
+	// Record, Cancel, MarkFinalized) so that a primary with replicas
+	// answers only once a replica has it: a failover cannot lose it.
+	repl *redisconn.Replicated
 }
 
 // NewTracker returns a Tracker. prefix namespaces the keys (keys.go); empty
 // means DefaultPrefix.
 func NewTracker(rdb redis.UniversalClient, prefix string) *Tracker {
-	return &Tracker{rdb: rdb, prefix: ns(prefix)}
+	return &Tracker{rdb: rdb, prefix: ns(prefix), repl: redisconn.NewReplicated(rdb)}
 }
 
 // Create stores a new, unsealed batch.
@@ -251,13 +257,23 @@ func (t *Tracker) Record(ctx context.Context, batch string, e Entry) (recorded, 
 		return false, false, fmt.Errorf("record %s: %w", e.Source, err)
 	}
 	keys := []string{BatchKey(t.prefix, batch), BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch)}
-	res, err := recordScript.Run(ctx, t.rdb, keys,
-		e.Item, b, e.Status, e.InputTokens, e.OutputTokens, strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds()).Int64Slice()
-	if err != nil {
-		return false, false, fmt.Errorf("record %s in batch %s: %w", e.Source, batch, err)
+	var cmd *redis.Cmd
+	err = t.repl.Pipelined(ctx, keys[0], func(p redis.Pipeliner) {
+		cmd = recordScript.Eval(ctx, p, keys, e.Item, b, e.Status, e.InputTokens, e.OutputTokens,
+			strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds())
+	})
+	res, cerr := []int64(nil), err
+	if cmd != nil && (err == nil || errors.Is(err, redisconn.ErrNotReplicated)) {
+		res, cerr = cmd.Int64Slice()
+	}
+	if cerr != nil {
+		return false, false, fmt.Errorf("record %s in batch %s: %w", e.Source, batch, cerr)
 	}
 	if res[0] == -1 {
 		return false, false, fmt.Errorf("record %s: %w: %w", e.Source, t.missing(ctx, batch), asynq.SkipRetry)
+	}
+	if err != nil { // recorded on the primary, no replica confirmed it: retry
+		return res[0] == 1, false, fmt.Errorf("record %s in batch %s: %w", e.Source, batch, err)
 	}
 	return res[0] == 1, res[1] == 1, nil
 }
@@ -283,7 +299,13 @@ return 0
 // Seal sets a batch's total once ingest has listed everything. It reports
 // whether every item has already ended (then the caller enqueues finalize).
 func (t *Tracker) Seal(ctx context.Context, batch string, total int) (complete bool, err error) {
-	n, err := sealScript.Run(ctx, t.rdb, []string{BatchKey(t.prefix, batch)}, total).Int()
+	var cmd *redis.Cmd
+	key := BatchKey(t.prefix, batch)
+	err = t.repl.Pipelined(ctx, key, func(p redis.Pipeliner) { cmd = sealScript.Eval(ctx, p, []string{key}, total) })
+	var n int
+	if err == nil {
+		n, err = cmd.Int()
+	}
 	if err != nil {
 		return false, fmt.Errorf("seal batch %s: %w", batch, err)
 	}
@@ -321,7 +343,11 @@ func (t *Tracker) Cancel(ctx context.Context, batch string, at time.Time) (bool,
 	if _, err := t.Get(ctx, batch); err != nil {
 		return false, err
 	}
-	first, err := t.rdb.HSetNX(ctx, BatchKey(t.prefix, batch), "cancelled_at", at.UnixMilli()).Result()
+	var cmd *redis.BoolCmd
+	err := t.repl.Pipelined(ctx, BatchKey(t.prefix, batch), func(p redis.Pipeliner) {
+		cmd = p.HSetNX(ctx, BatchKey(t.prefix, batch), "cancelled_at", at.UnixMilli())
+	})
+	first := err == nil && cmd.Val()
 	if err != nil {
 		return false, fmt.Errorf("cancel batch %s: %w", batch, err)
 	}
@@ -362,7 +388,9 @@ func (t *Tracker) Fatal(ctx context.Context, batch string) (string, error) {
 
 // MarkFinalized records that the manifest and report were written.
 func (t *Tracker) MarkFinalized(ctx context.Context, batch string, at time.Time) error {
-	if err := t.rdb.HSet(ctx, BatchKey(t.prefix, batch), "finalized", "1", "finished_ms", at.UnixMilli()).Err(); err != nil {
+	if err := t.repl.Pipelined(ctx, BatchKey(t.prefix, batch), func(p redis.Pipeliner) {
+		p.HSet(ctx, BatchKey(t.prefix, batch), "finalized", "1", "finished_ms", at.UnixMilli())
+	}); err != nil {
 		return fmt.Errorf("finalize batch %s: %w", batch, err)
 	}
 	return nil

@@ -31,7 +31,7 @@ import "time"
 //	BatchesKey                P:batches                            zset    members trimmed past retention; TTL ≥ retention, renewed
 //	TenantBatchesKey          P:tenant:T:batches                   zset    like BatchesKey
 //	ContentResultKey          P:content:[T:]<content key>          string  TTL 30d (ContentResultTTL)
-//	ContentClaimKey           P:content:[T:]<content key>:claim    string  TTL 10m (ContentClaimTTL); deleted when stored
+//	ContentClaimKey           {P:content:[T:]<content key>}:claim  string  TTL 10m (ContentClaimTTL); deleted when stored
 //	TenantSpendKey            P:tenants:{T}:spend:<period>         hash    TTL 3d / 40d (SpendDayTTL, SpendMonthTTL)
 //	WatchStateKey             P:watch:{W}                          hash    TTL retention, renewed by every write
 //	WatchSeenKey              P:watch:{W}:seen                     hash    TTL retention, renewed; field deleted when its object goes
@@ -212,8 +212,16 @@ func ContentResultKey(prefix, tenant, content string) string {
 // Lifetime: TTL given by the writer: ContentClaimTTL (10 minutes); deleted
 // when the result is stored (StoreResult) or the owner gives up
 // (ReleaseClaim).
+//
+// Its hash tag is the whole of ContentResultKey, so the two are in one
+// Redis Cluster slot (StoreResult writes both in one transaction) while
+// the result key itself — 30 days of cached results in users' Redis —
+// keeps the name it always had. (Before 2026-12 a claim was
+// P:content:…:claim, in another slot; a claim lives 10 minutes, so the
+// rename loses at most a claim in flight at the upgrade: one more model
+// call.)
 func ContentClaimKey(prefix, tenant, content string) string {
-	return ContentResultKey(prefix, tenant, content) + ":claim"
+	return "{" + ContentResultKey(prefix, tenant, content) + "}:claim"
 }
 
 // Tenants (tenants.Ledger). A tenant's keys share the tag {T}.

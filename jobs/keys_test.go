@@ -1,6 +1,7 @@
 package jobs_test
 
 import (
+	"context"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -12,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/jobs/redisconn"
 )
 
 // keyCase pins one key function's output. The want strings are the keys
@@ -43,8 +48,8 @@ func keyCases() []keyCase {
 		{"TenantBatchesKey", jobs.TenantBatchesKey("llamapipe", "legal"), "llamapipe:tenant:legal:batches"},
 		{"ContentResultKey", jobs.ContentResultKey("llamapipe", "", "c0ffee"), "llamapipe:content:c0ffee"},
 		{"ContentResultKey", jobs.ContentResultKey("llamapipe", "legal", "c0ffee"), "llamapipe:content:legal:c0ffee"},
-		{"ContentClaimKey", jobs.ContentClaimKey("llamapipe", "", "c0ffee"), "llamapipe:content:c0ffee:claim"},
-		{"ContentClaimKey", jobs.ContentClaimKey("llamapipe", "legal", "c0ffee"), "llamapipe:content:legal:c0ffee:claim"},
+		{"ContentClaimKey", jobs.ContentClaimKey("llamapipe", "", "c0ffee"), "{llamapipe:content:c0ffee}:claim"},
+		{"ContentClaimKey", jobs.ContentClaimKey("llamapipe", "legal", "c0ffee"), "{llamapipe:content:legal:c0ffee}:claim"},
 		{"TenantSpendKey", jobs.TenantSpendKey("llamapipe", "legal", "2026-11-25"), "llamapipe:tenants:{legal}:spend:2026-11-25"},
 		{"TenantSpendKey", jobs.TenantSpendKey("", "legal", "2026-11"), "llamapipe:tenants:{legal}:spend:2026-11"},
 		{"WatchStateKey", jobs.WatchStateKey("llamapipe", "contracts-inbox"), "llamapipe:watch:{contracts-inbox}"},
@@ -290,5 +295,41 @@ func TestKeysBuiltOnlyInJobs(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The keys a script or transaction writes together hash to one Redis
+// Cluster slot (asked of the test cluster: CLUSTER KEYSLOT), or Cluster
+// answers CROSSSLOT.
+func TestKeysWrittenTogetherShareASlot(t *testing.T) {
+	opt, err := redisconn.ParseURL(jobstest.ClusterURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := opt.MakeRedisClient().(*redis.ClusterClient)
+	defer rdb.Close()
+	const p, b, i, ten, w, q, g = "pfx", "20261207-batch", "item1", "legal", "inbox", "llamapipe:llm:groq:llama", "groq-llama"
+	groups := map[string][]string{
+		"batch (recordScript, expireScript, chunks)": {jobs.BatchKey(p, b), jobs.BatchItemsKey(p, b), jobs.BatchProgressKey(p, b),
+			jobs.BatchTombstoneKey(p, b), jobs.BatchMappedKey(p, b, i), jobs.KeptAnswersKey(p, b, i)},
+		"content (StoreResult)":           {jobs.ContentResultKey(p, ten, "c0ffee"), jobs.ContentClaimKey(p, ten, "c0ffee")},
+		"content without tenant":          {jobs.ContentResultKey(p, "", "c0ffee"), jobs.ContentClaimKey(p, "", "c0ffee")},
+		"tenant spend (Ledger.Charge)":    {jobs.TenantSpendKey(p, ten, "2026-12-07"), jobs.TenantSpendKey(p, ten, "2026-12")},
+		"watch (watch.Watcher)":           {jobs.WatchStateKey(p, w), jobs.WatchSeenKey(p, w), jobs.WatchLeaseKey(p, w)},
+		"fair share (its acquire script)": {jobs.FairShareLeasesKey(q), jobs.FairShareWaitersKey(q), jobs.FairShareActiveKey(q), jobs.FairShareWeightsKey(q)},
+		"batch mode": {jobs.BatchModeRequestKey(g, "r1"), jobs.BatchModeWaitersKey(g, "r1"), jobs.BatchModePendingKey(g),
+			jobs.BatchModeJobKey(g, "j1"), jobs.BatchModeJobMetaKey(g, "j1"), jobs.BatchModeJobDoneKey(g, "j1")},
+	}
+	ctx := context.Background()
+	for what, keys := range groups {
+		want := rdb.ClusterKeySlot(ctx, keys[0])
+		if want.Err() != nil {
+			t.Fatal(want.Err())
+		}
+		for _, k := range keys[1:] {
+			if s := rdb.ClusterKeySlot(ctx, k).Val(); s != want.Val() {
+				t.Errorf("%s: %s is in slot %d, %s in %d", what, keys[0], want.Val(), k, s)
+			}
+		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/llamapipe/llamapipe/jobs/redisconn"
 )
 
 // Databases used by each package's tests, so packages tested in parallel
@@ -58,10 +60,11 @@ func Redis(t testing.TB, db int) (string, redis.UniversalClient) {
 	return url, rdb
 }
 
-// ConnOpt parses a URL from Redis into an asynq connection option.
+// ConnOpt parses a Redis URL (any redisconn.ParseURL takes: Sentinel and
+// Cluster too) into an asynq connection option.
 func ConnOpt(t testing.TB, url string) asynq.RedisConnOpt {
 	t.Helper()
-	opt, err := asynq.ParseRedisURI(url)
+	opt, err := redisconn.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,4 +96,30 @@ func Bucket(t testing.TB) string {
 		s = s[:50]
 	}
 	return "t-" + strings.Trim(s, "-")
+}
+
+// SentinelURL returns the redis-sentinel:// URL of the test Sentinel group
+// (a primary, a replica, three sentinels: see .ci/with-services) and the
+// folder holding its data nodes' config and pid files. It fails the test
+// when `make test` did not start the group.
+func SentinelURL(t testing.TB) (url, dir string) {
+	t.Helper()
+	url, dir = os.Getenv("LLAMAPIPE_TEST_SENTINEL_URL"), os.Getenv("LLAMAPIPE_TEST_SENTINEL_DIR")
+	if url == "" || dir == "" {
+		t.Fatal("no test Sentinel group (LLAMAPIPE_TEST_SENTINEL_URL, _DIR): run the tests with `make test`")
+	}
+	return url, dir
+}
+
+// ClusterURL returns the redis-cluster:// URL of the test Redis Cluster
+// (three primaries: see .ci/with-services). It fails the test when `make
+// test` did not start it. The cluster has one database, shared by every
+// package's tests: a test uses its own key prefix and queue names.
+func ClusterURL(t testing.TB) string {
+	t.Helper()
+	url := os.Getenv("LLAMAPIPE_TEST_CLUSTER_URL")
+	if url == "" {
+		t.Fatal("no test Redis Cluster (LLAMAPIPE_TEST_CLUSTER_URL): run the tests with `make test`")
+	}
+	return url
 }
