@@ -8,14 +8,18 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/itemtask"
 )
 
 // taskItem returns the item a queued task works on: an item task, or a map
 // or reduce task of a long document.
-func taskItem(ti *asynq.TaskInfo) (jobs.ItemPayload, bool) {
+func taskItem(ti *asynq.TaskInfo, b jobs.Batch) (jobs.ItemPayload, bool) {
 	switch ti.Type {
 	case jobs.TypeItem:
-		p, err := jobs.DecodeItem(ti.Payload)
+		if id, err := itemtask.BatchOf(ti.Payload); err != nil || id != b.ID {
+			return jobs.ItemPayload{}, false // another batch's: its record is not needed
+		}
+		p, err := itemtask.Decode(ti.Payload, func(string) (jobs.Batch, error) { return b, nil })
 		return p, err == nil
 	case jobs.TypeMap:
 		p, err := jobs.DecodeMap(ti.Payload)
@@ -53,7 +57,7 @@ func Cancel(ctx context.Context, t Records, insp *asynq.Inspector, q Enqueuer, b
 			}
 			deleted := 0
 			for _, ti := range tasks {
-				p, ok := taskItem(ti)
+				p, ok := taskItem(ti, b)
 				if !ok || p.Batch != batch {
 					continue
 				}

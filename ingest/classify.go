@@ -34,10 +34,12 @@ func (in *Ingester) classify(ctx context.Context, pr *prepared, c candidate) Ite
 		return skip("source no longer exists (deleted since the batch it retries)")
 	}
 	// Unchanged since the last run? Decided from the listing alone, before
-	// any request for the object itself.
+	// any request for the object itself. (A marker listing that failed
+	// fails the batch: see scan.)
+	current, _ := pr.markers()
 	for _, task := range []string{jobs.TaskCaption, jobs.TaskSummarize} {
 		if (o.Task == jobs.TaskAuto || o.Task == task) && it.Ref.ETag != "" &&
-			pr.current[jobs.FingerprintKey(it.ResultBase, task, pr.fingerprint(it, task))] {
+			current[jobs.FingerprintKey(it.ResultBase, task, pr.fingerprint(it, task))] {
 			it.Task, it.Kind = task, jobs.KindDocument
 			if task == jobs.TaskCaption {
 				it.Kind = jobs.KindImage

@@ -29,6 +29,9 @@ func (in *Ingester) NewFeed(ctx context.Context, o Options) (*Feed, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := pr.markers(); err != nil {
+		return nil, err
+	}
 	return &Feed{in: in, pr: pr}, nil
 }
 

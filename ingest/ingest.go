@@ -16,6 +16,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/feed"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 )
@@ -42,6 +43,9 @@ type Ingester struct {
 	Provider, Model string
 	// Prompts are the workers' prompt overrides, for ingest tasks.
 	Prompts prompts.Set
+	// Feeds keeps bounded batches' feeds (Spec.MaxQueued); nil: batches
+	// are not bounded (MaxQueued is ignored).
+	Feeds *feed.Store
 }
 
 // Options describe one batch: its Spec, and how ingest goes about it.
@@ -51,6 +55,10 @@ type Options struct {
 	jobs.Spec
 	// Concurrency is how many objects are sniffed at once. Zero means 16.
 	Concurrency int
+	// PageSize is how many listed objects make one page of a bounded
+	// batch (Spec.MaxQueued): one step of its resumable listing. Zero
+	// means 1000.
+	PageSize int
 	// BatchID, when set, names the batch (else a new ID is made).
 	BatchID string
 	// Prompts are the prompt overrides the workers use; their versions go
@@ -152,6 +160,10 @@ type prepared struct {
 	// current holds the fingerprint markers found under the output
 	// location: results that need not be made again.
 	current map[string]bool
+	// currentDone is closed once current is listed (or currentErr says
+	// why it could not be): the markers are listed while the sources are.
+	currentDone chan struct{}
+	currentErr  error
 	// prompts is the prompt version of each task.
 	prompts map[string]string
 }
@@ -162,6 +174,7 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 	o.MaxSize = cmp.Or(o.MaxSize, 512<<20)
 	o.MaxRetry = cmp.Or(o.MaxRetry, 5)
 	o.Concurrency = cmp.Or(o.Concurrency, 16)
+	o.PageSize = cmp.Or(o.PageSize, pageSize)
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
@@ -221,11 +234,15 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 		}
 		pr.prompts[task] = v
 	}
-	if !o.Force {
-		if pr.current, err = in.currentResults(ctx, o.Out); err != nil {
-			return nil, err
-		}
+	pr.currentDone = make(chan struct{})
+	if o.Force {
+		close(pr.currentDone)
+		return pr, nil
 	}
+	go func() {
+		defer close(pr.currentDone)
+		pr.current, pr.currentErr = in.currentResults(ctx, o.Out)
+	}()
 	return pr, nil
 }
 
@@ -322,6 +339,12 @@ func (in *Ingester) currentResults(ctx context.Context, out string) (map[string]
 	return m, nil
 }
 
+// markers waits for the fingerprint markers under the output location.
+func (pr *prepared) markers() (map[string]bool, error) {
+	<-pr.currentDone
+	return pr.current, pr.currentErr
+}
+
 // fingerprint is an item's fingerprint for a task under these options.
 func (pr *prepared) fingerprint(it Item, task string) string {
 	return jobs.Fingerprint(it.Ref.ETag, task, pr.prompts[task], pr.o.Model, pr.o.Options)
@@ -339,9 +362,14 @@ func (in *Ingester) Scan(ctx context.Context, o Options, fn func(Item) error) (i
 	return in.scan(ctx, pr, fn)
 }
 
+// listAhead is how far a listing runs ahead of classification.
+const listAhead = 1 << 16
+
 func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error) (int, error) {
 	o := pr.o
-	cands := make(chan candidate)
+	// Listed while the markers are: the listing runs ahead by up to
+	// listAhead objects until they are in.
+	cands := make(chan candidate, listAhead)
 	var mu sync.Mutex
 	var firstErr error
 	var wg sync.WaitGroup
@@ -351,6 +379,15 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if _, err := pr.markers(); err != nil {
+				mu.Lock()
+				firstErr = cmp.Or(firstErr, err)
+				mu.Unlock()
+				cancel()
+				for range cands {
+				}
+				return
+			}
 			for c := range cands {
 				if err := fn(in.classify(ctx, pr, c)); err != nil {
 					mu.Lock()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/itemtask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/backends"
@@ -105,9 +106,13 @@ func TestIngestFolderClassifiesSkipsAndEnqueues(t *testing.T) {
 	}
 	byKey := map[string]jobs.ItemPayload{}
 	for _, ti := range tasks {
-		p, err := jobs.DecodeItem(ti.Payload)
+		p, err := itemtask.Decode(ti.Payload, func(id string) (jobs.Batch, error) { return tr.Get(ctx, id) })
 		if err != nil {
 			t.Fatal(err)
+		}
+		// References only: what the batch record holds is not repeated.
+		if strings.Contains(string(ti.Payload), out) {
+			t.Fatalf("payload repeats the output location: %s", ti.Payload)
 		}
 		if strings.Contains(string(ti.Payload), "Agreement is made") {
 			t.Fatal("payload carries document text")

@@ -16,6 +16,7 @@ type Records interface {
 	Get(ctx context.Context, id string) (jobs.Batch, error)
 	Record(ctx context.Context, batch string, e jobs.Entry) (recorded, complete bool, err error)
 	Seal(ctx context.Context, batch string, total int) (complete bool, err error)
+	Counts(ctx context.Context, batch string) (jobs.Counts, error)
 	Cancel(ctx context.Context, batch string, at time.Time) (bool, error)
 	EachEntry(ctx context.Context, batch string, fn func(jobs.Entry) error) error
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/itemtask"
 )
 
 // ErrStopped reports a listing that stopped part-way (its context ended,
@@ -48,21 +49,26 @@ func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
 	log.InfoContext(ctx, "batch created", "sources", len(o.Sources), "task", o.Task, "out", b.Out)
 
 	var mu sync.Mutex
-	total, err := in.scan(ctx, pr, func(it Item) error {
-		enqueued, err := in.enqueue(ctx, b, o, it)
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		res.Kinds[string(it.Kind)]++
-		if enqueued {
-			res.Enqueued++
-		} else {
-			res.Skipped++
-		}
-		return nil
-	})
+	var total int
+	if o.MaxQueued > 0 && in.Feeds != nil {
+		total, err = in.listBounded(ctx, pr, b, &res)
+	} else {
+		total, err = in.scan(ctx, pr, func(it Item) error {
+			enqueued, err := in.enqueue(ctx, b, o, it)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			res.Kinds[string(it.Kind)]++
+			if enqueued {
+				res.Enqueued++
+			} else {
+				res.Skipped++
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		if o.Resume {
 			return res, err
@@ -124,9 +130,7 @@ func (in *Ingester) enqueueFinalize(ctx context.Context, batch, queue string) er
 // in trouble (Redis down), not the item.
 func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Item) (bool, error) {
 	if it.Skip == "" {
-		p := jobs.ItemPayload{Batch: b.ID, Item: it.ID, Source: it.Ref, Type: it.Type, Kind: it.Kind, Task: it.Task,
-			Out: b.Out, ResultBase: it.ResultBase, Options: o.Options, Fingerprint: it.Fingerprint}
-		t, err := jobs.NewItemTask(p, o.Queue, o.MaxRetry)
+		t, err := itemtask.NewTask(b, in.payload(b, o, it), itemtask.Options{Queue: o.Queue, MaxRetry: o.MaxRetry})
 		if err != nil {
 			it.Skip = "cannot be queued: " + err.Error()
 		} else {
@@ -136,13 +140,24 @@ func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Ite
 			return true, nil
 		}
 	}
+	_, err := in.record(ctx, b, it)
+	return false, err
+}
+
+// payload is the payload of an item's task.
+func (in *Ingester) payload(b jobs.Batch, o Options, it Item) jobs.ItemPayload {
+	return jobs.ItemPayload{Batch: b.ID, Item: it.ID, Source: it.Ref, Type: it.Type, Kind: it.Kind, Task: it.Task,
+		Out: b.Out, ResultBase: it.ResultBase, Options: o.Options, Fingerprint: it.Fingerprint}
+}
+
+// record records a skipped item in the batch, and reports whether this
+// call recorded it (not an earlier one).
+func (in *Ingester) record(ctx context.Context, b jobs.Batch, it Item) (bool, error) {
 	e := jobs.Entry{Item: it.ID, Source: it.Ref.URL(), ETag: it.Ref.ETag, Size: it.Ref.Size, Kind: it.Kind,
 		Type: it.Type, Status: jobs.StatusSkipped, Error: it.Skip, ResultBase: it.ResultBase, Task: it.Task, Key: it.Ref.Key}
 	if it.Unchanged {
 		e.Results = jobs.ResultKeys(it.ResultBase, it.Task)
 	}
-	if _, _, err := in.Tracker.Record(ctx, b.ID, e); err != nil {
-		return false, err
-	}
-	return false, nil
+	recorded, _, err := in.Tracker.Record(ctx, b.ID, e)
+	return recorded, err
 }

@@ -26,6 +26,8 @@ import "time"
 //	BatchItemsKey             P:batch:{B}:items                    hash    like BatchKey
 //	BatchProgressKey          P:batch:{B}:progress                 hash    field deleted when its item is recorded; deleted at finalize
 //	BatchTombstoneKey         P:batch:{B}:tombstone                hash    TTL retention + TombstoneTTL (1y)
+//	BatchFeedKey              P:batch:{B}:feed                     hash    TTL 30d (FeedTTL), renewed by every write
+//	BatchFeedLockKey          P:batch:{B}:feed:lock                string  TTL 2m (FeedLockTTL); deleted by its holder
 //	BatchMappedKey            P:batch:{B}:mapped:I                 set     TTL 7d (MappedTTL); deleted at reduce
 //	KeptAnswersKey            P:batch:{B}:kept:I                   hash    TTL 7d (KeptAnswerTTL); deleted when I is recorded
 //	BatchesKey                P:batches                            zset    members trimmed past retention; TTL ≥ retention, renewed
@@ -147,6 +149,26 @@ func BatchProgressKey(prefix, batch string) string { return BatchKey(prefix, bat
 // Lifetime: TTL DefaultRetention + TombstoneTTL from Create; the
 // retention + TombstoneTTL (1 year) from finalize.
 func BatchTombstoneKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":tombstone" }
+
+// BatchFeedKey is a bounded batch's feed (Spec.MaxQueued), a hash: the
+// listing's cursor (source, key, listed), the pages of items written to
+// its work area (pages, done), the next item to queue (next, offset), the
+// items handed to the queue (handed) and recorded by ingest (by_ingest).
+// Written by: ingest (Run, TopUp; TopUp runs in workers).
+// Lifetime: TTL FeedTTL (30 days), renewed by every write.
+func BatchFeedKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":feed" }
+
+// BatchFeedLockKey is a string, a random token: held by the one TopUp
+// feeding a batch at a time.
+// Written by: feed.Store.Lock (TopUp, in workers).
+// Lifetime: TTL FeedLockTTL (2 minutes); deleted by its holder.
+func BatchFeedLockKey(prefix, batch string) string { return BatchFeedKey(prefix, batch) + ":lock" }
+
+// FeedTTL and FeedLockTTL: see BatchFeedKey and BatchFeedLockKey.
+const (
+	FeedTTL     = 30 * 24 * time.Hour
+	FeedLockTTL = 2 * time.Minute
+)
 
 // BatchMappedKey is the set of a long document's chunk indices whose map
 // answers are written.

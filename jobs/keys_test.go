@@ -41,6 +41,8 @@ func keyCases() []keyCase {
 		{"BatchItemsKey", jobs.BatchItemsKey("llamapipe", "b1"), "llamapipe:batch:{b1}:items"},
 		{"BatchProgressKey", jobs.BatchProgressKey("llamapipe", "b1"), "llamapipe:batch:{b1}:progress"},
 		{"BatchTombstoneKey", jobs.BatchTombstoneKey("llamapipe", "b1"), "llamapipe:batch:{b1}:tombstone"},
+		{"BatchFeedKey", jobs.BatchFeedKey("llamapipe", "b1"), "llamapipe:batch:{b1}:feed"},
+		{"BatchFeedLockKey", jobs.BatchFeedLockKey("", "b1"), "llamapipe:batch:{b1}:feed:lock"},
 		{"BatchMappedKey", jobs.BatchMappedKey("llamapipe", "b1", "9f86d081"), "llamapipe:batch:{b1}:mapped:9f86d081"},
 		{"KeptAnswersKey", jobs.KeptAnswersKey("llamapipe", "b1", "9f86d081"), "llamapipe:batch:{b1}:kept:9f86d081"},
 		{"BatchesKey", jobs.BatchesKey("llamapipe"), "llamapipe:batches"},
@@ -128,7 +130,7 @@ func hashTag(key string) string {
 // Cluster slot.
 func TestKeysShareHashTags(t *testing.T) {
 	groups := map[string][]string{
-		"b1":    {jobs.BatchKey("", "b1"), jobs.BatchItemsKey("", "b1"), jobs.BatchProgressKey("", "b1"), jobs.BatchTombstoneKey("", "b1"), jobs.BatchMappedKey("", "b1", "i"), jobs.KeptAnswersKey("", "b1", "i")},
+		"b1":    {jobs.BatchKey("", "b1"), jobs.BatchItemsKey("", "b1"), jobs.BatchProgressKey("", "b1"), jobs.BatchTombstoneKey("", "b1"), jobs.BatchMappedKey("", "b1", "i"), jobs.KeptAnswersKey("", "b1", "i"), jobs.BatchFeedKey("", "b1"), jobs.BatchFeedLockKey("", "b1")},
 		"legal": {jobs.TenantSpendKey("", "legal", "2026-11-25"), jobs.TenantSpendKey("", "legal", "2026-11")},
 		"inbox": {jobs.WatchStateKey("", "inbox"), jobs.WatchSeenKey("", "inbox"), jobs.WatchLeaseKey("", "inbox")},
 		quota:   {jobs.FairShareLeasesKey(quota), jobs.FairShareWaitersKey(quota), jobs.FairShareActiveKey(quota), jobs.FairShareWeightsKey(quota)},

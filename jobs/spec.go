@@ -48,6 +48,10 @@ type Spec struct {
 	MaxSize int64 `json:"max_size,omitempty" yaml:"max_size"`
 	// MaxRetry is how often a failing item is retried. Zero means 5.
 	MaxRetry int `json:"max_retry,omitempty" yaml:"max_retry"`
+	// MaxQueued bounds the batch's items in the queue at once: past it,
+	// ingest keeps the rest in pages in the batch's work area and they are
+	// fed to the queue as items end (ingest.TopUp). Zero means no bound.
+	MaxQueued int `json:"max_queued,omitempty" yaml:"max_queued"`
 	// Force processes every item, also those whose results are current
 	// (same source ETag, task, prompts, model and options as last time).
 	Force bool `json:"force,omitempty" yaml:"force"`
@@ -100,6 +104,9 @@ func (s Spec) Validate() error {
 	case "", TaskAuto, TaskSummarize, TaskCaption:
 	default:
 		return specErrorf("task", "unknown task %q: use auto, summarize or caption", s.Task)
+	}
+	if s.MaxQueued < 0 {
+		return specErrorf("max_queued", "max_queued %d: give a positive bound, or 0 for none", s.MaxQueued)
 	}
 	if s.Queue != "" && !ValidQueue(s.Queue) {
 		return specErrorf("queue", "unknown queue %q: use critical, default or nightly", s.Queue)

@@ -24,7 +24,13 @@ type outcome = stage.Outcome
 // when the last retry fails.
 func (w *Worker) itemHandler() asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-		p, err := jobs.DecodeItem(t.Payload())
+		p, err := w.decodeItem(ctx, t.Payload())
+		if errors.Is(err, jobs.ErrNoBatch) {
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry) // the batch expired: nothing to record it in
+		}
+		if err != nil && !errors.Is(err, jobs.ErrBadPayload) {
+			return err // Redis unreachable: retried
+		}
 		if err != nil {
 			// Without a decodable payload there is no item to record.
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
@@ -126,6 +132,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 	if recorded {
 		w.itemRecorded(ctx, p, e, start)
 		w.dropKept(ctx, log, p, out)
+		w.askFeed(ctx, p.Batch)
 	}
 	if rerr != nil {
 		// Not recorded: let asynq retry the whole item — also after a

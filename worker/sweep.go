@@ -31,7 +31,7 @@ func (w *Worker) sweepArchived(ctx context.Context, insp *asynq.Inspector) (int,
 				return swept, fmt.Errorf("list archived tasks of %s: %w", q, err)
 			}
 			for _, t := range tasks {
-				p, what, ok := sweptItem(t)
+				p, what, ok := w.sweptItem(ctx, t)
 				if !ok {
 					continue
 				}
@@ -81,10 +81,10 @@ func (w *Worker) sweepArchived(ctx context.Context, insp *asynq.Inspector) (int,
 // sweptItem returns the item an archived task belongs to — an item task,
 // or a long document's map or reduce task — and which part of the item it
 // was ("chunk 3 of 12 (pages 41–60)", "reduce", or "" for the item task).
-func sweptItem(t *asynq.TaskInfo) (p jobs.ItemPayload, what string, ok bool) {
+func (w *Worker) sweptItem(ctx context.Context, t *asynq.TaskInfo) (p jobs.ItemPayload, what string, ok bool) {
 	switch t.Type {
 	case jobs.TypeItem:
-		p, err := jobs.DecodeItem(t.Payload)
+		p, err := w.decodeItem(ctx, t.Payload)
 		return p, "", err == nil
 	case jobs.TypeMap:
 		mp, err := jobs.DecodeMap(t.Payload)

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/feed"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
@@ -71,6 +72,9 @@ type Config struct {
 	Prompts prompts.Set
 	// Metrics records items, timings and retries. Nil records nothing.
 	Metrics *metrics.Metrics
+	// Feeds are bounded batches' feeds (jobs/feed): an item's end asks its
+	// batch's feed task to top the queue up. Nil: only its polls do.
+	Feeds *feed.Store
 	// Handlers are more task handlers by type, e.g. jobs.TypeIngest for
 	// scheduled ingests (the worker itself never imports ingest).
 	Handlers map[string]asynq.Handler
@@ -131,6 +135,8 @@ type Worker struct {
 	// bm is batch mode (nil without Config.Batch).
 	bm  *batchmode.Mode
 	rdb redis.UniversalClient
+	// batches are the batch records item payloads are completed from.
+	batches batchCache
 }
 
 // New returns a Worker; Run starts it.

@@ -19,6 +19,7 @@ func batchFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "max-size", Value: 512 << 20, Usage: "skip objects larger than this many bytes", Sources: env("MAX_SIZE")},
 		&cli.StringFlag{Name: "queue", Value: jobs.QueueDefault, Usage: "queue: critical, default or nightly", Sources: env("QUEUE")},
 		&cli.IntFlag{Name: "max-retry", Value: 5, Usage: "retries of an item after a transient failure", Sources: env("MAX_RETRY")},
+		&cli.IntFlag{Name: "max-queued", Value: 100_000, Usage: "items of the batch in the queue at once (about 85 MB of Redis at 100,000); the rest wait in pages in the output's work area and are queued as items end; 0: no bound", Sources: env("MAX_QUEUED")},
 		&cli.StringFlag{Name: "language", Value: "en", Usage: "language of the summaries and captions (e.g. en, de, zh, ru)", Sources: env("LANGUAGE")},
 		&cli.StringFlag{Name: "products", Usage: "product sidecar for captions: CSV (header: key,sku,name,brand) or JSONL ({\"key\":...,\"sku\":...,\"name\":...,\"brand\":...}), keyed by image key or file name; a path or s3:// URL", Sources: env("PRODUCTS")},
 		&cli.BoolFlag{Name: "keep-text", Usage: "also write each document's extracted text: <file>.text.md (what the model saw, with page markers) and <file>.chunks.jsonl (page-anchored chunks for search)", Sources: env("KEEP_TEXT")},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/feed"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/worker/estimate"
 	"github.com/llamapipe/llamapipe/worker/llm"
@@ -74,7 +75,7 @@ func ingestSetup(ctx context.Context, cmd *cli.Command, stderr io.Writer) (in *i
 	if c, err = connect(ctx, cmd, false, stderr); err != nil {
 		return nil, nil, o, nil, err
 	}
-	in = &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
+	in = &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log, Feeds: feed.New(c.rdb, "")}
 	return in, c, o, c.Close, nil
 }
 
@@ -84,7 +85,7 @@ func batchSpec(cmd *cli.Command, sources []string, prof llm.Profile) jobs.Spec {
 		Options: jobs.Options{Language: cmd.String("language"), MaxOutputTokens: cmd.Int("max-output-tokens"),
 			Products: cmd.String("products"), ModelMode: cmd.String("model-mode"), KeepText: cmd.Bool("keep-text")},
 		Include: cmd.StringSlice("include"), Exclude: cmd.StringSlice("exclude"), MaxSize: cmd.Int64("max-size"),
-		MaxRetry: cmd.Int("max-retry"), Force: cmd.Bool("force"), Provider: prof.Provider, Model: prof.Model,
+		MaxRetry: cmd.Int("max-retry"), MaxQueued: cmd.Int("max-queued"), Force: cmd.Bool("force"), Provider: prof.Provider, Model: prof.Model,
 		Tenant: cmd.String("tenant"), Webhook: cmd.String("webhook")}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
 	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/jobs/feed"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
@@ -57,7 +58,7 @@ func runRun(ctx context.Context, cmd *cli.Command, stdout, stderr io.Writer) err
 		<-werr
 	}()
 
-	in := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
+	in := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log, Feeds: feed.New(c.rdb, "")}
 	o, err := batchOptions(cmd, batchSpec(cmd, sources, model.Profile()), model.Profile())
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/feed"
 	"github.com/llamapipe/llamapipe/jobs/redisconn"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/worker"
@@ -119,10 +120,12 @@ func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger)
 	}
 	// Scheduled ingests run as tasks on the workers.
 	ingester := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log,
-		Provider: model.Profile().Provider, Model: model.Profile().Model, Prompts: ps}
+		Provider: model.Profile().Provider, Model: model.Profile().Model, Prompts: ps, Feeds: feed.New(c.rdb, "")}
 	return worker.Config{
-		Prompts:         ps,
-		Handlers:        map[string]asynq.Handler{jobs.TypeIngest: asynq.HandlerFunc(ingester.ProcessTask)},
+		Prompts: ps,
+		Handlers: map[string]asynq.Handler{jobs.TypeIngest: asynq.HandlerFunc(ingester.ProcessTask),
+			feed.TypeFeed: asynq.HandlerFunc(ingester.TopUp)},
+		Feeds:           ingester.Feeds,
 		Queues:          queues,
 		Redis:           c.opt,
 		Tracker:         c.tracker,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/itemtask"
 )
 
 // gatedQueue enqueues through q; after `after` tasks it closes started and
@@ -80,7 +81,7 @@ func (e *env) work(batch string) (n int, complete bool) {
 			if ti.Type != jobs.TypeItem {
 				continue
 			}
-			p, err := jobs.DecodeItem(ti.Payload)
+			p, err := itemtask.Decode(ti.Payload, func(id string) (jobs.Batch, error) { return e.api.cfg.Tracker.Get(ctx, id) })
 			if err != nil || p.Batch != batch {
 				continue
 			}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/itemtask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/backends"
@@ -419,7 +420,7 @@ func TestMinIOEventsThroughRedis(t *testing.T) {
 	}
 	keys := map[string]int{}
 	for _, task := range tasks {
-		p, err := jobs.DecodeItem(task.Payload)
+		p, err := itemtask.Decode(task.Payload, func(id string) (jobs.Batch, error) { return e.tracker.Get(context.Background(), id) })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -50,8 +50,10 @@ type Options struct {
 	// afterwards unless Keep.
 	Out  string
 	Keep bool
-	// Measure is all, pipeline, enqueue or unchanged [all].
+	// Measure is all, pipeline, enqueue, unchanged or bounded [all].
 	Measure string
+	// MaxQueued is the bound of Measure bounded [100000].
+	MaxQueued int
 	// Catalog is the catalog size for Measure unchanged [10000].
 	Catalog int
 	// EnqueueTasks synthetic tasks [10000] are enqueued from
@@ -148,7 +150,7 @@ func newBench(o Options, svc Services) (*bench, error) {
 		return nil, usage("--photo-size: %v", err)
 	}
 	switch {
-	case b.photos < 0 || b.docs < 0 || b.photos+b.docs == 0 && b.measure != "enqueue" && b.measure != "unchanged":
+	case b.photos < 0 || b.docs < 0 || b.photos+b.docs == 0 && b.measure != "enqueue" && b.measure != "unchanged" && b.measure != "bounded":
 		return nil, usage("--photos and --docs must not be negative, and not both zero")
 	case b.pages < 1:
 		return nil, usage("--pages must be at least 1")
@@ -158,7 +160,7 @@ func newBench(o Options, svc Services) (*bench, error) {
 		return nil, usage("--provider %q: use openai (the built-in fake server) or offline", b.provider)
 	case b.faultRate < 0 || b.faultRate > 1 || b.hangRate < 0 || b.hangRate > 1:
 		return nil, usage("--fault-rate and --hang-rate are shares between 0 and 1")
-	case b.measure != "all" && b.measure != "pipeline" && b.measure != "enqueue" && b.measure != "unchanged":
+	case b.measure != "all" && b.measure != "pipeline" && b.measure != "enqueue" && b.measure != "unchanged" && b.measure != "bounded":
 		return nil, usage("--measure %q: use all, pipeline, enqueue or unchanged", b.measure)
 	case b.enqTasks < 1 || b.enqG < 1:
 		return nil, usage("--enqueue-tasks and --enqueue-goroutines must be at least 1")
@@ -185,8 +187,12 @@ type row struct{ metric, value, note string }
 
 func (b *bench) run(ctx context.Context, stdout io.Writer) error {
 	var rows []row
-	if b.measure == "unchanged" {
-		r, err := b.unchanged(ctx)
+	if b.measure == "unchanged" || b.measure == "bounded" {
+		measure := b.unchanged
+		if b.measure == "bounded" {
+			measure = b.bounded
+		}
+		r, err := measure(ctx)
 		if err != nil {
 			return err
 		}

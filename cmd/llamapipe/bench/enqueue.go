@@ -2,10 +2,7 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,40 +11,121 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/itemtask"
 )
 
 // measureEnqueue enqueues synthetic caption tasks (payloads as ingest makes
 // them) into a scratch queue no worker serves, from several goroutines, and
-// measures the rate and Redis's used_memory growth; then deletes the queue.
+// measures the rate and Redis's used_memory growth; then the same number of
+// bare asynq tasks (default options, a random payload of the same size)
+// into another scratch queue, the reference. Both run twice, alternately;
+// the better rate of each counts. The queues are deleted afterwards.
 func (b *bench) measureEnqueue(ctx context.Context) ([]row, error) {
-	queue := "llamapipe-bench-" + randomHex(4)
-	batch := ingest.NewBatchID(time.Now())
-	tasks := make([]*asynq.Task, b.enqTasks)
-	payloadBytes := 0
-	for i := range tasks {
-		key := fmt.Sprintf("products/%06d/IMG_%06d.jpg", i/1000, i)
-		loc := "s3://catalog-images/inbox/2026-11-25"
-		p := jobs.ItemPayload{Batch: batch, Item: jobs.ItemID(loc, key),
-			Source: jobs.Ref{Location: loc, Key: key, ETag: `"` + randomHex(16) + `"`, Size: 2_400_000 + int64(i)},
-			Type:   "jpeg", Kind: jobs.KindImage, Task: jobs.TaskCaption, Out: "s3://catalog-images/captions/2026-11-25",
-			ResultBase: key, Options: jobs.Options{Language: "en"}, Fingerprint: randomHex(32)}
-		t, err := jobs.NewItemTask(p, queue, 5)
-		if err != nil {
-			return nil, err
+	rec := jobs.Batch{ID: ingest.NewBatchID(time.Now()), Spec: jobs.Spec{
+		Sources: []string{"s3://catalog-images/inbox/2026-11-25"}, Out: "s3://catalog-images/captions/2026-11-25",
+		Task: jobs.TaskAuto, Queue: jobs.QueueDefault, Options: jobs.Options{Language: "en"}}}
+	ours := func(queue string) ([]*asynq.Task, error) {
+		tasks := make([]*asynq.Task, b.enqTasks)
+		for i := range tasks {
+			key := fmt.Sprintf("products/%06d/IMG_%06d.jpg", i/1000, i)
+			loc := rec.Sources[0]
+			p := jobs.ItemPayload{Batch: rec.ID, Item: jobs.ItemID(loc, key),
+				Source: jobs.Ref{Location: loc, Key: key, ETag: `"` + randomHex(16) + `"`, Size: 2_400_000 + int64(i)},
+				Type:   "jpeg", Kind: jobs.KindImage, Task: jobs.TaskCaption, Out: rec.Out,
+				ResultBase: key, Options: rec.Options, Fingerprint: randomHex(32)}
+			t, err := itemtask.NewTask(rec, p, itemtask.Options{Queue: queue, MaxRetry: 5})
+			if err != nil {
+				return nil, err
+			}
+			tasks[i] = t
 		}
-		tasks[i] = t
-		payloadBytes += len(t.Payload())
+		return tasks, nil
 	}
 	client := asynq.NewClient(b.svc.Redis)
 	defer client.Close()
 	insp := asynq.NewInspector(b.svc.Redis)
 	defer insp.Close()
-	defer func() { _ = insp.DeleteQueue(queue, true) }()
 
-	before, err := usedMemory(ctx, b.svc.Client)
-	if err != nil {
-		return nil, err
+	type result struct {
+		rate    float64
+		perTask int64 // -1: memory did not grow
+		payload int
 	}
+	run := func(build func(queue string) ([]*asynq.Task, error)) (result, error) {
+		queue := "llamapipe-bench-" + randomHex(4)
+		defer func() { _ = insp.DeleteQueue(queue, true) }()
+		tasks, err := build(queue)
+		if err != nil {
+			return result{}, err
+		}
+		r := result{perTask: -1}
+		for _, t := range tasks {
+			r.payload += len(t.Payload())
+		}
+		r.payload /= len(tasks)
+		before, err := usedMemory(ctx, b.svc.Client)
+		if err != nil {
+			return r, err
+		}
+		elapsed, err := b.enqueueAll(ctx, client, tasks)
+		if err != nil {
+			return r, err
+		}
+		r.rate = float64(len(tasks)) / elapsed.Seconds()
+		after, err := usedMemory(ctx, b.svc.Client)
+		if err != nil {
+			return r, err
+		}
+		if after > before {
+			r.perTask = (after - before) / int64(len(tasks))
+		}
+		return r, nil
+	}
+	var our, bare result
+	for round := range 2 {
+		o, err := run(ours)
+		if err != nil {
+			return nil, err
+		}
+		size := o.payload
+		r, err := run(func(queue string) ([]*asynq.Task, error) {
+			tasks := make([]*asynq.Task, b.enqTasks)
+			for i := range tasks {
+				tasks[i] = asynq.NewTask("bench:bare", []byte(randomHex((size + 1) / 2)[:size]), asynq.Queue(queue))
+			}
+			return tasks, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if round == 0 {
+			our, bare = o, r
+		}
+		our.rate, bare.rate = max(our.rate, o.rate), max(bare.rate, r.rate)
+	}
+	perTask := func(r result) string {
+		if r.perTask < 0 {
+			return "n/a (Redis memory did not grow: shared with other work; use a private Redis)"
+		}
+		return fmt.Sprintf("%d B", r.perTask)
+	}
+	ratio := "n/a"
+	if our.perTask > 0 && bare.perTask > 0 {
+		ratio = fmt.Sprintf("%.2f× bare asynq", float64(our.perTask)/float64(bare.perTask))
+	}
+	return []row{
+		{"enqueue rate", fmt.Sprintf("%.0f tasks/s", our.rate),
+			fmt.Sprintf("%d tasks, %d goroutines, one asynq client, no workers; best of 2", b.enqTasks, b.enqG)},
+		{"enqueue rate, bare asynq", fmt.Sprintf("%.0f tasks/s", bare.rate), "same Redis, client, goroutines and payload size; default task options"},
+		{"enqueue rate ÷ bare asynq", fmt.Sprintf("%.2f", our.rate/bare.rate), "target ≥ 0.9; the two alternate, twice"},
+		{"Redis per queued task", perTask(our), fmt.Sprintf("used_memory growth ÷ %d pending tasks (payload %d bytes)", b.enqTasks, our.payload)},
+		{"Redis per queued task, bare asynq", perTask(bare), fmt.Sprintf("same, %d-byte payload; llamapipe: %s", bare.payload, ratio)},
+	}, nil
+}
+
+// enqueueAll enqueues tasks from b.enqG goroutines and returns how long it
+// took.
+func (b *bench) enqueueAll(ctx context.Context, client *asynq.Client, tasks []*asynq.Task) (time.Duration, error) {
 	start := time.Now()
 	errs := make(chan error, b.enqG)
 	var next sync.Mutex
@@ -76,37 +154,9 @@ func (b *bench) measureEnqueue(ctx context.Context) ([]row, error) {
 			firstErr = err
 		}
 	}
-	elapsed := time.Since(start)
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	after, err := usedMemory(ctx, b.svc.Client)
-	if err != nil {
-		return nil, err
-	}
-	perTask := "n/a"
-	note := fmt.Sprintf("used_memory growth ÷ %d pending tasks (payload %d bytes)", b.enqTasks, payloadBytes/b.enqTasks)
-	if after > before {
-		perTask = fmt.Sprintf("%d B", (after-before)/int64(b.enqTasks))
-	} else {
-		note = "Redis memory did not grow: it is shared with other work; measure against a private Redis"
-	}
-	return []row{
-		{"enqueue rate", fmt.Sprintf("%.0f tasks/s", float64(b.enqTasks)/elapsed.Seconds()),
-			fmt.Sprintf("%d tasks, %d goroutines, one asynq client, no workers", b.enqTasks, b.enqG)},
-		{"Redis per queued task", perTask, note},
-	}, nil
+	return time.Since(start), firstErr
 }
 
 func usedMemory(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
-	info, err := rdb.Info(ctx, "memory").Result()
-	if err != nil {
-		return 0, fmt.Errorf("redis INFO memory: %w", err)
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-			return strconv.ParseInt(v, 10, 64)
-		}
-	}
-	return 0, errors.New("redis INFO memory: no used_memory")
+	return infoField(ctx, rdb, "used_memory")
 }

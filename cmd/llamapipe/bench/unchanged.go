@@ -14,6 +14,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/feed"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker"
@@ -114,9 +115,9 @@ func (b *bench) unchanged(ctx context.Context) ([]row, error) {
 	cpu0 := cpuTime()
 	client := asynq.NewClient(b.svc.Redis)
 	defer client.Close()
-	in := &ingest.Ingester{Open: open, Queue: client, Tracker: b.svc.Tracker, Logger: b.svc.Logger}
+	in := &ingest.Ingester{Open: open, Queue: client, Tracker: b.svc.Tracker, Logger: b.svc.Logger, Feeds: feed.New(b.svc.Client, "")}
 	res, err := in.Run(ctx, ingest.Options{Spec: jobs.Spec{Sources: []string{srcURL}, Out: outURL, Task: jobs.TaskCaption,
-		Provider: prof.Provider, Model: prof.Model, Options: jobs.Options{Language: "en"}}})
+		Provider: prof.Provider, Model: prof.Model, Options: jobs.Options{Language: "en"}, MaxQueued: b.opts.MaxQueued}})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,388 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/feed"
+	"github.com/llamapipe/llamapipe/jobs/itemtask"
+	"github.com/llamapipe/llamapipe/storage"
+)
+
+// A bounded batch (Spec.MaxQueued > 0) never has more than MaxQueued items
+// in the queue. Ingest queues the first ones itself; once the bound is
+// reached it writes the rest, as item payloads, in pages in the batch's
+// work area (feed.PageKey) and leaves them to TopUp, a feed task the
+// workers run when items end (and every few seconds while pages wait).
+// The listing's cursor is kept with the feed, page by page, so a listing
+// that stopped continues where it stopped (Options.Resume).
+
+// pageSize is Options.PageSize's default, and the most TopUp queues in one
+// step.
+const pageSize = 1000
+
+// pollEvery is how often a batch's feed is topped up besides when items end.
+const pollEvery = 2 * time.Second
+
+// listBounded lists, classifies and hands over a bounded batch's items a
+// page at a time and returns how many objects the batch has.
+func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch, res *Result) (int, error) {
+	o := pr.o
+	st, _, err := in.Feeds.Get(ctx, b.ID)
+	if err != nil {
+		return 0, err
+	}
+	out, err := in.Open(ctx, o.Out)
+	if err != nil {
+		return 0, fmt.Errorf("output %s: %w", o.Out, err)
+	}
+	if st.Done {
+		return st.Listed, in.askFeed(ctx, b, feed.PollA, 0)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cands := make(chan candidate, max(o.PageSize, listAhead))
+	listed := make(chan error, 1)
+	go func() {
+		defer close(cands)
+		listed <- in.listFrom(ctx, pr, st, cands)
+	}()
+	total := st.Listed
+	if _, err := pr.markers(); err != nil {
+		return total, err
+	}
+	for {
+		chunk := take(cands, o.PageSize)
+		if len(chunk) == 0 {
+			break
+		}
+		// Skipped items are recorded as they are classified, in parallel.
+		var byIngest atomic.Int64
+		items, err := in.classifyAll(ctx, pr, chunk, func(it Item) error {
+			recorded, err := in.record(ctx, b, it)
+			if recorded {
+				byIngest.Add(1)
+			}
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		if err := ctx.Err(); err != nil {
+			return total, err // classified while stopping: not to be trusted
+		}
+		var page bytes.Buffer
+		direct, paged := 0, 0
+		for _, it := range items {
+			res.Kinds[string(it.Kind)]++
+			if it.Skip != "" {
+				res.Skipped++
+				continue
+			}
+			if st.Pages == 0 && st.Handed+direct < o.MaxQueued {
+				if _, err := in.enqueue(ctx, b, o, it); err != nil {
+					return total, err
+				}
+				direct++
+				res.Enqueued++
+				continue
+			}
+			line, err := itemtask.Encode(b, in.payload(b, o, it))
+			if err != nil {
+				it.Skip = "cannot be queued: " + err.Error()
+				recorded, err := in.record(ctx, b, it)
+				if err != nil {
+					return total, err
+				}
+				if recorded {
+					byIngest.Add(1)
+				}
+				res.Skipped++
+				continue
+			}
+			page.Write(line)
+			page.WriteByte('\n')
+			paged++
+		}
+		st.Handed += direct
+		if err := in.Feeds.Add(ctx, b.ID, "handed", direct); err != nil {
+			return total, err
+		}
+		if err := in.Feeds.Add(ctx, b.ID, "by_ingest", int(byIngest.Load())); err != nil {
+			return total, err
+		}
+		if page.Len() > 0 {
+			if err := out.Put(ctx, feed.PageKey(b.ID, st.Pages), &page, int64(page.Len()), "application/x-ndjson"); err != nil {
+				return total, fmt.Errorf("write feed page %d of %s: %w", st.Pages, b.ID, err)
+			}
+			st.Pages++
+			res.Enqueued += paged
+		}
+		total += len(chunk)
+		last := chunk[len(chunk)-1]
+		if err := in.Feeds.Set(ctx, b.ID, "source", last.src.index, "key", last.info.Key, "listed", total, "pages", st.Pages); err != nil {
+			return total, err
+		}
+		if st.Pages > 0 {
+			if err := in.askFeed(ctx, b, feed.PollA, 0); err != nil {
+				return total, err
+			}
+		}
+	}
+	if err := <-listed; err != nil {
+		return total, err
+	}
+	if err := ctx.Err(); err != nil {
+		return total, err
+	}
+	if err := in.Feeds.Set(ctx, b.ID, "done", true); err != nil {
+		return total, err
+	}
+	return total, in.askFeed(ctx, b, feed.PollA, 0)
+}
+
+// take receives up to n candidates; it returns fewer only once cands is
+// closed.
+func take(cands <-chan candidate, n int) []candidate {
+	var out []candidate
+	for c := range cands {
+		out = append(out, c)
+		if len(out) == n {
+			break
+		}
+	}
+	return out
+}
+
+// classifyAll classifies a chunk with o.Concurrency goroutines, keeping
+// its order, and calls skipped with each item to skip as it goes.
+func (in *Ingester) classifyAll(ctx context.Context, pr *prepared, chunk []candidate, skipped func(Item) error) ([]Item, error) {
+	items := make([]Item, len(chunk))
+	idx := make(chan int)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range min(pr.o.Concurrency, len(chunk)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				items[i] = in.classify(ctx, pr, chunk[i])
+				if items[i].Skip == "" || ctx.Err() != nil {
+					continue
+				}
+				if err := skipped(items[i]); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for i := range chunk {
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return items, err
+	default:
+		return items, nil
+	}
+}
+
+// listFrom lists the batch's objects after the feed's cursor, in order.
+func (in *Ingester) listFrom(ctx context.Context, pr *prepared, st feed.State, cands chan<- candidate) error {
+	seen := map[string]bool{}
+	if pr.o.explicitItems() {
+		// Explicit items come in a fixed order: skip those listed before.
+		inner := make(chan candidate)
+		errc := make(chan error, 1)
+		go func() {
+			defer close(inner)
+			errc <- in.explicit(ctx, pr, seen, inner)
+		}()
+		n := 0
+		for c := range inner {
+			if n++; n <= st.Listed {
+				continue
+			}
+			select {
+			case cands <- c:
+			case <-ctx.Done():
+			}
+		}
+		return <-errc
+	}
+	for _, src := range pr.sources {
+		opts := storage.ListOptions{Recursive: true}
+		if st.Listed > 0 {
+			if src.index < st.Source {
+				continue
+			}
+			if src.index == st.Source {
+				opts.StartAfter = st.Key
+			}
+		}
+		for info, err := range src.store.List(ctx, "", opts) {
+			if err != nil {
+				return fmt.Errorf("list %s: %w", src.url, err)
+			}
+			if info.IsPrefix || !selected(info.Key, src.skipPrefix, pr.o.Include, pr.o.Exclude) {
+				continue
+			}
+			id := jobs.ItemID(src.url, info.Key)
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			select {
+			case cands <- candidate{src: src, info: info}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+func (in *Ingester) askFeed(ctx context.Context, b jobs.Batch, kind string, delay time.Duration) error {
+	return feed.Ask(ctx, in.Queue, b.ID, b.Queue, kind, delay)
+}
+
+// TopUp runs a feed task (feed.TypeFeed): it queues a bounded batch's
+// items from its pages until MaxQueued are queued, or, once the batch is
+// cancelled, records them as cancelled. One TopUp feeds a batch at a time;
+// while items wait in pages, it asks for the next poll.
+func (in *Ingester) TopUp(ctx context.Context, t *asynq.Task) error {
+	p, err := feed.Decode(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	b, err := in.Tracker.Get(ctx, p.Batch)
+	if errors.Is(err, jobs.ErrNoBatch) {
+		return fmt.Errorf("feed: %w: %w", err, asynq.SkipRetry)
+	}
+	if err != nil {
+		return err
+	}
+	unlock, err := in.Feeds.Lock(ctx, b.ID)
+	if err != nil || unlock == nil {
+		return err // another TopUp is feeding: it asks for the next poll
+	}
+	defer unlock()
+	st, ok, err := in.Feeds.Get(ctx, b.ID)
+	if err != nil || !ok || st.Fed() {
+		return err
+	}
+	if err := in.feedPages(ctx, b, &st); err != nil {
+		return err
+	}
+	if st.Fed() {
+		return nil
+	}
+	next := feed.PollA
+	if id, _ := asynq.GetTaskID(ctx); id == feed.TaskID(b.ID, feed.PollA) {
+		next = feed.PollB
+	}
+	return in.askFeed(ctx, b, next, pollEvery)
+}
+
+// feedPages queues (or, in a cancelled batch, records as cancelled) the
+// items of the pages from st's cursor while there is room.
+func (in *Ingester) feedPages(ctx context.Context, b jobs.Batch, st *feed.State) error {
+	out, err := in.Open(ctx, b.Out)
+	if err != nil {
+		return fmt.Errorf("output %s: %w", b.Out, err)
+	}
+	minRoom := max(1, min(b.MaxQueued/4, pageSize))
+	for st.Next < st.Pages {
+		c, err := in.Tracker.Counts(ctx, b.ID)
+		if err != nil {
+			return err
+		}
+		room := b.MaxQueued - st.Queued(c)
+		if !c.CancelRequested && room < minRoom {
+			return nil
+		}
+		lines, err := readPage(ctx, out, feed.PageKey(b.ID, st.Next))
+		if err != nil {
+			return err
+		}
+		end := len(lines)
+		if !c.CancelRequested {
+			end = min(end, st.Offset+room)
+		}
+		complete := false
+		for _, line := range lines[st.Offset:end] {
+			ip, err := itemtask.Decode(line, func(string) (jobs.Batch, error) { return b, nil })
+			if err != nil {
+				return fmt.Errorf("feed page %d of %s: %w", st.Next, b.ID, err)
+			}
+			if c.CancelRequested {
+				e := jobs.Entry{Item: ip.Item, Source: ip.Source.URL(), ETag: ip.Source.ETag, Size: ip.Source.Size, Kind: ip.Kind,
+					Type: ip.Type, Task: ip.Task, ResultBase: ip.ResultBase, Key: ip.Source.Key, Status: jobs.StatusCancelled,
+					Error: "cancelled: the batch was cancelled before this item ran"}
+				_, done, err := in.Tracker.Record(ctx, b.ID, e)
+				if err != nil {
+					return err
+				}
+				complete = complete || done
+				continue
+			}
+			task, err := itemtask.NewTask(b, ip, itemtask.Options{Queue: b.Queue, MaxRetry: b.MaxRetry, Retention: -1})
+			if err != nil {
+				return err
+			}
+			if _, err := in.Queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+				return fmt.Errorf("enqueue %s: %w", ip.Source.URL(), err)
+			}
+		}
+		handed := end - st.Offset
+		st.Offset = end
+		if end == len(lines) {
+			st.Next, st.Offset = st.Next+1, 0
+		}
+		st.Handed += handed
+		if err := in.Feeds.Advance(ctx, b.ID, st.Next, st.Offset, handed); err != nil {
+			return err
+		}
+		if complete {
+			if err := in.enqueueFinalize(ctx, b.ID, b.Queue); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readPage reads a feed page's lines.
+func readPage(ctx context.Context, st storage.Store, key string) ([][]byte, error) {
+	rc, err := st.Get(ctx, key, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read feed page %s: %w", key, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("read feed page %s: %w", key, err)
+	}
+	var lines [][]byte
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		lines = append(lines, bytes.Clone(sc.Bytes()))
+	}
+	return lines, sc.Err()
+}

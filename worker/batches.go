@@ -1,0 +1,78 @@
+package worker
+
+import (
+	"context"
+	"sync"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/feed"
+	"github.com/llamapipe/llamapipe/jobs/itemtask"
+)
+
+// batchCache keeps the batch records item payloads are completed from
+// (jobs/itemtask): a record never changes once created, so one read per
+// batch and worker suffices.
+type batchCache struct {
+	mu sync.Mutex
+	m  map[string]jobs.Batch
+	// fed are the batches seen with a feed (jobs/feed).
+	fed map[string]bool
+}
+
+// maxCachedBatches bounds the cache; it starts over when full.
+const maxCachedBatches = 1024
+
+func (c *batchCache) get(ctx context.Context, t Records, id string) (jobs.Batch, error) {
+	c.mu.Lock()
+	b, ok := c.m[id]
+	c.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	b, err := t.Get(ctx, id)
+	if err != nil {
+		return b, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedBatches {
+		c.m, c.fed = map[string]jobs.Batch{}, map[string]bool{}
+	}
+	c.m[id] = b
+	c.mu.Unlock()
+	return b, nil
+}
+
+// decodeItem decodes an item task's payload of either version.
+func (w *Worker) decodeItem(ctx context.Context, data []byte) (jobs.ItemPayload, error) {
+	return itemtask.Decode(data, func(id string) (jobs.Batch, error) { return w.batches.get(ctx, w.cfg.Tracker, id) })
+}
+
+// askFeed asks a bounded batch's feed task to top its queue up, now that
+// one of its items ended. Best effort: the feed's polls catch up.
+func (w *Worker) askFeed(ctx context.Context, batch string) {
+	if w.cfg.Feeds == nil {
+		return
+	}
+	b, err := w.batches.get(ctx, w.cfg.Tracker, batch)
+	if err != nil || b.MaxQueued == 0 {
+		return
+	}
+	w.batches.mu.Lock()
+	fed := w.batches.fed[batch]
+	w.batches.mu.Unlock()
+	if !fed {
+		// Only a batch past its bound has a feed; a batch gets one while it
+		// is listed, never loses it while it runs.
+		if has, err := w.cfg.Feeds.Has(ctx, batch); err != nil || !has {
+			return
+		}
+		w.batches.mu.Lock()
+		if w.batches.fed != nil {
+			w.batches.fed[batch] = true
+		}
+		w.batches.mu.Unlock()
+	}
+	if err := feed.Ask(ctx, w.client, batch, b.Queue, feed.Ended, 0); err != nil {
+		w.log.DebugContext(ctx, "feed not asked", "batch_id", batch, "error", err.Error())
+	}
+}
