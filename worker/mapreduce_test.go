@@ -215,7 +215,7 @@ func TestLongPDFIsMappedAcrossWorkersAndReducedOnce(t *testing.T) {
 
 // TestUnsplittablePDFIsMappedFromTheOriginal: a PDF pdfcpu cannot read (a
 // wrong startxref that PDFium repairs) is still summarized: its map tasks
-// read their page ranges from the original.
+// read the page texts kept while planning (no chunk PDFs to read).
 func TestUnsplittablePDFIsMappedFromTheOriginal(t *testing.T) {
 	e := newEnv(t)
 	model := newMRModel(4096, 2, 3) // a 1,024-token budget
@@ -233,8 +233,9 @@ func TestUnsplittablePDFIsMappedFromTheOriginal(t *testing.T) {
 	if len(es) != 1 || es[0].Status != jobs.StatusDone || es[0].Pages != 18 || es[0].Chunks < 2 {
 		t.Fatalf("entries %+v", es)
 	}
-	if n := countSuffix(seenWork, `chunk-`); n != 0 || countSuffix(seenWork, `map-\d{4}\.json$`) != es[0].Chunks {
-		t.Errorf("work objects %v: want no chunk objects (not split) and one map answer per chunk", seenWork)
+	if n := countSuffix(seenWork, `chunk-\d{4}\.pdf$`); n != 0 || countSuffix(seenWork, `map-\d{4}\.json$`) != es[0].Chunks ||
+		countSuffix(seenWork, `chunk-\d{4}\.pages\.json$`) != es[0].Chunks {
+		t.Errorf("work objects %v: want no chunk PDFs (not split), and one kept page text and one map answer per chunk", seenWork)
 	}
 	model.mu.Lock()
 	defer model.mu.Unlock()

@@ -35,6 +35,8 @@ type Store struct {
 
 	mu   sync.Mutex
 	root *os.Root // nil until the root folder exists
+
+	commits committer // makes Puts durable in groups (commit.go)
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -52,7 +54,7 @@ func Open(root string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("localstore: open %s: %w", root, err)
 	}
-	s := &Store{dir: abs}
+	s := &Store{dir: abs, commits: committer{sync: defaultSyncer}}
 	if _, err := s.handle(false); err != nil && !errors.Is(err, errNoRoot) {
 		return nil, fmt.Errorf("localstore: open %s: %w", abs, err)
 	}
@@ -236,8 +238,10 @@ func (s *Store) Get(ctx context.Context, key string, rng *storage.Range) (io.Rea
 	return iox.ReadCloser{Reader: iox.WithContext(ctx, r), Closer: f}, nil
 }
 
-// Put writes an object atomically: the bytes go to a temporary file in the
-// destination folder, which is synced and then renamed over the key. When
+// Put writes an object atomically and durably: the bytes go to a temporary
+// file in the destination folder, which a group commit (commit.go) syncs and
+// renames over the key together with the other Puts waiting at the time,
+// then makes the renames durable. Put returns once its object is durable. When
 // size >= 0 and r yields a different number of bytes, nothing is written.
 // contentType is ignored.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) (err error) {
@@ -257,11 +261,14 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, co
 	_, _ = rand.Read(rnd[:]) // never fails (crypto/rand docs)
 	tmp := path.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
 	var f *os.File
-	// A concurrent Delete may remove (then empty) folders while MkdirAll
-	// creates them or before the file is created: try again a few times.
+	// The folder usually exists: create the file first, and the folders
+	// only when it does not (MkdirAll costs a system call per folder even
+	// when they exist). A concurrent Delete may remove (then empty) folders
+	// while MkdirAll creates them or before the file is created: try again a
+	// few times.
 	for attempt := 0; ; attempt++ {
 		err = nil
-		if dir != "." {
+		if dir != "." && attempt > 0 {
 			err = root.MkdirAll(filepath.FromSlash(dir), 0o755)
 		}
 		if err == nil {
@@ -285,23 +292,13 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, co
 	if _, err := io.Copy(f, iox.WithContext(ctx, iox.Exact(r, size))); err != nil {
 		return s.errorf("put", k, err)
 	}
-	if err := f.Sync(); err != nil {
-		return s.errorf("put", k, err)
-	}
-	if err := f.Close(); err != nil {
-		return s.errorf("put", k, err)
-	}
 	if err := ctx.Err(); err != nil {
 		return s.errorf("put", k, err)
 	}
-	if err := root.Rename(filepath.FromSlash(tmp), filepath.FromSlash(k)); err != nil {
-		return s.errorf("put", k, err)
-	}
+	// The group commit syncs, closes and renames the file (or removes it).
 	committed = true
-	// Make the rename durable. A failure here does not undo the write.
-	if d, err := root.Open(filepath.FromSlash(dir)); err == nil {
-		_ = d.Sync()
-		d.Close()
+	if err := s.commits.commit(root, &pending{f: f, tmp: tmp, key: k}); err != nil {
+		return s.errorf("put", k, err)
 	}
 	return nil
 }

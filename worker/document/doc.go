@@ -4,7 +4,9 @@
 // rendered for a model that reads images), and either asks the model for the
 // digest in one request or, for a longer document, plans and writes its
 // chunks (chunk PDFs cut by worker/pdfsplit, or text chunks) under the
-// batch's work prefix and hands back one map payload per chunk. A chunk is
+// batch's work prefix and hands back one map payload per chunk. A long
+// PDF's page texts, extracted once while planning, are kept there too
+// (chunk-NNNN.pages.json, pagetext.go) for the map tasks. A chunk is
 // mapped by Map (map-NNNN.json), and Reduce combines the map answers in a
 // tree and writes <base>.summary.json and .summary.md.
 //

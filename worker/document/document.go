@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
@@ -74,6 +75,18 @@ type Stage struct {
 	pdfOnce sync.Once
 	pdf     *pdftext.Extractor
 	pdfErr  error
+
+	// pagesExtracted and pagesRendered count PDF pages whose text was
+	// extracted and pages rendered, since New (PagesRead).
+	pagesExtracted, pagesRendered atomic.Int64
+}
+
+// PagesRead returns how many PDF pages the stage has extracted the text of,
+// and how many it has rendered as images, since New. Planning a long PDF's
+// chunks extracts each page once and keeps the text in the work area
+// (pagetext.go), so a long PDF costs one extraction per page in all.
+func (s *Stage) PagesRead() (extracted, rendered int64) {
+	return s.pagesExtracted.Load(), s.pagesRendered.Load()
 }
 
 // New returns the document stage.
@@ -321,7 +334,10 @@ type docContent struct {
 	// page first+i's text with its marker (PDFs only).
 	first      int
 	pageTokens []int
-	scanned    []scannedPage
+	// pageEnd[i] is where page first+i's text (marker included) ends in
+	// text; it starts where page first+i-1's ends (PDFs only).
+	pageEnd []int
+	scanned []scannedPage
 }
 
 type scannedPage struct {
@@ -422,11 +438,13 @@ func (s *Stage) pdfContent(ctx context.Context, it Item, data []byte, r pdfRead)
 			it.Report.Progress(ctx, "extract pages", i-first, last-first+1)
 		}
 		t, err := doc.PageText(ctx, i-1)
+		s.pagesExtracted.Add(1)
 		if err != nil {
 			return d, fmt.Errorf("page %d: %w", i+r.offset, err)
 		}
 		if t = strings.TrimSpace(t); t == "" {
 			d.pageTokens = append(d.pageTokens, 0)
+			d.pageEnd = append(d.pageEnd, sb.Len())
 			if !canSee {
 				d.scanned = append(d.scanned, scannedPage{page: i + r.offset}) // counted, not rendered
 				continue
@@ -449,6 +467,7 @@ func (s *Stage) pdfContent(ctx context.Context, it Item, data []byte, r pdfRead)
 		sb.WriteString(t)
 		sb.WriteString("\n\n")
 		d.pageTokens = append(d.pageTokens, chunk.EstimateTokens(sb.String()[before:]))
+		d.pageEnd = append(d.pageEnd, sb.Len())
 	}
 	d.text = sb.String()
 	return d, nil
@@ -460,6 +479,7 @@ func (s *Stage) pdfContent(ctx context.Context, it Item, data []byte, r pdfRead)
 func (s *Stage) renderPage(ctx context.Context, doc *pdftext.Doc, i, offset int) (scannedPage, error) {
 	page := i + offset
 	img, err := doc.RenderPage(ctx, i-1, 150)
+	s.pagesRendered.Add(1)
 	if err != nil {
 		if errors.Is(err, pdftext.ErrPageTooLarge) || errors.Is(err, pdftext.ErrDamaged) {
 			return scannedPage{}, stage.Permanent(fmt.Sprintf("page %d cannot be rendered: %v", page, err), err)

@@ -49,8 +49,9 @@ func (s *Stage) distribute(ctx context.Context, it Item, data []byte, doc docCon
 	base := jobs.MapPayload{Item: p, DocPages: doc.pages, StartedMS: start.UnixMilli()}
 	var chunks []jobs.MapPayload
 	var objects [][]byte
+	var ranges []pdfsplit.Range
 	if p.Type == jobs.FilePDF {
-		ranges := planPages(doc, budget, it.Model.Profile().MaxImages)
+		ranges = planPages(doc, budget, it.Model.Profile().MaxImages)
 		for _, r := range ranges {
 			mp := base
 			mp.Pages = &jobs.PageRange{First: r.First, Last: r.Last}
@@ -87,6 +88,12 @@ func (s *Stage) distribute(ctx context.Context, it Item, data []byte, doc docCon
 			if err := out.Put(ctx, mp.Chunk, bytes.NewReader(objects[i]), int64(len(objects[i])), ctype); err != nil {
 				return o, nil, fmt.Errorf("write %s: %w", mp.Chunk, err)
 			}
+		}
+	}
+	if ranges != nil {
+		// The text measured here is what the map tasks read (pagetext.go).
+		if err := s.keepPages(ctx, it, doc, ranges, chunks); err != nil {
+			return o, nil, fmt.Errorf("keep the page texts: %w", err)
 		}
 	}
 	return o, chunks, nil
@@ -272,13 +279,19 @@ func (s *Stage) mapAsk(ctx context.Context, it Item, mp jobs.MapPayload) (mapRes
 	return res, nil
 }
 
-// chunkContent reads one chunk: its text object, its chunk PDF (page
-// numbers shifted to the original's), or its page range of the original.
-// Pages without text are rendered.
+// chunkContent reads one chunk: the page texts kept when it was planned
+// (pagetext.go), its text object, its chunk PDF (page numbers shifted to the
+// original's), or its page range of the original. Pages without text are
+// rendered.
 func (s *Stage) chunkContent(ctx context.Context, it Item, mp jobs.MapPayload) (docContent, error) {
 	p := mp.Item
 	t0 := time.Now()
 	defer func() { s.cfg.Metrics.TextExtracted(p.Type, time.Since(t0)) }()
+	if mp.Pages != nil {
+		if d, ok, err := s.keptPages(ctx, it, mp); ok || err != nil {
+			return d, err
+		}
+	}
 	if mp.Chunk != "" {
 		data, err := stage.Read(ctx, it.Out, jobs.Ref{Location: p.Out, Key: mp.Chunk}, s.cfg.MaxInputBytes)
 		if errors.Is(err, fs.ErrNotExist) {

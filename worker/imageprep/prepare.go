@@ -216,6 +216,8 @@ func Prepare(ctx context.Context, data []byte, opts Options) (res *Result, err e
 		var m *image.NRGBA
 		if b := src.Bounds(); b.Dx() == w && b.Dy() == h {
 			m = imaging.Clone(src)
+		} else if !hadAlpha {
+			m = resize(src, w, h) // fixed point, for opaque RGBA and Gray
 		} else {
 			m = imaging.Resize(src, w, h, resizeFilter)
 		}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package localstore
+
+var defaultSyncer syncer = fsyncer{}
