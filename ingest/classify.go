@@ -62,6 +62,10 @@ func (in *Ingester) classify(ctx context.Context, pr *prepared, c candidate) Ite
 	it.Head = head
 	it.Type = sniff.Sniff(path.Base(c.info.Key), head)
 	kind := it.Type.Kind()
+	if lie := sniff.Mismatch(c.info.Key, it.Type); lie != "" && !o.TrustContent {
+		it.Kind, it.Failed = sniff.NameKind(c.info.Key), true
+		return skip(lie + " (a broken or mislabelled file; --trust-content processes it by its content)")
+	}
 	switch {
 	case kind == jobs.KindOther:
 		return skip(fmt.Sprintf("unknown file type (%s): not a supported document or image", describe(it.Type)))

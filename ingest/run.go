@@ -138,6 +138,9 @@ func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Ite
 	}
 	e := jobs.Entry{Item: it.ID, Source: it.Ref.URL(), ETag: it.Ref.ETag, Size: it.Ref.Size, Kind: it.Kind,
 		Type: it.Type, Status: jobs.StatusSkipped, Error: it.Skip, ResultBase: it.ResultBase, Task: it.Task, Key: it.Ref.Key}
+	if it.Failed {
+		e.Status = jobs.StatusFailed
+	}
 	if it.Unchanged {
 		e.Results = jobs.ResultKeys(it.ResultBase, it.Task)
 	}
