@@ -100,7 +100,7 @@ func describe(t jobs.FileType) string {
 // decodableImage reports whether workers can decode an image type.
 func decodableImage(t jobs.FileType) bool {
 	switch t {
-	case jobs.FileJPEG, jobs.FilePNG, jobs.FileGIF, jobs.FileWebP, jobs.FileBMP, jobs.FileTIFF:
+	case jobs.FileJPEG, jobs.FilePNG, jobs.FileGIF, jobs.FileWebP, jobs.FileBMP, jobs.FileTIFF, jobs.FileAVIF, jobs.FileHEIC:
 		return true
 	}
 	return false

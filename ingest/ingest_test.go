@@ -69,10 +69,10 @@ func TestIngestFolderClassifiesSkipsAndEnqueues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// a.txt and photo.jpg (really JPEG) are queued; text_named.jpg (a name
-	// that lies) fails.
-	if res.Total != 7 || res.Enqueued != 2 || res.Skipped != 5 {
-		t.Errorf("result %+v, want total 7, enqueued 2, not queued 5", res)
+	// a.txt, photo.jpg (really JPEG) and seeding.heic are queued;
+	// text_named.jpg (a name that lies) fails.
+	if res.Total != 7 || res.Enqueued != 3 || res.Skipped != 4 {
+		t.Errorf("result %+v, want total 7, enqueued 3, not queued 4", res)
 	}
 	entries, err := tr.Entries(ctx, res.BatchID)
 	if err != nil {
@@ -97,7 +97,6 @@ func TestIngestFolderClassifiesSkipsAndEnqueues(t *testing.T) {
 		"big.txt":        "too large",
 		"blob.bin":       "unknown file type",
 		"text_named.jpg": "named .jpg but holds plain text",
-		"seeding.heic":   "HEIC images are not supported",
 	} {
 		if !strings.Contains(reasons[name], want) {
 			t.Errorf("%s: reason %q, want it to contain %q", name, reasons[name], want)
@@ -120,8 +119,11 @@ func TestIngestFolderClassifiesSkipsAndEnqueues(t *testing.T) {
 		}
 		byKey[p.Source.Key] = p
 	}
-	if len(byKey) != 2 {
-		t.Fatalf("%d pending tasks, want 2: %v", len(byKey), byKey)
+	if len(byKey) != 3 {
+		t.Fatalf("%d pending tasks, want 3: %v", len(byKey), byKey)
+	}
+	if p := byKey["img/seeding.heic"]; p.Task != jobs.TaskCaption || p.Type != jobs.FileHEIC {
+		t.Errorf("HEIC payload %+v", p)
 	}
 	if p := byKey["img/photo.jpg"]; p.Task != jobs.TaskCaption || p.Type != jobs.FileJPEG || !strings.HasPrefix(p.ResultBase, "1-") || !strings.HasSuffix(p.ResultBase, "/img/photo.jpg") {
 		t.Errorf("photo payload %+v", p)
@@ -130,7 +132,7 @@ func TestIngestFolderClassifiesSkipsAndEnqueues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Sealed || c.Total != 7 || c.Skipped != 4 || c.Failed != 1 || c.Complete() {
+	if !c.Sealed || c.Total != 7 || c.Skipped != 3 || c.Failed != 1 || c.Complete() {
 		t.Fatalf("counts %+v", c)
 	}
 }
