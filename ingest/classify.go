@@ -64,6 +64,10 @@ func (in *Ingester) classify(ctx context.Context, pr *prepared, c candidate) Ite
 	it.Head = head
 	it.Type = sniff.Sniff(path.Base(c.info.Key), head)
 	kind := it.Type.Kind()
+	if lie := sniff.Mismatch(c.info.Key, it.Type); lie != "" && !o.TrustContent {
+		it.Kind, it.Failed = sniff.NameKind(c.info.Key), true
+		return skip(lie + " (a broken or mislabelled file; --trust-content processes it by its content)")
+	}
 	switch {
 	case kind == jobs.KindOther:
 		return skip(fmt.Sprintf("unknown file type (%s): not a supported document or image", describe(it.Type)))
@@ -98,7 +102,7 @@ func describe(t jobs.FileType) string {
 // decodableImage reports whether workers can decode an image type.
 func decodableImage(t jobs.FileType) bool {
 	switch t {
-	case jobs.FileJPEG, jobs.FilePNG, jobs.FileGIF, jobs.FileWebP, jobs.FileBMP, jobs.FileTIFF:
+	case jobs.FileJPEG, jobs.FilePNG, jobs.FileGIF, jobs.FileWebP, jobs.FileBMP, jobs.FileTIFF, jobs.FileAVIF, jobs.FileHEIC:
 		return true
 	}
 	return false

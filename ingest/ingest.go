@@ -137,6 +137,9 @@ type Item struct {
 	ResultBase string
 	// Skip is the reason it is skipped; empty when it is to be processed.
 	Skip string
+	// Failed records a Skip as a failure (a name that lies about its
+	// content): the item is in the manifest as failed, not skipped.
+	Failed bool
 	// Unchanged is true when it is skipped because its results are current.
 	Unchanged bool
 	// Fingerprint is what its result is made from (jobs.Fingerprint).

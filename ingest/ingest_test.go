@@ -70,9 +70,10 @@ func TestIngestFolderClassifiesSkipsAndEnqueues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// a.txt, photo.jpg (really JPEG), text_named.jpg (text → document) are queued.
+	// a.txt, photo.jpg (really JPEG) and seeding.heic are queued;
+	// text_named.jpg (a name that lies) fails.
 	if res.Total != 7 || res.Enqueued != 3 || res.Skipped != 4 {
-		t.Errorf("result %+v, want total 7, enqueued 3, skipped 4", res)
+		t.Errorf("result %+v, want total 7, enqueued 3, not queued 4", res)
 	}
 	entries, err := tr.Entries(ctx, res.BatchID)
 	if err != nil {
@@ -80,8 +81,12 @@ func TestIngestFolderClassifiesSkipsAndEnqueues(t *testing.T) {
 	}
 	reasons := map[string]string{}
 	for _, e := range entries {
-		if e.Status != jobs.StatusSkipped {
-			t.Errorf("%s: status %s", e.Source, e.Status)
+		want := jobs.StatusSkipped
+		if filepath.Base(e.Source) == "text_named.jpg" {
+			want = jobs.StatusFailed
+		}
+		if e.Status != want {
+			t.Errorf("%s: status %s, want %s", e.Source, e.Status, want)
 		}
 		if testing.Verbose() {
 			t.Logf("%s: %s", e.Source, e.Error)
@@ -89,10 +94,10 @@ func TestIngestFolderClassifiesSkipsAndEnqueues(t *testing.T) {
 		reasons[filepath.Base(e.Source)] = e.Error
 	}
 	for name, want := range map[string]string{
-		"empty.txt":    "empty file",
-		"big.txt":      "too large",
-		"blob.bin":     "unknown file type",
-		"seeding.heic": "HEIC images are not supported",
+		"empty.txt":      "empty file",
+		"big.txt":        "too large",
+		"blob.bin":       "unknown file type",
+		"text_named.jpg": "named .jpg but holds plain text",
 	} {
 		if !strings.Contains(reasons[name], want) {
 			t.Errorf("%s: reason %q, want it to contain %q", name, reasons[name], want)
@@ -122,18 +127,64 @@ func TestIngestFolderClassifiesSkipsAndEnqueues(t *testing.T) {
 	if len(byKey) != 3 {
 		t.Fatalf("%d pending tasks, want 3: %v", len(byKey), byKey)
 	}
+	if p := byKey["img/seeding.heic"]; p.Task != jobs.TaskCaption || p.Type != jobs.FileHEIC {
+		t.Errorf("HEIC payload %+v", p)
+	}
 	if p := byKey["img/photo.jpg"]; p.Task != jobs.TaskCaption || p.Type != jobs.FileJPEG || !strings.HasPrefix(p.ResultBase, "1-") || !strings.HasSuffix(p.ResultBase, "/img/photo.jpg") {
 		t.Errorf("photo payload %+v", p)
-	}
-	if p := byKey["img/text_named.jpg"]; p.Task != jobs.TaskSummarize || p.Kind != jobs.KindDocument {
-		t.Errorf("text named .jpg payload %+v", p)
 	}
 	c, err := tr.Counts(ctx, res.BatchID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Sealed || c.Total != 7 || c.Skipped != 4 || c.Complete() {
+	if !c.Sealed || c.Total != 7 || c.Skipped != 3 || c.Failed != 1 || c.Complete() {
 		t.Fatalf("counts %+v", c)
+	}
+}
+
+// A name that lies about its content fails with a reason that says both;
+// --trust-content (Spec.TrustContent) processes it by its content.
+func TestIngestNameThatLiesFailsUnlessContentTrusted(t *testing.T) {
+	url, rdb := jobstest.Redis(t, jobstest.DBIngest)
+	ctx := context.Background()
+	src := t.TempDir()
+	write(t, src, "photo.jpg", corpus(t, "images/broken/text_named.jpg"))
+	write(t, src, "contract.pdf", corpus(t, "images/formats/seeding_really_jpeg.png"))
+	write(t, src, "really.png", corpus(t, "images/formats/seeding_really_jpeg.png")) // an image either way
+	client := asynq.NewClient(jobstest.ConnOpt(t, url))
+	defer client.Close()
+	tr := jobs.NewTracker(rdb, "")
+	in := &ingest.Ingester{Open: open, Queue: client, Tracker: tr}
+	for _, trust := range []bool{false, true} {
+		res, err := in.Run(ctx, ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: t.TempDir(), TrustContent: trust}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries, err := tr.Entries(ctx, res.BatchID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]jobs.Entry{}
+		for _, e := range entries {
+			got[filepath.Base(e.Source)] = e
+		}
+		if !trust {
+			if res.Enqueued != 1 || len(entries) != 2 {
+				t.Fatalf("result %+v, entries %+v: want really.png queued, two failed", res, entries)
+			}
+			for name, want := range map[string]string{
+				"photo.jpg":    "named .jpg but holds plain text",
+				"contract.pdf": "named .pdf but holds a JPEG image",
+			} {
+				if e := got[name]; e.Status != jobs.StatusFailed || !strings.Contains(e.Error, want) || !strings.Contains(e.Error, "--trust-content") {
+					t.Errorf("%s: %s %q, want failed with %q", name, e.Status, e.Error, want)
+				}
+			}
+			continue
+		}
+		if res.Enqueued != 3 || len(entries) != 0 {
+			t.Errorf("trusting content: result %+v, entries %+v, want all three queued", res, entries)
+		}
 	}
 }
 

@@ -151,6 +151,9 @@ func (in *Ingester) Plan(ctx context.Context, o Options, est ItemEstimator, opts
 		if it.Unchanged {
 			e.Skip = plan.Unchanged
 		}
+		if it.Failed {
+			e.Skip = plan.WouldFail + it.Skip
+		}
 		if e.Skip == "" && sample == math.MaxInt {
 			got, ok := estimate(it)
 			mu.Lock()

@@ -155,6 +155,9 @@ func (in *Ingester) payload(b jobs.Batch, o Options, it Item) jobs.ItemPayload {
 func (in *Ingester) record(ctx context.Context, b jobs.Batch, it Item) (bool, error) {
 	e := jobs.Entry{Item: it.ID, Source: it.Ref.URL(), ETag: it.Ref.ETag, Size: it.Ref.Size, Kind: it.Kind,
 		Type: it.Type, Status: jobs.StatusSkipped, Error: it.Skip, ResultBase: it.ResultBase, Task: it.Task, Key: it.Ref.Key}
+	if it.Failed {
+		e.Status = jobs.StatusFailed
+	}
 	if it.Unchanged {
 		e.Results = jobs.ResultKeys(it.ResultBase, it.Task)
 	}

@@ -55,6 +55,10 @@ type Spec struct {
 	// Force processes every item, also those whose results are current
 	// (same source ETag, task, prompts, model and options as last time).
 	Force bool `json:"force,omitempty" yaml:"force"`
+	// TrustContent processes a file whose name lies about its content (a
+	// .jpg holding text, a .pdf holding a JPEG) by its content. False: such
+	// a file fails with a reason that says both.
+	TrustContent bool `json:"trust_content,omitempty" yaml:"trust_content"`
 	// Provider and Model name the model the batch is made for: its results'
 	// fingerprints and the report. Empty: the workers'.
 	Provider string `json:"provider,omitempty" yaml:"provider"`

@@ -24,6 +24,7 @@ func batchFlags() []cli.Flag {
 		&cli.StringFlag{Name: "products", Usage: "product sidecar for captions: CSV (header: key,sku,name,brand) or JSONL ({\"key\":...,\"sku\":...,\"name\":...,\"brand\":...}), keyed by image key or file name; a path or s3:// URL", Sources: env("PRODUCTS")},
 		&cli.BoolFlag{Name: "keep-text", Usage: "also write each document's extracted text: <file>.text.md (what the model saw, with page markers) and <file>.chunks.jsonl (page-anchored chunks for search)", Sources: env("KEEP_TEXT")},
 		&cli.BoolFlag{Name: "force", Usage: "process every item, also those whose results are current (same content, prompts, model and options)", Sources: env("FORCE")},
+		&cli.BoolFlag{Name: "trust-content", Usage: "process a file whose name lies about its content (text named .jpg, a JPEG named .pdf) by its content instead of failing it", Sources: env("TRUST_CONTENT")},
 		&cli.StringFlag{Name: "model-mode", Value: jobs.ModelOnline, Usage: "online, batch (the provider's batch API: its batch price, answers within its window, e.g. 24 h) or auto (batch on the nightly queue)", Sources: env("MODEL_MODE")},
 		&cli.StringFlag{Name: "tenant", Usage: "tenant the batch belongs to (its budget and share in the --tenants file; the workers pause its items when its budget is spent)", Sources: env("TENANT")},
 		&cli.StringFlag{Name: "webhook", Usage: "http(s) URL the workers POST a signed \"batch.completed\" event to once the manifest is written (the workers need --webhook-secret-file or " + envWebhookSecret + ")", Sources: env("WEBHOOK")},

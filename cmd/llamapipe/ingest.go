@@ -85,7 +85,7 @@ func batchSpec(cmd *cli.Command, sources []string, prof llm.Profile) jobs.Spec {
 		Options: jobs.Options{Language: cmd.String("language"), MaxOutputTokens: cmd.Int("max-output-tokens"),
 			Products: cmd.String("products"), ModelMode: cmd.String("model-mode"), KeepText: cmd.Bool("keep-text")},
 		Include: cmd.StringSlice("include"), Exclude: cmd.StringSlice("exclude"), MaxSize: cmd.Int64("max-size"),
-		MaxRetry: cmd.Int("max-retry"), MaxQueued: cmd.Int("max-queued"), Force: cmd.Bool("force"), Provider: prof.Provider, Model: prof.Model,
+		MaxRetry: cmd.Int("max-retry"), MaxQueued: cmd.Int("max-queued"), Force: cmd.Bool("force"), TrustContent: cmd.Bool("trust-content"), Provider: prof.Provider, Model: prof.Model,
 		Tenant: cmd.String("tenant"), Webhook: cmd.String("webhook")}
 }
 

@@ -33,7 +33,7 @@ func TestPlanEstimatesWithoutSending(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	if err := os.WriteFile(filepath.Join(src, "x.heic"), []byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(src, "x.svg"), []byte(`<svg xmlns="http://www.w3.org/2000/svg"></svg>`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	profiles := filepath.Join(t.TempDir(), "profiles.yaml")
@@ -74,7 +74,7 @@ func TestPlanEstimatesWithoutSending(t *testing.T) {
 	if im[6] != ui.Money(wantCost, "") {
 		t.Errorf("image cost %s, want %s", im[6], ui.Money(wantCost, ""))
 	}
-	if !strings.Contains(stdout, "HEIC images are not supported") {
+	if !strings.Contains(stdout, "SVG images are not supported") {
 		t.Errorf("skip reason missing:\n%s", stdout)
 	}
 }

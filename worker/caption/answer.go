@@ -83,6 +83,7 @@ func (s *Stage) ask(ctx context.Context, it Item, tmpl *prompts.Template, user s
 			return a, imageError(err)
 		}
 		log.DebugContext(ctx, "image prepared", "width", img.Width, "height", img.Height, "bytes", len(img.JPEG), "orientation", img.Orientation)
+		o.Frame = img.FirstFrame
 		req := llm.Request{
 			System:          tmpl.System,
 			Parts:           []llm.Part{{Text: user}, {Image: &llm.Image{MIME: "image/jpeg", Data: img.JPEG, Width: img.Width, Height: img.Height}}},

@@ -182,7 +182,9 @@ func (s *Stage) Caption(ctx context.Context, it Item, data []byte) (stage.Outcom
 		return o, err
 	}
 	key := jobs.ResultKey(p.ResultBase, jobs.SuffixCaptionJSON)
-	if err := stage.PutJSON(ctx, out, key, a.Doc, stage.NewMeta(p, prof.Provider, tmpl.Version, o, a.Calls, a.Usage.Estimated, s.cfg.Now())); err != nil {
+	m := stage.NewMeta(p, prof.Provider, tmpl.Version, o, a.Calls, a.Usage.Estimated, s.cfg.Now())
+	m.Frame = o.Frame
+	if err := stage.PutJSON(ctx, out, key, a.Doc, m); err != nil {
 		return o, err
 	}
 	o.Results = []string{key}

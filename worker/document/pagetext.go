@@ -35,7 +35,9 @@ type chunkPages struct {
 
 // pageText is one page of a chunk: its text with its page marker, as the
 // model reads it, or Scanned for a page without a text layer that the map
-// task renders.
+// task renders. Map answers keep the pages they read in the same form, so
+// the reduce can check quotes and --keep-text can write the text without
+// extracting it again (Page 0: text without page markers).
 type pageText struct {
 	Page    int    `json:"page"`
 	Text    string `json:"text,omitempty"`

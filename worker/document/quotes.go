@@ -78,14 +78,6 @@ func withNote(req llm.Request, note string) llm.Request {
 	return req
 }
 
-// pageText is one page's text a map task read (Page 0: text without page
-// markers), kept in its map answer so the reduce can check quotes and
-// --keep-text can write the text without extracting it again.
-type pageText struct {
-	Page int    `json:"page"`
-	Text string `json:"text"`
-}
-
 // pagesOf splits text with page markers into pages.
 func pagesOf(text string) []pageText {
 	var out []pageText

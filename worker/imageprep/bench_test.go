@@ -178,7 +178,7 @@ func BenchmarkScaledDecodeQuality(b *testing.B) {
 				b.Fatal(err)
 			}
 			ref := imaging.Resize(full, tw, th, resizeFilter)
-			src, err := decode(jobs.FileJPEG, data, cfg, tw, th, DefaultMaxPixels)
+			src, err := decode(jobs.FileJPEG, data, cfg, heifInfo{}, tw, th, DefaultMaxPixels)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -3,6 +3,12 @@
 // orientation applied, transparency flattened onto white, fitted within
 // Options.MaxSide pixels and encoded under Options.MaxBytes.
 //
+// AVIF and HEIC are decoded by gen2brain/avif and gen2brain/heic (libavif
+// and libheif in WebAssembly, wazero) after heif.go has read their
+// ISO base media header in Go: the size of every item (refused above
+// MaxPixels before a decoder runs), irot/imir (applied here, as an EXIF
+// orientation) and the HEIC alpha item (decoded on its own and joined).
+//
 // It owns: choosing a decoder for the format jobs/sniff (the project's one
 // content sniffer) reports, header-first size limits (decompression bombs are
 // refused from the header, before any pixel buffer is allocated), EXIF

@@ -31,8 +31,8 @@ import (
 // permanent: the same bytes will fail the same way on retry.
 var (
 	// ErrUnsupported: the bytes are not an image format Prepare decodes
-	// (unknown bytes, HEIC, AVIF, SVG, animated WebP, JPEG-compressed TIFF,
-	// exotic codings).
+	// (unknown bytes, SVG, animated WebP, JPEG-compressed TIFF, exotic
+	// codings).
 	ErrUnsupported = errors.New("unsupported image")
 	// ErrTooLarge: the input, or the pixel count its header declares, is
 	// over the limits in Options, or no output fits Options.MaxBytes.
@@ -116,14 +116,21 @@ type Result struct {
 	JPEG          []byte // the encoded output, at most Options.MaxBytes long
 	Width, Height int    // output size, after orientation
 	// SourceFormat is what jobs/sniff found: jobs.FileJPEG, FilePNG,
-	// FileGIF, FileWebP, FileBMP or FileTIFF.
+	// FileGIF, FileWebP, FileBMP, FileTIFF, FileAVIF or FileHEIC.
 	SourceFormat jobs.FileType
 	// SourceWidth and SourceHeight are the stored pixels of the source, before
 	// orientation (for a GIF, its logical screen).
 	SourceWidth, SourceHeight int
 	// Orientation is the EXIF orientation applied, 1..8 (1 when the source has
-	// none, an invalid value such as 0, or an unreadable EXIF block).
+	// none, an invalid value such as 0, or an unreadable EXIF block). For
+	// AVIF and HEIC it is the equivalent of the irot/imir properties (their
+	// EXIF orientation is ignored, as HEIF readers do).
 	Orientation int
+	// FirstFrame, when set, says that the source holds several frames or
+	// pages and only the first was used: "first of 12 frames (animated
+	// GIF)", "first of 3 pages (multi-page TIFF)", "first frame (AVIF image
+	// sequence)".
+	FirstFrame string
 	// HadAlpha reports that the source had transparent or semi-transparent
 	// pixels, which were flattened onto white.
 	HadAlpha bool
@@ -171,11 +178,7 @@ func Prepare(ctx context.Context, data []byte, opts Options) (res *Result, err e
 	sum := sha256.Sum256(data)
 	format := sniff.Sniff("", data)
 	switch format {
-	case jobs.FileJPEG, jobs.FilePNG, jobs.FileGIF, jobs.FileWebP, jobs.FileBMP, jobs.FileTIFF:
-	case jobs.FileHEIC:
-		return nil, fmt.Errorf("%w: HEIC images are not supported", ErrUnsupported)
-	case jobs.FileAVIF:
-		return nil, fmt.Errorf("%w: AVIF images are not supported", ErrUnsupported)
+	case jobs.FileJPEG, jobs.FilePNG, jobs.FileGIF, jobs.FileWebP, jobs.FileBMP, jobs.FileTIFF, jobs.FileAVIF, jobs.FileHEIC:
 	case jobs.FileSVG:
 		return nil, fmt.Errorf("%w: SVG images are not supported", ErrUnsupported)
 	default: // not an image (text, a document, an archive, unknown bytes)
@@ -188,7 +191,13 @@ func Prepare(ctx context.Context, data []byte, opts Options) (res *Result, err e
 		return nil, fmt.Errorf("%w: animated WebP is not supported", ErrUnsupported)
 	}
 
-	cfg, err := decodeConfig(format, data)
+	var cfg image.Config
+	var heif heifInfo
+	if format == jobs.FileAVIF || format == jobs.FileHEIC {
+		cfg, heif, err = heifConfig(format, data)
+	} else {
+		cfg, err = decodeConfig(format, data)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -199,12 +208,23 @@ func Prepare(ctx context.Context, data []byte, opts Options) (res *Result, err e
 		return nil, fmt.Errorf("%w: %s header declares %dx%d = %d pixels, over the %d-pixel limit",
 			ErrTooLarge, format, cfg.Width, cfg.Height, px, o.MaxPixels)
 	}
+	if heif.MaxPixels > o.MaxPixels {
+		return nil, fmt.Errorf("%w: %s header declares an item of %d pixels, over the %d-pixel limit",
+			ErrTooLarge, format, heif.MaxPixels, o.MaxPixels)
+	}
 	orient := orientationOf(format, data)
+	if format == jobs.FileAVIF || format == jobs.FileHEIC {
+		orient = heif.Orientation
+	}
 	tw, th := fit(cfg.Width, cfg.Height, o.MaxSide)
 
-	src, err := decode(format, data, cfg, tw, th, o.MaxPixels)
+	src, err := decode(format, data, cfg, heif, tw, th, o.MaxPixels)
 	if err != nil {
 		return nil, err
+	}
+	if b := src.Bounds(); format == jobs.FileAVIF || format == jobs.FileHEIC {
+		// The decoded size decides (a clean aperture crops).
+		tw, th = fit(b.Dx(), b.Dy(), o.MaxSide)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -274,6 +294,7 @@ func Prepare(ctx context.Context, data []byte, opts Options) (res *Result, err e
 		SourceWidth:  cfg.Width,
 		SourceHeight: cfg.Height,
 		Orientation:  orient,
+		FirstFrame:   firstFrame(format, data, heif),
 		HadAlpha:     hadAlpha,
 		Quality:      q,
 		SHA256:       hex.EncodeToString(sum[:]),
@@ -327,7 +348,7 @@ func decodeConfig(format jobs.FileType, data []byte) (image.Config, error) {
 
 // decode decodes the pixels. JPEG goes to the compiled-in backend, which may
 // decode at a reduced scale no smaller than tw x th.
-func decode(format jobs.FileType, data []byte, cfg image.Config, tw, th int, maxPixels int64) (image.Image, error) {
+func decode(format jobs.FileType, data []byte, cfg image.Config, heif heifInfo, tw, th int, maxPixels int64) (image.Image, error) {
 	r := bytes.NewReader(data)
 	var img image.Image
 	var err error
@@ -352,7 +373,9 @@ func decode(format jobs.FileType, data []byte, cfg image.Config, tw, th int, max
 	case jobs.FileBMP:
 		img, err = bmp.Decode(r)
 	case jobs.FileTIFF:
-		img, err = tiff.Decode(r)
+		img, err = tiff.Decode(r) // the first page only
+	case jobs.FileAVIF, jobs.FileHEIC:
+		return decodeHEIF(format, data, heif)
 	default:
 		return nil, fmt.Errorf("%w: %s", ErrUnsupported, format)
 	}

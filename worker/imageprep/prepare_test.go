@@ -33,8 +33,6 @@ type expectation struct {
 // files that must decode. Files not listed in photos/, exif/, png/ and
 // formats/ must produce a Result.
 var specialCases = map[string]expectation{
-	"formats/seeding.heic":                     {ErrUnsupported, "HEIC images are not supported"},
-	"formats/seeding.avif":                     {ErrUnsupported, "AVIF images are not supported"},
 	"formats/seeding_animated.webp":            {ErrUnsupported, "animated WebP"},
 	"formats/seeding_jpeg_compressed.tiff":     {ErrUnsupported, "tiff"},
 	"broken/empty.jpg":                         {ErrCorrupt, "empty input"},
@@ -69,6 +67,10 @@ func formatFromName(rel string) jobs.FileType {
 		return jobs.FileBMP
 	case ".tif", ".tiff":
 		return jobs.FileTIFF
+	case ".avif":
+		return jobs.FileAVIF
+	case ".heic", ".heif":
+		return jobs.FileHEIC
 	}
 	return ""
 }

@@ -23,6 +23,9 @@ type Outcome struct {
 	Kept []string
 	// KeptInRedis: one of them went to (or came from) the Redis fallback.
 	KeptInRedis bool
+	// Frame: only the first frame or page of the source was used (see
+	// Meta.Frame).
+	Frame string
 }
 
 // Add accumulates another answer's usage into o.

@@ -29,6 +29,9 @@ type Meta struct {
 	// is (nothing was paid for it again).
 	DuplicateOf string `json:"duplicate_of,omitempty"`
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// Frame says that only the first frame or page of the source was
+	// used ("first of 12 frames (animated GIF)"); empty for one picture.
+	Frame string `json:"frame,omitempty"`
 }
 
 // NewMeta is the meta block of item p's result made with a prompt of
