@@ -128,6 +128,9 @@ func openModel(ctx context.Context, cmd *cli.Command, c *conn, m *metrics.Metric
 	if err != nil {
 		return nil, &exitError{code: exitUsage, msg: "model: " + err.Error()}
 	}
+	if err := budgets.CheckCurrency(model.Profile().Prices.Currency); err != nil {
+		return nil, &exitError{code: exitUsage, msg: "--tenants: " + err.Error()}
+	}
 	return fairShare(cmd, c, model, budgets, m), nil
 }
 

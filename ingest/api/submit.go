@@ -135,7 +135,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		}
 		if s.cfg.Tenants != nil {
 			est := tenants.Spend{Cost: plan.All.Cost, Tokens: plan.All.InputTokens + plan.All.OutputTokens}
-			if err := s.cfg.Tenants.CheckEstimate(ctx, tenant, est, plan.Currency); err != nil {
+			if err := s.cfg.Tenants.CheckEstimate(ctx, tenant, est, plan.Currency); errors.Is(err, tenants.ErrCurrency) {
+				return SubmitResponse{}, bad("%v", err)
+			} else if err != nil {
 				return SubmitResponse{}, err
 			}
 		}
