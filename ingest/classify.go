@@ -7,6 +7,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/bmatcuk/doublestar/v4"
 
@@ -77,6 +78,8 @@ func (in *Ingester) classify(ctx context.Context, pr *prepared, c candidate) Ite
 	}
 	it.Kind = kind
 	switch {
+	case o.Task == jobs.TaskAuto && kind == jobs.KindDocument && o.NoDocuments != "":
+		return skip(o.NoDocuments + ": documents cannot be summarized with it (only images are captioned); use another model for them")
 	case o.Task == jobs.TaskAuto && kind == jobs.KindDocument:
 		it.Task = jobs.TaskSummarize
 	case o.Task == jobs.TaskAuto && kind == jobs.KindImage:
@@ -161,4 +164,48 @@ func insidePrefix(src, out storage.Location) string {
 		return strings.TrimPrefix(out.Prefix, src.Prefix+sep)
 	}
 	return ""
+}
+
+// ErrNoDocuments refuses a batch under Options.NoDocuments that would
+// summarize documents: Task summarize, or Task auto over sources that hold
+// documents and no image to caption.
+var ErrNoDocuments = errors.New("documents cannot be summarized with this model; use --task caption for images only, or another model")
+
+// CheckDocuments refuses (ErrNoDocuments), before a batch is created, one
+// under o.NoDocuments that could only skip its documents: the refusal
+// follows what the sources hold. Sources with images run (their documents,
+// if any, are skipped with the reason); sources with neither run too (an
+// empty batch). Without NoDocuments it lists nothing.
+func (in *Ingester) CheckDocuments(ctx context.Context, o Options) error {
+	if o.NoDocuments == "" {
+		return nil
+	}
+	if o.Task == jobs.TaskSummarize {
+		return fmt.Errorf("%s: %w", o.NoDocuments, ErrNoDocuments)
+	}
+	if o.Task == jobs.TaskCaption {
+		return nil
+	}
+	var mu sync.Mutex
+	docs, images := 0, 0
+	errEnough := errors.New("an image: the batch can run")
+	_, err := in.Scan(ctx, o, func(it Item) error {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case it.Kind == jobs.KindImage && (it.Skip == "" || it.Unchanged):
+			images++
+			return errEnough
+		case it.Kind == jobs.KindDocument:
+			docs++
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return err
+	}
+	if docs > 0 && images == 0 {
+		return fmt.Errorf("%s: %w", o.NoDocuments, ErrNoDocuments)
+	}
+	return nil
 }

@@ -73,6 +73,12 @@ type Options struct {
 	ItemsFrom func(ctx context.Context, yield func(ItemRef) error) error
 	// RetryOf names the batch an Items batch retries.
 	RetryOf string
+	// NoDocuments, when set, says why the model cannot summarize documents
+	// (it takes no request without an image: DashScope's Llama 3.2
+	// vision). Under Task auto the batch's documents are then skipped with
+	// that reason (the plan and the manifest say so); Task summarize is
+	// refused. Default "": documents are summarized.
+	NoDocuments string
 	// Resume continues a batch named by BatchID that exists already (an
 	// ingest task retried after a crash): items already queued or recorded
 	// are not queued or counted twice.
@@ -441,6 +447,9 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 func (o Options) validate() error {
 	if err := o.Spec.Validate(); err != nil {
 		return fmt.Errorf("ingest: %w", err)
+	}
+	if o.NoDocuments != "" && o.Task == jobs.TaskSummarize {
+		return fmt.Errorf("ingest: %s: %w", o.NoDocuments, ErrNoDocuments)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -80,17 +81,22 @@ type Entry struct {
 
 // Counts is a batch's progress.
 type Counts struct {
-	Total        int       `json:"total"`
-	Done         int       `json:"done"`
-	Failed       int       `json:"failed"`
-	Skipped      int       `json:"skipped"`
-	Cancelled    int       `json:"cancelled"`
-	Sealed       bool      `json:"sealed"`
-	Finalized    bool      `json:"finalized"`
-	InputTokens  int64     `json:"input_tokens"`
-	OutputTokens int64     `json:"output_tokens"`
-	Cost         float64   `json:"cost"`
-	Finished     time.Time `json:"finished,omitzero"`
+	Total        int     `json:"total"`
+	Done         int     `json:"done"`
+	Failed       int     `json:"failed"`
+	Skipped      int     `json:"skipped"`
+	Cancelled    int     `json:"cancelled"`
+	Sealed       bool    `json:"sealed"`
+	Finalized    bool    `json:"finalized"`
+	InputTokens  int64   `json:"input_tokens"`
+	OutputTokens int64   `json:"output_tokens"`
+	Cost         float64 `json:"cost"`
+	// Costs is Cost by currency (one entry unless a fallback provider
+	// priced in another currency answered); Currency names the one
+	// currency of Cost, "" when there is none or several.
+	Costs    map[string]float64 `json:"costs,omitempty"`
+	Currency string             `json:"currency,omitempty"`
+	Finished time.Time          `json:"finished,omitzero"`
 	// Fatal is the message that stopped the batch (bad key), if any.
 	Fatal string `json:"fatal,omitempty"`
 	// CancelRequested is true once the batch was cancelled.
@@ -229,6 +235,9 @@ if first == 1 then
   redis.call('HINCRBY', KEYS[1], 'input_tokens', ARGV[4])
   redis.call('HINCRBY', KEYS[1], 'output_tokens', ARGV[5])
   redis.call('HINCRBYFLOAT', KEYS[1], 'cost', ARGV[6])
+  if ARGV[8] ~= '' then
+    redis.call('HINCRBYFLOAT', KEYS[1], 'cost:' .. ARGV[8], ARGV[6])
+  end
 end
 local v = redis.call('HMGET', KEYS[1], 'sealed', 'total', 'done', 'failed', 'skipped', 'cancelled')
 if v[1] == '1' and (tonumber(v[3] or '0') + tonumber(v[4] or '0') + tonumber(v[5] or '0') + tonumber(v[6] or '0')) >= tonumber(v[2] or '0') then
@@ -260,7 +269,7 @@ func (t *Tracker) Record(ctx context.Context, batch string, e Entry) (recorded, 
 	var cmd *redis.Cmd
 	err = t.repl.Pipelined(ctx, keys[0], func(p redis.Pipeliner) {
 		cmd = recordScript.Eval(ctx, p, keys, e.Item, b, e.Status, e.InputTokens, e.OutputTokens,
-			strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds())
+			strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds(), e.Currency)
 	})
 	res, cerr := []int64(nil), err
 	if cmd != nil && (err == nil || errors.Is(err, redisconn.ErrNotReplicated)) {
@@ -328,6 +337,18 @@ func (t *Tracker) Counts(ctx context.Context, batch string) (Counts, error) {
 	c.InputTokens, _ = strconv.ParseInt(m["input_tokens"], 10, 64)
 	c.OutputTokens, _ = strconv.ParseInt(m["output_tokens"], 10, 64)
 	c.Cost, _ = strconv.ParseFloat(m["cost"], 64)
+	for k, v := range m {
+		if cur, ok := strings.CutPrefix(k, "cost:"); ok {
+			if c.Costs == nil {
+				c.Costs = map[string]float64{}
+			}
+			c.Costs[cur], _ = strconv.ParseFloat(v, 64)
+			c.Currency = cur
+		}
+	}
+	if len(c.Costs) > 1 {
+		c.Currency = ""
+	}
 	if ms, err := strconv.ParseInt(m["finished_ms"], 10, 64); err == nil {
 		c.Finished = time.UnixMilli(ms)
 	}

@@ -296,3 +296,32 @@ func TestCollectTaskIDsPerWindow(t *testing.T) {
 		t.Fatalf("the second window's collector: %v", err)
 	}
 }
+
+// A batch's cost is kept by currency: one currency is named, two (a
+// fallback provider priced in another) are shown side by side, never
+// added up as one.
+func TestCountsKeepCostByCurrency(t *testing.T) {
+	_, rdb := jobstest.Redis(t, jobstest.DBJobs)
+	tr := jobs.NewTracker(rdb, "")
+	ctx := context.Background()
+	b := jobs.Batch{ID: "b-cur", Created: time.Now(), Spec: jobs.Spec{Sources: []string{"/src"}, Task: jobs.TaskAuto, Out: "/out", Queue: jobs.QueueDefault}}
+	if err := tr.Create(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	record := func(item string, cost float64, cur string) {
+		t.Helper()
+		if _, _, err := tr.Record(ctx, b.ID, jobs.Entry{Item: item, Source: "/src/" + item, Status: jobs.StatusDone, Cost: cost, Currency: cur}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record("a", 0.25, "USD")
+	record("b", 0.5, "USD")
+	c, err := tr.Counts(ctx, b.ID)
+	if err != nil || c.Currency != "USD" || c.CostText() != "0.7500 USD" {
+		t.Fatalf("one currency: %+v %q (%v)", c, c.CostText(), err)
+	}
+	record("c", 9, "RUB")
+	if c, err = tr.Counts(ctx, b.ID); err != nil || c.Currency != "" || c.CostText() != "9.0000 RUB + 0.7500 USD" {
+		t.Fatalf("two currencies: %+v %q (%v)", c, c.CostText(), err)
+	}
+}

@@ -4,9 +4,26 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 )
+
+// CostText is the batch's cost with its currency ("0.1234 USD"; several
+// currencies joined by " + "; "0.1234" for entries recorded without one).
+func (c Counts) CostText() string {
+	if len(c.Costs) == 0 {
+		return strconv.FormatFloat(c.Cost, 'f', 4, 64)
+	}
+	parts := make([]string, 0, len(c.Costs))
+	for _, cur := range slices.Sorted(maps.Keys(c.Costs)) {
+		parts = append(parts, strconv.FormatFloat(c.Costs[cur], 'f', 4, 64)+" "+cur)
+	}
+	return strings.Join(parts, " + ")
+}
 
 // Progress is what a long item reports while it runs (pages extracted,
 // chunks mapped, reduce level), so an operator can tell a slow item from a

@@ -172,7 +172,7 @@ func New(cfg Config) (*Worker, error) {
 	prices := cfg.Model.Profile().Prices
 	fcfg := finalize.Config{Tracker: cfg.Tracker, Open: w.stores.get, Enqueuer: w.client,
 		WebhookSecret: cfg.WebhookSecret, WebhookClient: cfg.WebhookClient,
-		Priced:   prices.InputPerMillion > 0 || prices.OutputPerMillion > 0 || prices.ImagePerThousand > 0,
+		Priced:   prices.Priced(),
 		Currency: prices.Currency, Retention: cfg.Retention, Logger: log, Now: w.now}
 	if cfg.Tenants != nil {
 		fcfg.Tenants = cfg.Tenants

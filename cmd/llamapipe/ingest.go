@@ -41,6 +41,9 @@ func runIngest(ctx context.Context, cmd *cli.Command, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	if err := checkDocuments(ctx, in, o); err != nil {
+		return err
+	}
 	if err := checkBudget(ctx, cmd, c, in, o, prof, nil); err != nil {
 		return err
 	}
@@ -104,7 +107,7 @@ func batchOptions(cmd *cli.Command, spec jobs.Spec, prof llm.Profile) (ingest.Op
 		return ingest.Options{}, &exitError{code: exitUsage, msg: fmt.Sprintf("--model-mode batch: the model's provider (%s) has no batch API that llamapipe uses; use --model-mode online or auto", prof.Provider)}
 	}
 	ps, err := loadPrompts(cmd)
-	return ingest.Options{Spec: spec, Prompts: ps}, err
+	return ingest.Options{Spec: spec, Prompts: ps, NoDocuments: llm.NoDocuments(prof)}, err
 }
 
 // checkBudget refuses, before anything is queued, a batch whose estimate

@@ -382,6 +382,52 @@ func TestImageOnlyModelRefusesDocumentsUpFront(t *testing.T) {
 	if code, _, stderr := runCLI(t, "--redis-url", url, "ingest", src, "--out", t.TempDir(), "--preset", "dashscope", "--task", "caption"); code != 0 {
 		t.Errorf("caption batch refused: %s", stderr)
 	}
+	// --task summarize is refused whatever the folder holds.
+	if code, _, stderr := runCLI(t, "--redis-url", url, "ingest", src, "--out", t.TempDir(), "--preset", "dashscope", "--task", "summarize"); code != exitUsage {
+		t.Errorf("summarize batch: exit %d: %s", code, stderr)
+	}
+}
+
+// The refusal follows what was listed: an image-only folder runs under
+// --task auto with an image-only model, and a folder with images and
+// documents runs with its documents skipped for that reason (in the plan
+// and the manifest).
+func TestImageOnlyModelRunsImageFolders(t *testing.T) {
+	url, rdb := jobstest.Redis(t, jobstest.DBCmd)
+	img := jobstest.ReadFile(t, jobstest.CorpusFiles(t, "*.png", "images", "png")[0])
+	imagesOnly, mixed := t.TempDir(), t.TempDir()
+	for _, dir := range []string{imagesOnly, mixed} {
+		if err := os.WriteFile(filepath.Join(dir, "a.png"), img, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(mixed, "b.txt"), []byte("A contract."), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI(t, "--redis-url", url, "ingest", imagesOnly, "--out", t.TempDir(), "--preset", "dashscope")
+	if code != 0 || !strings.Contains(stderr, "1 queued, 0 skipped") {
+		t.Fatalf("image-only folder: exit %d: %s", code, stderr)
+	}
+	code, stdout, stderr = runCLI(t, "--redis-url", url, "ingest", mixed, "--out", t.TempDir(), "--preset", "dashscope")
+	if code != 0 || !strings.Contains(stderr, "1 queued, 1 skipped") {
+		t.Fatalf("mixed folder: exit %d: %s", code, stderr)
+	}
+	id := strings.TrimSpace(stdout)
+	var skipped []jobs.Entry
+	err := jobs.NewTracker(rdb, "").EachEntry(context.Background(), id, func(e jobs.Entry) error {
+		if e.Status == jobs.StatusSkipped {
+			skipped = append(skipped, e)
+		}
+		return nil
+	})
+	if err != nil || len(skipped) != 1 || !strings.HasSuffix(skipped[0].Source, "b.txt") ||
+		!strings.Contains(skipped[0].Error, "does not accept requests without an image") {
+		t.Fatalf("skipped entries %+v (%v): want b.txt with the model's reason", skipped, err)
+	}
+	code, stdout, stderr = runCLI(t, "plan", mixed, "--preset", "dashscope")
+	if code != 0 || !strings.Contains(stdout, "documents cannot be summarized with it") {
+		t.Fatalf("plan of the mixed folder: exit %d\n%s\n%s", code, stdout, stderr)
+	}
 }
 
 // TestPromptOverrideFile: --prompt replaces an embedded template; its

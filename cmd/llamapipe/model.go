@@ -3,12 +3,14 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/worker/metrics"
@@ -30,6 +32,7 @@ func providerFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "header", Usage: "extra HTTP header for the provider, NAME=VALUE (repeatable)", Sources: env("HEADERS")},
 		&cli.IntFlag{Name: "rpm", Usage: "requests per minute shared by all workers of this provider and model (0: no limit)", Sources: env("RPM")},
 		&cli.IntFlag{Name: "tpm", Usage: "tokens per minute shared by all workers of this provider and model (0: no limit)", Sources: env("TPM")},
+		&cli.StringFlag{Name: "image-detail", Usage: "image detail sent with each image: low, high or auto (default: the profile's; Qianfan v2 takes low or high)", Sources: env("IMAGE_DETAIL")},
 		&cli.IntFlag{Name: "max-output-tokens", Usage: "cap on each answer's tokens (0: the profile's default)", Sources: env("MAX_OUTPUT_TOKENS")},
 		&cli.FloatFlag{Name: "temperature", Value: -1, Usage: "sampling temperature (negative: the provider's default)", Sources: env("TEMPERATURE")},
 	}
@@ -47,6 +50,7 @@ func providerConfig(cmd *cli.Command) (providers.Config, error) {
 		MaxOutputTokens: cmd.Int("max-output-tokens"),
 		RPM:             cmd.Int("rpm"),
 		TPM:             cmd.Int("tpm"),
+		ImageDetail:     cmd.String("image-detail"),
 	}
 	if cfg.Provider == "" && cfg.Preset == "" {
 		cfg.Provider = "offline"
@@ -124,6 +128,9 @@ func openModel(ctx context.Context, cmd *cli.Command, c *conn, m *metrics.Metric
 	if err != nil {
 		return nil, &exitError{code: exitUsage, msg: "model: " + err.Error()}
 	}
+	if err := budgets.CheckCurrency(model.Profile().Prices.Currency); err != nil {
+		return nil, &exitError{code: exitUsage, msg: "--tenants: " + err.Error()}
+	}
 	return fairShare(cmd, c, model, budgets, m), nil
 }
 
@@ -141,14 +148,20 @@ func plannedProfile(cmd *cli.Command) (llm.Profile, error) {
 	return p, nil
 }
 
-// checkTaskForModel refuses, before anything is queued, a batch the model
-// cannot serve: documents for a model that takes no text-only requests.
+// checkTaskForModel refuses --task summarize for a model that takes no
+// text-only requests; under --task auto the refusal follows what is listed
+// (ingest.Ingester.CheckDocuments).
 func checkTaskForModel(task string, p llm.Profile) error {
-	if task == jobs.TaskCaption {
-		return nil
-	}
-	if err := llm.CheckRequestAllowed(p, false); err != nil {
-		return &exitError{code: exitUsage, msg: fmt.Sprintf("%v: documents cannot be summarized with it; use --task caption for images only, or another model", err)}
+	if why := llm.NoDocuments(p); why != "" && task == jobs.TaskSummarize {
+		return &exitError{code: exitUsage, msg: fmt.Sprintf("%s: %v", why, ingest.ErrNoDocuments)}
 	}
 	return nil
+}
+
+func checkDocuments(ctx context.Context, in *ingest.Ingester, o ingest.Options) error {
+	if err := in.CheckDocuments(ctx, o); errors.Is(err, ingest.ErrNoDocuments) {
+		return &exitError{code: exitUsage, msg: err.Error()}
+	} else {
+		return err
+	}
 }

@@ -63,6 +63,9 @@ func runRun(ctx context.Context, cmd *cli.Command, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if err := checkDocuments(ctx, in, o); err != nil {
+		return err
+	}
 	if err := checkBudget(ctx, cmd, c, in, o, model.Profile(), log); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"cmp"
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -59,7 +60,7 @@ func (s *Server) validateRequest(req *SubmitRequest, prof, workers Profile) erro
 	if err := req.Validate(); err != nil {
 		return bad("%v", err)
 	}
-	if req.Task != jobs.TaskCaption {
+	if req.Task == jobs.TaskSummarize {
 		if err := prof.NoDocuments; err != nil {
 			return bad("profile %s: %v: documents cannot be summarized with it; use task caption", cmp.Or(req.Profile, prof.Name), err)
 		}
@@ -116,6 +117,16 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		spec.Tenant, spec.Provider, spec.Model, spec.MaxSize, spec.MaxRetry = tenant, d.Provider, d.Model, d.MaxSize, d.MaxRetry
 		spec.MaxOutputTokens, spec.Products = d.MaxOutputTokens, d.Products
 		o := ingest.Options{Spec: spec, BatchID: id, Prompts: d.Prompts}
+		if prof.NoDocuments != nil {
+			// Task auto: documents are skipped with the reason (the plan
+			// in the answer and the manifest say so); images run.
+			o.NoDocuments = prof.NoDocuments.Error()
+			if err := s.cfg.Ingester.CheckDocuments(ctx, o); errors.Is(err, ingest.ErrNoDocuments) {
+				return SubmitResponse{}, bad("profile %s: %v", cmp.Or(req.Profile, prof.Name), err)
+			} else if err != nil {
+				return SubmitResponse{}, err
+			}
+		}
 		// Estimated first: once queued, items the workers finish would
 		// count as unchanged.
 		plan, err := s.cfg.Ingester.Plan(ctx, o, prof.Estimator, ingest.PlanOptions{Sample: s.cfg.PlanSample, Pool: s.estimates})
@@ -124,7 +135,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		}
 		if s.cfg.Tenants != nil {
 			est := tenants.Spend{Cost: plan.All.Cost, Tokens: plan.All.InputTokens + plan.All.OutputTokens}
-			if err := s.cfg.Tenants.CheckEstimate(ctx, tenant, est, plan.Currency); err != nil {
+			if err := s.cfg.Tenants.CheckEstimate(ctx, tenant, est, plan.Currency); errors.Is(err, tenants.ErrCurrency) {
+				return SubmitResponse{}, bad("%v", err)
+			} else if err != nil {
 				return SubmitResponse{}, err
 			}
 		}

@@ -60,7 +60,7 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	record := func(i int, status, reason string) {
 		t.Helper()
 		e := jobs.Entry{Item: fmt.Sprintf("item-%02d", i), Source: fmt.Sprintf("s3://acme/inbox/f%02d.pdf", i), Kind: jobs.KindDocument,
-			Status: status, Error: reason, InputTokens: 1000, OutputTokens: 100, Cost: 0.01}
+			Status: status, Error: reason, InputTokens: 1000, OutputTokens: 100, Cost: 0.01, Currency: "USD"}
 		if _, _, err := tr.Record(ctx, f.batch, e); err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +241,7 @@ func TestBatchListShowsProgress(t *testing.T) {
 		`<td class="num failed">3</td>`,
 		`<td class="num skipped">1</td>`,
 		`7000 / 700`,              // tokens in / out
-		`0.0700`,                  // cost
+		`0.0700 USD`,              // cost with its currency
 		`0.7`,                     // 7 items in 10 minutes
 		`<td class="eta">4m</td>`, // 3 left at 0.7/min: 4m17s, shown to the minute
 		`&lt;script&gt;alert(1)&lt;/script&gt;`,

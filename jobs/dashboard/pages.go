@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -42,12 +43,14 @@ type TenantView struct {
 	Today, Month, Zone string
 }
 
-func tenantView(st tenants.Status) *TenantView {
+// tenantView shows st with money in currency (the tenants file's, else
+// the batch's).
+func tenantView(st tenants.Status, currency string) *TenantView {
 	line := func(spent tenants.Spend, left tenants.Remaining) string {
-		s := fmt.Sprintf("%.4f, %d tokens", spent.Cost, spent.Tokens)
+		s := fmt.Sprintf("%s, %d tokens", money(spent.Cost, currency), spent.Tokens)
 		var l []string
 		if left.Cost != nil {
-			l = append(l, fmt.Sprintf("%.4f", *left.Cost))
+			l = append(l, money(*left.Cost, currency))
 		}
 		if left.Tokens != nil {
 			l = append(l, fmt.Sprintf("%d tokens", *left.Tokens))
@@ -64,7 +67,7 @@ func tenantView(st tenants.Status) *TenantView {
 func newPages(tr Batches, n int, now func() time.Time, log *slog.Logger) (*pages, error) {
 	funcs := template.FuncMap{
 		"when":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-		"cost":    func(c float64) string { return fmt.Sprintf("%.4f", c) },
+		"cost":    jobs.Counts.CostText,
 		"percent": func(f float64) string { return fmt.Sprintf("%.1f%%", f) },
 		"rate":    func(f float64) string { return fmt.Sprintf("%.1f", f) },
 		"join":    strings.Join,
@@ -312,7 +315,7 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 			p.log.Warn("tenant spend", "batch_id", id, "err", err)
 			tenant = &TenantView{Name: v.Tenant}
 		} else {
-			tenant = tenantView(st)
+			tenant = tenantView(st, cmp.Or(p.budgets.Config().Currency, v.Counts.Currency))
 		}
 	}
 	data := struct {
@@ -370,4 +373,9 @@ func goneText(g *jobs.GoneError) string {
 		return "batch " + g.ID + ": expired: it was finalized" + when + " and its records expired after the retention period; its manifest and report stay in its output"
 	}
 	return "batch " + g.ID + ": lost: its record vanished before it was finalized (Redis lost data: see the workers' durability warnings)"
+}
+
+// money is an amount with its currency, if known.
+func money(v float64, currency string) string {
+	return strings.TrimSpace(fmt.Sprintf("%.4f %s", v, currency))
 }

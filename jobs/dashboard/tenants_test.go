@@ -65,7 +65,7 @@ func TestBatchPageShowsTheTenantsSpend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `<td class="tenant-today">` + tenantView(st).Today + `</td>`; !strings.Contains(string(b), want) || strings.Contains(want, "left") {
+	if want := `<td class="tenant-today">` + tenantView(st, "").Today + `</td>`; !strings.Contains(string(b), want) || strings.Contains(want, "left") {
 		t.Errorf("page without the tenants file lacks %s (or shows a budget)", want)
 	}
 }

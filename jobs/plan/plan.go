@@ -51,6 +51,9 @@ type Totals struct {
 	ImageTokens int64 `json:"image_tokens"`
 	// Cost is the online price under the profile's prices (0 without).
 	Cost float64 `json:"cost"`
+	// ImageCost is the part of Cost that is the images' own price (for
+	// profiles that price images apart from tokens).
+	ImageCost float64 `json:"image_cost,omitempty"`
 	// BatchCost is the price through the provider's batch API, when the
 	// profile has a batch discount.
 	BatchCost *float64 `json:"batch_cost,omitempty"`
@@ -94,4 +97,7 @@ type Plan struct {
 	// Partial is how many of the Sampled items were too large to read
 	// whole: estimated from their first bytes or their size.
 	Partial int `json:"partial,omitempty"`
+	// Notes are warnings about the estimate for whoever reads the plan: a
+	// profile without prices, images that dominate the cost.
+	Notes []string `json:"notes,omitempty"`
 }

@@ -51,6 +51,15 @@ func (b *Budgets) now() time.Time {
 // Config is the current tenants configuration.
 func (b *Budgets) Config() *Config { return b.File.Config() }
 
+// CheckCurrency is Config.CheckCurrency, for workers starting with a
+// model priced in currency; a nil b checks nothing.
+func (b *Budgets) CheckCurrency(currency string) error {
+	if b == nil {
+		return nil
+	}
+	return b.Config().CheckCurrency(currency)
+}
+
 // Status reads a tenant's spend today and this month with its budget.
 func (b *Budgets) Status(ctx context.Context, tenant string) (Status, error) {
 	c, at := b.Config(), b.now()
@@ -69,6 +78,9 @@ func (b *Budgets) CheckEstimate(ctx context.Context, tenant string, est Spend, c
 	t := c.Lookup(tenant)
 	if t.Budget.Daily.Unlimited() && t.Budget.Monthly.Unlimited() {
 		return nil
+	}
+	if err := c.CheckCurrency(currency); err != nil {
+		return err
 	}
 	today, month, err := b.Ledger.Spent(ctx, c, tenant, at)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -76,6 +77,11 @@ type Config struct {
 	// Timezone names the IANA zone days and months are counted in. Empty:
 	// UTC.
 	Timezone string `yaml:"timezone"`
+	// Currency is the ISO code money budgets are in (e.g. EUR). A batch or
+	// worker whose model profile is priced in another currency is refused
+	// while any tenant has a money budget (ErrCurrency). Empty: budgets
+	// are in whatever the profile's currency is.
+	Currency string `yaml:"currency"`
 	// Slots is how many model calls may be in flight at once across every
 	// worker sharing one Redis, divided between the active tenants by
 	// share. Zero: the worker's own default (see the README). Read when a
@@ -161,6 +167,38 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// ErrCurrency refuses a model profile priced in another currency than
+// the tenants' money budgets.
+var ErrCurrency = errors.New("money budgets and model prices are in different currencies")
+
+// CheckCurrency refuses (ErrCurrency) a model priced in currency when the
+// file's money budgets are in another (Config.Currency), naming the first
+// tenant with a money budget. Token budgets and files without a currency
+// take any profile.
+func (c *Config) CheckCurrency(currency string) error {
+	if c.Currency == "" || strings.EqualFold(c.Currency, currency) {
+		return nil
+	}
+	for _, name := range append([]string{""}, c.Names()...) {
+		t := c.Default
+		if name != "" {
+			t = c.Tenants[name]
+		}
+		if t.Budget.Daily.Cost > 0 || t.Budget.Monthly.Cost > 0 {
+			return fmt.Errorf("%w: tenant %s has a budget in %s but the model profile is priced in %s: use a profile priced in %s (a --profiles file can set its prices), or a token budget",
+				ErrCurrency, cmpOr(name, "default"), c.Currency, cmpOr(currency, "no currency"), c.Currency)
+		}
+	}
+	return nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // Names returns the listed tenants' names, sorted.

@@ -67,7 +67,7 @@ type cancelledChecker interface {
 // requestRecorder counts a model request answered through the batch API
 // (*metrics.Metrics; a nil *metrics.Metrics records nothing).
 type requestRecorder interface {
-	ModelRequestFor(tenant, provider, model string, d time.Duration, inTok, outTok int, cost float64, err error)
+	ModelRequestFor(tenant, provider, model string, d time.Duration, inTok, outTok int, cost float64, currency string, err error)
 }
 
 var (

@@ -148,7 +148,7 @@ func (b *Mode) settled(ctx context.Context, c *itemClient, req llm.Request, id, 
 			cost *= prof.Prices.BatchDiscount
 		}
 		b.metrics.ModelRequestFor(c.tenant, prof.Provider, cmp.Or(resp.Model, prof.Model), 0,
-			resp.Usage.InputTokens, resp.Usage.OutputTokens, cost, nil)
+			resp.Usage.InputTokens, resp.Usage.OutputTokens, cost, prof.Prices.Currency, nil)
 		return resp, true, nil
 	case bmOnline:
 		resp, err := c.online.Complete(ctx, req)

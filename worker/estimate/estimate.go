@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"fmt"
 	"image"
 	_ "image/gif" // image headers for planning
 	_ "image/jpeg"
@@ -176,24 +177,45 @@ func (x *Estimator) Extrapolate(e plan.Item) plan.Item {
 
 // Price names the profile in p (its preset, else its provider) and prices
 // p's totals under its prices, with the batch API's price when the profile
-// has a batch discount.
+// has a batch discount. It notes (p.Notes) a profile without prices, and
+// images that make up most of the cost.
 func (x *Estimator) Price(p *plan.Plan) {
 	prof := x.prof
 	p.Profile, p.Provider, p.Model, p.Currency = prof.Preset, prof.Provider, prof.Model, prof.Prices.Currency
 	if p.Profile == "" {
 		p.Profile = prof.Provider
 	}
-	p.Priced = prof.Prices.InputPerMillion > 0 || prof.Prices.OutputPerMillion > 0 || prof.Prices.ImagePerThousand > 0
+	p.Priced = prof.Prices.Priced()
 	for kind, t := range p.Kinds {
 		x.price(&t)
 		p.Kinds[kind] = t
 	}
 	x.price(&p.All)
+	switch {
+	case !p.Priced:
+		note := fmt.Sprintf("profile %s has no prices: costs are 0 and money budgets cannot be checked", p.Profile)
+		if prof.Prices.Note != "" {
+			note = fmt.Sprintf("profile %s has no prices: %s", p.Profile, prof.Prices.Note)
+		}
+		p.Notes = append(p.Notes, note)
+	case p.All.Cost > 0 && p.All.ImageCost > ImagesDominate*p.All.Cost:
+		unit := "1K image tokens"
+		if prof.Prices.ImageUnit == llm.ImageUnitImages {
+			unit = "1K images"
+		}
+		p.Notes = append(p.Notes, fmt.Sprintf("images are %.0f%% of the estimated cost (%.4f of %.4f %s at %g %s per %s): check the profile's image price and its unit (image_unit)",
+			100*p.All.ImageCost/p.All.Cost, p.All.ImageCost, p.All.Cost, p.Currency, prof.Prices.ImagePerThousand, p.Currency, unit))
+	}
 }
+
+// ImagesDominate is the share of a plan's cost above which images' own
+// price is called out in the plan's notes.
+const ImagesDominate = 0.5
 
 func (x *Estimator) price(t *plan.Totals) {
 	prices := x.prof.Prices
-	t.Cost = prices.Cost(llm.Usage{InputTokens: int(t.InputTokens), OutputTokens: int(t.OutputTokens), ImageTokens: int(t.ImageTokens)})
+	u := llm.Usage{InputTokens: int(t.InputTokens), OutputTokens: int(t.OutputTokens), ImageTokens: int(t.ImageTokens), Images: t.Images}
+	t.Cost, t.ImageCost = prices.Cost(u), prices.ImageCost(u)
 	t.BatchCost = nil
 	if prices.BatchDiscount > 0 {
 		b := t.Cost * prices.BatchDiscount

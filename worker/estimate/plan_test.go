@@ -164,3 +164,38 @@ func BenchmarkEstimateCorpus(b *testing.B) {
 		})
 	}
 }
+
+// A plan notes images that make up most of its cost (with the price's
+// unit), and a profile without prices.
+func TestPlanNotesImageCostAndMissingPrices(t *testing.T) {
+	dir := folder(t)
+	o := ingest.Options{Spec: jobs.Spec{Sources: []string{dir}, Out: t.TempDir(), Task: jobs.TaskCaption}}
+	prof := llm.Builtins()["reseller"]
+	prof.Prices.ImageUnit = llm.ImageUnitTokens // the misreading: 91.14 ₽ per 1K image tokens
+	p, err := makePlan(context.Background(), o, prof, estimate.Options{}, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "images are") || !strings.Contains(p.Notes[0], "1K image tokens") || p.All.ImageCost <= p.All.Cost/2 {
+		t.Errorf("per 1K image tokens: notes %q, image cost %v of %v", p.Notes, p.All.ImageCost, p.All.Cost)
+	}
+	prof.Prices.ImageUnit = llm.ImageUnitImages
+	if p, err = makePlan(context.Background(), o, prof, estimate.Options{}, -1); err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 * 91.14 / 1e3; abs(p.All.ImageCost-want) > 1e-9 {
+		t.Errorf("per 1K images: image cost %v, want %v (two images)", p.All.ImageCost, want)
+	}
+	if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "1K images") {
+		t.Errorf("per 1K images: notes %q (images still dominate two captions' cost)", p.Notes)
+	}
+	o.Task = jobs.TaskAuto
+	if p, err = makePlan(context.Background(), o, llm.Builtins()["qianfan"], estimate.Options{}, -1); err != nil {
+		t.Fatal(err)
+	}
+	if p.Priced || len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "gives no prices") {
+		t.Errorf("qianfan: priced %v, notes %q", p.Priced, p.Notes)
+	}
+}
+
+func abs(f float64) float64 { return max(f, -f) }

@@ -16,6 +16,17 @@ func (r Request) HasImages() bool {
 	return false
 }
 
+// Images is how many images the request carries.
+func (r Request) Images() int {
+	n := 0
+	for _, p := range r.Parts {
+		if p.Image != nil {
+			n++
+		}
+	}
+	return n
+}
+
 // CheckRequestAllowed refuses, with a Permanent *Error, a request the model
 // cannot take at all: one without images for a model whose TextOnly is false
 // (DashScope's Llama 3.2 vision models reject text-only input). Call it once
@@ -32,6 +43,15 @@ func CheckRequestAllowed(p Profile, hasImages bool) error {
 	return nil
 }
 
+// NoDocuments is why a model cannot summarize documents (it takes no
+// request without an image), or "" when it can.
+func NoDocuments(p Profile) string {
+	if err := CheckRequestAllowed(p, false); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
 // ValidateRequest checks a request against the profile's limits before it is
 // sent: CheckRequestAllowed, the number of images (Permanent), each image's
 // declared type (Permanent) and its bytes and pixels (TooLarge). Zero limits
@@ -39,6 +59,10 @@ func CheckRequestAllowed(p Profile, hasImages bool) error {
 func ValidateRequest(p Profile, req Request) error {
 	if err := CheckRequestAllowed(p, req.HasImages()); err != nil {
 		return err
+	}
+	if n := OutputTokens(p, req); n > 0 && n < p.MinOutputTokens {
+		return &Error{Provider: p.Provider, Kind: Permanent, Code: "output_tokens",
+			Message: fmt.Sprintf("answer cap %d is below %s's minimum of %d tokens", n, p.Model, p.MinOutputTokens)}
 	}
 	n := 0
 	for _, part := range req.Parts {

@@ -76,7 +76,7 @@ func EstimateInput(req Request) (total, images int) {
 // EstimateUsage estimates the usage of a call that answered text.
 func EstimateUsage(req Request, answer string) Usage {
 	in, img := EstimateInput(req)
-	return Usage{InputTokens: in, OutputTokens: EstimateTextTokens(answer), ImageTokens: img, Estimated: true}
+	return Usage{InputTokens: in, OutputTokens: EstimateTextTokens(answer), ImageTokens: img, Images: req.Images(), Estimated: true}
 }
 
 // CompleteUsage fills what a provider left out of its usage report: when it
@@ -87,6 +87,7 @@ func CompleteUsage(u Usage, req Request, answer string) Usage {
 	if u.InputTokens == 0 && u.OutputTokens == 0 {
 		return EstimateUsage(req, answer)
 	}
+	u.Images = req.Images()
 	if u.ImageTokens == 0 && req.HasImages() {
 		_, img := EstimateInput(req)
 		u.ImageTokens = min(img, u.InputTokens)

@@ -62,6 +62,8 @@ type Usage struct {
 	OutputTokens int `json:"output_tokens"`
 	// ImageTokens is the part of InputTokens spent on images, where known.
 	ImageTokens int `json:"image_tokens,omitempty"`
+	// Images is how many images the call sent.
+	Images int `json:"images,omitempty"`
 	// Estimated is true when the provider did not report usage and the
 	// numbers were estimated from text length and image size.
 	Estimated bool `json:"estimated,omitempty"`

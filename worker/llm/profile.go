@@ -29,6 +29,14 @@ type Profile struct {
 	JSONSchema bool `yaml:"json_schema" json:"json_schema"`
 	// JSONObject is true when it supports response_format json_object.
 	JSONObject bool `yaml:"json_object" json:"json_object"`
+	// MinOutputTokens is the smallest answer cap the service accepts
+	// (Qianfan v2: max_completion_tokens in [2, 8192]); a request or a
+	// --max-output-tokens below it is refused. Default 0: no lower bound.
+	MinOutputTokens int `yaml:"min_output_tokens,omitempty" json:"min_output_tokens,omitempty"`
+	// ImageDetail is the OpenAI-style image detail sent with every image
+	// that sets none: "low", "high" or "auto" (Qianfan v2 documents low and
+	// high). Default "": the field is not sent.
+	ImageDetail string `yaml:"image_detail,omitempty" json:"image_detail,omitempty"`
 	// LegacyMaxTokens makes OpenAI-compatible clients send max_tokens instead
 	// of max_completion_tokens (default false: max_completion_tokens, which
 	// Qianfan requires).
@@ -47,28 +55,65 @@ type Profile struct {
 	Prices Prices `yaml:"prices" json:"prices"`
 }
 
+// Units of Prices.ImagePerThousand.
+const (
+	// ImageUnitImages: the price of 1,000 images (OpenRouter's listing).
+	ImageUnitImages = "images"
+	// ImageUnitTokens: the price of 1,000 image tokens.
+	ImageUnitTokens = "image_tokens"
+)
+
 // Prices are per-token prices.
 type Prices struct {
 	// Currency is an ISO code, e.g. "USD" or "RUB".
 	Currency string `yaml:"currency" json:"currency"`
+	// Note says where the prices come from, or why there are none (shown
+	// by plan for an unpriced profile). Default "".
+	Note string `yaml:"note,omitempty" json:"note,omitempty"`
 	// InputPerMillion is the price of 1M input tokens.
 	InputPerMillion float64 `yaml:"input_per_million" json:"input_per_million"`
 	// OutputPerMillion is the price of 1M output tokens.
 	OutputPerMillion float64 `yaml:"output_per_million" json:"output_per_million"`
-	// ImagePerThousand is the price of 1K image tokens where a provider prices
-	// them separately (zero: images count as input tokens).
+	// ImagePerThousand is the price of 1K images or 1K image tokens (as
+	// ImageUnit says) where a provider prices images separately; the image
+	// tokens then are not also billed as input tokens. Zero: images count
+	// as input tokens.
 	ImagePerThousand float64 `yaml:"image_per_thousand,omitempty" json:"image_per_thousand,omitempty"`
+	// ImageUnit is what ImagePerThousand is the price of 1,000 of:
+	// ImageUnitImages or ImageUnitTokens. Required with ImagePerThousand.
+	ImageUnit string `yaml:"image_unit,omitempty" json:"image_unit,omitempty"`
 	// BatchDiscount is the fraction paid in batch mode (0.5 = half price; zero: no batch API).
 	BatchDiscount float64 `yaml:"batch_discount,omitempty" json:"batch_discount,omitempty"`
 }
 
 // Cost returns the price of one call's usage under these prices.
 func (p Prices) Cost(u Usage) float64 {
+	return p.TextCost(u) + p.ImageCost(u)
+}
+
+// TextCost is the part of Cost that is not the images' own price.
+func (p Prices) TextCost(u Usage) float64 {
 	text := u.InputTokens
-	img := 0.0
 	if p.ImagePerThousand > 0 {
 		text -= u.ImageTokens
-		img = float64(u.ImageTokens) / 1e3 * p.ImagePerThousand
 	}
-	return float64(text)/1e6*p.InputPerMillion + float64(u.OutputTokens)/1e6*p.OutputPerMillion + img
+	return float64(text)/1e6*p.InputPerMillion + float64(u.OutputTokens)/1e6*p.OutputPerMillion
+}
+
+// ImageCost is the images' own price in Cost (0 when images count as
+// input tokens).
+func (p Prices) ImageCost(u Usage) float64 {
+	switch {
+	case p.ImagePerThousand == 0:
+		return 0
+	case p.ImageUnit == ImageUnitImages:
+		return float64(u.Images) / 1e3 * p.ImagePerThousand
+	default:
+		return float64(u.ImageTokens) / 1e3 * p.ImagePerThousand
+	}
+}
+
+// Priced reports whether any price is set.
+func (p Prices) Priced() bool {
+	return p.InputPerMillion > 0 || p.OutputPerMillion > 0 || p.ImagePerThousand > 0
 }

@@ -131,34 +131,48 @@ func Builtins() map[string]Profile {
 			Prices:       Prices{Currency: "USD", InputPerMillion: 0.15, OutputPerMillion: 0.60},
 		}),
 		// Baidu Qianfan v2 (qianfan-v2-multimodal-chat-api.zh.txt):
-		// max_completion_tokens in [2,8192], base64 images JPG/JPEG/PNG/BMP,
-		// ≤10 MB each, image count bounded only by tokens. The page gives no
-		// context size, response_format support or Llama 4 prices: context
-		// is a conservative guess, structured output falls back to
-		// instructions, prices are 0 (unknown; set them in YAML).
+		// max_completion_tokens in [2,8192] (MinOutputTokens refuses less),
+		// base64 images JPG/JPEG/PNG/BMP, ≤10 MB each, image count bounded
+		// only by tokens, image_url.detail "low" or "high" (ImageDetail;
+		// unset here: the service's default). The page gives no context
+		// size, response_format support or prices: context is a
+		// conservative guess, structured output falls back to
+		// instructions, and the presets are unpriced (Prices.Note says so
+		// in every plan; set prices in a profiles YAML file).
 		"qianfan": llama4(Profile{
 			BaseURL: "https://qianfan.baidubce.com/v2", Model: "llama-4-scout-17b-16e-instruct",
-			ContextTokens: 65536, MaxOutputTokens: 8192, MaxImageBytes: 10 * mib,
+			ContextTokens: 65536, MaxOutputTokens: 8192, MinOutputTokens: 2, MaxImageBytes: 10 * mib,
 			ImageFormats: []string{mimeJPEG, mimePNG, mimeBMP},
-			Prices:       Prices{Currency: "CNY"},
+			Prices:       Prices{Currency: "CNY", Note: qianfanPriceNote},
 		}),
 		"qianfan-maverick": llama4(Profile{
 			BaseURL: "https://qianfan.baidubce.com/v2", Model: "llama-4-maverick-17b-128e-instruct",
-			ContextTokens: 65536, MaxOutputTokens: 8192, MaxImageBytes: 10 * mib,
+			ContextTokens: 65536, MaxOutputTokens: 8192, MinOutputTokens: 2, MaxImageBytes: 10 * mib,
 			ImageFormats: []string{mimeJPEG, mimePNG, mimeBMP},
-			Prices:       Prices{Currency: "CNY"},
+			Prices:       Prices{Currency: "CNY", Note: qianfanPriceNote},
 		}),
 		// OpenAI-style reseller (llama4-scout-reseller-card.ru.txt):
 		// base https://routerai.ru/api/v1, model meta-llama/llama-4-scout,
 		// 328K context, text+image in; 18 ₽ / 59 ₽ per 1M input/output
-		// tokens, 91.14 ₽ per 1K image tokens. The card says nothing of
-		// output cap, image limits or response_format: those are guesses
-		// (instructions fallback for JSON).
+		// tokens, and "91,14 ₽ / 1K токенов" for incoming images.
+		//
+		// That image price is per 1K images, not per 1K image tokens
+		// (ImageUnitImages): read as tokens, one 1344×1008 photo would cost
+		// about 171 ₽, 19,000 times its text. The card matches OpenRouter's
+		// listing of Llama 4 Scout (328K context, 8K output, $0.10/$0.30
+		// per 1M), and OpenRouter prices images per 1,000 images: $0.5013
+		// per 1K input images at 182 ₽ to the dollar is 91.14 ₽, the same
+		// markup as 18 ₽ for $0.10 (issue 19).
+		//
+		// The card says nothing of output cap, image limits or
+		// response_format: those are guesses (instructions fallback for
+		// JSON).
 		"reseller": llama4(Profile{
 			BaseURL: "https://routerai.ru/api/v1", Model: "meta-llama/llama-4-scout",
 			ContextTokens: 327680, MaxOutputTokens: 8192, MaxImages: 5, MaxImageBytes: 20 * mib,
 			ImageFormats: []string{mimeJPEG, mimePNG, mimeWEBP},
-			Prices:       Prices{Currency: "RUB", InputPerMillion: 18, OutputPerMillion: 59, ImagePerThousand: 91.14},
+			Prices: Prices{Currency: "RUB", InputPerMillion: 18, OutputPerMillion: 59,
+				ImagePerThousand: 91.14, ImageUnit: ImageUnitImages},
 		}),
 		// Self-hosted vLLM and Ollama: base URL only; the served model name
 		// is the operator's choice and must be given. No key, no price.
@@ -221,6 +235,10 @@ func Builtins() map[string]Profile {
 	}
 	return m
 }
+
+// qianfanPriceNote is the qianfan presets' Prices.Note.
+const qianfanPriceNote = "the Qianfan v2 reference page (qianfan-v2-multimodal-chat-api.zh.txt) gives no prices for Llama 4: " +
+	"costs are not computed and money budgets cannot be checked; set prices in a --profiles YAML file"
 
 // defaultPreset is the preset a bare provider name starts from.
 var defaultPreset = map[string]string{
@@ -325,6 +343,20 @@ func validateProfile(p Profile) error {
 	}
 	if p.ContextTokens < 0 || p.MaxOutputTokens < 0 || p.MaxImages < 0 || p.MaxImageBytes < 0 || p.MaxImagePixels < 0 {
 		return errors.New("limits must not be negative")
+	}
+	if p.MinOutputTokens < 0 || (p.MaxOutputTokens > 0 && p.MinOutputTokens > p.MaxOutputTokens) {
+		return fmt.Errorf("min_output_tokens %d is outside [0, max_output_tokens]", p.MinOutputTokens)
+	}
+	switch p.ImageDetail {
+	case "", "low", "high", "auto":
+	default:
+		return fmt.Errorf("image_detail %q: want low, high or auto", p.ImageDetail)
+	}
+	switch {
+	case p.Prices.ImagePerThousand < 0 || p.Prices.InputPerMillion < 0 || p.Prices.OutputPerMillion < 0:
+		return errors.New("prices must not be negative")
+	case p.Prices.ImagePerThousand > 0 && p.Prices.ImageUnit != ImageUnitImages && p.Prices.ImageUnit != ImageUnitTokens:
+		return fmt.Errorf("prices: image_per_thousand needs image_unit %q (per 1K images) or %q (per 1K image tokens)", ImageUnitImages, ImageUnitTokens)
 	}
 	for _, f := range p.ImageFormats {
 		if !strings.HasPrefix(f, "image/") {

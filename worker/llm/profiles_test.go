@@ -130,3 +130,54 @@ profiles:
 		t.Error("missing file accepted")
 	}
 }
+
+// The reseller's image price is per 1K images: one 1344×1008 photo costs
+// 0.09 ₽, not the 171 ₽ a per-1K-image-tokens reading would give.
+func TestImagePriceUnit(t *testing.T) {
+	r := Builtins()["reseller"].Prices
+	if r.ImageUnit != ImageUnitImages {
+		t.Fatalf("reseller image unit %q, want %q", r.ImageUnit, ImageUnitImages)
+	}
+	tiles := EstimateImageTokens(1344, 1008)
+	u := Usage{InputTokens: tiles + 500, ImageTokens: tiles, Images: 1, OutputTokens: 300}
+	text := 500.0/1e6*18 + 300.0/1e6*59
+	if got, want := r.Cost(u), text+91.14/1e3; abs(got-want) > 1e-9 {
+		t.Errorf("per 1K images: cost %v, want %v", got, want)
+	}
+	r.ImageUnit = ImageUnitTokens
+	if got, want := r.Cost(u), text+float64(tiles)/1e3*91.14; abs(got-want) > 1e-9 || got < 100 {
+		t.Errorf("per 1K image tokens: cost %v, want %v", got, want)
+	}
+	// No separate image price: image tokens are input tokens.
+	g := Builtins()["groq"].Prices
+	if got, want := g.Cost(u), float64(tiles+500)/1e6*0.11+300.0/1e6*0.34; abs(got-want) > 1e-12 || g.ImageCost(u) != 0 {
+		t.Errorf("groq cost %v, want %v", got, want)
+	}
+}
+
+func abs(f float64) float64 { return max(f, -f) }
+
+// A profile with an image price must say its unit; Qianfan's presets
+// refuse answer caps below 2 and carry a note on their missing prices.
+func TestProfileImageUnitAndQianfan(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(path, []byte("profiles:\n  r2:\n    preset: groq\n    prices: {currency: RUB, input_per_million: 18, image_per_thousand: 91.14}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadProfiles(path); err == nil || !strings.Contains(err.Error(), "image_unit") {
+		t.Errorf("image price without unit: %v", err)
+	}
+	if err := os.WriteFile(path, []byte("profiles:\n  q:\n    preset: qianfan\n    image_detail: medium\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadProfiles(path); err == nil || !strings.Contains(err.Error(), "image_detail") {
+		t.Errorf("bad image detail: %v", err)
+	}
+	for _, name := range []string{"qianfan", "qianfan-maverick"} {
+		q := Builtins()[name]
+		if q.MinOutputTokens != 2 || q.Prices.Priced() || !strings.Contains(q.Prices.Note, "gives no prices") {
+			t.Errorf("%s: min %d, prices %+v", name, q.MinOutputTokens, q.Prices)
+		}
+	}
+}

@@ -83,7 +83,7 @@ func defs() []def {
 		{ModelRequestsTotal, "Model requests, by provider, model and outcome (ok or error).", counter, []string{"provider", "model", "outcome"}, nil},
 		{ModelRequestDuration, "Latency of model requests, successful or not, by provider and model.", histogram, []string{"provider", "model"}, prometheus.ExponentialBucketsRange(0.05, 600, 16)},
 		{ModelTokensTotal, "Tokens of model requests, by provider, model, direction (input or output) and tenant (empty: none).", counter, []string{"provider", "model", "direction", "tenant"}, nil},
-		{ModelCostTotal, "Cost of model requests in the profile's currency, by provider, model and tenant (empty: none).", counter, []string{"provider", "model", "tenant"}, nil},
+		{ModelCostTotal, "Cost of model requests in the currency of the currency label (the profile's), by provider, model and tenant (empty: none).", counter, []string{"provider", "model", "tenant", "currency"}, nil},
 		{ModelErrorsTotal, "Failed model requests, by provider, model and class (rate_limited, server_error, transport, timeout, too_large, bad_request, auth, canceled, other).", counter, []string{"provider", "model", "class"}, nil},
 		{ImagePrepareDuration, "Time to decode, orient, resize and encode one image.", histogram, nil, prometheus.ExponentialBucketsRange(0.005, 60, 14)},
 		{TextExtractDuration, "Time to extract the text of one document or chunk, by kind (pdf, docx, html, text, ...).", histogram, []string{"kind"}, prometheus.ExponentialBucketsRange(0.005, 600, 16)},
@@ -167,12 +167,13 @@ func (m *Metrics) ItemEndedFor(tenant string, kind jobs.Kind, status string, d t
 // ModelRequest records one model request: its latency, tokens and cost,
 // and, when err is not nil, its error class (see ErrorClass), for no tenant.
 func (m *Metrics) ModelRequest(provider, model string, d time.Duration, inTok, outTok int, cost float64, err error) {
-	m.ModelRequestFor("", provider, model, d, inTok, outTok, cost, err)
+	m.ModelRequestFor("", provider, model, d, inTok, outTok, cost, "", err)
 }
 
 // ModelRequestFor is ModelRequest for a call serving a tenant's item (""
-// none): its tokens and cost carry the tenant label.
-func (m *Metrics) ModelRequestFor(tenant, provider, model string, d time.Duration, inTok, outTok int, cost float64, err error) {
+// none): its tokens and cost carry the tenant label, the cost its currency
+// (label currency).
+func (m *Metrics) ModelRequestFor(tenant, provider, model string, d time.Duration, inTok, outTok int, cost float64, currency string, err error) {
 	if m == nil {
 		return
 	}
@@ -190,7 +191,7 @@ func (m *Metrics) ModelRequestFor(tenant, provider, model string, d time.Duratio
 		m.tokens.WithLabelValues(provider, model, "output", tenant).Add(float64(outTok))
 	}
 	if cost > 0 {
-		m.cost.WithLabelValues(provider, model, tenant).Add(cost)
+		m.cost.WithLabelValues(provider, model, tenant, currency).Add(cost)
 	}
 }
 

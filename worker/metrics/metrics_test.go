@@ -84,7 +84,7 @@ func TestModelRequestRecordsLatencyTokensCostAndErrorClass(t *testing.T) {
 		{m.requests.WithLabelValues("openai", "scout", "error"), 2},
 		{m.tokens.WithLabelValues("openai", "scout", "input", ""), 1000},
 		{m.tokens.WithLabelValues("openai", "scout", "output", ""), 200},
-		{m.cost.WithLabelValues("openai", "scout", ""), 0.25},
+		{m.cost.WithLabelValues("openai", "scout", "", ""), 0.25},
 		{m.errors.WithLabelValues("openai", "scout", ClassRateLimited), 1},
 		{m.errors.WithLabelValues("openai", "scout", ClassServer), 1},
 	}
@@ -181,7 +181,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.Retry("x")
 	m.Deferred("x")
 	m.ItemEndedFor("t", jobs.KindImage, "done", time.Second)
-	m.ModelRequestFor("t", "p", "m", time.Second, 1, 1, 1, nil)
+	m.ModelRequestFor("t", "p", "m", time.Second, 1, 1, 1, "USD", nil)
 }
 
 func TestHealthAndReadiness(t *testing.T) {
@@ -274,8 +274,8 @@ func TestInstrumentRecordsEachRequest(t *testing.T) {
 		t.Errorf("input tokens of tenant legal %v", got)
 	}
 	// 1000 input at 1000/M plus 500 output at 2000/M, for the bound task's tenant.
-	if got := testutil.ToFloat64(m.cost.WithLabelValues("openai", "scout", "legal")); got < 1.9999 || got > 2.0001 {
-		t.Errorf("cost %v, want 2", got)
+	if got := testutil.ToFloat64(m.cost.WithLabelValues("openai", "scout", "legal", "USD")); got < 1.9999 || got > 2.0001 {
+		t.Errorf("cost in USD %v, want 2", got)
 	}
 	if got := testutil.ToFloat64(m.errors.WithLabelValues("openai", "scout", ClassRateLimited)); got != 1 {
 		t.Errorf("rate-limited errors %v, want 1", got)

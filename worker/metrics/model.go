@@ -36,6 +36,6 @@ func (c *instrumented) Complete(ctx context.Context, req llm.Request) (llm.Respo
 	start := time.Now()
 	resp, err := c.next.Complete(ctx, req)
 	p := c.next.Profile()
-	c.m.ModelRequestFor(c.tenant, p.Provider, p.Model, time.Since(start), resp.Usage.InputTokens, resp.Usage.OutputTokens, p.Prices.Cost(resp.Usage), err)
+	c.m.ModelRequestFor(c.tenant, p.Provider, p.Model, time.Since(start), resp.Usage.InputTokens, resp.Usage.OutputTokens, p.Prices.Cost(resp.Usage), p.Prices.Currency, err)
 	return resp, err
 }

@@ -50,6 +50,7 @@ func Ask(ctx context.Context, m Completer, tmpl *prompts.Template, req llm.Reque
 		a.Usage.InputTokens += resp.Usage.InputTokens
 		a.Usage.OutputTokens += resp.Usage.OutputTokens
 		a.Usage.ImageTokens += resp.Usage.ImageTokens
+		a.Usage.Images += resp.Usage.Images
 		a.Usage.Estimated = a.Usage.Estimated || resp.Usage.Estimated
 		a.Model = resp.Model
 		a.Batch = a.Batch || resp.Batch

@@ -49,8 +49,8 @@ func PrintPlan(w io.Writer, prof llm.Profile, p plan.Plan) {
 			fmt.Fprintf(w, "  %4d  %s\n", p.Skips[r], r)
 		}
 	}
-	if prof.Prices.InputPerMillion == 0 && prof.Prices.OutputPerMillion == 0 {
-		fmt.Fprintln(w, "\nThis profile has no prices: set them in a --profiles YAML file to see costs.")
+	for _, n := range p.Notes {
+		fmt.Fprintln(w, "\nNote: "+n+".")
 	}
 	fmt.Fprintln(w, "\nToken counts are estimates (pages × 550 for PDFs, text length for other documents, Llama 4 tiles for images); the report after a run has the real ones.")
 }

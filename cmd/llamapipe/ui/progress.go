@@ -52,7 +52,7 @@ func Follow(ctx context.Context, t Tracker, batch string, stdout, stderr io.Writ
 			progressbar.OptionThrottle(100*time.Millisecond),
 		)
 	}
-	var last jobs.Counts
+	var last string
 	lastLine := time.Time{}
 	fatalShown := false
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -79,16 +79,12 @@ func Follow(ctx context.Context, t Tracker, batch string, stdout, stderr io.Writ
 				bar.ChangeMax(c.Total)
 			}
 			_ = bar.Set(c.Ended())
-			bar.Describe(fmt.Sprintf("batch %s: %d done, %d failed, %d skipped", batch, c.Done, c.Failed, c.Skipped))
-		} else if c != last && (time.Since(lastLine) >= 2*time.Second || c.Finalized) {
-			total := "?"
-			if c.Sealed {
-				total = fmt.Sprint(c.Total)
-			}
-			fmt.Fprintf(stderr, "llamapipe: batch %s: %d/%s ended (%d done, %d failed, %d skipped)\n", batch, c.Ended(), total, c.Done, c.Failed, c.Skipped)
+			bar.Describe(fmt.Sprintf("batch %s: %d done, %d failed, %d skipped%s", batch, c.Done, c.Failed, c.Skipped, costNote(c)))
+		} else if line := progressLine(c); line != last && (time.Since(lastLine) >= 2*time.Second || c.Finalized) {
+			fmt.Fprintf(stderr, "llamapipe: batch %s: %s\n", batch, line)
 			lastLine = time.Now()
+			last = line
 		}
-		last = c
 		if c.Finalized {
 			if bar != nil {
 				_ = bar.Finish()
@@ -140,9 +136,7 @@ func printCounts(w io.Writer, b jobs.Batch, c jobs.Counts) {
 		fmt.Fprintf(w, ", %d cancelled", c.Cancelled)
 	}
 	fmt.Fprintf(w, "; %d input / %d output tokens", c.InputTokens, c.OutputTokens)
-	if c.Cost > 0 {
-		fmt.Fprintf(w, "; cost %.4f", c.Cost)
-	}
+	fmt.Fprint(w, costNote(c))
 	fmt.Fprintln(w)
 	if b.RetryOf != "" {
 		fmt.Fprintf(w, "retries the failed items of batch %s\n", b.RetryOf)
@@ -150,6 +144,24 @@ func printCounts(w io.Writer, b jobs.Batch, c jobs.Counts) {
 	if c.Fatal != "" {
 		fmt.Fprintf(w, "stopped: %s\n", c.Fatal)
 	}
+}
+
+// progressLine is the batch's progress for a log line.
+func progressLine(c jobs.Counts) string {
+	total := "?"
+	if c.Sealed {
+		total = fmt.Sprint(c.Total)
+	}
+	return fmt.Sprintf("%d/%s ended (%d done, %d failed, %d skipped%s)", c.Ended(), total, c.Done, c.Failed, c.Skipped, costNote(c))
+}
+
+// costNote is "; cost 0.1234 USD" (each currency's), or "" before any
+// cost was recorded.
+func costNote(c jobs.Counts) string {
+	if c.Cost == 0 && len(c.Costs) == 0 {
+		return ""
+	}
+	return "; cost " + c.CostText()
 }
 
 // webhookWait is how long follow waits, after the manifest, for the

@@ -29,7 +29,7 @@ func (f fakeTracker) WebhookState(context.Context, string) (jobs.WebhookState, b
 
 func TestFollowAFinishedBatch(t *testing.T) {
 	b := jobs.Batch{ID: "b1", Spec: jobs.Spec{Out: "/out/"}}
-	done := jobs.Counts{Total: 3, Done: 3, Sealed: true, Finalized: true, InputTokens: 10, OutputTokens: 5}
+	done := jobs.Counts{Total: 3, Done: 3, Sealed: true, Finalized: true, InputTokens: 10, OutputTokens: 5, Cost: 0.5, Costs: map[string]float64{"RUB": 0.5}, Currency: "RUB"}
 	var stdout, stderr bytes.Buffer
 	if err := Follow(context.Background(), fakeTracker{b: b, c: done}, "b1", &stdout, &stderr, true); err != nil {
 		t.Fatalf("a batch without failures: %v", err)
@@ -37,7 +37,7 @@ func TestFollowAFinishedBatch(t *testing.T) {
 	if want := "manifest: /out/" + b.ManifestPath(); !strings.Contains(stdout.String(), want) {
 		t.Errorf("stdout %q lacks %q", stdout.String(), want)
 	}
-	if !strings.Contains(stderr.String(), "batch b1 (finished): 3 items: 3 done, 0 failed, 0 skipped; 10 input / 5 output tokens") {
+	if !strings.Contains(stderr.String(), "batch b1 (finished): 3 items: 3 done, 0 failed, 0 skipped; 10 input / 5 output tokens; cost 0.5000 RUB") {
 		t.Errorf("stderr %q lacks the summary", stderr.String())
 	}
 
@@ -91,5 +91,12 @@ func TestFollowReportsALostBatch(t *testing.T) {
 	g := jobs.Gone(err)
 	if g == nil || g.State != jobs.StateLost || g.ID != "b1" {
 		t.Fatalf("a record that vanished while followed: %v, want the batch reported lost", err)
+	}
+}
+
+func TestProgressLineCarriesTheCurrency(t *testing.T) {
+	c := jobs.Counts{Total: 4, Sealed: true, Done: 2, Cost: 1.25, Costs: map[string]float64{"USD": 1.25}, Currency: "USD"}
+	if got, want := progressLine(c), "2/4 ended (2 done, 0 failed, 0 skipped; cost 1.2500 USD)"; got != want {
+		t.Errorf("progress line %q, want %q", got, want)
 	}
 }

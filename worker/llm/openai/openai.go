@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -132,7 +133,7 @@ func (c *Client) Params(req llm.Request) sdk.ChatCompletionNewParams {
 		if part.Image != nil {
 			parts = append(parts, sdk.ImageContentPart(sdk.ChatCompletionContentPartImageImageURLParam{
 				URL:    DataURL(part.Image),
-				Detail: part.Image.Detail,
+				Detail: cmp.Or(part.Image.Detail, p.ImageDetail),
 			}))
 			continue
 		}

@@ -449,3 +449,41 @@ func timeoutFor(name string) time.Duration {
 	}
 	return 10 * time.Second
 }
+
+// Qianfan v2's image_url.detail (low or high) comes from the profile for
+// images that set none; an image's own detail wins.
+func TestQianfanDetailFromProfile(t *testing.T) {
+	srv, last, _ := server(t, jsonAnswer(200, qianfanAnswer))
+	p := preset(t, "qianfan", srv.URL+"/v2")
+	p.ImageDetail = "high"
+	c := newClient(t, Options{Profile: p, APIKey: testKey})
+	own := llmtest.JPEG(t, 32, 32)
+	own.Detail = "low"
+	if _, err := c.Complete(context.Background(), llm.Request{Parts: []llm.Part{{Text: "Describe."}, {Image: llmtest.PNG(t, 20, 10)}, {Image: own}}}); err != nil {
+		t.Fatal(err)
+	}
+	parts := last.Load().body["messages"].([]any)[0].(map[string]any)["content"].([]any)
+	for i, want := range map[int]string{1: "high", 2: "low"} {
+		if got := parts[i].(map[string]any)["image_url"].(map[string]any)["detail"]; got != want {
+			t.Errorf("image %d: detail %v, want %s", i, got, want)
+		}
+	}
+}
+
+// Qianfan v2 takes max_completion_tokens in [2, 8192]: a cap of 1 is
+// refused before anything is sent.
+func TestQianfanMinCompletionTokensRefused(t *testing.T) {
+	srv, _, calls := server(t, jsonAnswer(200, qianfanAnswer))
+	c := newClient(t, Options{Profile: preset(t, "qianfan", srv.URL+"/v2"), APIKey: testKey})
+	_, err := c.Complete(context.Background(), llm.Request{Parts: []llm.Part{{Text: "hi"}}, MaxOutputTokens: 1})
+	llmtest.Kind(t, err, llm.Permanent)
+	if !strings.Contains(err.Error(), "minimum of 2") {
+		t.Errorf("error %q does not say the minimum", err)
+	}
+	if _, err := c.Complete(context.Background(), llm.Request{Parts: []llm.Part{{Text: "hi"}}, MaxOutputTokens: 2}); err != nil {
+		t.Errorf("cap 2: %v", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d requests sent, want 1 (the cap of 2)", n)
+	}
+}

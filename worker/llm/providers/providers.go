@@ -69,6 +69,9 @@ type Config struct {
 	// Metrics, when set, records every model request (latency without the
 	// rate limit's waiting, tokens, cost, errors) and rate-limit waits.
 	Metrics *metrics.Metrics
+	// ImageDetail overrides the profile's image detail ("low", "high" or
+	// "auto"; Qianfan v2 documents low and high). Default: the profile's.
+	ImageDetail string
 	// Region and Endpoint override Bedrock's region and endpoint URL.
 	// Default: the preset's region and AWS's endpoint.
 	Region, Endpoint string
@@ -162,6 +165,16 @@ func Profile(cfg Config) (llm.Profile, error) {
 	}
 	if cfg.MaxOutputTokens > 0 && (p.MaxOutputTokens == 0 || cfg.MaxOutputTokens < p.MaxOutputTokens) {
 		p.MaxOutputTokens = cfg.MaxOutputTokens
+	}
+	if cfg.MaxOutputTokens > 0 && cfg.MaxOutputTokens < p.MinOutputTokens {
+		return llm.Profile{}, fmt.Errorf("max output tokens %d is below %s's minimum of %d", cfg.MaxOutputTokens, p.Model, p.MinOutputTokens)
+	}
+	switch cfg.ImageDetail {
+	case "":
+	case "low", "high", "auto":
+		p.ImageDetail = cfg.ImageDetail
+	default:
+		return llm.Profile{}, fmt.Errorf("image detail %q: want low, high or auto", cfg.ImageDetail)
 	}
 	if cfg.Region != "" {
 		p.Region = cfg.Region
