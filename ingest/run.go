@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/tracing"
 )
 
 // ErrStopped reports a listing that stopped part-way (its context ended,
@@ -33,6 +34,8 @@ const stopTimeout = 30 * time.Second
 func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
 	now := in.now
 	log := cmp.Or(in.Logger, slog.New(slog.DiscardHandler))
+	ctx, span := tracing.Start(ctx, tracing.SpanIngest)
+	defer span.End()
 	pr, err := in.prepare(ctx, o)
 	if err != nil {
 		return Result{}, err
@@ -125,7 +128,7 @@ func (in *Ingester) enqueueFinalize(ctx context.Context, batch, queue string) er
 func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Item) (bool, error) {
 	if it.Skip == "" {
 		p := jobs.ItemPayload{Batch: b.ID, Item: it.ID, Source: it.Ref, Type: it.Type, Kind: it.Kind, Task: it.Task,
-			Out: b.Out, ResultBase: it.ResultBase, Options: o.Options, Fingerprint: it.Fingerprint}
+			Out: b.Out, ResultBase: it.ResultBase, Options: o.Options, Fingerprint: it.Fingerprint, Trace: tracing.Inject(ctx)}
 		t, err := jobs.NewItemTask(p, o.Queue, o.MaxRetry)
 		if err != nil {
 			it.Skip = "cannot be queued: " + err.Error()

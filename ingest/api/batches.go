@@ -38,7 +38,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, tenant string) (j
 type BatchView struct {
 	jobs.Batch
 	Counts jobs.Counts `json:"counts"`
-	// State is listing, running, finalizing, finished or stopped.
+	// State is one of jobs.States.
 	State string `json:"state"`
 	// RatePerMin is items ended per minute since the batch was created.
 	RatePerMin float64 `json:"rate_per_min"`
@@ -77,7 +77,7 @@ func (s *Server) view(ctx context.Context, b jobs.Batch) (BatchView, error) {
 	if el := end.Sub(b.Created); el > 0 && !b.Created.IsZero() {
 		v.RatePerMin = float64(c.Ended()) / el.Minutes()
 	}
-	if v.State == "running" && v.RatePerMin > 0 {
+	if v.State == jobs.StateRunning && v.RatePerMin > 0 {
 		eta := float64(c.Total-c.Ended()) / v.RatePerMin * 60
 		v.ETASeconds = &eta
 	}

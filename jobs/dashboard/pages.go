@@ -119,7 +119,7 @@ func (p *pages) view(ctx context.Context, id string) (BatchView, error) {
 func summarize(b jobs.Batch, c jobs.Counts, now time.Time) BatchView {
 	v := BatchView{Batch: b, Counts: c}
 	v.State = c.State()
-	v.Refresh = v.State != "finished" && v.State != "stopped"
+	v.Refresh = !jobs.Ended(v.State)
 	if c.Total > 0 {
 		v.Percent = min(100, 100*float64(c.Ended())/float64(c.Total))
 	}
@@ -131,10 +131,10 @@ func summarize(b jobs.Batch, c jobs.Counts, now time.Time) BatchView {
 		v.RatePerMin = float64(c.Ended()) / elapsed.Minutes()
 	}
 	switch {
-	case v.State == "finished" || v.State == "finalizing":
+	case v.State == jobs.StateFinished || v.State == jobs.StateFinalizing:
 		v.ETA = "done"
-	case v.State == "stopped":
-		v.ETA = "stopped"
+	case v.State == jobs.StateStopped || v.State == jobs.StateCancelled || v.State == jobs.StateCancelling:
+		v.ETA = v.State
 	case !c.Sealed:
 		v.ETA = "unknown until listing ends"
 	case v.RatePerMin <= 0:
