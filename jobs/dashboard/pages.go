@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/eta"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 )
 
@@ -30,6 +31,9 @@ type pages struct {
 	detailTmpl *template.Template
 	// budgets read a batch's tenant's spend (set by New).
 	budgets *tenants.Budgets
+	// rates holds each viewed batch's recent progress, for a rate and ETA
+	// over the last 10 minutes rather than since the batch was created.
+	rates eta.Window
 }
 
 // TenantView is a batch's tenant and its spend as the batch page shows it.
@@ -112,7 +116,16 @@ func (p *pages) view(ctx context.Context, id string) (BatchView, error) {
 	if err != nil {
 		return BatchView{}, err
 	}
-	return summarize(b, c, p.now()), nil
+	now := p.now()
+	v := summarize(b, c, now)
+	if r, ok := p.rates.Observe(id, now, c.Ended()); ok && v.State == jobs.StateRunning {
+		v.RatePerMin = r // over the window: right after a pause, in batch mode
+		v.ETA = "unknown: nothing ended in the last 10 minutes"
+		if d, ok := eta.Left(c.Total-c.Ended(), r); ok {
+			v.ETA = roundDuration(d)
+		}
+	}
+	return v, nil
 }
 
 // summarize computes a batch's state, rate and ETA at time now.

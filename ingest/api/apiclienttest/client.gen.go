@@ -289,23 +289,27 @@ func (e BatchCompletedParamsXLlamapipeEvent) Valid() bool {
 
 // Batch defines model for Batch.
 type Batch struct {
-	Counts     Counts    `json:"counts"`
-	Created    time.Time `json:"created"`
+	Counts  Counts    `json:"counts"`
+	Created time.Time `json:"created"`
+
+	// EtaSeconds Time left at rate_per_min; absent when unknown.
 	EtaSeconds *float32  `json:"eta_seconds,omitempty"`
 	Exclude    *[]string `json:"exclude,omitempty"`
 	Id         string    `json:"id"`
 	Include    *[]string `json:"include,omitempty"`
 
 	// Manifest Location of manifest.jsonl (written once state is finished).
-	Manifest   string                  `json:"manifest"`
-	MaxRetry   *int                    `json:"max_retry,omitempty"`
-	MaxSize    *int                    `json:"max_size,omitempty"`
-	Model      *string                 `json:"model,omitempty"`
-	Options    *map[string]interface{} `json:"options,omitempty"`
-	Out        string                  `json:"out"`
-	Provider   *string                 `json:"provider,omitempty"`
-	Queue      string                  `json:"queue"`
-	RatePerMin *float32                `json:"rate_per_min,omitempty"`
+	Manifest string                  `json:"manifest"`
+	MaxRetry *int                    `json:"max_retry,omitempty"`
+	MaxSize  *int                    `json:"max_size,omitempty"`
+	Model    *string                 `json:"model,omitempty"`
+	Options  *map[string]interface{} `json:"options,omitempty"`
+	Out      string                  `json:"out"`
+	Provider *string                 `json:"provider,omitempty"`
+	Queue    string                  `json:"queue"`
+
+	// RatePerMin Items ended per minute over the last 10 minutes this server was asked about the batch (since it was created, on a first look).
+	RatePerMin *float32 `json:"rate_per_min,omitempty"`
 
 	// Report Location of report.md (written once state is finished).
 	Report  string     `json:"report"`
