@@ -13,7 +13,7 @@ PKGS      ?= ./...
 # libjpeg-turbo's headers for the fast scaled JPEG decoder (cgo;
 # `-tags imageprep_purego` or CGO_ENABLED=0 builds without it),
 # poppler-utils for the PDF comparison tests, chromium for the dashboard's
-# browser test.
+# browser test, kubectl (kubernetes-client) for the kustomize test of deploy/.
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
@@ -21,6 +21,7 @@ deps:
 	[ -f /usr/include/jpeglib.h ] || missing="$$missing libjpeg62-turbo-dev"; \
 	command -v pdftotext >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v kubectl >/dev/null 2>&1 || missing="$$missing kubernetes-client"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing from Debian's packages"; \
 		export DEBIAN_FRONTEND=noninteractive; \

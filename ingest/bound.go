@@ -97,7 +97,7 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 				res.Enqueued++
 				continue
 			}
-			line, err := itemtask.Encode(b, in.payload(b, o, it))
+			line, err := itemtask.Encode(b, in.payload(ctx, b, o, it))
 			if err != nil {
 				it.Skip = "cannot be queued: " + err.Error()
 				recorded, err := in.record(ctx, b, it)

@@ -74,8 +74,7 @@ func (f *Feed) List(ctx context.Context, source int) iter.Seq2[storage.ObjectInf
 
 // Selected reports whether a key of a source is one a batch would take.
 func (f *Feed) Selected(source int, key string) bool {
-	src := f.pr.sources[source]
-	return selected(key, src.skipPrefix, f.pr.o.Include, f.pr.o.Exclude)
+	return f.pr.sources[source].selected(key, f.pr.o.Include, f.pr.o.Exclude)
 }
 
 // Stat looks an object up (for an event that did not carry its size).

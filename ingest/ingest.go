@@ -110,6 +110,8 @@ type source struct {
 	// skipPrefix is a key prefix (relative to this source) that holds the
 	// batch's own output and must not be ingested.
 	skipPrefix string
+	// ignore are the globs of the source's IgnoreFile.
+	ignore []string
 }
 
 type candidate struct {
@@ -226,14 +228,18 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 		}
 		st, err := in.Open(ctx, s)
 		if err != nil {
-			return nil, fmt.Errorf("source %s: %w", s, err)
+			return nil, &SourceError{Source: s, Err: err}
 		}
 		if c, ok := st.(interface{ CheckRoot() error }); ok { // a local folder: never created for a source
 			if err := c.CheckRoot(); err != nil {
-				return nil, fmt.Errorf("source %s: %w", s, err)
+				return nil, &SourceError{Source: s, Err: err}
 			}
 		}
-		pr.sources = append(pr.sources, &source{index: len(pr.sources), url: st.Location(), store: st, skipPrefix: insidePrefix(loc, outLoc)})
+		ignore, err := readIgnore(ctx, st)
+		if err != nil {
+			return nil, &SourceError{Source: s, Err: err}
+		}
+		pr.sources = append(pr.sources, &source{index: len(pr.sources), url: st.Location(), store: st, skipPrefix: insidePrefix(loc, outLoc), ignore: ignore})
 	}
 	pr.prompts = map[string]string{}
 	for _, task := range []string{jobs.TaskSummarize, jobs.TaskCaption} {
@@ -420,7 +426,7 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 				if err != nil {
 					return fmt.Errorf("list %s: %w", src.url, err)
 				}
-				if info.IsPrefix || !selected(info.Key, src.skipPrefix, o.Include, o.Exclude) {
+				if info.IsPrefix || !src.selected(info.Key, o.Include, o.Exclude) {
 					continue
 				}
 				id := jobs.ItemID(src.url, info.Key)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/itemtask"
+	"github.com/llamapipe/llamapipe/jobs/tracing"
 )
 
 // ErrStopped reports a listing that stopped part-way (its context ended,
@@ -34,6 +35,8 @@ const stopTimeout = 30 * time.Second
 func (in *Ingester) Run(ctx context.Context, o Options) (Result, error) {
 	now := in.now
 	log := cmp.Or(in.Logger, slog.New(slog.DiscardHandler))
+	ctx, span := tracing.Start(ctx, tracing.SpanIngest)
+	defer span.End()
 	pr, err := in.prepare(ctx, o)
 	if err != nil {
 		return Result{}, err
@@ -130,7 +133,7 @@ func (in *Ingester) enqueueFinalize(ctx context.Context, batch, queue string) er
 // in trouble (Redis down), not the item.
 func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Item) (bool, error) {
 	if it.Skip == "" {
-		t, err := itemtask.NewTask(b, in.payload(b, o, it), itemtask.Options{Queue: o.Queue, MaxRetry: o.MaxRetry})
+		t, err := itemtask.NewTask(b, in.payload(ctx, b, o, it), itemtask.Options{Queue: o.Queue, MaxRetry: o.MaxRetry})
 		if err != nil {
 			it.Skip = "cannot be queued: " + err.Error()
 		} else {
@@ -145,9 +148,12 @@ func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Ite
 }
 
 // payload is the payload of an item's task.
-func (in *Ingester) payload(b jobs.Batch, o Options, it Item) jobs.ItemPayload {
+// payload is item it's task payload; Trace carries the ingest's trace
+// context across the queue ("" when tracing is off).
+func (in *Ingester) payload(ctx context.Context, b jobs.Batch, o Options, it Item) jobs.ItemPayload {
 	return jobs.ItemPayload{Batch: b.ID, Item: it.ID, Source: it.Ref, Type: it.Type, Kind: it.Kind, Task: it.Task,
-		Out: b.Out, ResultBase: it.ResultBase, Options: o.Options, Fingerprint: it.Fingerprint}
+		Out: b.Out, ResultBase: it.ResultBase, Options: o.Options, Fingerprint: it.Fingerprint,
+		Trace: tracing.Inject(ctx)}
 }
 
 // record records a skipped item in the batch, and reports whether this

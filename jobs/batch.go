@@ -109,21 +109,48 @@ func (c Counts) Ended() int { return c.Done + c.Failed + c.Skipped + c.Cancelled
 // Complete reports whether every item of a sealed batch ended.
 func (c Counts) Complete() bool { return c.Sealed && c.Ended() >= c.Total }
 
-// State names where a batch stands, for people: listing (not sealed yet),
-// running, finalizing (every item ended, manifest not written yet),
-// finished, or stopped (a fatal error such as a refused API key).
+// Batch states, one vocabulary for the CLI, the API, the dashboard and the
+// completion webhook (States lists them in order; StateExpired and
+// StateLost are a batch whose records are gone).
+const (
+	StateListing    = "listing"    // the sources are being listed (not sealed)
+	StateRunning    = "running"    // items are being processed
+	StateCancelling = "cancelling" // cancelled; running items stop at their next step
+	StateFinalizing = "finalizing" // every item ended; the manifest is being written
+	StateFinished   = "finished"   // the manifest is written
+	StateCancelled  = "cancelled"  // the manifest of a cancelled batch is written
+	StateStopped    = "stopped"    // a fatal error (a refused API key) stopped it
+)
+
+// States are the states Counts.State returns.
+var States = []string{StateListing, StateRunning, StateCancelling, StateFinalizing, StateFinished, StateCancelled, StateStopped}
+
+// Ended reports whether state is final: nothing more happens to the batch.
+func Ended(state string) bool {
+	switch state {
+	case StateFinished, StateCancelled, StateStopped, StateExpired, StateLost:
+		return true
+	}
+	return false
+}
+
+// State names where a batch stands, for people (see States).
 func (c Counts) State() string {
 	switch {
 	case c.Fatal != "":
-		return "stopped"
+		return StateStopped
+	case c.Finalized && c.CancelRequested:
+		return StateCancelled
 	case c.Finalized:
-		return "finished"
+		return StateFinished
+	case c.CancelRequested:
+		return StateCancelling
 	case c.Complete():
-		return "finalizing"
+		return StateFinalizing
 	case !c.Sealed:
-		return "listing"
+		return StateListing
 	}
-	return "running"
+	return StateRunning
 }
 
 // ErrNoBatch reports an unknown batch ID.

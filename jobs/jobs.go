@@ -124,6 +124,10 @@ type ItemPayload struct {
 	// Fingerprint is what the result is made from (see Fingerprint); the
 	// worker leaves it as a marker next to the results.
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// Trace is the W3C traceparent of the ingest that queued the item (a
+	// trace and span ID, no secret; empty when tracing is off), so the
+	// item's spans join the ingest's trace (jobs/tracing).
+	Trace string `json:"trace,omitempty"`
 }
 
 // FinalizePayload is the payload of a TypeFinalize task.

@@ -111,14 +111,14 @@ type WebhookEvent struct {
 // NewWebhookEvent describes a finalized batch for its webhook.
 func NewWebhookEvent(b Batch, c Counts) WebhookEvent {
 	ev := WebhookEvent{Event: EventBatchCompleted, Delivery: WebhookDeliveryID(b.ID, EventBatchCompleted),
-		Batch: b.ID, Tenant: b.Tenant, State: "finished", Created: b.Created, Finished: c.Finished,
+		Batch: b.ID, Tenant: b.Tenant, State: StateFinished, Created: b.Created, Finished: c.Finished,
 		InputTokens: c.InputTokens, OutputTokens: c.OutputTokens, Fatal: c.Fatal, RetryOf: b.RetryOf,
 		Manifest: joinKey(b.Out, b.ManifestPath()), Report: joinKey(b.Out, b.ReportPath())}
 	switch {
 	case c.Fatal != "":
-		ev.State = "stopped"
+		ev.State = StateStopped
 	case c.CancelRequested:
-		ev.State = "cancelled"
+		ev.State = StateCancelled
 	}
 	ev.Counts.Total, ev.Counts.Done, ev.Counts.Failed, ev.Counts.Skipped, ev.Counts.Cancelled = c.Total, c.Done, c.Failed, c.Skipped, c.Cancelled
 	return ev

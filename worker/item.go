@@ -8,8 +8,11 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/tracing"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/llm/ratelimit"
 	"github.com/llamapipe/llamapipe/worker/metrics"
@@ -36,6 +39,10 @@ func (w *Worker) itemHandler() asynq.Handler {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
 		taskID, _ := asynq.GetTaskID(ctx)
+		retry, _ := asynq.GetRetryCount(ctx)
+		ctx, span := tracing.Start(tracing.Extract(ctx, p.Trace), tracing.SpanTask, trace.WithAttributes(attribute.String("llamapipe.batch", p.Batch),
+			attribute.String("llamapipe.item", p.Item), attribute.String("llamapipe.task", p.Task), attribute.Int("llamapipe.retries", retry)))
+		defer span.End()
 		log := w.log.With("batch_id", p.Batch, "source", p.Source.URL(), "task_id", taskID)
 		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item); err != nil {
 			return err
@@ -283,7 +290,11 @@ func (w *Worker) dropKept(ctx context.Context, log *slog.Logger, p jobs.ItemPayl
 // read fetches the source object, refusing one that changed since ingest
 // (its ETag differs) or grew past the size limit.
 func (w *Worker) read(ctx context.Context, st storage.Store, ref jobs.Ref) ([]byte, error) {
-	return stage.Read(ctx, st, ref, w.cfg.MaxInputBytes)
+	ctx, span := tracing.Start(ctx, tracing.SpanFetch, trace.WithAttributes(attribute.String("llamapipe.source", ref.URL())))
+	defer span.End()
+	b, err := stage.Read(ctx, st, ref, w.cfg.MaxInputBytes)
+	span.SetAttributes(attribute.Int("llamapipe.bytes", len(b)))
+	return b, err
 }
 
 // reread fetches an item's source again.

@@ -22,9 +22,9 @@ var errDeferred = batchmode.ErrDeferred
 func (w *Worker) modelFor(ctx context.Context, p jobs.ItemPayload, tenant string) llm.Client {
 	online := llm.For(w.cfg.Model, llm.NewTask(tenant))
 	if !w.usesBatchMode(ctx, p) {
-		return online
+		return traced{online}
 	}
-	return w.bm.For(online, tenant, batchmode.Item{Batch: p.Batch, Out: p.Out})
+	return traced{w.bm.For(online, tenant, batchmode.Item{Batch: p.Batch, Out: p.Out})}
 }
 
 // usesBatchMode reports whether item p's model calls go through batch mode.

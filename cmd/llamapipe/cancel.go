@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/clix"
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
 	"github.com/llamapipe/llamapipe/ingest"
 )
@@ -18,28 +20,32 @@ func cancelCommand(stdout, stderr io.Writer) *cli.Command {
 		Name:      "cancel",
 		Usage:     "cancel a batch: queued items are removed, running ones stop at their next step; the manifest marks them cancelled",
 		ArgsUsage: "BATCH",
+		Flags:     []cli.Flag{clix.JSONFlag()},
 		Action: onBatch(stderr, func(ctx context.Context, cmd *cli.Command, c *conn, id string) error {
-			return runCancel(ctx, c, id, stdout, stderr)
+			return runCancel(ctx, cmd, c, id, stdout, stderr)
 		}),
 	}
 }
 
 // runCancel cancels a batch with ingest.Cancel and prints its status.
-func runCancel(ctx context.Context, c *conn, id string, stdout, stderr io.Writer) error {
+func runCancel(ctx context.Context, cmd *cli.Command, c *conn, id string, stdout, stderr io.Writer) error {
 	insp := asynq.NewInspector(c.opt)
 	defer insp.Close()
 	n, err := ingest.Cancel(ctx, c.tracker, insp, c.client(), id, time.Now())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "llamapipe: batch %s cancelled: %d queued items removed; running items stop at their next step\n", id, n)
-	b, err := c.tracker.Get(ctx, id)
+	if cmd.Bool("json") {
+		return clix.PrintCancelledJSON(ctx, stdout, c.tracker, id, n)
+	}
+	log, err := newLogger(cmd, stderr, slog.LevelInfo)
 	if err != nil {
 		return err
 	}
-	cnt, err := c.tracker.Counts(ctx, id)
+	ui.Say(ctx, stderr, log, fmt.Sprintf("batch %s cancelled: %d queued items removed; running items stop at their next step", id, n), "batch_id", id, "removed", n)
+	st, err := clix.ReadBatchStatus(ctx, c.tracker, id)
 	if err != nil {
 		return err
 	}
-	return ui.PrintStatus(ctx, stdout, c.tracker, b, cnt)
+	return ui.PrintStatus(ctx, stdout, c.tracker, st.Batch, st.Counts)
 }

@@ -31,6 +31,7 @@ func dashboardCommand(stdout, stderr io.Writer) *cli.Command {
 			"Without credentials the dashboard only listens on a loopback address.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "address to serve on, HOST:PORT (a non-loopback address requires credentials)", Sources: env("DASHBOARD_LISTEN")},
+			&cli.StringFlag{Name: "prometheus-url", Usage: "Prometheus that scrapes /metrics (http://host:9090): asynqmon draws its queue charts from it", Sources: env("DASHBOARD_PROMETHEUS_URL")},
 			&cli.BoolFlag{Name: "read-only", Usage: "asynqmon only shows queues and tasks (no pause, retry or delete)", Sources: env("DASHBOARD_READ_ONLY")},
 			&cli.StringFlag{Name: "auth-user", Usage: "user name for HTTP basic auth (the password comes from " + envDashboardPassword + " or --auth-password-file)", Sources: env("DASHBOARD_AUTH_USER")},
 			&cli.StringFlag{Name: "auth-password-file", Usage: "file holding the basic-auth password (first line)", Sources: env("DASHBOARD_AUTH_PASSWORD_FILE")},
@@ -65,13 +66,13 @@ func dashboardCommand(stdout, stderr io.Writer) *cli.Command {
 				Tenants:      budgets,
 				Tracker:      c.tracker,
 				RedisConnOpt: c.opt,
-				ReadOnly:     cmd.Bool("read-only"),
-				Auth:         auth,
-				Anonymous:    !auth.Configured(), // loopback only: CheckListen passed
-				AllowHosts:   cmd.StringSlice("allow-host"),
-				Logger:       log,
-				Batches:      cmd.Int("batches"),
-				Open:         opener(cmd),
+				ReadOnly:     cmd.Bool("read-only"), PrometheusURL: cmd.String("prometheus-url"),
+				Auth:       auth,
+				Anonymous:  !auth.Configured(), // loopback only: CheckListen passed
+				AllowHosts: cmd.StringSlice("allow-host"),
+				Logger:     log,
+				Batches:    cmd.Int("batches"),
+				Open:       opener(cmd),
 			}
 			closeMetrics, err := dashboardMetrics(&cfg, c.opt, func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }, log)
 			if err != nil {

@@ -2,16 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/localredis"
 	"github.com/llamapipe/llamapipe/jobs/redisconn"
@@ -66,7 +65,7 @@ func connect(ctx context.Context, cmd *cli.Command, private bool, stderr io.Writ
 		} else if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(stderr, "llamapipe: started a private redis-server on %s for this run\n", srv.Addr)
+		ui.Say(ctx, stderr, nil, fmt.Sprintf("started a private redis-server on %s for this run", srv.Addr))
 		url, c.stop = srv.URL, srv.Stop
 	}
 	var err error
@@ -91,27 +90,4 @@ func opener(cmd *cli.Command) func(ctx context.Context, location string) (storag
 	return func(ctx context.Context, location string) (storage.Store, error) {
 		return backends.Open(ctx, location, cfg)
 	}
-}
-
-// readSecretMap reads a JSON object of strings (e.g. PDF passwords) from a
-// file, never echoing its content in errors.
-func readSecretMap(path string) (map[string]string, error) {
-	if path == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	raw := map[string]*string{}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, fmt.Errorf("%s: not a JSON object of strings (content not shown)", path)
-	}
-	m := make(map[string]string, len(raw))
-	for k, v := range raw {
-		if v != nil { // null: password unknown
-			m[k] = *v
-		}
-	}
-	return m, nil
 }

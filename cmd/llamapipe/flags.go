@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/clix"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/prompts"
 )
@@ -16,7 +17,7 @@ func batchFlags() []cli.Flag {
 		&cli.StringFlag{Name: "task", Value: jobs.TaskAuto, Usage: "auto (summarize documents, caption images), summarize or caption", Sources: env("TASK")},
 		&cli.StringSliceFlag{Name: "include", Usage: "only keys matching this glob (e.g. '**/*.pdf'; repeatable)", Sources: env("INCLUDE")},
 		&cli.StringSliceFlag{Name: "exclude", Usage: "skip keys matching this glob (repeatable)", Sources: env("EXCLUDE")},
-		&cli.Int64Flag{Name: "max-size", Value: 512 << 20, Usage: "skip objects larger than this many bytes", Sources: env("MAX_SIZE")},
+		&cli.GenericFlag{Name: "max-size", Value: clix.NewSize(512 << 20), Usage: "skip objects larger than this: 10MB, 512MiB, 1GiB or bytes", Sources: env("MAX_SIZE")},
 		&cli.StringFlag{Name: "queue", Value: jobs.QueueDefault, Usage: "queue: critical, default or nightly", Sources: env("QUEUE")},
 		&cli.IntFlag{Name: "max-retry", Value: 5, Usage: "retries of an item after a transient failure", Sources: env("MAX_RETRY")},
 		&cli.IntFlag{Name: "max-queued", Value: 100_000, Usage: "items of the batch in the queue at once (about 85 MB of Redis at 100,000); the rest wait in pages in the output's work area and are queued as items end; 0: no bound", Sources: env("MAX_QUEUED")},

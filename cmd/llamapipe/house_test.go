@@ -229,12 +229,12 @@ func nonTestLines(t *testing.T, dir string) (total int, files map[string]int, ge
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := 0
+		n, gen := 0, false
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			if n < 5 && strings.HasPrefix(sc.Text(), "// Code generated") {
-				generated = true
+				gen = true
 			}
 			n++
 		}
@@ -242,8 +242,12 @@ func nonTestLines(t *testing.T, dir string) (total int, files map[string]int, ge
 		if err := sc.Err(); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		files[name] = n
 		total += n
+		if gen { // generated code (oapi-codegen's client) is not held to the file limit
+			generated = true
+			continue
+		}
+		files[name] = n
 	}
 	return total, files, generated
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/clix"
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/feed"
@@ -23,7 +25,8 @@ func ingestCommand(stdout, stderr io.Writer) *cli.Command {
 		Name:      "ingest",
 		Usage:     "enqueue a batch for the workers; prints only its ID on standard output",
 		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
-		Flags:     concat(batchFlags(), providerFlags(), []cli.Flag{promptFlag(), tenantsFlag()}),
+		Flags: concat(clix.Category(clix.CatBatch, batchFlags()), clix.Category(clix.CatModel, append(providerFlags(), promptFlag())),
+			clix.Category(clix.CatTenancy, []cli.Flag{tenantsFlag()}), []cli.Flag{clix.JSONFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			return runIngest(ctx, cmd, stdout, stderr)
 		},
@@ -51,7 +54,10 @@ func runIngest(ctx context.Context, cmd *cli.Command, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "llamapipe: batch %s: %d items (%d queued, %d skipped)\n", res.BatchID, res.Total, res.Enqueued, res.Skipped)
+	if cmd.Bool("json") {
+		return clix.WriteJSON(stdout, clix.Started{BatchID: res.BatchID, Total: res.Total, Queued: res.Enqueued, Skipped: res.Skipped, Kinds: res.Kinds})
+	}
+	ui.Say(ctx, stderr, in.Logger, fmt.Sprintf("batch %s: %d items (%d queued, %d skipped)", res.BatchID, res.Total, res.Enqueued, res.Skipped), "batch_id", res.BatchID)
 	fmt.Fprintln(stdout, res.BatchID)
 	return nil
 }
@@ -87,7 +93,7 @@ func batchSpec(cmd *cli.Command, sources []string, prof llm.Profile) jobs.Spec {
 	return jobs.Spec{Sources: sources, Out: cmd.String("out"), Task: cmd.String("task"), Queue: cmd.String("queue"),
 		Options: jobs.Options{Language: cmd.String("language"), MaxOutputTokens: cmd.Int("max-output-tokens"),
 			Products: cmd.String("products"), ModelMode: cmd.String("model-mode"), KeepText: cmd.Bool("keep-text")},
-		Include: cmd.StringSlice("include"), Exclude: cmd.StringSlice("exclude"), MaxSize: cmd.Int64("max-size"),
+		Include: cmd.StringSlice("include"), Exclude: cmd.StringSlice("exclude"), MaxSize: clix.SizeOf(cmd, "max-size"),
 		MaxRetry: cmd.Int("max-retry"), MaxQueued: cmd.Int("max-queued"), Force: cmd.Bool("force"), TrustContent: cmd.Bool("trust-content"), Provider: prof.Provider, Model: prof.Model,
 		Tenant: cmd.String("tenant"), Webhook: cmd.String("webhook")}
 }
@@ -130,7 +136,7 @@ func checkBudget(ctx context.Context, cmd *cli.Command, c *conn, in *ingest.Inge
 	est := tenants.Spend{Cost: plan.All.Cost, Tokens: plan.All.InputTokens + plan.All.OutputTokens}
 	if err := b.CheckEstimate(ctx, o.Tenant, est, plan.Currency); err != nil {
 		if errors.Is(err, tenants.ErrOverBudget) {
-			return &exitError{code: exitFailed, msg: "batch refused: " + err.Error()}
+			return &exitError{code: exitRefused, msg: "batch refused: " + err.Error()}
 		}
 		return err
 	}

@@ -63,7 +63,8 @@ func TestRunExamples(t *testing.T) {
 	es := manifest(t, filepath.Join(out, "manifest.jsonl"))
 	files := 0
 	_ = filepath.WalkDir("../../examples", func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
+		// examples/.llamapipeignore keeps itself and LICENSES.md out.
+		if err == nil && !d.IsDir() && d.Name() != ".llamapipeignore" && d.Name() != "LICENSES.md" {
 			files++
 		}
 		return nil

@@ -371,8 +371,9 @@ func checkKEDA(t *testing.T, byKind map[string]map[string]k8sObject, deployment,
 			served[q] = true
 		}
 	}
-	// asynq's key for a queue's pending list (internal/base.PendingKey).
-	pending := regexp.MustCompile(`^asynq:\{([^}]+)\}:pending$`)
+	// asynq's key for a queue's pending list (internal/base.PendingKey) or
+	// its running tasks (base.ActiveKey).
+	pending := regexp.MustCompile(`^asynq:\{([^}]+)\}:(?:pending|active)$`)
 	found := false
 	for _, so := range byKind["ScaledObject"] {
 		var spec struct {
@@ -405,7 +406,7 @@ func checkKEDA(t *testing.T, byKind map[string]map[string]k8sObject, deployment,
 			}
 			m := pending.FindStringSubmatch(tr.Metadata["listName"])
 			if m == nil {
-				t.Errorf("ScaledObject %s: listName %q is not an asynq pending list", so.Metadata.Name, tr.Metadata["listName"])
+				t.Errorf("ScaledObject %s: listName %q is not an asynq pending or active list", so.Metadata.Name, tr.Metadata["listName"])
 				continue
 			}
 			if !jobs.ValidQueue(m[1]) || !served[m[1]] {

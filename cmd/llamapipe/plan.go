@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/clix"
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs/plan"
@@ -28,12 +29,10 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 		Name:      "plan",
 		Usage:     "list what a run would do — items by kind, pages, images, estimated tokens and cost — without sending anything",
 		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
-		Flags: concat(batchFlags(), providerFlags(), []cli.Flag{
+		Flags: concat(clix.Category(clix.CatBatch, batchFlags()), clix.Category(clix.CatModel, append(providerFlags(), promptFlag())), clix.Category(clix.CatWorker, []cli.Flag{
 			&cli.StringFlag{Name: "pdf-passwords", Usage: "JSON file {\"key or file name\": \"password\"} for encrypted PDFs", Sources: env("PDF_PASSWORDS")},
 			&cli.IntFlag{Name: "image-max-side", Value: 1344, Usage: "long side of images sent to the model, in pixels", Sources: env("IMAGE_MAX_SIDE")},
-			promptFlag(),
-			tenantsFlag(),
-		}),
+		}), clix.Category(clix.CatTenancy, []cli.Flag{tenantsFlag()}), []cli.Flag{clix.JSONFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			sources, err := needArgs(cmd, "source")
 			if err != nil {
@@ -43,7 +42,7 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			passwords, err := readSecretMap(cmd.String("pdf-passwords"))
+			passwords, err := clix.ReadSecretMap(cmd.String("pdf-passwords"))
 			if err != nil {
 				return &exitError{code: exitUsage, msg: "--pdf-passwords: " + err.Error()}
 			}
@@ -70,6 +69,9 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 			plan, err := in.Plan(ctx, o, est, ingest.PlanOptions{Sample: -1})
 			if err != nil {
 				return err
+			}
+			if cmd.Bool("json") {
+				return clix.WriteJSON(stdout, plan)
 			}
 			ui.PrintPlan(stdout, prof, plan)
 			return planBudget(ctx, cmd, stdout, stderr, o.Tenant, plan)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/clix"
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
 	"github.com/llamapipe/llamapipe/ingest"
 )
 
@@ -27,6 +29,7 @@ func retryCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.BoolFlag{Name: "failed", Value: true, Usage: "retry the failed items (the default)", Sources: env("RETRY_FAILED"), Destination: &opts.failed},
 			&cli.BoolFlag{Name: "cancelled", Usage: "also retry items that ended as cancelled", Sources: env("RETRY_CANCELLED"), Destination: &opts.Cancelled},
 			&cli.StringFlag{Name: "reason", Usage: "only items whose reason contains this text (any case)", Sources: env("RETRY_REASON"), Destination: &opts.Reason},
+			clix.JSONFlag(),
 		},
 		Action: onBatch(stderr, func(ctx context.Context, cmd *cli.Command, c *conn, id string) error {
 			return runRetry(ctx, cmd, c, id, opts, stdout, stderr)
@@ -48,7 +51,10 @@ func runRetry(ctx context.Context, cmd *cli.Command, c *conn, id string, opts re
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "llamapipe: batch %s retries %d items of %s (%d queued, %d skipped)\n", res.BatchID, res.Total, id, res.Enqueued, res.Skipped)
+	if cmd.Bool("json") {
+		return clix.WriteJSON(stdout, clix.Started{BatchID: res.BatchID, Total: res.Total, Queued: res.Enqueued, Skipped: res.Skipped, Kinds: res.Kinds, RetryOf: id})
+	}
+	ui.Say(ctx, stderr, log, fmt.Sprintf("batch %s retries %d items of %s (%d queued, %d skipped)", res.BatchID, res.Total, id, res.Enqueued, res.Skipped), "batch_id", res.BatchID, "retry_of", id)
 	fmt.Fprintln(stdout, res.BatchID)
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/clix"
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs/feed"
@@ -19,7 +20,8 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 		Name:      "run",
 		Usage:     "ingest sources, process them with in-process workers and wait: the all-in-one path for one machine",
 		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
-		Flags:     concat(batchFlags(), workerFlags(), providerFlags(), []cli.Flag{promptFlag(), tenantsFlag()}),
+		Flags: concat(clix.Category(clix.CatBatch, batchFlags()), clix.Category(clix.CatWorker, workerFlags()),
+			clix.Category(clix.CatModel, append(providerFlags(), promptFlag())), clix.Category(clix.CatTenancy, []cli.Flag{tenantsFlag()}), []cli.Flag{clix.JSONFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			return runRun(ctx, cmd, stdout, stderr)
 		},
@@ -73,6 +75,7 @@ func runRun(ctx context.Context, cmd *cli.Command, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "llamapipe: batch %s: %d items (%d queued, %d skipped)\n", res.BatchID, res.Total, res.Enqueued, res.Skipped)
-	return followed(ui.Follow(ctx, c.tracker, res.BatchID, stdout, stderr, true))
+	ui.Say(ctx, stderr, log, fmt.Sprintf("batch %s: %d items (%d queued, %d skipped)", res.BatchID, res.Total, res.Enqueued, res.Skipped), "batch_id", res.BatchID)
+	asJSON := cmd.Bool("json")
+	return followJSON(ctx, c, res.BatchID, stdout, asJSON, ui.Follow(ctx, c.tracker, res.BatchID, stdout, stderr, ui.FollowOptions{Started: true, Log: log, Quiet: asJSON}))
 }

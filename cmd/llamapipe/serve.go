@@ -15,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/clix"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/ingest/api"
 	"github.com/llamapipe/llamapipe/jobs"
@@ -45,7 +46,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.StringFlag{Name: "tokens-file", Usage: "file of accepted bearer tokens, one \"TOKEN TENANT\" per line (also " + envAPITokens + ")", Sources: env("API_TOKENS_FILE")},
 			&cli.StringSliceFlag{Name: "allow", Usage: "location prefix sources must lie under: s3://bucket/prefix or an absolute folder (repeatable; required)", Sources: env("API_ALLOW")},
 			&cli.StringSliceFlag{Name: "allow-out", Usage: "location prefix outputs must lie under (repeatable; default: the --allow prefixes)", Sources: env("API_ALLOW_OUT")},
-			&cli.Int64Flag{Name: "max-size", Value: 512 << 20, Usage: "skip objects larger than this many bytes", Sources: env("MAX_SIZE")},
+			&cli.GenericFlag{Name: "max-size", Value: clix.NewSize(512 << 20), Usage: "skip objects larger than this: 10MB, 512MiB, 1GiB or bytes", Sources: env("MAX_SIZE")},
 			&cli.IntFlag{Name: "max-retry", Value: 5, Usage: "retries of an item after a transient failure", Sources: env("MAX_RETRY")},
 			&cli.StringSliceFlag{Name: "webhook-allow", Usage: "URL prefix a submit's completion webhook must start with, e.g. https://hooks.example.com/llamapipe/ (repeatable; none: submits with a webhook are refused)", Sources: env("WEBHOOK_ALLOW")},
 			&cli.IntFlag{Name: "plan-sample", Value: ingest.DefaultPlanSample, Usage: "items of a submit estimated exactly for its answer's plan; the rest are extrapolated by size (negative: all)", Sources: env("PLAN_SAMPLE")},
@@ -95,7 +96,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 				Tracker: c.tracker, Redis: c.rdb, Ingester: in, Cancel: cancel,
 				Tokens: tokens, Allow: cmd.StringSlice("allow"), AllowOut: cmd.StringSlice("allow-out"),
 				Defaults: ingest.Options{Prompts: ps, Spec: jobs.Spec{Provider: prof.Provider, Model: prof.Model,
-					MaxSize: cmd.Int64("max-size"), MaxRetry: cmd.Int("max-retry"),
+					MaxSize: clix.SizeOf(cmd, "max-size"), MaxRetry: cmd.Int("max-retry"),
 					Options: jobs.Options{MaxOutputTokens: cmd.Int("max-output-tokens")}}},
 				AllowWebhooks: cmd.StringSlice("webhook-allow"),
 				Profiles:      apiProfiles(prof, profiles, estimate.Options{MaxOutputTokens: cmd.Int("max-output-tokens")}),

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/clix"
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
@@ -27,6 +29,7 @@ func statusCommand(stdout, stderr io.Writer) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "wait", Aliases: []string{"w"}, Usage: "follow the batch until its manifest is written", Sources: env("WAIT"), Destination: &opts.wait},
 			&cli.StringFlag{Name: "tenants", Usage: "tenants file: show what is left of the batch's tenant's budget (and count days in its timezone)", Sources: env("TENANTS")},
+			clix.JSONFlag(),
 		},
 		Action: onBatch(stderr, func(ctx context.Context, cmd *cli.Command, c *conn, id string) error {
 			return runStatus(ctx, cmd, c, id, opts, stdout, stderr)
@@ -36,21 +39,25 @@ func statusCommand(stdout, stderr io.Writer) *cli.Command {
 
 // runStatus prints a batch's counts, webhook and tenant, or follows it.
 func runStatus(ctx context.Context, cmd *cli.Command, c *conn, id string, opts statusOptions, stdout, stderr io.Writer) error {
+	asJSON := cmd.Bool("json")
 	if opts.wait {
-		return followed(ui.Follow(ctx, c.tracker, id, stdout, stderr, false))
+		log, err := newLogger(cmd, stderr, slog.LevelInfo)
+		if err != nil {
+			return err
+		}
+		return followJSON(ctx, c, id, stdout, asJSON, ui.Follow(ctx, c.tracker, id, stdout, stderr, ui.FollowOptions{Log: log, Quiet: asJSON}))
 	}
-	cnt, err := c.tracker.Counts(ctx, id)
+	if asJSON {
+		return clix.PrintStatusJSON(ctx, stdout, c.tracker, id)
+	}
+	st, err := clix.ReadBatchStatus(ctx, c.tracker, id)
 	if err != nil {
 		return err
 	}
-	b, err := c.tracker.Get(ctx, id)
-	if err != nil {
+	if err := ui.PrintStatus(ctx, stdout, c.tracker, st.Batch, st.Counts); err != nil {
 		return err
 	}
-	if err := ui.PrintStatus(ctx, stdout, c.tracker, b, cnt); err != nil {
-		return err
-	}
-	return printTenant(ctx, stdout, cmd, c, b)
+	return printTenant(ctx, stdout, cmd, c, st.Batch)
 }
 
 // onBatch is the action of a command that works on one batch (its only
@@ -89,6 +96,17 @@ func printTenant(ctx context.Context, w io.Writer, cmd *cli.Command, c *conn, b 
 	}
 	fmt.Fprintf(w, "tenant %s\n", st.Summary(""))
 	return nil
+}
+
+// followJSON ends a follow: with --json it prints the batch's status,
+// then maps the follow's error.
+func followJSON(ctx context.Context, c *conn, id string, stdout io.Writer, asJSON bool, err error) error {
+	if asJSON {
+		if jerr := clix.PrintStatusJSON(ctx, stdout, c.tracker, id); jerr != nil {
+			return jerr
+		}
+	}
+	return followed(err)
 }
 
 // followed maps ui.Follow's ErrReported to exit status 1 without repeating

@@ -31,9 +31,10 @@ func TestIngestRefusesABatchOverItsTenantsBudget(t *testing.T) {
 	}
 	write("tenants: {legal: {budget: {daily: {tokens: 10}}}}")
 	code, stdout, stderr := runCLI(t, "--redis-url", url, "ingest", src, "--out", t.TempDir(), "--tenant", "legal", "--tenants", file)
-	if code != exitFailed || stdout != "" {
-		t.Fatalf("exit %d, stdout %q: want 1 and nothing queued", code, stdout)
+	if code != exitRefused || stdout != "" {
+		t.Fatalf("exit %d, stdout %q: want 3 (refused before start) and nothing queued", code, stdout)
 	}
+	stderr = strings.ReplaceAll(stderr, `\"`, `"`) // a JSON record off a terminal
 	for _, want := range []string{`tenant "legal"`, "estimated", "remaining daily budget of 10 tokens"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("refusal %q does not say %q", stderr, want)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -162,24 +163,21 @@ func TestRunWaitsForTheWebhookAndStatusShowsIt(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "a.txt"), []byte("A lease between A and B."), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := runCLI(t, "--redis-url", url, "run", src, "--out", t.TempDir(), "--webhook", srv.URL)
+	code, stdout, stderr := runCLI(t, "--redis-url", url, "run", src, "--out", t.TempDir(), "--webhook", srv.URL)
 	if code != 0 {
 		t.Fatalf("run: exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stderr, "webhook: "+srv.URL+" delivered after 1 attempt(s), last answer HTTP 200") {
-		t.Fatalf("run's output does not report the delivery:\n%s", stderr)
+	if !strings.Contains(stdout, "webhook: "+srv.URL+" delivered after 1 attempt(s), last answer HTTP 200") {
+		t.Fatalf("run's output does not report the delivery:\n%s", stdout)
 	}
 	mu.Lock()
 	if calls != 1 {
 		t.Errorf("webhook called %d times, want 1", calls)
 	}
 	mu.Unlock()
-	id := ""
-	for _, f := range strings.Fields(stderr) {
-		if strings.Count(f, "-") == 2 && len(f) > 15 && f[0] == '2' {
-			id = strings.TrimSuffix(f, ":")
-			break
-		}
+	id := "" // from "manifest: OUT/batches/ID/manifest.jsonl" on stdout
+	if m := regexp.MustCompile(`batches/([^/]+)/manifest\.jsonl`).FindStringSubmatch(stdout); m != nil {
+		id = m[1]
 	}
 	code, out, errs := runCLI(t, "--redis-url", url, "status", id)
 	if code != 0 || !strings.Contains(out, "webhook: "+srv.URL+" delivered") {

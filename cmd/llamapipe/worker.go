@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/clix"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/feed"
@@ -27,7 +28,7 @@ func workerCommand(stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "worker",
 		Usage: "process queued tasks until SIGTERM or SIGINT (running tasks finish or return to the queue)",
-		Flags: concat(workerFlags(), providerFlags(), []cli.Flag{promptFlag(), tenantsFlag()}),
+		Flags: concat(clix.Category(clix.CatWorker, workerFlags()), clix.Category(clix.CatModel, append(providerFlags(), promptFlag())), clix.Category(clix.CatTenancy, []cli.Flag{tenantsFlag()})),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			return runWorker(ctx, cmd, stderr)
 		},
@@ -94,7 +95,7 @@ func newWorker(ctx context.Context, cmd *cli.Command, c *conn, log *slog.Logger,
 }
 
 func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger) (worker.Config, error) {
-	pw, err := readSecretMap(cmd.String("pdf-passwords"))
+	pw, err := clix.ReadSecretMap(cmd.String("pdf-passwords"))
 	if err != nil {
 		return worker.Config{}, &exitError{code: exitUsage, msg: "--pdf-passwords: " + err.Error()}
 	}

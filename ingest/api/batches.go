@@ -11,6 +11,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/eta"
 )
 
 // batch returns the tenant's batch, or answers 404; or 410 Gone, with
@@ -38,9 +39,10 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, tenant string) (j
 type BatchView struct {
 	jobs.Batch
 	Counts jobs.Counts `json:"counts"`
-	// State is listing, running, finalizing, finished or stopped.
+	// State is one of jobs.States.
 	State string `json:"state"`
-	// RatePerMin is items ended per minute since the batch was created.
+	// RatePerMin is items ended per minute over the last 10 minutes the
+	// batch was followed (since it was created, on a first look).
 	RatePerMin float64 `json:"rate_per_min"`
 	// ETASeconds is the estimated time left; absent when unknown.
 	ETASeconds *float64 `json:"eta_seconds,omitempty"`
@@ -77,9 +79,12 @@ func (s *Server) view(ctx context.Context, b jobs.Batch) (BatchView, error) {
 	if el := end.Sub(b.Created); el > 0 && !b.Created.IsZero() {
 		v.RatePerMin = float64(c.Ended()) / el.Minutes()
 	}
-	if v.State == "running" && v.RatePerMin > 0 {
-		eta := float64(c.Total-c.Ended()) / v.RatePerMin * 60
-		v.ETASeconds = &eta
+	if r, ok := s.rates.Observe(b.ID, s.cfg.Now(), c.Ended()); ok && v.State == jobs.StateRunning {
+		v.RatePerMin = r // over the last 10 minutes the batch was followed
+	}
+	if d, ok := eta.Left(c.Total-c.Ended(), v.RatePerMin); ok && v.State == jobs.StateRunning {
+		sec := d.Seconds()
+		v.ETASeconds = &sec
 	}
 	return v, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/eta"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/jobs/webhook"
 	"github.com/llamapipe/llamapipe/storage"
@@ -144,6 +145,8 @@ type Server struct {
 	routes   []string
 	// estimates bounds the estimate work of all requests together.
 	estimates *ingest.EstimatePool
+	// rates holds the recent progress of the batches clients follow.
+	rates eta.Window
 }
 
 // New builds the API server.

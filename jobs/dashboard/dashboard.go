@@ -67,6 +67,10 @@ type Config struct {
 	// ReadOnly restricts asynqmon to viewing (its API refuses anything but
 	// GET). Default false: operators may pause queues, retry or delete tasks.
 	ReadOnly bool
+	// PrometheusURL is the Prometheus (http://host:9090) that scrapes the
+	// queue metrics (asynq_*, this dashboard's /metrics); asynqmon draws its
+	// queue charts from it. Empty: asynqmon's metrics view is off.
+	PrometheusURL string
 	// Auth is the accepted credentials. New refuses an empty Auth unless
 	// Anonymous is set.
 	Auth Auth
@@ -156,7 +160,8 @@ func New(cfg Config) (*Handler, error) {
 		d.closers = append(d.closers, rdb.Close)
 		pages.budgets = &tenants.Budgets{File: tenants.Static(nil), Ledger: tenants.NewLedger(rdb, "")}
 	}
-	amon := asynqmon.New(asynqmon.Options{RootPath: AsynqPath, RedisConnOpt: cfg.RedisConnOpt, ReadOnly: cfg.ReadOnly})
+	amon := asynqmon.New(asynqmon.Options{RootPath: AsynqPath, RedisConnOpt: cfg.RedisConnOpt, ReadOnly: cfg.ReadOnly,
+		PrometheusAddress: cfg.PrometheusURL})
 	d.closers = append(d.closers, amon.Close)
 
 	private := http.NewServeMux()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/eta"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 )
 
@@ -33,6 +34,9 @@ type pages struct {
 	budgets *tenants.Budgets
 	// results is true when the results view is served (Config.Open).
 	results bool
+	// rates holds each viewed batch's recent progress, for a rate and ETA
+	// over the last 10 minutes rather than since the batch was created.
+	rates eta.Window
 }
 
 // TenantView is a batch's tenant and its spend as the batch page shows it.
@@ -117,14 +121,23 @@ func (p *pages) view(ctx context.Context, id string) (BatchView, error) {
 	if err != nil {
 		return BatchView{}, err
 	}
-	return summarize(b, c, p.now()), nil
+	now := p.now()
+	v := summarize(b, c, now)
+	if r, ok := p.rates.Observe(id, now, c.Ended()); ok && v.State == jobs.StateRunning {
+		v.RatePerMin = r // over the window: right after a pause, in batch mode
+		v.ETA = "unknown: nothing ended in the last 10 minutes"
+		if d, ok := eta.Left(c.Total-c.Ended(), r); ok {
+			v.ETA = roundDuration(d)
+		}
+	}
+	return v, nil
 }
 
 // summarize computes a batch's state, rate and ETA at time now.
 func summarize(b jobs.Batch, c jobs.Counts, now time.Time) BatchView {
 	v := BatchView{Batch: b, Counts: c}
 	v.State = c.State()
-	v.Refresh = v.State != "finished" && v.State != "stopped"
+	v.Refresh = !jobs.Ended(v.State)
 	if c.Total > 0 {
 		v.Percent = min(100, 100*float64(c.Ended())/float64(c.Total))
 	}
@@ -136,10 +149,10 @@ func summarize(b jobs.Batch, c jobs.Counts, now time.Time) BatchView {
 		v.RatePerMin = float64(c.Ended()) / elapsed.Minutes()
 	}
 	switch {
-	case v.State == "finished" || v.State == "finalizing":
+	case v.State == jobs.StateFinished || v.State == jobs.StateFinalizing:
 		v.ETA = "done"
-	case v.State == "stopped":
-		v.ETA = "stopped"
+	case v.State == jobs.StateStopped || v.State == jobs.StateCancelled || v.State == jobs.StateCancelling:
+		v.ETA = v.State
 	case !c.Sealed:
 		v.ETA = "unknown until listing ends"
 	case v.RatePerMin <= 0:

@@ -33,6 +33,9 @@ type wire struct {
 	// ResultBase is set when it is not the one jobs.ResultBase derives.
 	ResultBase  string `json:"r,omitempty"`
 	Fingerprint string `json:"f,omitempty"`
+	// Trace is the W3C traceparent of the ingest that queued the item
+	// (jobs.ItemPayload.Trace), "" when tracing is off.
+	Trace string `json:"tr,omitempty"`
 }
 
 // Options are asynq options of an item task besides its ID, type and payload.
@@ -87,7 +90,7 @@ func Encode(b jobs.Batch, p jobs.ItemPayload) ([]byte, error) {
 // gives p back.
 func compact(b jobs.Batch, p jobs.ItemPayload) (wire, bool) {
 	w := wire{V: Version, Batch: p.Batch, Source: -1, Key: p.Source.Key, ETag: p.Source.ETag, Size: p.Source.Size,
-		Pages: p.Source.Pages, Type: p.Type, Fingerprint: p.Fingerprint}
+		Pages: p.Source.Pages, Type: p.Type, Fingerprint: p.Fingerprint, Trace: p.Trace}
 	for i, s := range b.Sources {
 		if s == p.Source.Location {
 			w.Source = i
@@ -175,7 +178,7 @@ func expand(b jobs.Batch, w wire) (jobs.ItemPayload, error) {
 	p := jobs.ItemPayload{V: jobs.PayloadVersion, Batch: w.Batch, Item: jobs.ItemID(loc, w.Key),
 		Source: jobs.Ref{Location: loc, Key: w.Key, ETag: w.ETag, Size: w.Size, Pages: w.Pages},
 		Type:   w.Type, Kind: kind, Task: taskOf(kind), Out: b.Out, ResultBase: w.ResultBase, Options: b.Options,
-		Fingerprint: w.Fingerprint}
+		Fingerprint: w.Fingerprint, Trace: w.Trace}
 	if p.ResultBase == "" {
 		p.ResultBase = resultBase(b, w)
 	}

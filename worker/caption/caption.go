@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/tracing"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
@@ -235,6 +236,8 @@ func (s *Stage) prepareImage(ctx context.Context, data []byte, opts imageprep.Op
 	}
 	defer func() { <-s.slots }()
 	t0 := time.Now()
+	ctx, span := tracing.Start(ctx, tracing.SpanPrepare)
+	defer span.End()
 	img, err := imageprep.Prepare(ctx, data, opts)
 	s.cfg.Metrics.ImagePrepared(time.Since(t0))
 	return img, err

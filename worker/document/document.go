@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/tracing"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/chunk"
@@ -352,6 +353,8 @@ func (s *Stage) documentContent(ctx context.Context, it Item, data []byte) (docC
 	p := it.Payload
 	t0 := time.Now()
 	defer func() { s.cfg.Metrics.TextExtracted(p.Type, time.Since(t0)) }()
+	ctx, span := tracing.Start(ctx, tracing.SpanExtract)
+	defer span.End()
 	if p.Type == jobs.FilePDF {
 		r := pdfRead{password: s.password(p.Source), report: true}
 		if pr := p.Source.Pages; pr != nil {

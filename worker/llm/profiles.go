@@ -397,7 +397,7 @@ func ResolveProfile(profiles map[string]Profile, preset, provider, baseURL, mode
 	case provider == ProviderOpenAI:
 		p = genericOpenAI()
 	case provider == ProviderOffline:
-		p = Profile{Provider: ProviderOffline, TextOnly: true}
+		p = Profile{Provider: ProviderOffline, Model: ProviderOffline, TextOnly: true} // the offline client's Model
 	case provider != "":
 		name, ok := defaultPreset[provider]
 		if !ok {

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/llamapipe/llamapipe/jobs/tracing"
 	"github.com/llamapipe/llamapipe/storage"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // writeAttempts is how many times one write is tried in-process before its
@@ -26,6 +29,8 @@ const (
 // What is left is returned by WriteError: a PermanentError with an
 // actionable reason when retrying cannot heal it.
 func Put(ctx context.Context, out storage.Store, key string, data []byte, contentType string) error {
+	ctx, span := tracing.Start(ctx, tracing.SpanWrite, trace.WithAttributes(attribute.String("llamapipe.key", key), attribute.Int("llamapipe.bytes", len(data))))
+	defer span.End()
 	return WriteError(key, put(ctx, out, key, data, contentType))
 }
 

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"maps"
@@ -17,7 +18,7 @@ import (
 // profile has a batch price), the skips by reason, and what the numbers
 // are.
 func PrintPlan(w io.Writer, prof llm.Profile, p plan.Plan) {
-	fmt.Fprintf(w, "Plan for %s (%s): %d items, %d to process, %d skipped\n\n", prof.Model, prof.Provider, p.Total, p.All.Items, p.Total-p.All.Items)
+	fmt.Fprintf(w, "Plan for %s (%s): %d items, %d to process, %d skipped\n\n", cmp.Or(prof.Model, "the provider's default model"), prof.Provider, p.Total, p.All.Items, p.Total-p.All.Items)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	batch := prof.Prices.BatchDiscount > 0
 	header := "kind\titems\tpages\timages\trequests\test. input tokens\test. output tokens\test. cost\t"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -28,17 +29,36 @@ var _ Tracker = (*jobs.Tracker)(nil)
 // has already shown (a fatal error such as a refused API key).
 var ErrReported = errors.New("batch stopped (reason shown above)")
 
+// FollowOptions tune Follow.
+type FollowOptions struct {
+	// Started says this process queued the batch: on ctx's end Follow
+	// says how to follow the batch again.
+	Started bool
+	// Log gets the progress lines when stderr is not a terminal (nil:
+	// none), so they never mix with JSON logs as plain lines.
+	Log *slog.Logger
+	// Quiet leaves stdout to the caller (--json prints the final status).
+	Quiet bool
+}
+
 // Follow shows a batch's progress until its manifest is written: a progress
-// bar on a terminal, plain lines otherwise. It prints where the manifest and
+// bar on a terminal, log records otherwise. It prints where the manifest and
 // report are, and fails when items failed (ErrReported when the reason was
-// shown already). started says this process queued the batch: on ctx's end
-// it says how to follow the batch again.
-func Follow(ctx context.Context, t Tracker, batch string, stdout, stderr io.Writer, started bool) error {
+// shown already).
+func Follow(ctx context.Context, t Tracker, batch string, stdout, stderr io.Writer, o FollowOptions) error {
 	b, err := t.Get(ctx, batch)
 	if err != nil {
 		return err
 	}
 	tty := IsTerminal(stderr)
+	fatalOut := stderr
+	if !tty {
+		stderr = LogWriter(ctx, o.Log, slog.LevelInfo, "batch_id", batch)
+		fatalOut = LogWriter(ctx, o.Log, slog.LevelError, "batch_id", batch)
+	}
+	if o.Quiet {
+		stdout = io.Discard
+	}
 	var bar *progressbar.ProgressBar
 	if tty {
 		bar = progressbar.NewOptions(-1,
@@ -72,7 +92,7 @@ func Follow(ctx context.Context, t Tracker, batch string, stdout, stderr io.Writ
 			if bar != nil {
 				_ = bar.Clear()
 			}
-			fmt.Fprintf(stderr, "llamapipe: %s\n", c.Fatal)
+			fmt.Fprintf(fatalOut, "llamapipe: %s\n", c.Fatal)
 		}
 		if bar != nil {
 			if c.Sealed && bar.GetMax() != c.Total {
@@ -90,12 +110,12 @@ func Follow(ctx context.Context, t Tracker, batch string, stdout, stderr io.Writ
 				_ = bar.Finish()
 				fmt.Fprintln(stderr)
 			}
-			c.Fatal = "" // said once above, not again in the summary
-			printCounts(stderr, b, c)
+			printCounts(stderr, b, c, fatalShown) // the reason was said once above
+
 			out := strings.TrimRight(b.Out, "/")
 			fmt.Fprintf(stdout, "manifest: %s/%s\nreport:   %s/%s\n", out, b.ManifestPath(), out, b.ReportPath())
-			if b.Webhook != "" {
-				waitWebhook(ctx, t, b, webhookWait, stderr)
+			if b.Webhook != "" { // its outcome is a result: on stdout with the manifest
+				waitWebhook(ctx, t, b, webhookWait, stdout)
 			}
 			switch {
 			case fatalShown:
@@ -107,7 +127,7 @@ func Follow(ctx context.Context, t Tracker, batch string, stdout, stderr io.Writ
 		}
 		select {
 		case <-ctx.Done():
-			if started {
+			if o.Started {
 				fmt.Fprintf(stderr, "llamapipe: stopped following batch %s; queued items stay queued (follow with: llamapipe status %s --wait)\n", batch, batch)
 			}
 			return ctx.Err()
@@ -116,20 +136,11 @@ func Follow(ctx context.Context, t Tracker, batch string, stdout, stderr io.Writ
 	}
 }
 
-func printCounts(w io.Writer, b jobs.Batch, c jobs.Counts) {
-	state := "running"
-	switch {
-	case c.Finalized:
-		state = "finished"
-	case !c.Sealed:
-		state = "ingesting"
-	}
+func printCounts(w io.Writer, b jobs.Batch, c jobs.Counts, fatalSaid bool) {
+	state := c.State()
 	total := fmt.Sprint(c.Total)
 	if !c.Sealed {
 		total = "?"
-	}
-	if c.CancelRequested && !c.Finalized {
-		state = "cancelling"
 	}
 	fmt.Fprintf(w, "batch %s (%s): %s items: %d done, %d failed, %d skipped", b.ID, state, total, c.Done, c.Failed, c.Skipped)
 	if c.Cancelled > 0 {
@@ -141,7 +152,7 @@ func printCounts(w io.Writer, b jobs.Batch, c jobs.Counts) {
 	if b.RetryOf != "" {
 		fmt.Fprintf(w, "retries the failed items of batch %s\n", b.RetryOf)
 	}
-	if c.Fatal != "" {
+	if c.Fatal != "" && !fatalSaid {
 		fmt.Fprintf(w, "stopped: %s\n", c.Fatal)
 	}
 }
@@ -210,7 +221,7 @@ func printWebhook(w io.Writer, b jobs.Batch, st jobs.WebhookState, known bool) {
 
 // PrintStatus prints a batch's counts and its webhook's state.
 func PrintStatus(ctx context.Context, w io.Writer, t Tracker, b jobs.Batch, c jobs.Counts) error {
-	printCounts(w, b, c)
+	printCounts(w, b, c, false)
 	if b.Webhook == "" {
 		return nil
 	}

@@ -3,8 +3,11 @@ package ui
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 
@@ -31,7 +34,7 @@ func TestFollowAFinishedBatch(t *testing.T) {
 	b := jobs.Batch{ID: "b1", Spec: jobs.Spec{Out: "/out/"}}
 	done := jobs.Counts{Total: 3, Done: 3, Sealed: true, Finalized: true, InputTokens: 10, OutputTokens: 5, Cost: 0.5, Costs: map[string]float64{"RUB": 0.5}, Currency: "RUB"}
 	var stdout, stderr bytes.Buffer
-	if err := Follow(context.Background(), fakeTracker{b: b, c: done}, "b1", &stdout, &stderr, true); err != nil {
+	if err := Follow(context.Background(), fakeTracker{b: b, c: done}, "b1", &stdout, &stderr, FollowOptions{Started: true, Log: slog.New(slog.NewJSONHandler(&stderr, nil))}); err != nil {
 		t.Fatalf("a batch without failures: %v", err)
 	}
 	if want := "manifest: /out/" + b.ManifestPath(); !strings.Contains(stdout.String(), want) {
@@ -43,7 +46,7 @@ func TestFollowAFinishedBatch(t *testing.T) {
 
 	failed := done
 	failed.Done, failed.Failed = 1, 2
-	err := Follow(context.Background(), fakeTracker{b: b, c: failed}, "b1", &stdout, &stderr, true)
+	err := Follow(context.Background(), fakeTracker{b: b, c: failed}, "b1", &stdout, &stderr, FollowOptions{Started: true, Log: slog.New(slog.NewJSONHandler(&stderr, nil))})
 	if err == nil || !strings.Contains(err.Error(), "2 of 3 items failed") || errors.Is(err, ErrReported) {
 		t.Errorf("failed items: %v", err)
 	}
@@ -51,7 +54,7 @@ func TestFollowAFinishedBatch(t *testing.T) {
 	stderr.Reset()
 	fatal := done
 	fatal.Fatal = "the provider refused the API key"
-	err = Follow(context.Background(), fakeTracker{b: b, c: fatal}, "b1", &stdout, &stderr, true)
+	err = Follow(context.Background(), fakeTracker{b: b, c: fatal}, "b1", &stdout, &stderr, FollowOptions{Started: true, Log: slog.New(slog.NewJSONHandler(&stderr, nil))})
 	if !errors.Is(err, ErrReported) || strings.Count(stderr.String(), fatal.Fatal) != 1 {
 		t.Errorf("a fatal stop: %v, stderr %q; want ErrReported and the reason said once", err, stderr.String())
 	}
@@ -87,7 +90,7 @@ func (v vanishing) Counts(ctx context.Context, id string) (jobs.Counts, error) {
 func TestFollowReportsALostBatch(t *testing.T) {
 	b := jobs.Batch{ID: "b1", Spec: jobs.Spec{Out: "/out/"}}
 	var stdout, stderr bytes.Buffer
-	err := Follow(context.Background(), vanishing{fakeTracker{b: b}}, "b1", &stdout, &stderr, true)
+	err := Follow(context.Background(), vanishing{fakeTracker{b: b}}, "b1", &stdout, &stderr, FollowOptions{Started: true, Log: slog.New(slog.NewJSONHandler(&stderr, nil))})
 	g := jobs.Gone(err)
 	if g == nil || g.State != jobs.StateLost || g.ID != "b1" {
 		t.Fatalf("a record that vanished while followed: %v, want the batch reported lost", err)
@@ -98,5 +101,45 @@ func TestProgressLineCarriesTheCurrency(t *testing.T) {
 	c := jobs.Counts{Total: 4, Sealed: true, Done: 2, Cost: 1.25, Costs: map[string]float64{"USD": 1.25}, Currency: "USD"}
 	if got, want := progressLine(c), "2/4 ended (2 done, 0 failed, 0 skipped; cost 1.2500 USD)"; got != want {
 		t.Errorf("progress line %q, want %q", got, want)
+	}
+}
+
+// TestFollowOffATerminalLogsOnly: when stderr is not a terminal, every
+// line Follow writes there is a log record (here JSON), never a plain line.
+func TestFollowOffATerminalLogsOnly(t *testing.T) {
+	b := jobs.Batch{ID: "b1", Spec: jobs.Spec{Out: "/out/"}}
+	c := jobs.Counts{Total: 3, Done: 1, Failed: 2, Sealed: true, Finalized: true, Fatal: "the provider refused the API key"}
+	var stdout, stderr bytes.Buffer
+	_ = Follow(context.Background(), fakeTracker{b: b, c: c}, "b1", &stdout, &stderr, FollowOptions{Log: slog.New(slog.NewJSONHandler(&stderr, nil))})
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("stderr %q: want the fatal reason and the summary as records", stderr.String())
+	}
+	for _, l := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec["batch_id"] != "b1" {
+			t.Errorf("not a JSON record of batch b1: %q (%v)", l, err)
+		}
+	}
+	if !strings.Contains(stderr.String(), "batch b1 (stopped)") {
+		t.Errorf("stderr %q lacks the summary with the state", stderr.String())
+	}
+}
+
+// TestStatesAreTheAPIs: the summary line names the state as the API and
+// the dashboard do (jobs.Counts.State), for every state.
+func TestStatesAreTheAPIs(t *testing.T) {
+	b := jobs.Batch{ID: "b1"}
+	for _, c := range []jobs.Counts{
+		{}, {Sealed: true, Total: 2}, {Sealed: true, Total: 2, CancelRequested: true},
+		{Sealed: true, Total: 1, Done: 1}, {Sealed: true, Total: 1, Done: 1, Finalized: true},
+		{Sealed: true, Total: 1, Cancelled: 1, Finalized: true, CancelRequested: true}, {Fatal: "x"},
+	} {
+		var w bytes.Buffer
+		printCounts(&w, b, c, false)
+		st := c.State()
+		if !slices.Contains(jobs.States, st) || !strings.HasPrefix(w.String(), "batch b1 ("+st+")") {
+			t.Errorf("%+v: %q, want state %q of jobs.States", c, w.String(), st)
+		}
 	}
 }

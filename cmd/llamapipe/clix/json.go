@@ -1,0 +1,91 @@
+package clix
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+
+	"github.com/llamapipe/llamapipe/jobs"
+)
+
+// BatchStatus is a batch as status, cancel, run and batches print it with
+// --json: the API's GET /v1/batches/{id} answer (ingest/api.BatchView)
+// without its rate and ETA, so a script reads one shape from both.
+type BatchStatus struct {
+	jobs.Batch
+	Counts jobs.Counts `json:"counts"`
+	// State is one of jobs.States (jobs.Counts.State).
+	State string `json:"state"`
+	// Manifest and Report are where manifest.jsonl and report.md are (or
+	// will be, once State is finished or cancelled) written.
+	Manifest        string             `json:"manifest"`
+	Report          string             `json:"report"`
+	WebhookDelivery *jobs.WebhookState `json:"webhook_delivery,omitempty"`
+}
+
+// NewBatchStatus makes a batch's status from its record and counts; st is
+// its webhook's delivery (nil: none, or not asked).
+func NewBatchStatus(b jobs.Batch, c jobs.Counts, st *jobs.WebhookState) BatchStatus {
+	out := strings.TrimRight(b.Out, "/")
+	return BatchStatus{Batch: b, Counts: c, State: c.State(),
+		Manifest: out + "/" + b.ManifestPath(), Report: out + "/" + b.ReportPath(), WebhookDelivery: st}
+}
+
+// Cancelled is what cancel --json prints: the batch after the cancel and
+// how many queued items were removed.
+type Cancelled struct {
+	BatchStatus
+	Removed int `json:"removed_from_queue"`
+}
+
+// Started is what ingest --json and retry --json print: the new batch and
+// what its listing found.
+type Started struct {
+	BatchID string         `json:"batch_id"`
+	Total   int            `json:"total"`
+	Queued  int            `json:"queued"`
+	Skipped int            `json:"skipped"`
+	Kinds   map[string]int `json:"kinds,omitempty"`
+	RetryOf string         `json:"retry_of,omitempty"`
+}
+
+// WriteJSON writes v as indented JSON and a newline.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// StatusReader is what ReadBatchStatus reads of the batch records (a
+// *jobs.Tracker).
+type StatusReader interface {
+	Get(ctx context.Context, id string) (jobs.Batch, error)
+	Counts(ctx context.Context, batch string) (jobs.Counts, error)
+	WebhookState(ctx context.Context, batch string) (jobs.WebhookState, bool, error)
+}
+
+// ReadBatchStatus reads a batch's status, with its webhook's delivery when
+// it has a webhook.
+func ReadBatchStatus(ctx context.Context, t StatusReader, id string) (BatchStatus, error) {
+	b, err := t.Get(ctx, id)
+	if err != nil {
+		return BatchStatus{}, err
+	}
+	c, err := t.Counts(ctx, id)
+	if err != nil {
+		return BatchStatus{}, err
+	}
+	var hook *jobs.WebhookState
+	if b.Webhook != "" {
+		st, ok, err := t.WebhookState(ctx, id)
+		if err != nil {
+			return BatchStatus{}, err
+		}
+		if !ok {
+			st = jobs.WebhookState{Status: jobs.WebhookPending, Delivery: jobs.WebhookDeliveryID(b.ID, jobs.EventBatchCompleted)}
+		}
+		hook = &st
+	}
+	return NewBatchStatus(b, c, hook), nil
+}
