@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/batchtask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 )
 
@@ -278,11 +279,11 @@ func TestCountsState(t *testing.T) {
 // the second must not be dropped as a duplicate of a collector that ran.
 func TestCollectTaskIDsPerWindow(t *testing.T) {
 	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	a, err := jobs.NewCollectTask("g", base, 300*time.Millisecond)
+	a, err := batchtask.NewCollectTask("g", base, 300*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := jobs.NewCollectTask("g", base.Add(300*time.Millisecond), 300*time.Millisecond)
+	b, err := batchtask.NewCollectTask("g", base.Add(300*time.Millisecond), 300*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,23 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
-
-// TypeWebhook tells a batch's completion webhook that the batch ended.
-const TypeWebhook = "llamapipe:webhook"
-
-// EventBatchCompleted is the event of a batch whose manifest and report were
-// written (whether its items succeeded, failed or were cancelled).
-const EventBatchCompleted = "batch.completed"
-
-// WebhookMaxRetry is how often a webhook call is retried (with exponential
-// backoff: about seven hours in all) before its delivery is given up.
-const WebhookMaxRetry = 15
 
 // Webhook delivery states (WebhookState.Status).
 const (
@@ -29,102 +16,6 @@ const (
 	WebhookDelivered = "delivered"
 	WebhookFailed    = "failed"
 )
-
-// WebhookPayload is the payload of a TypeWebhook task: the batch only; the
-// worker reads everything else (and the URL) from the batch record.
-type WebhookPayload struct {
-	V     int    `json:"v"`
-	Batch string `json:"batch"`
-}
-
-// WebhookTaskID is the asynq task ID of a batch's completion webhook: it is
-// enqueued once however often the batch is finalized.
-func WebhookTaskID(batch string) string { return "webhook:" + batch }
-
-// WebhookDeliveryID is the X-Llamapipe-Delivery value of a batch's event:
-// the same on every attempt.
-func WebhookDeliveryID(batch, event string) string { return batch + ":" + event }
-
-// NewWebhookTask builds the task that calls a batch's completion webhook. It
-// runs on the critical queue: it is small and someone is waiting for it.
-func NewWebhookTask(batch string) (*asynq.Task, error) {
-	if batch == "" {
-		return nil, fmt.Errorf("%w: no batch", ErrBadPayload)
-	}
-	b, err := json.Marshal(WebhookPayload{V: PayloadVersion, Batch: batch})
-	if err != nil {
-		return nil, fmt.Errorf("encode webhook payload: %w", err)
-	}
-	return asynq.NewTask(TypeWebhook, b,
-		asynq.TaskID(WebhookTaskID(batch)),
-		asynq.Queue(QueueCritical),
-		asynq.MaxRetry(WebhookMaxRetry),
-		asynq.Retention(Retention),
-	), nil
-}
-
-// DecodeWebhook decodes a webhook payload.
-func DecodeWebhook(b []byte) (WebhookPayload, error) {
-	var p WebhookPayload
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("%w: %w", ErrBadPayload, err)
-	}
-	if p.V > PayloadVersion || p.V < 1 || p.Batch == "" {
-		return p, fmt.Errorf("%w: webhook payload v%d batch %q", ErrBadPayload, p.V, p.Batch)
-	}
-	return p, nil
-}
-
-// WebhookEvent is the JSON body of a webhook call. It holds counts and
-// locations only: no document text, captions or secrets.
-type WebhookEvent struct {
-	Event    string `json:"event"`
-	Delivery string `json:"delivery"`
-	Batch    string `json:"batch"`
-	Tenant   string `json:"tenant,omitempty"`
-	// State is finished, cancelled (the batch was cancelled) or stopped (a
-	// fatal error such as a refused API key; see Fatal).
-	State    string    `json:"state"`
-	Created  time.Time `json:"created"`
-	Finished time.Time `json:"finished"`
-	Counts   struct {
-		Total     int `json:"total"`
-		Done      int `json:"done"`
-		Failed    int `json:"failed"`
-		Skipped   int `json:"skipped"`
-		Cancelled int `json:"cancelled"`
-	} `json:"counts"`
-	InputTokens  int64 `json:"input_tokens"`
-	OutputTokens int64 `json:"output_tokens"`
-	// Cost and Currency are set when the model's prices are known.
-	Cost     *float64 `json:"cost,omitempty"`
-	Currency string   `json:"currency,omitempty"`
-	// Fatal is the message that stopped the batch, if any.
-	Fatal string `json:"fatal,omitempty"`
-	// RetryOf names the batch this one retried, if any.
-	RetryOf string `json:"retry_of,omitempty"`
-	// Manifest and Report are the locations of manifest.jsonl and report.md.
-	Manifest string `json:"manifest"`
-	Report   string `json:"report"`
-}
-
-// NewWebhookEvent describes a finalized batch for its webhook.
-func NewWebhookEvent(b Batch, c Counts) WebhookEvent {
-	ev := WebhookEvent{Event: EventBatchCompleted, Delivery: WebhookDeliveryID(b.ID, EventBatchCompleted),
-		Batch: b.ID, Tenant: b.Tenant, State: StateFinished, Created: b.Created, Finished: c.Finished,
-		InputTokens: c.InputTokens, OutputTokens: c.OutputTokens, Fatal: c.Fatal, RetryOf: b.RetryOf,
-		Manifest: joinKey(b.Out, b.ManifestPath()), Report: joinKey(b.Out, b.ReportPath())}
-	switch {
-	case c.Fatal != "":
-		ev.State = StateStopped
-	case c.CancelRequested:
-		ev.State = StateCancelled
-	}
-	ev.Counts.Total, ev.Counts.Done, ev.Counts.Failed, ev.Counts.Skipped, ev.Counts.Cancelled = c.Total, c.Done, c.Failed, c.Skipped, c.Cancelled
-	return ev
-}
-
-func joinKey(loc, key string) string { return strings.TrimRight(loc, "/") + "/" + key }
 
 // WebhookState is the delivery state of a batch's completion webhook.
 type WebhookState struct {

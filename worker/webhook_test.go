@@ -120,7 +120,7 @@ func TestWebhookDeliveredAfterARetryWithOneDeliveryID(t *testing.T) {
 	if d0, d1 := headers[0].Get(webhook.HeaderDelivery), headers[1].Get(webhook.HeaderDelivery); d0 == "" || d0 != d1 {
 		t.Errorf("delivery IDs %q and %q: want one stable ID", d0, d1)
 	}
-	if got := headers[1].Get(webhook.HeaderEvent); got != jobs.EventBatchCompleted {
+	if got := headers[1].Get(webhook.HeaderEvent); got != webhook.EventBatchCompleted {
 		t.Errorf("event header %q", got)
 	}
 	if got := headers[1].Get("Content-Type"); got != "application/json" {
@@ -129,7 +129,7 @@ func TestWebhookDeliveredAfterARetryWithOneDeliveryID(t *testing.T) {
 	if !strings.HasPrefix(headers[1].Get(webhook.HeaderSignature), "t="+headers[1].Get(webhook.HeaderTimestamp)+",v1=") {
 		t.Errorf("signature %q does not carry the timestamp header", headers[1].Get(webhook.HeaderSignature))
 	}
-	var ev jobs.WebhookEvent
+	var ev webhook.Event
 	if err := json.Unmarshal(bodies[1], &ev); err != nil {
 		t.Fatalf("body %s: %v", bodies[1], err)
 	}
@@ -206,7 +206,7 @@ func TestWebhookBacksOffFromTenSeconds(t *testing.T) {
 	defer insp.Close()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		ti, err := insp.GetTaskInfo(jobs.QueueCritical, jobs.WebhookTaskID(res.BatchID))
+		ti, err := insp.GetTaskInfo(jobs.QueueCritical, webhook.TaskID(res.BatchID))
 		if err == nil && ti.State == asynq.TaskStateRetry {
 			if wait := time.Until(ti.NextProcessAt); wait < 5*time.Second || wait > 11*time.Second {
 				t.Fatalf("first webhook retry due in %s, want about 10s", wait)

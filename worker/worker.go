@@ -14,8 +14,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/batchtask"
 	"github.com/llamapipe/llamapipe/jobs/feed"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
+	"github.com/llamapipe/llamapipe/jobs/webhook"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/batchmode"
@@ -220,9 +222,9 @@ func (w *Worker) Handler() asynq.Handler {
 	mux.Handle(jobs.TypeMap, w.mapHandler())
 	mux.Handle(jobs.TypeReduce, w.reduceHandler())
 	mux.Handle(jobs.TypeFinalize, recoverPanics(asynq.HandlerFunc(w.fin.HandleFinalize)))
-	mux.Handle(jobs.TypeWebhook, recoverPanics(asynq.HandlerFunc(w.fin.HandleWebhook)))
-	mux.Handle(jobs.TypeBatchCollect, recoverPanics(asynq.HandlerFunc(w.handleCollect)))
-	mux.Handle(jobs.TypeBatchPoll, recoverPanics(asynq.HandlerFunc(w.handlePoll)))
+	mux.Handle(webhook.TypeTask, recoverPanics(asynq.HandlerFunc(w.fin.HandleWebhook)))
+	mux.Handle(batchtask.TypeBatchCollect, recoverPanics(asynq.HandlerFunc(w.handleCollect)))
+	mux.Handle(batchtask.TypeBatchPoll, recoverPanics(asynq.HandlerFunc(w.handlePoll)))
 	for typ, h := range w.cfg.Handlers {
 		mux.Handle(typ, recoverPanics(h))
 	}
@@ -233,7 +235,7 @@ func (w *Worker) Handler() asynq.Handler {
 // WebhookRetryDelay, doubling up to an hour (finalize.WebhookRetryDelay);
 // every other task uses retryDelay.
 func (w *Worker) taskRetryDelay(n int, err error, t *asynq.Task) time.Duration {
-	if t.Type() == jobs.TypeWebhook {
+	if t.Type() == webhook.TypeTask {
 		return finalize.WebhookRetryDelay(w.cfg.WebhookRetryDelay, n)
 	}
 	return retryDelay(n, err, t)
@@ -242,7 +244,7 @@ func (w *Worker) taskRetryDelay(n int, err error, t *asynq.Task) time.Duration {
 // handleCollect runs batch mode's collector (an error without batch mode).
 func (w *Worker) handleCollect(ctx context.Context, t *asynq.Task) error {
 	if w.bm == nil {
-		p, err := jobs.DecodeCollect(t.Payload())
+		p, err := batchtask.DecodeCollect(t.Payload())
 		if err != nil {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
@@ -254,7 +256,7 @@ func (w *Worker) handleCollect(ctx context.Context, t *asynq.Task) error {
 // handlePoll runs batch mode's poller (an error without batch mode).
 func (w *Worker) handlePoll(ctx context.Context, t *asynq.Task) error {
 	if w.bm == nil {
-		p, err := jobs.DecodePoll(t.Payload())
+		p, err := batchtask.DecodePoll(t.Payload())
 		if err != nil {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/jobs/webhook"
 )
@@ -83,7 +82,7 @@ func TestTenantsAreKeptApartThroughServe(t *testing.T) {
 	var events []tenancyEvent
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		var ev jobs.WebhookEvent
+		var ev webhook.Event
 		_ = json.Unmarshal(body, &ev)
 		mu.Lock()
 		events = append(events, tenancyEvent{header: r.Header.Clone(), body: body, tenant: ev.Tenant})

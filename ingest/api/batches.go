@@ -12,6 +12,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/eta"
+	"github.com/llamapipe/llamapipe/jobs/webhook"
 )
 
 // batch returns the tenant's batch, or answers 404; or 410 Gone, with
@@ -67,7 +68,7 @@ func (s *Server) view(ctx context.Context, b jobs.Batch) (BatchView, error) {
 			return BatchView{}, err
 		}
 		if !ok {
-			st = jobs.WebhookState{Status: jobs.WebhookPending, Delivery: jobs.WebhookDeliveryID(b.ID, jobs.EventBatchCompleted)}
+			st = jobs.WebhookState{Status: jobs.WebhookPending, Delivery: webhook.DeliveryID(b.ID, webhook.EventBatchCompleted)}
 		}
 		v.WebhookDelivery = &st
 	}

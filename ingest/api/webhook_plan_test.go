@@ -20,6 +20,7 @@ import (
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/jobs/plan"
+	"github.com/llamapipe/llamapipe/jobs/webhook"
 )
 
 func writeFile(t *testing.T, path string, data []byte) {
@@ -193,7 +194,7 @@ func TestSubmitWebhookAllowedAndShownWithItsDelivery(t *testing.T) {
 			t.Fatalf("detail: %d", code)
 		}
 		if v.Webhook != hook || v.WebhookDelivery == nil || v.WebhookDelivery.Status != jobs.WebhookPending ||
-			v.WebhookDelivery.Delivery != jobs.WebhookDeliveryID(r.ID, jobs.EventBatchCompleted) {
+			v.WebhookDelivery.Delivery != webhook.DeliveryID(r.ID, webhook.EventBatchCompleted) {
 			t.Fatalf("detail webhook %q delivery %+v: want pending", v.Webhook, v.WebhookDelivery)
 		}
 		at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -282,7 +283,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Plan":           reflect.TypeFor[plan.Plan](),
 		"PlanTotals":     reflect.TypeFor[plan.Totals](),
 		"WebhookState":   reflect.TypeFor[jobs.WebhookState](),
-		"WebhookEvent":   reflect.TypeFor[jobs.WebhookEvent](),
+		"WebhookEvent":   reflect.TypeFor[webhook.Event](),
 		"Item":           reflect.TypeFor[jobs.Entry](),
 	} {
 		schema, ok := doc.Components.Schemas[name]

@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/batchtask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/localstore"
@@ -103,7 +104,7 @@ func TestRequestWaitsThenGoesOnline(t *testing.T) {
 	if online.calls.Load() != 0 {
 		t.Fatal("a waiting request was asked online")
 	}
-	if len(enq.types) != 1 || enq.types[0] != jobs.TypeBatchCollect {
+	if len(enq.types) != 1 || enq.types[0] != batchtask.TypeBatchCollect {
 		t.Errorf("enqueued %v, want one collector", enq.types)
 	}
 	ids, err := m.rdb.SMembers(ctx, jobs.BatchModePendingKey(m.group)).Result()
@@ -137,14 +138,14 @@ func TestOversizeRequestGoesOnline(t *testing.T) {
 
 func TestHandlersRefuseAnotherGroup(t *testing.T) {
 	m, _, _ := newTestMode(t, batchapi.Limits{})
-	collect, err := jobs.NewCollectTask("other-model", time.Now(), time.Second)
+	collect, err := batchtask.NewCollectTask("other-model", time.Now(), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := m.HandleCollect(context.Background(), collect); err == nil {
 		t.Error("collector of another group ran")
 	}
-	poll, err := jobs.NewPollTask(jobs.PollPayload{Group: "other-model", Job: "j1"}, time.Second)
+	poll, err := batchtask.NewPollTask(batchtask.PollPayload{Group: "other-model", Job: "j1"}, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

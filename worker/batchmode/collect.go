@@ -17,15 +17,16 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/batchtask"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
 )
 
-// HandleCollect is the handler of jobs.TypeBatchCollect: it cuts the
+// HandleCollect is the handler of batchtask.TypeBatchCollect: it cuts the
 // pending requests into input files and submits them, one provider job per
 // file.
 func (b *Mode) HandleCollect(ctx context.Context, t *asynq.Task) error {
-	p, err := jobs.DecodeCollect(t.Payload())
+	p, err := batchtask.DecodeCollect(t.Payload())
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
@@ -44,7 +45,7 @@ func (b *Mode) HandleCollect(ctx context.Context, t *asynq.Task) error {
 	if limits.MinLines > 0 && len(ids) < limits.MinLines {
 		if b.small == "wait" {
 			d := 5 * time.Minute
-			nt, err := jobs.NewCollectTask(b.group, b.now().Truncate(d).Add(d), d)
+			nt, err := batchtask.NewCollectTask(b.group, b.now().Truncate(d).Add(d), d)
 			if err == nil {
 				_, err = b.enq.EnqueueContext(ctx, nt)
 			}
@@ -147,7 +148,7 @@ func (b *Mode) submit(ctx context.Context, f *batchapi.File) error {
 }
 
 func (b *Mode) schedulePoll(ctx context.Context, job string, attempt int) error {
-	t, err := jobs.NewPollTask(jobs.PollPayload{Group: b.group, Job: job, Attempt: attempt}, b.pollInterval)
+	t, err := batchtask.NewPollTask(batchtask.PollPayload{Group: b.group, Job: job, Attempt: attempt}, b.pollInterval)
 	if err != nil {
 		return err
 	}

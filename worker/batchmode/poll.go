@@ -12,17 +12,18 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/batchtask"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
 )
 
-// HandlePoll is the handler of jobs.TypeBatchPoll: it follows a provider
+// HandlePoll is the handler of batchtask.TypeBatchPoll: it follows a provider
 // job. Not done yet, it polls again later; done, it stores every answer,
 // marks what the job did not answer for an online call, and runs the
 // waiting tasks again.
 func (b *Mode) HandlePoll(ctx context.Context, t *asynq.Task) error {
-	p, err := jobs.DecodePoll(t.Payload())
+	p, err := batchtask.DecodePoll(t.Payload())
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/batchtask"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
@@ -159,7 +160,7 @@ func (b *Mode) settled(ctx context.Context, c *itemClient, req llm.Request, id, 
 
 func (b *Mode) scheduleCollect(ctx context.Context) error {
 	d := b.collectWindow
-	t, err := jobs.NewCollectTask(b.group, b.now().Truncate(d), d)
+	t, err := batchtask.NewCollectTask(b.group, b.now().Truncate(d), d)
 	if err != nil {
 		return err
 	}

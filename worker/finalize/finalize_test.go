@@ -186,7 +186,7 @@ func TestFinalizeWritesManifestAndReportAndQueuesTheWebhook(t *testing.T) {
 	if !tr.finalized.Equal(created.Add(time.Minute)) {
 		t.Errorf("finalized at %s", tr.finalized)
 	}
-	if len(enq.types) != 1 || enq.types[0] != jobs.TypeWebhook {
+	if len(enq.types) != 1 || enq.types[0] != webhook.TypeTask {
 		t.Errorf("enqueued %v, want one webhook", enq.types)
 	}
 
@@ -211,7 +211,7 @@ func TestHandleWebhookSignsAndRecordsTheDelivery(t *testing.T) {
 	b, c, entries := testBatch("file:///out/", srv.URL)
 	tr := &fakeTracker{batch: b, counts: c, entries: entries}
 	f, _ := newTestFinalizer(t, tr, &fakeEnqueuer{}, Config{WebhookSecret: secret, Priced: true, Currency: "USD"})
-	task, err := jobs.NewWebhookTask(b.ID)
+	task, err := webhook.NewTask(b.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestHandleWebhookSignsAndRecordsTheDelivery(t *testing.T) {
 	if err := webhook.Verify(secret, got.header, got.body, created.Add(time.Minute), 0); err != nil {
 		t.Errorf("signature: %v", err)
 	}
-	var ev jobs.WebhookEvent
+	var ev webhook.Event
 	if err := json.Unmarshal(got.body, &ev); err != nil {
 		t.Fatal(err)
 	}

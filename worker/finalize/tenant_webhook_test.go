@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/jobs/webhook"
 )
@@ -58,7 +57,7 @@ func TestWebhookIsSignedWithTheTenantsOwnKey(t *testing.T) {
 		tr := &fakeTracker{batch: b, counts: c, entries: entries}
 		f, _ := newTestFinalizer(t, tr, &fakeEnqueuer{}, Config{WebhookSecret: global,
 			Tenants: &tenants.Budgets{File: file}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-		task, err := jobs.NewWebhookTask(b.ID)
+		task, err := webhook.NewTask(b.ID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -47,7 +47,7 @@ func (f *Finalizer) enqueueWebhook(ctx context.Context, b jobs.Batch) error {
 	if b.Webhook == "" {
 		return nil
 	}
-	t, err := jobs.NewWebhookTask(b.ID)
+	t, err := webhook.NewTask(b.ID)
 	if err != nil {
 		return err
 	}
@@ -57,12 +57,12 @@ func (f *Finalizer) enqueueWebhook(ctx context.Context, b jobs.Batch) error {
 	return nil
 }
 
-// HandleWebhook is the handler of jobs.TypeWebhook: it POSTs a finalized batch's signed completion event to its
+// HandleWebhook is the handler of webhook.TypeTask: it POSTs a finalized batch's signed completion event to its
 // webhook and records the delivery state in the batch. 2xx delivers; 408,
 // 429, 5xx and network errors are retried (see WebhookRetryDelay); other
 // answers and a worker without a secret fail the delivery for good.
 func (f *Finalizer) HandleWebhook(ctx context.Context, t *asynq.Task) error {
-	p, err := jobs.DecodeWebhook(t.Payload())
+	p, err := webhook.Decode(t.Payload())
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
@@ -76,7 +76,7 @@ func (f *Finalizer) HandleWebhook(ctx context.Context, t *asynq.Task) error {
 	if b.Webhook == "" {
 		return nil
 	}
-	delivery := jobs.WebhookDeliveryID(b.ID, jobs.EventBatchCompleted)
+	delivery := webhook.DeliveryID(b.ID, webhook.EventBatchCompleted)
 	if st, ok, err := f.tracker.WebhookState(ctx, b.ID); err != nil {
 		return err
 	} else if ok && st.Status != jobs.WebhookPending {
@@ -103,7 +103,7 @@ func (f *Finalizer) HandleWebhook(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	ev := jobs.NewWebhookEvent(b, c)
+	ev := webhook.NewEvent(b, c)
 	if f.priced {
 		cost := c.Cost
 		ev.Cost, ev.Currency = &cost, f.currency
@@ -165,7 +165,7 @@ func (f *Finalizer) postWebhook(ctx context.Context, target, delivery string, se
 	now := f.now()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "llamapipe")
-	req.Header.Set(webhook.HeaderEvent, jobs.EventBatchCompleted)
+	req.Header.Set(webhook.HeaderEvent, webhook.EventBatchCompleted)
 	req.Header.Set(webhook.HeaderDelivery, delivery)
 	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
 	req.Header.Set(webhook.HeaderSignature, webhook.Sign(secret, now, body))

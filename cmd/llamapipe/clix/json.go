@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/webhook"
 )
 
 // BatchStatus is a batch as status, cancel, run and batches print it with
@@ -83,7 +84,7 @@ func ReadBatchStatus(ctx context.Context, t StatusReader, id string) (BatchStatu
 			return BatchStatus{}, err
 		}
 		if !ok {
-			st = jobs.WebhookState{Status: jobs.WebhookPending, Delivery: jobs.WebhookDeliveryID(b.ID, jobs.EventBatchCompleted)}
+			st = jobs.WebhookState{Status: jobs.WebhookPending, Delivery: webhook.DeliveryID(b.ID, webhook.EventBatchCompleted)}
 		}
 		hook = &st
 	}
