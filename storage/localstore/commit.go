@@ -1,6 +1,7 @@
 package localstore
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -19,9 +20,11 @@ import (
 //
 // then wakes the group. A Put joins the queue after its write, and a commit
 // takes only what was queued when it started, so every Put waits for a
-// commit that started after its own write. While one commit runs the next
-// group gathers: under load a commit covers many Puts (its cost is paid
-// once per group, not once per result), and a lone Put pays one commit.
+// commit that started after its own write. Up to maxCommits commits run at
+// once (a slow sync does not hold up every Put behind it); when that many
+// run, the next group gathers until one ends: under load a commit covers
+// many Puts (its cost is paid once per group, not once per result), and a
+// lone Put pays one commit.
 //
 // Because the data is durable before the rename, a file at a key is complete
 // after a power loss whether or not its Put had returned; and because Put
@@ -47,13 +50,17 @@ type pending struct {
 	done     chan struct{}
 }
 
+// maxCommits is how many group commits of one Store may run at once.
+const maxCommits = 4
+
 // committer runs the group commits of one Store.
 type committer struct {
 	sync syncer
+	max  int // commits at once; 0 means maxCommits
 
 	mu      sync.Mutex
 	queue   []*pending
-	running bool
+	running int
 }
 
 // commit makes p's file durable at its key and returns when it is (or the
@@ -63,8 +70,8 @@ func (c *committer) commit(root *os.Root, p *pending) error {
 	p.done = make(chan struct{})
 	c.mu.Lock()
 	c.queue = append(c.queue, p)
-	if !c.running {
-		c.running = true
+	if c.running < cmp.Or(c.max, maxCommits) {
+		c.running++
 		go c.loop(root)
 	}
 	c.mu.Unlock()
@@ -79,7 +86,7 @@ func (c *committer) loop(root *os.Root) {
 		group := c.queue
 		c.queue = nil
 		if len(group) == 0 {
-			c.running = false
+			c.running--
 			c.mu.Unlock()
 			return
 		}
@@ -133,6 +140,12 @@ func (c *committer) run(root *os.Root, group []*pending) {
 		}
 	}
 }
+
+// defaultSyncer is what a Store commits with. syncfs(2) costs less CPU
+// (one call per group) but waits for everything dirty on the file system,
+// other programs' writes included: measured on a disk shared with busy
+// builds, its commits took seconds (README, "Measured").
+var defaultSyncer syncer = fsyncer{}
 
 // fsyncer is the portable syncer: one fsync per file and per folder, all of
 // a group's at once (the file system overlaps them in its journal commits).

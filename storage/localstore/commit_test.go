@@ -55,9 +55,9 @@ func (c *countingSyncer) queued() int {
 	return len(c.s.commits.queue)
 }
 
-// Puts that arrive while a commit runs share the next one: 20 concurrent
-// Puts cost two commits (the first Put's, then one for the 19 queued behind
-// it), not 20.
+// Puts that arrive while commits run share the next one: with one commit
+// at a time, 20 concurrent Puts cost two commits (the first Put's, then one
+// for the 19 queued behind it), not 20.
 func TestConcurrentPutsShareCommits(t *testing.T) {
 	s, err := Open(t.TempDir())
 	if err != nil {
@@ -66,7 +66,7 @@ func TestConcurrentPutsShareCommits(t *testing.T) {
 	defer s.Close()
 	const n = 20
 	cs := &countingSyncer{inner: defaultSyncer, s: s, hold: n - 1}
-	s.commits.sync = cs
+	s.commits.sync, s.commits.max = cs, 1
 	// The first Put alone, so that its commit is the one the others queue
 	// behind.
 	first := make(chan error, 1)

@@ -3,8 +3,8 @@
 //
 // It owns the mapping of keys to files, atomic and durable writes (temporary
 // file in the destination folder, then a group commit shared by the Puts
-// waiting at the time: sync the files' data, rename them, sync the folders —
-// one syncfs(2) per step on Linux; see commit.go), ETags derived from file
+// waiting at the time: sync the files' data, rename them, sync the folders;
+// see commit.go), ETags derived from file
 // metadata, and listings in S3's lexical key order. It knows nothing about S3, jobs or what
 // the bytes mean.
 //

@@ -69,7 +69,7 @@ func (r *report) Progress(_ context.Context, stage string, done, total int) {
 
 func (r *report) Stopped(context.Context) error { return nil }
 
-func newItem(t *testing.T, model document.Model, key string, typ jobs.FileType, data []byte) (document.Item, storage.Store) {
+func newItem(t testing.TB, model document.Model, key string, typ jobs.FileType, data []byte) (document.Item, storage.Store) {
 	t.Helper()
 	dir := t.TempDir()
 	out, err := localstore.Open(dir)

@@ -135,3 +135,47 @@ func TestLongPDFPagesAreExtractedOnce(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkLongPDFPagesExtracted reports the PDF pages extracted per page
+// of input for a long corpus PDF planned and mapped as the worker does
+// (target 1), and, for reference, what map tasks that extract their pages
+// again cost (the behaviour before the page texts were kept: 2). Run:
+// go test -run '^$' -bench LongPDFPagesExtracted -benchtime 1x ./worker/document/
+func BenchmarkLongPDFPagesExtracted(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join(jobstest.CorpusDir(b, "pdfs", "long"), "synthetic_contract_A_enscript.pdf"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		m := &recordingModel{fakeModel: fakeModel{prof: llm.Profile{Provider: "openai", Model: "m", ContextTokens: 8192, MaxOutputTokens: 1024}}}
+		s := document.New(document.Config{})
+		it, out := newItem(b, m, "contract.pdf", jobs.FilePDF, data)
+		ctx := context.Background()
+		o, maps, err := s.Summarize(ctx, it, data, time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, mp := range maps {
+			if err := s.Map(ctx, it, mp); err != nil {
+				b.Fatal(err)
+			}
+		}
+		once, _ := s.PagesRead()
+		for _, mp := range maps { // again, without the kept texts
+			for _, key := range []string{jobs.MapResultKey(it.Payload.Batch, it.Payload.Item, mp.Index),
+				jobs.ChunkKey(it.Payload.Batch, it.Payload.Item, mp.Index, "pages.json")} {
+				if err := out.Delete(ctx, key); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := s.Map(ctx, it, mp); err != nil {
+				b.Fatal(err)
+			}
+		}
+		all, _ := s.PagesRead()
+		s.Close()
+		b.ReportMetric(float64(once)/float64(o.Pages), "extracted/page")
+		b.ReportMetric(float64(o.Pages+int(all-once))/float64(o.Pages), "extracted/page-without-kept-text")
+		b.ReportMetric(float64(o.Pages), "pages")
+	}
+}

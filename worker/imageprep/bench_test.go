@@ -201,3 +201,52 @@ func BenchmarkScaledDecodeQuality(b *testing.B) {
 		b.ReportMetric(worst, "worst-PSNR-dB")
 	}
 }
+
+// BenchmarkPrepareVsVipsthumbnail is the row in one run: each
+// iteration prepares the 14 photos in this process and has vipsthumbnail
+// make the same thumbnails (one process for the 14), alternating, and
+// reports both per-core throughputs and their ratio (target ≥ 1), with
+// each side's peak RSS. The fidelity of Prepare's output is
+// BenchmarkScaledDecodeQuality's. Run: go test -run '^$' -bench
+// PrepareVsVipsthumbnail -benchtime 3x ./worker/imageprep/
+func BenchmarkPrepareVsVipsthumbnail(b *testing.B) {
+	bin, err := exec.LookPath("vipsthumbnail")
+	if err != nil {
+		b.Fatal("vipsthumbnail not installed (Debian package libvips-tools): nothing to compare with")
+	}
+	names := photoNames(b)
+	dir := filepath.Join(corpusDir(b), "photos")
+	var paths []string
+	photos := make([][]byte, len(names))
+	for i, n := range names {
+		paths = append(paths, filepath.Join(dir, n))
+		photos[i] = readCorpus(b, filepath.Join("photos", n))
+	}
+	out := b.TempDir()
+	ctx := context.Background()
+	var ours, theirs time.Duration
+	var vipsRSS float64
+	for range b.N {
+		cpu0 := cpuTime()
+		for i, p := range photos {
+			if _, err := Prepare(ctx, p, Options{}); err != nil {
+				b.Fatalf("%s: %v", names[i], err)
+			}
+		}
+		ours += cpuTime() - cpu0
+		cmd := exec.Command(bin, append([]string{"--size", "1344", "-o", filepath.Join(out, "%s.jpg[Q=85]")}, paths...)...)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("vipsthumbnail: %v: %s", err, msg)
+		}
+		theirs += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			vipsRSS = max(vipsRSS, float64(ru.Maxrss)/1024)
+		}
+	}
+	n := float64(b.N * len(photos))
+	b.ReportMetric(n/ours.Seconds(), "images/cpu-s")
+	b.ReportMetric(n/theirs.Seconds(), "vips-images/cpu-s")
+	b.ReportMetric(theirs.Seconds()/ours.Seconds(), "x-vipsthumbnail")
+	b.ReportMetric(maxRSSMB(), "peak-rss-MB")
+	b.ReportMetric(vipsRSS, "vips-peak-rss-MB")
+}

@@ -13,7 +13,9 @@
 // content sniffer) reports, header-first size limits (decompression bombs are
 // refused from the header, before any pixel buffer is allocated), EXIF
 // orientation parsing (JPEG APP1, PNG eXIf, WebP EXIF, TIFF IFD0), decoding,
-// resizing (github.com/disintegration/imaging) and the JPEG quality/size loop.
+// resizing (resize.go: fixed-point Lanczos-3 for opaque RGBA and gray
+// pictures; github.com/disintegration/imaging for the rest) and the JPEG
+// quality/size loop.
 //
 // JPEG decoding and encoding use libjpeg-turbo through cgo when cgo is enabled
 // (Debian package libjpeg62-turbo-dev at build time, libjpeg62-turbo at run

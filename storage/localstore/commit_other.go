@@ -1,5 +1,0 @@
-//go:build !linux
-
-package localstore
-
-var defaultSyncer syncer = fsyncer{}
