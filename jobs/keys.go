@@ -52,6 +52,7 @@ import "time"
 //	BatchModeJobKey           llamapipe:bm:{G}:job:<job>           set     TTL 8d (BatchModeJobTTL)
 //	BatchModeJobMetaKey       llamapipe:bm:{G}:jobmeta:<job>       string  TTL 8d (BatchModeJobTTL)
 //	BatchModeJobDoneKey       llamapipe:bm:{G}:jobdone:<job>       string  TTL 8d (BatchModeJobTTL)
+//	BatchModeFailKey          llamapipe:bm:{G}:fail:<what>         hash    TTL 8d (BatchModeJobTTL)
 const DefaultPrefix = "llamapipe"
 
 // Lifetimes of the keys that expire.
@@ -383,6 +384,14 @@ func BatchModeJobKey(group, job string) string { return batchModeKey(group) + ":
 // Lifetime: TTL BatchModeJobTTL (8 days).
 func BatchModeJobMetaKey(group, job string) string {
 	return batchModeKey(group) + ":jobmeta:" + job
+}
+
+// BatchModeFailKey counts a collector's ("collect") or a job poller's
+// ("poll:<job>") failures, a hash: first (Unix ms), count, message.
+// Written by: batch-mode collector and poll tasks (deleted on success or
+// give-up). Lifetime: TTL BatchModeJobTTL (8 days).
+func BatchModeFailKey(group, what string) string {
+	return batchModeKey(group) + ":fail:" + what
 }
 
 // BatchModeJobDoneKey marks a provider job whose answers are all stored

@@ -67,6 +67,7 @@ func keyCases() []keyCase {
 		{"BatchModeJobKey", jobs.BatchModeJobKey(group, "batch_01"), "llamapipe:bm:{" + group + "}:job:batch_01"},
 		{"BatchModeJobMetaKey", jobs.BatchModeJobMetaKey(group, "batch_01"), "llamapipe:bm:{" + group + "}:jobmeta:batch_01"},
 		{"BatchModeJobDoneKey", jobs.BatchModeJobDoneKey(group, "batch_01"), "llamapipe:bm:{" + group + "}:jobdone:batch_01"},
+		{"BatchModeFailKey", jobs.BatchModeFailKey(group, "poll:batch_01"), "llamapipe:bm:{" + group + "}:fail:poll:batch_01"},
 	}
 }
 
@@ -128,7 +129,7 @@ func TestKeysShareHashTags(t *testing.T) {
 		"inbox": {jobs.WatchStateKey("", "inbox"), jobs.WatchSeenKey("", "inbox"), jobs.WatchLeaseKey("", "inbox")},
 		quota:   {jobs.FairShareLeasesKey(quota), jobs.FairShareWaitersKey(quota), jobs.FairShareActiveKey(quota), jobs.FairShareWeightsKey(quota)},
 		group: {jobs.BatchModeRequestKey(group, "r"), jobs.BatchModeWaitersKey(group, "r"), jobs.BatchModePendingKey(group),
-			jobs.BatchModeJobKey(group, "j"), jobs.BatchModeJobMetaKey(group, "j"), jobs.BatchModeJobDoneKey(group, "j")},
+			jobs.BatchModeJobKey(group, "j"), jobs.BatchModeJobMetaKey(group, "j"), jobs.BatchModeJobDoneKey(group, "j"), jobs.BatchModeFailKey(group, "collect")},
 	}
 	for tag, keys := range groups {
 		for _, k := range keys {
