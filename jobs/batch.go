@@ -89,8 +89,7 @@ type Counts struct {
 	InputTokens  int64   `json:"input_tokens"`
 	OutputTokens int64   `json:"output_tokens"`
 	Cost         float64 `json:"cost"`
-	// Costs is Cost by currency; Currency names the one currency of Cost
-	// ("" when there is none or several).
+	// Costs is Cost by currency; Currency is Cost's one currency ("": none or several).
 	Costs    map[string]float64 `json:"costs,omitempty"`
 	Currency string             `json:"currency,omitempty"`
 	Finished time.Time          `json:"finished,omitzero"`
@@ -336,8 +335,7 @@ func (t *Tracker) Counts(ctx context.Context, batch string) (Counts, error) {
 	return c, nil
 }
 
-var warnScript = redis.NewScript(`if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then return 0 end
-if ARGV[1] == '' then return redis.call('HDEL', KEYS[1], 'warning') else return redis.call('HSET', KEYS[1], 'warning', ARGV[1]) end`)
+var warnScript = redis.NewScript(`if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then return 0 elseif ARGV[1] == '' then return redis.call('HDEL', KEYS[1], 'warning') else return redis.call('HSET', KEYS[1], 'warning', ARGV[1]) end`)
 
 // SetWarning sets (msg "": clears) Counts.Warning of a batch that exists.
 func (t *Tracker) SetWarning(ctx context.Context, batch, msg string) error {

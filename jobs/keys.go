@@ -42,6 +42,7 @@ import "time"
 //	ModelQuotaName            llamapipe:llm:<name>:<model>         -       a name, not a key
 //	RequestRateKey            Q:rpm (redis_rate: rate:Q:rpm)       string  TTL ≤ 1m (redis_rate)
 //	TokenRateKey              Q:tpm (redis_rate: rate:Q:tpm)       string  TTL ≤ 1m (redis_rate)
+//	ProviderHoldKey           Q:hold                               string  TTL = the hold
 //	FairShareLeasesKey        {Q}:fair:leases                      zset    live gate
 //	FairShareWaitersKey       {Q}:fair:waiters                     zset    live gate
 //	FairShareActiveKey        {Q}:fair:active                      zset    live gate
@@ -307,6 +308,10 @@ func RequestRateKey(quota string) string { return quota + ":rpm" }
 // a minute).
 func TokenRateKey(quota string) string { return quota + ":tpm" }
 
+// ProviderHoldKey: when the provider's limits let quota's next call go (Unix
+// ms). Written by: ratelimit.Learn after each call. Lifetime: TTL = the hold.
+func ProviderHoldKey(quota string) string { return quota + ":hold" }
+
 // FairShareLeasesKey holds the calls in flight behind a quota's
 // fair-share gate, a sorted set: "tenant\nid" scored by the lease's
 // expiry in ms. The gate's keys share the tag {Q}.
@@ -386,10 +391,9 @@ func BatchModeJobMetaKey(group, job string) string {
 	return batchModeKey(group) + ":jobmeta:" + job
 }
 
-// BatchModeFailKey counts a collector's ("collect") or a job poller's
-// ("poll:<job>") failures, a hash: first (Unix ms), count, message.
-// Written by: batch-mode collector and poll tasks (deleted on success or
-// give-up). Lifetime: TTL BatchModeJobTTL (8 days).
+// BatchModeFailKey counts a collector's ("collect") or job poller's ("poll:<job>")
+// failures, a hash: first (Unix ms), count, message. Written by: batch-mode
+// collect and poll tasks (deleted on success or give-up). Lifetime: TTL BatchModeJobTTL.
 func BatchModeFailKey(group, what string) string {
 	return batchModeKey(group) + ":fail:" + what
 }
