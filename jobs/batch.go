@@ -91,9 +91,7 @@ type Counts struct {
 	InputTokens  int64   `json:"input_tokens"`
 	OutputTokens int64   `json:"output_tokens"`
 	Cost         float64 `json:"cost"`
-	// Costs is Cost by currency (one entry unless a fallback provider
-	// priced in another currency answered); Currency names the one
-	// currency of Cost, "" when there is none or several.
+	// Costs is Cost by currency; Currency is Cost's one currency ("": none or several).
 	Costs    map[string]float64 `json:"costs,omitempty"`
 	Currency string             `json:"currency,omitempty"`
 	Finished time.Time          `json:"finished,omitzero"`
@@ -101,6 +99,8 @@ type Counts struct {
 	Fatal string `json:"fatal,omitempty"`
 	// CancelRequested is true once the batch was cancelled.
 	CancelRequested bool `json:"cancel_requested,omitempty"`
+	// Warning is a trouble the batch waits out (a failing batch API), or "".
+	Warning string `json:"warning,omitempty"`
 }
 
 // Ended is the number of items that reached a final status.
@@ -379,9 +379,19 @@ func (t *Tracker) Counts(ctx context.Context, batch string) (Counts, error) {
 	if ms, err := strconv.ParseInt(m["finished_ms"], 10, 64); err == nil {
 		c.Finished = time.UnixMilli(ms)
 	}
-	c.Fatal = m["fatal"]
+	c.Fatal, c.Warning = m["fatal"], m["warning"]
 	c.CancelRequested = m["cancelled_at"] != ""
 	return c, nil
+}
+
+var warnScript = redis.NewScript(`if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then return 0 elseif ARGV[1] == '' then return redis.call('HDEL', KEYS[1], 'warning') else return redis.call('HSET', KEYS[1], 'warning', ARGV[1]) end`)
+
+// SetWarning sets (msg "": clears) Counts.Warning of a batch that exists.
+func (t *Tracker) SetWarning(ctx context.Context, batch, msg string) error {
+	if err := warnScript.Run(ctx, t.rdb, []string{BatchKey(t.prefix, batch)}, msg).Err(); err != nil {
+		return fmt.Errorf("batch %s: warning: %w", batch, err)
+	}
+	return nil
 }
 
 // Cancel marks a batch cancelled: workers end its remaining items as

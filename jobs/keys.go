@@ -44,6 +44,7 @@ import "time"
 //	ModelQuotaName            llamapipe:llm:<name>:<model>         -       a name, not a key
 //	RequestRateKey            Q:rpm (redis_rate: rate:Q:rpm)       string  TTL ≤ 1m (redis_rate)
 //	TokenRateKey              Q:tpm (redis_rate: rate:Q:tpm)       string  TTL ≤ 1m (redis_rate)
+//	ProviderHoldKey           Q:hold                               string  TTL = the hold
 //	FairShareLeasesKey        {Q}:fair:leases                      zset    live gate
 //	FairShareWaitersKey       {Q}:fair:waiters                     zset    live gate
 //	FairShareActiveKey        {Q}:fair:active                      zset    live gate
@@ -54,6 +55,7 @@ import "time"
 //	BatchModeJobKey           llamapipe:bm:{G}:job:<job>           set     TTL 8d (BatchModeJobTTL)
 //	BatchModeJobMetaKey       llamapipe:bm:{G}:jobmeta:<job>       string  TTL 8d (BatchModeJobTTL)
 //	BatchModeJobDoneKey       llamapipe:bm:{G}:jobdone:<job>       string  TTL 8d (BatchModeJobTTL)
+//	BatchModeFailKey          llamapipe:bm:{G}:fail:<what>         hash    TTL 8d (BatchModeJobTTL)
 const DefaultPrefix = "llamapipe"
 
 // Lifetimes of the keys that expire.
@@ -336,6 +338,10 @@ func RequestRateKey(quota string) string { return quota + ":rpm" }
 // a minute).
 func TokenRateKey(quota string) string { return quota + ":tpm" }
 
+// ProviderHoldKey: when the provider's limits let quota's next call go (Unix
+// ms). Written by: ratelimit.Learn after each call. Lifetime: TTL = the hold.
+func ProviderHoldKey(quota string) string { return quota + ":hold" }
+
 // FairShareLeasesKey holds the calls in flight behind a quota's
 // fair-share gate, a sorted set: "tenant\nid" scored by the lease's
 // expiry in ms. The gate's keys share the tag {Q}.
@@ -413,6 +419,13 @@ func BatchModeJobKey(group, job string) string { return batchModeKey(group) + ":
 // Lifetime: TTL BatchModeJobTTL (8 days).
 func BatchModeJobMetaKey(group, job string) string {
 	return batchModeKey(group) + ":jobmeta:" + job
+}
+
+// BatchModeFailKey counts a collector's ("collect") or job poller's ("poll:<job>")
+// failures, a hash: first (Unix ms), count, message. Written by: batch-mode
+// collect and poll tasks (deleted on success or give-up). Lifetime: TTL BatchModeJobTTL.
+func BatchModeFailKey(group, what string) string {
+	return batchModeKey(group) + ":fail:" + what
 }
 
 // BatchModeJobDoneKey marks a provider job whose answers are all stored

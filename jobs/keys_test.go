@@ -64,6 +64,7 @@ func keyCases() []keyCase {
 		{"ModelQuotaName", jobs.ModelQuotaName("groq", "meta-llama/llama-4-scout-17b-16e-instruct"), quota},
 		{"RequestRateKey", jobs.RequestRateKey(quota), quota + ":rpm"},
 		{"TokenRateKey", jobs.TokenRateKey(quota), quota + ":tpm"},
+		{"ProviderHoldKey", jobs.ProviderHoldKey(quota), quota + ":hold"},
 		{"FairShareLeasesKey", jobs.FairShareLeasesKey(quota), "{" + quota + "}:fair:leases"},
 		{"FairShareWaitersKey", jobs.FairShareWaitersKey(quota), "{" + quota + "}:fair:waiters"},
 		{"FairShareActiveKey", jobs.FairShareActiveKey(quota), "{" + quota + "}:fair:active"},
@@ -74,6 +75,7 @@ func keyCases() []keyCase {
 		{"BatchModeJobKey", jobs.BatchModeJobKey(group, "batch_01"), "llamapipe:bm:{" + group + "}:job:batch_01"},
 		{"BatchModeJobMetaKey", jobs.BatchModeJobMetaKey(group, "batch_01"), "llamapipe:bm:{" + group + "}:jobmeta:batch_01"},
 		{"BatchModeJobDoneKey", jobs.BatchModeJobDoneKey(group, "batch_01"), "llamapipe:bm:{" + group + "}:jobdone:batch_01"},
+		{"BatchModeFailKey", jobs.BatchModeFailKey(group, "poll:batch_01"), "llamapipe:bm:{" + group + "}:fail:poll:batch_01"},
 	}
 }
 
@@ -135,7 +137,7 @@ func TestKeysShareHashTags(t *testing.T) {
 		"inbox": {jobs.WatchStateKey("", "inbox"), jobs.WatchSeenKey("", "inbox"), jobs.WatchLeaseKey("", "inbox")},
 		quota:   {jobs.FairShareLeasesKey(quota), jobs.FairShareWaitersKey(quota), jobs.FairShareActiveKey(quota), jobs.FairShareWeightsKey(quota)},
 		group: {jobs.BatchModeRequestKey(group, "r"), jobs.BatchModeWaitersKey(group, "r"), jobs.BatchModePendingKey(group),
-			jobs.BatchModeJobKey(group, "j"), jobs.BatchModeJobMetaKey(group, "j"), jobs.BatchModeJobDoneKey(group, "j")},
+			jobs.BatchModeJobKey(group, "j"), jobs.BatchModeJobMetaKey(group, "j"), jobs.BatchModeJobDoneKey(group, "j"), jobs.BatchModeFailKey(group, "collect")},
 	}
 	for tag, keys := range groups {
 		for _, k := range keys {
@@ -243,6 +245,7 @@ func TestKeysBuiltOnlyInJobs(t *testing.T) {
 		":processing":  "WatchEventsProcessingKey",
 		":rpm":         "RequestRateKey",
 		":tpm":         "TokenRateKey",
+		":hold":        "ProviderHoldKey",
 		":fair:":       "FairShareLeasesKey and the keys beside it",
 		":bm:{":        "BatchModeRequestKey and the keys beside it",
 		":scheduler:":  "SchedulerLeaderKey",

@@ -12,8 +12,7 @@ import (
 	"time"
 )
 
-// CostText is the batch's cost with its currency ("0.1234 USD"; several
-// currencies joined by " + "; "0.1234" for entries recorded without one).
+// CostText is the cost with its currency ("0.1234 USD", "1.0000 RUB + 0.1234 USD").
 func (c Counts) CostText() string {
 	if len(c.Costs) == 0 {
 		return strconv.FormatFloat(c.Cost, 'f', 4, 64)

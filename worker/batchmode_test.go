@@ -38,6 +38,8 @@ type batchModeEnv struct {
 	prices llm.Prices
 	// contextTokens is the model's context window (small: long documents).
 	contextTokens int
+	// fakeOpts configure the fake Batch API (its APIKey is batchKey).
+	fakeOpts batchapitest.BatchOptions
 }
 
 // oneJob gives the collector a window long enough that every item of a
@@ -60,7 +62,8 @@ func newBatchModeEnv(t *testing.T, opts ...func(*worker.Config, *batchapi.OpenAI
 	}
 	e.chat = fakeserver.New(fakeserver.Options{APIKey: batchKey})
 	csrv := httptest.NewServer(e.chat)
-	e.fake = batchapitest.NewBatch(batchapitest.BatchOptions{APIKey: batchKey})
+	e.fakeOpts.APIKey = batchKey
+	e.fake = batchapitest.NewBatch(e.fakeOpts)
 	bsrv := httptest.NewServer(e.fake)
 	t.Cleanup(func() { e.chat.Close(); csrv.Close(); bsrv.Close() })
 	client := func(base string) *openai.Client {
@@ -444,5 +447,79 @@ func TestBatchModeLongDocumentAndImage(t *testing.T) {
 	}
 	if e.chat.Stats().Requests != 0 {
 		t.Errorf("%d online calls, want none", e.chat.Stats().Requests)
+	}
+}
+
+// A provider whose file upload fails (an HTML 502 the SDK cannot read):
+// while it lasts, the batch shows the failure with the provider's message
+// (status, the dashboard and run's progress read Counts.Warning) and the
+// metrics count it; after the bound (3 failures here) the requests are
+// answered online, and every item ends once.
+func TestBatchModeFailingUploadGoesOnlineAndShows(t *testing.T) {
+	reg := metrics.NewRegistry()
+	e := newBatchModeEnv(t, func(c *worker.Config, _ *batchapi.OpenAIOptions, env *batchModeEnv) {
+		if env != nil {
+			env.fakeOpts.FailUpload = func(int) bool { return true }
+		}
+		if c != nil {
+			c.BatchOnlineAfterFailures, c.BatchOnlineAfter = 3, time.Hour
+			c.Metrics = metrics.New(reg)
+		}
+	})
+	src, outDir := contractFolder(t, 4), t.TempDir()
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, Options: jobs.Options{ModelMode: jobs.ModelBatch}}})
+	var warned string
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		c, err := e.tracker.Counts(context.Background(), res.BatchID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Warning != "" {
+			warned = c.Warning
+		}
+		if c.Finalized {
+			if c.Warning != "" {
+				t.Errorf("warning left after the requests went online: %q", c.Warning)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("batch not finalized: %+v", c)
+		}
+	}
+	if !strings.Contains(warned, "provider batch API failing") || !strings.Contains(warned, "Bad Gateway") {
+		t.Errorf("warning while the upload failed: %q, want the provider's message", warned)
+	}
+	_, es := e.finish(res.BatchID, outDir)
+	seen := map[string]int{}
+	for _, en := range es {
+		seen[en.Item]++
+		if en.Status != jobs.StatusDone {
+			t.Errorf("%s: %s %s", en.Key, en.Status, en.Error)
+		}
+	}
+	if len(es) != 4 || len(seen) != 4 {
+		t.Fatalf("%d entries for %d items, want each of 4 once", len(es), len(seen))
+	}
+	if n := len(e.fake.Batches()); n != 0 {
+		t.Errorf("%d provider jobs, want none (every upload failed)", n)
+	}
+	if n := e.chat.Stats().Requests; n < 4 {
+		t.Errorf("%d online calls, want at least 4", n)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failures float64
+	for _, mf := range mfs {
+		if mf.GetName() == metrics.BatchModeFailures {
+			for _, m := range mf.GetMetric() {
+				failures += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if failures != 3 {
+		t.Errorf("%v batch-mode failures counted, want 3", failures)
 	}
 }

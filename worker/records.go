@@ -23,6 +23,7 @@ type Records interface {
 	Cancelled(ctx context.Context, batch string) (bool, error)
 	Fatal(ctx context.Context, batch string) (string, error)
 	SetFatal(ctx context.Context, batch, msg string) (first bool, err error)
+	SetWarning(ctx context.Context, batch, msg string) error
 	SetProgress(ctx context.Context, batch string, p jobs.Progress) error
 	SetProgressUnlessRecorded(ctx context.Context, batch string, p jobs.Progress) error
 

@@ -109,6 +109,11 @@ type Config struct {
 	// (its window expired) is asked once more: "online" (the default) or
 	// "batch" (in the next provider job; then online if that fails too).
 	BatchRetry string
+	// BatchOnlineAfter and BatchOnlineAfterFailures bound how long a
+	// failing provider batch API is waited out before its requests go
+	// online (batchmode.Config.OnlineAfter). Zero: 15m and 5.
+	BatchOnlineAfter         time.Duration
+	BatchOnlineAfterFailures int
 	// Tenants are the tenants' budgets: items of a tenant with no budget
 	// left pause (PausedError), recorded items are charged to their tenant,
 	// and model calls are bound to the tenant (llm.For) for the fair-share
@@ -193,7 +198,7 @@ func New(cfg Config) (*Worker, error) {
 		bm, err := batchmode.New(batchmode.Config{Batch: cfg.Batch, Profile: cfg.Model.Profile(), Redis: rdb,
 			Asynq: cfg.Redis, Enqueuer: w.client, Open: w.stores.get, Tracker: cfg.Tracker, Metrics: cfg.Metrics,
 			Logger: log, Now: w.now, CollectDelay: cfg.BatchCollectDelay, PollInterval: cfg.BatchPollInterval,
-			Small: cfg.BatchSmall, Retry: cfg.BatchRetry})
+			Small: cfg.BatchSmall, Retry: cfg.BatchRetry, OnlineAfter: cfg.BatchOnlineAfter, OnlineAfterFailures: cfg.BatchOnlineAfterFailures})
 		if err != nil {
 			return nil, fmt.Errorf("worker: %w", err)
 		}

@@ -49,6 +49,8 @@ func workerFlags() []cli.Flag {
 		&cli.StringFlag{Name: "batch-work", Usage: "s3://bucket/prefix where Bedrock batch inference reads and writes its files (Bedrock batch mode only)", Sources: env("BATCH_WORK")},
 		&cli.StringFlag{Name: "batch-role-arn", Usage: "IAM service role Bedrock assumes for batch inference jobs (Bedrock batch mode only)", Sources: env("BATCH_ROLE_ARN")},
 		&cli.DurationFlag{Name: "batch-poll-interval", Value: time.Minute, Usage: "how often provider batch jobs are polled", Sources: env("BATCH_POLL_INTERVAL")},
+		&cli.DurationFlag{Name: "batch-online-after", Value: 15 * time.Minute, Usage: "a failing provider batch API (upload, job status) is waited out this long, or --batch-online-failures times, then its requests are answered online", Sources: env("BATCH_ONLINE_AFTER")},
+		&cli.IntFlag{Name: "batch-online-failures", Value: 5, Usage: "failures in a row of a provider batch API after which its requests are answered online", Sources: env("BATCH_ONLINE_FAILURES")},
 		&cli.StringFlag{Name: "batch-retry", Value: "online", Usage: "a batch request the provider failed or never answered is asked once more: online, or batch (in the next provider job)", Sources: env("BATCH_RETRY")},
 		&cli.StringFlag{Name: "batch-small", Value: "online", Usage: "fewer batch requests than the batch API's minimum per job (Bedrock: 100): online or wait", Sources: env("BATCH_SMALL")},
 		&cli.StringFlag{Name: "webhook-secret-file", Usage: "file holding the key completion webhooks are signed with (HMAC-SHA256; also " + envWebhookSecret + "); without one, webhooks are not sent", Sources: env("WEBHOOK_SECRET_FILE")},

@@ -90,6 +90,7 @@ func newWorker(ctx context.Context, cmd *cli.Command, c *conn, log *slog.Logger,
 		return nil, nil, err
 	}
 	wcfg.BatchPollInterval, wcfg.BatchSmall, wcfg.BatchRetry = cmd.Duration("batch-poll-interval"), cmd.String("batch-small"), cmd.String("batch-retry")
+	wcfg.BatchOnlineAfter, wcfg.BatchOnlineAfterFailures = cmd.Duration("batch-online-after"), cmd.Int("batch-online-failures")
 	w, err := worker.New(wcfg)
 	return w, model, err
 }

@@ -447,3 +447,26 @@ func TestDetailShowsProgressOfRunningItems(t *testing.T) {
 		t.Error("progress still shown after the item ended")
 	}
 }
+
+// A batch waiting out a failing provider batch API shows the warning on
+// its page and in the list, until it is cleared.
+func TestBatchPagesShowTheWarning(t *testing.T) {
+	f := newFixture(t, nil)
+	msg := "provider batch API failing (collect, 2 times since 04:00:00): 502 Bad Gateway"
+	if err := f.tracker.SetWarning(context.Background(), f.batch, msg); err != nil {
+		t.Fatal(err)
+	}
+	_, body := f.do(t, "GET", "/batches/"+f.batch, "bearer", nil)
+	if !strings.Contains(body, `<p class="warning">Warning: `+msg+`</p>`) {
+		t.Errorf("batch page lacks the warning")
+	}
+	if _, body = f.do(t, "GET", "/", "basic", nil); !strings.Contains(body, `title="`+msg+`">(warning)`) {
+		t.Errorf("batch list lacks the warning")
+	}
+	if err := f.tracker.SetWarning(context.Background(), f.batch, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, body = f.do(t, "GET", "/batches/"+f.batch, "bearer", nil); strings.Contains(body, "Warning:") {
+		t.Errorf("warning still shown after it was cleared")
+	}
+}

@@ -48,10 +48,12 @@ type Mode struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	collectWindow time.Duration
-	pollInterval  time.Duration
-	small         string
-	retry         string
+	collectWindow  time.Duration
+	pollInterval   time.Duration
+	small          string
+	retry          string
+	onlineAfter    time.Duration
+	onlineFailures int
 }
 
 // enqueuer enqueues the collector and poller tasks (*asynq.Client).
@@ -59,15 +61,18 @@ type enqueuer interface {
 	EnqueueContext(ctx context.Context, t *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
-// cancelledChecker says whether a batch was cancelled (*jobs.Tracker).
+// cancelledChecker says whether a batch was cancelled, and shows a
+// batch's trouble (*jobs.Tracker).
 type cancelledChecker interface {
 	Cancelled(ctx context.Context, batch string) (bool, error)
+	SetWarning(ctx context.Context, batch, msg string) error
 }
 
 // requestRecorder counts a model request answered through the batch API
 // (*metrics.Metrics; a nil *metrics.Metrics records nothing).
 type requestRecorder interface {
 	ModelRequestFor(tenant, provider, model string, d time.Duration, inTok, outTok int, cost float64, currency string, err error)
+	BatchModeFailure(group, stage string)
 }
 
 var (
@@ -113,6 +118,14 @@ type Config struct {
 	// Retry says how a request the provider failed or never answered is
 	// asked once more: "online" (the default) or "batch".
 	Retry string
+	// OnlineAfter and OnlineAfterFailures bound how long a failing
+	// provider batch API (a collector's upload or job creation, a job's
+	// status or results) is waited out: after that long since the first
+	// failure, or that many failures in a row, its requests are answered
+	// online. Zero means DefaultOnlineAfter (15m) and
+	// DefaultOnlineAfterFailures (5).
+	OnlineAfter         time.Duration
+	OnlineAfterFailures int
 }
 
 var groupRE = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
@@ -129,7 +142,9 @@ func New(cfg Config) (*Mode, error) {
 		insp: asynq.NewInspector(cfg.Asynq), enq: cfg.Enqueuer, open: cfg.Open, tracker: cfg.Tracker, metrics: cfg.Metrics,
 		log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), now: cfg.Now,
 		collectWindow: cmp.Or(cfg.CollectDelay, 30*time.Second), pollInterval: cmp.Or(cfg.PollInterval, time.Minute),
-		small: cfg.Small, retry: cfg.Retry}
+		small: cfg.Small, retry: cfg.Retry,
+		onlineAfter:    cmp.Or(cfg.OnlineAfter, DefaultOnlineAfter),
+		onlineFailures: cmp.Or(cfg.OnlineAfterFailures, DefaultOnlineAfterFailures)}
 	if b.now == nil {
 		b.now = time.Now
 	}

@@ -58,7 +58,8 @@ func (e *enqueued) EnqueueContext(_ context.Context, t *asynq.Task, _ ...asynq.O
 
 type neverCancelled struct{}
 
-func (neverCancelled) Cancelled(context.Context, string) (bool, error) { return false, nil }
+func (neverCancelled) Cancelled(context.Context, string) (bool, error)  { return false, nil }
+func (neverCancelled) SetWarning(context.Context, string, string) error { return nil }
 
 func newTestMode(t *testing.T, limits batchapi.Limits) (*Mode, *enqueued, storage.Store) {
 	t.Helper()

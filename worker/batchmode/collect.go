@@ -25,6 +25,12 @@ import (
 // HandleCollect is the handler of batchtask.TypeBatchCollect: it cuts the
 // pending requests into input files and submits them, one provider job per
 // file.
+//
+// A failing batch API (an upload or a job's creation) is waited out: the
+// batches of the pending requests show it (Counts.Warning), another
+// collector tries again after the collect window, and after
+// Config.OnlineAfter or Config.OnlineAfterFailures the pending requests go
+// online.
 func (b *Mode) HandleCollect(ctx context.Context, t *asynq.Task) error {
 	p, err := batchtask.DecodeCollect(t.Payload())
 	if err != nil {
@@ -33,30 +39,69 @@ func (b *Mode) HandleCollect(ctx context.Context, t *asynq.Task) error {
 	if p.Group != b.group {
 		return fmt.Errorf("batch requests of %s: this worker has no batch API for them (it serves %s)", p.Group, b.profile.Model)
 	}
-	ids, err := b.rdb.SMembers(ctx, jobs.BatchModePendingKey(b.group)).Result()
+	ids, err := b.collect(ctx)
+	var pe *providerError
+	if !errors.As(err, &pe) {
+		if err == nil {
+			err = b.recovered(ctx, "collect", ids)
+		}
+		return err
+	}
+	pending, err := b.rdb.SMembers(ctx, jobs.BatchModePendingKey(b.group)).Result()
 	if err != nil {
 		return fmt.Errorf("batch collect: %w", err)
 	}
+	online, err := b.failed(ctx, "collect", pending, pe)
+	if err != nil {
+		return err
+	}
+	if online {
+		b.log.WarnContext(ctx, "provider batch API still failing: answering the pending requests online", "requests", len(pending))
+		return b.settle(ctx, pending, bmOnline)
+	}
+	// Try again after the collect window, under an ID of its own (the
+	// window's collector may have run already).
+	nt, err := batchtask.NewCollectTask(b.group, b.now(), b.collectWindow)
+	if err == nil {
+		_, err = b.enq.EnqueueContext(ctx, nt)
+	}
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return err
+	}
+	return nil
+}
+
+// collect submits the pending requests; it returns those it saw.
+func (b *Mode) collect(ctx context.Context) ([]string, error) {
+	ids, err := b.rdb.SMembers(ctx, jobs.BatchModePendingKey(b.group)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("batch collect: %w", err)
+	}
 	sort.Strings(ids)
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
 	limits := b.client.Limits()
 	if limits.MinLines > 0 && len(ids) < limits.MinLines {
 		if b.small == "wait" {
+			// The next window's collector, due when that window ends: due
+			// earlier, it would run while requests still join its window,
+			// and those would find its ID taken and never be collected.
 			d := 5 * time.Minute
-			nt, err := batchtask.NewCollectTask(b.group, b.now().Truncate(d).Add(d), d)
+			now := b.now()
+			next := now.Truncate(d).Add(d)
+			nt, err := batchtask.NewCollectTask(b.group, next, next.Add(d).Sub(now))
 			if err == nil {
 				_, err = b.enq.EnqueueContext(ctx, nt)
 			}
 			if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-				return err
+				return ids, err
 			}
-			return nil
+			return ids, nil
 		}
 		b.log.InfoContext(ctx, "too few requests for a provider batch job: answering them online",
 			"requests", len(ids), "minimum", limits.MinLines)
-		return b.settle(ctx, ids, bmOnline)
+		return ids, b.settle(ctx, ids, bmOnline)
 	}
 	lines := make(map[string][]byte, len(ids))
 	packer := batchapi.NewPacker(func(l batchapi.Line) ([]byte, error) { return lines[l.CustomID], nil }, limits)
@@ -64,27 +109,27 @@ func (b *Mode) HandleCollect(ctx context.Context, t *asynq.Task) error {
 		line, err := b.readLine(ctx, id)
 		if errors.Is(err, storage.ErrNotExist) {
 			if err := b.settle(ctx, []string{id}, bmOnline); err != nil {
-				return err
+				return ids, err
 			}
 			continue
 		}
 		if err != nil {
-			return err
+			return ids, err
 		}
 		lines[id] = line
 		f, err := packer.Add(batchapi.Line{CustomID: id})
 		if errors.Is(err, batchapi.ErrPermanent) {
 			if err := b.settle(ctx, []string{id}, bmOnline); err != nil {
-				return err
+				return ids, err
 			}
 			continue
 		}
 		if err != nil {
-			return err
+			return ids, err
 		}
 		if f != nil {
 			if err := b.submit(ctx, f); err != nil {
-				return err
+				return ids, err
 			}
 			for _, id := range f.CustomIDs {
 				delete(lines, id)
@@ -92,9 +137,9 @@ func (b *Mode) HandleCollect(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 	if f := packer.Flush(); f != nil {
-		return b.submit(ctx, f)
+		return ids, b.submit(ctx, f)
 	}
-	return nil
+	return ids, nil
 }
 
 func (b *Mode) readLine(ctx context.Context, id string) ([]byte, error) {
@@ -124,7 +169,7 @@ func (b *Mode) submit(ctx context.Context, f *batchapi.File) error {
 		return b.settle(ctx, f.CustomIDs, bmOnline)
 	}
 	if err != nil {
-		return fmt.Errorf("batch submit %s (%d requests): %w", name, f.Lines(), err)
+		return &providerError{fmt.Errorf("batch submit %s (%d requests): %w", name, f.Lines(), err)}
 	}
 	meta, _ := json.Marshal(job)
 	_, err = b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {

@@ -41,7 +41,7 @@ func (b *Mode) HandlePoll(ctx context.Context, t *asynq.Task) error {
 	if stored == 0 {
 		job, err := b.client.Get(ctx, p.Job)
 		if err != nil {
-			return err
+			return b.pollFailed(ctx, p, ids, err)
 		}
 		if !job.State.Done() {
 			if err := b.cancelIfAbandoned(ctx, job, ids); err != nil {
@@ -52,7 +52,8 @@ func (b *Mode) HandlePoll(ctx context.Context, t *asynq.Task) error {
 		answered, online := 0, 0
 		for r, err := range b.client.Results(ctx, job) {
 			if err != nil {
-				return err // read again at the next attempt: nothing is lost
+				// Read again at the next attempt: nothing is lost.
+				return b.pollFailed(ctx, p, ids, err)
 			}
 			if r.Err != nil {
 				// Failed or never answered: asked once more, online (an
@@ -75,6 +76,9 @@ func (b *Mode) HandlePoll(ctx context.Context, t *asynq.Task) error {
 		if err := b.rdb.Set(ctx, jobs.BatchModeJobDoneKey(b.group, p.Job), "1", jobs.BatchModeJobTTL).Err(); err != nil {
 			return err
 		}
+		if err := b.recovered(ctx, "poll:"+p.Job, ids); err != nil {
+			return err
+		}
 		b.log.InfoContext(ctx, "provider batch job done", "job", p.Job, "state", job.State, "answered", answered, "online", online)
 	}
 	left, err := b.wake(ctx, ids)
@@ -86,6 +90,43 @@ func (b *Mode) HandlePoll(ctx context.Context, t *asynq.Task) error {
 		return b.schedulePoll(ctx, p.Job, p.Attempt+1)
 	}
 	return nil
+}
+
+// pollFailed waits out a failing status or results call of a provider
+// job: the job's batches show it, the job is polled again, and after
+// Config.OnlineAfter or Config.OnlineAfterFailures its requests go online
+// (the job is cancelled, as far as the provider still takes a call).
+func (b *Mode) pollFailed(ctx context.Context, p batchtask.PollPayload, ids []string, cause error) error {
+	what := "poll:" + p.Job
+	online, err := b.failed(ctx, what, ids, fmt.Errorf("batch job %s: %w", p.Job, cause))
+	if err != nil {
+		return err
+	}
+	if !online {
+		return b.schedulePoll(ctx, p.Job, p.Attempt+1)
+	}
+	if err := b.client.Cancel(ctx, p.Job); err != nil {
+		b.log.WarnContext(ctx, "cancelling a failing provider batch job failed", "job", p.Job, "error", err.Error())
+	}
+	b.log.WarnContext(ctx, "provider batch job still failing: answering its requests online", "job", p.Job, "requests", len(ids))
+	for _, id := range ids {
+		state, err := b.rdb.HGet(ctx, jobs.BatchModeRequestKey(b.group, id), "state").Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("batch poll: %w", err)
+		}
+		if state != bmAnswered { // answers stored already are kept
+			if err := b.settleOne(ctx, id, bmOnline); err != nil {
+				return err
+			}
+		}
+	}
+	if err := b.rdb.Set(ctx, jobs.BatchModeJobDoneKey(b.group, p.Job), "1", jobs.BatchModeJobTTL).Err(); err != nil {
+		return err
+	}
+	if left, err := b.wake(ctx, ids); err != nil || left == 0 {
+		return err
+	}
+	return b.schedulePoll(ctx, p.Job, p.Attempt+1)
 }
 
 // retryInBatch puts a request the job did not answer back among the

@@ -78,6 +78,9 @@ type Response struct {
 	// Batch is true for an answer that came through the provider's batch
 	// API (billed at the profile's batch price).
 	Batch bool `json:",omitempty"`
+	// Limits is what the provider's answer said of its rate limits (nil:
+	// nothing); ratelimit.Learn shares it between workers.
+	Limits *RateLimits `json:"-"`
 }
 
 // Client is what workers call.

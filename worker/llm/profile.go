@@ -29,6 +29,10 @@ type Profile struct {
 	JSONSchema bool `yaml:"json_schema" json:"json_schema"`
 	// JSONObject is true when it supports response_format json_object.
 	JSONObject bool `yaml:"json_object" json:"json_object"`
+	// RPM and TPM are the provider's known requests and tokens per minute
+	// for this model: the defaults of --rpm and --tpm. Zero: none known.
+	RPM int `yaml:"rpm,omitempty" json:"rpm,omitempty"`
+	TPM int `yaml:"tpm,omitempty" json:"tpm,omitempty"`
 	// MinOutputTokens is the smallest answer cap the service accepts
 	// (Qianfan v2: max_completion_tokens in [2, 8192]); a request or a
 	// --max-output-tokens below it is refused. Default 0: no lower bound.

@@ -28,6 +28,7 @@ const (
 	RateLimitWaitDuration = "llamapipe_rate_limit_wait_seconds"
 	RetriesTotal          = "llamapipe_retries_total"
 	FairShareDeferred     = "llamapipe_fair_share_deferred_total"
+	BatchModeFailures     = "llamapipe_batchmode_failures_total"
 )
 
 // Error classes of ModelErrorsTotal's "class" label.
@@ -58,6 +59,7 @@ type Metrics struct {
 	rateWait     prometheus.Histogram
 	retries      *prometheus.CounterVec
 	deferred     *prometheus.CounterVec
+	bmFailures   *prometheus.CounterVec
 }
 
 type kind int
@@ -89,6 +91,7 @@ func defs() []def {
 		{TextExtractDuration, "Time to extract the text of one document or chunk, by kind (pdf, docx, html, text, ...).", histogram, []string{"kind"}, prometheus.ExponentialBucketsRange(0.005, 600, 16)},
 		{RateLimitWaitDuration, "Time spent waiting for the shared model rate limit before a request.", histogram, nil, prometheus.ExponentialBucketsRange(0.001, 300, 16)},
 		{RetriesTotal, "Item attempts that failed and will be retried, by reason.", counter, []string{"reason"}, nil},
+		{BatchModeFailures, "Failed calls to a provider's batch API (its requests go online after a bound: --batch-online-after), by group (preset or provider, and model) and stage (collect: upload and job creation; poll: job status and results).", counter, []string{"group", "stage"}, nil},
 		{FairShareDeferred, "Model calls the fair-share gate sent back to the queue because their tenant had its share while others waited, by tenant.", counter, []string{"tenant"}, nil},
 	}
 }
@@ -124,6 +127,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		rateWait:     cs[RateLimitWaitDuration].(prometheus.Histogram),
 		retries:      cs[RetriesTotal].(*prometheus.CounterVec),
 		deferred:     cs[FairShareDeferred].(*prometheus.CounterVec),
+		bmFailures:   cs[BatchModeFailures].(*prometheus.CounterVec),
 	}
 }
 
@@ -276,4 +280,12 @@ func ErrorClass(err error) string {
 func isNetTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// BatchModeFailure counts one failed call to a provider's batch API.
+func (m *Metrics) BatchModeFailure(group, stage string) {
+	if m == nil {
+		return
+	}
+	m.bmFailures.WithLabelValues(group, stage).Inc()
 }

@@ -140,6 +140,7 @@ func TestNamesMatchExportedSeries(t *testing.T) {
 	m.RateLimitWait(time.Millisecond)
 	m.Retry("transport")
 	m.Deferred("legal")
+	m.BatchModeFailure("groq-scout", "collect")
 
 	h := httptest.NewServer(Handler(reg))
 	defer h.Close()

@@ -72,7 +72,7 @@ func Follow(ctx context.Context, t Tracker, batch string, stdout, stderr io.Writ
 			progressbar.OptionThrottle(100*time.Millisecond),
 		)
 	}
-	var last string
+	var last, warned string
 	lastLine := time.Time{}
 	fatalShown := false
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -93,6 +93,12 @@ func Follow(ctx context.Context, t Tracker, batch string, stdout, stderr io.Writ
 				_ = bar.Clear()
 			}
 			fmt.Fprintf(fatalOut, "llamapipe: %s\n", c.Fatal)
+		}
+		if c.Warning != warned {
+			warned = c.Warning
+			if warned != "" {
+				fmt.Fprintf(stderr, "llamapipe: warning: %s\n", warned)
+			}
 		}
 		if bar != nil {
 			if c.Sealed && bar.GetMax() != c.Total {
@@ -154,6 +160,9 @@ func printCounts(w io.Writer, b jobs.Batch, c jobs.Counts, fatalSaid bool) {
 	}
 	if c.Fatal != "" && !fatalSaid {
 		fmt.Fprintf(w, "stopped: %s\n", c.Fatal)
+	}
+	if c.Warning != "" {
+		fmt.Fprintf(w, "warning: %s\n", c.Warning)
 	}
 }
 

@@ -143,3 +143,19 @@ func TestStatesAreTheAPIs(t *testing.T) {
 		}
 	}
 }
+
+// A batch waiting out a failing provider batch API says so in status and
+// in run's progress, once per new message.
+func TestWarningShownInStatusAndProgress(t *testing.T) {
+	c := jobs.Counts{Total: 2, Sealed: true, Finalized: true, Done: 2, Warning: "provider batch API failing (collect, 2 times since 04:00:00): 502 Bad Gateway"}
+	var w bytes.Buffer
+	printCounts(&w, jobs.Batch{ID: "b"}, c, false)
+	if !strings.Contains(w.String(), "warning: provider batch API failing") {
+		t.Errorf("status %q lacks the warning", w.String())
+	}
+	var stdout, stderr bytes.Buffer
+	_ = Follow(context.Background(), fakeTracker{b: jobs.Batch{ID: "b"}, c: c}, "b", &stdout, &stderr, FollowOptions{Started: true, Log: slog.New(slog.NewTextHandler(&stderr, nil))})
+	if n := strings.Count(stderr.String(), "502 Bad Gateway"); n != 2 { // as it is seen, and in the summary
+		t.Errorf("progress said the warning %d times: %q", n, stderr.String())
+	}
+}

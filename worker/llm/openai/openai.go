@@ -177,7 +177,13 @@ func (c *Client) Complete(ctx context.Context, req llm.Request) (llm.Response, e
 	if err != nil {
 		return llm.Response{}, c.classify(ctx, httpResp, err)
 	}
-	return c.answer(cc, cc.RawJSON(), req)
+	resp, err := c.answer(cc, cc.RawJSON(), req)
+	if httpResp != nil {
+		if l, ok := llm.ParseRateLimits(httpResp.Header, time.Now()); ok {
+			resp.Limits = &l
+		}
+	}
+	return resp, err
 }
 
 // answer maps a chat completion (raw: its JSON, for the error of an empty

@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -54,8 +55,9 @@ type Config struct {
 	// Temperature is the default for requests that set none. Default nil:
 	// the service's.
 	Temperature *float64
-	// RPM and TPM are the shared requests/tokens per minute (0: no limit).
-	// They apply only with Redis.
+	// RPM and TPM are the shared requests/tokens per minute. Zero: the
+	// profile's known limits (Profile.RPM, TPM), else none. They apply
+	// only with Redis.
 	RPM, TPM int
 	// Redis holds the shared rate-limit state. Nil: no shared limit.
 	Redis redis.UniversalClient
@@ -134,20 +136,21 @@ func Open(ctx context.Context, cfg Config) (llm.Client, error) {
 	if cfg.Metrics != nil {
 		c = metrics.Instrument(c, cfg.Metrics)
 	}
-	if cfg.Redis != nil && (cfg.RPM > 0 || cfg.TPM > 0) {
-		key := cfg.RateLimitKey
-		if key == "" {
-			name := p.Preset
-			if name == "" {
-				name = p.Provider
-			}
-			key = jobs.ModelQuotaName(name, p.Model)
-		}
+	key := cfg.RateLimitKey
+	if key == "" {
+		key = jobs.ModelQuotaName(cmp.Or(p.Preset, p.Provider), p.Model)
+	}
+	if cfg.Redis != nil && p.Provider == llm.ProviderOpenAI {
+		// What the provider's rate-limit headers say, shared by every worker.
+		c = ratelimit.Learn(c, cfg.Redis, key)
+	}
+	rpm, tpm := cmp.Or(cfg.RPM, p.RPM), cmp.Or(cfg.TPM, p.TPM) // default: the profile's known limits
+	if cfg.Redis != nil && (rpm > 0 || tpm > 0) {
 		var onWait func(time.Duration)
 		if cfg.Metrics != nil {
 			onWait = cfg.Metrics.RateLimitWait
 		}
-		c = ratelimit.WrapObserved(c, cfg.Redis, key, cfg.RPM, cfg.TPM, onWait)
+		c = ratelimit.WrapObserved(c, cfg.Redis, key, rpm, tpm, onWait)
 	}
 	return c, nil
 }

@@ -25,6 +25,10 @@ type BatchOptions struct {
 	// true answer puts the line in the error file with HTTP 500
 	// server_error. Default nil: no injected failures.
 	FailLine func(index int, customID string) bool
+	// FailUpload, when set, is asked for every file upload (n counts them
+	// from 1); a true answer is an HTTP 502 with an HTML body, as a broken
+	// proxy in front of the provider gives. Default nil: uploads work.
+	FailUpload func(n int) bool
 	// OmitExpired leaves the lines an expiry cut off out of every file (as
 	// if the provider lost them) instead of writing them to the error file
 	// with code batch_expired. Default false.
@@ -43,6 +47,7 @@ type BatchServer struct {
 
 	mu      sync.Mutex
 	seq     int
+	uploads int
 	files   map[string]*batchFile
 	batches map[string]*fakeBatch
 }
@@ -133,6 +138,16 @@ type batchInputLine struct {
 }
 
 func (s *BatchServer) upload(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.uploads++
+	n := s.uploads
+	s.mu.Unlock()
+	if s.opts.FailUpload != nil && s.opts.FailUpload(n) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = io.WriteString(w, "<html><body><h1>502 Bad Gateway</h1>upstream file store unavailable</body></html>")
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxFileBytes+1<<20)
 	if err := r.ParseMultipartForm(32 << 20); err != nil {
 		fakeserver.WriteError(w, http.StatusBadRequest, "invalid_request_error", "", "file", "Could not parse the multipart form: "+err.Error())
