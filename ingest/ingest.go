@@ -11,6 +11,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -134,6 +135,8 @@ type Item struct {
 	Failed bool
 	// Unchanged is true when it is skipped because its results are current.
 	Unchanged bool
+	// Parent is, for an email attachment, its message's source URL.
+	Parent string
 	// Fingerprint is what its result is made from (jobs.Fingerprint).
 	Fingerprint string
 	// Head is the object's first bytes (up to sniff.HeadSize).
@@ -350,19 +353,29 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var extra atomic.Int64 // email attachments: items beside the objects
 	for range o.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for c := range cands {
-				if err := fn(in.classify(ctx, pr, c)); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					cancel()
+				it := in.classify(ctx, pr, c)
+				var parts []Item
+				if isMail(it, c) {
+					parts = in.attachments(ctx, pr, c, &it)
 				}
+				for _, x := range append([]Item{it}, parts...) {
+					if err := fn(x); err != nil {
+						mu.Lock()
+						if firstErr == nil {
+							firstErr = err
+						}
+						mu.Unlock()
+						cancel()
+						break
+					}
+				}
+				extra.Add(int64(len(parts)))
 			}
 		}()
 	}
@@ -395,10 +408,11 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 		return nil
 	}()
 	wg.Wait()
+	n := len(seen) + int(extra.Load())
 	if firstErr != nil {
-		return len(seen), firstErr
+		return n, firstErr
 	}
-	return len(seen), listErr
+	return n, listErr
 }
 
 func (o Options) validate() error {

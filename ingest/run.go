@@ -125,7 +125,7 @@ func (in *Ingester) enqueueFinalize(ctx context.Context, batch, queue string) er
 func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Item) (bool, error) {
 	if it.Skip == "" {
 		p := jobs.ItemPayload{Batch: b.ID, Item: it.ID, Source: it.Ref, Type: it.Type, Kind: it.Kind, Task: it.Task,
-			Out: b.Out, ResultBase: it.ResultBase, Options: o.Options, Fingerprint: it.Fingerprint}
+			Out: b.Out, ResultBase: it.ResultBase, Options: o.Options, Fingerprint: it.Fingerprint, Parent: it.Parent}
 		t, err := jobs.NewItemTask(p, o.Queue, o.MaxRetry)
 		if err != nil {
 			it.Skip = "cannot be queued: " + err.Error()
@@ -137,7 +137,8 @@ func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Ite
 		}
 	}
 	e := jobs.Entry{Item: it.ID, Source: it.Ref.URL(), ETag: it.Ref.ETag, Size: it.Ref.Size, Kind: it.Kind,
-		Type: it.Type, Status: jobs.StatusSkipped, Error: it.Skip, ResultBase: it.ResultBase, Task: it.Task, Key: it.Ref.Key}
+		Type: it.Type, Status: jobs.StatusSkipped, Error: it.Skip, ResultBase: it.ResultBase, Task: it.Task, Key: it.Ref.Key,
+		Parent: it.Parent}
 	if it.Failed {
 		e.Status = jobs.StatusFailed
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/mailparts"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/llm/ratelimit"
 	"github.com/llamapipe/llamapipe/worker/metrics"
@@ -73,7 +74,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	e := jobs.Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind, Type: p.Type,
-		ResultBase: p.ResultBase, Task: p.Task, Key: p.Source.Key,
+		ResultBase: p.ResultBase, Task: p.Task, Key: p.Source.Key, Parent: p.Parent,
 		Attempts: retried + 1, DurationMS: w.now().Sub(start).Milliseconds(), Results: out.Results,
 		InputTokens: out.InputTokens, OutputTokens: out.OutputTokens, Cost: out.Cost, Currency: out.Currency,
 		Model: out.Model, Pages: out.Pages, Chunks: out.Chunks}
@@ -275,8 +276,17 @@ func (w *Worker) dropKept(ctx context.Context, log *slog.Logger, p jobs.ItemPayl
 
 // read fetches the source object, refusing one that changed since ingest
 // (its ETag differs) or grew past the size limit.
+// An email attachment (ref.Part) is read from its message.
 func (w *Worker) read(ctx context.Context, st storage.Store, ref jobs.Ref) ([]byte, error) {
-	return stage.Read(ctx, st, ref, w.cfg.MaxInputBytes)
+	data, err := stage.Read(ctx, st, ref, w.cfg.MaxInputBytes)
+	if err != nil || ref.Part == "" {
+		return data, err
+	}
+	part, err := mailparts.Open(data, ref.Part, mailparts.Limits{MaxPartBytes: w.cfg.MaxInputBytes})
+	if err != nil {
+		return nil, stage.Permanent(fmt.Sprintf("attachment %s of %s: %v", ref.Part, ref.Key, err), err)
+	}
+	return part, nil
 }
 
 // reread fetches an item's source again.
