@@ -30,6 +30,9 @@ func (in *Ingester) classify(ctx context.Context, pr *prepared, c candidate) Ite
 		it.ResultBase = c.resultBase
 	}
 	skip := func(reason string) Item { it.Skip = reason; return it }
+	if c.row != nil {
+		return pr.feedItem(it, c.row)
+	}
 	if c.gone {
 		return skip("source no longer exists (deleted since the batch it retries)")
 	}

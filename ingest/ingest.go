@@ -97,6 +97,9 @@ type source struct {
 	// skipPrefix is a key prefix (relative to this source) that holds the
 	// batch's own output and must not be ingested.
 	skipPrefix string
+	// feed, when set, is the key in store of a feed file whose rows are
+	// the source's items (url is then "feed:" and the file's location).
+	feed string
 }
 
 type candidate struct {
@@ -107,6 +110,8 @@ type candidate struct {
 	resultBase string
 	// gone is set for an explicit item that no longer exists.
 	gone bool
+	// row is a feed row (info.Key is its key).
+	row *feedRow
 }
 
 // ItemRef names one object for a batch of explicit items (a retry).
@@ -184,7 +189,9 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 	// whoever reads the batch later).
 	canon := make([]string, 0, len(o.Sources))
 	for _, s := range o.Sources {
-		if loc, err := storage.ParseLocation(s); err == nil {
+		if strings.HasPrefix(s, feedScheme) {
+			canon = append(canon, s)
+		} else if loc, err := storage.ParseLocation(s); err == nil {
 			canon = append(canon, loc.String())
 		} else {
 			canon = append(canon, s)
@@ -196,6 +203,14 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 	for _, s := range o.Sources {
 		if o.explicitItems() {
 			break // explicit items open their own locations
+		}
+		if strings.HasPrefix(s, feedScheme) {
+			src, err := in.openFeed(ctx, s, len(pr.sources))
+			if err != nil {
+				return nil, err
+			}
+			pr.sources = append(pr.sources, src)
+			continue
 		}
 		loc, err := storage.ParseLocation(s)
 		if err != nil {
@@ -386,6 +401,12 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 			return in.explicit(ctx, pr, seen, cands)
 		}
 		for _, src := range pr.sources {
+			if src.feed != "" {
+				if err := in.listFeed(ctx, src, seen, cands); err != nil {
+					return err
+				}
+				continue
+			}
 			for info, err := range src.store.List(ctx, "", storage.ListOptions{Recursive: true}) {
 				if err != nil {
 					return fmt.Errorf("list %s: %w", src.url, err)

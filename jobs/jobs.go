@@ -69,6 +69,9 @@ type Ref struct {
 	// Part is the MIME part path ("2", "2.1") of an attachment inside the
 	// object, an .eml (see jobs/mailparts); empty: the whole object.
 	Part string `json:"part,omitempty"`
+	// Fetch is, for a feed row, the http(s) URL of the image the worker
+	// fetches (Location names the feed, Key the row's key).
+	Fetch string `json:"fetch,omitempty"`
 }
 
 // URL returns the object's full location, e.g. s3://bucket/prefix/key,

@@ -12,6 +12,7 @@ import (
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/mailparts"
 	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/worker/feedfetch"
 	"github.com/llamapipe/llamapipe/worker/llm/ratelimit"
 	"github.com/llamapipe/llamapipe/worker/metrics"
 	"github.com/llamapipe/llamapipe/worker/stage"
@@ -204,9 +205,11 @@ func (w *Worker) process(ctx context.Context, log *slog.Logger, p jobs.ItemPaylo
 	if err != nil {
 		return outcome{}, err
 	}
-	src, err := w.stores.get(ctx, p.Source.Location)
-	if err != nil {
-		return outcome{}, err
+	var src storage.Store
+	if p.Source.Fetch == "" { // a feed row's image is fetched from its URL
+		if src, err = w.stores.get(ctx, p.Source.Location); err != nil {
+			return outcome{}, err
+		}
 	}
 	out, err := w.stores.get(ctx, p.Out)
 	if err != nil {
@@ -278,6 +281,14 @@ func (w *Worker) dropKept(ctx context.Context, log *slog.Logger, p jobs.ItemPayl
 // (its ETag differs) or grew past the size limit.
 // An email attachment (ref.Part) is read from its message.
 func (w *Worker) read(ctx context.Context, st storage.Store, ref jobs.Ref) ([]byte, error) {
+	if ref.Fetch != "" {
+		res, err := w.feed.Get(ctx, ref.Fetch)
+		var fe *feedfetch.Error
+		if errors.As(err, &fe) && fe.Permanent {
+			return nil, stage.Permanent(err.Error(), err)
+		}
+		return res.Data, err
+	}
 	data, err := stage.Read(ctx, st, ref, w.cfg.MaxInputBytes)
 	if err != nil || ref.Part == "" {
 		return data, err
@@ -291,6 +302,9 @@ func (w *Worker) read(ctx context.Context, st storage.Store, ref jobs.Ref) ([]by
 
 // reread fetches an item's source again.
 func (w *Worker) reread(ctx context.Context, p jobs.ItemPayload) ([]byte, error) {
+	if p.Source.Fetch != "" {
+		return w.read(ctx, nil, p.Source)
+	}
 	src, err := w.stores.get(ctx, p.Source.Location)
 	if err != nil {
 		return nil, err
