@@ -215,8 +215,13 @@ func (w *Worker) process(ctx context.Context, log *slog.Logger, p jobs.ItemPaylo
 	if err != nil {
 		return outcome{}, err
 	}
-	data, err := w.read(ctx, src, p.Source)
-	if err != nil {
+	var data []byte
+	if p.Source.Fetch != "" {
+		var skip outcome
+		if data, skip, err = w.fetchFeed(ctx, out, &p); err != nil || skip.Skipped != "" {
+			return skip, err
+		}
+	} else if data, err = w.read(ctx, src, p.Source); err != nil {
 		return outcome{}, err
 	}
 	var o outcome
@@ -298,6 +303,35 @@ func (w *Worker) read(ctx context.Context, st storage.Store, ref jobs.Ref) ([]by
 		return nil, stage.Permanent(fmt.Sprintf("attachment %s of %s: %v", ref.Part, ref.Key, err), err)
 	}
 	return part, nil
+}
+
+// fetchFeed fetches a feed row's image. Its ETag (else Last-Modified)
+// goes into the item's fingerprint (p.Fingerprint is replaced, so the
+// marker written after the result carries it): when the output already
+// has that marker, the URL is unchanged since the last run and the item is
+// skipped with its results kept, before any model call.
+func (w *Worker) fetchFeed(ctx context.Context, out storage.Store, p *jobs.ItemPayload) ([]byte, outcome, error) {
+	res, err := w.feed.Get(ctx, p.Source.Fetch)
+	if err != nil {
+		var fe *feedfetch.Error
+		if errors.As(err, &fe) && fe.Permanent {
+			return nil, outcome{}, stage.Permanent(err.Error(), err)
+		}
+		return nil, outcome{}, err
+	}
+	v := res.ETag
+	if v == "" {
+		v = res.LastModified
+	}
+	if v == "" || p.Fingerprint == "" {
+		return res.Data, outcome{}, nil
+	}
+	p.Fingerprint = jobs.Fingerprint("url:"+v, p.Task, p.Fingerprint, "", jobs.Options{})
+	if _, err := out.Stat(ctx, jobs.FingerprintKey(p.ResultBase, p.Task, p.Fingerprint)); err == nil {
+		return nil, outcome{Skipped: "unchanged since the last run (same ETag or Last-Modified, prompts, model and options): results kept",
+			Results: jobs.ResultKeys(p.ResultBase, p.Task)}, nil
+	}
+	return res.Data, outcome{}, nil
 }
 
 // reread fetches an item's source again.
