@@ -32,7 +32,9 @@ func TestFeedFetchedAndUnchangedURLsSkipped(t *testing.T) {
 		w.Header().Set("ETag", `"a1"`)
 		_, _ = w.Write(img)
 	})
-	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/a.jpg", http.StatusMovedPermanently) })
+	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/a.jpg", http.StatusMovedPermanently)
+	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	dir, outDir := t.TempDir(), t.TempDir()
