@@ -36,6 +36,9 @@ func (in *Ingester) classify(ctx context.Context, pr *prepared, c candidate) Ite
 	if c.gone {
 		return skip("source no longer exists (deleted since the batch it retries)")
 	}
+	if c.part != "" {
+		return in.retriedAttachment(ctx, pr, c, it)
+	}
 	// Unchanged since the last run? Decided from the listing alone, before
 	// any request for the object itself.
 	if pr.unchanged(&it) {

@@ -112,11 +112,16 @@ type candidate struct {
 	gone bool
 	// row is a feed row (info.Key is its key).
 	row *feedRow
+	// part is, for a retried email attachment, its part path in the
+	// message info.Key.
+	part string
 }
 
 // ItemRef names one object for a batch of explicit items (a retry).
 type ItemRef struct {
 	Location, Key, ResultBase string
+	// Part is an email attachment's part path in the message Key.
+	Part string
 }
 
 // Item is one listed object and what ingest decided about it.
@@ -258,8 +263,17 @@ func (o Options) explicitItems() bool { return len(o.Items) > 0 || o.ItemsFrom !
 // object is looked up again (it may have changed or gone since).
 func (in *Ingester) explicit(ctx context.Context, pr *prepared, seen map[string]bool, cands chan<- candidate) error {
 	srcs := map[string]*source{}
+	rows := map[*source]map[string]feedRow{}
 	feed := func(ref ItemRef) error {
 		src := srcs[ref.Location]
+		if src == nil && strings.HasPrefix(ref.Location, feedScheme) {
+			s, err := in.openFeed(ctx, ref.Location, len(srcs))
+			if err != nil {
+				return err
+			}
+			src = s
+			srcs[ref.Location] = src
+		}
 		if src == nil {
 			st, err := in.Open(ctx, ref.Location)
 			if err != nil {
@@ -268,12 +282,39 @@ func (in *Ingester) explicit(ctx context.Context, pr *prepared, seen map[string]
 			src = &source{index: len(srcs), url: st.Location(), store: st}
 			srcs[ref.Location] = src
 		}
-		id := jobs.ItemID(src.url, ref.Key)
+		key := ref.Key
+		if ref.Part != "" {
+			key += "#part=" + ref.Part
+		}
+		id := jobs.ItemID(src.url, key)
 		if seen[id] {
 			return nil
 		}
 		seen[id] = true
-		c := candidate{src: src, resultBase: ref.ResultBase}
+		c := candidate{src: src, resultBase: ref.ResultBase, part: ref.Part}
+		if src.feed != "" { // a feed row: looked up again in the feed
+			if rows[src] == nil {
+				rs, err := in.feedRows(ctx, src)
+				if err != nil {
+					return err
+				}
+				rows[src] = map[string]feedRow{}
+				for _, r := range rs {
+					rows[src][r.Key] = r
+				}
+			}
+			r, ok := rows[src][ref.Key]
+			if !ok {
+				r = feedRow{Key: ref.Key, err: "the row is no longer in the feed"}
+			}
+			c.info, c.row = storage.ObjectInfo{Key: ref.Key}, &r
+			select {
+			case cands <- c:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		info, err := src.store.Stat(ctx, ref.Key)
 		switch {
 		case errors.Is(err, storage.ErrNotExist):

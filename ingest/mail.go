@@ -59,19 +59,67 @@ func (in *Ingester) attachments(ctx context.Context, pr *prepared, c candidate, 
 	}
 	var items []Item
 	for _, p := range m.Parts {
-		parent := msg.Ref.URL()
-		if p.Parent != "" {
-			parent = jobs.Ref{Location: msg.Ref.Location, Key: msg.Ref.Key, Part: p.Parent}.URL()
+		items = append(items, pr.attachmentItem(c, msg.Ref, msg.ResultBase+".parts/"+p.Path+"-"+p.Name, p))
+	}
+	return items
+}
+
+// retriedAttachment is the item of attachment c.part of message c (a
+// retry of a failed attachment), read from the message again.
+func (in *Ingester) retriedAttachment(ctx context.Context, pr *prepared, c candidate, msg Item) Item {
+	fail := func(reason string) Item {
+		msg.ID, msg.Ref.Part, msg.Failed, msg.Skip = jobs.ItemID(c.src.url, c.info.Key+"#part="+c.part), c.part, true, reason
+		return msg
+	}
+	data, err := readAll(ctx, c, pr.o.MaxSize)
+	if err != nil {
+		return fail("email attachment: " + err.Error())
+	}
+	m, err := mailparts.Read(data, mailparts.Limits{})
+	if err != nil {
+		return fail("email refused: " + err.Error())
+	}
+	for _, p := range m.Parts {
+		if p.Path == c.part {
+			return pr.attachmentItem(c, msg.Ref, msg.ResultBase, p)
 		}
-		it := Item{
-			ID:         jobs.ItemID(c.src.url, c.info.Key+"#part="+p.Path),
-			Ref:        jobs.Ref{Location: c.src.url, Key: c.info.Key, ETag: c.info.ETag, Size: p.Size, Part: p.Path},
-			Store:      c.src.store,
-			Kind:       jobs.KindOther,
-			ResultBase: msg.ResultBase + ".parts/" + p.Path + "-" + p.Name,
-			Parent:     parent,
-			Head:       p.Head,
-		}
+	}
+	return fail(fmt.Sprintf("the message has no attachment %s any more", c.part))
+}
+
+func readAll(ctx context.Context, c candidate, limit int64) ([]byte, error) {
+	rc, err := c.src.store.Get(ctx, c.info.Key, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("over the %d-byte limit (--max-size)", limit)
+	}
+	return data, nil
+}
+
+// attachmentItem is the item of attachment p of the message msg, its
+// results named from resultBase.
+func (pr *prepared) attachmentItem(c candidate, msg jobs.Ref, resultBase string, p mailparts.Part) Item {
+	parent := jobs.Ref{Location: msg.Location, Key: msg.Key}.URL()
+	if p.Parent != "" {
+		parent = jobs.Ref{Location: msg.Location, Key: msg.Key, Part: p.Parent}.URL()
+	}
+	it := Item{
+		ID:         jobs.ItemID(c.src.url, c.info.Key+"#part="+p.Path),
+		Ref:        jobs.Ref{Location: c.src.url, Key: c.info.Key, ETag: c.info.ETag, Size: p.Size, Part: p.Path},
+		Store:      c.src.store,
+		Kind:       jobs.KindOther,
+		ResultBase: resultBase,
+		Parent:     parent,
+		Head:       p.Head,
+	}
+	{
 		switch {
 		case pr.unchanged(&it):
 			it.Skip = unchangedReason
@@ -88,7 +136,6 @@ func (in *Ingester) attachments(ctx context.Context, pr *prepared, c candidate, 
 		default:
 			it = pr.decide(it, p.Name)
 		}
-		items = append(items, it)
 	}
-	return items
+	return it
 }

@@ -96,3 +96,49 @@ func keys[V any](m map[string]V) []string {
 	}
 	return ks
 }
+
+// A retried attachment (an explicit item with a part, as Retry makes from
+// a manifest entry) is the attachment again, not its message; a retried
+// feed row is looked up in the feed again.
+func TestIngestRetriedAttachmentAndFeedRow(t *testing.T) {
+	url, rdb := jobstest.Redis(t, jobstest.DBIngest)
+	ctx := context.Background()
+	src := t.TempDir()
+	b, err := os.ReadFile(filepath.Join("..", "jobs", "mailparts", "testdata", "with_pdf_and_jpeg.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, src, "m.eml", b)
+	write(t, src, "feed.csv", []byte("url,key\nhttps://cdn.example.com/a.jpg,a\n"))
+	client := asynq.NewClient(jobstest.ConnOpt(t, url))
+	defer client.Close()
+	in := &ingest.Ingester{Open: open, Queue: client, Tracker: jobs.NewTracker(rdb, "")}
+	res, err := in.Run(ctx, ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: t.TempDir(), Queue: jobs.QueueCritical},
+		Items: []ingest.ItemRef{
+			{Location: src, Key: "m.eml", Part: "3", ResultBase: "m.eml.parts/3-site photo.jpg"},
+			{Location: "feed:" + filepath.Join(src, "feed.csv"), Key: "a", ResultBase: "a"},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Total != 2 || res.Enqueued != 2 {
+		t.Fatalf("result %+v", res)
+	}
+	insp := asynq.NewInspector(jobstest.ConnOpt(t, url))
+	defer insp.Close()
+	tasks, err := insp.ListPendingTasks(jobs.QueueCritical)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]jobs.ItemPayload{}
+	for _, ti := range tasks {
+		p, _ := jobs.DecodeItem(ti.Payload)
+		got[p.ResultBase] = p
+	}
+	if p := got["m.eml.parts/3-site photo.jpg"]; p.Source.Part != "3" || p.Type != jobs.FileJPEG || p.Task != jobs.TaskCaption || p.Parent == "" {
+		t.Errorf("retried attachment %+v", p)
+	}
+	if p := got["a"]; p.Source.Fetch != "https://cdn.example.com/a.jpg" || p.Task != jobs.TaskCaption {
+		t.Errorf("retried feed row %+v", p)
+	}
+}

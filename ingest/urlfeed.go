@@ -51,23 +51,32 @@ func (in *Ingester) openFeed(ctx context.Context, s string, index int) (*source,
 	return &source{index: index, url: feedScheme + strings.TrimRight(st.Location(), "/") + "/" + file, store: st, feed: file}, nil
 }
 
-// listFeed reads a feed file and hands each row over as a candidate.
-func (in *Ingester) listFeed(ctx context.Context, src *source, seen map[string]bool, cands chan<- candidate) error {
+// feedRows reads and parses a feed file.
+func (in *Ingester) feedRows(ctx context.Context, src *source) ([]feedRow, error) {
 	rc, err := src.store.Get(ctx, src.feed, nil)
 	if err != nil {
-		return fmt.Errorf("feed %s: %w", src.url, err)
+		return nil, fmt.Errorf("feed %s: %w", src.url, err)
 	}
 	defer rc.Close()
 	data, err := io.ReadAll(io.LimitReader(rc, maxFeedBytes+1))
 	if err != nil {
-		return fmt.Errorf("feed %s: %w", src.url, err)
+		return nil, fmt.Errorf("feed %s: %w", src.url, err)
 	}
 	if len(data) > maxFeedBytes {
-		return fmt.Errorf("feed %s: over %d bytes", src.url, maxFeedBytes)
+		return nil, fmt.Errorf("feed %s: over %d bytes", src.url, maxFeedBytes)
 	}
 	rows, err := parseFeed(src.feed, data)
 	if err != nil {
-		return fmt.Errorf("feed %s: %w", src.url, err)
+		return nil, fmt.Errorf("feed %s: %w", src.url, err)
+	}
+	return rows, nil
+}
+
+// listFeed reads a feed file and hands each row over as a candidate.
+func (in *Ingester) listFeed(ctx context.Context, src *source, seen map[string]bool, cands chan<- candidate) error {
+	rows, err := in.feedRows(ctx, src)
+	if err != nil {
+		return err
 	}
 	for _, r := range rows {
 		id := jobs.ItemID(src.url, r.Key)
