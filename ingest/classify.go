@@ -31,23 +31,20 @@ func (in *Ingester) classify(ctx context.Context, pr *prepared, c candidate) Ite
 		it.ResultBase = c.resultBase
 	}
 	skip := func(reason string) Item { it.Skip = reason; return it }
+	if c.row != nil {
+		return pr.feedItem(it, c.row)
+	}
 	if c.gone {
 		return skip("source no longer exists (deleted since the batch it retries)")
+	}
+	if c.part != "" {
+		return in.retriedAttachment(ctx, pr, c, it)
 	}
 	// Unchanged since the last run? Decided from the listing alone, before
 	// any request for the object itself. (A marker listing that failed
 	// fails the batch: see scan.)
-	current, _ := pr.markers()
-	for _, task := range []string{jobs.TaskCaption, jobs.TaskSummarize} {
-		if (o.Task == jobs.TaskAuto || o.Task == task) && it.Ref.ETag != "" &&
-			current[jobs.FingerprintKey(it.ResultBase, task, pr.fingerprint(it, task))] {
-			it.Task, it.Kind = task, jobs.KindDocument
-			if task == jobs.TaskCaption {
-				it.Kind = jobs.KindImage
-			}
-			it.Unchanged = true
-			return skip("unchanged since the last run (same content, prompts, model and options): results kept")
-		}
+	if pr.unchanged(&it) {
+		return skip(unchangedReason)
 	}
 	if c.info.Size == 0 {
 		return skip("empty file (0 bytes)")
@@ -63,13 +60,52 @@ func (in *Ingester) classify(ctx context.Context, pr *prepared, c candidate) Ite
 		return skip("unreadable: " + err.Error())
 	}
 	it.Head = head
-	it.Type = sniff.Sniff(path.Base(c.info.Key), head)
+	return pr.decide(it, path.Base(c.info.Key))
+}
+
+const unchangedReason = "unchanged since the last run (same content, prompts, model and options): results kept"
+
+// unchanged reports (and marks it) whether item it's results are current.
+func (pr *prepared) unchanged(it *Item) bool {
+	o := pr.o
+	current, _ := pr.markers()
+	for _, task := range []string{jobs.TaskCaption, jobs.TaskSummarize} {
+		if (o.Task == jobs.TaskAuto || o.Task == task) && it.Ref.ETag != "" &&
+			current[jobs.FingerprintKey(it.ResultBase, task, pr.fingerprint(*it, task))] {
+			it.Task, it.Kind = task, jobs.KindDocument
+			if task == jobs.TaskCaption {
+				it.Kind = jobs.KindImage
+			}
+			it.Unchanged = true
+			return true
+		}
+	}
+	return false
+}
+
+// skipReasons are the file types we name but do not read, and what to do.
+var skipReasons = map[jobs.FileType]string{
+	jobs.FileMSG: "Outlook .msg files are not read: save the messages as .eml (drag them out of Outlook on the web, or " +
+		"Thunderbird's Save As) or convert them with `msgconvert` (Debian package libemail-outlook-message-perl)",
+	jobs.FileDOC: "legacy Word .doc is not read: convert it to DOCX or PDF (`libreoffice --headless --convert-to docx FILE`)",
+	jobs.FileXLS: "legacy Excel .xls is not read: convert it to XLSX (`libreoffice --headless --convert-to xlsx FILE`)",
+	jobs.FilePPT: "legacy PowerPoint .ppt is not read: convert it to PPTX or PDF (`libreoffice --headless --convert-to pdf FILE`)",
+}
+
+// decide classifies item it from its head and name: its type, kind and
+// task, or why it is skipped or failed.
+func (pr *prepared) decide(it Item, name string) Item {
+	o := pr.o
+	skip := func(reason string) Item { it.Skip = reason; return it }
+	it.Type = sniff.Sniff(name, it.Head)
 	kind := it.Type.Kind()
-	if lie := sniff.Mismatch(c.info.Key, it.Type); lie != "" && !o.TrustContent {
-		it.Kind, it.Failed = sniff.NameKind(c.info.Key), true
+	if lie := sniff.Mismatch(name, it.Type); lie != "" && !o.TrustContent {
+		it.Kind, it.Failed = sniff.NameKind(name), true
 		return skip(lie + " (a broken or mislabelled file; --trust-content processes it by its content)")
 	}
 	switch {
+	case skipReasons[it.Type] != "":
+		return skip(skipReasons[it.Type])
 	case kind == jobs.KindOther:
 		return skip(fmt.Sprintf("unknown file type (%s): not a supported document or image", describe(it.Type)))
 	case kind == jobs.KindImage && !decodableImage(it.Type):

@@ -11,6 +11,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -112,6 +113,9 @@ type source struct {
 	skipPrefix string
 	// ignore are the globs of the source's IgnoreFile.
 	ignore []string
+	// feed, when set, is the key in store of a feed file whose rows are
+	// the source's items (url is then "feed:" and the file's location).
+	feed string
 }
 
 type candidate struct {
@@ -122,11 +126,18 @@ type candidate struct {
 	resultBase string
 	// gone is set for an explicit item that no longer exists.
 	gone bool
+	// row is a feed row (info.Key is its key).
+	row *feedRow
+	// part is, for a retried email attachment, its part path in the
+	// message info.Key.
+	part string
 }
 
 // ItemRef names one object for a batch of explicit items (a retry).
 type ItemRef struct {
 	Location, Key, ResultBase string
+	// Part is an email attachment's part path in the message Key.
+	Part string
 }
 
 // Item is one listed object and what ingest decided about it.
@@ -150,6 +161,8 @@ type Item struct {
 	Failed bool
 	// Unchanged is true when it is skipped because its results are current.
 	Unchanged bool
+	// Parent is, for an email attachment, its message's source URL.
+	Parent string
 	// Fingerprint is what its result is made from (jobs.Fingerprint).
 	Fingerprint string
 	// Head is the object's first bytes (up to sniff.HeadSize).
@@ -202,7 +215,9 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 	// whoever reads the batch later).
 	canon := make([]string, 0, len(o.Sources))
 	for _, s := range o.Sources {
-		if loc, err := storage.ParseLocation(s); err == nil {
+		if strings.HasPrefix(s, feedScheme) {
+			canon = append(canon, s)
+		} else if loc, err := storage.ParseLocation(s); err == nil {
 			canon = append(canon, loc.String())
 		} else {
 			canon = append(canon, s)
@@ -214,6 +229,14 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 	for _, s := range o.Sources {
 		if o.explicitItems() {
 			break // explicit items open their own locations
+		}
+		if strings.HasPrefix(s, feedScheme) {
+			src, err := in.openFeed(ctx, s, len(pr.sources))
+			if err != nil {
+				return nil, err
+			}
+			pr.sources = append(pr.sources, src)
+			continue
 		}
 		loc, err := storage.ParseLocation(s)
 		if err != nil {
@@ -269,8 +292,17 @@ func (o Options) explicitItems() bool { return len(o.Items) > 0 || o.ItemsFrom !
 // object is looked up again (it may have changed or gone since).
 func (in *Ingester) explicit(ctx context.Context, pr *prepared, seen map[string]bool, cands chan<- candidate) error {
 	srcs := map[string]*source{}
+	rows := map[*source]map[string]feedRow{}
 	feed := func(ref ItemRef) error {
 		src := srcs[ref.Location]
+		if src == nil && strings.HasPrefix(ref.Location, feedScheme) {
+			s, err := in.openFeed(ctx, ref.Location, len(srcs))
+			if err != nil {
+				return err
+			}
+			src = s
+			srcs[ref.Location] = src
+		}
 		if src == nil {
 			st, err := in.Open(ctx, ref.Location)
 			if err != nil {
@@ -279,12 +311,39 @@ func (in *Ingester) explicit(ctx context.Context, pr *prepared, seen map[string]
 			src = &source{index: len(srcs), url: st.Location(), store: st}
 			srcs[ref.Location] = src
 		}
-		id := jobs.ItemID(src.url, ref.Key)
+		key := ref.Key
+		if ref.Part != "" {
+			key += "#part=" + ref.Part
+		}
+		id := jobs.ItemID(src.url, key)
 		if seen[id] {
 			return nil
 		}
 		seen[id] = true
-		c := candidate{src: src, resultBase: ref.ResultBase}
+		c := candidate{src: src, resultBase: ref.ResultBase, part: ref.Part}
+		if src.feed != "" { // a feed row: looked up again in the feed
+			if rows[src] == nil {
+				rs, err := in.feedRows(ctx, src)
+				if err != nil {
+					return err
+				}
+				rows[src] = map[string]feedRow{}
+				for _, r := range rs {
+					rows[src][r.Key] = r
+				}
+			}
+			r, ok := rows[src][ref.Key]
+			if !ok {
+				r = feedRow{Key: ref.Key, err: "the row is no longer in the feed"}
+			}
+			c.info, c.row = storage.ObjectInfo{Key: ref.Key}, &r
+			select {
+			case cands <- c:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		info, err := src.store.Stat(ctx, ref.Key)
 		switch {
 		case errors.Is(err, storage.ErrNotExist):
@@ -390,6 +449,7 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var extra atomic.Int64 // email attachments: items beside the objects
 	for range o.Concurrency {
 		wg.Add(1)
 		go func() {
@@ -404,14 +464,23 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 				return
 			}
 			for c := range cands {
-				if err := fn(in.classify(ctx, pr, c)); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					cancel()
+				it := in.classify(ctx, pr, c)
+				var parts []Item
+				if isMail(it, c) {
+					parts = in.attachments(ctx, pr, c, &it)
 				}
+				for _, x := range append([]Item{it}, parts...) {
+					if err := fn(x); err != nil {
+						mu.Lock()
+						if firstErr == nil {
+							firstErr = err
+						}
+						mu.Unlock()
+						cancel()
+						break
+					}
+				}
+				extra.Add(int64(len(parts)))
 			}
 		}()
 	}
@@ -422,6 +491,12 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 			return in.explicit(ctx, pr, seen, cands)
 		}
 		for _, src := range pr.sources {
+			if src.feed != "" {
+				if err := in.listFeed(ctx, src, seen, cands); err != nil {
+					return err
+				}
+				continue
+			}
 			for info, err := range src.store.List(ctx, "", storage.ListOptions{Recursive: true}) {
 				if err != nil {
 					return fmt.Errorf("list %s: %w", src.url, err)
@@ -444,10 +519,11 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 		return nil
 	}()
 	wg.Wait()
+	n := len(seen) + int(extra.Load())
 	if firstErr != nil {
-		return len(seen), firstErr
+		return n, firstErr
 	}
-	return len(seen), listErr
+	return n, listErr
 }
 
 func (o Options) validate() error {

@@ -51,10 +51,11 @@ func (in *Ingester) Retry(ctx context.Context, old string, ro RetryOptions) (Res
 		return Result{}, err
 	}
 	ref := func(e jobs.Entry) (ItemRef, error) {
-		if e.Key == "" || !strings.HasSuffix(e.Source, "/"+e.Key) {
+		src, part, _ := strings.Cut(e.Source, "#part=") // an email attachment
+		if e.Key == "" || !strings.HasSuffix(src, "/"+e.Key) {
 			return ItemRef{}, fmt.Errorf("retry %s: entry %s does not say its key (batch made by an older llamapipe?)", old, e.Source)
 		}
-		return ItemRef{Location: strings.TrimSuffix(e.Source, "/"+e.Key), Key: e.Key, ResultBase: e.ResultBase}, nil
+		return ItemRef{Location: strings.TrimSuffix(src, "/"+e.Key), Key: e.Key, ResultBase: e.ResultBase, Part: part}, nil
 	}
 	n := 0
 	if err := tr.EachEntry(ctx, old, func(e jobs.Entry) error {

@@ -147,20 +147,20 @@ func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Ite
 	return false, err
 }
 
-// payload is the payload of an item's task.
 // payload is item it's task payload; Trace carries the ingest's trace
 // context across the queue ("" when tracing is off).
 func (in *Ingester) payload(ctx context.Context, b jobs.Batch, o Options, it Item) jobs.ItemPayload {
 	return jobs.ItemPayload{Batch: b.ID, Item: it.ID, Source: it.Ref, Type: it.Type, Kind: it.Kind, Task: it.Task,
 		Out: b.Out, ResultBase: it.ResultBase, Options: o.Options, Fingerprint: it.Fingerprint,
-		Trace: tracing.Inject(ctx)}
+		Parent: it.Parent, Trace: tracing.Inject(ctx)}
 }
 
 // record records a skipped item in the batch, and reports whether this
 // call recorded it (not an earlier one).
 func (in *Ingester) record(ctx context.Context, b jobs.Batch, it Item) (bool, error) {
 	e := jobs.Entry{Item: it.ID, Source: it.Ref.URL(), ETag: it.Ref.ETag, Size: it.Ref.Size, Kind: it.Kind,
-		Type: it.Type, Status: jobs.StatusSkipped, Error: it.Skip, ResultBase: it.ResultBase, Task: it.Task, Key: it.Ref.Key}
+		Type: it.Type, Status: jobs.StatusSkipped, Error: it.Skip, ResultBase: it.ResultBase, Task: it.Task, Key: it.Ref.Key,
+		Parent: it.Parent}
 	if it.Failed {
 		e.Status = jobs.StatusFailed
 	}

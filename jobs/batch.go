@@ -67,6 +67,9 @@ type Entry struct {
 	// it was mapped in (0: summarized in one request).
 	Pages  int `json:"pages,omitempty"`
 	Chunks int `json:"chunks,omitempty"`
+	// Parent is, for an email attachment, the source of the message it
+	// came in (that message's own entry).
+	Parent string `json:"parent,omitempty"`
 	// Key is the input's key relative to its source location (Source is
 	// the location and the key joined).
 	Key string `json:"key,omitempty"`

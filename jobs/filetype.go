@@ -21,7 +21,21 @@ const (
 	FileHEIC     FileType = "heic"
 	FileAVIF     FileType = "avif"
 	FileSVG      FileType = "svg"
-	// FileZip is a zip archive that is not a DOCX (also XLSX and PPTX).
+	// Office documents: Excel, PowerPoint (OOXML), OpenDocument text, RTF.
+	FileXLSX FileType = "xlsx"
+	FilePPTX FileType = "pptx"
+	FileODT  FileType = "odt"
+	FileRTF  FileType = "rtf"
+	// FileEML is an RFC 5322 / MIME email message.
+	FileEML FileType = "eml"
+	// FileOLE is an OLE compound file: Outlook .msg and legacy Office
+	// .doc/.xls/.ppt, told apart by name (FileMSG, FileDOC, FileXLS, FilePPT).
+	FileOLE FileType = "ole"
+	FileMSG FileType = "msg"
+	FileDOC FileType = "doc"
+	FileXLS FileType = "xls"
+	FilePPT FileType = "ppt"
+	// FileZip is a zip archive that is not an office document.
 	FileZip FileType = "zip"
 	// FileUnknown is content no rule recognises (binary, or empty).
 	FileUnknown FileType = "unknown"
@@ -38,12 +52,12 @@ const (
 	KindOther    Kind = "other"
 )
 
-// Kind reports KindDocument for pdf, docx, txt, md and html, KindImage for
+// Kind reports KindDocument for pdf, docx, txt, md, html and eml, KindImage for
 // jpeg, png, gif, webp, bmp, tiff, heic, avif and svg, and KindOther for
 // anything else (zip, unknown, "").
 func (t FileType) Kind() Kind {
 	switch t {
-	case FilePDF, FileDOCX, FileTXT, FileMarkdown, FileHTML:
+	case FilePDF, FileDOCX, FileTXT, FileMarkdown, FileHTML, FileEML, FileXLSX, FilePPTX, FileODT, FileRTF:
 		return KindDocument
 	case FileJPEG, FilePNG, FileGIF, FileWebP, FileBMP, FileTIFF, FileHEIC, FileAVIF, FileSVG:
 		return KindImage

@@ -66,14 +66,25 @@ type Ref struct {
 	Size int64 `json:"size,omitempty"`
 	// Pages limits a document to a 1-based inclusive page range.
 	Pages *PageRange `json:"pages,omitempty"`
+	// Part is the MIME part path ("2", "2.1") of an attachment inside the
+	// object, an .eml (see jobs/mailparts); empty: the whole object.
+	Part string `json:"part,omitempty"`
+	// Fetch is, for a feed row, the http(s) URL of the image the worker
+	// fetches (Location names the feed, Key the row's key).
+	Fetch string `json:"fetch,omitempty"`
 }
 
-// URL returns the object's full location, e.g. s3://bucket/prefix/key.
+// URL returns the object's full location, e.g. s3://bucket/prefix/key,
+// and for an attachment its part: …/mail.eml#part=2.1.
 func (r Ref) URL() string {
-	if r.Key == "" {
-		return r.Location
+	u := r.Location
+	if r.Key != "" {
+		u = strings.TrimRight(r.Location, "/") + "/" + r.Key
 	}
-	return strings.TrimRight(r.Location, "/") + "/" + r.Key
+	if r.Part != "" {
+		u += "#part=" + r.Part
+	}
+	return u
 }
 
 // PageRange is a 1-based inclusive page range.
@@ -128,6 +139,8 @@ type ItemPayload struct {
 	// trace and span ID, no secret; empty when tracing is off), so the
 	// item's spans join the ingest's trace (jobs/tracing).
 	Trace string `json:"trace,omitempty"`
+	// Parent is, for an email attachment, the source of its message.
+	Parent string `json:"parent,omitempty"`
 }
 
 // FinalizePayload is the payload of a TypeFinalize task.

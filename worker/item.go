@@ -13,7 +13,9 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/tracing"
+	"github.com/llamapipe/llamapipe/jobs/mailparts"
 	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/worker/feedfetch"
 	"github.com/llamapipe/llamapipe/worker/llm/ratelimit"
 	"github.com/llamapipe/llamapipe/worker/metrics"
 	"github.com/llamapipe/llamapipe/worker/stage"
@@ -86,7 +88,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	e := jobs.Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind, Type: p.Type,
-		ResultBase: p.ResultBase, Task: p.Task, Key: p.Source.Key,
+		ResultBase: p.ResultBase, Task: p.Task, Key: p.Source.Key, Parent: p.Parent,
 		Attempts: retried + 1, DurationMS: w.now().Sub(start).Milliseconds(), Results: out.Results,
 		InputTokens: out.InputTokens, OutputTokens: out.OutputTokens, Cost: out.Cost, Currency: out.Currency,
 		Model: out.Model, Pages: out.Pages, Chunks: out.Chunks}
@@ -217,16 +219,23 @@ func (w *Worker) process(ctx context.Context, log *slog.Logger, p jobs.ItemPaylo
 	if err != nil {
 		return outcome{}, err
 	}
-	src, err := w.stores.get(ctx, p.Source.Location)
-	if err != nil {
-		return outcome{}, err
+	var src storage.Store
+	if p.Source.Fetch == "" { // a feed row's image is fetched from its URL
+		if src, err = w.stores.get(ctx, p.Source.Location); err != nil {
+			return outcome{}, err
+		}
 	}
 	out, err := w.stores.get(ctx, p.Out)
 	if err != nil {
 		return outcome{}, err
 	}
-	data, err := w.read(ctx, src, p.Source)
-	if err != nil {
+	var data []byte
+	if p.Source.Fetch != "" {
+		var skip outcome
+		if data, skip, err = w.fetchFeed(ctx, out, &p); err != nil || skip.Skipped != "" {
+			return skip, err
+		}
+	} else if data, err = w.read(ctx, src, p.Source); err != nil {
 		return outcome{}, err
 	}
 	var o outcome
@@ -289,16 +298,64 @@ func (w *Worker) dropKept(ctx context.Context, log *slog.Logger, p jobs.ItemPayl
 
 // read fetches the source object, refusing one that changed since ingest
 // (its ETag differs) or grew past the size limit.
+// An email attachment (ref.Part) is read from its message.
 func (w *Worker) read(ctx context.Context, st storage.Store, ref jobs.Ref) ([]byte, error) {
 	ctx, span := tracing.Start(ctx, tracing.SpanFetch, trace.WithAttributes(attribute.String("llamapipe.source", ref.URL())))
 	defer span.End()
-	b, err := stage.Read(ctx, st, ref, w.cfg.MaxInputBytes)
-	span.SetAttributes(attribute.Int("llamapipe.bytes", len(b)))
-	return b, err
+	if ref.Fetch != "" {
+		res, err := w.feed.Get(ctx, ref.Fetch)
+		var fe *feedfetch.Error
+		if errors.As(err, &fe) && fe.Permanent {
+			return nil, stage.Permanent(err.Error(), err)
+		}
+		return res.Data, err
+	}
+	data, err := stage.Read(ctx, st, ref, w.cfg.MaxInputBytes)
+	span.SetAttributes(attribute.Int("llamapipe.bytes", len(data)))
+	if err != nil || ref.Part == "" {
+		return data, err
+	}
+	part, err := mailparts.Open(data, ref.Part, mailparts.Limits{MaxPartBytes: w.cfg.MaxInputBytes})
+	if err != nil {
+		return nil, stage.Permanent(fmt.Sprintf("attachment %s of %s: %v", ref.Part, ref.Key, err), err)
+	}
+	return part, nil
+}
+
+// fetchFeed fetches a feed row's image. Its ETag (else Last-Modified)
+// goes into the item's fingerprint (p.Fingerprint is replaced, so the
+// marker written after the result carries it): when the output already
+// has that marker, the URL is unchanged since the last run and the item is
+// skipped with its results kept, before any model call.
+func (w *Worker) fetchFeed(ctx context.Context, out storage.Store, p *jobs.ItemPayload) ([]byte, outcome, error) {
+	res, err := w.feed.Get(ctx, p.Source.Fetch)
+	if err != nil {
+		var fe *feedfetch.Error
+		if errors.As(err, &fe) && fe.Permanent {
+			return nil, outcome{}, stage.Permanent(err.Error(), err)
+		}
+		return nil, outcome{}, err
+	}
+	v := res.ETag
+	if v == "" {
+		v = res.LastModified
+	}
+	if v == "" || p.Fingerprint == "" {
+		return res.Data, outcome{}, nil
+	}
+	p.Fingerprint = jobs.Fingerprint("url:"+v, p.Task, p.Fingerprint, "", jobs.Options{})
+	if _, err := out.Stat(ctx, jobs.FingerprintKey(p.ResultBase, p.Task, p.Fingerprint)); err == nil {
+		return nil, outcome{Skipped: "unchanged since the last run (same ETag or Last-Modified, prompts, model and options): results kept",
+			Results: jobs.ResultKeys(p.ResultBase, p.Task)}, nil
+	}
+	return res.Data, outcome{}, nil
 }
 
 // reread fetches an item's source again.
 func (w *Worker) reread(ctx context.Context, p jobs.ItemPayload) ([]byte, error) {
+	if p.Source.Fetch != "" {
+		return w.read(ctx, nil, p.Source)
+	}
 	src, err := w.stores.get(ctx, p.Source.Location)
 	if err != nil {
 		return nil, err

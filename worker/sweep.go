@@ -54,7 +54,7 @@ func (w *Worker) sweepArchived(ctx context.Context, insp *asynq.Inspector) (int,
 				}
 				e := jobs.Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind,
 					Type: p.Type, Status: jobs.StatusFailed, Error: reason, Attempts: t.Retried + 1,
-					Key: p.Source.Key, ResultBase: p.ResultBase, Task: p.Task}
+					Key: p.Source.Key, ResultBase: p.ResultBase, Task: p.Task, Parent: p.Parent}
 				recorded, complete, err := w.cfg.Tracker.Record(ctx, p.Batch, e)
 				if err != nil {
 					return swept, err

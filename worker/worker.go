@@ -23,6 +23,7 @@ import (
 	"github.com/llamapipe/llamapipe/worker/batchmode"
 	"github.com/llamapipe/llamapipe/worker/caption"
 	"github.com/llamapipe/llamapipe/worker/document"
+	"github.com/llamapipe/llamapipe/worker/feedfetch"
 	"github.com/llamapipe/llamapipe/worker/finalize"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
 	"github.com/llamapipe/llamapipe/worker/llm"
@@ -65,6 +66,9 @@ type Config struct {
 	ImageSlots int
 	// MaxInputBytes caps how much of one object is read. Zero means 512 MiB.
 	MaxInputBytes int64
+	// Feed is how the image URLs of a feed are fetched (limits, the
+	// private-address guard: Feed.AllowPrivate is --feed-allow-private).
+	Feed feedfetch.Config
 	// PDFPasswords maps a source key (or full URL) to its PDF password.
 	PDFPasswords map[string]string
 	// PDF configures the PDF text extractor; its pool is sized to Concurrency
@@ -144,6 +148,8 @@ type Worker struct {
 	rdb redis.UniversalClient
 	// batches are the batch records item payloads are completed from.
 	batches batchCache
+	// feed fetches the image URLs of feed items.
+	feed *feedfetch.Fetcher
 }
 
 // New returns a Worker; Run starts it.
@@ -162,7 +168,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.PDF.Pool = cfg.Concurrency
 	}
 	log := cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)).With("component", "worker")
-	w := &Worker{cfg: cfg, log: log, stores: newStoreCache(cfg.Open), now: cfg.Now}
+	w := &Worker{cfg: cfg, log: log, stores: newStoreCache(cfg.Open), now: cfg.Now, feed: feedfetch.New(cfg.Feed)}
 	if w.now == nil {
 		w.now = time.Now
 	}

@@ -218,7 +218,7 @@ func checkManifest(t *testing.T, es []jobs.Entry, out storage.Store) {
 		"cups.jpg":      {jobs.StatusDone, ""},
 		"cutout.gif":    {jobs.StatusDone, ""},
 		"bomb.png":      {jobs.StatusFailed, "too large"},
-		"photo.avif":    {jobs.StatusSkipped, "not supported"},
+		"photo.avif":    {jobs.StatusDone, ""}, // AVIF is decoded (gen2brain/avif)
 		"gone.jpg":      {jobs.StatusFailed, "source no longer exists"},
 		"truncated.jpg": {"", ""}, // done or failed, but with a reason when failed
 	}

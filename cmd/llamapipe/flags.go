@@ -39,6 +39,7 @@ const envWebhookSecret = "LLAMAPIPE_WEBHOOK_SECRET"
 func workerFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 8, Usage: "tasks processed at once by this process", Sources: env("CONCURRENCY")},
+		&cli.BoolFlag{Name: "feed-allow-private", Usage: "let feed image URLs reach private, loopback and link-local addresses (refused by default)", Sources: env("FEED_ALLOW_PRIVATE")},
 		metricsListenFlag(),
 		&cli.StringFlag{Name: "queues", Value: "critical=6,default=3,nightly=1", Usage: "queues to serve with their priority weights, NAME=WEIGHT,...", Sources: env("QUEUES")},
 		&cli.DurationFlag{Name: "retention", Value: jobs.DefaultRetention, Usage: "how long a finalized batch's records stay in Redis (then status and the API say \"expired\"; manifests stay in the output)", Sources: env("RETENTION")},

@@ -18,6 +18,7 @@ import (
 	"github.com/llamapipe/llamapipe/jobs/redisconn"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/worker"
+	"github.com/llamapipe/llamapipe/worker/feedfetch"
 	"github.com/llamapipe/llamapipe/worker/imageprep"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
@@ -135,6 +136,7 @@ func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger)
 		Model:           model,
 		Logger:          log,
 		Concurrency:     cmd.Int("concurrency"),
+		Feed:            feedfetch.Config{AllowPrivate: cmd.Bool("feed-allow-private")},
 		ShutdownTimeout: cmd.Duration("shutdown-timeout"),
 		Retention:       cmd.Duration("retention"),
 		Image:           imageprep.Options{MaxSide: cmd.Int("image-max-side"), Quality: cmd.Int("image-quality")},

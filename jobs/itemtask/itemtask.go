@@ -3,6 +3,7 @@ package itemtask
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -33,6 +34,12 @@ type wire struct {
 	// ResultBase is set when it is not the one jobs.ResultBase derives.
 	ResultBase  string `json:"r,omitempty"`
 	Fingerprint string `json:"f,omitempty"`
+	// Part is an email attachment's part path in its message, Fetch a feed
+	// row's URL, Parent the source of an attachment's message
+	// (jobs.Ref.Part, jobs.Ref.Fetch, jobs.ItemPayload.Parent).
+	Part   string `json:"pt,omitempty"`
+	Fetch  string `json:"u,omitempty"`
+	Parent string `json:"pa,omitempty"`
 	// Trace is the W3C traceparent of the ingest that queued the item
 	// (jobs.ItemPayload.Trace), "" when tracing is off.
 	Trace string `json:"tr,omitempty"`
@@ -90,7 +97,8 @@ func Encode(b jobs.Batch, p jobs.ItemPayload) ([]byte, error) {
 // gives p back.
 func compact(b jobs.Batch, p jobs.ItemPayload) (wire, bool) {
 	w := wire{V: Version, Batch: p.Batch, Source: -1, Key: p.Source.Key, ETag: p.Source.ETag, Size: p.Source.Size,
-		Pages: p.Source.Pages, Type: p.Type, Fingerprint: p.Fingerprint, Trace: p.Trace}
+		Pages: p.Source.Pages, Type: p.Type, Fingerprint: p.Fingerprint, Trace: p.Trace,
+		Part: p.Source.Part, Fetch: p.Source.Fetch, Parent: p.Parent}
 	for i, s := range b.Sources {
 		if s == p.Source.Location {
 			w.Source = i
@@ -101,13 +109,26 @@ func compact(b jobs.Batch, p jobs.ItemPayload) (wire, bool) {
 		w.Source, w.Location = 0, p.Source.Location
 	}
 	if p.Batch != b.ID || p.Out == "" || p.Task == "" || p.ResultBase == "" || p.Out != b.Out || p.Options != b.Options || p.Source.Key == "" ||
-		p.Kind != p.Type.Kind() || p.Task != taskOf(p.Kind) || p.Item != jobs.ItemID(p.Source.Location, p.Source.Key) {
+		p.Kind != p.Type.Kind() || p.Task != taskOf(p.Kind) || p.Item != itemID(p.Source.Location, p.Source.Key, p.Source.Part) {
 		return w, false
 	}
 	if p.ResultBase != resultBase(b, w) {
 		w.ResultBase = p.ResultBase
 	}
-	return w, true
+	// Whatever the checks above miss (a field added to ItemPayload and not
+	// to wire), the round trip catches: such a payload goes as version 1.
+	q, err := expand(b, w)
+	q.V = p.V
+	return w, err == nil && reflect.DeepEqual(p, q)
+}
+
+// itemID is the item ID ingest gives an object, or an email attachment
+// (part) of it.
+func itemID(location, key, part string) string {
+	if part != "" {
+		return jobs.ItemID(location, key+"#part="+part)
+	}
+	return jobs.ItemID(location, key)
 }
 
 func taskOf(k jobs.Kind) string {
@@ -175,10 +196,10 @@ func expand(b jobs.Batch, w wire) (jobs.ItemPayload, error) {
 		loc = b.Sources[w.Source]
 	}
 	kind := w.Type.Kind()
-	p := jobs.ItemPayload{V: jobs.PayloadVersion, Batch: w.Batch, Item: jobs.ItemID(loc, w.Key),
-		Source: jobs.Ref{Location: loc, Key: w.Key, ETag: w.ETag, Size: w.Size, Pages: w.Pages},
+	p := jobs.ItemPayload{V: jobs.PayloadVersion, Batch: w.Batch, Item: itemID(loc, w.Key, w.Part),
+		Source: jobs.Ref{Location: loc, Key: w.Key, ETag: w.ETag, Size: w.Size, Pages: w.Pages, Part: w.Part, Fetch: w.Fetch},
 		Type:   w.Type, Kind: kind, Task: taskOf(kind), Out: b.Out, ResultBase: w.ResultBase, Options: b.Options,
-		Fingerprint: w.Fingerprint, Trace: w.Trace}
+		Fingerprint: w.Fingerprint, Trace: w.Trace, Parent: w.Parent}
 	if p.ResultBase == "" {
 		p.ResultBase = resultBase(b, w)
 	}

@@ -17,6 +17,7 @@ var nameKinds = map[string]jobs.Kind{
 	".avif": jobs.KindImage, ".svg": jobs.KindImage,
 	".pdf": jobs.KindDocument, ".docx": jobs.KindDocument, ".txt": jobs.KindDocument,
 	".md": jobs.KindDocument, ".markdown": jobs.KindDocument, ".html": jobs.KindDocument, ".htm": jobs.KindDocument,
+	".xlsx": jobs.KindDocument, ".pptx": jobs.KindDocument, ".odt": jobs.KindDocument, ".rtf": jobs.KindDocument,
 }
 
 // NameKind is the kind a file name claims by its extension (KindImage for
@@ -57,6 +58,12 @@ func Describe(t jobs.FileType) string {
 		return "a Word (DOCX) document"
 	case jobs.FileZip:
 		return "a zip archive"
+	case jobs.FileXLSX, jobs.FilePPTX, jobs.FileODT, jobs.FileRTF:
+		return "a " + strings.ToUpper(string(t)) + " document"
+	case jobs.FileEML:
+		return "an email message"
+	case jobs.FileMSG, jobs.FileDOC, jobs.FileXLS, jobs.FilePPT, jobs.FileOLE:
+		return "an OLE (Outlook or legacy Office) file"
 	case jobs.FileSVG:
 		return "an SVG image"
 	case "", jobs.FileUnknown:

@@ -43,13 +43,32 @@ var (
 	sigJPEG = []byte{0xFF, 0xD8, 0xFF}
 	sigZip  = []byte("PK\x03\x04")
 	sigZipE = []byte("PK\x05\x06") // empty archive
+	sigOLE  = []byte{0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1}
 )
+
+// oleType names an OLE compound file by its extension: Outlook .msg and
+// legacy Office files share the container.
+func oleType(ext string) jobs.FileType {
+	switch ext {
+	case ".msg":
+		return jobs.FileMSG
+	case ".doc", ".dot":
+		return jobs.FileDOC
+	case ".xls", ".xlt":
+		return jobs.FileXLS
+	case ".ppt", ".pps", ".pot":
+		return jobs.FilePPT
+	}
+	return jobs.FileOLE
+}
 
 // magic recognises binary formats by signature; "" means no signature.
 func magic(h []byte, ext string) jobs.FileType {
 	switch {
 	case isPDF(h):
 		return jobs.FilePDF
+	case bytes.HasPrefix(h, []byte(`{\rtf`)):
+		return jobs.FileRTF
 	case bytes.HasPrefix(h, sigJPEG):
 		return jobs.FileJPEG
 	case bytes.HasPrefix(h, sigPNG):
@@ -65,6 +84,8 @@ func magic(h []byte, ext string) jobs.FileType {
 		return jobs.FileTIFF
 	case bytes.HasPrefix(h, sigZip), bytes.HasPrefix(h, sigZipE):
 		return zipType(h, ext)
+	case bytes.HasPrefix(h, sigOLE):
+		return oleType(ext)
 	}
 	if t, ok := isoBMFF(h); ok {
 		return t
@@ -156,9 +177,23 @@ func zipType(h []byte, ext string) jobs.FileType {
 		switch {
 		case strings.HasPrefix(name, "word/"):
 			return jobs.FileDOCX
-		case strings.HasPrefix(name, "xl/"), strings.HasPrefix(name, "ppt/"):
-			return jobs.FileZip
+		case strings.HasPrefix(name, "xl/"):
+			return jobs.FileXLSX
+		case strings.HasPrefix(name, "ppt/"):
+			return jobs.FilePPTX
 		}
+	}
+	// OpenDocument: the first entry is "mimetype", stored, holding the type.
+	if bytes.Contains(h[:min(len(h), 100)], []byte("mimetypeapplication/vnd.oasis.opendocument.text")) {
+		return jobs.FileODT
+	}
+	switch ext {
+	case ".xlsx", ".xlsm":
+		return jobs.FileXLSX
+	case ".pptx":
+		return jobs.FilePPTX
+	case ".odt":
+		return jobs.FileODT
 	}
 	if bytes.Contains(h, []byte("word/document.xml")) {
 		return jobs.FileDOCX
@@ -205,6 +240,9 @@ func textual(h []byte, ext string) jobs.FileType {
 	case "html", "head", "body":
 		return jobs.FileHTML
 	}
+	if isMail(s, ext) {
+		return jobs.FileEML
+	}
 	switch ext {
 	case ".md", ".markdown", ".mdown", ".mkd":
 		return jobs.FileMarkdown
@@ -214,6 +252,43 @@ func textual(h []byte, ext string) jobs.FileType {
 		}
 	}
 	return jobs.FileTXT
+}
+
+// isMail recognises an RFC 5322 message: the text starts with a header
+// block (every line a "Name: value" field or a folded continuation) that
+// has From (or Received/Return-Path) and Subject, Date, Message-ID or
+// MIME-Version; a name ending in .eml needs two header fields of any kind.
+func isMail(s, ext string) bool {
+	var names []string
+	for i, line := range strings.Split(s, "\n") {
+		line = strings.TrimRight(line, "\r")
+		if line == "" {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if i == 0 {
+				return false
+			}
+			continue
+		}
+		c := strings.IndexByte(line, ':')
+		if c <= 0 || strings.ContainsAny(line[:c], " \t") {
+			return false
+		}
+		names = append(names, strings.ToLower(line[:c]))
+	}
+	has := func(want ...string) bool {
+		for _, n := range names {
+			if slices.Contains(want, n) {
+				return true
+			}
+		}
+		return false
+	}
+	if ext == ".eml" {
+		return len(names) >= 2
+	}
+	return has("from", "received", "return-path") && has("subject", "date", "message-id", "mime-version")
 }
 
 // decodeText returns the head as a UTF-8 string if it looks like text:

@@ -224,7 +224,7 @@ type summarizer struct {
 // accumulates in o.
 func (s *Stage) summarizer(it Item, o *stage.Outcome, pages int) *summarizer {
 	p := it.Payload
-	return &summarizer{st: s, it: it, o: o, title: path.Base(p.Source.Key), lang: stage.Language(p.Options),
+	return &summarizer{st: s, it: it, o: o, title: docTitle(p), lang: stage.Language(p.Options),
 		pages: pages, budget: textBudget(it)}
 }
 
@@ -549,4 +549,13 @@ func groupByBudget(parts []string, budget int) [][]string {
 		groups = append(groups, cur)
 	}
 	return groups
+}
+
+// docTitle is the document's file name: an email attachment's own (the
+// last element of its result base), else the object's.
+func docTitle(p jobs.ItemPayload) string {
+	if p.Source.Part != "" {
+		return path.Base(p.ResultBase)
+	}
+	return path.Base(p.Source.Key)
 }

@@ -18,6 +18,7 @@ import (
 	_ "golang.org/x/image/webp"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/mailparts"
 	"github.com/llamapipe/llamapipe/jobs/plan"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/chunk"
@@ -297,6 +298,11 @@ func documentTokens(ctx context.Context, st storage.Store, ref jobs.Ref, typ job
 	data, err := readPrefix(ctx, st, ref.Key, limit)
 	if err != nil {
 		return 0, 0, false, err
+	}
+	if ref.Part != "" { // an email attachment, read from its message
+		if data, err = mailparts.Open(data, ref.Part, mailparts.Limits{}); err != nil {
+			return 0, 0, false, err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, 0, false, err

@@ -33,7 +33,7 @@ func makePlan(ctx context.Context, o ingest.Options, prof llm.Profile, opts esti
 }
 
 // folder holds 6 text documents of growing size, two JPEGs and an
-// unsupported HEIC image.
+// unsupported SVG image.
 func folder(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -53,7 +53,7 @@ func folder(t *testing.T) string {
 		}
 		f.Close()
 	}
-	if err := os.WriteFile(filepath.Join(dir, "x.heic"), []byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "x.svg"), []byte(`<svg xmlns="http://www.w3.org/2000/svg"></svg>`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -24,6 +24,16 @@ func Document(t jobs.FileType, data []byte, lim Limits) (string, error) {
 		return HTML(data)
 	case jobs.FileTXT, jobs.FileMarkdown:
 		return Text(data)
+	case jobs.FileEML:
+		return Mail(data)
+	case jobs.FileXLSX:
+		return XLSX(data, lim)
+	case jobs.FilePPTX:
+		return PPTX(data, lim)
+	case jobs.FileODT:
+		return ODT(data, lim)
+	case jobs.FileRTF:
+		return RTF(data, lim)
 	}
 	return "", fmt.Errorf("%w: %q", ErrNotText, t)
 }
