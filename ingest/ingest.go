@@ -16,6 +16,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/llamapipe/llamapipe/ingest/feedfile"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/feed"
 	"github.com/llamapipe/llamapipe/prompts"
@@ -127,7 +128,7 @@ type candidate struct {
 	// gone is set for an explicit item that no longer exists.
 	gone bool
 	// row is a feed row (info.Key is its key).
-	row *feedRow
+	row *feedfile.Row
 	// part is, for a retried email attachment, its part path in the
 	// message info.Key.
 	part string
@@ -292,7 +293,7 @@ func (o Options) explicitItems() bool { return len(o.Items) > 0 || o.ItemsFrom !
 // object is looked up again (it may have changed or gone since).
 func (in *Ingester) explicit(ctx context.Context, pr *prepared, seen map[string]bool, cands chan<- candidate) error {
 	srcs := map[string]*source{}
-	rows := map[*source]map[string]feedRow{}
+	rows := map[*source]map[string]feedfile.Row{}
 	feed := func(ref ItemRef) error {
 		src := srcs[ref.Location]
 		if src == nil && strings.HasPrefix(ref.Location, feedScheme) {
@@ -327,14 +328,14 @@ func (in *Ingester) explicit(ctx context.Context, pr *prepared, seen map[string]
 				if err != nil {
 					return err
 				}
-				rows[src] = map[string]feedRow{}
+				rows[src] = map[string]feedfile.Row{}
 				for _, r := range rs {
 					rows[src][r.Key] = r
 				}
 			}
 			r, ok := rows[src][ref.Key]
 			if !ok {
-				r = feedRow{Key: ref.Key, err: "the row is no longer in the feed"}
+				r = feedfile.Row{Key: ref.Key, Err: "the row is no longer in the feed"}
 			}
 			c.info, c.row = storage.ObjectInfo{Key: ref.Key}, &r
 			select {

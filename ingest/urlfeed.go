@@ -1,17 +1,13 @@
 package ingest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"path"
 	"strings"
 
+	"github.com/llamapipe/llamapipe/ingest/feedfile"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/storage"
 )
@@ -26,12 +22,6 @@ const feedScheme = "feed:"
 
 // maxFeedBytes caps a feed file.
 const maxFeedBytes = 256 << 20
-
-type feedRow struct {
-	URL, SKU, Name, Key string
-	line                int
-	err                 string
-}
 
 // openFeed opens the folder of a feed file as a source.
 func (in *Ingester) openFeed(ctx context.Context, s string, index int) (*source, error) {
@@ -52,7 +42,7 @@ func (in *Ingester) openFeed(ctx context.Context, s string, index int) (*source,
 }
 
 // feedRows reads and parses a feed file.
-func (in *Ingester) feedRows(ctx context.Context, src *source) ([]feedRow, error) {
+func (in *Ingester) feedRows(ctx context.Context, src *source) ([]feedfile.Row, error) {
 	rc, err := src.store.Get(ctx, src.feed, nil)
 	if err != nil {
 		return nil, fmt.Errorf("feed %s: %w", src.url, err)
@@ -65,7 +55,7 @@ func (in *Ingester) feedRows(ctx context.Context, src *source) ([]feedRow, error
 	if len(data) > maxFeedBytes {
 		return nil, fmt.Errorf("feed %s: over %d bytes", src.url, maxFeedBytes)
 	}
-	rows, err := parseFeed(src.feed, data)
+	rows, err := feedfile.Parse(src.feed, data)
 	if err != nil {
 		return nil, fmt.Errorf("feed %s: %w", src.url, err)
 	}
@@ -93,108 +83,13 @@ func (in *Ingester) listFeed(ctx context.Context, src *source, seen map[string]b
 	return nil
 }
 
-// parseFeed reads JSONL (a name ending .jsonl/.ndjson, or content
-// starting with "{") or CSV with a header.
-func parseFeed(name string, data []byte) ([]feedRow, error) {
-	var rows []feedRow
-	ext := strings.ToLower(path.Ext(name))
-	if ext == ".jsonl" || ext == ".ndjson" || bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for n := 1; sc.Scan(); n++ {
-			line := bytes.TrimSpace(sc.Bytes())
-			if len(line) == 0 {
-				continue
-			}
-			var m map[string]any
-			r := feedRow{line: n}
-			if err := json.Unmarshal(line, &m); err != nil {
-				r.err = fmt.Sprintf("line %d is not JSON: %v", n, err)
-			}
-			str := func(keys ...string) string {
-				for _, k := range keys {
-					if v, ok := m[k]; ok && v != nil {
-						return strings.TrimSpace(fmt.Sprint(v))
-					}
-				}
-				return ""
-			}
-			r.URL, r.SKU, r.Name, r.Key = str("url", "image_url", "image"), str("sku"), str("name"), str("key")
-			rows = append(rows, finishRow(r))
-		}
-		return rows, sc.Err()
-	}
-	cr := csv.NewReader(bytes.NewReader(data))
-	cr.FieldsPerRecord = -1
-	head, err := cr.Read()
-	if err != nil {
-		return nil, fmt.Errorf("CSV header: %w", err)
-	}
-	col := map[string]int{}
-	for i, h := range head {
-		col[strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))] = i
-	}
-	get := func(rec []string, keys ...string) string {
-		for _, k := range keys {
-			if i, ok := col[k]; ok && i < len(rec) {
-				return strings.TrimSpace(rec[i])
-			}
-		}
-		return ""
-	}
-	if _, ok := col["url"]; !ok {
-		if _, ok := col["image_url"]; !ok {
-			if _, ok := col["image"]; !ok {
-				return nil, fmt.Errorf("CSV header %v has no url, image_url or image column", head)
-			}
-		}
-	}
-	for n := 2; ; n++ {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			return rows, nil
-		}
-		r := feedRow{line: n}
-		if err != nil {
-			r.err = fmt.Sprintf("line %d: %v", n, err)
-		} else {
-			r.URL, r.SKU, r.Name, r.Key = get(rec, "url", "image_url", "image"), get(rec, "sku"), get(rec, "name"), get(rec, "key")
-		}
-		rows = append(rows, finishRow(r))
-	}
-}
-
-// finishRow checks the URL and gives the row a key.
-func finishRow(r feedRow) feedRow {
-	u, err := url.Parse(r.URL)
-	switch {
-	case r.err != "":
-	case r.URL == "":
-		r.err = fmt.Sprintf("line %d has no image URL", r.line)
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		r.err = fmt.Sprintf("line %d: %q is not an http(s) URL", r.line, r.URL)
-	}
-	if r.Key == "" {
-		if u != nil && u.Host != "" {
-			r.Key = strings.TrimSuffix(u.Host+u.EscapedPath(), "/")
-			if u.RawQuery != "" {
-				r.Key += "_" + jobs.ItemID("", u.RawQuery)[:8]
-			}
-		} else {
-			r.Key = fmt.Sprintf("line-%d", r.line)
-		}
-	}
-	r.Key = strings.TrimLeft(path.Clean("/"+r.Key), "/")
-	return r
-}
-
 // feedItem is the item of a feed row: an image to caption, fetched by the
 // worker from its URL.
-func (pr *prepared) feedItem(it Item, r *feedRow) Item {
+func (pr *prepared) feedItem(it Item, r *feedfile.Row) Item {
 	it.Ref.Fetch, it.Ref.Size, it.Kind = r.URL, 0, jobs.KindImage
 	switch {
-	case r.err != "":
-		it.Failed, it.Skip = true, "feed row: "+r.err
+	case r.Err != "":
+		it.Failed, it.Skip = true, "feed row: "+r.Err
 	case pr.o.Task == jobs.TaskSummarize:
 		it.Skip = "not a document: feed rows are images and --task summarize processes documents only"
 	default:
