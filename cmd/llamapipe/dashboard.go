@@ -45,9 +45,10 @@ func dashboardCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			auth, err := dashboardAuth(cmd)
+			auth, err := dashboard.LoadAuth(dashboard.AuthSources{User: cmd.String("auth-user"), PasswordFile: cmd.String("auth-password-file"),
+				TokenFile: cmd.String("auth-token-file"), Password: os.Getenv(envDashboardPassword), Token: os.Getenv(envDashboardToken)})
 			if err != nil {
-				return err
+				return &exitError{code: exitUsage, msg: err.Error()}
 			}
 			addr := cmd.String("listen")
 			if err := dashboard.CheckListen(addr, auth); err != nil {
@@ -109,39 +110,6 @@ func dashboardMetrics(cfg *dashboard.Config, opt asynq.RedisConnOpt, ping func(c
 	cfg.Metrics = metrics.Handler(reg)
 	cfg.Healthz, cfg.Readyz = metrics.HealthHandlers(ping)
 	return insp.Close, nil
-}
-
-// dashboardAuth gathers the dashboard's credentials from the environment
-// and files. Secrets never appear in errors or logs.
-func dashboardAuth(cmd *cli.Command) (dashboard.Auth, error) {
-	var a dashboard.Auth
-	a.User = cmd.String("auth-user")
-	if f := cmd.String("auth-password-file"); f != "" {
-		pw, err := dashboard.ReadPassword(f)
-		if err != nil {
-			return a, &exitError{code: exitUsage, msg: "--auth-password-file: " + err.Error()}
-		}
-		a.Password = pw
-	} else {
-		a.Password = os.Getenv(envDashboardPassword)
-	}
-	switch {
-	case a.User != "" && a.Password == "":
-		return a, &exitError{code: exitUsage, msg: "--auth-user needs a password: set " + envDashboardPassword + " or --auth-password-file"}
-	case a.User == "" && a.Password != "":
-		return a, &exitError{code: exitUsage, msg: "a basic-auth password is set but no --auth-user"}
-	}
-	if f := cmd.String("auth-token-file"); f != "" {
-		ts, err := dashboard.ReadTokens(f)
-		if err != nil {
-			return a, &exitError{code: exitUsage, msg: "--auth-token-file: " + err.Error()}
-		}
-		a.Tokens = append(a.Tokens, ts...)
-	}
-	if t := os.Getenv(envDashboardToken); t != "" {
-		a.Tokens = append(a.Tokens, t)
-	}
-	return a, nil
 }
 
 // metricsListenFlag is the worker's --metrics-listen flag (to be added to

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -90,30 +89,6 @@ func openTenants(cmd *cli.Command, c *conn, log *slog.Logger) (*tenants.Budgets,
 	return &tenants.Budgets{File: f, Ledger: tenants.NewLedger(c.rdb, ""), Tracker: c.tracker}, nil
 }
 
-// fairShare puts model behind the tenants' fair-share gate, shared through
-// c's Redis by every worker of the same provider and model: the tenants
-// file's slots (default: half this worker's --concurrency) and waiting room
-// (default: half the slots), so some of the worker's tasks are always free
-// to pass over one tenant's backlog.
-func fairShare(cmd *cli.Command, c *conn, model llm.Client, b *tenants.Budgets, m *metrics.Metrics) llm.Client {
-	if b == nil {
-		return model
-	}
-	tc := b.Config()
-	slots := tc.Slots
-	if slots == 0 {
-		slots = max(1, cmd.Int("concurrency")/2)
-	}
-	waiting := tc.Waiting
-	if waiting == 0 {
-		waiting = max(1, slots/2)
-	}
-	p := model.Profile()
-	name := cmp.Or(p.Preset, p.Provider)
-	return ratelimit.FairShare(model, c.rdb, jobs.ModelQuotaName(name, p.Model), ratelimit.FairShareOptions{
-		Slots: slots, Waiting: waiting, Share: func(t string) float64 { return b.Config().Share(t) }, OnDefer: m.Deferred})
-}
-
 // openModel opens the configured model client, sharing its rate limit
 // through the process's Redis, behind the tenants' fair-share gate when
 // budgets is set.
@@ -131,7 +106,7 @@ func openModel(ctx context.Context, cmd *cli.Command, c *conn, m *metrics.Metric
 	if err := budgets.CheckCurrency(model.Profile().Prices.Currency); err != nil {
 		return nil, &exitError{code: exitUsage, msg: "--tenants: " + err.Error()}
 	}
-	return fairShare(cmd, c, model, budgets, m), nil
+	return ratelimit.TenantGate(model, c.rdb, budgets, cmd.Int("concurrency"), m.Deferred), nil
 }
 
 // plannedProfile resolves the profile a batch is planned for without

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -79,4 +80,44 @@ func ReadTokens(path string) ([]string, error) {
 		return nil, fmt.Errorf("token file %s holds no token", path)
 	}
 	return out, nil
+}
+
+// AuthSources are where the dashboard's credentials come from: the flags'
+// values and the environment's (Password and Token, read by the caller
+// from LLAMAPIPE_DASHBOARD_PASSWORD and LLAMAPIPE_DASHBOARD_TOKEN).
+type AuthSources struct {
+	User, PasswordFile, TokenFile string
+	Password, Token               string
+}
+
+// LoadAuth gathers the dashboard's credentials: a password file wins over
+// the environment's password; tokens come from the token file and the
+// environment. A user without a password, or a password without a user,
+// is refused. Secrets never appear in errors.
+func LoadAuth(s AuthSources) (Auth, error) {
+	a := Auth{User: s.User, Password: s.Password}
+	if s.PasswordFile != "" {
+		pw, err := ReadPassword(s.PasswordFile)
+		if err != nil {
+			return a, fmt.Errorf("--auth-password-file: %w", err)
+		}
+		a.Password = pw
+	}
+	switch {
+	case a.User != "" && a.Password == "":
+		return a, errors.New("--auth-user needs a password: set LLAMAPIPE_DASHBOARD_PASSWORD or --auth-password-file")
+	case a.User == "" && a.Password != "":
+		return a, errors.New("a basic-auth password is set but no --auth-user")
+	}
+	if s.TokenFile != "" {
+		ts, err := ReadTokens(s.TokenFile)
+		if err != nil {
+			return a, fmt.Errorf("--auth-token-file: %w", err)
+		}
+		a.Tokens = append(a.Tokens, ts...)
+	}
+	if s.Token != "" {
+		a.Tokens = append(a.Tokens, s.Token)
+	}
+	return a, nil
 }
