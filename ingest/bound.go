@@ -82,19 +82,16 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 			return total, err // classified while stopping: not to be trusted
 		}
 		var page bytes.Buffer
-		direct, paged := 0, 0
+		var now []Item
+		paged := 0
 		for _, it := range items {
 			res.Kinds[string(it.Kind)]++
 			if it.Skip != "" {
 				res.Skipped++
 				continue
 			}
-			if st.Pages == 0 && st.Handed+direct < o.MaxQueued {
-				if _, err := in.enqueue(ctx, b, o, it); err != nil {
-					return total, err
-				}
-				direct++
-				res.Enqueued++
+			if st.Pages == 0 && st.Handed+len(now) < o.MaxQueued {
+				now = append(now, it)
 				continue
 			}
 			line, err := itemtask.Encode(b, in.payload(b, o, it))
@@ -113,6 +110,12 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 			page.Write(line)
 			page.WriteByte('\n')
 			paged++
+		}
+		direct, err := in.enqueueAll(ctx, b, o, now)
+		res.Enqueued += direct
+		res.Skipped += len(now) - direct
+		if err != nil {
+			return total, err
 		}
 		st.Handed += direct
 		if err := in.Feeds.Add(ctx, b.ID, "handed", direct); err != nil {
@@ -149,6 +152,45 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 		return total, err
 	}
 	return total, in.askFeed(ctx, b, feed.PollA, 0)
+}
+
+// enqueueAll enqueues items with o.Concurrency goroutines and returns how
+// many were queued (an item that cannot be queued is recorded skipped).
+func (in *Ingester) enqueueAll(ctx context.Context, b jobs.Batch, o Options, items []Item) (int, error) {
+	var queued atomic.Int64
+	idx := make(chan int)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range min(o.Concurrency, len(items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				ok, err := in.enqueue(ctx, b, o, items[i])
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					continue
+				}
+				if ok {
+					queued.Add(1)
+				}
+			}
+		}()
+	}
+	for i := range items {
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return int(queued.Load()), err
+	default:
+		return int(queued.Load()), nil
+	}
 }
 
 // take receives up to n candidates; it returns fewer only once cands is
