@@ -66,21 +66,23 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 		if len(chunk) == 0 {
 			break
 		}
-		// Skipped items are recorded as they are classified, in parallel.
-		var byIngest atomic.Int64
-		items, err := in.classifyAll(ctx, pr, chunk, func(it Item) error {
-			recorded, err := in.record(ctx, b, it)
-			if recorded {
-				byIngest.Add(1)
-			}
-			return err
-		})
-		if err != nil {
-			return total, err
-		}
+		items := in.classifyAll(ctx, pr, chunk)
 		if err := ctx.Err(); err != nil {
 			return total, err // classified while stopping: not to be trusted
 		}
+		// The chunk's skipped items are recorded in one round trip.
+		var skipped []jobs.Entry
+		for _, it := range items {
+			if it.Skip != "" {
+				skipped = append(skipped, skipEntry(it))
+			}
+		}
+		n, err := in.Tracker.RecordMany(ctx, b.ID, skipped)
+		if err != nil {
+			return total, err
+		}
+		var byIngest atomic.Int64
+		byIngest.Add(int64(n))
 		var page bytes.Buffer
 		var now []Item
 		paged := 0
@@ -207,11 +209,10 @@ func take(cands <-chan candidate, n int) []candidate {
 }
 
 // classifyAll classifies a chunk with o.Concurrency goroutines, keeping
-// its order, and calls skipped with each item to skip as it goes.
-func (in *Ingester) classifyAll(ctx context.Context, pr *prepared, chunk []candidate, skipped func(Item) error) ([]Item, error) {
+// its order.
+func (in *Ingester) classifyAll(ctx context.Context, pr *prepared, chunk []candidate) []Item {
 	items := make([]Item, len(chunk))
 	idx := make(chan int)
-	errs := make(chan error, 1)
 	var wg sync.WaitGroup
 	for range min(pr.o.Concurrency, len(chunk)) {
 		wg.Add(1)
@@ -219,15 +220,6 @@ func (in *Ingester) classifyAll(ctx context.Context, pr *prepared, chunk []candi
 			defer wg.Done()
 			for i := range idx {
 				items[i] = in.classify(ctx, pr, chunk[i])
-				if items[i].Skip == "" || ctx.Err() != nil {
-					continue
-				}
-				if err := skipped(items[i]); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
 			}
 		}()
 	}
@@ -236,12 +228,7 @@ func (in *Ingester) classifyAll(ctx context.Context, pr *prepared, chunk []candi
 	}
 	close(idx)
 	wg.Wait()
-	select {
-	case err := <-errs:
-		return items, err
-	default:
-		return items, nil
-	}
+	return items
 }
 
 // listFrom lists the batch's objects after the feed's cursor, in order.
