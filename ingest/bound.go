@@ -66,35 +66,34 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 		if len(chunk) == 0 {
 			break
 		}
-		// Skipped items are recorded as they are classified, in parallel.
-		var byIngest atomic.Int64
-		items, err := in.classifyAll(ctx, pr, chunk, func(it Item) error {
-			recorded, err := in.record(ctx, b, it)
-			if recorded {
-				byIngest.Add(1)
-			}
-			return err
-		})
-		if err != nil {
-			return total, err
-		}
+		items := in.classifyAll(ctx, pr, chunk)
 		if err := ctx.Err(); err != nil {
 			return total, err // classified while stopping: not to be trusted
 		}
+		// The chunk's skipped items are recorded in one round trip.
+		var skipped []jobs.Entry
+		for _, it := range items {
+			if it.Skip != "" {
+				skipped = append(skipped, skipEntry(it))
+			}
+		}
+		n, err := in.Tracker.RecordMany(ctx, b.ID, skipped)
+		if err != nil {
+			return total, err
+		}
+		var byIngest atomic.Int64
+		byIngest.Add(int64(n))
 		var page bytes.Buffer
-		direct, paged := 0, 0
+		var now []Item
+		paged := 0
 		for _, it := range items {
 			res.Kinds[string(it.Kind)]++
 			if it.Skip != "" {
 				res.Skipped++
 				continue
 			}
-			if st.Pages == 0 && st.Handed+direct < o.MaxQueued {
-				if _, err := in.enqueue(ctx, b, o, it); err != nil {
-					return total, err
-				}
-				direct++
-				res.Enqueued++
+			if st.Pages == 0 && st.Handed+len(now) < o.MaxQueued {
+				now = append(now, it)
 				continue
 			}
 			line, err := itemtask.Encode(b, in.payload(ctx, b, o, it))
@@ -113,6 +112,12 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 			page.Write(line)
 			page.WriteByte('\n')
 			paged++
+		}
+		direct, err := in.enqueueAll(ctx, b, o, now)
+		res.Enqueued += direct
+		res.Skipped += len(now) - direct
+		if err != nil {
+			return total, err
 		}
 		st.Handed += direct
 		if err := in.Feeds.Add(ctx, b.ID, "handed", direct); err != nil {
@@ -151,6 +156,45 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 	return total, in.askFeed(ctx, b, feed.PollA, 0)
 }
 
+// enqueueAll enqueues items with o.Concurrency goroutines and returns how
+// many were queued (an item that cannot be queued is recorded skipped).
+func (in *Ingester) enqueueAll(ctx context.Context, b jobs.Batch, o Options, items []Item) (int, error) {
+	var queued atomic.Int64
+	idx := make(chan int)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range min(o.Concurrency, len(items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				ok, err := in.enqueue(ctx, b, o, items[i])
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					continue
+				}
+				if ok {
+					queued.Add(1)
+				}
+			}
+		}()
+	}
+	for i := range items {
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return int(queued.Load()), err
+	default:
+		return int(queued.Load()), nil
+	}
+}
+
 // take receives up to n candidates; it returns fewer only once cands is
 // closed.
 func take(cands <-chan candidate, n int) []candidate {
@@ -165,11 +209,10 @@ func take(cands <-chan candidate, n int) []candidate {
 }
 
 // classifyAll classifies a chunk with o.Concurrency goroutines, keeping
-// its order, and calls skipped with each item to skip as it goes.
-func (in *Ingester) classifyAll(ctx context.Context, pr *prepared, chunk []candidate, skipped func(Item) error) ([]Item, error) {
+// its order.
+func (in *Ingester) classifyAll(ctx context.Context, pr *prepared, chunk []candidate) []Item {
 	items := make([]Item, len(chunk))
 	idx := make(chan int)
-	errs := make(chan error, 1)
 	var wg sync.WaitGroup
 	for range min(pr.o.Concurrency, len(chunk)) {
 		wg.Add(1)
@@ -177,15 +220,6 @@ func (in *Ingester) classifyAll(ctx context.Context, pr *prepared, chunk []candi
 			defer wg.Done()
 			for i := range idx {
 				items[i] = in.classify(ctx, pr, chunk[i])
-				if items[i].Skip == "" || ctx.Err() != nil {
-					continue
-				}
-				if err := skipped(items[i]); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
 			}
 		}()
 	}
@@ -194,12 +228,7 @@ func (in *Ingester) classifyAll(ctx context.Context, pr *prepared, chunk []candi
 	}
 	close(idx)
 	wg.Wait()
-	select {
-	case err := <-errs:
-		return items, err
-	default:
-		return items, nil
-	}
+	return items
 }
 
 // listFrom lists the batch's objects after the feed's cursor, in order.

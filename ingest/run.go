@@ -158,6 +158,12 @@ func (in *Ingester) payload(ctx context.Context, b jobs.Batch, o Options, it Ite
 // record records a skipped item in the batch, and reports whether this
 // call recorded it (not an earlier one).
 func (in *Ingester) record(ctx context.Context, b jobs.Batch, it Item) (bool, error) {
+	recorded, _, err := in.Tracker.Record(ctx, b.ID, skipEntry(it))
+	return recorded, err
+}
+
+// skipEntry is a skipped item's manifest entry.
+func skipEntry(it Item) jobs.Entry {
 	e := jobs.Entry{Item: it.ID, Source: it.Ref.URL(), ETag: it.Ref.ETag, Size: it.Ref.Size, Kind: it.Kind,
 		Type: it.Type, Status: jobs.StatusSkipped, Error: it.Skip, ResultBase: it.ResultBase, Task: it.Task, Key: it.Ref.Key,
 		Parent: it.Parent}
@@ -167,6 +173,5 @@ func (in *Ingester) record(ctx context.Context, b jobs.Batch, it Item) (bool, er
 	if it.Unchanged {
 		e.Results = jobs.ResultKeys(it.ResultBase, it.Task)
 	}
-	recorded, _, err := in.Tracker.Record(ctx, b.ID, e)
-	return recorded, err
+	return e
 }

@@ -317,6 +317,34 @@ func (t *Tracker) Record(ctx context.Context, batch string, e Entry) (recorded, 
 	return res[0] == 1, res[1] == 1, nil
 }
 
+// RecordMany records entries as Record does, in one round trip, and returns
+// how many it recorded; completion is for the caller's Seal to report.
+func (t *Tracker) RecordMany(ctx context.Context, batch string, es []Entry) (n int, err error) {
+	keys := []string{BatchKey(t.prefix, batch), BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch)}
+	cmds := make([]*redis.Cmd, len(es))
+	if err = recordScript.Load(ctx, t.rdb).Err(); err == nil {
+		_, err = t.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, e := range es {
+				e.Results = append([]string{}, e.Results...)
+				b, _ := json.Marshal(e) // an Entry always encodes
+				cmds[i] = recordScript.EvalSha(ctx, p, keys, e.Item, b, e.Status, e.InputTokens, e.OutputTokens, strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds())
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return 0, fmt.Errorf("record %d entries in batch %s: %w", len(es), batch, err)
+	}
+	for _, c := range cmds {
+		if r, _ := c.Int64Slice(); len(r) == 2 && r[0] == -1 {
+			return n, fmt.Errorf("record in batch %s: %w", batch, t.missing(ctx, batch))
+		} else if len(r) == 2 && r[0] == 1 {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Recorded reports whether an item already has its final entry.
 func (t *Tracker) Recorded(ctx context.Context, batch, item string) (bool, error) {
 	ok, err := t.rdb.HExists(ctx, BatchItemsKey(t.prefix, batch), item).Result()
