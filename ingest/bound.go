@@ -268,7 +268,7 @@ func (in *Ingester) listFrom(ctx context.Context, pr *prepared, st feed.State, c
 			if err != nil {
 				return fmt.Errorf("list %s: %w", src.url, err)
 			}
-			if info.IsPrefix || !selected(info.Key, src.skipPrefix, pr.o.Include, pr.o.Exclude) {
+			if info.IsPrefix || !src.selected(info.Key, pr.o.Include, pr.o.Exclude) {
 				continue
 			}
 			id := jobs.ItemID(src.url, info.Key)

@@ -209,6 +209,9 @@ type stopAfter struct {
 }
 
 func (s stopAfter) Get(ctx context.Context, key string, rng *storage.Range) (io.ReadCloser, error) {
+	if key == ingest.IgnoreFile { // read once per run, not an object of the batch
+		return s.Store.Get(ctx, key, rng)
+	}
 	if s.gets.Add(1) == s.n.Load() {
 		s.cancel()
 	}

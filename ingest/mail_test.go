@@ -11,6 +11,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/itemtask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 )
 
@@ -54,7 +55,7 @@ func TestIngestEmailAttachmentsAreItems(t *testing.T) {
 	}
 	byBase := map[string]jobs.ItemPayload{}
 	for _, ti := range tasks {
-		p, err := jobs.DecodeItem(ti.Payload)
+		p, err := itemtask.Decode(ti.Payload, func(id string) (jobs.Batch, error) { return tr.Get(ctx, id) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +113,8 @@ func TestIngestRetriedAttachmentAndFeedRow(t *testing.T) {
 	write(t, src, "feed.csv", []byte("url,key\nhttps://cdn.example.com/a.jpg,a\n"))
 	client := asynq.NewClient(jobstest.ConnOpt(t, url))
 	defer client.Close()
-	in := &ingest.Ingester{Open: open, Queue: client, Tracker: jobs.NewTracker(rdb, "")}
+	tr := jobs.NewTracker(rdb, "")
+	in := &ingest.Ingester{Open: open, Queue: client, Tracker: tr}
 	res, err := in.Run(ctx, ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: t.TempDir(), Queue: jobs.QueueCritical},
 		Items: []ingest.ItemRef{
 			{Location: src, Key: "m.eml", Part: "3", ResultBase: "m.eml.parts/3-site photo.jpg"},
@@ -132,7 +134,7 @@ func TestIngestRetriedAttachmentAndFeedRow(t *testing.T) {
 	}
 	got := map[string]jobs.ItemPayload{}
 	for _, ti := range tasks {
-		p, _ := jobs.DecodeItem(ti.Payload)
+		p, _ := itemtask.Decode(ti.Payload, func(id string) (jobs.Batch, error) { return tr.Get(ctx, id) })
 		got[p.ResultBase] = p
 	}
 	if p := got["m.eml.parts/3-site photo.jpg"]; p.Source.Part != "3" || p.Type != jobs.FileJPEG || p.Task != jobs.TaskCaption || p.Parent == "" {

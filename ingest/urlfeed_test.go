@@ -10,6 +10,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/itemtask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 )
 
@@ -55,7 +56,7 @@ func TestIngestFeedRowsAreImageItems(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, ti := range tasks {
-		p, err := jobs.DecodeItem(ti.Payload)
+		p, err := itemtask.Decode(ti.Payload, func(id string) (jobs.Batch, error) { return tr.Get(ctx, id) })
 		if err != nil {
 			t.Fatal(err)
 		}
