@@ -39,10 +39,13 @@ import (
 const restartItems = 30
 
 // outage is the least time a killed service stays down: longer than the
-// clients' own quick retries (go-redis: 3 retries with at most 512ms
-// backoff; the AWS SDK: 3 attempts), so the handlers themselves see the
-// errors and asynq has to retry the tasks.
-const outage = 3 * time.Second
+// clients' own quick retries, so the handlers themselves see the errors and
+// asynq has to retry the tasks. go-redis v9 retries a command 3 times with
+// at most 512ms backoff, and each retry dials up to 5 times (~100ms apart):
+// about 4s in all on a loaded machine, so 3s was not always enough (the
+// record of an item in flight then went through after the restart and no
+// task was retried). The AWS SDK makes 3 attempts.
+const outage = 6 * time.Second
 
 // service is one server process a test owns: it can be SIGKILLed and
 // started again on the same port with the same data directory.
