@@ -8,6 +8,10 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 )
 
+// DefaultMaxQueued is the bound of Spec.MaxQueued that ingest, run, serve
+// and the schedules file use when none is given: about 85 MB of Redis.
+const DefaultMaxQueued = 100_000
+
 // Spec is one batch request: what to process, how, and where the results
 // go. Every way of asking for a batch fills one — the CLI's flags, the
 // API's submit, a schedules entry — and every record of one carries it:
@@ -50,7 +54,8 @@ type Spec struct {
 	MaxRetry int `json:"max_retry,omitempty" yaml:"max_retry"`
 	// MaxQueued bounds the batch's items in the queue at once: past it,
 	// ingest keeps the rest in pages in the batch's work area and they are
-	// fed to the queue as items end (ingest.TopUp). Zero means no bound.
+	// fed to the queue as items end (ingest.TopUp). Zero means no bound
+	// (the CLI, the API and schedules default to DefaultMaxQueued).
 	MaxQueued int `json:"max_queued,omitempty" yaml:"max_queued"`
 	// Force processes every item, also those whose results are current
 	// (same source ETag, task, prompts, model and options as last time).
