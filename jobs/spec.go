@@ -8,8 +8,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 )
 
-// DefaultMaxQueued is the bound of Spec.MaxQueued that ingest, run, serve
-// and the schedules file use when none is given: about 85 MB of Redis.
+// DefaultMaxQueued is the CLI's, API's and schedules' MaxQueued (~85 MB of Redis).
 const DefaultMaxQueued = 100_000
 
 // Spec is one batch request: what to process, how, and where the results
@@ -54,8 +53,7 @@ type Spec struct {
 	MaxRetry int `json:"max_retry,omitempty" yaml:"max_retry"`
 	// MaxQueued bounds the batch's items in the queue at once: past it,
 	// ingest keeps the rest in pages in the batch's work area and they are
-	// fed to the queue as items end (ingest.TopUp). Zero means no bound
-	// (the CLI, the API and schedules default to DefaultMaxQueued).
+	// fed to the queue as items end (ingest.TopUp). Zero means no bound.
 	MaxQueued int `json:"max_queued,omitempty" yaml:"max_queued"`
 	// Force processes every item, also those whose results are current
 	// (same source ETag, task, prompts, model and options as last time).
