@@ -200,8 +200,8 @@ func TestBoundedListingResumes(t *testing.T) {
 	checkOnce(t, tr, res.BatchID, n)
 }
 
-// stopAfter is a store that cancels a context after its n-th Get: an
-// ingest killed mid-listing.
+// stopAfter is a store that cancels a context after its n-th Get of an
+// object (its IgnoreFile not counted): an ingest killed mid-listing.
 type stopAfter struct {
 	storage.Store
 	n, gets *atomic.Int64

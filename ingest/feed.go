@@ -113,6 +113,17 @@ func (f *Feed) Add(ctx context.Context, b jobs.Batch, it Item) (bool, error) {
 	return f.in.enqueue(ctx, b, f.pr.o, it)
 }
 
+// Queued is how many of added items of batch id (those the caller gave
+// Add, enqueued or skipped) wait in the queue or run: added less those
+// ended.
+func (f *Feed) Queued(ctx context.Context, id string, added int) (int, error) {
+	c, err := f.in.Tracker.Counts(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	return added - c.Ended(), nil
+}
+
 // Seal closes batch id with its total; when every item has already ended,
 // the finalize task is enqueued.
 func (f *Feed) Seal(ctx context.Context, id string, total int) error {

@@ -8,6 +8,9 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 )
 
+// DefaultMaxQueued is the CLI's, API's and schedules' MaxQueued (~85 MB of Redis).
+const DefaultMaxQueued = 100_000
+
 // Spec is one batch request: what to process, how, and where the results
 // go. Every way of asking for a batch fills one — the CLI's flags, the
 // API's submit, a schedules entry — and every record of one carries it:

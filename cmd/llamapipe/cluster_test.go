@@ -85,8 +85,20 @@ func TestPipelineOnRedisCluster(t *testing.T) {
 	write(profiles, []byte("profiles:\n  tiny:\n    preset: llama-api\n    provider: offline\n    model: offline\n    base_url: \"\"\n    no_api_key: true\n    text_only: true\n    context_tokens: 8192\n    max_output_tokens: 1024\n"))
 	schedSrc, schedOut := filepath.Join(root, "sched"), filepath.Join(root, "sched-out")
 	write(filepath.Join(schedSrc, "a.txt"), []byte("A scheduled lease between A and B."))
+	// A watched inbox (its watcher holds a lease on the cluster).
+	inboxSrc, inboxOut := filepath.Join(root, "inbox"), filepath.Join(root, "inbox-out")
+	write(filepath.Join(inboxSrc, "x.txt"), []byte("An inbox lease between X and Y."))
+	write(filepath.Join(inboxSrc, "y.txt"), []byte("An inbox lease between Y and Z."))
 	schedules := filepath.Join(root, "schedules.yaml")
-	write(schedules, []byte("schedules:\n  - name: cluster-every-second\n    cron: '@every 2s'\n    sources: ["+schedSrc+"]\n    out: "+schedOut+"\n    queue: default\n"))
+	write(schedules, []byte("schedules:\n  - name: cluster-every-second\n    cron: '@every 2s'\n    sources: ["+schedSrc+"]\n    out: "+schedOut+"\n    queue: default\n"+
+		"  - name: cluster-inbox\n    watch: {interval: 200ms, settle: 0s}\n    sources: ["+inboxSrc+"]\n    out: "+inboxOut+"\n    max_queued: 1\n"))
+	// A bounded batch: two items queued at once, the rest in its feed's
+	// pages, topped up by the workers' feed tasks.
+	boundSrc, boundOut := filepath.Join(root, "bounded"), filepath.Join(root, "bounded-out")
+	const nBound = 8
+	for i := range nBound {
+		write(filepath.Join(boundSrc, fmt.Sprintf("b%d.txt", i)), fmt.Appendf(nil, "Bounded contract %d between E and F.", i))
+	}
 
 	t.Setenv(envAPITokens, "tok-alpha-cl1 alpha\ntok-beta-cl2 beta\n")
 	t.Setenv(envDashboardPassword, "")
@@ -187,14 +199,30 @@ func TestPipelineOnRedisCluster(t *testing.T) {
 		t.Fatalf("ingest: exit %d: %s", code, stderr)
 	}
 	alphaID := strings.TrimSpace(stdout)
+	code, stdout, stderr = runCLI(t, "--redis-url", url, "ingest", boundSrc, "--out", boundOut, "--max-queued", "2")
+	if code != 0 {
+		t.Fatalf("bounded ingest: exit %d: %s", code, stderr)
+	}
+	boundID := strings.TrimSpace(stdout)
+	if n, err := rdb.Exists(ctx, jobs.BatchFeedKey("", boundID)).Result(); err != nil || n != 1 {
+		t.Errorf("the bounded batch has no feed on the cluster: %d, %v", n, err)
+	}
+	cc := rdb.(*redis.ClusterClient)
+	if a, b := cc.ClusterKeySlot(ctx, jobs.BatchFeedKey("", boundID)).Val(), cc.ClusterKeySlot(ctx, jobs.BatchKey("", boundID)).Val(); a != b {
+		t.Errorf("the feed's slot %d is not its batch's %d", a, b)
+	}
 
 	// 2. The API, for tenant beta.
 	base := addr(serve, `api on (http://127\.0\.0\.1:\d+)/v1/`)
+	idem := ""
 	call := func(method, path, token, body string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", "application/json")
+		if idem != "" {
+			req.Header.Set("Idempotency-Key", idem)
+		}
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -203,14 +231,21 @@ func TestPipelineOnRedisCluster(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
 	}
-	code, msg := call("POST", "/v1/batches", "tok-beta-cl2", fmt.Sprintf(`{"sources":[%q],"out":%q}`, betaSrc, betaOut))
+	body := fmt.Sprintf(`{"sources":[%q],"out":%q}`, betaSrc, betaOut)
+	idem = "cluster-submit-1" // its record is kept on the cluster
+	code, msg := call("POST", "/v1/batches", "tok-beta-cl2", body)
 	if code != http.StatusCreated {
 		t.Fatalf("beta's submit: %d %s", code, msg)
 	}
-	var beta SubmitID
+	var beta, again SubmitID
 	if err := json.Unmarshal([]byte(msg), &beta); err != nil || beta.ID == "" {
 		t.Fatalf("submit answer %s: %v", msg, err)
 	}
+	code, msg = call("POST", "/v1/batches", "tok-beta-cl2", body)
+	if err := json.Unmarshal([]byte(msg), &again); code != http.StatusOK || err != nil || again.ID != beta.ID {
+		t.Errorf("the same submit with the same Idempotency-Key: %d %s, want 200 and batch %s", code, msg, beta.ID)
+	}
+	idem = ""
 
 	c := waitFinalized(alphaID)
 	if c.Done != 4 || c.Total != 4 {
@@ -238,6 +273,13 @@ func TestPipelineOnRedisCluster(t *testing.T) {
 	}
 	if len(es) != 4 || dups != 1 {
 		t.Errorf("%d manifest entries (want 4), %d captions reused (want 1): %+v", len(es), dups, es)
+	}
+	c = waitFinalized(boundID)
+	if c.Done != nBound || c.Total != nBound {
+		t.Errorf("the bounded batch: %+v, want %d done", c, nBound)
+	}
+	if es := manifest(t, filepath.Join(boundOut, "manifest.jsonl")); len(es) != nBound {
+		t.Errorf("the bounded batch's manifest: %d entries, want %d", len(es), nBound)
 	}
 	c = waitFinalized(beta.ID)
 	stopWatch()
@@ -292,6 +334,29 @@ func TestPipelineOnRedisCluster(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("no scheduled batch finished in 30s")
 		}
+	}
+
+	// The watched inbox's rolling batch took both objects, one queued at
+	// a time, and the workers ended them; its lease is on the cluster.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		inbox := 0
+		ids, _ := tr.List(ctx, 0)
+		for _, id := range ids {
+			if b, err := tr.Get(ctx, id); err == nil && b.Watch == "cluster-inbox" {
+				if c, err := tr.Counts(ctx, id); err == nil && c.Done == 2 {
+					inbox++
+				}
+			}
+		}
+		if inbox == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the watched inbox's batch did not end its two items in 30s")
+		}
+	}
+	if n, err := rdb.Exists(ctx, jobs.WatchLeaseKey("", "cluster-inbox")).Result(); err != nil || n != 1 {
+		t.Errorf("no watch lease on the cluster: %d, %v", n, err)
 	}
 
 	// 5. The dashboard's pages, read from the cluster: the list, each

@@ -20,7 +20,7 @@ func batchFlags() []cli.Flag {
 		&cli.GenericFlag{Name: "max-size", Value: clix.NewSize(512 << 20), Usage: "skip objects larger than this: 10MB, 512MiB, 1GiB or bytes", Sources: env("MAX_SIZE")},
 		&cli.StringFlag{Name: "queue", Value: jobs.QueueDefault, Usage: "queue: critical, default or nightly", Sources: env("QUEUE")},
 		&cli.IntFlag{Name: "max-retry", Value: 5, Usage: "retries of an item after a transient failure", Sources: env("MAX_RETRY")},
-		&cli.IntFlag{Name: "max-queued", Value: 100_000, Usage: "items of the batch in the queue at once (about 85 MB of Redis at 100,000); the rest wait in pages in the output's work area and are queued as items end; 0: no bound", Sources: env("MAX_QUEUED")},
+		maxQueuedFlag(),
 		&cli.StringFlag{Name: "language", Value: "en", Usage: "language of the summaries and captions (e.g. en, de, zh, ru)", Sources: env("LANGUAGE")},
 		&cli.StringFlag{Name: "products", Usage: "product sidecar for captions: CSV (header: key,sku,name,brand) or JSONL ({\"key\":...,\"sku\":...,\"name\":...,\"brand\":...}), keyed by image key or file name; a path or s3:// URL", Sources: env("PRODUCTS")},
 		&cli.BoolFlag{Name: "keep-text", Usage: "also write each document's extracted text: <file>.text.md (what the model saw, with page markers) and <file>.chunks.jsonl (page-anchored chunks for search)", Sources: env("KEEP_TEXT")},
@@ -30,6 +30,12 @@ func batchFlags() []cli.Flag {
 		&cli.StringFlag{Name: "tenant", Usage: "tenant the batch belongs to (its budget and share in the --tenants file; the workers pause its items when its budget is spent)", Sources: env("TENANT")},
 		&cli.StringFlag{Name: "webhook", Usage: "http(s) URL the workers POST a signed \"batch.completed\" event to once the manifest is written (the workers need --webhook-secret-file or " + envWebhookSecret + ")", Sources: env("WEBHOOK")},
 	}
+}
+
+// maxQueuedFlag is --max-queued, the bound of a batch's queued items
+// (jobs.Spec.MaxQueued), for ingest, run and serve.
+func maxQueuedFlag() cli.Flag {
+	return &cli.IntFlag{Name: "max-queued", Value: jobs.DefaultMaxQueued, Usage: "items of a batch in the queue at once (about 85 MB of Redis at 100,000); the rest wait in pages in the output's work area and are queued as items end; 0: no bound", Sources: env("MAX_QUEUED")}
 }
 
 // envWebhookSecret holds the key webhooks are signed with, read directly,

@@ -11,6 +11,7 @@ import (
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/clix"
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
 	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/jobs/feed"
 )
 
 // retryOptions are the retry command's flags.
@@ -46,7 +47,7 @@ func runRetry(ctx context.Context, cmd *cli.Command, c *conn, id string, opts re
 	if err != nil {
 		return err
 	}
-	in := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
+	in := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log, Feeds: feed.New(c.rdb, "")}
 	res, err := in.Retry(ctx, id, opts.RetryOptions)
 	if err != nil {
 		return err

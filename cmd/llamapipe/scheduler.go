@@ -12,6 +12,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/ingest/schedule"
+	"github.com/llamapipe/llamapipe/jobs/feed"
 )
 
 // schedulerOptions are the scheduler command's own flags.
@@ -72,7 +73,7 @@ func runScheduler(ctx context.Context, cmd *cli.Command, opts schedulerOptions, 
 	err = schedule.Run(ctx, schedule.Config{
 		Path: opts.config, SyncInterval: opts.syncInterval,
 		Redis: c.opt, Client: c.rdb, Prompts: ps, Logger: log,
-		Ingester: &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log},
+		Ingester: &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log, Feeds: feed.New(c.rdb, "")},
 		Model: func() (string, string, error) {
 			prof, err := plannedProfile(cmd)
 			return prof.Provider, prof.Model, err

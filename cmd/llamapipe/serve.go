@@ -19,6 +19,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/ingest/api"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/feed"
 	"github.com/llamapipe/llamapipe/jobs/redisconn"
 	"github.com/llamapipe/llamapipe/worker/estimate"
 	"github.com/llamapipe/llamapipe/worker/llm"
@@ -49,6 +50,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.GenericFlag{Name: "max-size", Value: clix.NewSize(512 << 20), Usage: "skip objects larger than this: 10MB, 512MiB, 1GiB or bytes", Sources: env("MAX_SIZE")},
 			&cli.IntFlag{Name: "max-retry", Value: 5, Usage: "retries of an item after a transient failure", Sources: env("MAX_RETRY")},
 			&cli.StringSliceFlag{Name: "webhook-allow", Usage: "URL prefix a submit's completion webhook must start with, e.g. https://hooks.example.com/llamapipe/ (repeatable; none: submits with a webhook are refused)", Sources: env("WEBHOOK_ALLOW")},
+			maxQueuedFlag(),
 			&cli.IntFlag{Name: "plan-sample", Value: ingest.DefaultPlanSample, Usage: "items of a submit estimated exactly for its answer's plan; the rest are extrapolated by size (negative: all)", Sources: env("PLAN_SAMPLE")},
 		}, providerFlags(), []cli.Flag{promptFlag(), tenantsFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -87,7 +89,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			}
 			insp := asynq.NewInspector(c.opt)
 			defer insp.Close()
-			in := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log}
+			in := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log, Feeds: feed.New(c.rdb, "")}
 			cancel := func(ctx context.Context, batch string, now time.Time) (int, error) {
 				return ingest.Cancel(ctx, c.tracker, insp, c.client(), batch, now)
 			}
@@ -96,7 +98,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 				Tracker: c.tracker, Redis: c.rdb, Ingester: in, Cancel: cancel,
 				Tokens: tokens, Allow: cmd.StringSlice("allow"), AllowOut: cmd.StringSlice("allow-out"),
 				Defaults: ingest.Options{Prompts: ps, Spec: jobs.Spec{Provider: prof.Provider, Model: prof.Model,
-					MaxSize: clix.SizeOf(cmd, "max-size"), MaxRetry: cmd.Int("max-retry"),
+					MaxSize: clix.SizeOf(cmd, "max-size"), MaxRetry: cmd.Int("max-retry"), MaxQueued: cmd.Int("max-queued"),
 					Options: jobs.Options{MaxOutputTokens: cmd.Int("max-output-tokens")}}},
 				AllowWebhooks: cmd.StringSlice("webhook-allow"),
 				Profiles:      apiProfiles(prof, profiles, estimate.Options{MaxOutputTokens: cmd.Int("max-output-tokens")}),

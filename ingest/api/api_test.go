@@ -43,6 +43,7 @@ type env struct {
 	root    string // allowed; holds src/ and out/
 	src     string
 	out     string
+	url     string // the test Redis
 }
 
 func newEnv(t *testing.T, opts ...func(*Config)) *env {
@@ -91,7 +92,7 @@ func newEnv(t *testing.T, opts ...func(*Config)) *env {
 	}
 	hs := httptest.NewServer(s)
 	t.Cleanup(hs.Close)
-	return &env{t: t, srv: hs, api: s, tracker: tracker, insp: insp, root: root, src: src, out: out}
+	return &env{t: t, srv: hs, api: s, tracker: tracker, insp: insp, root: root, src: src, out: out, url: url}
 }
 
 // do sends a request and decodes a JSON answer into out (when non-nil).

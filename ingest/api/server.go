@@ -91,6 +91,9 @@ type Config struct {
 	AllowOut []string
 	// Defaults fill in what a submit does not say: Provider, Model,
 	// Prompts, MaxSize, MaxRetry, Job.MaxOutputTokens. Zero: ingest's.
+	// Its MaxQueued is the most a submit may ask for (and what one that
+	// asks for none gets); zero: no bound. Bounded batches need
+	// Ingester.Feeds.
 	Defaults ingest.Options
 	// AllowWebhooks are the URL prefixes (http:// or https://) a submit's
 	// completion webhook must start with. Empty: submits with a webhook

@@ -116,6 +116,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		spec := req.Spec
 		spec.Tenant, spec.Provider, spec.Model, spec.MaxSize, spec.MaxRetry = tenant, d.Provider, d.Model, d.MaxSize, d.MaxRetry
 		spec.MaxOutputTokens, spec.Products = d.MaxOutputTokens, d.Products
+		spec.MaxQueued = maxQueued(req.MaxQueued, d.MaxQueued)
 		o := ingest.Options{Spec: spec, BatchID: id, Prompts: d.Prompts}
 		if prof.NoDocuments != nil {
 			// Task auto: documents are skipped with the reason (the plan
@@ -193,4 +194,14 @@ func (s *Server) checkWebhook(raw string) error {
 		return bad("%v", err)
 	}
 	return nil
+}
+
+// maxQueued is a submit's bound of queued items: the client's when it asks
+// for a smaller one than the server's (bound), else the server's; zero
+// (no bound) only when the server has none.
+func maxQueued(asked, bound int) int {
+	if bound > 0 && (asked == 0 || asked > bound) {
+		return bound
+	}
+	return asked
 }

@@ -48,7 +48,8 @@ type file struct {
 // entry is one schedule: its name and when it runs, and the batch it asks
 // for (the Spec's flat YAML: sources, out, task, queue, language, products,
 // max_output_tokens, model_mode, keep_text, include, exclude, max_size,
-// max_retry, force, provider, model, tenant, webhook).
+// max_retry, max_queued (default jobs.DefaultMaxQueued), force, provider,
+// model, tenant, webhook).
 type entry struct {
 	Name     string `yaml:"name"`
 	Cron     string `yaml:"cron"`
@@ -140,6 +141,7 @@ func Parse(path string) (Schedules, error) {
 		}
 		p := jobs.IngestPayload{Schedule: e.Name, Spec: e.Spec}
 		p.Task = cmp.Or(p.Task, jobs.TaskAuto)
+		p.MaxQueued = cmp.Or(p.MaxQueued, jobs.DefaultMaxQueued) // as the CLI's --max-queued
 		if p.Queue == "" {
 			p.Queue = jobs.QueueNightly
 			if e.Watch != nil {

@@ -106,9 +106,10 @@ func TestScheduleEntryCarriesItsTenant(t *testing.T) {
 }
 
 // Every field a schedules entry could give before jobs.Spec reaches the
-// ingest task as it did (the payload written then, captured as golden).
+// ingest task as it did (the payload written then, captured as golden),
+// with the bound an entry that names none now gets (jobs.DefaultMaxQueued).
 func TestScheduleEntryMakesTheSamePayload(t *testing.T) {
-	const golden = `{"v":1,"schedule":"nightly-catalog","sources":["s3://catalog/images"],"out":"s3://catalog/captions","task":"caption","queue":"nightly","include":["**/*.jpg"],"exclude":["tmp/**"],"max_size":1048576,"max_retry":3,"force":true,"options":{"language":"en","max_output_tokens":300,"products":"s3://catalog/products.csv","model_mode":"auto"},"provider":"openai","model":"llama-4-scout","webhook":"https://hooks.example.com/x","tenant":"legal"}`
+	const golden = `{"v":1,"schedule":"nightly-catalog","sources":["s3://catalog/images"],"out":"s3://catalog/captions","task":"caption","queue":"nightly","include":["**/*.jpg"],"exclude":["tmp/**"],"max_size":1048576,"max_retry":3,"max_queued":100000,"force":true,"options":{"language":"en","max_output_tokens":300,"products":"s3://catalog/products.csv","model_mode":"auto"},"provider":"openai","model":"llama-4-scout","webhook":"https://hooks.example.com/x","tenant":"legal"}`
 	path := filepath.Join(t.TempDir(), "schedules.yaml")
 	writeFile(t, path, `timezone: Europe/Berlin
 schedules:

@@ -68,6 +68,9 @@ type Config struct {
 	// Every poll and admission renews it. Zero means jobs.DefaultRetention
 	// (30 days).
 	Retention time.Duration
+	// RoomEvery is how often a watch whose batch has its bound of items
+	// queued (Spec.MaxQueued) looks again for room. Zero means a second.
+	RoomEvery time.Duration
 	// Logger receives structured logs. Nil discards them.
 	Logger *slog.Logger
 	// Now is the clock. Nil means time.Now.
@@ -278,6 +281,9 @@ func (w *Watcher) consider(ctx context.Context, source int, info storage.ObjectI
 	if err := w.rollover(ctx, st); err != nil {
 		return err
 	}
+	if err := w.room(ctx); err != nil {
+		return err
+	}
 	batch, err := w.admit(ctx, id, info.ETag)
 	if err != nil {
 		return err
@@ -336,6 +342,35 @@ func (w *Watcher) readState(ctx context.Context) (state, error) {
 	s.seq, _ = strconv.Atoi(m["seq"])
 	s.count, _ = strconv.Atoi(m["count"])
 	return s, nil
+}
+
+// room waits until the current batch has fewer than its bound of items
+// in the queue (Spec.MaxQueued; zero: no bound). The objects not yet
+// admitted wait in the inbox meanwhile: they are its pages.
+func (w *Watcher) room(ctx context.Context) error {
+	bound := w.cfg.Feed.Options().MaxQueued
+	if bound <= 0 {
+		return nil
+	}
+	every := cmp.Or(w.cfg.RoomEvery, time.Second)
+	for {
+		s, err := w.readState(ctx)
+		if err != nil || s.batch == "" {
+			return err
+		}
+		q, err := w.cfg.Feed.Queued(ctx, s.batch, s.count)
+		if err != nil {
+			return fmt.Errorf("watch %s: %w", w.cfg.Name, err)
+		}
+		if q < bound {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(every):
+		}
+	}
 }
 
 func (w *Watcher) period() string { return w.now().In(w.cfg.Location).Format("20060102") }
