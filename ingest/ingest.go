@@ -273,6 +273,11 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 		}
 		pr.prompts[task] = v
 	}
+	v, err := o.Prompts.TypeVersion(jobs.TaskSummarize, string(jobs.FileEML))
+	if err != nil {
+		return nil, err
+	}
+	pr.prompts[mailPrompts] = v
 	pr.currentDone = make(chan struct{})
 	if o.Force {
 		close(pr.currentDone)
@@ -421,9 +426,19 @@ func (pr *prepared) markers() (map[string]bool, error) {
 }
 
 // fingerprint is an item's fingerprint for a task under these options.
+// An email message is summarized with its own prompt (the correspondence
+// template), so its fingerprint names that prompt's version.
 func (pr *prepared) fingerprint(it Item, task string) string {
-	return jobs.Fingerprint(it.Ref.ETag, task, pr.prompts[task], pr.o.Model, pr.o.Options)
+	v := pr.prompts[task]
+	if task == jobs.TaskSummarize && it.Type == jobs.FileEML {
+		v = pr.prompts[mailPrompts]
+	}
+	return jobs.Fingerprint(it.Ref.ETag, task, v, pr.o.Model, pr.o.Options)
 }
+
+// mailPrompts is prepared.prompts' key of the email message's prompt
+// version.
+const mailPrompts = "summarize/eml"
 
 // Scan lists and classifies what a batch with these options would hold,
 // calling fn for every item (skipped ones included) from several goroutines

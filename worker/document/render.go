@@ -19,7 +19,8 @@ func compactJSON(doc map[string]any) string {
 
 // digestOrder is the order sections appear in summary.md; other keys follow
 // alphabetically.
-var digestOrder = []string{"document_type", "executive_summary", "parties", "effective_date", "key_dates", "term",
+var digestOrder = []string{"subject", "from", "to", "cc", "date", "summary", "action_items", "dates", "attachments",
+	"commitments", KeyTruncated, "document_type", "executive_summary", "parties", "effective_date", "key_dates", "term",
 	"renewal", "term_and_renewal", "termination_rights", "payment_terms", "liability_caps", "indemnities", "confidentiality",
 	"governing_law_and_venue", "obligations", "risky_clauses"}
 
