@@ -56,7 +56,11 @@ func (s *summarizer) checkQuotes(ctx context.Context, src *evidence.Source, a st
 // retryNote asks for the quotes not found, naming them.
 func retryNote(bad []evidence.Unverified, mail bool) string {
 	var sb strings.Builder
-	sb.WriteString("Some quotes in your answer were not found word for word on the pages they cite:\n")
+	if mail {
+		sb.WriteString("Some quotes in your answer were not found word for word in the message:\n")
+	} else {
+		sb.WriteString("Some quotes in your answer were not found word for word on the pages they cite:\n")
+	}
 	for i, u := range bad {
 		if i == maxNoted {
 			fmt.Fprintf(&sb, "- … and %d more\n", len(bad)-maxNoted)
