@@ -433,7 +433,11 @@ func (pr *prepared) fingerprint(it Item, task string) string {
 	if task == jobs.TaskSummarize && it.Type == jobs.FileEML {
 		v = pr.prompts[mailPrompts]
 	}
-	return jobs.Fingerprint(it.Ref.ETag, task, v, pr.o.Model, pr.o.Options)
+	o := pr.o.Options
+	if it.Ref.SKU != "" || it.Ref.Name != "" { // a feed row's product is in its caption prompt
+		o.Products += "\x00feed\x00" + it.Ref.SKU + "\x00" + it.Ref.Name
+	}
+	return jobs.Fingerprint(it.Ref.ETag, task, v, pr.o.Model, o)
 }
 
 // mailPrompts is prepared.prompts' key of the email message's prompt
