@@ -83,11 +83,8 @@ func (pr *prepared) unchanged(it *Item) bool {
 }
 
 // marked reports whether item it has a current fingerprint marker for
-// task. Its type is not known yet (decided from the listing alone), so an
-// object named .eml is taken for an email message, whose summary
-// fingerprint names the correspondence prompt; another name may hold a
-// message too (the sniffer reads content), so both of its summary
-// fingerprints are looked for.
+// task. Its type is not known yet: a .eml name is taken for an email
+// (its own prompt); for another name, both summary fingerprints are tried.
 func (pr *prepared) marked(current map[string]bool, it Item, task string) bool {
 	types := []jobs.FileType{it.Type}
 	if it.Type == "" && task == jobs.TaskSummarize {

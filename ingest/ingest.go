@@ -425,23 +425,21 @@ func (pr *prepared) markers() (map[string]bool, error) {
 	return pr.current, pr.currentErr
 }
 
-// fingerprint is an item's fingerprint for a task under these options.
-// An email message is summarized with its own prompt (the correspondence
-// template), so its fingerprint names that prompt's version.
+// fingerprint is an item's fingerprint for a task under these options (an
+// email's names its own prompt; a feed row's, its SKU and name).
 func (pr *prepared) fingerprint(it Item, task string) string {
 	v := pr.prompts[task]
 	if task == jobs.TaskSummarize && it.Type == jobs.FileEML {
 		v = pr.prompts[mailPrompts]
 	}
 	o := pr.o.Options
-	if it.Ref.SKU != "" || it.Ref.Name != "" { // a feed row's product is in its caption prompt
+	if it.Ref.SKU != "" || it.Ref.Name != "" {
 		o.Products += "\x00feed\x00" + it.Ref.SKU + "\x00" + it.Ref.Name
 	}
 	return jobs.Fingerprint(it.Ref.ETag, task, v, pr.o.Model, o)
 }
 
-// mailPrompts is prepared.prompts' key of the email message's prompt
-// version.
+// mailPrompts is prepared.prompts' key of an email message's prompt.
 const mailPrompts = "summarize/eml"
 
 // Scan lists and classifies what a batch with these options would hold,

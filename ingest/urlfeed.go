@@ -6,7 +6,6 @@ import (
 	"io"
 	"path"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/llamapipe/llamapipe/ingest/feedfile"
 	"github.com/llamapipe/llamapipe/jobs"
@@ -88,7 +87,7 @@ func (in *Ingester) listFeed(ctx context.Context, src *source, seen map[string]b
 // worker from its URL.
 func (pr *prepared) feedItem(it Item, r *feedfile.Row) Item {
 	it.Ref.Fetch, it.Ref.Size, it.Kind = r.URL, 0, jobs.KindImage
-	it.Ref.SKU, it.Ref.Name = cutText(r.SKU, jobs.MaxFeedSKU), cutText(r.Name, jobs.MaxFeedName)
+	it.Ref.SKU, it.Ref.Name = r.SKU, r.Name
 	switch {
 	case r.Err != "":
 		it.Failed, it.Skip = true, "feed row: "+r.Err
@@ -99,18 +98,4 @@ func (pr *prepared) feedItem(it Item, r *feedfile.Row) Item {
 		it.Fingerprint = pr.fingerprint(it, it.Task)
 	}
 	return it
-}
-
-// cutText is s cut to at most n bytes at a rune boundary, ending with "…"
-// when cut: a feed row's SKU and name travel in the payload (jobs.Ref),
-// bounded.
-func cutText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	n -= len("…")
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

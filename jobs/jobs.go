@@ -72,19 +72,11 @@ type Ref struct {
 	// Fetch is, for a feed row, the http(s) URL of the image the worker
 	// fetches (Location names the feed, Key the row's key).
 	Fetch string `json:"fetch,omitempty"`
-	// SKU and Name are, for a feed row, its product's SKU and name, for
-	// the caption prompt and the catalog. Bounded (MaxFeedSKU,
-	// MaxFeedName bytes: ingest cuts longer ones), so the payload stays
-	// small; empty when the row gives none.
+	// SKU and Name are a feed row's product, for the caption prompt and
+	// the catalog; short (ingest/feedfile bounds them).
 	SKU  string `json:"sku,omitempty"`
 	Name string `json:"name,omitempty"`
 }
-
-// Bounds of a feed row's SKU and product name in a payload (jobs.Ref).
-const (
-	MaxFeedSKU  = 100
-	MaxFeedName = 200
-)
 
 // URL returns the object's full location, e.g. s3://bucket/prefix/key,
 // and for an attachment its part: …/mail.eml#part=2.1.
