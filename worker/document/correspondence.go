@@ -7,6 +7,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/worker/chunk"
+	"github.com/llamapipe/llamapipe/worker/evidence"
 	"github.com/llamapipe/llamapipe/worker/stage"
 )
 
@@ -31,6 +32,15 @@ func (s *summarizer) singlePrompt() (string, any) {
 		return prompts.Correspondence, prompts.CorrespondenceData{Language: s.lang, Title: s.title}
 	}
 	return prompts.Summary, prompts.SummaryData{Language: s.lang, Title: s.title, Pages: s.pages}
+}
+
+// quoteSummary is "3 of 3 quotes found on their pages" (a message's: "in
+// the message").
+func (s *summarizer) quoteSummary(c evidence.Counts) string {
+	if s.mail {
+		return strings.Replace(c.String(), "on their pages", "in the message", 1)
+	}
+	return c.String()
 }
 
 // schemaVersion is the schema version the digest's quote check names.

@@ -142,7 +142,7 @@ func TestCorrespondenceDigestOffline(t *testing.T) {
 	}
 	md := string(readKey(t, out, o.Results[1]))
 	for _, want := range []string{"# fees.eml", "## Subject\n\nFee schedule for 2027", "## From", "## Cc", "## Action items",
-		"**By when**: 15 December 2026", "## Commitments", "## Attachments\n\n- fees 2027.pdf", "✓ found"} {
+		"**By when**: 15 December 2026", "## Commitments", "## Attachments\n\n- fees 2027.pdf", "✓ found in the message", "3 of 3 quotes found in the message"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("summary.md lacks %q:\n%s", want, md)
 		}

@@ -48,7 +48,7 @@ func (s *summarizer) checkQuotes(ctx context.Context, src *evidence.Source, a st
 	a.Doc[KeyQuoteCheck] = map[string]any{
 		"schema": s.schemaVersion(), "quotes": c.Quotes, "verified": c.Verified,
 		"unverified": c.Unverified, "unverifiable": c.Unverifiable, "asked_again": asked,
-		"summary": c.String(),
+		"summary": s.quoteSummary(c),
 	}
 	return a, nil
 }

@@ -201,6 +201,7 @@ func writeQuote(sb *strings.Builder, m map[string]any, indent string) {
 	if pages := flat(m["pages"]); pages != "" {
 		where = "p. " + pages
 	}
+	_, paged := m["pages"]
 	status := ""
 	switch m["check"] {
 	case "found":
@@ -214,6 +215,11 @@ func writeQuote(sb *strings.Builder, m map[string]any, indent string) {
 	}
 	if strings.TrimSpace(q) == "" {
 		fmt.Fprintf(sb, "%s> (no quote) %s\n\n", indent, status)
+		return
+	}
+	if !paged { // a correspondence digest's quotes cite no pages
+		status = strings.Replace(status, "found on the page", "found in the message", 1)
+		fmt.Fprintf(sb, "%s> “%s” %s\n\n", indent, strings.Join(strings.Fields(q), " "), status)
 		return
 	}
 	fmt.Fprintf(sb, "%s> “%s” (%s) %s\n\n", indent, strings.Join(strings.Fields(q), " "), where, status)
