@@ -70,13 +70,32 @@ func (pr *prepared) unchanged(it *Item) bool {
 	o := pr.o
 	current, _ := pr.markers()
 	for _, task := range []string{jobs.TaskCaption, jobs.TaskSummarize} {
-		if (o.Task == jobs.TaskAuto || o.Task == task) && it.Ref.ETag != "" &&
-			current[jobs.FingerprintKey(it.ResultBase, task, pr.fingerprint(*it, task))] {
+		if (o.Task == jobs.TaskAuto || o.Task == task) && it.Ref.ETag != "" && pr.marked(current, *it, task) {
 			it.Task, it.Kind = task, jobs.KindDocument
 			if task == jobs.TaskCaption {
 				it.Kind = jobs.KindImage
 			}
 			it.Unchanged = true
+			return true
+		}
+	}
+	return false
+}
+
+// marked reports whether item it has a current fingerprint marker for
+// task. Its type is not known yet: a .eml name is taken for an email
+// (its own prompt); for another name, both summary fingerprints are tried.
+func (pr *prepared) marked(current map[string]bool, it Item, task string) bool {
+	types := []jobs.FileType{it.Type}
+	if it.Type == "" && task == jobs.TaskSummarize {
+		types = []jobs.FileType{"", jobs.FileEML}
+		if strings.EqualFold(path.Ext(it.ResultBase), ".eml") {
+			types = []jobs.FileType{jobs.FileEML}
+		}
+	}
+	for _, t := range types {
+		it.Type = t
+		if current[jobs.FingerprintKey(it.ResultBase, task, pr.fingerprint(it, task))] {
 			return true
 		}
 	}

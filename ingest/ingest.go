@@ -273,6 +273,11 @@ func (in *Ingester) prepare(ctx context.Context, o Options) (*prepared, error) {
 		}
 		pr.prompts[task] = v
 	}
+	v, err := o.Prompts.TypeVersion(jobs.TaskSummarize, string(jobs.FileEML))
+	if err != nil {
+		return nil, err
+	}
+	pr.prompts[mailPrompts] = v
 	pr.currentDone = make(chan struct{})
 	if o.Force {
 		close(pr.currentDone)
@@ -420,10 +425,22 @@ func (pr *prepared) markers() (map[string]bool, error) {
 	return pr.current, pr.currentErr
 }
 
-// fingerprint is an item's fingerprint for a task under these options.
+// fingerprint is an item's fingerprint for a task under these options (an
+// email's names its own prompt; a feed row's, its SKU and name).
 func (pr *prepared) fingerprint(it Item, task string) string {
-	return jobs.Fingerprint(it.Ref.ETag, task, pr.prompts[task], pr.o.Model, pr.o.Options)
+	v := pr.prompts[task]
+	if task == jobs.TaskSummarize && it.Type == jobs.FileEML {
+		v = pr.prompts[mailPrompts]
+	}
+	o := pr.o.Options
+	if it.Ref.SKU != "" || it.Ref.Name != "" {
+		o.Products += "\x00feed\x00" + it.Ref.SKU + "\x00" + it.Ref.Name
+	}
+	return jobs.Fingerprint(it.Ref.ETag, task, v, pr.o.Model, o)
 }
+
+// mailPrompts is prepared.prompts' key of an email message's prompt.
+const mailPrompts = "summarize/eml"
 
 // Scan lists and classifies what a batch with these options would hold,
 // calling fn for every item (skipped ones included) from several goroutines

@@ -87,6 +87,7 @@ func (in *Ingester) listFeed(ctx context.Context, src *source, seen map[string]b
 // worker from its URL.
 func (pr *prepared) feedItem(it Item, r *feedfile.Row) Item {
 	it.Ref.Fetch, it.Ref.Size, it.Kind = r.URL, 0, jobs.KindImage
+	it.Ref.SKU, it.Ref.Name = r.SKU, r.Name
 	switch {
 	case r.Err != "":
 		it.Failed, it.Skip = true, "feed row: "+r.Err

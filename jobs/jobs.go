@@ -72,6 +72,10 @@ type Ref struct {
 	// Fetch is, for a feed row, the http(s) URL of the image the worker
 	// fetches (Location names the feed, Key the row's key).
 	Fetch string `json:"fetch,omitempty"`
+	// SKU and Name are a feed row's product, for the caption prompt and
+	// the catalog; short (ingest/feedfile bounds them).
+	SKU  string `json:"sku,omitempty"`
+	Name string `json:"name,omitempty"`
 }
 
 // URL returns the object's full location, e.g. s3://bucket/prefix/key,

@@ -29,6 +29,15 @@ type SummaryData struct {
 	Pages int
 }
 
+// CorrespondenceData is the data of the correspondence template (one email
+// message).
+type CorrespondenceData struct {
+	// Language is the answer's language. Required.
+	Language string
+	// Title is the message's file name; empty leaves it out.
+	Title string
+}
+
 // ChunkData is the data of the summary_map template (one chunk).
 type ChunkData struct {
 	// Language is the answer's language. Required.

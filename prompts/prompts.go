@@ -29,6 +29,9 @@ const (
 	Summary       = "summary"
 	SummaryMap    = "summary_map"
 	SummaryReduce = "summary_reduce"
+	// Correspondence is the email message's template (file type eml): a
+	// correspondence digest instead of a contract digest.
+	Correspondence = "correspondence"
 )
 
 // Names of the embedded schemas (Template.SchemaName and llm.Schema.Name).
@@ -36,7 +39,13 @@ const (
 	SchemaCaption        = "caption"
 	SchemaContractDigest = "contract_digest"
 	SchemaChunkFacts     = "chunk_facts"
+	// SchemaCorrespondenceDigest is an email message's digest.
+	SchemaCorrespondenceDigest = "correspondence_digest"
 )
+
+// CorrespondenceSchemaVersion is the version of the correspondence_digest
+// schema (schemas/correspondence_digest.json says it in its description).
+const CorrespondenceSchemaVersion = "correspondence_digest/1"
 
 // DigestSchemaVersion is the version of the contract_digest schema
 // (schemas/contract_digest.json says it in its description). Version 2:
@@ -361,6 +370,30 @@ func (s Set) TaskVersion(task string) (string, error) {
 		vs = append(vs, t.Version)
 	}
 	return strings.Join(vs, "+"), nil
+}
+
+// TypeVersion is TaskVersion for an item of a file type ("eml", "pdf",
+// ...): an email message is summarized with the correspondence template
+// alone, so its version is that template's; any other type's is the task's.
+func (s Set) TypeVersion(task, fileType string) (string, error) {
+	if tmpl := TypeTemplate(task, fileType); tmpl != "" {
+		t, err := s.Load(tmpl)
+		if err != nil {
+			return "", err
+		}
+		return t.Version, nil
+	}
+	return s.TaskVersion(task)
+}
+
+// TypeTemplate is the one template a task uses for an item of fileType
+// instead of the task's own: Correspondence for a summarized email
+// message ("eml"); "" for any other.
+func TypeTemplate(task, fileType string) string {
+	if task == "summarize" && fileType == "eml" {
+		return Correspondence
+	}
+	return ""
 }
 
 func taskTemplates(task string) ([]string, error) {

@@ -26,6 +26,7 @@ var goldenCases = []struct {
 	{"summary_map", SummaryMap, ChunkData{Language: "en", Chunk: 2, Chunks: 5, FirstPage: 7, LastPage: 12}},
 	{"summary_map_no_pages", SummaryMap, ChunkData{Language: "en", Chunk: 1, Chunks: 1}},
 	{"summary_reduce", SummaryReduce, ReduceData{Language: "en", Parts: 5, Title: "msa.pdf", Pages: 30}},
+	{"correspondence", Correspondence, CorrespondenceData{Language: "en", Title: "order.eml"}},
 }
 
 func TestGolden(t *testing.T) {
@@ -59,14 +60,33 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+func TestTypeVersion(t *testing.T) {
+	eml, err := Set(nil).TypeVersion("summarize", "eml")
+	if err != nil || eml != "correspondence/1" {
+		t.Errorf("TypeVersion(summarize, eml) = %q, %v; want correspondence/1", eml, err)
+	}
+	task, err := TaskVersion("summarize")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ft := range []string{"pdf", "docx", ""} {
+		if v, err := Set(nil).TypeVersion("summarize", ft); err != nil || v != task {
+			t.Errorf("TypeVersion(summarize, %q) = %q, %v; want the task's %q", ft, v, err, task)
+		}
+	}
+	if TypeTemplate("caption", "eml") != "" {
+		t.Error("a caption has no type template")
+	}
+}
+
 func TestGoldenCoversEveryTemplate(t *testing.T) {
 	seen := map[string]bool{}
 	for _, c := range goldenCases {
 		seen[c.template] = true
 	}
 	names := Names()
-	if len(names) != 4 {
-		t.Errorf("Names() = %v, want 4 templates", names)
+	if len(names) != 5 {
+		t.Errorf("Names() = %v, want 5 templates", names)
 	}
 	for _, n := range names {
 		if !seen[n] {
@@ -77,10 +97,11 @@ func TestGoldenCoversEveryTemplate(t *testing.T) {
 
 func TestLoadEmbedded(t *testing.T) {
 	want := map[string]string{
-		Caption:       SchemaCaption,
-		Summary:       SchemaContractDigest,
-		SummaryMap:    SchemaChunkFacts,
-		SummaryReduce: SchemaContractDigest,
+		Correspondence: SchemaCorrespondenceDigest,
+		Caption:        SchemaCaption,
+		Summary:        SchemaContractDigest,
+		SummaryMap:     SchemaChunkFacts,
+		SummaryReduce:  SchemaContractDigest,
 	}
 	for name, schema := range want {
 		tp, err := Load(name)
@@ -88,7 +109,7 @@ func TestLoadEmbedded(t *testing.T) {
 			t.Fatal(err)
 		}
 		version := name + "/2" // the digest prompts' version 2 asks for quotes on every fact
-		if name == Caption {
+		if name == Caption || name == Correspondence {
 			version = name + "/1"
 		}
 		if tp.Name != name || tp.Version != version || tp.SchemaName != schema {

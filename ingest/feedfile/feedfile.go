@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/llamapipe/llamapipe/jobs"
 )
@@ -115,5 +116,27 @@ func finish(r Row) Row {
 		}
 	}
 	r.Key = strings.TrimLeft(path.Clean("/"+r.Key), "/")
+	r.SKU, r.Name = cut(r.SKU, MaxSKU), cut(r.Name, MaxName)
 	return r
+}
+
+// MaxSKU and MaxName bound a row's SKU and product name (in bytes): they
+// travel in the item's payload (jobs.Ref.SKU, Name), which must stay
+// small. Longer ones are cut, ending with "…".
+const (
+	MaxSKU  = 100
+	MaxName = 200
+)
+
+// cut is s cut to at most n bytes at a rune boundary, ending with "…"
+// when cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	n -= len("…")
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

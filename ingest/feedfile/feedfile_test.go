@@ -3,6 +3,7 @@ package feedfile
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestParseCSVAndJSONL(t *testing.T) {
@@ -40,5 +41,23 @@ func TestParseCSVAndJSONL(t *testing.T) {
 	}
 	if _, err := Parse("x.csv", []byte("sku,name\n1,a\n")); err == nil {
 		t.Error("a CSV without a URL column was accepted")
+	}
+}
+
+// A row's SKU and name are bounded: they travel in the item's payload.
+func TestSKUAndNameAreBounded(t *testing.T) {
+	long := strings.Repeat("é", 300) // 600 bytes
+	rows, err := Parse("f.csv", []byte("url,sku,name\nhttps://x.example/a.jpg,"+long+","+long+"\n"))
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("%v %v", rows, err)
+	}
+	r := rows[0]
+	if len(r.SKU) > MaxSKU || len(r.Name) > MaxName || !strings.HasSuffix(r.Name, "é…") || !utf8.ValidString(r.SKU) {
+		t.Errorf("SKU %d bytes, name %d bytes (%q…): want at most %d and %d, valid UTF-8, ending with …",
+			len(r.SKU), len(r.Name), r.Name[:10], MaxSKU, MaxName)
+	}
+	short, _ := Parse("f.csv", []byte("url,sku,name\nhttps://x.example/a.jpg,A-1,Mug\n"))
+	if short[0].SKU != "A-1" || short[0].Name != "Mug" {
+		t.Errorf("short row changed: %+v", short[0])
 	}
 }

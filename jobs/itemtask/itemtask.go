@@ -40,6 +40,9 @@ type wire struct {
 	Part   string `json:"pt,omitempty"`
 	Fetch  string `json:"u,omitempty"`
 	Parent string `json:"pa,omitempty"`
+	// SKU and Name are a feed row's (jobs.Ref.SKU, jobs.Ref.Name).
+	SKU  string `json:"sk,omitempty"`
+	Name string `json:"nm,omitempty"`
 	// Trace is the W3C traceparent of the ingest that queued the item
 	// (jobs.ItemPayload.Trace), "" when tracing is off.
 	Trace string `json:"tr,omitempty"`
@@ -98,7 +101,7 @@ func Encode(b jobs.Batch, p jobs.ItemPayload) ([]byte, error) {
 func compact(b jobs.Batch, p jobs.ItemPayload) (wire, bool) {
 	w := wire{V: Version, Batch: p.Batch, Source: -1, Key: p.Source.Key, ETag: p.Source.ETag, Size: p.Source.Size,
 		Pages: p.Source.Pages, Type: p.Type, Fingerprint: p.Fingerprint, Trace: p.Trace,
-		Part: p.Source.Part, Fetch: p.Source.Fetch, Parent: p.Parent}
+		Part: p.Source.Part, Fetch: p.Source.Fetch, Parent: p.Parent, SKU: p.Source.SKU, Name: p.Source.Name}
 	for i, s := range b.Sources {
 		if s == p.Source.Location {
 			w.Source = i
@@ -197,8 +200,9 @@ func expand(b jobs.Batch, w wire) (jobs.ItemPayload, error) {
 	}
 	kind := w.Type.Kind()
 	p := jobs.ItemPayload{V: jobs.PayloadVersion, Batch: w.Batch, Item: itemID(loc, w.Key, w.Part),
-		Source: jobs.Ref{Location: loc, Key: w.Key, ETag: w.ETag, Size: w.Size, Pages: w.Pages, Part: w.Part, Fetch: w.Fetch},
-		Type:   w.Type, Kind: kind, Task: taskOf(kind), Out: b.Out, ResultBase: w.ResultBase, Options: b.Options,
+		Source: jobs.Ref{Location: loc, Key: w.Key, ETag: w.ETag, Size: w.Size, Pages: w.Pages, Part: w.Part, Fetch: w.Fetch,
+			SKU: w.SKU, Name: w.Name},
+		Type: w.Type, Kind: kind, Task: taskOf(kind), Out: b.Out, ResultBase: w.ResultBase, Options: b.Options,
 		Fingerprint: w.Fingerprint, Trace: w.Trace, Parent: w.Parent}
 	if p.ResultBase == "" {
 		p.ResultBase = resultBase(b, w)

@@ -154,7 +154,7 @@ func (s *Stage) Caption(ctx context.Context, it Item, data []byte) (stage.Outcom
 	} else if ok {
 		key := jobs.ResultKey(p.ResultBase, jobs.SuffixCaptionJSON)
 		m := stage.NewMeta(p, prof.Provider, tmpl.Version, o, 0, false, s.cfg.Now())
-		m.Model, m.DuplicateOf = from.Model, from.Source
+		m.Model, m.DuplicateOf, m.Product = from.Model, from.Source, productMeta(product)
 		if err := stage.PutJSON(ctx, out, key, doc, m); err != nil {
 			return o, err
 		}
@@ -184,7 +184,7 @@ func (s *Stage) Caption(ctx context.Context, it Item, data []byte) (stage.Outcom
 	}
 	key := jobs.ResultKey(p.ResultBase, jobs.SuffixCaptionJSON)
 	m := stage.NewMeta(p, prof.Provider, tmpl.Version, o, a.Calls, a.Usage.Estimated, s.cfg.Now())
-	m.Frame = o.Frame
+	m.Frame, m.Product = o.Frame, productMeta(product)
 	if err := stage.PutJSON(ctx, out, key, a.Doc, m); err != nil {
 		return o, err
 	}

@@ -1,6 +1,7 @@
 package caption
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path"
@@ -23,7 +24,23 @@ type productTables struct {
 
 // product finds the product data of an item: by the image's key relative to
 // its source, its full URL, or its file name.
+// A feed row's own SKU and name (jobs.Ref.SKU, Name) win over the
+// sidecar's; the sidecar still gives the brand.
 func (s *Stage) product(ctx context.Context, p jobs.ItemPayload) (*prompts.Product, error) {
+	pr, err := s.sidecarProduct(ctx, p)
+	if err != nil || (p.Source.SKU == "" && p.Source.Name == "") {
+		return pr, err
+	}
+	if pr == nil {
+		pr = &prompts.Product{}
+	}
+	pr.SKU, pr.Name = cmp.Or(p.Source.SKU, pr.SKU), cmp.Or(p.Source.Name, pr.Name)
+	return pr, nil
+}
+
+// sidecarProduct finds the product of an item in the batch's product
+// sidecar (nil: none, or not in it).
+func (s *Stage) sidecarProduct(ctx context.Context, p jobs.ItemPayload) (*prompts.Product, error) {
 	if p.Options.Products == "" {
 		return nil, nil
 	}
@@ -76,4 +93,12 @@ func readProducts(ctx context.Context, st storage.Store, key string) (map[string
 		m[k] = prompts.Product{SKU: r.SKU, Name: r.Name, Brand: r.Brand}
 	}
 	return m, nil
+}
+
+// productMeta is the product as the caption's meta records it.
+func productMeta(p *prompts.Product) *stage.Product {
+	if p == nil {
+		return nil
+	}
+	return &stage.Product{SKU: p.SKU, Name: p.Name, Brand: p.Brand}
 }

@@ -162,6 +162,9 @@ func (s *Stage) Summarize(ctx context.Context, it Item, data []byte, start time.
 		doc.scanned = nil
 	}
 	sm := s.summarizer(it, &o, doc.pages)
+	if it.Payload.Type == jobs.FileEML {
+		return o, nil, s.correspondence(ctx, sm, doc.text)
+	}
 	if len(doc.scanned) > 0 || chunk.EstimateTokens(doc.text) > sm.budget {
 		return s.distribute(ctx, it, data, doc, sm.budget, start)
 	}
@@ -218,6 +221,9 @@ type summarizer struct {
 	// lastReq is the last reduce request (asked again when quotes are not
 	// found).
 	lastReq llm.Request
+	// mail: an email message, summarized with the correspondence template
+	// (correspondence.go).
+	mail bool
 }
 
 // summarizer starts one document's summarization state; its outcome
@@ -245,13 +251,14 @@ func (s *summarizer) ask(ctx context.Context, tmpl *prompts.Template, req llm.Re
 
 // single summarizes a document that fits one request.
 func (s *summarizer) single(ctx context.Context, text string) (*prompts.Template, stage.Answer, error) {
-	tmpl, err := s.st.cfg.Prompts.Load(prompts.Summary)
+	name, data := s.singlePrompt()
+	tmpl, err := s.st.cfg.Prompts.Load(name)
 	if err != nil {
-		return nil, stage.Answer{}, fmt.Errorf("summary prompt: %w", err)
+		return nil, stage.Answer{}, fmt.Errorf("%s prompt: %w", name, err)
 	}
-	user, err := tmpl.Render(prompts.SummaryData{Language: s.lang, Title: s.title, Pages: s.pages})
+	user, err := tmpl.Render(data)
 	if err != nil {
-		return nil, stage.Answer{}, fmt.Errorf("summary prompt: %w", err)
+		return nil, stage.Answer{}, fmt.Errorf("%s prompt: %w", name, err)
 	}
 	req := docRequest(tmpl, user, s.it.Payload, text)
 	a, err := s.ask(ctx, tmpl, req)

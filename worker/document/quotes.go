@@ -28,7 +28,7 @@ func (s *summarizer) checkQuotes(ctx context.Context, src *evidence.Source, a st
 	asked := false
 	if len(bad) > 0 && again != nil {
 		asked = true
-		b, err := again(retryNote(bad))
+		b, err := again(retryNote(bad, s.mail))
 		switch {
 		case ctx.Err() != nil:
 			return a, ctx.Err()
@@ -46,17 +46,21 @@ func (s *summarizer) checkQuotes(ctx context.Context, src *evidence.Source, a st
 		s.it.Log.InfoContext(ctx, "quotes not found on their pages", "quotes", c.Quotes, "unverified", c.Unverified)
 	}
 	a.Doc[KeyQuoteCheck] = map[string]any{
-		"schema": prompts.DigestSchemaVersion, "quotes": c.Quotes, "verified": c.Verified,
+		"schema": s.schemaVersion(), "quotes": c.Quotes, "verified": c.Verified,
 		"unverified": c.Unverified, "unverifiable": c.Unverifiable, "asked_again": asked,
-		"summary": c.String(),
+		"summary": s.quoteSummary(c),
 	}
 	return a, nil
 }
 
 // retryNote asks for the quotes not found, naming them.
-func retryNote(bad []evidence.Unverified) string {
+func retryNote(bad []evidence.Unverified, mail bool) string {
 	var sb strings.Builder
-	sb.WriteString("Some quotes in your answer were not found word for word on the pages they cite:\n")
+	if mail {
+		sb.WriteString("Some quotes in your answer were not found word for word in the message:\n")
+	} else {
+		sb.WriteString("Some quotes in your answer were not found word for word on the pages they cite:\n")
+	}
 	for i, u := range bad {
 		if i == maxNoted {
 			fmt.Fprintf(&sb, "- … and %d more\n", len(bad)-maxNoted)
@@ -66,7 +70,15 @@ func retryNote(bad []evidence.Unverified) string {
 		if q == "" {
 			q = "(no quote)"
 		}
-		fmt.Fprintf(&sb, "- %s: %q (pages %v)\n", u.Field, q, u.Pages)
+		if mail {
+			fmt.Fprintf(&sb, "- %s: %q\n", u.Field, q)
+		} else {
+			fmt.Fprintf(&sb, "- %s: %q (pages %v)\n", u.Field, q, u.Pages)
+		}
+	}
+	if mail {
+		sb.WriteString("Answer again with the whole JSON object. Copy every quote exactly from the message; leave an item out when the message does not state it.")
+		return sb.String()
 	}
 	sb.WriteString("Answer again with the whole JSON object. Copy every quote exactly from the document text, with the pages of its [page N] markers; leave a field empty when the document does not state it.")
 	return sb.String()

@@ -19,7 +19,8 @@ func compactJSON(doc map[string]any) string {
 
 // digestOrder is the order sections appear in summary.md; other keys follow
 // alphabetically.
-var digestOrder = []string{"document_type", "executive_summary", "parties", "effective_date", "key_dates", "term",
+var digestOrder = []string{"subject", "from", "to", "cc", "date", "summary", "action_items", "dates", "attachments",
+	"commitments", KeyTruncated, "document_type", "executive_summary", "parties", "effective_date", "key_dates", "term",
 	"renewal", "term_and_renewal", "termination_rights", "payment_terms", "liability_caps", "indemnities", "confidentiality",
 	"governing_law_and_venue", "obligations", "risky_clauses"}
 
@@ -200,6 +201,7 @@ func writeQuote(sb *strings.Builder, m map[string]any, indent string) {
 	if pages := flat(m["pages"]); pages != "" {
 		where = "p. " + pages
 	}
+	_, paged := m["pages"]
 	status := ""
 	switch m["check"] {
 	case "found":
@@ -213,6 +215,11 @@ func writeQuote(sb *strings.Builder, m map[string]any, indent string) {
 	}
 	if strings.TrimSpace(q) == "" {
 		fmt.Fprintf(sb, "%s> (no quote) %s\n\n", indent, status)
+		return
+	}
+	if !paged { // a correspondence digest's quotes cite no pages
+		status = strings.Replace(status, "found on the page", "found in the message", 1)
+		fmt.Fprintf(sb, "%s> “%s” %s\n\n", indent, strings.Join(strings.Fields(q), " "), status)
 		return
 	}
 	fmt.Fprintf(sb, "%s> “%s” (%s) %s\n\n", indent, strings.Join(strings.Fields(q), " "), where, status)

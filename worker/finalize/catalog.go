@@ -1,6 +1,7 @@
 package finalize
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,6 +85,9 @@ func catalogRowOf(ctx context.Context, out storage.Store, e jobs.Entry) (catalog
 	}
 	if m, ok := doc["meta"].(map[string]any); ok {
 		r.DuplicateOf = text(m["duplicate_of"])
+		if p, ok := m["product"].(map[string]any); ok { // the product the caption was asked with (a feed row's SKU and name win, as in the prompt)
+			r.SKU, r.Name, r.Brand = text(p["sku"]), text(p["name"]), text(p["brand"])
+		}
 	}
 	return r, nil
 }
@@ -141,7 +145,7 @@ func (w *catalogWriter) add(ctx context.Context, out storage.Store, e jobs.Entry
 	}
 	p, ok := w.product(e)
 	if ok {
-		r.SKU, r.Name, r.Brand, r.Handle = p.SKU, p.Name, p.Brand, p.Handle
+		r.SKU, r.Name, r.Brand, r.Handle = cmp.Or(r.SKU, p.SKU), cmp.Or(r.Name, p.Name), cmp.Or(r.Brand, p.Brand), p.Handle
 	}
 	if err := w.csv.row(r.cells()); err != nil {
 		return err

@@ -190,6 +190,9 @@ func (w *registerWriter) add(ctx context.Context, out storage.Store, e jobs.Entr
 	if e.Status != jobs.StatusDone {
 		return w.failedTo.row(failedCells(e))
 	}
+	if e.Type == jobs.FileEML {
+		return w.addMessage(ctx, out, e)
+	}
 	r, c, err := registerRowOf(ctx, out, e)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNoResult):
@@ -203,4 +206,24 @@ func (w *registerWriter) add(ctx context.Context, out storage.Store, e jobs.Entr
 		return err
 	}
 	return w.jsonl.object(r)
+}
+
+// addMessage leaves a done email message out of the register, which lists
+// contracts: the message's correspondence digest (its .summary.json and
+// .md) has none of the register's columns, and its attachments (the
+// contracts) are rows of their own. Its quotes still count in report.md.
+func (w *registerWriter) addMessage(ctx context.Context, out storage.Store, e jobs.Entry) error {
+	key := resultKey(e, jobs.SuffixSummaryJSON)
+	if key == "" {
+		return nil
+	}
+	doc, err := readResult(ctx, out, key)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("digest of %s: %w", e.Source, err)
+	}
+	w.quotes.add(e.Source, evidence.CountsOf(doc))
+	return nil
 }

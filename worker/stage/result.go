@@ -32,6 +32,17 @@ type Meta struct {
 	// Frame says that only the first frame or page of the source was
 	// used ("first of 12 frames (animated GIF)"); empty for one picture.
 	Frame string `json:"frame,omitempty"`
+	// Product is the product a caption was asked with (a feed row's or
+	// the sidecar's); nil: none.
+	Product *Product `json:"product,omitempty"`
+}
+
+// Product is a caption's product context as its result records it (the
+// catalog export reads it back).
+type Product struct {
+	SKU   string `json:"sku,omitempty"`
+	Name  string `json:"name,omitempty"`
+	Brand string `json:"brand,omitempty"`
 }
 
 // NewMeta is the meta block of item p's result made with a prompt of

@@ -53,6 +53,15 @@ outer = message("Re: Fwd: price list", "See the message below.\n")
 outer.add_attachment(inner)  # message/rfc822
 open("nested_message.eml", "wb").write(outer.as_bytes(policy=SMTP))
 
+# A request with a deadline, a Cc and a commitment, one PDF attached (for
+# the correspondence digest: from, subject, an action item, a date).
+m = message("Fee schedule for 2027", "Hello team,\n\nPlease review the attached fee schedule and send your comments by 15 December 2026. "
+            "We will keep the 2026 rates until the end of January.\n\nThanks,\nAna\n")
+m["Cc"] = "Finance <finance@example.org>"
+m.add_attachment(pdf("Fee schedule 2027: consulting 130 EUR per hour."), maintype="application", subtype="pdf", filename="fees 2027.pdf")
+m.set_boundary("==request-boundary==")
+open("request_with_deadline.eml", "wb").write(m.as_bytes(policy=SMTP))
+
 # A bomb of nested parts: 40 levels of multipart/mixed, 2 KB.
 lines = ["From: x@example.com", "To: y@example.com", "Subject: nested parts", "MIME-Version: 1.0",
          'Content-Type: multipart/mixed; boundary="b0"', ""]

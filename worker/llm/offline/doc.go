@@ -14,6 +14,11 @@
 // answer is JSON valid against the schema of that name in package prompts;
 // without a schema it is plain text. Document parts that are themselves
 // chunk_facts JSON (the input of the summary_reduce step) are read as facts.
+// With "correspondence_digest" (an email message: a header block, a blank
+// line, the body) the headers are copied, the body's central sentences are
+// the summary, and body sentences that ask (please, could you, …), commit
+// (we will, agreed, …) or name a date become action items, commitments and
+// dates, each with the sentence as its verbatim quote.
 //
 // Page numbers come from the page markers defined by package prompts
 // (prompts.PageMarker(3) == "[page 3]", at the start of each page); facts

@@ -123,6 +123,12 @@ func (c *Client) Complete(ctx context.Context, req llm.Request) (llm.Response, e
 		if err == nil {
 			text, err = marshal(d)
 		}
+	case prompts.SchemaCorrespondenceDigest:
+		var d *correspondence
+		d, err = c.correspondenceDigest(ctx, docs)
+		if err == nil {
+			text, err = marshal(d)
+		}
 	case prompts.SchemaChunkFacts:
 		var f *chunkFacts
 		f, err = c.chunkFacts(ctx, docs)
@@ -132,7 +138,7 @@ func (c *Client) Complete(ctx context.Context, req llm.Request) (llm.Response, e
 	case "":
 		text, err = c.plainText(ctx, docs, images)
 	default:
-		return llm.Response{}, permanent("schema %q is not supported offline (supported: caption, contract_digest, chunk_facts)", schema)
+		return llm.Response{}, permanent("schema %q is not supported offline (supported: caption, contract_digest, correspondence_digest, chunk_facts)", schema)
 	}
 	if err != nil {
 		return llm.Response{}, err
