@@ -227,10 +227,10 @@ func (in *Ingester) Plan(ctx context.Context, o Options, est ItemEstimator, opts
 	for _, e := range rest {
 		others = append(others, e)
 	}
-	plan := summarize(total, picked, extrapolate(exact, others, est))
-	plan.Extrapolated = len(others) > 0
-	est.Price(&plan)
-	return plan, nil
+	p := plan.Summarize(total, picked, extrapolate(exact, others, est))
+	p.Extrapolated = len(others) > 0
+	est.Price(&p)
+	return p, nil
 }
 
 // estimateAll estimates items a few at a time (estimate runs each in the
@@ -324,30 +324,6 @@ func extrapolate(exact, rest []plan.Item, est ItemEstimator) []plan.Item {
 		out = append(out, e)
 	}
 	return out
-}
-
-// summarize adds up the items' estimates; picked of them were sampled,
-// the others extrapolated. The costs are left to the estimator's Price.
-func summarize(total, picked int, items []plan.Item) plan.Plan {
-	p := plan.Plan{Total: total, Kinds: map[jobs.Kind]plan.Totals{}, Sampled: picked}
-	for _, e := range items {
-		if e.Partial {
-			p.Partial++
-		}
-		if e.Skip != "" {
-			if p.Skips == nil {
-				p.Skips = map[string]int{}
-			}
-			p.Skips[e.Skip]++
-			p.Skipped++
-			continue
-		}
-		k := p.Kinds[e.Kind]
-		k.Add(e)
-		p.All.Add(e)
-		p.Kinds[e.Kind] = k
-	}
-	return p
 }
 
 // class groups items for extrapolation: kind and type.

@@ -7,15 +7,14 @@ import (
 	"fmt"
 
 	"github.com/hibiken/asynq"
-
-	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/ingesttask"
 )
 
-// ProcessTask runs an ingest task (jobs.TypeIngest), as enqueued by the
+// ProcessTask runs an ingest task (ingesttask.Type), as enqueued by the
 // scheduler. The batch ID comes from the task ID, so a retried task resumes
 // its batch instead of starting a second one.
 func (in *Ingester) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	p, err := jobs.DecodeIngest(t.Payload())
+	p, err := ingesttask.Decode(t.Payload())
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}

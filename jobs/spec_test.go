@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/ingesttask"
 )
 
 // Golden JSON written by llamapipe before jobs.Spec (captured from the
@@ -25,11 +26,11 @@ const (
 )
 
 func TestOldPayloadsAndRecordsDecode(t *testing.T) {
-	p, err := jobs.DecodeIngest([]byte(goldenIngestPayload))
+	p, err := ingesttask.Decode([]byte(goldenIngestPayload))
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantP := jobs.IngestPayload{V: 1, Schedule: "nightly-catalog", Spec: jobs.Spec{
+	wantP := ingesttask.Payload{V: 1, Schedule: "nightly-catalog", Spec: jobs.Spec{
 		Sources: []string{"s3://catalog/images", "/srv/in"}, Out: "s3://catalog/captions", Task: "caption", Queue: "nightly",
 		Options: jobs.Options{Language: "de", MaxOutputTokens: 300, Products: "s3://catalog/products.csv", ModelMode: "auto"},
 		Include: []string{"**/*.jpg"}, Exclude: []string{"tmp/**"}, MaxSize: 1048576, MaxRetry: 3, Force: true,
@@ -80,11 +81,11 @@ func TestSpecJSONKeepsTheContractsShape(t *testing.T) {
 		t.Errorf("round trip: %+v (%v), want %+v", back, err, b)
 	}
 
-	p, err := jobs.DecodeIngest([]byte(goldenIngestPayload))
+	p, err := ingesttask.Decode([]byte(goldenIngestPayload))
 	if err != nil {
 		t.Fatal(err)
 	}
-	task, err := jobs.NewIngestTask(p)
+	task, err := ingesttask.NewTask(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func TestSpecValidate(t *testing.T) {
 }
 
 func TestNewIngestTaskValidates(t *testing.T) {
-	_, err := jobs.NewIngestTask(jobs.IngestPayload{Spec: jobs.Spec{Sources: []string{"/in"}, Out: "/out", Task: "translate"}})
+	_, err := ingesttask.NewTask(ingesttask.Payload{Spec: jobs.Spec{Sources: []string{"/in"}, Out: "/out", Task: "translate"}})
 	var se *jobs.SpecError
 	if !errors.Is(err, jobs.ErrBadPayload) || !errors.As(err, &se) || se.Field != "task" {
 		t.Errorf("NewIngestTask with a bad task: %v", err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/ingesttask"
 )
 
 func TestValidTenant(t *testing.T) {
@@ -19,7 +20,7 @@ func TestValidTenant(t *testing.T) {
 			t.Errorf("ValidTenant(%q) = %v, want ErrBadTenant", bad, err)
 		}
 	}
-	if _, err := jobs.NewIngestTask(jobs.IngestPayload{Spec: jobs.Spec{Sources: []string{"/in"}, Out: "/out", Tenant: "a:b"}}); !errors.Is(err, jobs.ErrBadTenant) {
+	if _, err := ingesttask.NewTask(ingesttask.Payload{Spec: jobs.Spec{Sources: []string{"/in"}, Out: "/out", Tenant: "a:b"}}); !errors.Is(err, jobs.ErrBadTenant) {
 		t.Errorf("ingest task (a schedule entry) for tenant a:b: %v, want ErrBadTenant", err)
 	}
 }

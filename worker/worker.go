@@ -81,7 +81,7 @@ type Config struct {
 	// Feeds are bounded batches' feeds (jobs/feed): an item's end asks its
 	// batch's feed task to top the queue up. Nil: only its polls do.
 	Feeds *feed.Store
-	// Handlers are more task handlers by type, e.g. jobs.TypeIngest for
+	// Handlers are more task handlers by type, e.g. ingesttask.Type for
 	// scheduled ingests (the worker itself never imports ingest).
 	Handlers map[string]asynq.Handler
 	// SweepInterval is how often archived tasks are checked for items that

@@ -15,6 +15,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/feed"
+	"github.com/llamapipe/llamapipe/jobs/ingesttask"
 	"github.com/llamapipe/llamapipe/jobs/redisconn"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/worker"
@@ -126,7 +127,7 @@ func workerConfig(cmd *cli.Command, c *conn, model llm.Client, log *slog.Logger)
 		Provider: model.Profile().Provider, Model: model.Profile().Model, Prompts: ps, Feeds: feed.New(c.rdb, "")}
 	return worker.Config{
 		Prompts: ps,
-		Handlers: map[string]asynq.Handler{jobs.TypeIngest: asynq.HandlerFunc(ingester.ProcessTask),
+		Handlers: map[string]asynq.Handler{ingesttask.Type: asynq.HandlerFunc(ingester.ProcessTask),
 			feed.TypeFeed: asynq.HandlerFunc(ingester.TopUp)},
 		Feeds:           ingester.Feeds,
 		Queues:          queues,

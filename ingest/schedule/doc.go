@@ -4,7 +4,7 @@
 // the supervisor that runs one watcher per watch entry, and RunWatch, the
 // one way a watcher is started (by the scheduler and by `llamapipe watch`).
 //
-// A schedule entry becomes a jobs.IngestPayload; the workers run it as an
+// A schedule entry becomes a ingesttask.Payload; the workers run it as an
 // ingest task. schedule sits beside ingest: it imports ingest, ingest/watch,
 // jobs, jobs/lease and prompts, and never worker/ or cmd/. What it needs to
 // know about models (the provider and model results are fingerprinted with)

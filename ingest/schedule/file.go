@@ -15,6 +15,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest/watch"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/ingesttask"
 )
 
 // file is the schedules YAML:
@@ -75,7 +76,7 @@ type Watch struct {
 	// Name is the entry's name, also the watcher's.
 	Name string
 	// Payload is the batch the watcher feeds.
-	Payload jobs.IngestPayload
+	Payload ingesttask.Payload
 	// Settings are the watcher's own options.
 	Settings WatchSettings
 }
@@ -139,7 +140,7 @@ func Parse(path string) (Schedules, error) {
 				return out, fmt.Errorf("%s: cron %q: %w", where, e.Cron, err)
 			}
 		}
-		p := jobs.IngestPayload{Schedule: e.Name, Spec: e.Spec}
+		p := ingesttask.Payload{Schedule: e.Name, Spec: e.Spec}
 		p.Task = cmp.Or(p.Task, jobs.TaskAuto)
 		p.MaxQueued = cmp.Or(p.MaxQueued, jobs.DefaultMaxQueued) // as the CLI's --max-queued
 		if p.Queue == "" {
@@ -151,7 +152,7 @@ func Parse(path string) (Schedules, error) {
 		if err := p.Validate(); err != nil {
 			return out, fmt.Errorf("%s: %w", where, err)
 		}
-		t, err := jobs.NewIngestTask(p)
+		t, err := ingesttask.NewTask(p)
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", where, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/ingesttask"
 )
 
 func writeFile(t *testing.T, path, s string) {
@@ -43,7 +44,7 @@ func TestSchedulesFileIsChecked(t *testing.T) {
 	if len(cfgs) != 2 || cfgs[0].Cronspec != "CRON_TZ=Europe/Berlin 0 2 * * *" || cfgs[1].Cronspec != "CRON_TZ=America/New_York 30 1 * * 1-5" {
 		t.Fatalf("cron specs %q, %q", cfgs[0].Cronspec, cfgs[1].Cronspec)
 	}
-	pl, err := jobs.DecodeIngest(cfgs[0].Task.Payload())
+	pl, err := ingesttask.Decode(cfgs[0].Task.Payload())
 	if err != nil || pl.Task != jobs.TaskCaption || pl.Queue != jobs.QueueNightly || pl.Schedule != "nightly" {
 		t.Fatalf("payload %+v, %v", pl, err)
 	}
@@ -94,7 +95,7 @@ func TestScheduleEntryCarriesItsTenant(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, c := range cfgs {
-		p, err := jobs.DecodeIngest(c.Task.Payload())
+		p, err := ingesttask.Decode(c.Task.Payload())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,11 +139,11 @@ schedules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := jobs.DecodeIngest(cfgs[0].Task.Payload())
+	got, err := ingesttask.Decode(cfgs[0].Task.Payload())
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := jobs.DecodeIngest([]byte(golden))
+	want, err := ingesttask.Decode([]byte(golden))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestScheduleKeepsText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := jobs.DecodeIngest(cfgs[0].Task.Payload())
+	got, err := ingesttask.Decode(cfgs[0].Task.Payload())
 	if err != nil {
 		t.Fatal(err)
 	}
