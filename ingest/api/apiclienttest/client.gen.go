@@ -299,14 +299,17 @@ type Batch struct {
 	Include    *[]string `json:"include,omitempty"`
 
 	// Manifest Location of manifest.jsonl (written once state is finished).
-	Manifest string                  `json:"manifest"`
-	MaxRetry *int                    `json:"max_retry,omitempty"`
-	MaxSize  *int                    `json:"max_size,omitempty"`
-	Model    *string                 `json:"model,omitempty"`
-	Options  *map[string]interface{} `json:"options,omitempty"`
-	Out      string                  `json:"out"`
-	Provider *string                 `json:"provider,omitempty"`
-	Queue    string                  `json:"queue"`
+	Manifest string `json:"manifest"`
+
+	// MaxQueued Most items of the batch in the queue at once; absent: no bound.
+	MaxQueued *int                    `json:"max_queued,omitempty"`
+	MaxRetry  *int                    `json:"max_retry,omitempty"`
+	MaxSize   *int                    `json:"max_size,omitempty"`
+	Model     *string                 `json:"model,omitempty"`
+	Options   *map[string]interface{} `json:"options,omitempty"`
+	Out       string                  `json:"out"`
+	Provider  *string                 `json:"provider,omitempty"`
+	Queue     string                  `json:"queue"`
 
 	// RatePerMin Items ended per minute over the last 10 minutes this server was asked about the batch (since it was created, on a first look).
 	RatePerMin *float32 `json:"rate_per_min,omitempty"`
@@ -362,19 +365,30 @@ type BudgetRefusalBudgetUnit string
 
 // Counts defines model for Counts.
 type Counts struct {
-	CancelRequested *bool      `json:"cancel_requested,omitempty"`
-	Cancelled       *int       `json:"cancelled,omitempty"`
-	Cost            *float32   `json:"cost,omitempty"`
-	Done            *int       `json:"done,omitempty"`
-	Failed          *int       `json:"failed,omitempty"`
-	Fatal           *string    `json:"fatal,omitempty"`
-	Finalized       *bool      `json:"finalized,omitempty"`
-	Finished        *time.Time `json:"finished,omitempty"`
-	InputTokens     *int       `json:"input_tokens,omitempty"`
-	OutputTokens    *int       `json:"output_tokens,omitempty"`
-	Sealed          *bool      `json:"sealed,omitempty"`
-	Skipped         *int       `json:"skipped,omitempty"`
-	Total           *int       `json:"total,omitempty"`
+	CancelRequested *bool `json:"cancel_requested,omitempty"`
+	Cancelled       *int  `json:"cancelled,omitempty"`
+
+	// Cost The sum of costs; in currency when that is set (see costs).
+	Cost *float32 `json:"cost,omitempty"`
+
+	// Costs Cost by currency (several when a fallback provider priced in another currency answered).
+	Costs *map[string]float32 `json:"costs,omitempty"`
+
+	// Currency The one currency of cost; absent when there is none or several.
+	Currency     *string    `json:"currency,omitempty"`
+	Done         *int       `json:"done,omitempty"`
+	Failed       *int       `json:"failed,omitempty"`
+	Fatal        *string    `json:"fatal,omitempty"`
+	Finalized    *bool      `json:"finalized,omitempty"`
+	Finished     *time.Time `json:"finished,omitempty"`
+	InputTokens  *int       `json:"input_tokens,omitempty"`
+	OutputTokens *int       `json:"output_tokens,omitempty"`
+	Sealed       *bool      `json:"sealed,omitempty"`
+	Skipped      *int       `json:"skipped,omitempty"`
+	Total        *int       `json:"total,omitempty"`
+
+	// Warning A trouble the batch is waiting out, e.g. a failing provider batch API with the provider's message.
+	Warning *string `json:"warning,omitempty"`
 }
 
 // Error defines model for Error.
@@ -428,6 +442,9 @@ type Plan struct {
 	Kinds        *map[string]PlanTotals `json:"kinds,omitempty"`
 	Model        *string                `json:"model,omitempty"`
 
+	// Notes Warnings about the estimate (a profile without prices, images that dominate the cost).
+	Notes *[]string `json:"notes,omitempty"`
+
 	// Partial Sampled items too large to read whole (over 4 MiB): a text or HTML document's tokens were scaled from its first 4 MiB, a PDF's pages and a DOCX's tokens guessed from its size.
 	Partial *int `json:"partial,omitempty"`
 
@@ -451,7 +468,10 @@ type PlanTotals struct {
 	BatchCost *float32 `json:"batch_cost,omitempty"`
 
 	// Cost Online price under the profile's prices (0 without prices).
-	Cost         *float32 `json:"cost,omitempty"`
+	Cost *float32 `json:"cost,omitempty"`
+
+	// ImageCost The part of cost that is the images' own price (profiles that price images apart from tokens).
+	ImageCost    *float32 `json:"image_cost,omitempty"`
 	ImageTokens  *int     `json:"image_tokens,omitempty"`
 	Images       *int     `json:"images,omitempty"`
 	InputTokens  *int     `json:"input_tokens,omitempty"`
@@ -480,8 +500,19 @@ type SubmitRequest struct {
 	// Include Doublestar globs matched against keys relative to their source.
 	Include *[]string `json:"include,omitempty"`
 
+	// KeepText Also write each document's extracted text: <file>.text.md (what
+	// the model saw, with page markers) and <file>.chunks.jsonl
+	// (page-anchored chunks for search).
+	KeepText *bool `json:"keep_text,omitempty"`
+
 	// Language Example: de
 	Language *string `json:"language,omitempty"`
+
+	// MaxQueued Most items of the batch in the queue at once (the rest wait in
+	// pages in the output's work area and are queued as items end).
+	// Default, and most: the server's --max-queued (100,000 unless
+	// set); 0 or a larger number gets the server's.
+	MaxQueued *int `json:"max_queued,omitempty"`
 
 	// ModelMode How the model is reached: online, batch (the provider's batch
 	// API at its batch price; answers within its window, up to 24 h;
@@ -504,6 +535,9 @@ type SubmitRequest struct {
 	// Sources s3://bucket/prefix, file:///abs/path or /abs/path locations under an allowed source prefix.
 	Sources []string           `json:"sources"`
 	Task    *SubmitRequestTask `json:"task,omitempty"`
+
+	// TrustContent Process a file whose name lies about its content (text named .jpg) by its content instead of failing it.
+	TrustContent *bool `json:"trust_content,omitempty"`
 
 	// Webhook http(s) URL told when the batch completes. It must start with one
 	// of the server's --webhook-allow prefixes (400 "webhooks are not
