@@ -8,13 +8,9 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-)
 
-// digestOrder is the order a digest's fields are shown in; others follow
-// by name.
-var digestOrder = []string{"document_type", "executive_summary", "parties", "effective_date", "key_dates", "term",
-	"renewal", "term_and_renewal", "termination_rights", "payment_terms", "liability_caps", "indemnities",
-	"confidentiality", "governing_law_and_venue", "obligations", "risky_clauses"}
+	"github.com/llamapipe/llamapipe/prompts"
+)
 
 // evidenceKeys are a fact's quote and its check (shown apart from its
 // statement).
@@ -167,22 +163,7 @@ func (rs *results) doc(w http.ResponseWriter, r *http.Request) {
 			data.NotFound = int(n)
 		}
 	}
-	seen := map[string]bool{"meta": true, "quote_check": true}
-	keys := []string{}
-	for _, k := range digestOrder {
-		if _, ok := doc[k]; ok {
-			keys = append(keys, k)
-			seen[k] = true
-		}
-	}
-	var rest []string
-	for k := range doc {
-		if !seen[k] {
-			rest = append(rest, k)
-		}
-	}
-	sort.Strings(rest)
-	for _, k := range append(keys, rest...) {
+	for _, k := range prompts.OrderedFields(doc, "meta", "quote_check") {
 		if fv, ok := fieldView(k, doc[k]); ok {
 			data.Fields = append(data.Fields, fv)
 		}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/worker/stage"
 )
 
@@ -16,13 +17,6 @@ func compactJSON(doc map[string]any) string {
 	}
 	return string(b)
 }
-
-// digestOrder is the order sections appear in summary.md; other keys follow
-// alphabetically.
-var digestOrder = []string{"subject", "from", "to", "cc", "date", "summary", "action_items", "dates", "attachments",
-	"commitments", KeyTruncated, "document_type", "executive_summary", "parties", "effective_date", "key_dates", "term",
-	"renewal", "term_and_renewal", "termination_rights", "payment_terms", "liability_caps", "indemnities", "confidentiality",
-	"governing_law_and_venue", "obligations", "risky_clauses"}
 
 // renderDigest renders a summary JSON as Markdown for people.
 func renderDigest(title string, doc map[string]any, m stage.Meta) string {
@@ -35,22 +29,7 @@ func renderDigest(title string, doc map[string]any, m stage.Meta) string {
 		}
 		sb.WriteString("\n\n")
 	}
-	seen := map[string]bool{KeyQuoteCheck: true}
-	keys := []string{}
-	for _, k := range digestOrder {
-		if _, ok := doc[k]; ok {
-			keys = append(keys, k)
-			seen[k] = true
-		}
-	}
-	var rest []string
-	for k := range doc {
-		if !seen[k] {
-			rest = append(rest, k)
-		}
-	}
-	sort.Strings(rest)
-	keys = append(keys, rest...)
+	keys := prompts.OrderedFields(doc, KeyQuoteCheck)
 	for _, k := range keys {
 		v := doc[k]
 		if isEmpty(v) {
