@@ -270,8 +270,11 @@ func strList(v any) []string {
 	return out
 }
 
-// image serves a done image item's source bytes (the gallery's
-// thumbnails), when they sniff as an image.
+// image serves a done image item's thumbnail for the gallery: the source
+// scaled to fit thumbSide (so a page of 24 photos is not 24 full-size
+// downloads), or the source bytes as they are when they are small already
+// or in a format only the browser decodes (AVIF), when they sniff as an
+// image.
 func (rs *results) image(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id, item := r.PathValue("id"), r.URL.Query().Get("item")
@@ -310,6 +313,10 @@ func (rs *results) image(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not an image this page shows", http.StatusUnsupportedMediaType)
 		return
 	}
+	if t, tctype, ok := thumbnail(b); ok {
+		b, ctype = t, tctype
+	}
 	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Cache-Control", "private, max-age=3600")
 	_, _ = w.Write(b)
 }

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"image"
 	"image/color"
@@ -235,5 +236,46 @@ func TestBrowserShowsResults(t *testing.T) {
 	}
 	if strings.Contains(strings.Join(d.Fields, ","), "Confidentiality") {
 		t.Errorf("an empty field is shown: %v", d.Fields)
+	}
+}
+
+// A large photo is served to the gallery as a thumbnail, not as it is; a
+// small one is served unchanged; what is not an image is refused.
+func TestThumbnail(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 1600, 900))
+	for y := range 900 {
+		for x := range 1600 {
+			img.Set(x, y, color.RGBA{uint8(x * y), uint8(x ^ y), uint8(x + 3*y), 255}) // busy: a large PNG
+		}
+	}
+	var big bytes.Buffer
+	if err := png.Encode(&big, img); err != nil {
+		t.Fatal(err)
+	}
+	out, ctype, ok := thumbnail(big.Bytes())
+	if !ok || ctype != "image/jpeg" {
+		t.Fatalf("a 1600×900 PNG: ok %v, type %q", ok, ctype)
+	}
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(out))
+	if err != nil || format != "jpeg" || cfg.Width != thumbSide || cfg.Height != 180 || len(out) >= big.Len() {
+		t.Errorf("thumbnail %dx%d %s (%d bytes of %d), %v; want %dx180 JPEG, smaller", cfg.Width, cfg.Height, format, len(out), big.Len(), err, thumbSide)
+	}
+	var small bytes.Buffer
+	if err := png.Encode(&small, image.NewGray(image.Rect(0, 0, 40, 30))); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := thumbnail(small.Bytes()); ok {
+		t.Error("a 40×30 image was scaled: it is served as it is")
+	}
+	if _, _, ok := thumbnail([]byte("not an image")); ok {
+		t.Error("text made a thumbnail")
+	}
+	// A header that declares more pixels than thumbMaxPixels is refused
+	// before any pixel buffer exists.
+	bomb := append([]byte(nil), small.Bytes()...)
+	binary.BigEndian.PutUint32(bomb[16:], 100000) // IHDR width
+	binary.BigEndian.PutUint32(bomb[20:], 100000) // IHDR height
+	if _, _, ok := thumbnail(bomb); ok {
+		t.Error("a 100000×100000 header was decoded")
 	}
 }
