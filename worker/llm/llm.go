@@ -75,6 +75,9 @@ type Response struct {
 	FinishReason string
 	Model        string
 	Usage        Usage
+	// Provider is, for an answer of a fallback chain (NewFallback), the
+	// preset or provider that gave it; empty: the client's own.
+	Provider string `json:",omitempty"`
 	// Batch is true for an answer that came through the provider's batch
 	// API (billed at the profile's batch price).
 	Batch bool `json:",omitempty"`
