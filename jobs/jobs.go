@@ -108,6 +108,10 @@ type Options struct {
 	// its window) or auto (batch on the nightly queue, online elsewhere).
 	// It does not change results, so it is not part of fingerprints.
 	ModelMode string `json:"model_mode,omitempty" yaml:"model_mode"`
+	// Fallback names the presets that answer, in this order, while the
+	// primary provider is down (see llm.NewFallback); each result records
+	// the one that answered. Online items only. Empty: none.
+	Fallback []string `json:"fallback,omitempty" yaml:"fallback"`
 	// KeepText keeps a document's extracted text beside its digest:
 	// <file>.text.md (the text the model saw, with page markers) and
 	// <file>.chunks.jsonl (page-anchored chunks for search). False: not

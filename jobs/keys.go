@@ -342,6 +342,19 @@ func TokenRateKey(quota string) string { return quota + ":tpm" }
 // ms). Written by: ratelimit.Learn after each call. Lifetime: TTL = the hold.
 func ProviderHoldKey(quota string) string { return quota + ":hold" }
 
+// ProviderDownKey: until when quota's provider counts as down for the
+// fallback chains that start with it (Unix ms); while it lives their calls
+// go to the next provider. Written by: ratelimit.Outages when a chain finds
+// the provider down. Lifetime: TTL = the down time (the cool-down, or a
+// long 429's wait).
+func ProviderDownKey(quota string) string { return quota + ":down" }
+
+// ProviderFailuresKey counts quota's connection errors and 5xx answers in a
+// row. Written by: ratelimit.Outages (INCR per failure, DEL on an answer
+// or when the provider is marked down). Lifetime: TTL = the cool-down,
+// renewed by each failure.
+func ProviderFailuresKey(quota string) string { return quota + ":failures" }
+
 // FairShareLeasesKey holds the calls in flight behind a quota's
 // fair-share gate, a sorted set: "tenant\nid" scored by the lease's
 // expiry in ms. The gate's keys share the tag {Q}.

@@ -65,6 +65,8 @@ func keyCases() []keyCase {
 		{"RequestRateKey", jobs.RequestRateKey(quota), quota + ":rpm"},
 		{"TokenRateKey", jobs.TokenRateKey(quota), quota + ":tpm"},
 		{"ProviderHoldKey", jobs.ProviderHoldKey(quota), quota + ":hold"},
+		{"ProviderDownKey", jobs.ProviderDownKey(quota), quota + ":down"},
+		{"ProviderFailuresKey", jobs.ProviderFailuresKey(quota), quota + ":failures"},
 		{"FairShareLeasesKey", jobs.FairShareLeasesKey(quota), "{" + quota + "}:fair:leases"},
 		{"FairShareWaitersKey", jobs.FairShareWaitersKey(quota), "{" + quota + "}:fair:waiters"},
 		{"FairShareActiveKey", jobs.FairShareActiveKey(quota), "{" + quota + "}:fair:active"},

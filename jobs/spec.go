@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 
 	"github.com/bmatcuk/doublestar/v4"
 )
@@ -93,6 +94,9 @@ func specErrorf(field, format string, args ...any) error {
 // languageTag is what Options.Language may look like: en, de, pt-BR.
 var languageTag = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$`)
 
+// presetName is what a profile's name may be (a fallback names presets).
+var presetName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
 // Validate checks a Spec as given, before defaults: empty optional fields
 // are valid. Whether the model can do what it asks (summaries, the batch
 // API) depends on the model and is the caller's to check. The error is a
@@ -117,6 +121,11 @@ func (s Spec) Validate() error {
 	}
 	if !ValidModelMode(s.ModelMode) {
 		return specErrorf("model_mode", "unknown model_mode %q: use online, batch or auto", s.ModelMode)
+	}
+	for i, f := range s.Fallback {
+		if !presetName.MatchString(f) || slices.Contains(s.Fallback[:i], f) {
+			return specErrorf("fallback", "fallback %q: give distinct preset names (groq, together, ...)", f)
+		}
 	}
 	if s.Language != "" && !languageTag.MatchString(s.Language) {
 		return specErrorf("language", "language %q: use a language tag such as en, de or pt-BR", s.Language)

@@ -92,7 +92,7 @@ func ingestSetup(ctx context.Context, cmd *cli.Command, stderr io.Writer) (in *i
 func batchSpec(cmd *cli.Command, sources []string, prof llm.Profile) jobs.Spec {
 	return jobs.Spec{Sources: sources, Out: cmd.String("out"), Task: cmd.String("task"), Queue: cmd.String("queue"),
 		Options: jobs.Options{Language: cmd.String("language"), MaxOutputTokens: cmd.Int("max-output-tokens"),
-			Products: cmd.String("products"), ModelMode: cmd.String("model-mode"), KeepText: cmd.Bool("keep-text")},
+			Products: cmd.String("products"), ModelMode: cmd.String("model-mode"), KeepText: cmd.Bool("keep-text"), Fallback: cmd.StringSlice("fallback")},
 		Include: cmd.StringSlice("include"), Exclude: cmd.StringSlice("exclude"), MaxSize: clix.SizeOf(cmd, "max-size"),
 		MaxRetry: cmd.Int("max-retry"), MaxQueued: cmd.Int("max-queued"), Force: cmd.Bool("force"), TrustContent: cmd.Bool("trust-content"), Provider: prof.Provider, Model: prof.Model,
 		Tenant: cmd.String("tenant"), Webhook: cmd.String("webhook")}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -47,9 +48,14 @@ func (p FallbackPolicy) withDefaults() FallbackPolicy {
 type Link struct {
 	// Name is what results record as the provider: the preset, else the
 	// provider (and the key of its outage state).
-	Name   string
+	Name string
+	// Quota names its outage state in Outages (with ratelimit.Outages:
+	// jobs.ModelQuotaName of the preset and model). Default Name.
+	Quota  string
 	Client Client
 }
+
+func (l Link) quota() string { return cmp.Or(l.Quota, l.Name) }
 
 // NewFallback returns a Client that sends each call to the first provider
 // of chain that is not down, and moves on to the next when that one turns
@@ -82,7 +88,7 @@ func (f *fallback) ForTask(t *Task) Client {
 	c := *f
 	c.chain = make([]Link, len(f.chain))
 	for i, l := range f.chain {
-		c.chain[i] = Link{Name: l.Name, Client: For(l.Client, t)}
+		c.chain[i] = Link{Name: l.Name, Quota: l.Quota, Client: For(l.Client, t)}
 	}
 	return &c
 }
@@ -93,22 +99,29 @@ func (f *fallback) Complete(ctx context.Context, req Request) (Response, error) 
 		last := i == len(f.chain)-1
 		if !last {
 			// Outage state errors only lose the hint: the provider is tried.
-			if until, err := f.out.DownUntil(ctx, l.Name); err == nil && f.now().Before(until) {
+			if until, err := f.out.DownUntil(ctx, l.quota()); err == nil && f.now().Before(until) {
 				continue
 			}
 		}
 		resp, err := l.Client.Complete(ctx, req)
 		if err == nil {
-			_ = f.out.Succeeded(ctx, l.Name)
+			_ = f.out.Succeeded(ctx, l.quota())
 			resp.Provider = cmp.Or(resp.Provider, l.Name)
+			if i > 0 && resp.Prices == nil {
+				p := l.Client.Profile().Prices
+				resp.Prices = &p
+			}
 			return resp, nil
 		}
+		if i > 0 {
+			err = fmt.Errorf("fallback %s: %w", l.Name, err)
+		}
 		lastErr = err
-		down, why := f.isDown(ctx, l.Name, err)
+		down, why := f.isDown(ctx, l.quota(), err)
 		if !down || last {
 			return Response{}, err
 		}
-		_ = f.out.MarkDown(ctx, l.Name, f.now().Add(why))
+		_ = f.out.MarkDown(ctx, l.quota(), f.now().Add(why))
 	}
 	return Response{}, lastErr
 }
