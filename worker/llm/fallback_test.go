@@ -117,10 +117,13 @@ func TestFallbackNotOnOwnOrConfigErrors(t *testing.T) {
 		fail func(w http.ResponseWriter)
 		kind llm.ErrorKind
 	}{
-		"401":          {status(401), llm.Fatal},
-		"403":          {status(403), llm.Fatal},
-		"400":          {status(400), llm.Permanent},
-		"garbage 200":  {func(w http.ResponseWriter) { w.Header().Set("Content-Type", "application/json"); w.Write([]byte(`{"choices":[`)) }, llm.Retryable},
+		"401": {status(401), llm.Fatal},
+		"403": {status(403), llm.Fatal},
+		"400": {status(400), llm.Permanent},
+		"garbage 200": {func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"choices":[`))
+		}, llm.Retryable},
 		"429 short":    {status(429, "Retry-After", "1"), llm.Retryable},
 		"429 no retry": {status(429), llm.Retryable},
 	} {

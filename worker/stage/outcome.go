@@ -13,8 +13,8 @@ type Outcome struct {
 	// Provider is, for answers of a fallback chain, the preset or provider
 	// that gave the last one (empty: the worker's model's).
 	Provider string
-	Pages        int
-	Chunks       int
+	Pages    int
+	Chunks   int
 	// Skipped, when set, records the item as skipped with this reason.
 	Skipped string
 	// Continued: the item goes on in other tasks (a long document's map and
