@@ -330,7 +330,7 @@ func (t *Tracker) RecordMany(ctx context.Context, batch string, es []Entry) (n i
 			for i, e := range es {
 				e.Results = append([]string{}, e.Results...)
 				b, _ := json.Marshal(e) // an Entry always encodes
-				cmds[i] = recordScript.EvalSha(ctx, p, keys, e.Item, b, e.Status, e.InputTokens, e.OutputTokens, strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds())
+				cmds[i] = recordScript.EvalSha(ctx, p, keys, e.Item, b, e.Status, e.InputTokens, e.OutputTokens, strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds(), e.Currency)
 			}
 			return nil
 		})

@@ -45,6 +45,8 @@ import "time"
 //	RequestRateKey            Q:rpm (redis_rate: rate:Q:rpm)       string  TTL ≤ 1m (redis_rate)
 //	TokenRateKey              Q:tpm (redis_rate: rate:Q:tpm)       string  TTL ≤ 1m (redis_rate)
 //	ProviderHoldKey           Q:hold                               string  TTL = the hold
+//	ProviderDownKey           Q:down                               string  TTL = the down time
+//	ProviderFailuresKey       Q:failures                           string  TTL = the cool-down
 //	FairShareLeasesKey        {Q}:fair:leases                      zset    live gate
 //	FairShareWaitersKey       {Q}:fair:waiters                     zset    live gate
 //	FairShareActiveKey        {Q}:fair:active                      zset    live gate
