@@ -62,10 +62,8 @@ type Entry struct {
 	Cost         float64 `json:"cost"`
 	Currency     string  `json:"currency,omitempty"`
 	Model        string  `json:"model,omitempty"`
-	// Provider is, for an item of a batch with a fallback chain, the
-	// preset (or provider) that answered; empty: the batch's own.
-	Provider   string `json:"provider,omitempty"`
-	DurationMS int64  `json:"duration_ms"`
+	Provider     string  `json:"provider,omitempty"` // who answered, under a fallback chain
+	DurationMS   int64   `json:"duration_ms"`
 	// Pages is a document's page count, when known; Chunks how many parts
 	// it was mapped in (0: summarized in one request).
 	Pages  int `json:"pages,omitempty"`

@@ -45,8 +45,7 @@ import "time"
 //	RequestRateKey            Q:rpm (redis_rate: rate:Q:rpm)       string  TTL ≤ 1m (redis_rate)
 //	TokenRateKey              Q:tpm (redis_rate: rate:Q:tpm)       string  TTL ≤ 1m (redis_rate)
 //	ProviderHoldKey           Q:hold                               string  TTL = the hold
-//	ProviderDownKey           Q:down                               string  TTL = the down time
-//	ProviderFailuresKey       Q:failures                           string  TTL = the cool-down
+//	ProviderOutageKey         Q:outage                             hash    TTL = cool-down / down time
 //	FairShareLeasesKey        {Q}:fair:leases                      zset    live gate
 //	FairShareWaitersKey       {Q}:fair:waiters                     zset    live gate
 //	FairShareActiveKey        {Q}:fair:active                      zset    live gate
@@ -344,18 +343,9 @@ func TokenRateKey(quota string) string { return quota + ":tpm" }
 // ms). Written by: ratelimit.Learn after each call. Lifetime: TTL = the hold.
 func ProviderHoldKey(quota string) string { return quota + ":hold" }
 
-// ProviderDownKey: until when quota's provider counts as down for the
-// fallback chains that start with it (Unix ms); while it lives their calls
-// go to the next provider. Written by: ratelimit.Outages when a chain finds
-// the provider down. Lifetime: TTL = the down time (the cool-down, or a
-// long 429's wait).
-func ProviderDownKey(quota string) string { return quota + ":down" }
-
-// ProviderFailuresKey counts quota's connection errors and 5xx answers in a
-// row. Written by: ratelimit.Outages (INCR per failure, DEL on an answer
-// or when the provider is marked down). Lifetime: TTL = the cool-down,
-// renewed by each failure.
-func ProviderFailuresKey(quota string) string { return quota + ":failures" }
+// ProviderOutageKey: quota's outage for fallback chains (failures in a row; until: down until, ms).
+// Written by: ratelimit.Outages. Lifetime: TTL = the cool-down after a failure, the down time once down.
+func ProviderOutageKey(quota string) string { return quota + ":outage" }
 
 // FairShareLeasesKey holds the calls in flight behind a quota's
 // fair-share gate, a sorted set: "tenant\nid" scored by the lease's

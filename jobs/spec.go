@@ -4,27 +4,23 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"slices"
 
 	"github.com/bmatcuk/doublestar/v4"
 )
 
-// Spec is one batch request: what to process, how, and where the results
-// go. Every way of asking for a batch fills one — the CLI's flags, the
-// API's submit, a schedules entry — and every record of one carries it:
-// IngestPayload (a scheduled ingest in the queue), Batch (the batch record
-// in Redis) and ingest.Options. Validate is the one check of it.
+// Spec is one batch request: what to process, how, and where the results go. Every way of asking
+// for a batch fills one — the CLI's flags, the API's submit, a schedules entry — and every record
+// of one carries it: IngestPayload (a scheduled ingest in the queue), Batch (the batch record in
+// Redis) and ingest.Options. Validate is the one check of it.
 //
-// A Spec holds references and names only: no prompt text, no document, no
-// secret. The prompt overrides a batch is made with are the workers' files
-// (ingest.Options.Prompts); their versions go into the results'
-// fingerprints, not into the Spec.
+// A Spec holds references and names only: no prompt text, no document, no secret. The prompt
+// overrides a batch is made with are the workers' files (ingest.Options.Prompts); their versions
+// go into the results' fingerprints, not into the Spec.
 //
-// Its JSON is the contract's (payloads and batch records): the worker
-// options nested under "options". Its YAML (a schedules entry) is flat:
-// language, products, max_output_tokens and model_mode beside the other
-// fields. The API's submit body spells the fields it accepts flat too
-// (api.SubmitRequest).
+// Its JSON is the contract's (payloads and batch records): the worker options nested under
+// "options". Its YAML (a schedules entry) is flat: language, products, max_output_tokens,
+// model_mode and fallback beside the other fields. The API's submit body spells the fields it
+// accepts flat too (api.SubmitRequest).
 type Spec struct {
 	// Sources are the locations (folders or s3://bucket/prefix) listed
 	// recursively. Required.
@@ -94,9 +90,6 @@ func specErrorf(field, format string, args ...any) error {
 // languageTag is what Options.Language may look like: en, de, pt-BR.
 var languageTag = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$`)
 
-// presetName is what a profile's name may be (a fallback names presets).
-var presetName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
 // Validate checks a Spec as given, before defaults: empty optional fields
 // are valid. Whether the model can do what it asks (summaries, the batch
 // API) depends on the model and is the caller's to check. The error is a
@@ -121,11 +114,6 @@ func (s Spec) Validate() error {
 	}
 	if !ValidModelMode(s.ModelMode) {
 		return specErrorf("model_mode", "unknown model_mode %q: use online, batch or auto", s.ModelMode)
-	}
-	for i, f := range s.Fallback {
-		if !presetName.MatchString(f) || slices.Contains(s.Fallback[:i], f) {
-			return specErrorf("fallback", "fallback %q: give distinct preset names (groq, together, ...)", f)
-		}
 	}
 	if s.Language != "" && !languageTag.MatchString(s.Language) {
 		return specErrorf("language", "language %q: use a language tag such as en, de or pt-BR", s.Language)

@@ -27,7 +27,7 @@ type outages struct {
 }
 
 func (o *outages) DownUntil(ctx context.Context, quota string) (time.Time, error) {
-	v, err := o.rdb.Get(ctx, jobs.ProviderDownKey(quota)).Result()
+	v, err := o.rdb.HGet(ctx, jobs.ProviderOutageKey(quota), "until").Result()
 	if errors.Is(err, redis.Nil) {
 		return time.Time{}, nil
 	}
@@ -42,10 +42,10 @@ func (o *outages) DownUntil(ctx context.Context, quota string) (time.Time, error
 }
 
 func (o *outages) Failed(ctx context.Context, quota string) (int, error) {
-	key := jobs.ProviderFailuresKey(quota)
+	key := jobs.ProviderOutageKey(quota)
 	pipe := o.rdb.TxPipeline()
-	n := pipe.Incr(ctx, key)
-	pipe.Expire(ctx, key, o.ttl)
+	n := pipe.HIncrBy(ctx, key, "failures", 1)
+	pipe.PExpire(ctx, key, o.ttl)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, err
 	}
@@ -53,16 +53,21 @@ func (o *outages) Failed(ctx context.Context, quota string) (int, error) {
 }
 
 func (o *outages) Succeeded(ctx context.Context, quota string) error {
-	return o.rdb.Del(ctx, jobs.ProviderFailuresKey(quota)).Err()
+	return o.rdb.HDel(ctx, jobs.ProviderOutageKey(quota), "failures").Err()
 }
 
+// MarkDown replaces the run of failures with the down mark, kept for the
+// down time.
 func (o *outages) MarkDown(ctx context.Context, quota string, until time.Time) error {
 	d := time.Until(until)
 	if d <= 0 {
 		return nil
 	}
-	if err := o.rdb.Set(ctx, jobs.ProviderDownKey(quota), until.UnixMilli(), d).Err(); err != nil {
-		return err
-	}
-	return o.rdb.Del(ctx, jobs.ProviderFailuresKey(quota)).Err()
+	key := jobs.ProviderOutageKey(quota)
+	pipe := o.rdb.TxPipeline()
+	pipe.Del(ctx, key)
+	pipe.HSet(ctx, key, "until", until.UnixMilli())
+	pipe.PExpire(ctx, key, d)
+	_, err := pipe.Exec(ctx)
+	return err
 }

@@ -16,7 +16,7 @@ func TestOutagesSharedBetweenWorkers(t *testing.T) {
 	rdb1, rdb2 := newRedis(t), newRedis(t)
 	a, b := Outages(rdb1, time.Minute), Outages(rdb2, time.Minute)
 	const q = "llamapipe:llm:groq:scout-test-outages"
-	t.Cleanup(func() { rdb1.Del(ctx, jobs.ProviderDownKey(q), jobs.ProviderFailuresKey(q)) })
+	t.Cleanup(func() { rdb1.Del(ctx, jobs.ProviderOutageKey(q)) })
 	if n, err := a.Failed(ctx, q); err != nil || n != 1 {
 		t.Fatalf("first failure: %d, %v", n, err)
 	}
@@ -37,10 +37,10 @@ func TestOutagesSharedBetweenWorkers(t *testing.T) {
 	if err != nil || got.UnixMilli() != until.UnixMilli() {
 		t.Fatalf("other worker sees down until %v (%v), want %v", got, err, until)
 	}
-	if ttl := rdb1.PTTL(ctx, jobs.ProviderDownKey(q)).Val(); ttl <= 0 || ttl > 30*time.Second {
+	if ttl := rdb1.PTTL(ctx, jobs.ProviderOutageKey(q)).Val(); ttl <= 0 || ttl > 30*time.Second {
 		t.Fatalf("down mark lives %v, want the down time", ttl)
 	}
-	if rdb1.Exists(ctx, jobs.ProviderFailuresKey(q)).Val() != 0 {
+	if rdb1.HExists(ctx, jobs.ProviderOutageKey(q), "failures").Val() {
 		t.Fatal("the run of failures is kept after the provider was marked down")
 	}
 }
