@@ -18,6 +18,7 @@ import (
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/worker/estimate"
 	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/llm/providers"
 )
 
 func ingestCommand(stdout, stderr io.Writer) *cli.Command {
@@ -108,6 +109,9 @@ func batchOptions(cmd *cli.Command, spec jobs.Spec, prof llm.Profile) (ingest.Op
 	}
 	if err := checkTaskForModel(spec.Task, prof); err != nil {
 		return ingest.Options{}, err
+	}
+	if err := providers.CheckFallbacks(cmd.String("profiles"), spec.Fallback); err != nil {
+		return ingest.Options{}, &exitError{code: exitUsage, msg: "--fallback: " + err.Error()}
 	}
 	if spec.ModelMode == jobs.ModelBatch && prof.BatchAPI == "" {
 		return ingest.Options{}, &exitError{code: exitUsage, msg: fmt.Sprintf("--model-mode batch: the model's provider (%s) has no batch API that llamapipe uses; use --model-mode online or auto", prof.Provider)}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -245,4 +246,18 @@ func OpenFallbacks(ctx context.Context, base Config, names []string) (map[string
 		out[n] = c
 	}
 	return out, nil
+}
+
+// CheckFallbacks refuses a fallback chain that names a preset twice or one
+// that neither the builtins nor profilesFile know.
+func CheckFallbacks(profilesFile string, names []string) error {
+	for i, n := range names {
+		if slices.Contains(names[:i], n) {
+			return fmt.Errorf("%s is named twice", n)
+		}
+		if _, err := Profile(Config{Preset: n, ProfilesFile: profilesFile}); err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
+	}
+	return nil
 }
