@@ -62,6 +62,7 @@ type Entry struct {
 	Cost         float64 `json:"cost"`
 	Currency     string  `json:"currency,omitempty"`
 	Model        string  `json:"model,omitempty"`
+	Provider     string  `json:"provider,omitempty"` // who answered, under a fallback chain
 	DurationMS   int64   `json:"duration_ms"`
 	// Pages is a document's page count, when known; Chunks how many parts
 	// it was mapped in (0: summarized in one request).

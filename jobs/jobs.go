@@ -111,7 +111,8 @@ type Options struct {
 	// (through the provider's batch API, at its batch price, answers within
 	// its window) or auto (batch on the nightly queue, online elsewhere).
 	// It does not change results, so it is not part of fingerprints.
-	ModelMode string `json:"model_mode,omitempty" yaml:"model_mode"`
+	ModelMode string   `json:"model_mode,omitempty" yaml:"model_mode"`
+	Fallback  []string `json:"fallback,omitempty" yaml:"fallback"` // presets that answer, in order, while the provider is down
 	// KeepText keeps a document's extracted text beside its digest:
 	// <file>.text.md (the text the model saw, with page markers) and
 	// <file>.chunks.jsonl (page-anchored chunks for search). False: not

@@ -45,6 +45,7 @@ import "time"
 //	RequestRateKey            Q:rpm (redis_rate: rate:Q:rpm)       string  TTL ≤ 1m (redis_rate)
 //	TokenRateKey              Q:tpm (redis_rate: rate:Q:tpm)       string  TTL ≤ 1m (redis_rate)
 //	ProviderHoldKey           Q:hold                               string  TTL = the hold
+//	ProviderOutageKey         Q:outage                             hash    TTL = cool-down / down time
 //	FairShareLeasesKey        {Q}:fair:leases                      zset    live gate
 //	FairShareWaitersKey       {Q}:fair:waiters                     zset    live gate
 //	FairShareActiveKey        {Q}:fair:active                      zset    live gate
@@ -341,6 +342,10 @@ func TokenRateKey(quota string) string { return quota + ":tpm" }
 // ProviderHoldKey: when the provider's limits let quota's next call go (Unix
 // ms). Written by: ratelimit.Learn after each call. Lifetime: TTL = the hold.
 func ProviderHoldKey(quota string) string { return quota + ":hold" }
+
+// ProviderOutageKey: quota's outage for fallback chains (failures in a row; until: down until, ms).
+// Written by: ratelimit.Outages. Lifetime: TTL = the cool-down after a failure, the down time once down.
+func ProviderOutageKey(quota string) string { return quota + ":outage" }
 
 // FairShareLeasesKey holds the calls in flight behind a quota's
 // fair-share gate, a sorted set: "tenant\nid" scored by the lease's

@@ -65,6 +65,7 @@ func keyCases() []keyCase {
 		{"RequestRateKey", jobs.RequestRateKey(quota), quota + ":rpm"},
 		{"TokenRateKey", jobs.TokenRateKey(quota), quota + ":tpm"},
 		{"ProviderHoldKey", jobs.ProviderHoldKey(quota), quota + ":hold"},
+		{"ProviderOutageKey", jobs.ProviderOutageKey(quota), quota + ":outage"},
 		{"FairShareLeasesKey", jobs.FairShareLeasesKey(quota), "{" + quota + "}:fair:leases"},
 		{"FairShareWaitersKey", jobs.FairShareWaitersKey(quota), "{" + quota + "}:fair:waiters"},
 		{"FairShareActiveKey", jobs.FairShareActiveKey(quota), "{" + quota + "}:fair:active"},

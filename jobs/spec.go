@@ -14,19 +14,17 @@ const DefaultMaxQueued = 100_000
 // Spec is one batch request: what to process, how, and where the results
 // go. Every way of asking for a batch fills one — the CLI's flags, the
 // API's submit, a schedules entry — and every record of one carries it:
-// IngestPayload (a scheduled ingest in the queue), Batch (the batch record
+// ingesttask.Payload (a scheduled ingest in the queue), Batch (the batch record
 // in Redis) and ingest.Options. Validate is the one check of it.
 //
-// A Spec holds references and names only: no prompt text, no document, no
-// secret. The prompt overrides a batch is made with are the workers' files
-// (ingest.Options.Prompts); their versions go into the results'
-// fingerprints, not into the Spec.
+// A Spec holds references and names only: no prompt text, no document, no secret. The prompt
+// overrides a batch is made with are the workers' files (ingest.Options.Prompts); their versions
+// go into the results' fingerprints, not into the Spec.
 //
-// Its JSON is the contract's (payloads and batch records): the worker
-// options nested under "options". Its YAML (a schedules entry) is flat:
-// language, products, max_output_tokens and model_mode beside the other
-// fields. The API's submit body spells the fields it accepts flat too
-// (api.SubmitRequest).
+// Its JSON is the contract's (payloads and batch records): the worker options nested under
+// "options". Its YAML (a schedules entry) is flat: language, products, max_output_tokens,
+// model_mode and fallback beside the other fields. The API's submit body spells the fields it
+// accepts flat too (api.SubmitRequest).
 type Spec struct {
 	// Sources are the locations (folders or s3://bucket/prefix) listed
 	// recursively. Required.

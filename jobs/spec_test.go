@@ -57,7 +57,7 @@ func TestOldPayloadsAndRecordsDecode(t *testing.T) {
 	if err := json.Unmarshal([]byte(goldenBatchMinimal), &m); err != nil {
 		t.Fatal(err)
 	}
-	if m.ID != "b-min" || m.Task != jobs.TaskAuto || m.Queue != jobs.QueueDefault || m.Out != "/out" || m.Options != (jobs.Options{}) {
+	if m.ID != "b-min" || m.Task != jobs.TaskAuto || m.Queue != jobs.QueueDefault || m.Out != "/out" || !reflect.DeepEqual(m.Options, jobs.Options{}) {
 		t.Errorf("minimal batch record %+v", m)
 	}
 }

@@ -91,7 +91,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 		ResultBase: p.ResultBase, Task: p.Task, Key: p.Source.Key, Parent: p.Parent,
 		Attempts: retried + 1, DurationMS: w.now().Sub(start).Milliseconds(), Results: out.Results,
 		InputTokens: out.InputTokens, OutputTokens: out.OutputTokens, Cost: out.Cost, Currency: out.Currency,
-		Model: out.Model, Pages: out.Pages, Chunks: out.Chunks}
+		Model: out.Model, Provider: out.Provider, Pages: out.Pages, Chunks: out.Chunks}
 	var returnErr error
 	switch err = classify(err); {
 	case errors.Is(err, errCancelled):

@@ -46,6 +46,14 @@ type Config struct {
 	Open Opener
 	// Model is the model client (with its rate limit already applied).
 	Model llm.Client
+	// Fallbacks are the clients a batch's fallback chain may name
+	// (jobs.Options.Fallback), by preset; a name the worker has no client
+	// for is left out of the chain. Outages is the chain's shared state
+	// (ratelimit.Outages; nil: this process's own), FallbackPolicy when a
+	// provider counts as down.
+	Fallbacks      map[string]llm.Client
+	Outages        llm.Outages
+	FallbackPolicy llm.FallbackPolicy
 	// Logger receives structured logs. Nil discards them.
 	Logger *slog.Logger
 	// Concurrency is how many tasks run at once in this process. Zero means 8.
@@ -146,6 +154,9 @@ type Worker struct {
 	// bm is batch mode (nil without Config.Batch).
 	bm  *batchmode.Mode
 	rdb redis.UniversalClient
+	// outages is the fallback chains' state (Config.Outages, else this
+	// process's own).
+	outages llm.Outages
 	// batches are the batch records item payloads are completed from.
 	batches batchCache
 	// feed fetches the image URLs of feed items.
@@ -195,6 +206,10 @@ func New(cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	w.fin = fin
+	w.outages = cfg.Outages
+	if w.outages == nil {
+		w.outages = &llm.MemoryOutages{}
+	}
 	if cfg.Batch != nil {
 		rdb, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)
 		if !ok {

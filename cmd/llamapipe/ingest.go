@@ -18,6 +18,7 @@ import (
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/worker/estimate"
 	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/llm/providers"
 )
 
 func ingestCommand(stdout, stderr io.Writer) *cli.Command {
@@ -92,7 +93,7 @@ func ingestSetup(ctx context.Context, cmd *cli.Command, stderr io.Writer) (in *i
 func batchSpec(cmd *cli.Command, sources []string, prof llm.Profile) jobs.Spec {
 	return jobs.Spec{Sources: sources, Out: cmd.String("out"), Task: cmd.String("task"), Queue: cmd.String("queue"),
 		Options: jobs.Options{Language: cmd.String("language"), MaxOutputTokens: cmd.Int("max-output-tokens"),
-			Products: cmd.String("products"), ModelMode: cmd.String("model-mode"), KeepText: cmd.Bool("keep-text")},
+			Products: cmd.String("products"), ModelMode: cmd.String("model-mode"), KeepText: cmd.Bool("keep-text"), Fallback: cmd.StringSlice("fallback")},
 		Include: cmd.StringSlice("include"), Exclude: cmd.StringSlice("exclude"), MaxSize: clix.SizeOf(cmd, "max-size"),
 		MaxRetry: cmd.Int("max-retry"), MaxQueued: cmd.Int("max-queued"), Force: cmd.Bool("force"), TrustContent: cmd.Bool("trust-content"), Provider: prof.Provider, Model: prof.Model,
 		Tenant: cmd.String("tenant"), Webhook: cmd.String("webhook")}
@@ -108,6 +109,9 @@ func batchOptions(cmd *cli.Command, spec jobs.Spec, prof llm.Profile) (ingest.Op
 	}
 	if err := checkTaskForModel(spec.Task, prof); err != nil {
 		return ingest.Options{}, err
+	}
+	if err := providers.CheckFallbacks(cmd.String("profiles"), spec.Fallback); err != nil {
+		return ingest.Options{}, &exitError{code: exitUsage, msg: "--fallback: " + err.Error()}
 	}
 	if spec.ModelMode == jobs.ModelBatch && prof.BatchAPI == "" {
 		return ingest.Options{}, &exitError{code: exitUsage, msg: fmt.Sprintf("--model-mode batch: the model's provider (%s) has no batch API that llamapipe uses; use --model-mode online or auto", prof.Provider)}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v3"
 
@@ -29,6 +30,8 @@ func providerFlags() []cli.Flag {
 		&cli.StringFlag{Name: "api-key-file", Usage: "file holding the API key (instead of an environment variable)", Sources: env("API_KEY_FILE")},
 		&cli.StringFlag{Name: "profiles", Usage: "YAML file adding or overriding model profiles (limits and prices)", Sources: env("PROFILES")},
 		&cli.StringSliceFlag{Name: "header", Usage: "extra HTTP header for the provider, NAME=VALUE (repeatable)", Sources: env("HEADERS")},
+		&cli.StringSliceFlag{Name: "fallback", Usage: "presets that answer, in this order, while the provider is down (connection errors, a run of 5xx, a long 429); keys from LLAMAPIPE_<PRESET>_API_KEY; online items only", Sources: env("FALLBACK")},
+		&cli.DurationFlag{Name: "fallback-cool-down", Value: 5 * time.Minute, Usage: "how long a down provider is left alone before calls go to it again", Sources: env("FALLBACK_COOL_DOWN")},
 		&cli.IntFlag{Name: "rpm", Usage: "requests per minute shared by all workers of this provider and model (0: the profile's known limit, else none)", Sources: env("RPM")},
 		&cli.IntFlag{Name: "tpm", Usage: "tokens per minute shared by all workers of this provider and model (0: the profile's known limit, else none)", Sources: env("TPM")},
 		&cli.StringFlag{Name: "image-detail", Usage: "image detail sent with each image: low, high or auto (default: the profile's; Qianfan v2 takes low or high)", Sources: env("IMAGE_DETAIL")},

@@ -10,7 +10,7 @@ import (
 // SubmitRequest is the body of POST /v1/batches: the batch asked for, as a
 // client may ask for it. A client sets the Spec's sources, out, task,
 // queue, language, include, exclude, force, webhook, model_mode,
-// trust_content and max_queued (at most the server's bound); the
+// trust_content, max_queued (at most the server's bound) and fallback; the
 // rest is the server's (the tenant is the token's; provider, model and
 // limits are Config.Defaults), and a body that names it is refused as an
 // unknown field.
@@ -42,13 +42,15 @@ type submitBody struct {
 	TrustContent bool `json:"trust_content,omitempty"`
 	// MaxQueued is after it for the same reason.
 	MaxQueued int `json:"max_queued,omitempty"`
+	// Fallback comes after it for the same reason.
+	Fallback []string `json:"fallback,omitempty"`
 }
 
 // MarshalJSON writes the request as a client sends it.
 func (r SubmitRequest) MarshalJSON() ([]byte, error) {
 	return json.Marshal(submitBody{Sources: r.Sources, Out: r.Out, Task: r.Task, Queue: r.Queue, Language: r.Language,
 		Include: r.Include, Exclude: r.Exclude, Force: r.Force, Webhook: r.Webhook, Profile: r.Profile, ModelMode: r.ModelMode,
-		KeepText: r.KeepText, TrustContent: r.TrustContent, MaxQueued: r.MaxQueued})
+		KeepText: r.KeepText, TrustContent: r.TrustContent, MaxQueued: r.MaxQueued, Fallback: r.Fallback})
 }
 
 // UnmarshalJSON reads a request body; a field a client may not set is an
@@ -62,6 +64,6 @@ func (r *SubmitRequest) UnmarshalJSON(b []byte) error {
 	}
 	*r = SubmitRequest{Profile: w.Profile, Spec: jobs.Spec{Sources: w.Sources, Out: w.Out, Task: w.Task, Queue: w.Queue,
 		Include: w.Include, Exclude: w.Exclude, Force: w.Force, Webhook: w.Webhook, TrustContent: w.TrustContent, MaxQueued: w.MaxQueued,
-		Options: jobs.Options{Language: w.Language, ModelMode: w.ModelMode, KeepText: w.KeepText}}}
+		Options: jobs.Options{Language: w.Language, ModelMode: w.ModelMode, KeepText: w.KeepText, Fallback: w.Fallback}}}
 	return nil
 }

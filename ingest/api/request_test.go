@@ -40,6 +40,12 @@ var goldenSubmits = []struct {
 		defaulted: `{"sources":["s3://in/docs"],"out":"s3://out/x","task":"auto","queue":"default","language":"en","keep_text":true}`,
 		want:      SubmitRequest{Spec: jobs.Spec{Sources: []string{"s3://in/docs"}, Out: "s3://out/x", Options: jobs.Options{KeepText: true}}},
 	},
+	{ // a fallback chain through the API
+		body:      `{"sources":["s3://in/docs"],"out":"s3://out/x","fallback":["together","openrouter"]}`,
+		read:      `{"sources":["s3://in/docs"],"out":"s3://out/x","fallback":["together","openrouter"]}`,
+		defaulted: `{"sources":["s3://in/docs"],"out":"s3://out/x","task":"auto","queue":"default","language":"en","fallback":["together","openrouter"]}`,
+		want:      SubmitRequest{Spec: jobs.Spec{Sources: []string{"s3://in/docs"}, Out: "s3://out/x", Options: jobs.Options{Fallback: []string{"together", "openrouter"}}}},
+	},
 }
 
 func TestSubmitBodiesReadAsBefore(t *testing.T) {
@@ -98,5 +104,17 @@ func TestSubmitRecordsTheSpec(t *testing.T) {
 		Provider: "offline", Model: "llama-4-scout", Tenant: "acme"}
 	if !reflect.DeepEqual(b.Spec, want) {
 		t.Errorf("recorded spec\n got %+v\nwant %+v", b.Spec, want)
+	}
+}
+
+// A fallback chain names known presets, each once; the API refuses the rest.
+func TestSubmitRefusesUnknownFallback(t *testing.T) {
+	e := newEnv(t)
+	for _, fb := range [][]string{{"no-such-preset"}, {"groq", "groq"}} {
+		body := map[string]any{"sources": []string{e.src}, "out": e.out, "fallback": fb}
+		var er struct{ Error string }
+		if code := e.do("POST", "/v1/batches", tokenA, body, nil, &er); code != http.StatusBadRequest || !strings.Contains(er.Error, "fallback") {
+			t.Errorf("fallback %v: %d %q, want 400 naming the fallback", fb, code, er.Error)
+		}
 	}
 }

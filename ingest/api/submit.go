@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/llamapipe/llamapipe/ingest"
@@ -46,6 +47,11 @@ func (s *Server) validate(req *SubmitRequest) (Profile, error) {
 			return prof, bad("profile: %v", err)
 		}
 		prof = p
+	}
+	for i, f := range req.Fallback {
+		if _, err := s.cfg.Profiles(f); err != nil || slices.Contains(req.Fallback[:i], f) {
+			return prof, bad("fallback %q: give distinct known presets", f)
+		}
 	}
 	if err := s.validateRequest(req, prof, workers); err != nil {
 		return prof, err

@@ -111,7 +111,7 @@ func compact(b jobs.Batch, p jobs.ItemPayload) (wire, bool) {
 	if w.Source < 0 {
 		w.Source, w.Location = 0, p.Source.Location
 	}
-	if p.Batch != b.ID || p.Out == "" || p.Task == "" || p.ResultBase == "" || p.Out != b.Out || p.Options != b.Options || p.Source.Key == "" ||
+	if p.Batch != b.ID || p.Out == "" || p.Task == "" || p.ResultBase == "" || p.Out != b.Out || !reflect.DeepEqual(p.Options, b.Options) || p.Source.Key == "" ||
 		p.Kind != p.Type.Kind() || p.Task != taskOf(p.Kind) || p.Item != itemID(p.Source.Location, p.Source.Key, p.Source.Part) {
 		return w, false
 	}

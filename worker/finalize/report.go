@@ -1,8 +1,10 @@
 package finalize
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -73,6 +75,17 @@ type tally struct {
 	reasons  map[string]map[string]*reasonGroup // status → reason → group
 	// quotes tallies the digests' quotes (nil: no document was exported).
 	quotes *quoteTally
+	// providers are the answers of a fallback chain by the provider (and
+	// model) that gave them, each in its own currency (nil: no chain).
+	providers map[[2]string]*providerAgg
+}
+
+// providerAgg is what one provider of a fallback chain answered.
+type providerAgg struct {
+	n        int
+	in, out  int64
+	cost     float64
+	currency string
 }
 
 func newTally() *tally {
@@ -110,6 +123,22 @@ func (t *tally) add(e jobs.Entry) {
 	}
 	if e.Currency != "" {
 		t.currency = e.Currency
+	}
+	if e.Provider != "" {
+		if t.providers == nil {
+			t.providers = map[[2]string]*providerAgg{}
+		}
+		k := [2]string{e.Provider, e.Model}
+		a := t.providers[k]
+		if a == nil {
+			a = &providerAgg{}
+			t.providers[k] = a
+		}
+		a.n++
+		a.in += int64(e.InputTokens)
+		a.out += int64(e.OutputTokens)
+		a.cost += e.Cost
+		a.currency = cmp.Or(e.Currency, a.currency)
 	}
 	if e.Status == jobs.StatusDone {
 		return
@@ -177,6 +206,9 @@ func render(b jobs.Batch, c jobs.Counts, t *tally, finished time.Time, st *tenan
 	}
 	tot := t.tot
 	fmt.Fprintf(&sb, "| **all** | %d | %d | %d | %d | %d | %d | %s |\n\n", tot.n, tot.done, tot.failed, tot.skipped, tot.in, tot.out, money(tot.cost, t.currency))
+	if len(t.providers) > 0 {
+		renderProviders(&sb, t.providers)
+	}
 	if tot.done > 0 {
 		fmt.Fprintf(&sb, "Processing time per item (sum over workers): %s in all.\n\n", (time.Duration(tot.ms) * time.Millisecond).Round(time.Millisecond))
 	}
@@ -241,6 +273,18 @@ func renderQuotes(sb *strings.Builder, b jobs.Batch, q *quoteTally) {
 	}
 	if more := q.withBad - len(q.worst); more > 0 {
 		fmt.Fprintf(sb, "- … and %d more (see the quotes_not_found column of %s)\n", more, ExportPath(b, RegisterCSV))
+	}
+	sb.WriteString("\n")
+}
+
+// renderProviders writes which provider of the fallback chain answered
+// how many items, with their tokens and cost (each in its currency).
+func renderProviders(sb *strings.Builder, ps map[[2]string]*providerAgg) {
+	sb.WriteString("## Tokens and cost by provider\n\n| provider | model | items | input tokens | output tokens | cost |\n|---|---|---:|---:|---:|---:|\n")
+	keys := slices.SortedFunc(maps.Keys(ps), func(a, b [2]string) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
+	for _, k := range keys {
+		a := ps[k]
+		fmt.Fprintf(sb, "| %s | %s | %d | %d | %d | %s |\n", k[0], k[1], a.n, a.in, a.out, money(a.cost, a.currency))
 	}
 	sb.WriteString("\n")
 }

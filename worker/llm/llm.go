@@ -75,6 +75,12 @@ type Response struct {
 	FinishReason string
 	Model        string
 	Usage        Usage
+	// Provider is, for an answer of a fallback chain (NewFallback), the
+	// preset or provider that gave it; empty: the client's own.
+	Provider string `json:",omitempty"`
+	// Prices are, for an answer of a fallback chain's later provider, that
+	// provider's prices (nil: the client's profile's).
+	Prices *Prices `json:",omitempty"`
 	// Batch is true for an answer that came through the provider's batch
 	// API (billed at the profile's batch price).
 	Batch bool `json:",omitempty"`

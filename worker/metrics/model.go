@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -36,6 +37,8 @@ func (c *instrumented) Complete(ctx context.Context, req llm.Request) (llm.Respo
 	start := time.Now()
 	resp, err := c.next.Complete(ctx, req)
 	p := c.next.Profile()
-	c.m.ModelRequestFor(c.tenant, p.Provider, p.Model, time.Since(start), resp.Usage.InputTokens, resp.Usage.OutputTokens, p.Prices.Cost(resp.Usage), p.Prices.Currency, err)
+	// The preset names the provider where there is one (groq and together
+	// are both "openai"): a fallback chain's providers stay apart.
+	c.m.ModelRequestFor(c.tenant, cmp.Or(p.Preset, p.Provider), p.Model, time.Since(start), resp.Usage.InputTokens, resp.Usage.OutputTokens, p.Prices.Cost(resp.Usage), p.Prices.Currency, err)
 	return resp, err
 }

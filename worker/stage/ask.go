@@ -27,6 +27,10 @@ type Answer struct {
 	Calls int
 	// Batch: answered through the provider's batch API.
 	Batch bool
+	// Provider and Prices are, for an answer of a fallback chain, the
+	// provider that answered and, when not the primary, its prices.
+	Provider string
+	Prices   *llm.Prices
 }
 
 // Ask sends a request whose answer must be JSON valid against tmpl's schema.
@@ -54,6 +58,7 @@ func Ask(ctx context.Context, m Completer, tmpl *prompts.Template, req llm.Reque
 		a.Usage.Estimated = a.Usage.Estimated || resp.Usage.Estimated
 		a.Model = resp.Model
 		a.Batch = a.Batch || resp.Batch
+		a.Provider, a.Prices = resp.Provider, resp.Prices
 		raw = resp.Text
 		doc, err := decodeAnswer(tmpl, resp.Text)
 		if err == nil {

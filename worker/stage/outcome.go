@@ -10,8 +10,11 @@ type Outcome struct {
 	Cost         float64
 	Currency     string
 	Model        string
-	Pages        int
-	Chunks       int
+	// Provider is, for answers of a fallback chain, the preset or provider
+	// that gave the last one (empty: the worker's model's).
+	Provider string
+	Pages    int
+	Chunks   int
 	// Skipped, when set, records the item as skipped with this reason.
 	Skipped string
 	// Continued: the item goes on in other tasks (a long document's map and
@@ -32,6 +35,12 @@ type Outcome struct {
 func (o *Outcome) Add(a Answer, prices llm.Prices) {
 	o.InputTokens += a.Usage.InputTokens
 	o.OutputTokens += a.Usage.OutputTokens
+	if a.Prices != nil {
+		prices = *a.Prices // a fallback provider answered: its prices
+	}
+	if a.Provider != "" {
+		o.Provider = a.Provider
+	}
 	cost := prices.Cost(a.Usage)
 	if a.Batch && prices.BatchDiscount > 0 {
 		cost *= prices.BatchDiscount // answered through the batch API

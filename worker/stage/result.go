@@ -2,6 +2,7 @@ package stage
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -46,10 +47,10 @@ type Product struct {
 }
 
 // NewMeta is the meta block of item p's result made with a prompt of
-// promptVersion by provider: o's model and tokens, requests made, and
+// promptVersion by provider (o's, when a fallback chain answered): o's model and tokens, requests made, and
 // whether the tokens are estimated, created at now.
 func NewMeta(p jobs.ItemPayload, provider, promptVersion string, o Outcome, requests int, estimated bool, now time.Time) Meta {
-	return Meta{Model: o.Model, Provider: provider, PromptVersion: promptVersion, Source: p.Source.URL(),
+	return Meta{Model: o.Model, Provider: cmp.Or(o.Provider, provider), PromptVersion: promptVersion, Source: p.Source.URL(),
 		SourceETag: p.Source.ETag, Batch: p.Batch, InputTokens: o.InputTokens, OutputTokens: o.OutputTokens,
 		Requests: requests, Estimated: estimated, Created: now.UTC().Format("2006-01-02T15:04:05Z"),
 		Fingerprint: p.Fingerprint}

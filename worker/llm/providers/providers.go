@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -220,4 +221,43 @@ func apiKey(cfg Config, p llm.Profile) (string, error) {
 		name = p.Provider
 	}
 	return "", fmt.Errorf("%s needs an API key: set %s or give an API key file", name, strings.Join(names, " or "))
+}
+
+// FallbackKeyEnv is the environment variable a fallback preset's API key
+// is read from: LLAMAPIPE_<PRESET>_API_KEY, the preset upper-cased with
+// "-" and "." as "_" (LLAMAPIPE_TOGETHER_API_KEY, LLAMAPIPE_DASHSCOPE_INTL_API_KEY).
+func FallbackKeyEnv(preset string) string {
+	return "LLAMAPIPE_" + strings.NewReplacer("-", "_", ".", "_").Replace(strings.ToUpper(preset)) + "_API_KEY"
+}
+
+// OpenFallbacks opens a client for each preset of names (a fallback chain's
+// later providers), each with its preset's endpoint, model, limits and
+// prices and the key in FallbackKeyEnv; they share base's profiles file,
+// Redis, metrics, HTTP client and timeout, nothing else of it.
+func OpenFallbacks(ctx context.Context, base Config, names []string) (map[string]llm.Client, error) {
+	out := make(map[string]llm.Client, len(names))
+	for _, n := range names {
+		cfg := Config{Preset: n, APIKeyEnv: FallbackKeyEnv(n), ProfilesFile: base.ProfilesFile, Redis: base.Redis,
+			Metrics: base.Metrics, HTTPClient: base.HTTPClient, Timeout: base.Timeout, Temperature: base.Temperature}
+		c, err := Open(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("fallback %s: %w", n, err)
+		}
+		out[n] = c
+	}
+	return out, nil
+}
+
+// CheckFallbacks refuses a fallback chain that names a preset twice or one
+// that neither the builtins nor profilesFile know.
+func CheckFallbacks(profilesFile string, names []string) error {
+	for i, n := range names {
+		if slices.Contains(names[:i], n) {
+			return fmt.Errorf("%s is named twice", n)
+		}
+		if _, err := Profile(Config{Preset: n, ProfilesFile: profilesFile}); err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
+	}
+	return nil
 }

@@ -259,3 +259,14 @@ func TestOpenBatchFollowsTheProfilesBatchAPI(t *testing.T) {
 		t.Errorf("bedrock without a work location and role: %v", err)
 	}
 }
+
+func TestCheckFallbacks(t *testing.T) {
+	if err := CheckFallbacks("", []string{"together", "openrouter"}); err != nil {
+		t.Fatalf("known presets refused: %v", err)
+	}
+	for _, names := range [][]string{{"no-such-preset"}, {"together", "together"}} {
+		if err := CheckFallbacks("", names); err == nil {
+			t.Errorf("%v accepted", names)
+		}
+	}
+}

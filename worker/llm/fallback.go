@@ -1,0 +1,194 @@
+package llm
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Outages is where a fallback chain keeps which providers are down, shared
+// by every worker (ratelimit.Outages keeps it in Redis) so that they switch
+// together and switch back together after the cool-down.
+type Outages interface {
+	// DownUntil is when provider name is usable again (zero: it is up).
+	DownUntil(ctx context.Context, name string) (time.Time, error)
+	// Failed counts one outage-like failure of name and returns how many
+	// came in a row (Succeeded resets the run).
+	Failed(ctx context.Context, name string) (int, error)
+	// Succeeded ends name's run of failures.
+	Succeeded(ctx context.Context, name string) error
+	// MarkDown records name as down until until.
+	MarkDown(ctx context.Context, name string, until time.Time) error
+}
+
+// FallbackPolicy says when a provider counts as down and for how long.
+type FallbackPolicy struct {
+	// Failures is how many connection errors or 5xx answers in a row take
+	// a provider down. Default 3.
+	Failures int
+	// MaxWait is the longest 429 wait (Retry-After) worth waiting for: a
+	// longer one takes the provider down for that wait. Default 2 minutes.
+	MaxWait time.Duration
+	// CoolDown is how long a provider stays down after its failures.
+	// Default 5 minutes.
+	CoolDown time.Duration
+}
+
+func (p FallbackPolicy) withDefaults() FallbackPolicy {
+	p.Failures = cmp.Or(p.Failures, 3)
+	p.MaxWait = cmp.Or(p.MaxWait, 2*time.Minute)
+	p.CoolDown = cmp.Or(p.CoolDown, 5*time.Minute)
+	return p
+}
+
+// Link is one provider of a fallback chain.
+type Link struct {
+	// Name is what results record as the provider: the preset, else the
+	// provider (and the key of its outage state).
+	Name string
+	// Quota names its outage state in Outages (with ratelimit.Outages:
+	// jobs.ModelQuotaName of the preset and model). Default Name.
+	Quota  string
+	Client Client
+}
+
+func (l Link) quota() string { return cmp.Or(l.Quota, l.Name) }
+
+// NewFallback returns a Client that sends each call to the first provider
+// of chain that is not down, and moves on to the next when that one turns
+// out to be down: a connection error or 5xx that completes a run of
+// policy.Failures, or a 429 whose wait is over policy.MaxWait. Each
+// Response names the provider that answered (Response.Provider).
+//
+// A call that got an answer is never sent again: a 2xx the client could
+// not read, a 4xx, and a bad key (Fatal, which still stops the batch) are
+// returned as they are. The last provider of the chain is never skipped.
+// Its Profile is the primary's.
+func NewFallback(chain []Link, outages Outages, policy FallbackPolicy) Client {
+	if outages == nil {
+		outages = &MemoryOutages{}
+	}
+	return &fallback{chain: chain, out: outages, pol: policy.withDefaults(), now: time.Now}
+}
+
+type fallback struct {
+	chain []Link
+	out   Outages
+	pol   FallbackPolicy
+	now   func() time.Time
+}
+
+func (f *fallback) Profile() Profile { return f.chain[0].Client.Profile() }
+
+// ForTask binds every client of the chain to t.
+func (f *fallback) ForTask(t *Task) Client {
+	c := *f
+	c.chain = make([]Link, len(f.chain))
+	for i, l := range f.chain {
+		c.chain[i] = Link{Name: l.Name, Quota: l.Quota, Client: For(l.Client, t)}
+	}
+	return &c
+}
+
+func (f *fallback) Complete(ctx context.Context, req Request) (Response, error) {
+	var lastErr error
+	for i, l := range f.chain {
+		last := i == len(f.chain)-1
+		if !last {
+			// Outage state errors only lose the hint: the provider is tried.
+			if until, err := f.out.DownUntil(ctx, l.quota()); err == nil && f.now().Before(until) {
+				continue
+			}
+		}
+		resp, err := l.Client.Complete(ctx, req)
+		if err == nil {
+			_ = f.out.Succeeded(ctx, l.quota())
+			resp.Provider = cmp.Or(resp.Provider, l.Name)
+			if i > 0 && resp.Prices == nil {
+				p := l.Client.Profile().Prices
+				resp.Prices = &p
+			}
+			return resp, nil
+		}
+		if i > 0 {
+			err = fmt.Errorf("fallback %s: %w", l.Name, err)
+		}
+		lastErr = err
+		down, why := f.isDown(ctx, l.quota(), err)
+		if !down || last {
+			return Response{}, err
+		}
+		_ = f.out.MarkDown(ctx, l.quota(), f.now().Add(why))
+	}
+	return Response{}, lastErr
+}
+
+// isDown reports whether err (from provider name) takes name down, and
+// for how long.
+func (f *fallback) isDown(ctx context.Context, name string, err error) (bool, time.Duration) {
+	var e *Error
+	if ctx.Err() != nil || !errors.As(err, &e) || e.Kind != Retryable {
+		return false, 0 // a bad request, a bad key, or ours: not an outage
+	}
+	if e.RateLimited || e.Status == 429 {
+		if e.RetryAfter > f.pol.MaxWait {
+			return true, e.RetryAfter
+		}
+		return false, 0
+	}
+	if e.Status != 0 && e.Status < 500 {
+		return false, 0 // 408 and the like, or an answer we could not read
+	}
+	if e.Status == 0 && e.Err == nil {
+		return false, 0 // no connection error behind it
+	}
+	n, ferr := f.out.Failed(ctx, name)
+	if ferr != nil {
+		return false, 0
+	}
+	return n >= f.pol.Failures, f.pol.CoolDown
+}
+
+// MemoryOutages is Outages for one process (tests, a single `run`).
+type MemoryOutages struct {
+	mu    sync.Mutex
+	runs  map[string]int
+	until map[string]time.Time
+}
+
+func (m *MemoryOutages) DownUntil(_ context.Context, name string) (time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.until[name], nil
+}
+
+func (m *MemoryOutages) Failed(_ context.Context, name string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.runs == nil {
+		m.runs = map[string]int{}
+	}
+	m.runs[name]++
+	return m.runs[name], nil
+}
+
+func (m *MemoryOutages) Succeeded(_ context.Context, name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.runs, name)
+	return nil
+}
+
+func (m *MemoryOutages) MarkDown(_ context.Context, name string, until time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.until == nil {
+		m.until = map[string]time.Time{}
+	}
+	m.until[name] = until
+	delete(m.runs, name)
+	return nil
+}

@@ -1,0 +1,168 @@
+package llm_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/llm/openai"
+)
+
+// chatServer is a fake OpenAI-compatible endpoint: answer decides each
+// call's fate by its number (1-based); nil answers normally.
+func chatServer(t *testing.T, model string, answer func(n int64, w http.ResponseWriter) bool) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		if answer != nil && answer(n, w) {
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"x","object":"chat.completion","model":%q,"choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"answer from %s"}}],"usage":{"prompt_tokens":10,"completion_tokens":3,"total_tokens":13}}`, model, model)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &calls
+}
+
+func chatClient(t *testing.T, url, model string) llm.Client {
+	t.Helper()
+	c, err := openai.New(openai.Options{Profile: llm.Profile{Provider: "openai", BaseURL: url + "/v1", Model: model, TextOnly: true}, APIKey: "sk-test-key", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func reset(w http.ResponseWriter) {
+	conn, _, err := w.(http.Hijacker).Hijack()
+	if err == nil {
+		conn.Close()
+	}
+}
+
+func status(code int, header ...string) func(w http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		for i := 0; i+1 < len(header); i += 2 {
+			w.Header().Set(header[i], header[i+1])
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		fmt.Fprintf(w, `{"error":{"message":"status %d","type":"x","code":"x"}}`, code)
+	}
+}
+
+func ask(c llm.Client) (llm.Response, error) {
+	return c.Complete(context.Background(), llm.Request{Parts: []llm.Part{{Text: "hello", Document: true}}})
+}
+
+// A primary that goes down after 3 answers (503s, or connection resets):
+// once a run of failures takes it down, every call goes to the fallback
+// and says so; no call that got an answer went to both.
+func TestFallbackPrimaryGoesDown(t *testing.T) {
+	for name, fail := range map[string]func(w http.ResponseWriter){
+		"503":   status(503),
+		"reset": reset,
+	} {
+		t.Run(name, func(t *testing.T) {
+			prim, primCalls := chatServer(t, "scout-primary", func(n int64, w http.ResponseWriter) bool {
+				if n > 3 {
+					fail(w)
+					return true
+				}
+				return false
+			})
+			fb, fbCalls := chatServer(t, "scout-fallback", nil)
+			c := llm.NewFallback([]llm.Link{{Name: "groq", Client: chatClient(t, prim.URL, "scout-primary")},
+				{Name: "together", Client: chatClient(t, fb.URL, "scout-fallback")}}, &llm.MemoryOutages{},
+				llm.FallbackPolicy{Failures: 2, CoolDown: time.Hour})
+			var byProvider = map[string]int{}
+			var failed int
+			for i := 0; i < 10; i++ {
+				resp, err := ask(c)
+				if err != nil {
+					if llm.KindOf(err) != llm.Retryable {
+						t.Fatalf("call %d: %v, want a retryable error", i, err)
+					}
+					failed++
+					continue
+				}
+				byProvider[resp.Provider]++
+				if want := map[string]string{"groq": "scout-primary", "together": "scout-fallback"}[resp.Provider]; resp.Model != want {
+					t.Fatalf("call %d: provider %q answered with model %q", i, resp.Provider, resp.Model)
+				}
+			}
+			// 3 answers, 1 failure left to the queue's retry, the second
+			// failure moves to the fallback, then 5 more go there directly.
+			if byProvider["groq"] != 3 || byProvider["together"] != 6 || failed != 1 {
+				t.Fatalf("answers by provider %v, %d failed; want groq 3, together 6, 1 failed", byProvider, failed)
+			}
+			if primCalls.Load() != 5 || fbCalls.Load() != 6 {
+				t.Fatalf("primary got %d calls, fallback %d; want 5 and 6 (a down primary is not asked)", primCalls.Load(), fbCalls.Load())
+			}
+		})
+	}
+}
+
+// Answers that are not outages never reach the fallback: a bad key stops
+// (Fatal), a bad request is the item's, a 2xx we could not read was paid
+// for, and a short 429 wait is waited for.
+func TestFallbackNotOnOwnOrConfigErrors(t *testing.T) {
+	for name, tc := range map[string]struct {
+		fail func(w http.ResponseWriter)
+		kind llm.ErrorKind
+	}{
+		"401": {status(401), llm.Fatal},
+		"403": {status(403), llm.Fatal},
+		"400": {status(400), llm.Permanent},
+		"garbage 200": {func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"choices":[`))
+		}, llm.Retryable},
+		"429 short":    {status(429, "Retry-After", "1"), llm.Retryable},
+		"429 no retry": {status(429), llm.Retryable},
+	} {
+		t.Run(name, func(t *testing.T) {
+			prim, _ := chatServer(t, "p", func(_ int64, w http.ResponseWriter) bool { tc.fail(w); return true })
+			fb, fbCalls := chatServer(t, "f", nil)
+			c := llm.NewFallback([]llm.Link{{Name: "groq", Client: chatClient(t, prim.URL, "p")},
+				{Name: "together", Client: chatClient(t, fb.URL, "f")}}, &llm.MemoryOutages{}, llm.FallbackPolicy{Failures: 1})
+			for i := 0; i < 3; i++ {
+				_, err := ask(c)
+				if k := llm.KindOf(err); k != tc.kind {
+					t.Fatalf("call %d: error %v of kind %v, want %v", i, err, k, tc.kind)
+				}
+			}
+			if n := fbCalls.Load(); n != 0 {
+				t.Fatalf("fallback got %d calls, want none", n)
+			}
+		})
+	}
+}
+
+// A 429 whose wait is over the bound takes the primary down at once.
+func TestFallbackLong429(t *testing.T) {
+	prim, primCalls := chatServer(t, "p", func(_ int64, w http.ResponseWriter) bool { status(429, "Retry-After", "3600")(w); return true })
+	fb, _ := chatServer(t, "f", nil)
+	out := &llm.MemoryOutages{}
+	c := llm.NewFallback([]llm.Link{{Name: "groq", Client: chatClient(t, prim.URL, "p")},
+		{Name: "together", Client: chatClient(t, fb.URL, "f")}}, out, llm.FallbackPolicy{MaxWait: time.Minute})
+	for i := 0; i < 3; i++ {
+		resp, err := ask(c)
+		if err != nil || resp.Provider != "together" {
+			t.Fatalf("call %d: %v from %q, want an answer from together", i, err, resp.Provider)
+		}
+	}
+	if primCalls.Load() != 1 {
+		t.Fatalf("primary got %d calls, want 1", primCalls.Load())
+	}
+	until, _ := out.DownUntil(context.Background(), "groq")
+	if d := time.Until(until); d < 50*time.Minute {
+		t.Fatalf("primary down for %v, want the provider's hour", d)
+	}
+}
