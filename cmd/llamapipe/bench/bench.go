@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker"
@@ -226,4 +228,23 @@ func printTable(w io.Writer, rows []row) {
 	for _, r := range rows {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", r.metric, r.value, r.note)
 	}
+}
+
+// runDir is where one measurement writes: a folder (or S3 prefix) named
+// name and a fresh batch ID under --out, or under a temporary folder that
+// cleanup removes unless --keep.
+func (b *bench) runDir(name string) (base string, cleanup func(), err error) {
+	cleanup = func() {}
+	base = b.opts.Out
+	if base == "" {
+		dir, err := os.MkdirTemp("", "llamapipe-bench-")
+		if err != nil {
+			return "", cleanup, err
+		}
+		if !b.opts.Keep {
+			cleanup = func() { _ = os.RemoveAll(dir) }
+		}
+		base = dir
+	}
+	return strings.TrimRight(base, "/") + "/" + name + "-" + ingest.NewBatchID(time.Now()), cleanup, nil
 }

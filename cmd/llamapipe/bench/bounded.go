@@ -65,18 +65,11 @@ func (c catalogStore) Location() string                     { return c.loc }
 // used_memory_peak).
 func (b *bench) bounded(ctx context.Context) ([]row, error) {
 	n := b.opts.Catalog
-	base := b.opts.Out
-	if base == "" {
-		dir, err := os.MkdirTemp("", "llamapipe-bench-")
-		if err != nil {
-			return nil, err
-		}
-		if !b.opts.Keep {
-			defer os.RemoveAll(dir)
-		}
-		base = dir
+	base, cleanup, err := b.runDir("bounded")
+	if err != nil {
+		return nil, err
 	}
-	base = strings.TrimRight(base, "/") + "/bounded-" + ingest.NewBatchID(time.Now())
+	defer cleanup()
 	srcURL := base + "/catalog"
 	if err := os.MkdirAll(srcURL, 0o755); err != nil && !strings.HasPrefix(base, "s3://") {
 		return nil, err

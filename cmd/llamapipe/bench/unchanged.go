@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,18 +45,11 @@ func (b *bench) unchanged(ctx context.Context) ([]row, error) {
 	if n < 1 {
 		return nil, usage("--catalog must be at least 1")
 	}
-	base := b.opts.Out
-	if base == "" {
-		dir, err := os.MkdirTemp("", "llamapipe-bench-")
-		if err != nil {
-			return nil, err
-		}
-		if !b.opts.Keep {
-			defer os.RemoveAll(dir)
-		}
-		base = dir
+	base, cleanup, err := b.runDir("unchanged")
+	if err != nil {
+		return nil, err
 	}
-	base = strings.TrimRight(base, "/") + "/unchanged-" + ingest.NewBatchID(time.Now())
+	defer cleanup()
 	srcURL, outURL := base+"/catalog", base+"/captions"
 	open := b.svc.Open
 	src, err := open(ctx, srcURL)
