@@ -77,7 +77,7 @@ func (b *Mode) recovered(ctx context.Context, what string, ids []string) error {
 
 // warn sets msg ("": clears) as the warning of the batches ids belong to.
 func (b *Mode) warn(ctx context.Context, ids []string, msg string) error {
-	batches, err := b.batchesOf(ctx, ids)
+	batches, _, err := b.batchesOf(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -89,9 +89,10 @@ func (b *Mode) warn(ctx context.Context, ids []string, msg string) error {
 	return nil
 }
 
-// batchesOf returns the batches that asked for requests ids.
-func (b *Mode) batchesOf(ctx context.Context, ids []string) (map[string]bool, error) {
-	out := map[string]bool{}
+// batchesOf returns the batches that asked for requests ids, and whether
+// some request's batch is unknown (its record gone).
+func (b *Mode) batchesOf(ctx context.Context, ids []string) (batches map[string]bool, unknown bool, err error) {
+	batches = map[string]bool{}
 	for start := 0; start < len(ids); start += 1000 {
 		cmds, err := b.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 			for _, id := range ids[start:min(start+1000, len(ids))] {
@@ -100,15 +101,17 @@ func (b *Mode) batchesOf(ctx context.Context, ids []string) (map[string]bool, er
 			return nil
 		})
 		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("batch mode: %w", err)
+			return nil, false, fmt.Errorf("batch mode: %w", err)
 		}
 		for _, c := range cmds {
 			if owner, _ := c.(*redis.StringCmd).Result(); owner != "" {
-				out[owner] = true
+				batches[owner] = true
+			} else {
+				unknown = true
 			}
 		}
 	}
-	return out, nil
+	return batches, unknown, nil
 }
 
 func stageOf(what string) string {

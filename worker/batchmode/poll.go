@@ -229,24 +229,9 @@ func (b *Mode) cancelIfAbandoned(ctx context.Context, job batchapi.Job, ids []st
 	if job.State == batchapi.StateCancelling || len(ids) == 0 {
 		return nil
 	}
-	batches := map[string]bool{}
-	for start := 0; start < len(ids); start += 1000 {
-		cmds, err := b.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
-			for _, id := range ids[start:min(start+1000, len(ids))] {
-				pl.HGet(ctx, jobs.BatchModeRequestKey(b.group, id), "batch")
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return err
-		}
-		for _, c := range cmds {
-			owner, _ := c.(*redis.StringCmd).Result()
-			if owner == "" {
-				return nil // unknown owner: keep the job
-			}
-			batches[owner] = true
-		}
+	batches, unknown, err := b.batchesOf(ctx, ids)
+	if err != nil || unknown {
+		return err // an unknown owner: keep the job
 	}
 	for batch := range batches {
 		cancelled, err := b.tracker.Cancelled(ctx, batch)
