@@ -26,7 +26,7 @@ func ingestCommand(stdout, stderr io.Writer) *cli.Command {
 		Name:      "ingest",
 		Usage:     "enqueue a batch for the workers; prints only its ID on standard output",
 		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
-		Flags: concat(clix.Category(clix.CatBatch, batchFlags()), clix.Category(clix.CatModel, append(providerFlags(), promptFlag())),
+		Flags: concat(clix.Category(clix.CatBatch, batchFlags()), clix.Category(clix.CatModel, append(clix.ProviderFlags(), promptFlag())),
 			clix.Category(clix.CatTenancy, []cli.Flag{tenantsFlag()}), []cli.Flag{clix.JSONFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			return runIngest(ctx, cmd, stdout, stderr)

@@ -29,7 +29,7 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 		Name:      "plan",
 		Usage:     "list what a run would do — items by kind, pages, images, estimated tokens and cost — without sending anything",
 		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
-		Flags: concat(clix.Category(clix.CatBatch, batchFlags()), clix.Category(clix.CatModel, append(providerFlags(), promptFlag())), clix.Category(clix.CatWorker, []cli.Flag{
+		Flags: concat(clix.Category(clix.CatBatch, batchFlags()), clix.Category(clix.CatModel, append(clix.ProviderFlags(), promptFlag())), clix.Category(clix.CatWorker, []cli.Flag{
 			&cli.StringFlag{Name: "pdf-passwords", Usage: "JSON file {\"key or file name\": \"password\"} for encrypted PDFs", Sources: env("PDF_PASSWORDS")},
 			&cli.IntFlag{Name: "image-max-side", Value: 1344, Usage: "long side of images sent to the model, in pixels", Sources: env("IMAGE_MAX_SIDE")},
 		}), clix.Category(clix.CatTenancy, []cli.Flag{tenantsFlag()}), []cli.Flag{clix.JSONFlag()}),

@@ -21,7 +21,7 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 		Usage:     "ingest sources, process them with in-process workers and wait: the all-in-one path for one machine",
 		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
 		Flags: concat(clix.Category(clix.CatBatch, batchFlags()), clix.Category(clix.CatWorker, workerFlags()),
-			clix.Category(clix.CatModel, append(providerFlags(), promptFlag())), clix.Category(clix.CatTenancy, []cli.Flag{tenantsFlag()}), []cli.Flag{clix.JSONFlag()}),
+			clix.Category(clix.CatModel, append(clix.ProviderFlags(), promptFlag())), clix.Category(clix.CatTenancy, []cli.Flag{tenantsFlag()}), []cli.Flag{clix.JSONFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			return runRun(ctx, cmd, stdout, stderr)
 		},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/clix"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/ingest/schedule"
 	"github.com/llamapipe/llamapipe/jobs/feed"
@@ -29,7 +30,7 @@ func schedulerCommand(stderr io.Writer) *cli.Command {
 		Usage: "enqueue ingests on cron schedules (one scheduler runs; more wait as standbys)",
 		// Provider flags: watch entries that name no model fingerprint their
 		// results with the workers' (give the scheduler the same flags).
-		Flags: concat(providerFlags(), []cli.Flag{
+		Flags: concat(clix.ProviderFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "schedules YAML file (re-read every --sync-interval)", Sources: env("SCHEDULES"), Required: true, Destination: &opts.config},
 			&cli.DurationFlag{Name: "sync-interval", Value: time.Minute, Usage: "how often the schedules file is re-read", Sources: env("SCHEDULES_SYNC_INTERVAL"), Destination: &opts.syncInterval},
 			&cli.BoolFlag{Name: "check", Usage: "only check the schedules file and list its entries", Sources: env("SCHEDULES_CHECK"), Destination: &opts.check},

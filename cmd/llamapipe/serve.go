@@ -52,7 +52,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.StringSliceFlag{Name: "webhook-allow", Usage: "URL prefix a submit's completion webhook must start with, e.g. https://hooks.example.com/llamapipe/ (repeatable; none: submits with a webhook are refused)", Sources: env("WEBHOOK_ALLOW")},
 			maxQueuedFlag(),
 			&cli.IntFlag{Name: "plan-sample", Value: ingest.DefaultPlanSample, Usage: "items of a submit estimated exactly for its answer's plan; the rest are extrapolated by size (negative: all)", Sources: env("PLAN_SAMPLE")},
-		}, providerFlags(), []cli.Flag{promptFlag(), tenantsFlag()}),
+		}, clix.ProviderFlags(), []cli.Flag{promptFlag(), tenantsFlag()}),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			log, err := newLogger(cmd, stderr, slog.LevelInfo)
 			if err != nil {

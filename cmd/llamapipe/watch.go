@@ -32,7 +32,7 @@ func watchCommand(stderr io.Writer) *cli.Command {
 		Name:      "watch",
 		Usage:     "process new and changed objects of an inbox as they land, into a rolling batch per day",
 		ArgsUsage: "SRC... (folders or s3://bucket/prefix)",
-		Flags:     concat(clix.Category(clix.CatBatch, batchFlags()), clix.Category("Watch", watchFlags(&opts)), clix.Category(clix.CatModel, append(providerFlags(), promptFlag()))),
+		Flags:     concat(clix.Category(clix.CatBatch, batchFlags()), clix.Category("Watch", watchFlags(&opts)), clix.Category(clix.CatModel, append(clix.ProviderFlags(), promptFlag()))),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			return runWatch(ctx, cmd, opts, stderr)
 		},

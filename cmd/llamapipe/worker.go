@@ -31,7 +31,7 @@ func workerCommand(stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "worker",
 		Usage: "process queued tasks until SIGTERM or SIGINT (running tasks finish or return to the queue)",
-		Flags: concat(clix.Category(clix.CatWorker, workerFlags()), clix.Category(clix.CatModel, append(providerFlags(), promptFlag())), clix.Category(clix.CatTenancy, []cli.Flag{tenantsFlag()})),
+		Flags: concat(clix.Category(clix.CatWorker, workerFlags()), clix.Category(clix.CatModel, append(clix.ProviderFlags(), promptFlag())), clix.Category(clix.CatTenancy, []cli.Flag{tenantsFlag()})),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			return runWorker(ctx, cmd, stderr)
 		},
@@ -83,7 +83,7 @@ func newWorker(ctx context.Context, cmd *cli.Command, c *conn, log *slog.Logger,
 		return nil, nil, err
 	}
 	wcfg.Metrics = m
-	pcfg, _ := providerConfig(cmd) // checked by openModel
+	pcfg, _ := clix.ProviderConfig(cmd) // checked by openModel
 	pcfg.Redis, pcfg.Metrics = c.rdb, m
 	if wcfg.Fallbacks, err = providers.OpenFallbacks(ctx, pcfg, cmd.StringSlice("fallback")); err != nil {
 		return nil, nil, &exitError{code: exitUsage, msg: "--fallback: " + err.Error()}
@@ -165,7 +165,7 @@ func openBatch(ctx context.Context, cmd *cli.Command, prof llm.Profile, log *slo
 	if s := cmd.String("batch-retry"); s != "online" && s != "batch" {
 		return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--batch-retry %q: use online or batch", s)}
 	}
-	cfg, err := providerConfig(cmd)
+	cfg, err := clix.ProviderConfig(cmd)
 	if err != nil {
 		return nil, err
 	}
