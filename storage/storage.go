@@ -83,6 +83,15 @@ type Store interface {
 	Location() string
 }
 
+// Presigner is what a Store that can hand out URLs to its objects also
+// implements (storage/s3store does; local folders do not): a GET URL of key
+// that anyone holding it may fetch without credentials until ttl has
+// passed. The URL carries a signature: it is a secret while it lives, so
+// callers never log or store it. Check for it with a type assertion.
+type Presigner interface {
+	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
+}
+
 // CleanKey validates an object key and returns it in canonical form (no
 // leading "./", no duplicate slashes). It refuses empty keys, absolute paths,
 // backslashes-as-separators tricks and any ".." element, so that a key can

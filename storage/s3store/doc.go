@@ -4,6 +4,7 @@
 // It owns the S3 client set-up (endpoint, region, path-style addressing,
 // credentials from the SDK's default chain or static keys), multipart
 // uploads through the SDK's upload manager, ranged reads, paginated listings,
+// presigned GET URLs (storage.Presigner),
 // and the mapping of S3 errors onto storage's: NoSuchKey / NotFound become
 // storage.ErrNotExist, InvalidRange becomes storage.ErrInvalidRange, and
 // every error knows whether it is transient (see storage.IsTransient). It

@@ -8,6 +8,7 @@ import (
 	"iter"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -65,7 +66,10 @@ type Store struct {
 	prefix   string // "" or "a/b/" (trailing slash)
 }
 
-var _ storage.Store = (*Store)(nil)
+var (
+	_ storage.Store     = (*Store)(nil)
+	_ storage.Presigner = (*Store)(nil)
+)
 
 // Open builds an S3 client from cfg and the SDK's default configuration
 // (config.LoadDefaultConfig) and returns a Store for bucket/prefix. It does
@@ -160,7 +164,7 @@ func (s *Store) Location() string {
 // error, and to storage.ErrNotExist or storage.ErrInvalidRange where those
 // apply.
 type Error struct {
-	Op  string // "get", "put", "stat", "list", "delete", "ensure bucket"
+	Op  string // "get", "put", "stat", "list", "delete", "ensure bucket", "presign"
 	URL string // s3://bucket/key of the object (or prefix)
 	Err error
 }
@@ -259,6 +263,30 @@ func (s *Store) key(key string) (string, error) {
 		return "", err
 	}
 	return s.prefix + k, nil
+}
+
+// MaxPresignTTL is the longest lifetime S3 accepts for a presigned URL
+// (SigV4: seven days).
+const MaxPresignTTL = 7 * 24 * time.Hour
+
+// PresignGet returns a presigned GET URL of key, valid for ttl (1s to
+// MaxPresignTTL). It is computed locally from the credentials (no request
+// is sent) and carries a signature: never log it. The object need not
+// exist yet.
+func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return "", fmt.Errorf("s3store: presign: %w", err)
+	}
+	if ttl < time.Second || ttl > MaxPresignTTL {
+		return "", &Error{Op: "presign", URL: s.url(k), Err: fmt.Errorf("lifetime %v is outside [1s, %v]", ttl, MaxPresignTTL)}
+	}
+	req, err := s3.NewPresignClient(s.client).PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(k)},
+		s3.WithPresignExpires(ttl))
+	if err != nil {
+		return "", s.fail("presign", k, err)
+	}
+	return req.URL, nil
 }
 
 // Get opens an object, or the part of it that rng names (HTTP Range).

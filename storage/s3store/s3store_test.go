@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/s3store"
@@ -380,4 +381,58 @@ func TestPutRetriesRacedAccessDenied(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A presigned GET URL fetches the object without credentials; the same URL
+// with its signature changed, or after its lifetime, is refused by the
+// server; a lifetime outside what S3 accepts is refused before any request.
+func TestPresignGet(t *testing.T) {
+	st := storagetest.NewS3Store(t, "runs")
+	ctx := t.Context()
+	want := []byte("the prepared image")
+	if err := st.Put(ctx, ".llamapipe/work/b/i/image.jpg", bytes.NewReader(want), int64(len(want)), "image/jpeg"); err != nil {
+		t.Fatal(err)
+	}
+	u, err := st.PresignGet(ctx, ".llamapipe/work/b/i/image.jpg", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(u, "/runs/.llamapipe/work/b/i/image.jpg?") || !strings.Contains(u, "X-Amz-Signature=") {
+		t.Fatalf("presigned URL %q: want the prefixed key and a signature", u)
+	}
+	get := func(u string) (int, []byte) {
+		t.Helper()
+		res, err := http.Get(u) // no credentials: only the URL's signature
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, b
+	}
+	if code, b := get(u); code != http.StatusOK || !bytes.Equal(b, want) {
+		t.Fatalf("GET presigned URL: %d %q", code, b)
+	}
+	i := strings.Index(u, "X-Amz-Signature=") + len("X-Amz-Signature=")
+	tampered := u[:i] + strings.Repeat("0", 8) + u[i+8:]
+	if code, _ := get(tampered); code != http.StatusForbidden {
+		t.Errorf("GET with a changed signature: %d, want 403", code)
+	}
+	short, err := st.PresignGet(ctx, ".llamapipe/work/b/i/image.jpg", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond) // past the URL's lifetime (S3 counts whole seconds)
+	if code, b := get(short); code != http.StatusForbidden || !strings.Contains(string(b), "expired") {
+		t.Errorf("GET after the lifetime: %d %s, want 403 (expired)", code, b)
+	}
+	for _, ttl := range []time.Duration{0, 500 * time.Millisecond, s3store.MaxPresignTTL + time.Second} {
+		if _, err := st.PresignGet(ctx, "a.jpg", ttl); err == nil {
+			t.Errorf("lifetime %v accepted", ttl)
+		}
+	}
+	if _, err := st.PresignGet(ctx, "../a.jpg", time.Minute); !errors.Is(err, storage.ErrInvalidKey) {
+		t.Errorf("key ../a.jpg: %v, want ErrInvalidKey", err)
+	}
+	var _ storage.Presigner = st
 }
