@@ -10,6 +10,7 @@ package llm
 import (
 	"context"
 	"encoding/json"
+	"time"
 )
 
 // Request is one model call.
@@ -46,6 +47,12 @@ type Image struct {
 	Width, Height int
 	// Detail is the optional OpenAI-style detail hint ("low", "high", "auto").
 	Detail string
+	// Presign, when set, returns a URL the same bytes (Data) can be
+	// fetched from, valid for at least ttl (see Profile.ImageTransport).
+	// Providers that take images by URL (dashscope) call it right before
+	// each request and send the URL instead of Data; the others send Data.
+	// The URL carries a signature: a secret, never logged or kept.
+	Presign func(ctx context.Context, ttl time.Duration) (string, error)
 }
 
 // Schema is a JSON schema for structured output.

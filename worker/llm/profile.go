@@ -41,6 +41,16 @@ type Profile struct {
 	// that sets none: "low", "high" or "auto" (Qianfan v2 documents low and
 	// high). Default "": the field is not sent.
 	ImageDetail string `yaml:"image_detail,omitempty" json:"image_detail,omitempty"`
+	// ImageTransport is how images reach the provider: ImageInline (also
+	// the default ""; base64 data URIs in the request) or ImageURL (the
+	// prepared image is put in the output's work area and the provider
+	// fetches it through a presigned GET URL; dashscope only, its presets'
+	// default). With ImageURL an image whose output store cannot presign
+	// URLs (a local folder) goes inline, unless ImageURLRequired.
+	ImageTransport string `yaml:"image_transport,omitempty" json:"image_transport,omitempty"`
+	// ImageURLRequired is set by --image-transport url, never by a profile:
+	// an image that cannot go by URL fails instead of going inline.
+	ImageURLRequired bool `yaml:"-" json:"-"`
 	// LegacyMaxTokens makes OpenAI-compatible clients send max_tokens instead
 	// of max_completion_tokens (default false: max_completion_tokens, which
 	// Qianfan requires).
@@ -57,6 +67,22 @@ type Profile struct {
 	BatchAPI string `yaml:"batch_api,omitempty" json:"batch_api,omitempty"`
 	// Prices per unit, in Currency.
 	Prices Prices `yaml:"prices" json:"prices"`
+}
+
+// Values of Profile.ImageTransport.
+const (
+	// ImageInline sends images inside the request (base64 data URIs).
+	ImageInline = "inline"
+	// ImageURL sends presigned GET URLs of the prepared images.
+	ImageURL = "url"
+)
+
+// ImageTransportOf is p's image transport, ImageInline when unset.
+func ImageTransportOf(p Profile) string {
+	if p.ImageTransport == "" {
+		return ImageInline
+	}
+	return p.ImageTransport
 }
 
 // Units of Prices.ImagePerThousand.

@@ -217,13 +217,17 @@ func Builtins() map[string]Profile {
 	// trial only (prices 0), no text-only input, one image per message
 	// ("不支持传入图片列表"), ≤10 MB images, max_new_tokens defaults to 512
 	// (the output cap here is our choice, leaving room for the prompt).
+	// Its examples pass images as URLs and it says local files are not
+	// supported ("不支持本地文件传入"): images go by presigned URL when the
+	// output store can presign them (S3), else inline.
 	dash := func(base, model string) Profile {
 		return Profile{
 			Provider: ProviderDashScope, BaseURL: base, Model: model,
 			ContextTokens: 8192, MaxOutputTokens: 2048, MaxImages: 1, MaxImageBytes: 10 * mib,
-			ImageFormats: []string{mimeJPEG, mimePNG, mimeBMP, mimeWEBP, "image/tiff"},
-			TextOnly:     false,
-			Prices:       Prices{Currency: "CNY"},
+			ImageFormats:   []string{mimeJPEG, mimePNG, mimeBMP, mimeWEBP, "image/tiff"},
+			TextOnly:       false,
+			ImageTransport: ImageURL,
+			Prices:         Prices{Currency: "CNY"},
 		}
 	}
 	m["dashscope"] = dash("https://dashscope.aliyuncs.com", "llama3.2-90b-vision-instruct")
@@ -351,6 +355,15 @@ func validateProfile(p Profile) error {
 	case "", "low", "high", "auto":
 	default:
 		return fmt.Errorf("image_detail %q: want low, high or auto", p.ImageDetail)
+	}
+	switch p.ImageTransport {
+	case "", ImageInline:
+	case ImageURL:
+		if p.Provider != ProviderDashScope {
+			return fmt.Errorf("image_transport url: only the dashscope provider fetches images by URL; %s takes them inline", p.Provider)
+		}
+	default:
+		return fmt.Errorf("image_transport %q: want inline or url", p.ImageTransport)
 	}
 	switch {
 	case p.Prices.ImagePerThousand < 0 || p.Prices.InputPerMillion < 0 || p.Prices.OutputPerMillion < 0:

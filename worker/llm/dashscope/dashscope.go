@@ -26,7 +26,23 @@ const (
 	DefaultTimeout = 2 * time.Minute
 	// maxBody bounds how much of an answer is read.
 	maxBody = 8 << 20
+	// MinImageURLLifetime is the shortest lifetime of a presigned image URL
+	// (see ImageURLLifetime).
+	MinImageURLLifetime = 10 * time.Minute
+	// imageFetchMargin is added to the call's timeout: the service may
+	// fetch the image at any moment of the call, and clocks differ.
+	imageFetchMargin = 2 * time.Minute
 )
+
+// ImageURLLifetime is how long a presigned image URL must stay valid for
+// one call bounded by timeout: timeout + 2 minutes, at least
+// MinImageURLLifetime. One call is one attempt: the client never retries,
+// and every call (the worker's retries, a second request for valid JSON,
+// the smaller image after "too large") presigns a fresh URL right before
+// it is sent, so no lifetime has to cover a backoff or a rate-limit wait.
+func ImageURLLifetime(timeout time.Duration) time.Duration {
+	return max(MinImageURLLifetime, timeout+imageFetchMargin)
+}
 
 // Options configure a Client.
 type Options struct {
@@ -46,6 +62,10 @@ type Options struct {
 	// TopP and TopK are sent when set. Default: the service's.
 	TopP *float64
 	TopK *int
+	// ImageURLLifetime is how long the presigned URL of an image that
+	// goes by URL (llm.Image.Presign) is valid. Default
+	// ImageURLLifetime(Timeout).
+	ImageURLLifetime time.Duration
 }
 
 // Client is an llm.Client for one DashScope model. It is safe for concurrent
@@ -72,6 +92,9 @@ func New(o Options) (*Client, error) {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
+	}
+	if o.ImageURLLifetime <= 0 {
+		o.ImageURLLifetime = ImageURLLifetime(o.Timeout)
 	}
 	hc := o.HTTPClient
 	if hc == nil {
@@ -132,10 +155,14 @@ type answer struct {
 	Message   string `json:"message"`
 }
 
-// NewBody builds the request body for req. The API has no structured
-// output: a schema becomes a system-prompt instruction.
-func (c *Client) NewBody(req llm.Request) Body {
+// NewBody builds the request body for req. An image with Presign goes as
+// the URL it returns, valid for Options.ImageURLLifetime (the reference
+// page passes images as URLs); the others as base64 data URIs. It also
+// returns the URLs, so that errors can hide their signatures. The API has
+// no structured output: a schema becomes a system-prompt instruction.
+func (c *Client) NewBody(ctx context.Context, req llm.Request) (Body, []string, error) {
 	var b Body
+	var urls []string
 	b.Model = c.o.Profile.Model
 	if sys := llm.WithInstruction(req.System, req.Schema); sys != "" {
 		b.Input.Messages = append(b.Input.Messages, message{Role: "system", Content: []content{{Text: sys}}})
@@ -143,13 +170,24 @@ func (c *Client) NewBody(req llm.Request) Body {
 	user := message{Role: "user"}
 	// Images first, then text, as in the reference examples.
 	for _, p := range req.Parts {
-		if p.Image != nil {
-			mime := p.Image.MIME
-			if mime == "" {
-				mime = "image/jpeg"
-			}
-			user.Content = append(user.Content, content{Image: "data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(p.Image.Data)})
+		if p.Image == nil {
+			continue
 		}
+		if p.Image.Presign != nil {
+			u, err := p.Image.Presign(ctx, c.o.ImageURLLifetime)
+			if err != nil {
+				return b, urls, &llm.Error{Provider: llm.ProviderDashScope, Kind: llm.Retryable, Code: "presign",
+					Err: fmt.Errorf("presign the image's URL: %w", err)}
+			}
+			urls = append(urls, u)
+			user.Content = append(user.Content, content{Image: u})
+			continue
+		}
+		mime := p.Image.MIME
+		if mime == "" {
+			mime = "image/jpeg"
+		}
+		user.Content = append(user.Content, content{Image: "data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(p.Image.Data)})
 	}
 	for _, p := range req.Parts {
 		if p.Image == nil && p.Text != "" {
@@ -163,16 +201,30 @@ func (c *Client) NewBody(req llm.Request) Body {
 		b.Parameters.Temperature = c.o.Temperature
 	}
 	b.Parameters.TopP, b.Parameters.TopK = c.o.TopP, c.o.TopK
-	return b
+	return b, urls, nil
 }
 
 // Complete sends one generation request.
 func (c *Client) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
-	const name = llm.ProviderDashScope
 	if err := llm.ValidateRequest(c.o.Profile, req); err != nil {
 		return llm.Response{}, err
 	}
-	payload, err := json.Marshal(c.NewBody(req))
+	body, urls, err := c.NewBody(ctx, req)
+	if err != nil {
+		return llm.Response{}, err
+	}
+	resp, err := c.send(ctx, req, body)
+	if err != nil && len(urls) > 0 {
+		// The answer may quote the image's URL: never its signature.
+		err = c.byURL(hideError(err, urls))
+	}
+	return resp, err
+}
+
+// send posts body and reads the answer.
+func (c *Client) send(ctx context.Context, req llm.Request, b Body) (llm.Response, error) {
+	const name = llm.ProviderDashScope
+	payload, err := json.Marshal(b)
 	if err != nil {
 		return llm.Response{}, &llm.Error{Provider: name, Kind: llm.Permanent, Err: fmt.Errorf("encode request: %w", err)}
 	}

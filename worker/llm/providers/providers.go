@@ -75,6 +75,12 @@ type Config struct {
 	// ImageDetail overrides the profile's image detail ("low", "high" or
 	// "auto"; Qianfan v2 documents low and high). Default: the profile's.
 	ImageDetail string
+	// ImageTransport overrides the profile's: "inline" sends images in the
+	// request; "url" sends presigned URLs of the prepared images and makes
+	// them required (an output that cannot presign fails its images rather
+	// than sending them inline; dashscope only). Default "": the profile's
+	// (dashscope presets: url where the output can presign, else inline).
+	ImageTransport string
 	// Region and Endpoint override Bedrock's region and endpoint URL.
 	// Default: the preset's region and AWS's endpoint.
 	Region, Endpoint string
@@ -179,6 +185,18 @@ func Profile(cfg Config) (llm.Profile, error) {
 		p.ImageDetail = cfg.ImageDetail
 	default:
 		return llm.Profile{}, fmt.Errorf("image detail %q: want low, high or auto", cfg.ImageDetail)
+	}
+	switch cfg.ImageTransport {
+	case "":
+	case llm.ImageInline:
+		p.ImageTransport, p.ImageURLRequired = llm.ImageInline, false
+	case llm.ImageURL:
+		if p.Provider != llm.ProviderDashScope {
+			return llm.Profile{}, fmt.Errorf("image transport url: only the dashscope provider fetches images by URL; %s takes them inline", p.Provider)
+		}
+		p.ImageTransport, p.ImageURLRequired = llm.ImageURL, true
+	default:
+		return llm.Profile{}, fmt.Errorf("image transport %q: want inline or url", cfg.ImageTransport)
 	}
 	if cfg.Region != "" {
 		p.Region = cfg.Region

@@ -270,3 +270,84 @@ func TestCheckFallbacks(t *testing.T) {
 		}
 	}
 }
+
+// Images go by URL only where the provider fetches them: every DashScope
+// preset prefers url (without requiring it), every OpenAI-compatible
+// preset stays inline, and an OpenAI-compatible client sends a data URI
+// even for an image that could be presigned.
+func TestImageTransportDefaults(t *testing.T) {
+	for name, p := range llm.Builtins() {
+		got, err := Profile(Config{Preset: name, Model: "llama-4-scout"}) // vllm and ollama name none
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want := llm.ImageTransportOf(got)
+		switch p.Provider {
+		case llm.ProviderDashScope:
+			if want != llm.ImageURL || got.ImageURLRequired {
+				t.Errorf("%s: transport %q (required %v), want url preferred", name, want, got.ImageURLRequired)
+			}
+		default:
+			if want != llm.ImageInline || got.ImageURLRequired {
+				t.Errorf("%s (%s): transport %q, want inline", name, p.Provider, want)
+			}
+		}
+	}
+	srv, last := fake(t, chatAnswer)
+	t.Setenv(DefaultAPIKeyEnv, secret)
+	c, err := Open(context.Background(), Config{Preset: "groq", BaseURL: srv.URL + "/openai/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := llmtest.JPEG(t, 20, 10)
+	presigned := 0
+	img.Presign = func(context.Context, time.Duration) (string, error) {
+		presigned++
+		return "https://bucket.example/img.jpg?X-Amz-Signature=abc", nil
+	}
+	call(t, c, llm.Request{Parts: []llm.Part{{Text: "caption"}, {Image: img}}})
+	parts := last.Load().body["messages"].([]any)[0].(map[string]any)["content"].([]any)
+	var sent string
+	for _, p := range parts {
+		if iu, ok := p.(map[string]any)["image_url"].(map[string]any); ok {
+			sent = iu["url"].(string)
+		}
+	}
+	llmtest.CheckDataURL(t, sent, "image/jpeg", 20, 10)
+	if presigned != 0 {
+		t.Error("the OpenAI-compatible client presigned a URL")
+	}
+}
+
+// --image-transport: url is required when given, refused for a provider
+// that takes images inline; a profiles file may set image_transport, but
+// not url for an OpenAI-compatible profile.
+func TestImageTransportOverride(t *testing.T) {
+	p, err := Profile(Config{Preset: "dashscope", ImageTransport: "url"})
+	if err != nil || p.ImageTransport != llm.ImageURL || !p.ImageURLRequired {
+		t.Errorf("dashscope --image-transport url: %+v %v, want url required", p, err)
+	}
+	if p, err = Profile(Config{Preset: "dashscope-intl", ImageTransport: "inline"}); err != nil || llm.ImageTransportOf(p) != llm.ImageInline {
+		t.Errorf("dashscope-intl --image-transport inline: %q %v", p.ImageTransport, err)
+	}
+	if _, err := Profile(Config{Preset: "groq", ImageTransport: "url"}); err == nil || !strings.Contains(err.Error(), "only the dashscope provider") {
+		t.Errorf("groq --image-transport url: %v, want refused", err)
+	}
+	if _, err := Profile(Config{Preset: "dashscope", ImageTransport: "s3"}); err == nil {
+		t.Error("--image-transport s3 accepted")
+	}
+	file := filepath.Join(t.TempDir(), "profiles.yaml")
+	write := func(y string) {
+		if err := os.WriteFile(file, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("profiles:\n  dashscope:\n    image_transport: inline\n")
+	if p, err := Profile(Config{Preset: "dashscope", ProfilesFile: file}); err != nil || llm.ImageTransportOf(p) != llm.ImageInline {
+		t.Errorf("profile image_transport inline: %q %v", p.ImageTransport, err)
+	}
+	write("profiles:\n  groq:\n    image_transport: url\n")
+	if _, err := Profile(Config{Preset: "groq", ProfilesFile: file}); err == nil || !strings.Contains(err.Error(), "image_transport url") {
+		t.Errorf("groq profile with image_transport url: %v, want refused", err)
+	}
+}
