@@ -84,12 +84,18 @@ func (s *Stage) ask(ctx context.Context, it Item, tmpl *prompts.Template, user s
 		}
 		log.DebugContext(ctx, "image prepared", "width", img.Width, "height", img.Height, "bytes", len(img.JPEG), "orientation", img.Orientation)
 		o.Frame = img.FirstFrame
+		image := &llm.Image{MIME: "image/jpeg", Data: img.JPEG, Width: img.Width, Height: img.Height}
+		removeImage, err := s.byURL(ctx, it, image)
+		if err != nil {
+			return a, err
+		}
 		req := llm.Request{
 			System:          tmpl.System,
-			Parts:           []llm.Part{{Text: user}, {Image: &llm.Image{MIME: "image/jpeg", Data: img.JPEG, Width: img.Width, Height: img.Height}}},
+			Parts:           []llm.Part{{Text: user}, {Image: image}},
 			MaxOutputTokens: p.Options.MaxOutputTokens,
 		}
 		a, err = stage.Ask(ctx, it.Model, tmpl, req, out, p.ResultBase)
+		removeImage()
 		if err != nil && llm.KindOf(err) == llm.TooLarge && shrink == 0 {
 			// The provider found the image too large: halve it once and retry.
 			opts.MaxSide = max(img.Width, img.Height) / 2

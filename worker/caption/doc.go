@@ -6,6 +6,11 @@
 // caption JSON (stage.Ask) and writes <base>.caption.json next to the
 // batch's other results.
 //
+// Images go to the model inline, or by URL where the profile asks for it
+// (Transport: DashScope): the prepared image is put in the output's work
+// area (ImageWorkKey), the provider client presigns a GET URL of it right
+// before each call, and the object is removed when the call ends.
+//
 // It is handed everything per item (caption.Item: the payload, the output
 // store, the model, a logger, a way to read the source again) and gets its
 // settings from Config, which worker.New builds. It must not know asynq or
