@@ -110,6 +110,9 @@ func batchOptions(cmd *cli.Command, spec jobs.Spec, prof llm.Profile) (ingest.Op
 	if err := checkTaskForModel(spec.Task, prof); err != nil {
 		return ingest.Options{}, err
 	}
+	if err := checkImageTransport(cmd, spec.Out, prof); err != nil {
+		return ingest.Options{}, err
+	}
 	if err := providers.CheckFallbacks(cmd.String("profiles"), spec.Fallback); err != nil {
 		return ingest.Options{}, &exitError{code: exitUsage, msg: "--fallback: " + err.Error()}
 	}

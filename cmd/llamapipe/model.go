@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/urfave/cli/v3"
@@ -12,6 +13,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
+	"github.com/llamapipe/llamapipe/worker/caption"
 	"github.com/llamapipe/llamapipe/worker/metrics"
 
 	"github.com/llamapipe/llamapipe/worker/llm"
@@ -78,6 +80,25 @@ func plannedProfile(cmd *cli.Command) (llm.Profile, error) {
 func checkTaskForModel(task string, p llm.Profile) error {
 	if why := llm.NoDocuments(p); why != "" && task == jobs.TaskSummarize {
 		return &exitError{code: exitUsage, msg: fmt.Sprintf("%s: %v", why, ingest.ErrNoDocuments)}
+	}
+	return nil
+}
+
+// checkImageTransport refuses --image-transport url for an output that
+// cannot presign URLs (caption.Transport), before anything is queued.
+func checkImageTransport(cmd *cli.Command, out string, prof llm.Profile) error {
+	if !prof.ImageURLRequired || cmd.String("out") == "" {
+		return nil
+	}
+	st, err := opener(cmd)(context.Background(), out)
+	if err != nil {
+		return nil // the output's own checks say what is wrong with it
+	}
+	if c, ok := st.(io.Closer); ok {
+		defer c.Close()
+	}
+	if _, err := caption.Transport(prof, st); err != nil {
+		return &exitError{code: exitUsage, msg: err.Error()}
 	}
 	return nil
 }

@@ -15,7 +15,10 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs/plan"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
+	"github.com/llamapipe/llamapipe/storage"
+	"github.com/llamapipe/llamapipe/worker/caption"
 	"github.com/llamapipe/llamapipe/worker/estimate"
+	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
 // Planning assumptions, in tokens (see worker/estimate).
@@ -74,6 +77,7 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 				return clix.WriteJSON(stdout, plan)
 			}
 			ui.PrintPlan(stdout, prof, plan)
+			printImageTransport(ctx, cmd, stdout, prof)
 			return planBudget(ctx, cmd, stdout, stderr, o.Tenant, plan)
 		},
 	}
@@ -110,4 +114,21 @@ func planBudget(ctx context.Context, cmd *cli.Command, stdout, stderr io.Writer,
 	}
 	fmt.Fprintln(stdout, "Within budget.")
 	return nil
+}
+
+// printImageTransport says how images go to the model, where its profile
+// prefers URLs (caption.Describe).
+func printImageTransport(ctx context.Context, cmd *cli.Command, stdout io.Writer, prof llm.Profile) {
+	var out storage.Store
+	if loc := cmd.String("out"); loc != "" {
+		if st, err := opener(cmd)(ctx, loc); err == nil {
+			out = st
+			if c, ok := st.(io.Closer); ok {
+				defer c.Close()
+			}
+		}
+	}
+	if note := caption.Describe(prof, out); note != "" {
+		fmt.Fprintln(stdout, note)
+	}
 }

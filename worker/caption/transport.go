@@ -64,3 +64,25 @@ func (s *Stage) byURL(ctx context.Context, it Item, img *llm.Image) (func(), err
 		}
 	}, nil
 }
+
+// Describe says in one line how images go to a model with profile prof
+// when the batch writes to out (nil: no output chosen yet), for the plan;
+// "" when images go inline as everywhere else (the profile asks for
+// nothing else).
+func Describe(prof llm.Profile, out storage.Store) string {
+	if llm.ImageTransportOf(prof) != llm.ImageURL {
+		return ""
+	}
+	if out == nil {
+		return "Images: by presigned URL from the output's work area when the output is an s3:// location (the provider fetches them), else inline"
+	}
+	switch tr, err := Transport(prof, out); {
+	case err != nil:
+		return "Images: " + err.Error()
+	case tr == llm.ImageURL:
+		return "Images: by presigned URL from " + out.Location() + "/" + jobs.WorkPrefix("<batch>", "<item>") +
+			" (the provider fetches them; each URL is presigned right before its call and the object removed after it)"
+	default:
+		return "Images: inline (base64): the output " + out.Location() + " cannot hand out presigned URLs, which the provider prefers; write to an s3:// output to send them by URL"
+	}
+}

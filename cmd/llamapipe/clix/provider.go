@@ -30,6 +30,7 @@ func ProviderFlags() []cli.Flag {
 		&cli.IntFlag{Name: "rpm", Usage: "requests per minute shared by all workers of this provider and model (0: the profile's known limit, else none)", Sources: Env("RPM")},
 		&cli.IntFlag{Name: "tpm", Usage: "tokens per minute shared by all workers of this provider and model (0: the profile's known limit, else none)", Sources: Env("TPM")},
 		&cli.StringFlag{Name: "image-detail", Usage: "image detail sent with each image: low, high or auto (default: the profile's; Qianfan v2 takes low or high)", Sources: Env("IMAGE_DETAIL")},
+		&cli.StringFlag{Name: "image-transport", Usage: "how images reach the model: url (a presigned GET URL of the prepared image in the s3:// output's work area; DashScope only; a local output is refused) or inline (base64 in the request); default: the profile's (DashScope presets: url when the output is on S3, else inline)", Sources: Env("IMAGE_TRANSPORT")},
 		&cli.IntFlag{Name: "max-output-tokens", Usage: "cap on each answer's tokens (0: the profile's default)", Sources: Env("MAX_OUTPUT_TOKENS")},
 		&cli.FloatFlag{Name: "temperature", Value: -1, Usage: "sampling temperature (negative: the provider's default)", Sources: Env("TEMPERATURE")},
 	}
@@ -50,6 +51,7 @@ func ProviderConfig(cmd *cli.Command) (providers.Config, error) {
 		RPM:             cmd.Int("rpm"),
 		TPM:             cmd.Int("tpm"),
 		ImageDetail:     cmd.String("image-detail"),
+		ImageTransport:  cmd.String("image-transport"),
 	}
 	if cfg.Provider == "" && cfg.Preset == "" {
 		cfg.Provider = "offline"
