@@ -433,6 +433,17 @@ func BatchModeFailKey(group, what string) string {
 	return batchModeKey(group) + ":fail:" + what
 }
 
+// BatchModeCollectLockKey is held by the one collector of a group that
+// runs at a time (a string: the holder), so two collectors never submit
+// the same pending requests twice.
+// Written by: the batch-mode collector task (SET NX, deleted when it ends).
+// Lifetime: TTL BatchModeCollectLockTTL, for a collector that dies holding it.
+func BatchModeCollectLockKey(group string) string { return batchModeKey(group) + ":collecting" }
+
+// BatchModeCollectLockTTL bounds a collector's lock (an upload of a large
+// input file included).
+const BatchModeCollectLockTTL = 30 * time.Minute
+
 // BatchModeJobDoneKey marks a provider job whose answers are all stored
 // (a string: "1"), so a repeated poll does not read them again.
 // Written by: the batch-mode poll task.

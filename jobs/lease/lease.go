@@ -89,3 +89,15 @@ func Acquire(ctx context.Context, rdb redis.UniversalClient, key, id string, ttl
 	}()
 	return ch, nil
 }
+
+// TryAcquire takes the lease key for id if nobody holds it, for at most
+// ttl, without waiting or renewing: for a short task that must not run
+// beside another of its kind. ok reports whether it was taken; release
+// gives it back (only if id still holds it).
+func TryAcquire(ctx context.Context, rdb redis.UniversalClient, key, id string, ttl time.Duration) (release func(), ok bool, err error) {
+	ok, err = rdb.SetNX(ctx, key, id, ttl).Result()
+	if err != nil || !ok {
+		return func() {}, false, err
+	}
+	return func() { _ = releaseScript.Run(context.WithoutCancel(ctx), rdb, []string{key}, id).Err() }, true, nil
+}

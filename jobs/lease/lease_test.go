@@ -78,3 +78,29 @@ func TestLostLeaseClosesChannel(t *testing.T) {
 	}
 	rdb.Del(context.Background(), key)
 }
+
+func TestTryAcquireOneAtATimeAndReleasesOnlyItsOwn(t *testing.T) {
+	rdb := testRedis(t)
+	ctx := context.Background()
+	key := "llamapipe:test:trylease:" + lease.Holder()
+	t.Cleanup(func() { rdb.Del(ctx, key) })
+	release1, ok, err := lease.TryAcquire(ctx, rdb, key, "one", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("first TryAcquire: ok=%v err=%v", ok, err)
+	}
+	release2, ok, err := lease.TryAcquire(ctx, rdb, key, "two", time.Minute)
+	if err != nil || ok {
+		t.Fatalf("second TryAcquire while held: ok=%v err=%v, want refused", ok, err)
+	}
+	release2() // not the holder: must not free the lease
+	if v, _ := rdb.Get(ctx, key).Result(); v != "one" {
+		t.Fatalf("holder after a refused release: %q, want one", v)
+	}
+	if ttl := rdb.PTTL(ctx, key).Val(); ttl <= 0 || ttl > time.Minute {
+		t.Errorf("lease TTL %v, want within a minute", ttl)
+	}
+	release1()
+	if _, ok, _ := lease.TryAcquire(ctx, rdb, key, "three", time.Minute); !ok {
+		t.Fatal("lease not free after its holder released it")
+	}
+}

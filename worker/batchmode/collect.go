@@ -18,6 +18,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/batchtask"
+	"github.com/llamapipe/llamapipe/jobs/lease"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
 )
@@ -39,6 +40,16 @@ func (b *Mode) HandleCollect(ctx context.Context, t *asynq.Task) error {
 	if p.Group != b.group {
 		return fmt.Errorf("batch requests of %s: this worker has no batch API for them (it serves %s)", p.Group, b.profile.Model)
 	}
+	// One collector of a group at a time: two would both submit the
+	// pending requests, and the provider would be paid twice.
+	release, ok, err := lease.TryAcquire(ctx, b.rdb, jobs.BatchModeCollectLockKey(b.group), lease.Holder(), jobs.BatchModeCollectLockTTL)
+	if err != nil {
+		return fmt.Errorf("batch collect: %w", err)
+	}
+	if !ok {
+		return b.collectLater(ctx)
+	}
+	defer release()
 	ids, err := b.collect(ctx)
 	var pe *providerError
 	if !errors.As(err, &pe) {
@@ -59,14 +70,18 @@ func (b *Mode) HandleCollect(ctx context.Context, t *asynq.Task) error {
 		b.log.WarnContext(ctx, "provider batch API still failing: answering the pending requests online", "requests", len(pending))
 		return b.settle(ctx, pending, bmOnline)
 	}
-	// Try again after the collect window, under an ID of its own (the
-	// window's collector may have run already).
+	return b.collectLater(ctx)
+}
+
+// collectLater enqueues a collector due after the collect window, under an
+// ID of its own (the window's collector may have run already).
+func (b *Mode) collectLater(ctx context.Context) error {
 	nt, err := batchtask.NewCollectTask(b.group, b.now(), b.collectWindow)
 	if err == nil {
 		_, err = b.enq.EnqueueContext(ctx, nt)
 	}
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return err
+		return fmt.Errorf("batch collect: enqueue the next collector: %w", err)
 	}
 	return nil
 }
