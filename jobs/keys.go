@@ -56,6 +56,7 @@ import "time"
 //	BatchModeJobKey           llamapipe:bm:{G}:job:<job>           set     TTL 8d (BatchModeJobTTL)
 //	BatchModeJobMetaKey       llamapipe:bm:{G}:jobmeta:<job>       string  TTL 8d (BatchModeJobTTL)
 //	BatchModeJobDoneKey       llamapipe:bm:{G}:jobdone:<job>       string  TTL 8d (BatchModeJobTTL)
+//	BatchModeCollectLockKey   llamapipe:bm:{G}:collecting          string  TTL 30m (BatchModeCollectLockTTL)
 //	BatchModeFailKey          llamapipe:bm:{G}:fail:<what>         hash    TTL 8d (BatchModeJobTTL)
 const DefaultPrefix = "llamapipe"
 

@@ -76,6 +76,7 @@ func keyCases() []keyCase {
 		{"BatchModeJobKey", jobs.BatchModeJobKey(group, "batch_01"), "llamapipe:bm:{" + group + "}:job:batch_01"},
 		{"BatchModeJobMetaKey", jobs.BatchModeJobMetaKey(group, "batch_01"), "llamapipe:bm:{" + group + "}:jobmeta:batch_01"},
 		{"BatchModeJobDoneKey", jobs.BatchModeJobDoneKey(group, "batch_01"), "llamapipe:bm:{" + group + "}:jobdone:batch_01"},
+		{"BatchModeCollectLockKey", jobs.BatchModeCollectLockKey(group), "llamapipe:bm:{" + group + "}:collecting"},
 		{"BatchModeFailKey", jobs.BatchModeFailKey(group, "poll:batch_01"), "llamapipe:bm:{" + group + "}:fail:poll:batch_01"},
 	}
 }
@@ -138,7 +139,7 @@ func TestKeysShareHashTags(t *testing.T) {
 		"inbox": {jobs.WatchStateKey("", "inbox"), jobs.WatchSeenKey("", "inbox"), jobs.WatchLeaseKey("", "inbox")},
 		quota:   {jobs.FairShareLeasesKey(quota), jobs.FairShareWaitersKey(quota), jobs.FairShareActiveKey(quota), jobs.FairShareWeightsKey(quota)},
 		group: {jobs.BatchModeRequestKey(group, "r"), jobs.BatchModeWaitersKey(group, "r"), jobs.BatchModePendingKey(group),
-			jobs.BatchModeJobKey(group, "j"), jobs.BatchModeJobMetaKey(group, "j"), jobs.BatchModeJobDoneKey(group, "j"), jobs.BatchModeFailKey(group, "collect")},
+			jobs.BatchModeJobKey(group, "j"), jobs.BatchModeJobMetaKey(group, "j"), jobs.BatchModeJobDoneKey(group, "j"), jobs.BatchModeFailKey(group, "collect"), jobs.BatchModeCollectLockKey(group)},
 	}
 	for tag, keys := range groups {
 		for _, k := range keys {
