@@ -117,6 +117,9 @@ func (p *pages) view(ctx context.Context, id string) (BatchView, error) {
 	if err != nil {
 		return BatchView{}, err
 	}
+	if !sessionOf(ctx).sees(b) { // another tenant's batch: as if it did not exist
+		return BatchView{}, fmt.Errorf("batch %s: %w", id, jobs.ErrNoBatch)
+	}
 	c, err := p.tracker.Counts(ctx, id)
 	if err != nil {
 		return BatchView{}, err
@@ -178,20 +181,25 @@ func roundDuration(d time.Duration) string {
 
 func (p *pages) list(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ids, err := p.tracker.List(ctx, p.n)
+	sess := sessionOf(ctx)
+	ids, err := p.ids(ctx, sess)
 	if err != nil {
 		p.fail(w, "list batches", err)
 		return
 	}
 	data := struct {
 		Title   string
+		Session Session
 		Batches []BatchView
 		Broken  []string
 		Gone    []string
 		Refresh bool
-	}{Title: "Batches"}
+	}{Title: "Batches", Session: sess}
 	for _, id := range ids {
 		v, err := p.view(ctx, id)
+		if !sess.AllTenants() && err != nil {
+			continue // a tenant is not told of batches it cannot open
+		}
 		if g := jobs.Gone(err); g != nil {
 			data.Gone = append(data.Gone, id+" ("+g.State+")")
 			continue
@@ -205,6 +213,23 @@ func (p *pages) list(w http.ResponseWriter, r *http.Request) {
 		data.Batches = append(data.Batches, v)
 	}
 	p.render(w, p.listTmpl, data)
+}
+
+// tenantLister lists one tenant's batches (*jobs.Tracker has it).
+type tenantLister interface {
+	ListTenant(ctx context.Context, tenant string, n int) ([]string, error)
+}
+
+var _ tenantLister = (*jobs.Tracker)(nil)
+
+// ids lists the batches the session may see, newest first: a tenant's
+// from its own index when the tracker has one (else every batch, which
+// view then filters).
+func (p *pages) ids(ctx context.Context, s Session) ([]string, error) {
+	if tl, ok := p.tracker.(tenantLister); ok && !s.AllTenants() {
+		return tl.ListTenant(ctx, s.Tenant, p.n)
+	}
+	return p.tracker.List(ctx, p.n)
 }
 
 // ReasonGroup is the items that failed or were skipped for one reason.
@@ -333,6 +358,7 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 	}
 	data := struct {
 		Title    string
+		Session  Session
 		Tenant   *TenantView
 		Running  []jobs.Progress
 		Batch    BatchView
@@ -345,6 +371,7 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		Results string
 	}{
 		Title:    "Batch " + id,
+		Session:  sessionOf(ctx),
 		Tenant:   tenant,
 		Running:  running,
 		Batch:    v,
