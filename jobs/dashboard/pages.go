@@ -16,6 +16,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/eta"
+	"github.com/llamapipe/llamapipe/jobs/series"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 )
 
@@ -347,14 +348,26 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var tenant *TenantView
+	var status *tenants.Status
+	currency := v.Counts.Currency
 	if v.Tenant != "" && p.budgets != nil {
+		currency = cmp.Or(p.budgets.Config().Currency, currency)
 		st, err := p.budgets.Status(ctx, v.Tenant)
 		if err != nil {
 			p.log.Warn("tenant spend", "batch_id", id, "err", err)
 			tenant = &TenantView{Name: v.Tenant}
 		} else {
-			tenant = tenantView(st, cmp.Or(p.budgets.Config().Currency, v.Counts.Currency))
+			tenant, status = tenantView(st, currency), &st
 		}
+	}
+	var buckets []series.Bucket
+	if sr, ok := p.tracker.(seriesReader); ok {
+		h, err := sr.Series(ctx, id)
+		if err != nil {
+			p.fail(w, "batch series", err)
+			return
+		}
+		buckets = series.Parse(h)
 	}
 	data := struct {
 		Title    string
@@ -367,6 +380,7 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		Manifest Location
 		Report   Location
 		Refresh  bool
+		Charts   Charts
 		// Results links the results view (Config.Open).
 		Results string
 	}{
@@ -380,6 +394,7 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		Manifest: locate(v.Out, v.ManifestPath()),
 		Report:   locate(v.Out, v.ReportPath()),
 		Refresh:  v.Refresh,
+		Charts:   buildCharts(v.Counts, buckets, status, currency),
 	}
 	if p.results {
 		data.Results = "/batches/" + url.PathEscape(id) + "/results"
