@@ -2,10 +2,13 @@ package dashboard
 
 import (
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/hibiken/asynq"
 )
 
 // TestBrowserTenantSeesOnlyItsBatch logs in as tenant acme in headless
@@ -58,5 +61,48 @@ func TestBrowserTenantSeesOnlyItsBatch(t *testing.T) {
 		if res.Status != want {
 			t.Errorf("tenant opens %s: HTTP %d, want %d", path, res.Status, want)
 		}
+	}
+}
+
+// TestBrowserViewerGetsNoTaskButtons opens asynqmon in headless Chromium
+// as a viewer and as an admin: the viewer's queue table has no actions
+// column (pause, delete), the admin's has.
+func TestBrowserViewerGetsNoTaskButtons(t *testing.T) {
+	f := newRolesFixture(t, nil)
+	client := asynq.NewClient(f.opt)
+	defer client.Close()
+	if _, err := client.Enqueue(asynq.NewTask("test:item", nil), asynq.Queue("roles-queue")); err != nil {
+		t.Fatal(err)
+	}
+	bctx := newBrowser(t, 60*time.Second, basicAuth("vic", viewerSecret))
+	headers := func(auth string) []string {
+		t.Helper()
+		if _, err := chromedp.Call(bctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+			Headers: network.Headers{"Authorization": auth},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := chromedp.Run(bctx, chromedp.NavigateResponse(f.srv.URL+AsynqPath+"/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != http.StatusOK {
+			t.Fatalf("asynqmon: HTTP %d", res.Status)
+		}
+		table := `table[aria-label="queues overview table"]`
+		if _, err := chromedp.Run(bctx, chromedp.Poll[bool](`(document.querySelector('`+table+`') || {innerText: ''}).innerText.includes('roles-queue')`)); err != nil {
+			t.Fatalf("asynqmon does not list roles-queue: %v", err)
+		}
+		hs, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('`+table+` thead th')].map(th => th.innerText.trim().toLowerCase())`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hs
+	}
+	if hs := headers(basicAuth("vic", viewerSecret)); slices.Contains(hs, "actions") || len(hs) == 0 {
+		t.Errorf("viewer's queue table columns %q: want no actions column", hs)
+	}
+	if hs := headers(basicAuth("ada", adminSecret)); !slices.Contains(hs, "actions") {
+		t.Errorf("admin's queue table columns %q: want an actions column", hs)
 	}
 }
