@@ -121,8 +121,11 @@ func (c Chart) SVG() template.HTML {
 	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>`, left, Height-bottom, Width-right, Height-bottom)
 	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>`, left, top, left, Height-bottom)
 	layout := "15:04"
-	if t1.Sub(t0) > 24*time.Hour {
+	switch span := t1.Sub(t0); {
+	case span > 24*time.Hour:
 		layout = "01-02 15:04"
+	case span < 5*time.Minute:
+		layout = "15:04:05"
 	}
 	for i, anchor := range []string{"start", "middle", "end"} {
 		t := t0.Add(t1.Sub(t0) * time.Duration(i) / 2)
