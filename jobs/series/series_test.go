@@ -32,4 +32,3 @@ func TestParseOrdersMinutesAndIgnoresStrangeFields(t *testing.T) {
 		t.Errorf("minutes %v apart, want 2m", got)
 	}
 }
-
