@@ -250,7 +250,8 @@ func (t *Tracker) list(ctx context.Context, key string, n int) ([]string, error)
 // A batch whose record has no meta (gone: expired, or lost with Redis's
 // data) records nothing: the script marks the record "lost" (TTL ARGV[7]
 // ms, so that status and the API tell why the batch is gone) and returns
-// {-1, 0}.
+// {-1, 0}. A first record also counts the item in its minute of Redis's
+// clock (BatchSeriesKey: status, model-calling items, their ms, cost).
 var recordScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then
   redis.call('HSET', KEYS[1], 'lost', '1')
@@ -269,6 +270,11 @@ if first == 1 then
   if ARGV[8] ~= '' then
     redis.call('HINCRBYFLOAT', KEYS[1], 'cost:' .. ARGV[8], ARGV[6])
   end
+  local m = math.floor(tonumber(redis.call('TIME')[1]) / 60) .. ':'
+  redis.call('HINCRBY', KEYS[4], m .. ARGV[3], 1)
+  if tonumber(ARGV[4]) + tonumber(ARGV[5]) > 0 then redis.call('HINCRBY', KEYS[4], m .. 'calls', 1); redis.call('HINCRBY', KEYS[4], m .. 'ms', ARGV[9]) end
+  if tonumber(ARGV[6]) ~= 0 then redis.call('HINCRBYFLOAT', KEYS[4], m .. 'cost', ARGV[6]) end
+  if redis.call('PTTL', KEYS[1]) > 0 then redis.call('PEXPIRE', KEYS[4], redis.call('PTTL', KEYS[1])) end
 end
 local v = redis.call('HMGET', KEYS[1], 'sealed', 'total', 'done', 'failed', 'skipped', 'cancelled')
 if v[1] == '1' and (tonumber(v[3] or '0') + tonumber(v[4] or '0') + tonumber(v[5] or '0') + tonumber(v[6] or '0')) >= tonumber(v[2] or '0') then
@@ -296,11 +302,11 @@ func (t *Tracker) Record(ctx context.Context, batch string, e Entry) (recorded, 
 	if err != nil {
 		return false, false, fmt.Errorf("record %s: %w", e.Source, err)
 	}
-	keys := []string{BatchKey(t.prefix, batch), BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch)}
+	keys := []string{BatchKey(t.prefix, batch), BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch), BatchSeriesKey(t.prefix, batch)}
 	var cmd *redis.Cmd
 	err = t.repl.Pipelined(ctx, keys[0], func(p redis.Pipeliner) {
 		cmd = recordScript.Eval(ctx, p, keys, e.Item, b, e.Status, e.InputTokens, e.OutputTokens,
-			strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds(), e.Currency)
+			strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds(), e.Currency, e.DurationMS)
 	})
 	res, cerr := []int64(nil), err
 	if cmd != nil && (err == nil || errors.Is(err, redisconn.ErrNotReplicated)) {
@@ -321,14 +327,14 @@ func (t *Tracker) Record(ctx context.Context, batch string, e Entry) (recorded, 
 // RecordMany records entries as Record does, in one round trip, and returns
 // how many it recorded; completion is for the caller's Seal to report.
 func (t *Tracker) RecordMany(ctx context.Context, batch string, es []Entry) (n int, err error) {
-	keys := []string{BatchKey(t.prefix, batch), BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch)}
+	keys := []string{BatchKey(t.prefix, batch), BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch), BatchSeriesKey(t.prefix, batch)}
 	cmds := make([]*redis.Cmd, len(es))
 	if err = recordScript.Load(ctx, t.rdb).Err(); err == nil {
 		_, err = t.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, e := range es {
 				e.Results = append([]string{}, e.Results...)
 				b, _ := json.Marshal(e) // an Entry always encodes
-				cmds[i] = recordScript.EvalSha(ctx, p, keys, e.Item, b, e.Status, e.InputTokens, e.OutputTokens, strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds(), e.Currency)
+				cmds[i] = recordScript.EvalSha(ctx, p, keys, e.Item, b, e.Status, e.InputTokens, e.OutputTokens, strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds(), e.Currency, e.DurationMS)
 			}
 			return nil
 		})
@@ -344,6 +350,15 @@ func (t *Tracker) RecordMany(ctx context.Context, batch string, es []Entry) (n i
 		}
 	}
 	return n, nil
+}
+
+// Series returns a batch's per-minute counts (BatchSeriesKey, jobs/series).
+func (t *Tracker) Series(ctx context.Context, batch string) (map[string]string, error) {
+	m, err := t.rdb.HGetAll(ctx, BatchSeriesKey(t.prefix, batch)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("batch %s series: %w", batch, err)
+	}
+	return m, nil
 }
 
 // Recorded reports whether an item already has its final entry.

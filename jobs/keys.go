@@ -25,6 +25,7 @@ import "time"
 //	BatchKey                  P:batch:{B}                          hash    until finalized, then TTL retention (DefaultRetention 30d)
 //	BatchItemsKey             P:batch:{B}:items                    hash    like BatchKey
 //	BatchProgressKey          P:batch:{B}:progress                 hash    field deleted when its item is recorded; deleted at finalize
+//	BatchSeriesKey            P:batch:{B}:series                   hash    like BatchKey
 //	BatchTombstoneKey         P:batch:{B}:tombstone                hash    TTL retention + TombstoneTTL (1y)
 //	BatchFeedKey              P:batch:{B}:feed                     hash    TTL 30d (FeedTTL), renewed by every write
 //	BatchFeedLockKey          P:batch:{B}:feed:lock                string  TTL 2m (FeedLockTTL); deleted by its holder
@@ -135,6 +136,13 @@ func BatchKey(prefix, batch string) string { return ns(prefix) + ":batch:{" + ba
 // Lifetime: like BatchKey: no TTL while the batch runs, TTL the retention
 // once finalized (Tracker.Expire).
 func BatchItemsKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":items" }
+
+// BatchSeriesKey is a batch's per-minute counts for the dashboard's charts,
+// a hash: "<unix minute>:<done|failed|skipped|cancelled|calls|ms|cost>" →
+// a sum, the minute of Redis's clock when the item was recorded.
+// Written by: Tracker.Record and RecordMany, in the record script.
+// Lifetime: like BatchKey (TTL the retention, set by Tracker.Expire).
+func BatchSeriesKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":series" }
 
 // BatchProgressKey holds a batch's running items' progress, a hash: item ID
 // → Progress (JSON).

@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/urfave/cli/v3"
 
+	"github.com/llamapipe/llamapipe/cmd/llamapipe/clix"
 	"github.com/llamapipe/llamapipe/jobs/dashboard"
 	"github.com/llamapipe/llamapipe/worker/metrics"
 )
@@ -27,9 +28,9 @@ func dashboardCommand(stdout, stderr io.Writer) *cli.Command {
 		Name:  "dashboard",
 		Usage: "serve the operators' dashboard: batches at /, asynqmon at /asynq, /metrics, /healthz, /readyz",
 		Description: "Authentication is on by default: HTTP basic auth (--auth-user, and the password from " + envDashboardPassword +
-			" or --auth-password-file) or bearer tokens (" + envDashboardToken + " or --auth-token-file, one per line). " +
+			" or --auth-password-file) or bearer tokens (" + envDashboardToken + " or --auth-token-file, one per line): an admin, a viewer with --read-only. --dashboard-users gives logins roles (admin, viewer, tenant:NAME); --dashboard-api-tokens lets the API's tokens open their tenant's view. " +
 			"Without credentials the dashboard only listens on a loopback address.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "address to serve on, HOST:PORT (a non-loopback address requires credentials)", Sources: env("DASHBOARD_LISTEN")},
 			&cli.StringFlag{Name: "prometheus-url", Usage: "Prometheus that scrapes /metrics (http://host:9090): asynqmon draws its queue charts from it", Sources: env("DASHBOARD_PROMETHEUS_URL")},
 			&cli.BoolFlag{Name: "read-only", Usage: "asynqmon only shows queues and tasks (no pause, retry or delete)", Sources: env("DASHBOARD_READ_ONLY")},
@@ -39,7 +40,7 @@ func dashboardCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.IntFlag{Name: "batches", Value: 50, Usage: "how many batches, newest first, the batch page lists", Sources: env("DASHBOARD_BATCHES")},
 			&cli.StringSliceFlag{Name: "allow-host", Usage: "Host header (name or name:port) a dashboard without credentials also answers, besides localhost, 127.0.0.1 and [::1] with its port (repeatable; e.g. the name a local reverse proxy forwards)", Sources: env("DASHBOARD_ALLOW_HOST")},
 			tenantsFlag(),
-		},
+		}, clix.DashboardUserFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			log, err := newLogger(cmd, stderr, slog.LevelInfo)
 			if err != nil {
@@ -48,6 +49,9 @@ func dashboardCommand(stdout, stderr io.Writer) *cli.Command {
 			auth, err := dashboard.LoadAuth(dashboard.AuthSources{User: cmd.String("auth-user"), PasswordFile: cmd.String("auth-password-file"),
 				TokenFile: cmd.String("auth-token-file"), Password: os.Getenv(envDashboardPassword), Token: os.Getenv(envDashboardToken)})
 			if err != nil {
+				return &exitError{code: exitUsage, msg: err.Error()}
+			}
+			if auth.Users, err = clix.DashboardUsers(cmd); err != nil {
 				return &exitError{code: exitUsage, msg: err.Error()}
 			}
 			addr := cmd.String("listen")
@@ -90,7 +94,7 @@ func dashboardCommand(stdout, stderr io.Writer) *cli.Command {
 				return &exitError{code: exitFailed, msg: fmt.Sprintf("dashboard: %v", err)}
 			}
 			log.Info("dashboard listening", "addr", l.Addr().String(), "read_only", cmd.Bool("read-only"),
-				"basic_auth", auth.User != "", "bearer_tokens", len(auth.Tokens), "anonymous", !auth.Configured())
+				"basic_auth", auth.User != "", "bearer_tokens", len(auth.Tokens), "users", len(auth.Users), "anonymous", !auth.Configured())
 			fmt.Fprintf(stdout, "dashboard on http://%s/\n", l.Addr())
 			return metrics.Serve(ctx, l, h, log)
 		},

@@ -60,6 +60,7 @@ func TestDashboardRefusesOpenAddressWithoutCredentials(t *testing.T) {
 		{[]string{"llamapipe", "dashboard", "--listen", ":8080"}, "without credentials"},
 		{[]string{"llamapipe", "dashboard", "--auth-user", "ops"}, "--auth-user needs a password"},
 		{[]string{"llamapipe", "dashboard", "--auth-token-file", "/nonexistent/tokens"}, "--auth-token-file"},
+		{[]string{"llamapipe", "dashboard", "--dashboard-users", "/nonexistent/users"}, "--dashboard-users"},
 	} {
 		err := dashboardRoot(io.Discard, io.Discard).Run(context.Background(), c.args)
 		var ee *exitError

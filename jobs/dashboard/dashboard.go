@@ -32,6 +32,10 @@ type Auth struct {
 	// Tokens are accepted bearer tokens ("Authorization: Bearer TOKEN");
 	// several allow rotation. Empty strings are ignored.
 	Tokens []string
+	// User, Password and Tokens log in as an admin (a viewer when the
+	// dashboard is read-only). Users are logins with their own role
+	// (ReadUsers: the --dashboard-users file).
+	Users []User
 }
 
 // Configured reports whether any credential is set.
@@ -41,6 +45,11 @@ func (a Auth) Configured() bool {
 	}
 	for _, t := range a.Tokens {
 		if t != "" {
+			return true
+		}
+	}
+	for _, u := range a.Users {
+		if u.Name != "" && u.Secret != "" {
 			return true
 		}
 	}
@@ -163,6 +172,19 @@ func New(cfg Config) (*Handler, error) {
 	amon := asynqmon.New(asynqmon.Options{RootPath: AsynqPath, RedisConnOpt: cfg.RedisConnOpt, ReadOnly: cfg.ReadOnly,
 		PrometheusAddress: cfg.PrometheusURL})
 	d.closers = append(d.closers, amon.Close)
+	// Viewers and tenants get asynqmon read-only (no action buttons, its
+	// API refuses writes): a second instance, unless the first one is.
+	var amonRO http.Handler
+	if !cfg.ReadOnly {
+		ro := asynqmon.New(asynqmon.Options{RootPath: AsynqPath, RedisConnOpt: cfg.RedisConnOpt, ReadOnly: true,
+			PrometheusAddress: cfg.PrometheusURL})
+		d.closers = append(d.closers, ro.Close)
+		amonRO = ro
+	}
+	legacy := RoleAdmin
+	if cfg.ReadOnly {
+		legacy = RoleViewer
+	}
 
 	private := http.NewServeMux()
 	private.Handle(AsynqPath+"/", amon)
@@ -191,9 +213,11 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Readyz != nil {
 		root.Handle("GET /readyz", cfg.Readyz)
 	}
-	var guarded http.Handler = private
+	guarded := roleGuard(private, amonRO)
 	if !cfg.Anonymous || cfg.Auth.Configured() {
-		guarded = newAuthenticator(cfg.Auth, log).wrap(private)
+		guarded = newAuthenticator(cfg.Auth, legacy, log).wrap(guarded)
+	} else {
+		guarded = asAnonymous(legacy, guarded)
 	}
 	// Browsers send basic credentials with cross-site requests too: refuse
 	// cross-origin writes (asynqmon's pause, delete, retry).
@@ -227,58 +251,99 @@ func ownPage(h http.Handler) http.Handler {
 }
 
 // authenticator checks basic credentials or bearer tokens in constant time
-// (over SHA-256 digests, so lengths leak nothing either).
+// (over SHA-256 digests, so lengths leak nothing either) and tells the
+// session they open.
 type authenticator struct {
-	basic      bool
-	user, pass [32]byte
-	tokens     [][32]byte
-	challenge  []string
-	log        *slog.Logger
+	logins    []login
+	challenge []string
+	log       *slog.Logger
+}
+
+// login is one accepted credential: basic (user and password digests) or
+// bearer (token digest).
+type login struct {
+	basic   bool
+	user    [32]byte
+	secret  [32]byte
+	session Session
 }
 
 const realm = "llamapipe dashboard"
 
-func newAuthenticator(a Auth, log *slog.Logger) *authenticator {
+// newAuthenticator accepts a's single login and tokens with role legacy
+// (admin, or viewer when read-only) and each of a.Users with its role
+// (an admin is a viewer when read-only).
+func newAuthenticator(a Auth, legacy Role, log *slog.Logger) *authenticator {
 	au := &authenticator{log: log}
+	basic, bearer := false, false
 	if a.User != "" && a.Password != "" {
-		au.basic = true
-		au.user, au.pass = sha256.Sum256([]byte(a.User)), sha256.Sum256([]byte(a.Password))
-		au.challenge = append(au.challenge, `Basic realm="`+realm+`", charset="UTF-8"`)
+		basic = true
+		au.logins = append(au.logins, login{basic: true, user: sha256.Sum256([]byte(a.User)), secret: sha256.Sum256([]byte(a.Password)),
+			session: Session{Name: a.User, Role: legacy}})
 	}
 	for _, t := range a.Tokens {
 		if t != "" {
-			au.tokens = append(au.tokens, sha256.Sum256([]byte(t)))
+			bearer = true
+			au.logins = append(au.logins, login{secret: sha256.Sum256([]byte(t)), session: Session{Name: "token", Role: legacy}})
 		}
 	}
-	if len(au.tokens) > 0 {
+	for _, u := range a.Users {
+		if u.Name == "" || u.Secret == "" {
+			continue
+		}
+		s := Session{Name: u.Name, Role: u.Role, Tenant: u.Tenant}
+		if s.Role == RoleAdmin && legacy == RoleViewer {
+			s.Role = RoleViewer
+		}
+		basic, bearer = true, true
+		au.logins = append(au.logins,
+			login{basic: true, user: sha256.Sum256([]byte(u.Name)), secret: sha256.Sum256([]byte(u.Secret)), session: s},
+			login{secret: sha256.Sum256([]byte(u.Secret)), session: s})
+	}
+	if basic {
+		au.challenge = append(au.challenge, `Basic realm="`+realm+`", charset="UTF-8"`)
+	}
+	if bearer {
 		au.challenge = append(au.challenge, `Bearer realm="`+realm+`"`)
 	}
 	return au
 }
 
-func (a *authenticator) ok(r *http.Request) bool {
-	if user, pass, ok := r.BasicAuth(); ok && a.basic {
-		u, p := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(pass))
-		uok := subtle.ConstantTimeCompare(u[:], a.user[:])
-		pok := subtle.ConstantTimeCompare(p[:], a.pass[:])
-		return uok&pok == 1
+// session returns the session r's credentials open, comparing against
+// every login without an early exit.
+func (a *authenticator) session(r *http.Request) (Session, bool) {
+	var user, secret [32]byte
+	basic := false
+	if u, p, ok := r.BasicAuth(); ok {
+		basic, user, secret = true, sha256.Sum256([]byte(u)), sha256.Sum256([]byte(p))
+	} else {
+		scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !found || !strings.EqualFold(scheme, "Bearer") {
+			return Session{}, false
+		}
+		secret = sha256.Sum256([]byte(strings.TrimSpace(token)))
 	}
-	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") || len(a.tokens) == 0 {
-		return false
+	var got Session
+	found := false
+	for _, l := range a.logins { // no early exit: every login is compared
+		if l.basic != basic {
+			continue
+		}
+		m := subtle.ConstantTimeCompare(secret[:], l.secret[:])
+		if basic {
+			m &= subtle.ConstantTimeCompare(user[:], l.user[:])
+		}
+		if m == 1 && !found {
+			got, found = l.session, true
+		}
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	match := 0
-	for _, want := range a.tokens { // no early exit: every token is compared
-		match |= subtle.ConstantTimeCompare(got[:], want[:])
-	}
-	return match == 1
+	return got, found
 }
 
 func (a *authenticator) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.ok(r) {
-			h.ServeHTTP(w, r)
+		if s, ok := a.session(r); ok {
+			h.ServeHTTP(w, r.WithContext(withSession(r.Context(), s)))
 			return
 		}
 		if r.Header.Get("Authorization") != "" {
@@ -289,5 +354,12 @@ func (a *authenticator) wrap(h http.Handler) http.Handler {
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		http.Error(w, "401 unauthorized: basic auth or a bearer token is required", http.StatusUnauthorized)
+	})
+}
+
+// asAnonymous gives every request the session of an anonymous dashboard.
+func asAnonymous(role Role, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(withSession(r.Context(), Session{Name: "anonymous", Role: role})))
 	})
 }

@@ -153,10 +153,11 @@ func (rs *results) doc(w http.ResponseWriter, r *http.Request) {
 	}
 	data := struct {
 		Title, Source, Back, Quotes string
+		Session                     Session
 		Refresh                     bool
 		NotFound                    int
 		Fields                      []FieldView
-	}{Title: "Digest of " + e.Source, Source: e.Source, Back: "/batches/" + url.PathEscape(id) + "/results"}
+	}{Title: "Digest of " + e.Source, Session: sessionOf(ctx), Source: e.Source, Back: "/batches/" + url.PathEscape(id) + "/results"}
 	if qc, ok := doc["quote_check"].(map[string]any); ok {
 		data.Quotes = str(qc["summary"])
 		if n, ok := qc["unverified"].(float64); ok {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/eta"
+	"github.com/llamapipe/llamapipe/jobs/series"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 )
 
@@ -117,6 +118,9 @@ func (p *pages) view(ctx context.Context, id string) (BatchView, error) {
 	if err != nil {
 		return BatchView{}, err
 	}
+	if !sessionOf(ctx).sees(b) { // another tenant's batch: as if it did not exist
+		return BatchView{}, fmt.Errorf("batch %s: %w", id, jobs.ErrNoBatch)
+	}
 	c, err := p.tracker.Counts(ctx, id)
 	if err != nil {
 		return BatchView{}, err
@@ -178,20 +182,25 @@ func roundDuration(d time.Duration) string {
 
 func (p *pages) list(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ids, err := p.tracker.List(ctx, p.n)
+	sess := sessionOf(ctx)
+	ids, err := p.ids(ctx, sess)
 	if err != nil {
 		p.fail(w, "list batches", err)
 		return
 	}
 	data := struct {
 		Title   string
+		Session Session
 		Batches []BatchView
 		Broken  []string
 		Gone    []string
 		Refresh bool
-	}{Title: "Batches"}
+	}{Title: "Batches", Session: sess}
 	for _, id := range ids {
 		v, err := p.view(ctx, id)
+		if !sess.AllTenants() && err != nil {
+			continue // a tenant is not told of batches it cannot open
+		}
 		if g := jobs.Gone(err); g != nil {
 			data.Gone = append(data.Gone, id+" ("+g.State+")")
 			continue
@@ -205,6 +214,23 @@ func (p *pages) list(w http.ResponseWriter, r *http.Request) {
 		data.Batches = append(data.Batches, v)
 	}
 	p.render(w, p.listTmpl, data)
+}
+
+// tenantLister lists one tenant's batches (*jobs.Tracker has it).
+type tenantLister interface {
+	ListTenant(ctx context.Context, tenant string, n int) ([]string, error)
+}
+
+var _ tenantLister = (*jobs.Tracker)(nil)
+
+// ids lists the batches the session may see, newest first: a tenant's
+// from its own index when the tracker has one (else every batch, which
+// view then filters).
+func (p *pages) ids(ctx context.Context, s Session) ([]string, error) {
+	if tl, ok := p.tracker.(tenantLister); ok && !s.AllTenants() {
+		return tl.ListTenant(ctx, s.Tenant, p.n)
+	}
+	return p.tracker.List(ctx, p.n)
 }
 
 // ReasonGroup is the items that failed or were skipped for one reason.
@@ -322,17 +348,30 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var tenant *TenantView
+	var status *tenants.Status
+	currency := v.Counts.Currency
 	if v.Tenant != "" && p.budgets != nil {
+		currency = cmp.Or(p.budgets.Config().Currency, currency)
 		st, err := p.budgets.Status(ctx, v.Tenant)
 		if err != nil {
 			p.log.Warn("tenant spend", "batch_id", id, "err", err)
 			tenant = &TenantView{Name: v.Tenant}
 		} else {
-			tenant = tenantView(st, cmp.Or(p.budgets.Config().Currency, v.Counts.Currency))
+			tenant, status = tenantView(st, currency), &st
 		}
+	}
+	var buckets []series.Bucket
+	if sr, ok := p.tracker.(seriesReader); ok {
+		h, err := sr.Series(ctx, id)
+		if err != nil {
+			p.fail(w, "batch series", err)
+			return
+		}
+		buckets = series.Parse(h)
 	}
 	data := struct {
 		Title    string
+		Session  Session
 		Tenant   *TenantView
 		Running  []jobs.Progress
 		Batch    BatchView
@@ -341,10 +380,12 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		Manifest Location
 		Report   Location
 		Refresh  bool
+		Charts   Charts
 		// Results links the results view (Config.Open).
 		Results string
 	}{
 		Title:    "Batch " + id,
+		Session:  sessionOf(ctx),
 		Tenant:   tenant,
 		Running:  running,
 		Batch:    v,
@@ -353,6 +394,7 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		Manifest: locate(v.Out, v.ManifestPath()),
 		Report:   locate(v.Out, v.ReportPath()),
 		Refresh:  v.Refresh,
+		Charts:   buildCharts(v.Counts, buckets, status, currency),
 	}
 	if p.results {
 		data.Results = "/batches/" + url.PathEscape(id) + "/results"

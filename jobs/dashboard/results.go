@@ -124,6 +124,7 @@ func (rs *results) list(w http.ResponseWriter, r *http.Request) {
 	}
 	data := struct {
 		Title       string
+		Session     Session
 		Refresh     bool
 		Batch       BatchView
 		Images      []ImageCard
@@ -131,7 +132,7 @@ func (rs *results) list(w http.ResponseWriter, r *http.Request) {
 		Page, Pages int
 		Prev, Next  string
 		Total       int
-	}{Title: "Results of batch " + id, Batch: v, Page: page, Total: total, Pages: max(1, (total+resultsPageSize-1)/resultsPageSize)}
+	}{Title: "Results of batch " + id, Session: sessionOf(ctx), Batch: v, Page: page, Total: total, Pages: max(1, (total+resultsPageSize-1)/resultsPageSize)}
 	base := "/batches/" + url.PathEscape(id)
 	for _, e := range window {
 		if e.Kind == jobs.KindImage {
@@ -278,6 +279,12 @@ func strList(v any) []string {
 func (rs *results) image(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id, item := r.PathValue("id"), r.URL.Query().Get("item")
+	if s := sessionOf(ctx); !s.AllTenants() {
+		if b, err := rs.p.tracker.Get(ctx, id); err != nil || !s.sees(b) {
+			http.Error(w, "no such image in this batch", http.StatusNotFound)
+			return
+		}
+	}
 	e, ok, err := rs.entry(ctx, id, item)
 	if err != nil {
 		rs.p.fail(w, "entry", err)
