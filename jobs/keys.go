@@ -184,7 +184,9 @@ func BatchMappedKey(prefix, batch, item string) string {
 
 // KeptAnswersKey holds an item's model answers that wait for their result
 // to be stored, a hash: request name → answer (JSON), for when the output
-// store's work area (AnswerKey) cannot be written either.
+// store's work area (AnswerKey) cannot be written either; and "sends:<task
+// ID>" → the reasons ("http_503,timeout") of the task's model sends that
+// failed and are re-sent by its retry, for the traces (worker/traced.go).
 // Written by: Tracker.KeepAnswer (workers).
 // Lifetime: TTL KeptAnswerTTL (7 days), renewed by every answer kept;
 // deleted by Tracker.DropKeptAnswers once the item is recorded.

@@ -72,7 +72,7 @@ func (w *Worker) itemHandler() asynq.Handler {
 			out, err = w.process(ctx, log, p, start)
 			return err
 		}()
-		return w.finish(ctx, log, p, out, start, err)
+		return spanEnd(span, w.finish(ctx, log, p, out, start, err))
 	})
 }
 
@@ -178,7 +178,9 @@ func (w *Worker) enqueueFinalize(ctx context.Context, batch string) error {
 	if err != nil {
 		return err
 	}
-	t, err := jobs.NewFinalizeTask(batch, b.Queue)
+	// The finalize span links to the span of the task that completed the
+	// batch: a span of the batch's ingest trace (none for a sweep).
+	t, err := jobs.NewLinkedFinalizeTask(batch, b.Queue, tracing.Inject(ctx))
 	if err != nil {
 		return err
 	}
