@@ -390,7 +390,8 @@ func batchModeKey(group string) string { return DefaultPrefix + ":bm:{" + group 
 
 // BatchModeRequestKey is a batch-mode request, a hash: state, loc (the
 // output location its line and answer live in), batch (the first batch
-// that asked) and retried.
+// that asked), trace (the traceparent of the model call that asked first,
+// which the collector and poll spans link to) and retried.
 // Written by: workers in batch mode (items, collector and poll tasks).
 // Lifetime: TTL BatchModeRequestTTL (10 days), renewed by every state
 // change.
