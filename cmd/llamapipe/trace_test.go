@@ -279,7 +279,7 @@ func TestLongDocumentsTrace(t *testing.T) {
 // of the task) with attempts=2 and a model.retry event naming the 503.
 func TestModelRetryInTrace(t *testing.T) {
 	rec := recordSpans(t)
-	url, _ := jobstest.Redis(t, jobstest.DBCmd)
+	url, rdb := jobstest.Redis(t, jobstest.DBCmd)
 	fs := fakeserver.New(fakeserver.Options{APIKey: "sk-test"})
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -302,8 +302,14 @@ func TestModelRetryInTrace(t *testing.T) {
 		"--provider", "openai", "--base-url", srv.URL+"/v1", "--model", "llama-4-scout"); code != 0 {
 		t.Fatalf("run: exit %d %s", code, stderr)
 	}
-	if es := manifest(t, filepath.Join(out, "manifest.jsonl")); len(es) != 1 || es[0].Status != jobs.StatusDone || es[0].Attempts != 2 {
+	es := manifest(t, filepath.Join(out, "manifest.jsonl"))
+	if len(es) != 1 || es[0].Status != jobs.StatusDone || es[0].Attempts != 2 {
 		t.Fatalf("want one item done in 2 attempts: %+v", es)
+	}
+	// The failed send was kept for the re-send's span, and dropped once
+	// the item was recorded.
+	if keys, err := rdb.Keys(context.Background(), "*:kept:"+es[0].Item).Result(); err != nil || len(keys) != 0 {
+		t.Errorf("kept sends left in Redis after the item was recorded: %v %v", keys, err)
 	}
 	ix := indexSpans(rec.Ended())
 	calls2 := ix.byName[tracing.SpanModel]
