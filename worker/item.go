@@ -141,7 +141,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 	if recorded {
 		w.itemRecorded(ctx, p, e, start)
 		w.dropKept(ctx, log, p, out)
-		if retried > 0 { // failed sends kept for the traces (traced)
+		if retried > 0 && trace.SpanFromContext(ctx).IsRecording() { // failed sends kept for the traces (traced)
 			_ = w.cfg.Tracker.DropKeptAnswers(ctx, p.Batch, p.Item)
 		}
 		w.askFeed(ctx, p.Batch)

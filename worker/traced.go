@@ -28,7 +28,8 @@ import (
 // reason is kept in the item's kept-answers hash (jobs.KeptAnswersKey,
 // field "sends:<task id>") until the item is recorded, so that the re-send's
 // span counts it and carries one model.retry event per earlier failure.
-// Reasons are status codes or error classes, never a message.
+// Reasons are status codes or error classes, never a message. With tracing
+// off, nothing is counted or kept.
 type traced struct {
 	llm.Client
 	sends *sendLog
@@ -93,12 +94,15 @@ func (l *sendLog) fail(ctx context.Context, reason string) {
 func (t *traced) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
 	p := t.Profile()
 	retries, _ := asynq.GetRetryCount(ctx)
-	earlier := t.sends.earlier(ctx)
 	ctx, span := tracing.Start(ctx, tracing.SpanModel, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
 		attribute.String("gen_ai.system", p.Provider), attribute.String("gen_ai.request.model", p.Model),
-		attribute.String("llamapipe.preset", cmp.Or(p.Preset, p.Provider)),
-		attribute.Int("llamapipe.retries", retries), attribute.Int("llamapipe.attempts", len(earlier)+1)))
+		attribute.String("llamapipe.preset", cmp.Or(p.Preset, p.Provider)), attribute.Int("llamapipe.retries", retries)))
 	defer span.End()
+	if !span.IsRecording() {
+		return t.Client.Complete(ctx, req) // tracing off: no counting, no Redis
+	}
+	earlier := t.sends.earlier(ctx)
+	span.SetAttributes(attribute.Int("llamapipe.attempts", len(earlier)+1))
 	for i, r := range earlier {
 		span.AddEvent("model.retry", trace.WithAttributes(attribute.Int("llamapipe.attempt", i+2), attribute.String("llamapipe.reason", r)))
 	}
