@@ -118,7 +118,7 @@ func (in *Ingester) stop(ctx context.Context, log *slog.Logger, res Result, queu
 }
 
 func (in *Ingester) enqueueFinalize(ctx context.Context, batch, queue string) error {
-	t, err := jobs.NewFinalizeTask(batch, queue)
+	t, err := jobs.NewLinkedFinalizeTask(batch, queue, tracing.Inject(ctx))
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,9 @@ type MapPayload struct {
 	// StartedMS is when the item's first stage started (Unix ms), so that
 	// the manifest's duration covers every stage. 0: unknown.
 	StartedMS int64 `json:"started_ms,omitempty"`
+	// Trace is the item task span's W3C traceparent (jobs/tracing; "" in
+	// older payloads: then Item.Trace), the parent of the map's span.
+	Trace string `json:"trace,omitempty"`
 }
 
 // ReducePayload is the payload of a TypeReduce task.
@@ -61,7 +64,8 @@ type ReducePayload struct {
 	// DocPages is the whole document's page count (0 when unknown).
 	DocPages int `json:"doc_pages,omitempty"`
 	// StartedMS is when the item's first stage started (Unix ms); 0: unknown.
-	StartedMS int64 `json:"started_ms,omitempty"`
+	StartedMS int64  `json:"started_ms,omitempty"`
+	Trace     string `json:"trace,omitempty"` // as MapPayload.Trace
 }
 
 // ChunkLabel names a chunk for people: "chunk 3 of 12 (pages 41–60)", or

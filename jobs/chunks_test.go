@@ -206,3 +206,42 @@ func TestProgressIsNotSetForARecordedItem(t *testing.T) {
 		t.Errorf("progress of a recorded item: %+v", got)
 	}
 }
+
+// TestPayloadsCarryTraceparentAndOldOnesDecode: map, reduce and finalize
+// payloads carry a traceparent (a reference, tens of bytes) when given one,
+// and payloads of builds before the field decode as before, without one.
+func TestPayloadsCarryTraceparentAndOldOnesDecode(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	it := item("b1", "a/long.pdf")
+	mt, err := jobs.NewMapTask(jobs.MapPayload{Item: it, Index: 1, Count: 2, Chunk: "k", Trace: tp}, jobs.QueueDefault, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := jobs.NewReduceTask(jobs.ReducePayload{Item: it, Count: 2, Trace: tp}, jobs.QueueDefault, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft, err := jobs.NewLinkedFinalizeTask("b1", jobs.QueueDefault, tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp, merr := jobs.DecodeMap(mt.Payload())
+	rp, rerr := jobs.DecodeReduce(rt.Payload())
+	fp, ferr := jobs.DecodeFinalize(ft.Payload())
+	if merr != nil || rerr != nil || ferr != nil || mp.Trace != tp || rp.Trace != tp || fp.Trace != tp || fp.Batch != "b1" {
+		t.Fatalf("trace round trip: %q %q %q (%v %v %v)", mp.Trace, rp.Trace, fp.Trace, merr, rerr, ferr)
+	}
+	for _, old := range []string{
+		`{"v":1,"item":{"v":1,"batch":"b1","item":"i1","source":{"location":"file:///s","key":"a.pdf"},"type":"pdf","kind":"document","task":"summarize","out":"file:///o","result_base":"a.pdf"},"index":1,"count":2,"chunk":"k"}`,
+	} {
+		if mp, err := jobs.DecodeMap([]byte(old)); err != nil || mp.Trace != "" || mp.Index != 1 {
+			t.Errorf("old map payload: %+v %v", mp, err)
+		}
+	}
+	if rp, err := jobs.DecodeReduce([]byte(`{"v":1,"item":{"v":1,"batch":"b1","item":"i1","source":{"location":"file:///s","key":"a.pdf"},"type":"pdf","kind":"document","task":"summarize","out":"file:///o","result_base":"a.pdf"},"count":2}`)); err != nil || rp.Trace != "" {
+		t.Errorf("old reduce payload: %+v %v", rp, err)
+	}
+	if fp, err := jobs.DecodeFinalize([]byte(`{"v":1,"batch":"b1"}`)); err != nil || fp.Trace != "" || fp.Batch != "b1" {
+		t.Errorf("old finalize payload: %+v %v", fp, err)
+	}
+}

@@ -152,6 +152,7 @@ type ItemPayload struct {
 type FinalizePayload struct {
 	V     int    `json:"v"`
 	Batch string `json:"batch"`
+	Trace string `json:"trace,omitempty"` // a traceparent the finalize span links to
 }
 
 // ItemID is the deterministic ID of an input object, made from its full
@@ -193,7 +194,12 @@ func NewItemTask(p ItemPayload, queue string, maxRetry int) (*asynq.Task, error)
 
 // NewFinalizeTask builds the asynq task that finalizes a batch.
 func NewFinalizeTask(batch, queue string) (*asynq.Task, error) {
-	b, err := json.Marshal(FinalizePayload{V: PayloadVersion, Batch: batch})
+	return NewLinkedFinalizeTask(batch, queue, "")
+}
+
+// NewLinkedFinalizeTask is NewFinalizeTask linked to traceparent's trace.
+func NewLinkedFinalizeTask(batch, queue, traceparent string) (*asynq.Task, error) {
+	b, err := json.Marshal(FinalizePayload{V: PayloadVersion, Batch: batch, Trace: traceparent})
 	if err != nil {
 		return nil, fmt.Errorf("encode finalize payload: %w", err)
 	}

@@ -193,7 +193,9 @@ func BatchMappedKey(prefix, batch, item string) string {
 
 // KeptAnswersKey holds an item's model answers that wait for their result
 // to be stored, a hash: request name → answer (JSON), for when the output
-// store's work area (AnswerKey) cannot be written either.
+// store's work area (AnswerKey) cannot be written either; and "sends:<task
+// ID>" → the reasons ("http_503,timeout") of the task's model sends that
+// failed and are re-sent by its retry, for the traces (worker/traced.go).
 // Written by: Tracker.KeepAnswer (workers).
 // Lifetime: TTL KeptAnswerTTL (7 days), renewed by every answer kept;
 // deleted by Tracker.DropKeptAnswers once the item is recorded.
@@ -397,7 +399,8 @@ func batchModeKey(group string) string { return DefaultPrefix + ":bm:{" + group 
 
 // BatchModeRequestKey is a batch-mode request, a hash: state, loc (the
 // output location its line and answer live in), batch (the first batch
-// that asked) and retried.
+// that asked), trace (the traceparent of the model call that asked first,
+// which the collector and poll spans link to) and retried.
 // Written by: workers in batch mode (items, collector and poll tasks).
 // Lifetime: TTL BatchModeRequestTTL (10 days), renewed by every state
 // change.

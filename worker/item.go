@@ -72,7 +72,7 @@ func (w *Worker) itemHandler() asynq.Handler {
 			out, err = w.process(ctx, log, p, start)
 			return err
 		}()
-		return w.finish(ctx, log, p, out, start, err)
+		return spanEnd(span, w.finish(ctx, log, p, out, start, err))
 	})
 }
 
@@ -141,6 +141,9 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 	if recorded {
 		w.itemRecorded(ctx, p, e, start)
 		w.dropKept(ctx, log, p, out)
+		if retried > 0 && trace.SpanFromContext(ctx).IsRecording() { // failed sends kept for the traces (traced)
+			_ = w.cfg.Tracker.DropKeptAnswers(ctx, p.Batch, p.Item)
+		}
 		w.askFeed(ctx, p.Batch)
 	}
 	if rerr != nil {
@@ -178,7 +181,9 @@ func (w *Worker) enqueueFinalize(ctx context.Context, batch string) error {
 	if err != nil {
 		return err
 	}
-	t, err := jobs.NewFinalizeTask(batch, b.Queue)
+	// The finalize span links to the span of the task that completed the
+	// batch: a span of the batch's ingest trace (none for a sweep).
+	t, err := jobs.NewLinkedFinalizeTask(batch, b.Queue, tracing.Inject(ctx))
 	if err != nil {
 		return err
 	}

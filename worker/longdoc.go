@@ -26,8 +26,11 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/tracing"
 	"github.com/llamapipe/llamapipe/worker/document"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
@@ -45,7 +48,9 @@ func (w *Worker) enqueueMaps(ctx context.Context, log *slog.Logger, p jobs.ItemP
 	if err := w.checkCancelled(ctx, p); err != nil {
 		return err
 	}
+	parent := tracing.Inject(ctx) // the item task's span: each map's parent
 	for _, mp := range chunks {
+		mp.Trace = parent
 		t, err := jobs.NewMapTask(mp, queue, maxRetry)
 		if err != nil {
 			return err
@@ -100,6 +105,11 @@ func (w *Worker) mapHandler() asynq.Handler {
 		}
 		p := mp.Item
 		taskID, _ := asynq.GetTaskID(ctx)
+		retry, _ := asynq.GetRetryCount(ctx)
+		ctx, span := tracing.Start(tracing.Extract(ctx, cmp.Or(mp.Trace, p.Trace)), tracing.SpanMap, trace.WithAttributes(
+			attribute.String("llamapipe.batch", p.Batch), attribute.String("llamapipe.item", p.Item),
+			attribute.Int("llamapipe.chunk", mp.Index), attribute.Int("llamapipe.chunks", mp.Count), attribute.Int("llamapipe.retries", retry)))
+		defer span.End()
 		log := w.log.With("batch_id", p.Batch, "source", p.Source.URL(), "task_id", taskID, "chunk", mp.Index)
 		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item); err != nil {
 			return err
@@ -118,7 +128,7 @@ func (w *Worker) mapHandler() asynq.Handler {
 		if err != nil {
 			o = outcome{Pages: mp.DocPages, Chunks: mp.Count}
 		}
-		return w.finish(ctx, log, p, o, start, err)
+		return spanEnd(span, w.finish(ctx, log, p, o, start, err))
 	})
 }
 
@@ -170,7 +180,7 @@ func (w *Worker) mapChunk(ctx context.Context, log *slog.Logger, mp jobs.MapPayl
 	}
 	queue, _ := asynq.GetQueueName(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	t, err := jobs.NewReduceTask(jobs.ReducePayload{Item: p, Count: mp.Count, DocPages: mp.DocPages, StartedMS: mp.StartedMS},
+	t, err := jobs.NewReduceTask(jobs.ReducePayload{Item: p, Count: mp.Count, DocPages: mp.DocPages, StartedMS: mp.StartedMS, Trace: mp.Trace},
 		cmp.Or(queue, jobs.QueueDefault), maxRetry)
 	if err != nil {
 		return err
@@ -191,6 +201,11 @@ func (w *Worker) reduceHandler() asynq.Handler {
 		}
 		p := rp.Item
 		taskID, _ := asynq.GetTaskID(ctx)
+		retry, _ := asynq.GetRetryCount(ctx)
+		ctx, span := tracing.Start(tracing.Extract(ctx, cmp.Or(rp.Trace, p.Trace)), tracing.SpanReduce, trace.WithAttributes(
+			attribute.String("llamapipe.batch", p.Batch), attribute.String("llamapipe.item", p.Item),
+			attribute.Int("llamapipe.chunks", rp.Count), attribute.Int("llamapipe.retries", retry)))
+		defer span.End()
 		log := w.log.With("batch_id", p.Batch, "source", p.Source.URL(), "task_id", taskID)
 		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item); err != nil {
 			return err
@@ -208,7 +223,7 @@ func (w *Worker) reduceHandler() asynq.Handler {
 			return w.reduceItem(ctx, log, rp, &o, model)
 		})
 		if ferr := w.finish(ctx, log, p, o, start, err); ferr != nil || err != nil {
-			return ferr // work objects are kept on failure, for inspection
+			return spanEnd(span, ferr) // work objects are kept on failure, for inspection
 		}
 		w.removeWork(ctx, log, p)
 		return nil

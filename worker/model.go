@@ -25,11 +25,11 @@ func (w *Worker) modelFor(ctx context.Context, p jobs.ItemPayload, tenant string
 	online := llm.For(w.cfg.Model, task)
 	if !w.usesBatchMode(ctx, p) {
 		if len(p.Options.Fallback) > 0 {
-			return traced{w.fallbackChain(ctx, online, task, p.Options.Fallback)}
+			return w.newTraced(ctx, w.fallbackChain(ctx, online, task, p.Options.Fallback), p)
 		}
-		return traced{online}
+		return w.newTraced(ctx, online, p)
 	}
-	return traced{w.bm.For(online, tenant, batchmode.Item{Batch: p.Batch, Out: p.Out})}
+	return w.newTraced(ctx, w.bm.For(online, tenant, batchmode.Item{Batch: p.Batch, Out: p.Out}), p)
 }
 
 // usesBatchMode reports whether item p's model calls go through batch mode.

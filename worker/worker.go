@@ -247,7 +247,7 @@ func (w *Worker) Handler() asynq.Handler {
 	mux.Handle(jobs.TypeItem, w.itemHandler())
 	mux.Handle(jobs.TypeMap, w.mapHandler())
 	mux.Handle(jobs.TypeReduce, w.reduceHandler())
-	mux.Handle(jobs.TypeFinalize, recoverPanics(asynq.HandlerFunc(w.fin.HandleFinalize)))
+	mux.Handle(jobs.TypeFinalize, recoverPanics(asynq.HandlerFunc(w.handleFinalize)))
 	mux.Handle(webhook.TypeTask, recoverPanics(asynq.HandlerFunc(w.fin.HandleWebhook)))
 	mux.Handle(batchtask.TypeBatchCollect, recoverPanics(asynq.HandlerFunc(w.handleCollect)))
 	mux.Handle(batchtask.TypeBatchPoll, recoverPanics(asynq.HandlerFunc(w.handlePoll)))

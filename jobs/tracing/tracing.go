@@ -29,12 +29,24 @@ const Scope = "github.com/llamapipe/llamapipe"
 const (
 	SpanIngest  = "ingest"     // listing the sources and enqueueing
 	SpanTask    = "task"       // one asynq task of an item
+	SpanMap     = "map"        // one chunk's map task of a long document (child of its item's task)
+	SpanReduce  = "reduce"     // a long document's reduce task (child of its item's task)
 	SpanFetch   = "fetch"      // reading the input object
 	SpanExtract = "extract"    // a document's text
 	SpanPrepare = "prepare"    // an image for the model
 	SpanModel   = "model.call" // one model request
 	SpanWrite   = "write"      // one result object
+
+	// Tasks of a whole batch or of many items: new roots, linked to the
+	// traces they serve.
+	SpanFinalize = "finalize"      // a batch's manifest and report (linked to its ingest)
+	SpanCollect  = "batch.collect" // batch mode: pending requests cut into provider jobs
+	SpanPoll     = "batch.poll"    // batch mode: one poll of a provider job
 )
+
+// MaxLinks bounds the links one span of a batch-mode task carries to the
+// items it serves (the first ones, by request ID).
+const MaxLinks = 32
 
 // Start starts a span with the global tracer provider (no-op unless Setup
 // installed one).
@@ -59,6 +71,16 @@ func Extract(ctx context.Context, traceparent string) context.Context {
 		return ctx
 	}
 	return propagator.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent})
+}
+
+// Link returns a link to traceparent's span, for a span that serves that
+// trace without being part of it; ok is false for "" or a malformed value.
+func Link(traceparent string) (l trace.Link, ok bool) {
+	sc := trace.SpanContextFromContext(Extract(context.Background(), traceparent))
+	if !sc.IsValid() {
+		return trace.Link{}, false
+	}
+	return trace.Link{SpanContext: sc}, true
 }
 
 // Setup installs an OTLP/HTTP exporter as the global tracer provider when

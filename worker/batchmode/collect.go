@@ -15,10 +15,13 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/batchtask"
 	"github.com/llamapipe/llamapipe/jobs/lease"
+	"github.com/llamapipe/llamapipe/jobs/tracing"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
 )
@@ -32,7 +35,9 @@ import (
 // collector tries again after the collect window, and after
 // Config.OnlineAfter or Config.OnlineAfterFailures the pending requests go
 // online.
-func (b *Mode) HandleCollect(ctx context.Context, t *asynq.Task) error {
+func (b *Mode) HandleCollect(ctx context.Context, t *asynq.Task) (err error) {
+	ctx, span := b.startSpan(ctx, tracing.SpanCollect)
+	defer func() { endSpan(span, err) }()
 	p, err := batchtask.DecodeCollect(t.Payload())
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
@@ -51,6 +56,7 @@ func (b *Mode) HandleCollect(ctx context.Context, t *asynq.Task) error {
 	}
 	defer release()
 	ids, err := b.collect(ctx)
+	b.linkRequests(ctx, span, ids)
 	var pe *providerError
 	if !errors.As(err, &pe) {
 		if err == nil {
@@ -204,6 +210,8 @@ func (b *Mode) submit(ctx context.Context, f *batchapi.File) error {
 		return fmt.Errorf("batch submit %s: record job %s: %w", name, job.ID, err)
 	}
 	b.log.InfoContext(ctx, "provider batch job submitted", "job", job.ID, "requests", f.Lines(), "bytes", len(f.Data))
+	trace.SpanFromContext(ctx).AddEvent("batch.submitted", trace.WithAttributes(attribute.String("llamapipe.job", job.ID),
+		attribute.Int("llamapipe.requests", f.Lines())))
 	return b.schedulePoll(ctx, job.ID, 0)
 }
 

@@ -6,13 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/batchtask"
+	"github.com/llamapipe/llamapipe/jobs/tracing"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
@@ -22,11 +26,14 @@ import (
 // job. Not done yet, it polls again later; done, it stores every answer,
 // marks what the job did not answer for an online call, and runs the
 // waiting tasks again.
-func (b *Mode) HandlePoll(ctx context.Context, t *asynq.Task) error {
+func (b *Mode) HandlePoll(ctx context.Context, t *asynq.Task) (err error) {
+	ctx, span := b.startSpan(ctx, tracing.SpanPoll)
+	defer func() { endSpan(span, err) }()
 	p, err := batchtask.DecodePoll(t.Payload())
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
+	span.SetAttributes(attribute.String("llamapipe.job", p.Job), attribute.Int("llamapipe.poll", p.Attempt))
 	if p.Group != b.group {
 		return fmt.Errorf("batch job %s of %s: this worker has no batch API for it", p.Job, p.Group)
 	}
@@ -34,6 +41,8 @@ func (b *Mode) HandlePoll(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("batch poll: %w", err)
 	}
+	sort.Strings(ids)
+	b.linkRequests(ctx, span, ids)
 	stored, err := b.rdb.Exists(ctx, jobs.BatchModeJobDoneKey(b.group, p.Job)).Result()
 	if err != nil {
 		return fmt.Errorf("batch poll: %w", err)
@@ -80,6 +89,8 @@ func (b *Mode) HandlePoll(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 		b.log.InfoContext(ctx, "provider batch job done", "job", p.Job, "state", job.State, "answered", answered, "online", online)
+		span.AddEvent("batch.done", trace.WithAttributes(attribute.String("llamapipe.state", string(job.State)),
+			attribute.Int("llamapipe.answered", answered), attribute.Int("llamapipe.online", online)))
 	}
 	left, err := b.wake(ctx, ids)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/batchtask"
+	"github.com/llamapipe/llamapipe/jobs/tracing"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
@@ -102,7 +103,7 @@ func (b *Mode) leave(ctx context.Context, req llm.Request, id string, p Item) er
 		return nil
 	}
 	_, err = b.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
-		pl.HSet(ctx, jobs.BatchModeRequestKey(b.group, id), "loc", p.Out, "batch", p.Batch)
+		pl.HSet(ctx, jobs.BatchModeRequestKey(b.group, id), "loc", p.Out, "batch", p.Batch, "trace", tracing.Inject(ctx))
 		pl.Expire(ctx, jobs.BatchModeRequestKey(b.group, id), jobs.BatchModeRequestTTL)
 		pl.SAdd(ctx, jobs.BatchModePendingKey(b.group), id)
 		return nil

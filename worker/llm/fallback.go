@@ -5,8 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Outages is where a fallback chain keeps which providers are down, shared
@@ -100,6 +104,7 @@ func (f *fallback) Complete(ctx context.Context, req Request) (Response, error) 
 		if !last {
 			// Outage state errors only lose the hint: the provider is tried.
 			if until, err := f.out.DownUntil(ctx, l.quota()); err == nil && f.now().Before(until) {
+				switched(ctx, l.Name, f.chain[i+1].Name, nil)
 				continue
 			}
 		}
@@ -122,6 +127,7 @@ func (f *fallback) Complete(ctx context.Context, req Request) (Response, error) 
 			return Response{}, err
 		}
 		_ = f.out.MarkDown(ctx, l.quota(), f.now().Add(why))
+		switched(ctx, l.Name, f.chain[i+1].Name, err)
 	}
 	return Response{}, lastErr
 }
@@ -191,4 +197,21 @@ func (m *MemoryOutages) MarkDown(_ context.Context, name string, until time.Time
 	m.until[name] = until
 	delete(m.runs, name)
 	return nil
+}
+
+// switched records a move down the chain as an event of the call's span
+// (the worker's model.call span; nothing without one): both providers and
+// why — the status code of the answer that took `from` down, or "down" when
+// it was known to be down already. Never a message.
+func switched(ctx context.Context, from, to string, err error) {
+	reason := "down"
+	var e *Error
+	switch {
+	case errors.As(err, &e) && e.Status != 0:
+		reason = "http_" + strconv.Itoa(e.Status)
+	case err != nil:
+		reason = "connection"
+	}
+	trace.SpanFromContext(ctx).AddEvent("model.fallback", trace.WithAttributes(attribute.String("llamapipe.from", from),
+		attribute.String("llamapipe.to", to), attribute.String("llamapipe.reason", reason)))
 }

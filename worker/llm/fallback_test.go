@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/openai"
 )
@@ -164,5 +167,42 @@ func TestFallbackLong429(t *testing.T) {
 	until, _ := out.DownUntil(context.Background(), "groq")
 	if d := time.Until(until); d < 50*time.Minute {
 		t.Fatalf("primary down for %v, want the provider's hour", d)
+	}
+}
+
+// TestFallbackSwitchIsASpanEvent: the call that takes the primary down and
+// goes on to the fallback leaves a model.fallback event on the caller's
+// span naming both providers and the status code that took it down; a
+// later call that skips the down primary says so too.
+func TestFallbackSwitchIsASpanEvent(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	prim, _ := chatServer(t, "scout-primary", func(_ int64, w http.ResponseWriter) bool { status(503)(w); return true })
+	fb, _ := chatServer(t, "scout-fallback", nil)
+	c := llm.NewFallback([]llm.Link{{Name: "groq", Client: chatClient(t, prim.URL, "scout-primary")},
+		{Name: "together", Client: chatClient(t, fb.URL, "scout-fallback")}}, nil, llm.FallbackPolicy{Failures: 1})
+	for range 2 {
+		ctx, span := tp.Tracer("test").Start(context.Background(), "model.call")
+		if _, err := c.Complete(ctx, llm.Request{Parts: []llm.Part{{Text: "hello", Document: true}}}); err != nil {
+			t.Fatal(err)
+		}
+		span.End()
+	}
+	var got []string
+	for _, s := range rec.Ended() {
+		for _, e := range s.Events() {
+			if e.Name != "model.fallback" {
+				continue
+			}
+			m := map[string]string{}
+			for _, kv := range e.Attributes {
+				m[string(kv.Key)] = kv.Value.AsString()
+			}
+			got = append(got, m["llamapipe.from"]+">"+m["llamapipe.to"]+":"+m["llamapipe.reason"])
+		}
+	}
+	if len(got) != 2 || got[0] != "groq>together:http_503" || got[1] != "groq>together:down" {
+		t.Errorf("fallback events %v", got)
 	}
 }

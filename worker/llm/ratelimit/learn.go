@@ -81,14 +81,18 @@ func Held(ctx context.Context, rdb redis.UniversalClient, quota string) (time.Ti
 
 // waitHold sleeps until the shared hold ends (or ctx does).
 func (l *learner) waitHold(ctx context.Context) error {
+	start := time.Now()
 	for {
 		v, err := l.rdb.Get(ctx, l.key).Result()
-		if err != nil {
-			return nil // no hold, or Redis away: go on
+		var d time.Duration
+		if err == nil { // else no hold, or Redis away: go on
+			ms, _ := strconv.ParseInt(v, 10, 64)
+			d = time.UnixMilli(ms).Sub(l.now())
 		}
-		ms, _ := strconv.ParseInt(v, 10, 64)
-		d := time.UnixMilli(ms).Sub(l.now())
 		if d <= 0 {
+			if w := time.Since(start); w >= minWait {
+				waited(ctx, "provider_hold", w)
+			}
 			return nil
 		}
 		t := time.NewTimer(min(d, time.Second))

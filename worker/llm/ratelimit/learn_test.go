@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/openai"
 )
@@ -66,8 +70,25 @@ func TestLearnedLimitsTightenAndRelax(t *testing.T) {
 	if !llm.IsRateLimited(err) {
 		t.Errorf("call during the hold: %v, want a rate-limited error", err)
 	}
-	if _, err := w2.Complete(ctx, req); err != nil {
+	// The call that waited for the hold says so in its span (the hold is
+	// set again, so that this call surely meets it).
+	hold := until
+	if soon := time.Now().Add(500 * time.Millisecond); hold.Before(soon) {
+		hold = soon
+	}
+	if err := rdb2.Set(ctx, jobs.ProviderHoldKey(quota), hold.UnixMilli(), time.Until(hold)+time.Second).Err(); err != nil {
 		t.Fatal(err)
+	}
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	sctx, span := tp.Tracer("test").Start(ctx, "model.call")
+	if _, err := w2.Complete(sctx, req); err != nil {
+		t.Fatal(err)
+	}
+	span.End()
+	if ev := rec.Ended()[0].Events(); len(ev) != 1 || ev[0].Name != "rate_limit.wait" || ev[0].Attributes[0].Value.AsString() != "provider_hold" ||
+		ev[0].Attributes[1].Value.AsInt64() <= 0 {
+		t.Errorf("span events %v: want one rate_limit.wait for the provider's hold", ev)
 	}
 	mu.Lock()
 	defer mu.Unlock()

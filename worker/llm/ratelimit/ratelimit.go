@@ -7,6 +7,8 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/worker/llm"
@@ -84,8 +86,11 @@ func (l *limited) Complete(ctx context.Context, req llm.Request) (llm.Response, 
 			return llm.Response{}, err
 		}
 	}
-	if d := time.Since(start); l.onWait != nil && d >= minWait {
-		l.onWait(d) // the quota's wait, without the call itself
+	if d := time.Since(start); d >= minWait {
+		waited(ctx, "quota", d)
+		if l.onWait != nil {
+			l.onWait(d) // the quota's wait, without the call itself
+		}
 	}
 	resp, err := l.next.Complete(ctx, req)
 	if l.tpm > 0 && err == nil {
@@ -121,4 +126,13 @@ func (l *limited) wait(ctx context.Context, key string, limit redis_rate.Limit, 
 		case <-t.C:
 		}
 	}
+}
+
+// waited records a rate-limit wait before a call as an event of the call's
+// span (the worker's model.call span; nothing without one): what was
+// waited for (the shared quota, or a hold the provider asked for) and how
+// long.
+func waited(ctx context.Context, what string, d time.Duration) {
+	trace.SpanFromContext(ctx).AddEvent("rate_limit.wait", trace.WithAttributes(
+		attribute.String("llamapipe.limit", what), attribute.Int64("llamapipe.wait_ms", d.Milliseconds())))
 }
