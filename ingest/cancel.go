@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/itemtask"
 )
 
@@ -21,11 +22,11 @@ func taskItem(ti *asynq.TaskInfo, b jobs.Batch) (jobs.ItemPayload, bool) {
 		}
 		p, err := itemtask.Decode(ti.Payload, func(string) (jobs.Batch, error) { return b, nil })
 		return p, err == nil
-	case jobs.TypeMap:
-		p, err := jobs.DecodeMap(ti.Payload)
+	case chunktask.TypeMap:
+		p, err := chunktask.DecodeMap(ti.Payload)
 		return p.Item, err == nil
-	case jobs.TypeReduce:
-		p, err := jobs.DecodeReduce(ti.Payload)
+	case chunktask.TypeReduce:
+		p, err := chunktask.DecodeReduce(ti.Payload)
 		return p.Item, err == nil
 	}
 	return jobs.ItemPayload{}, false

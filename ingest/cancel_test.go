@@ -8,6 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 )
 
@@ -29,7 +30,7 @@ func TestCancelRemovesQueuedMapTasks(t *testing.T) {
 	}
 	long, short := cancelItem("bc", "long.pdf"), cancelItem("bc", "short.txt")
 	for i := 1; i <= 3; i++ {
-		task, err := jobs.NewMapTask(jobs.MapPayload{Item: long, Index: i, Count: 3, Pages: &jobs.PageRange{First: i, Last: i}}, jobs.QueueDefault, 3)
+		task, err := chunktask.NewMapTask(chunktask.MapPayload{Item: long, Index: i, Count: 3, Pages: &jobs.PageRange{First: i, Last: i}}, jobs.QueueDefault, 3)
 		if err != nil {
 			t.Fatal(err)
 		}

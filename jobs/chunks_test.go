@@ -11,22 +11,23 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 )
 
 func TestMapAndReducePayloadsRoundTripAndValidate(t *testing.T) {
 	it := item("b1", "a/long.pdf")
 	it.Fingerprint = "fp"
-	mp := jobs.MapPayload{Item: it, Index: 3, Count: 12, Pages: &jobs.PageRange{First: 41, Last: 60},
+	mp := chunktask.MapPayload{Item: it, Index: 3, Count: 12, Pages: &jobs.PageRange{First: 41, Last: 60},
 		Chunk: jobs.ChunkKey("b1", it.Item, 3, "pdf"), DocPages: 240, StartedMS: 1234}
-	task, err := jobs.NewMapTask(mp, jobs.QueueNightly, 4)
+	task, err := chunktask.NewMapTask(mp, jobs.QueueNightly, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if task.Type() != jobs.TypeMap {
+	if task.Type() != chunktask.TypeMap {
 		t.Fatalf("type %q", task.Type())
 	}
-	got, err := jobs.DecodeMap(task.Payload())
+	got, err := chunktask.DecodeMap(task.Payload())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,22 +39,22 @@ func TestMapAndReducePayloadsRoundTripAndValidate(t *testing.T) {
 	if l := got.ChunkLabel(); l != "chunk 3 of 12 (pages 41–60)" {
 		t.Errorf("label %q", l)
 	}
-	if l := (jobs.MapPayload{Index: 2, Count: 5}).ChunkLabel(); l != "chunk 2 of 5" {
+	if l := (chunktask.MapPayload{Index: 2, Count: 5}).ChunkLabel(); l != "chunk 2 of 5" {
 		t.Errorf("label without pages %q", l)
 	}
 
-	rt, err := jobs.NewReduceTask(jobs.ReducePayload{Item: it, Count: 12, DocPages: 240}, jobs.QueueDefault, 3)
+	rt, err := chunktask.NewReduceTask(chunktask.ReducePayload{Item: it, Count: 12, DocPages: 240}, jobs.QueueDefault, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp, err := jobs.DecodeReduce(rt.Payload())
-	if err != nil || rt.Type() != jobs.TypeReduce || rp.Count != 12 || rp.DocPages != 240 || rp.Item.Item != it.Item {
+	rp, err := chunktask.DecodeReduce(rt.Payload())
+	if err != nil || rt.Type() != chunktask.TypeReduce || rp.Count != 12 || rp.DocPages != 240 || rp.Item.Item != it.Item {
 		t.Fatalf("reduce round trip: %+v, %v", rp, err)
 	}
 
 	caption := item("b1", "x.jpg")
 	caption.Task = jobs.TaskCaption
-	bad := []jobs.MapPayload{
+	bad := []chunktask.MapPayload{
 		{Item: it, Index: 0, Count: 2, Chunk: "k"},
 		{Item: it, Index: 3, Count: 2, Chunk: "k"},
 		{Item: it, Index: 1, Count: 2},                                                            // neither object nor pages
@@ -69,31 +70,31 @@ func TestMapAndReducePayloadsRoundTripAndValidate(t *testing.T) {
 		{Item: jobs.ItemPayload{}, Index: 1, Count: 1, Pages: &jobs.PageRange{First: 1, Last: 1}}, // empty item
 	}
 	for i, p := range bad {
-		if _, err := jobs.NewMapTask(p, jobs.QueueDefault, 1); !errors.Is(err, jobs.ErrBadPayload) {
+		if _, err := chunktask.NewMapTask(p, jobs.QueueDefault, 1); !errors.Is(err, jobs.ErrBadPayload) {
 			t.Errorf("bad map payload %d: got %v, want ErrBadPayload", i, err)
 		}
 	}
-	if _, err := jobs.NewReduceTask(jobs.ReducePayload{Item: it}, jobs.QueueDefault, 1); !errors.Is(err, jobs.ErrBadPayload) {
+	if _, err := chunktask.NewReduceTask(chunktask.ReducePayload{Item: it}, jobs.QueueDefault, 1); !errors.Is(err, jobs.ErrBadPayload) {
 		t.Errorf("reduce of 0 chunks: %v", err)
 	}
 	for _, s := range []string{`{`, `{"v":2,"item":{}}`, `{"v":1,"item":{"v":1,"batch":"b"},"index":1,"count":1,"chunk":"k"}`} {
-		if _, err := jobs.DecodeMap([]byte(s)); !errors.Is(err, jobs.ErrBadPayload) {
+		if _, err := chunktask.DecodeMap([]byte(s)); !errors.Is(err, jobs.ErrBadPayload) {
 			t.Errorf("DecodeMap(%s): %v", s, err)
 		}
-		if _, err := jobs.DecodeReduce([]byte(s)); !errors.Is(err, jobs.ErrBadPayload) {
+		if _, err := chunktask.DecodeReduce([]byte(s)); !errors.Is(err, jobs.ErrBadPayload) {
 			t.Errorf("DecodeReduce(%s): %v", s, err)
 		}
 	}
 }
 
 func TestChunkIDsAndKeysAreDeterministic(t *testing.T) {
-	if a, b := jobs.MapTaskID("b", "i", 3), jobs.MapTaskID("b", "i", 3); a != b || a != "map:b:i:3" {
+	if a, b := chunktask.MapTaskID("b", "i", 3), chunktask.MapTaskID("b", "i", 3); a != b || a != "map:b:i:3" {
 		t.Errorf("map task IDs %q %q", a, b)
 	}
-	if jobs.MapTaskID("b", "i", 3) == jobs.MapTaskID("b", "i", 4) || jobs.MapTaskID("b", "i", 1) == jobs.MapTaskID("b", "j", 1) {
+	if chunktask.MapTaskID("b", "i", 3) == chunktask.MapTaskID("b", "i", 4) || chunktask.MapTaskID("b", "i", 1) == chunktask.MapTaskID("b", "j", 1) {
 		t.Error("map task IDs collide")
 	}
-	if id := jobs.ReduceTaskID("b", "i"); id != "reduce:b:i" {
+	if id := chunktask.ReduceTaskID("b", "i"); id != "reduce:b:i" {
 		t.Errorf("reduce task ID %q", id)
 	}
 	if k := jobs.ChunkKey("b", "i", 7, "pdf"); k != ".llamapipe/work/b/i/chunk-0007.pdf" {
@@ -165,7 +166,7 @@ func TestReduceEnqueuedOnceUnderDuplicates(t *testing.T) {
 	defer client.Close()
 	it := item("b2", "long.txt")
 	for i := range 2 {
-		task, err := jobs.NewReduceTask(jobs.ReducePayload{Item: it, Count: 3}, jobs.QueueDefault, 3)
+		task, err := chunktask.NewReduceTask(chunktask.ReducePayload{Item: it, Count: 3}, jobs.QueueDefault, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,11 +214,11 @@ func TestProgressIsNotSetForARecordedItem(t *testing.T) {
 func TestPayloadsCarryTraceparentAndOldOnesDecode(t *testing.T) {
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	it := item("b1", "a/long.pdf")
-	mt, err := jobs.NewMapTask(jobs.MapPayload{Item: it, Index: 1, Count: 2, Chunk: "k", Trace: tp}, jobs.QueueDefault, 3)
+	mt, err := chunktask.NewMapTask(chunktask.MapPayload{Item: it, Index: 1, Count: 2, Chunk: "k", Trace: tp}, jobs.QueueDefault, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := jobs.NewReduceTask(jobs.ReducePayload{Item: it, Count: 2, Trace: tp}, jobs.QueueDefault, 3)
+	rt, err := chunktask.NewReduceTask(chunktask.ReducePayload{Item: it, Count: 2, Trace: tp}, jobs.QueueDefault, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,8 +226,8 @@ func TestPayloadsCarryTraceparentAndOldOnesDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mp, merr := jobs.DecodeMap(mt.Payload())
-	rp, rerr := jobs.DecodeReduce(rt.Payload())
+	mp, merr := chunktask.DecodeMap(mt.Payload())
+	rp, rerr := chunktask.DecodeReduce(rt.Payload())
 	fp, ferr := jobs.DecodeFinalize(ft.Payload())
 	if merr != nil || rerr != nil || ferr != nil || mp.Trace != tp || rp.Trace != tp || fp.Trace != tp || fp.Batch != "b1" {
 		t.Fatalf("trace round trip: %q %q %q (%v %v %v)", mp.Trace, rp.Trace, fp.Trace, merr, rerr, ferr)
@@ -234,11 +235,11 @@ func TestPayloadsCarryTraceparentAndOldOnesDecode(t *testing.T) {
 	for _, old := range []string{
 		`{"v":1,"item":{"v":1,"batch":"b1","item":"i1","source":{"location":"file:///s","key":"a.pdf"},"type":"pdf","kind":"document","task":"summarize","out":"file:///o","result_base":"a.pdf"},"index":1,"count":2,"chunk":"k"}`,
 	} {
-		if mp, err := jobs.DecodeMap([]byte(old)); err != nil || mp.Trace != "" || mp.Index != 1 {
+		if mp, err := chunktask.DecodeMap([]byte(old)); err != nil || mp.Trace != "" || mp.Index != 1 {
 			t.Errorf("old map payload: %+v %v", mp, err)
 		}
 	}
-	if rp, err := jobs.DecodeReduce([]byte(`{"v":1,"item":{"v":1,"batch":"b1","item":"i1","source":{"location":"file:///s","key":"a.pdf"},"type":"pdf","kind":"document","task":"summarize","out":"file:///o","result_base":"a.pdf"},"count":2}`)); err != nil || rp.Trace != "" {
+	if rp, err := chunktask.DecodeReduce([]byte(`{"v":1,"item":{"v":1,"batch":"b1","item":"i1","source":{"location":"file:///s","key":"a.pdf"},"type":"pdf","kind":"document","task":"summarize","out":"file:///o","result_base":"a.pdf"},"count":2}`)); err != nil || rp.Trace != "" {
 		t.Errorf("old reduce payload: %+v %v", rp, err)
 	}
 	if fp, err := jobs.DecodeFinalize([]byte(`{"v":1,"batch":"b1"}`)); err != nil || fp.Trace != "" || fp.Batch != "b1" {

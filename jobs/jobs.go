@@ -177,7 +177,7 @@ const Retention = 24 * time.Hour
 // NewItemTask builds the asynq task for an item.
 func NewItemTask(p ItemPayload, queue string, maxRetry int) (*asynq.Task, error) {
 	p.V = PayloadVersion
-	if err := p.validate(); err != nil {
+	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	b, err := json.Marshal(p)
@@ -211,7 +211,8 @@ func NewLinkedFinalizeTask(batch, queue, traceparent string) (*asynq.Task, error
 	), nil
 }
 
-func (p ItemPayload) validate() error {
+// Validate checks an item payload (the map and reduce payloads embed one).
+func (p ItemPayload) Validate() error {
 	switch {
 	case p.Batch == "":
 		return fmt.Errorf("%w: no batch", ErrBadPayload)
@@ -229,9 +230,9 @@ func (p ItemPayload) validate() error {
 	return nil
 }
 
-// checkVersion refuses a payload this build cannot read: from a newer
+// CheckVersion refuses a payload this build cannot read: from a newer
 // build, or without a version.
-func checkVersion(v int) error {
+func CheckVersion(v int) error {
 	if v > PayloadVersion || v < 1 {
 		return fmt.Errorf("%w: version %d (this build reads up to %d)", ErrBadPayload, v, PayloadVersion)
 	}
@@ -244,10 +245,10 @@ func DecodeItem(b []byte) (ItemPayload, error) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return p, fmt.Errorf("%w: %w", ErrBadPayload, err)
 	}
-	if err := checkVersion(p.V); err != nil {
+	if err := CheckVersion(p.V); err != nil {
 		return p, err
 	}
-	return p, p.validate()
+	return p, p.Validate()
 }
 
 // DecodeFinalize decodes a finalize payload.

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/mailparts"
 	"github.com/llamapipe/llamapipe/jobs/tracing"
 	"github.com/llamapipe/llamapipe/storage"
@@ -248,7 +249,7 @@ func (w *Worker) process(ctx context.Context, log *slog.Logger, p jobs.ItemPaylo
 	case jobs.TaskCaption:
 		o, err = w.caption.Caption(ctx, w.captionItem(ctx, log, p, out, model), data)
 	case jobs.TaskSummarize:
-		var maps []jobs.MapPayload
+		var maps []chunktask.MapPayload
 		o, maps, err = w.document.Summarize(ctx, w.documentItem(ctx, log, p, out, model), data, start)
 		if err == nil && o.Continued {
 			err = w.enqueueMaps(ctx, log, p, maps)

@@ -30,6 +30,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/tracing"
 	"github.com/llamapipe/llamapipe/worker/document"
 	"github.com/llamapipe/llamapipe/worker/llm"
@@ -38,7 +39,7 @@ import (
 // enqueueMaps enqueues the map tasks of a document continued in map tasks
 // (the chunk objects are written), on the item task's queue and with its
 // retries.
-func (w *Worker) enqueueMaps(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, chunks []jobs.MapPayload) error {
+func (w *Worker) enqueueMaps(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, chunks []chunktask.MapPayload) error {
 	queue, _ := asynq.GetQueueName(ctx)
 	queue = cmp.Or(queue, jobs.QueueDefault)
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
@@ -51,7 +52,7 @@ func (w *Worker) enqueueMaps(ctx context.Context, log *slog.Logger, p jobs.ItemP
 	parent := tracing.Inject(ctx) // the item task's span: each map's parent
 	for _, mp := range chunks {
 		mp.Trace = parent
-		t, err := jobs.NewMapTask(mp, queue, maxRetry)
+		t, err := chunktask.NewMapTask(mp, queue, maxRetry)
 		if err != nil {
 			return err
 		}
@@ -99,7 +100,7 @@ func (w *Worker) stopped(ctx context.Context, p jobs.ItemPayload) error {
 // naming the chunk.
 func (w *Worker) mapHandler() asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-		mp, err := jobs.DecodeMap(t.Payload())
+		mp, err := chunktask.DecodeMap(t.Payload())
 		if err != nil {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
@@ -134,7 +135,7 @@ func (w *Worker) mapHandler() asynq.Handler {
 
 // chunkError names the chunk in a map failure's reason ("chunk 3 of 12
 // (pages 41–60): ...").
-func chunkError(mp jobs.MapPayload, err error) error {
+func chunkError(mp chunktask.MapPayload, err error) error {
 	err = classify(err)
 	var pe *PermanentError
 	var fe *FatalError
@@ -157,7 +158,7 @@ func startTime(ms int64, now time.Time) time.Time {
 // mapChunk maps one chunk (document.Map: not again when its answer is
 // already written), then counts it in; the map that completes the item's
 // set enqueues the reduce.
-func (w *Worker) mapChunk(ctx context.Context, log *slog.Logger, mp jobs.MapPayload, model llm.Client) error {
+func (w *Worker) mapChunk(ctx context.Context, log *slog.Logger, mp chunktask.MapPayload, model llm.Client) error {
 	p := mp.Item
 	out, err := w.stores.get(ctx, p.Out)
 	if err != nil {
@@ -180,7 +181,7 @@ func (w *Worker) mapChunk(ctx context.Context, log *slog.Logger, mp jobs.MapPayl
 	}
 	queue, _ := asynq.GetQueueName(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	t, err := jobs.NewReduceTask(jobs.ReducePayload{Item: p, Count: mp.Count, DocPages: mp.DocPages, StartedMS: mp.StartedMS, Trace: mp.Trace},
+	t, err := chunktask.NewReduceTask(chunktask.ReducePayload{Item: p, Count: mp.Count, DocPages: mp.DocPages, StartedMS: mp.StartedMS, Trace: mp.Trace},
 		cmp.Or(queue, jobs.QueueDefault), maxRetry)
 	if err != nil {
 		return err
@@ -195,7 +196,7 @@ func (w *Worker) mapChunk(ctx context.Context, log *slog.Logger, mp jobs.MapPayl
 // reduceHandler runs a document's reduce task: it records the item.
 func (w *Worker) reduceHandler() asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-		rp, err := jobs.DecodeReduce(t.Payload())
+		rp, err := chunktask.DecodeReduce(t.Payload())
 		if err != nil {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
@@ -233,7 +234,7 @@ func (w *Worker) reduceHandler() asynq.Handler {
 // reduceItem reduces the map answers and writes the digest
 // (document.Reduce) and the fingerprint marker; o sums what every stage
 // cost.
-func (w *Worker) reduceItem(ctx context.Context, log *slog.Logger, rp jobs.ReducePayload, o *outcome, model llm.Client) error {
+func (w *Worker) reduceItem(ctx context.Context, log *slog.Logger, rp chunktask.ReducePayload, o *outcome, model llm.Client) error {
 	p := rp.Item
 	out, err := w.stores.get(ctx, p.Out)
 	if err != nil {

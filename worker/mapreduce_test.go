@@ -20,6 +20,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker"
@@ -318,7 +319,7 @@ func (d *direct) stage1() []*asynq.TaskInfo {
 	if done, _ := d.e.tracker.Recorded(context.Background(), d.batch, d.item.Item); done {
 		d.t.Fatal("the item task recorded a long document itself")
 	}
-	maps := d.pending(jobs.TypeMap)
+	maps := d.pending(chunktask.TypeMap)
 	if len(maps) < 3 {
 		d.t.Fatalf("%d map tasks enqueued, want several", len(maps))
 	}
@@ -373,7 +374,7 @@ func TestDuplicateMapDeliveriesNeitherAskTwiceNorReduceTwice(t *testing.T) {
 	maps := d.stage1()
 	n := len(maps)
 	for i, ti := range maps {
-		if want := jobs.MapTaskID(d.batch, d.item.Item, i+1); ti.ID != want {
+		if want := chunktask.MapTaskID(d.batch, d.item.Item, i+1); ti.ID != want {
 			t.Fatalf("map task %d has ID %q, want %q", i+1, ti.ID, want)
 		}
 	}
@@ -382,7 +383,7 @@ func TestDuplicateMapDeliveriesNeitherAskTwiceNorReduceTwice(t *testing.T) {
 	if err := d.h.ProcessTask(ctx, task); err != nil {
 		t.Fatal(err)
 	}
-	if again := d.pending(jobs.TypeMap); len(again) != n {
+	if again := d.pending(chunktask.TypeMap); len(again) != n {
 		t.Fatalf("%d map tasks after a duplicate item delivery, want %d", len(again), n)
 	}
 	if keys := workKeys(t, d.out); countSuffix(keys, `chunk-\d{4}\.txt$`) != n {
@@ -397,7 +398,7 @@ func TestDuplicateMapDeliveriesNeitherAskTwiceNorReduceTwice(t *testing.T) {
 				t.Fatalf("map 1 again: %v", err)
 			}
 		}
-		if r := d.pending(jobs.TypeReduce); (i < n-1) != (len(r) == 0) {
+		if r := d.pending(chunktask.TypeReduce); (i < n-1) != (len(r) == 0) {
 			t.Fatalf("after map %d of %d: %d reduce tasks", i+1, n, len(r))
 		}
 	}
@@ -408,8 +409,8 @@ func TestDuplicateMapDeliveriesNeitherAskTwiceNorReduceTwice(t *testing.T) {
 	if mapsAsked != n {
 		t.Errorf("%d map requests for %d chunks, want one each", mapsAsked, n)
 	}
-	reduces := d.pending(jobs.TypeReduce)
-	if len(reduces) != 1 || reduces[0].ID != jobs.ReduceTaskID(d.batch, d.item.Item) {
+	reduces := d.pending(chunktask.TypeReduce)
+	if len(reduces) != 1 || reduces[0].ID != chunktask.ReduceTaskID(d.batch, d.item.Item) {
 		t.Fatalf("reduce tasks %+v, want exactly one", reduces)
 	}
 	if _, ok := d.entry(); ok {
@@ -480,7 +481,7 @@ func TestPermanentMapFailureFailsTheItemOnce(t *testing.T) {
 	if after, _, _ := d.model.counts(); after != before {
 		t.Errorf("%d model calls after the item failed", after-before)
 	}
-	if r := d.pending(jobs.TypeReduce); len(r) != 0 {
+	if r := d.pending(chunktask.TypeReduce); len(r) != 0 {
 		t.Errorf("reduce enqueued for a failed item: %+v", r)
 	}
 	if c, _ := d.e.tracker.Counts(context.Background(), d.batch); c.Failed != 1 || c.Done != 0 {

@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/chunktask"
 )
 
 // sweepArchived is the safety net for items whose tasks (item, map or
@@ -86,11 +87,11 @@ func (w *Worker) sweptItem(ctx context.Context, t *asynq.TaskInfo) (p jobs.ItemP
 	case jobs.TypeItem:
 		p, err := w.decodeItem(ctx, t.Payload)
 		return p, "", err == nil
-	case jobs.TypeMap:
-		mp, err := jobs.DecodeMap(t.Payload)
+	case chunktask.TypeMap:
+		mp, err := chunktask.DecodeMap(t.Payload)
 		return mp.Item, mp.ChunkLabel(), err == nil
-	case jobs.TypeReduce:
-		rp, err := jobs.DecodeReduce(t.Payload)
+	case chunktask.TypeReduce:
+		rp, err := chunktask.DecodeReduce(t.Payload)
 		return rp.Item, "reduce", err == nil
 	}
 	return p, "", false

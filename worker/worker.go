@@ -15,6 +15,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/batchtask"
+	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/feed"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/jobs/webhook"
@@ -245,8 +246,8 @@ func New(cfg Config) (*Worker, error) {
 func (w *Worker) Handler() asynq.Handler {
 	mux := asynq.NewServeMux()
 	mux.Handle(jobs.TypeItem, w.itemHandler())
-	mux.Handle(jobs.TypeMap, w.mapHandler())
-	mux.Handle(jobs.TypeReduce, w.reduceHandler())
+	mux.Handle(chunktask.TypeMap, w.mapHandler())
+	mux.Handle(chunktask.TypeReduce, w.reduceHandler())
 	mux.Handle(jobs.TypeFinalize, recoverPanics(asynq.HandlerFunc(w.handleFinalize)))
 	mux.Handle(webhook.TypeTask, recoverPanics(asynq.HandlerFunc(w.fin.HandleWebhook)))
 	mux.Handle(batchtask.TypeBatchCollect, recoverPanics(asynq.HandlerFunc(w.handleCollect)))

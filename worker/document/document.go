@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/tracing"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
@@ -141,7 +142,7 @@ type Item struct {
 // the batch's work prefix, and Summarize returns a Continued outcome with
 // one map payload per chunk (Index, Count and Chunk set), for the caller to
 // enqueue; the reduce writes the digest.
-func (s *Stage) Summarize(ctx context.Context, it Item, data []byte, start time.Time) (stage.Outcome, []jobs.MapPayload, error) {
+func (s *Stage) Summarize(ctx context.Context, it Item, data []byte, start time.Time) (stage.Outcome, []chunktask.MapPayload, error) {
 	var o stage.Outcome
 	log := it.Log
 	doc, err := s.documentContent(ctx, it, data)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/localstore"
@@ -160,7 +161,7 @@ func TestLongDocumentIsMappedAndReduced(t *testing.T) {
 		t.Fatalf("%d calls for %d chunks", m.calls, len(maps))
 	}
 	var ro stage.Outcome
-	if err := s.Reduce(ctx, it, jobs.ReducePayload{Item: it.Payload, Count: len(maps)}, &ro); err != nil {
+	if err := s.Reduce(ctx, it, chunktask.ReducePayload{Item: it.Payload, Count: len(maps)}, &ro); err != nil {
 		t.Fatal(err)
 	}
 	if len(ro.Results) != 2 || ro.InputTokens != 100*m.calls {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/document"
 	"github.com/llamapipe/llamapipe/worker/llm"
@@ -94,7 +95,7 @@ func TestReduceWriteFailureKeepsTheAnswer(t *testing.T) {
 	}
 	mapCalls := m.calls
 	fd.n.Store(3)
-	rp := jobs.ReducePayload{Item: it.Payload, Count: len(maps)}
+	rp := chunktask.ReducePayload{Item: it.Payload, Count: len(maps)}
 	var o1 stage.Outcome
 	if err := s.Reduce(ctx, it, rp, &o1); err == nil {
 		t.Fatal("first reduce: no error")

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/chunk"
@@ -43,11 +44,11 @@ import (
 // tasks: it plans the chunks (PDF page ranges whose measured text fits the
 // budget, or text chunks), writes them under the work prefix and returns an
 // outcome that is continued elsewhere, with one map payload per chunk.
-func (s *Stage) distribute(ctx context.Context, it Item, data []byte, doc docContent, budget int, start time.Time) (stage.Outcome, []jobs.MapPayload, error) {
+func (s *Stage) distribute(ctx context.Context, it Item, data []byte, doc docContent, budget int, start time.Time) (stage.Outcome, []chunktask.MapPayload, error) {
 	p, log, out := it.Payload, it.Log, it.Out
 	o := stage.Outcome{Pages: doc.pages, Continued: true}
-	base := jobs.MapPayload{Item: p, DocPages: doc.pages, StartedMS: start.UnixMilli()}
-	var chunks []jobs.MapPayload
+	base := chunktask.MapPayload{Item: p, DocPages: doc.pages, StartedMS: start.UnixMilli()}
+	var chunks []chunktask.MapPayload
 	var objects [][]byte
 	var ranges []pdfsplit.Range
 	if p.Type == jobs.FilePDF {
@@ -156,7 +157,7 @@ type mapPartial struct {
 // Map maps one chunk of a long document and writes its answer as
 // map-NNNN.json, unless the answer is already written (a duplicate
 // delivery, or a retry after the write): then the model is not asked again.
-func (s *Stage) Map(ctx context.Context, it Item, mp jobs.MapPayload) error {
+func (s *Stage) Map(ctx context.Context, it Item, mp chunktask.MapPayload) error {
 	p, out := mp.Item, it.Out
 	key, name := jobs.MapResultKey(p.Batch, p.Item, mp.Index), mapAnswerName(mp.Index)
 	switch _, err := out.Stat(ctx, key); {
@@ -198,7 +199,7 @@ func mapAnswerName(index int) string { return fmt.Sprintf("map-%04d", index) }
 // mapAsk reads the chunk and asks the map prompt for each of its units:
 // its text (in pieces when over the budget) and its pages without text,
 // in groups the model takes as images.
-func (s *Stage) mapAsk(ctx context.Context, it Item, mp jobs.MapPayload) (mapResult, error) {
+func (s *Stage) mapAsk(ctx context.Context, it Item, mp chunktask.MapPayload) (mapResult, error) {
 	p := mp.Item
 	res := mapResult{V: 1, Index: mp.Index, Count: mp.Count, Partials: []mapPartial{}}
 	doc, err := s.chunkContent(ctx, it, mp)
@@ -283,7 +284,7 @@ func (s *Stage) mapAsk(ctx context.Context, it Item, mp jobs.MapPayload) (mapRes
 // (pagetext.go), its text object, its chunk PDF (page numbers shifted to the
 // original's), or its page range of the original. Pages without text are
 // rendered.
-func (s *Stage) chunkContent(ctx context.Context, it Item, mp jobs.MapPayload) (docContent, error) {
+func (s *Stage) chunkContent(ctx context.Context, it Item, mp chunktask.MapPayload) (docContent, error) {
 	p := mp.Item
 	t0 := time.Now()
 	defer func() { s.cfg.Metrics.TextExtracted(p.Type, time.Since(t0)) }()
@@ -325,7 +326,7 @@ func (s *Stage) chunkContent(ctx context.Context, it Item, mp jobs.MapPayload) (
 
 // Reduce reads every map answer of a long document, reduces them in a tree
 // and writes the digest, summing what every stage cost into o.
-func (s *Stage) Reduce(ctx context.Context, it Item, rp jobs.ReducePayload, o *stage.Outcome) error {
+func (s *Stage) Reduce(ctx context.Context, it Item, rp chunktask.ReducePayload, o *stage.Outcome) error {
 	p := rp.Item
 	sm := s.summarizer(it, o, rp.DocPages)
 	var partials []string

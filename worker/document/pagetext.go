@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/worker/pdfsplit"
 	"github.com/llamapipe/llamapipe/worker/stage"
 )
@@ -50,7 +51,7 @@ func pagesKey(p jobs.ItemPayload, index int) string {
 }
 
 // keepPages writes the page texts of each planned range to the work area.
-func (s *Stage) keepPages(ctx context.Context, it Item, doc docContent, ranges []pdfsplit.Range, chunks []jobs.MapPayload) error {
+func (s *Stage) keepPages(ctx context.Context, it Item, doc docContent, ranges []pdfsplit.Range, chunks []chunktask.MapPayload) error {
 	scanned := make(map[int]bool, len(doc.scanned))
 	for _, sp := range doc.scanned {
 		scanned[sp.page] = true
@@ -83,7 +84,7 @@ func (s *Stage) keepPages(ctx context.Context, it Item, doc docContent, ranges [
 // keptPages reads a PDF chunk's kept page texts and renders its pages
 // without text (when the model reads images). ok is false when no page
 // texts were kept for it.
-func (s *Stage) keptPages(ctx context.Context, it Item, mp jobs.MapPayload) (d docContent, ok bool, err error) {
+func (s *Stage) keptPages(ctx context.Context, it Item, mp chunktask.MapPayload) (d docContent, ok bool, err error) {
 	p := mp.Item
 	key := pagesKey(p, mp.Index)
 	b, err := stage.ReadAll(ctx, it.Out, key)
@@ -122,7 +123,7 @@ func (s *Stage) keptPages(ctx context.Context, it Item, mp jobs.MapPayload) (d d
 
 // renderScanned renders the chunk's pages without text from its chunk PDF,
 // or from the original when there is none or PDFium cannot read it.
-func (s *Stage) renderScanned(ctx context.Context, it Item, mp jobs.MapPayload, pages []int) ([]scannedPage, error) {
+func (s *Stage) renderScanned(ctx context.Context, it Item, mp chunktask.MapPayload, pages []int) ([]scannedPage, error) {
 	if mp.Chunk != "" {
 		data, err := stage.Read(ctx, it.Out, jobs.Ref{Location: mp.Item.Out, Key: mp.Chunk}, s.cfg.MaxInputBytes)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/document"
@@ -46,7 +47,7 @@ func (m *recordingModel) Complete(ctx context.Context, req llm.Request) (llm.Res
 }
 
 // mapAll runs every map task and returns what they sent the model.
-func mapAll(t *testing.T, s *document.Stage, it document.Item, m *recordingModel, maps []jobs.MapPayload) []string {
+func mapAll(t *testing.T, s *document.Stage, it document.Item, m *recordingModel, maps []chunktask.MapPayload) []string {
 	t.Helper()
 	m.mu.Lock()
 	m.maps = nil
@@ -98,7 +99,7 @@ func TestLongPDFPagesAreExtractedOnce(t *testing.T) {
 				t.Errorf("%d pages rendered of %d", rendered, o.Pages)
 			}
 			var ro stage.Outcome
-			if err := s.Reduce(ctx, it, jobs.ReducePayload{Item: it.Payload, Count: len(maps)}, &ro); err != nil {
+			if err := s.Reduce(ctx, it, chunktask.ReducePayload{Item: it.Payload, Count: len(maps)}, &ro); err != nil {
 				t.Fatal(err)
 			}
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/worker/document"
@@ -220,7 +221,7 @@ func TestQuotesSurviveMapAndReduce(t *testing.T) {
 		}
 	}
 	var o stage.Outcome
-	if err := s.Reduce(ctx, it, jobs.ReducePayload{Item: it.Payload, Count: len(maps), DocPages: maps[0].DocPages}, &o); err != nil {
+	if err := s.Reduce(ctx, it, chunktask.ReducePayload{Item: it.Payload, Count: len(maps), DocPages: maps[0].DocPages}, &o); err != nil {
 		t.Fatal(err)
 	}
 	doc, md := readDigest(t, it, o)
@@ -270,7 +271,7 @@ func TestOfflineDigestsQuoteVerbatim(t *testing.T) {
 		}
 	}
 	var ro stage.Outcome
-	if err := s.Reduce(ctx, it, jobs.ReducePayload{Item: it.Payload, Count: len(maps), DocPages: o.Pages}, &ro); err != nil {
+	if err := s.Reduce(ctx, it, chunktask.ReducePayload{Item: it.Payload, Count: len(maps), DocPages: o.Pages}, &ro); err != nil {
 		t.Fatal(err)
 	}
 	doc, _ := readDigest(t, it, ro)
@@ -352,7 +353,7 @@ func TestKeepTextWritesWhatTheModelSaw(t *testing.T) {
 		sent.WriteString(d)
 	}
 	var ro stage.Outcome
-	if err := s.Reduce(ctx, it, jobs.ReducePayload{Item: it.Payload, Count: len(maps), DocPages: o.Pages}, &ro); err != nil {
+	if err := s.Reduce(ctx, it, chunktask.ReducePayload{Item: it.Payload, Count: len(maps), DocPages: o.Pages}, &ro); err != nil {
 		t.Fatal(err)
 	}
 	md := check("map and reduce", it, ro, o.Pages)
@@ -429,7 +430,7 @@ func TestQuotesFromScannedPagesAreUnverifiable(t *testing.T) {
 		}
 	}
 	var ro stage.Outcome
-	if err := s.Reduce(ctx, it, jobs.ReducePayload{Item: it.Payload, Count: len(maps), DocPages: o.Pages}, &ro); err != nil {
+	if err := s.Reduce(ctx, it, chunktask.ReducePayload{Item: it.Payload, Count: len(maps), DocPages: o.Pages}, &ro); err != nil {
 		t.Fatal(err)
 	}
 	doc, md := readDigest(t, it, ro)
