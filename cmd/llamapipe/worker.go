@@ -88,7 +88,8 @@ func newWorker(ctx context.Context, cmd *cli.Command, c *conn, log *slog.Logger,
 	if wcfg.Fallbacks, err = providers.OpenFallbacks(ctx, pcfg, cmd.StringSlice("fallback")); err != nil {
 		return nil, nil, &exitError{code: exitUsage, msg: "--fallback: " + err.Error()}
 	}
-	wcfg.Outages, wcfg.FallbackPolicy = ratelimit.Outages(c.rdb, cmd.Duration("fallback-cool-down")), llm.FallbackPolicy{CoolDown: cmd.Duration("fallback-cool-down")}
+	pol := model.Profile().FallbackPolicy().WithDefaults() // the profile's, under the --fallback-* flags
+	wcfg.Outages, wcfg.FallbackPolicy = ratelimit.Outages(c.rdb, pol.CoolDown), pol
 	// Without --tenants, spend is still charged (no budgets, no pauses, no
 	// fair-share gate) and the metrics still carry the tenant.
 	wcfg.Tenants = budgets

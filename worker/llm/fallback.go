@@ -37,7 +37,8 @@ type FallbackPolicy struct {
 	CoolDown time.Duration
 }
 
-func (p FallbackPolicy) withDefaults() FallbackPolicy {
+// WithDefaults is p with its zero fields set to their defaults.
+func (p FallbackPolicy) WithDefaults() FallbackPolicy {
 	p.Failures = cmp.Or(p.Failures, 3)
 	p.MaxWait = cmp.Or(p.MaxWait, 2*time.Minute)
 	p.CoolDown = cmp.Or(p.CoolDown, 5*time.Minute)
@@ -71,7 +72,7 @@ func NewFallback(chain []Link, outages Outages, policy FallbackPolicy) Client {
 	if outages == nil {
 		outages = &MemoryOutages{}
 	}
-	return &fallback{chain: chain, out: outages, pol: policy.withDefaults(), now: time.Now}
+	return &fallback{chain: chain, out: outages, pol: policy.WithDefaults(), now: time.Now}
 }
 
 type fallback struct {

@@ -166,3 +166,46 @@ func TestFallbackLong429(t *testing.T) {
 		t.Fatalf("primary down for %v, want the provider's hour", d)
 	}
 }
+
+// The policy's thresholds decide when the switch happens: with the same
+// failing primary, Failures sets how many calls fail before one is
+// answered by the fallback (zero: the default 3), and MaxWait whether a
+// 429's wait is waited for or taken as an outage.
+func TestFallbackPolicyThresholds(t *testing.T) {
+	for name, tc := range map[string]struct {
+		fail         func(w http.ResponseWriter)
+		pol          llm.FallbackPolicy
+		failedBefore int // calls that fail before the first fallback answer; -1: none reaches it
+	}{
+		"after 1":          {status(503), llm.FallbackPolicy{Failures: 1}, 0},
+		"after 4":          {status(503), llm.FallbackPolicy{Failures: 4}, 3},
+		"after default":    {status(503), llm.FallbackPolicy{}, 2},
+		"429 over 10s":     {status(429, "Retry-After", "30"), llm.FallbackPolicy{MaxWait: 10 * time.Second}, 0},
+		"429 within 1m":    {status(429, "Retry-After", "30"), llm.FallbackPolicy{MaxWait: time.Minute}, -1},
+		"429 default (2m)": {status(429, "Retry-After", "30"), llm.FallbackPolicy{}, -1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			prim, _ := chatServer(t, "p", func(_ int64, w http.ResponseWriter) bool { tc.fail(w); return true })
+			fb, _ := chatServer(t, "f", nil)
+			c := llm.NewFallback([]llm.Link{{Name: "groq", Client: chatClient(t, prim.URL, "p")},
+				{Name: "together", Client: chatClient(t, fb.URL, "f")}}, &llm.MemoryOutages{}, tc.pol)
+			failed := -1
+			for i := 0; i < 6; i++ {
+				resp, err := ask(c)
+				if err == nil {
+					if resp.Provider != "together" {
+						t.Fatalf("call %d answered by %q", i, resp.Provider)
+					}
+					failed = i
+					break
+				}
+				if llm.KindOf(err) != llm.Retryable {
+					t.Fatalf("call %d: %v, want a retryable error", i, err)
+				}
+			}
+			if failed != tc.failedBefore {
+				t.Fatalf("%d calls failed before the fallback answered (-1: it never did), want %d", failed, tc.failedBefore)
+			}
+		})
+	}
+}
