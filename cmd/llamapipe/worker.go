@@ -88,6 +88,9 @@ func newWorker(ctx context.Context, cmd *cli.Command, c *conn, log *slog.Logger,
 	if wcfg.Fallbacks, err = providers.OpenFallbacks(ctx, pcfg, cmd.StringSlice("fallback")); err != nil {
 		return nil, nil, &exitError{code: exitUsage, msg: "--fallback: " + err.Error()}
 	}
+	if wcfg.Fallbacks, err = ratelimit.TenantGates(wcfg.Fallbacks, c.rdb, budgets, cmd.Int("concurrency"), m.Deferred); err != nil {
+		return nil, nil, &exitError{code: exitUsage, msg: "--tenants: " + err.Error()}
+	}
 	pol := model.Profile().FallbackPolicy().WithDefaults() // the profile's, under the --fallback-* flags
 	wcfg.Outages, wcfg.FallbackPolicy = ratelimit.Outages(c.rdb, pol.CoolDown), pol
 	// Without --tenants, spend is still charged (no budgets, no pauses, no

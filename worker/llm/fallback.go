@@ -131,8 +131,8 @@ func (f *fallback) Complete(ctx context.Context, req Request) (Response, error) 
 // for how long.
 func (f *fallback) isDown(ctx context.Context, name string, err error) (bool, time.Duration) {
 	var e *Error
-	if ctx.Err() != nil || !errors.As(err, &e) || e.Kind != Retryable {
-		return false, 0 // a bad request, a bad key, or ours: not an outage
+	if ctx.Err() != nil || !errors.As(err, &e) || e.Kind != Retryable || e.NotSent {
+		return false, 0 // a bad request, a bad key, or ours (a gate's deferral): not an outage
 	}
 	if e.RateLimited || e.Status == 429 {
 		if e.RetryAfter > f.pol.MaxWait {
