@@ -20,8 +20,19 @@ type Outages interface {
 	Failed(ctx context.Context, name string) (int, error)
 	// Succeeded ends name's run of failures.
 	Succeeded(ctx context.Context, name string) error
-	// MarkDown records name as down until until.
-	MarkDown(ctx context.Context, name string, until time.Time) error
+	// MarkDown records name as down until o.Until, with what o says of it.
+	MarkDown(ctx context.Context, name string, o Outage) error
+}
+
+// Outage is what a fallback chain records of a provider it takes down.
+type Outage struct {
+	// Provider is the link's Name; Kind and Model its client's profile's
+	// provider and model.
+	Provider, Kind, Model string
+	// Until is when calls go to it again.
+	Until time.Time
+	// Reason says what took it down, with the provider's last message.
+	Reason string
 }
 
 // FallbackPolicy says when a provider counts as down and for how long.
@@ -118,39 +129,40 @@ func (f *fallback) Complete(ctx context.Context, req Request) (Response, error) 
 			err = fmt.Errorf("fallback %s: %w", l.Name, err)
 		}
 		lastErr = err
-		down, why := f.isDown(ctx, l.quota(), err)
+		down, d, reason := f.isDown(ctx, l.quota(), err)
 		if !down || last {
 			return Response{}, err
 		}
-		_ = f.out.MarkDown(ctx, l.quota(), f.now().Add(why))
+		p := l.Client.Profile()
+		_ = f.out.MarkDown(ctx, l.quota(), Outage{Provider: l.Name, Kind: p.Provider, Model: p.Model, Until: f.now().Add(d), Reason: reason})
 	}
 	return Response{}, lastErr
 }
 
-// isDown reports whether err (from provider name) takes name down, and
-// for how long.
-func (f *fallback) isDown(ctx context.Context, name string, err error) (bool, time.Duration) {
+// isDown reports whether err (from provider name) takes name down, for
+// how long, and why.
+func (f *fallback) isDown(ctx context.Context, name string, err error) (bool, time.Duration, string) {
 	var e *Error
 	if ctx.Err() != nil || !errors.As(err, &e) || e.Kind != Retryable || e.NotSent {
-		return false, 0 // a bad request, a bad key, or ours (a gate's deferral): not an outage
+		return false, 0, "" // a bad request, a bad key, or ours (a gate's deferral): not an outage
 	}
 	if e.RateLimited || e.Status == 429 {
 		if e.RetryAfter > f.pol.MaxWait {
-			return true, e.RetryAfter
+			return true, e.RetryAfter, fmt.Sprintf("a 429 asking to wait %s, over the %s worth waiting: %v", e.RetryAfter, f.pol.MaxWait, err)
 		}
-		return false, 0
+		return false, 0, ""
 	}
 	if e.Status != 0 && e.Status < 500 {
-		return false, 0 // 408 and the like, or an answer we could not read
+		return false, 0, "" // 408 and the like, or an answer we could not read
 	}
 	if e.Status == 0 && e.Err == nil {
-		return false, 0 // no connection error behind it
+		return false, 0, "" // no connection error behind it
 	}
 	n, ferr := f.out.Failed(ctx, name)
-	if ferr != nil {
-		return false, 0
+	if ferr != nil || n < f.pol.Failures {
+		return false, 0, ""
 	}
-	return n >= f.pol.Failures, f.pol.CoolDown
+	return true, f.pol.CoolDown, fmt.Sprintf("%d connection errors or 5xx answers in a row, the last: %v", n, err)
 }
 
 // MemoryOutages is Outages for one process (tests, a single `run`).
@@ -183,13 +195,13 @@ func (m *MemoryOutages) Succeeded(_ context.Context, name string) error {
 	return nil
 }
 
-func (m *MemoryOutages) MarkDown(_ context.Context, name string, until time.Time) error {
+func (m *MemoryOutages) MarkDown(_ context.Context, name string, o Outage) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.until == nil {
 		m.until = map[string]time.Time{}
 	}
-	m.until[name] = until
+	m.until[name] = o.Until
 	delete(m.runs, name)
 	return nil
 }

@@ -64,7 +64,7 @@ func TestFallbackCallsPassTheTenantGate(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := &llm.MemoryOutages{}
-	if err := out.MarkDown(ctx, "groq", time.Now().Add(time.Hour)); err != nil {
+	if err := out.MarkDown(ctx, "groq", llm.Outage{Until: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	chain := llm.NewFallback([]llm.Link{{Name: "groq", Client: TenantGate(primary, rdb, b, 8, onDefer)},
