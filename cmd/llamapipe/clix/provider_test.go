@@ -1,13 +1,18 @@
 package clix
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/urfave/cli/v3"
+
+	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/outage"
 
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/providers"
@@ -57,5 +62,51 @@ func TestFallbackPolicyFromFlagsAndProfile(t *testing.T) {
 	}
 	if _, err := providers.Profile(providers.Config{Preset: "groq", FallbackAfter: -1}); err == nil {
 		t.Error("a negative --fallback-after was accepted")
+	}
+}
+
+// fakeStatus is a StatusReader and DownReader of one batch.
+type fakeStatus struct {
+	b    jobs.Batch
+	c    jobs.Counts
+	down []outage.Down
+}
+
+func (f fakeStatus) Get(context.Context, string) (jobs.Batch, error)     { return f.b, nil }
+func (f fakeStatus) Counts(context.Context, string) (jobs.Counts, error) { return f.c, nil }
+func (f fakeStatus) WebhookState(context.Context, string) (jobs.WebhookState, bool, error) {
+	return jobs.WebhookState{Status: jobs.WebhookPending, Delivery: "d1"}, true, nil
+}
+func (f fakeStatus) ProvidersDown(_ context.Context, b jobs.Batch) ([]outage.Down, error) {
+	return outage.ForBatch(b, f.down), nil
+}
+
+// While a running batch's provider is down, status --json names it
+// (providers_down: provider, model, since, until, reason) and the text
+// says so; providers the batch does not use, and a batch that ended, show
+// none.
+func TestStatusShowsProvidersDown(t *testing.T) {
+	b := sampleBatch()
+	b.Options.Fallback = []string{"together"}
+	since := created.Add(10 * time.Minute)
+	down := []outage.Down{
+		{Provider: "llama-api", Kind: "openai", Model: "llama-4-scout", Since: since, Until: since.Add(5 * time.Minute),
+			Reason: "3 connection errors or 5xx answers in a row, the last: openai: HTTP 503: upstream unavailable"},
+		{Provider: "dashscope", Kind: "dashscope", Model: "llama-4-scout", Since: since, Until: since.Add(time.Hour), Reason: "not this batch's"},
+	}
+	running := jobs.Counts{Total: 4, Done: 1, Sealed: true}
+	st, err := ReadBatchStatus(context.Background(), fakeStatus{b, running, down}, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "status_down", st)
+	var text bytes.Buffer
+	PrintProvidersDown(&text, st.ProvidersDown)
+	if want := "provider down: llama-api (llama-4-scout) since 2026-12-07 04:10:00, until 2026-12-07 04:15:00 UTC: 3 connection errors"; !strings.HasPrefix(text.String(), want) || strings.Count(text.String(), "\n") != 1 {
+		t.Errorf("text %q, want one line starting %q", text.String(), want)
+	}
+	finished := jobs.Counts{Total: 4, Done: 4, Sealed: true, Finalized: true, Finished: since}
+	if st, _ := ReadBatchStatus(context.Background(), fakeStatus{b, finished, down}, b.ID); st.ProvidersDown != nil {
+		t.Errorf("a finished batch shows %+v", st.ProvidersDown)
 	}
 }
