@@ -16,6 +16,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/eta"
+	"github.com/llamapipe/llamapipe/jobs/outage"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 )
 
@@ -32,6 +33,8 @@ type pages struct {
 	detailTmpl *template.Template
 	// budgets read a batch's tenant's spend (set by New).
 	budgets *tenants.Budgets
+	// down reads the providers down (set by New).
+	down *outage.Reader
 	// results is true when the results view is served (Config.Open).
 	results bool
 	// rates holds each viewed batch's recent progress, for a rate and ETA
@@ -331,8 +334,15 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 			tenant = tenantView(st, cmp.Or(p.budgets.Config().Currency, v.Counts.Currency))
 		}
 	}
+	var down []outage.Down
+	if p.down != nil && !jobs.Ended(v.State) {
+		if down, err = p.down.ProvidersDown(ctx, v.Batch); err != nil {
+			p.log.Warn("providers down", "batch_id", id, "err", err)
+		}
+	}
 	data := struct {
 		Title    string
+		Down     []outage.Down
 		Tenant   *TenantView
 		Running  []jobs.Progress
 		Batch    BatchView
@@ -345,6 +355,7 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		Results string
 	}{
 		Title:    "Batch " + id,
+		Down:     down,
 		Tenant:   tenant,
 		Running:  running,
 		Batch:    v,
