@@ -10,11 +10,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v3"
 
-	"github.com/llamapipe/llamapipe/cmd/llamapipe/clix"
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/localredis"
-	"github.com/llamapipe/llamapipe/jobs/outage"
 	"github.com/llamapipe/llamapipe/jobs/redisconn"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/backends"
@@ -29,11 +27,6 @@ type conn struct {
 	tracker *jobs.Tracker
 	stop    func()
 	enq     *asynq.Client
-}
-
-// status reads batch statuses with the providers down.
-func (c *conn) status() clix.Tracked {
-	return clix.Tracked{Tracker: c.tracker, Reader: outage.NewReader(c.rdb)}
 }
 
 // client is the process's asynq client, made on first use.

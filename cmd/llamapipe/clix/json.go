@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/outage"
 	"github.com/llamapipe/llamapipe/jobs/webhook"
@@ -83,6 +85,11 @@ type DownReader interface {
 type Tracked struct {
 	*jobs.Tracker
 	*outage.Reader
+}
+
+// Track is t with the providers down of rdb (an outage.Reader).
+func Track(t *jobs.Tracker, rdb redis.UniversalClient) Tracked {
+	return Tracked{Tracker: t, Reader: outage.NewReader(rdb)}
 }
 
 // ReadBatchStatus reads a batch's status, with its webhook's delivery when
