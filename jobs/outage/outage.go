@@ -31,7 +31,8 @@ type Down struct {
 	Since time.Time `json:"since"`
 	Until time.Time `json:"until"`
 	// Reason is what took it down: a run of failures or a long 429, with
-	// the provider's last message.
+	// the last HTTP status and error code (or connection error); never the
+	// provider's message, which may quote a tenant's request.
 	Reason string `json:"reason"`
 }
 

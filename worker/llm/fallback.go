@@ -31,7 +31,8 @@ type Outage struct {
 	Provider, Kind, Model string
 	// Until is when calls go to it again.
 	Until time.Time
-	// Reason says what took it down, with the provider's last message.
+	// Reason says what took it down, with the last status and error code
+	// (outageCause).
 	Reason string
 }
 
@@ -148,7 +149,7 @@ func (f *fallback) isDown(ctx context.Context, name string, err error) (bool, ti
 	}
 	if e.RateLimited || e.Status == 429 {
 		if e.RetryAfter > f.pol.MaxWait {
-			return true, e.RetryAfter, fmt.Sprintf("a 429 asking to wait %s, over the %s worth waiting: %v", e.RetryAfter, f.pol.MaxWait, err)
+			return true, e.RetryAfter, fmt.Sprintf("a 429 asking to wait %s, over the %s worth waiting (%s)", e.RetryAfter, f.pol.MaxWait, outageCause(e))
 		}
 		return false, 0, ""
 	}
@@ -162,7 +163,22 @@ func (f *fallback) isDown(ctx context.Context, name string, err error) (bool, ti
 	if ferr != nil || n < f.pol.Failures {
 		return false, 0, ""
 	}
-	return true, f.pol.CoolDown, fmt.Sprintf("%d connection errors or 5xx answers in a row, the last: %v", n, err)
+	return true, f.pol.CoolDown, fmt.Sprintf("%d connection errors or 5xx answers in a row, the last: %s", n, outageCause(e))
+}
+
+// outageCause is what an outage's reason says of e: the HTTP status and
+// the provider's error code, or the connection error. Not the provider's
+// message: it may quote a request, and every tenant sees the reason.
+func outageCause(e *Error) string {
+	switch {
+	case e.Status != 0 && e.Code != "":
+		return fmt.Sprintf("HTTP %d %s", e.Status, e.Code)
+	case e.Status != 0:
+		return fmt.Sprintf("HTTP %d", e.Status)
+	case e.Err != nil:
+		return e.Err.Error()
+	}
+	return e.Kind.String() + " error"
 }
 
 // MemoryOutages is Outages for one process (tests, a single `run`).

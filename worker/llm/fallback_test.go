@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -205,6 +206,49 @@ func TestFallbackPolicyThresholds(t *testing.T) {
 			}
 			if failed != tc.failedBefore {
 				t.Fatalf("%d calls failed before the fallback answered (-1: it never did), want %d", failed, tc.failedBefore)
+			}
+		})
+	}
+}
+
+// recordingOutages keeps what MarkDown was told.
+type recordingOutages struct {
+	llm.MemoryOutages
+	marks []llm.Outage
+}
+
+func (r *recordingOutages) MarkDown(ctx context.Context, name string, o llm.Outage) error {
+	r.marks = append(r.marks, o)
+	return r.MemoryOutages.MarkDown(ctx, name, o)
+}
+
+// What a chain records of a provider it takes down names it, its model
+// and protocol, and says why with the status and code, never the
+// provider's message (every tenant sees the reason).
+func TestFallbackRecordsWhyItWentDown(t *testing.T) {
+	for name, tc := range map[string]struct {
+		fail func(w http.ResponseWriter)
+		pol  llm.FallbackPolicy
+		want string
+	}{
+		"503":      {status(503), llm.FallbackPolicy{Failures: 2}, "2 connection errors or 5xx answers in a row, the last: HTTP 503 x"},
+		"long 429": {status(429, "Retry-After", "600"), llm.FallbackPolicy{}, "a 429 asking to wait 10m0s, over the 2m0s worth waiting (HTTP 429 x)"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			prim, _ := chatServer(t, "p", func(_ int64, w http.ResponseWriter) bool { tc.fail(w); return true })
+			fb, _ := chatServer(t, "f", nil)
+			out := &recordingOutages{}
+			c := llm.NewFallback([]llm.Link{{Name: "groq", Client: chatClient(t, prim.URL, "scout-p")},
+				{Name: "together", Client: chatClient(t, fb.URL, "f")}}, out, tc.pol)
+			for i := 0; i < 3 && len(out.marks) == 0; i++ {
+				_, _ = ask(c)
+			}
+			if len(out.marks) != 1 {
+				t.Fatalf("marks %+v, want one", out.marks)
+			}
+			m := out.marks[0]
+			if m.Provider != "groq" || m.Kind != "openai" || m.Model != "scout-p" || m.Reason != tc.want || strings.Contains(m.Reason, "status 5") {
+				t.Fatalf("mark %+v, want groq's scout-p with reason %q", m, tc.want)
 			}
 		})
 	}

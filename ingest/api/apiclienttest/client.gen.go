@@ -491,7 +491,7 @@ type ProviderDown struct {
 	// Provider The preset (else the provider), as results name who answered.
 	Provider string `json:"provider"`
 
-	// Reason What took it down (a run of connection errors or 5xx, or a 429 asking for a longer wait than worth waiting), with the provider's last message.
+	// Reason What took it down (a run of connection errors or 5xx, or a 429 asking for a longer wait than worth waiting), with the last HTTP status and error code, or the connection error (never the provider's message, which may quote a request).
 	Reason string `json:"reason"`
 
 	// Since When it went down.
