@@ -91,7 +91,7 @@ func TestStatusShowsProvidersDown(t *testing.T) {
 	since := created.Add(10 * time.Minute)
 	down := []outage.Down{
 		{Provider: "llama-api", Kind: "openai", Model: "llama-4-scout", Since: since, Until: since.Add(5 * time.Minute),
-			Reason: "3 connection errors or 5xx answers in a row, the last: openai: HTTP 503: upstream unavailable"},
+			Reason: "3 connection errors or 5xx answers in a row, the last: HTTP 503"},
 		{Provider: "dashscope", Kind: "dashscope", Model: "llama-4-scout", Since: since, Until: since.Add(time.Hour), Reason: "not this batch's"},
 	}
 	running := jobs.Counts{Total: 4, Done: 1, Sealed: true}
