@@ -45,7 +45,7 @@ func runStatus(ctx context.Context, cmd *cli.Command, c *conn, id string, opts s
 		if err != nil {
 			return err
 		}
-		return followJSON(ctx, c, id, stdout, asJSON, ui.Follow(ctx, c.tracker, id, stdout, stderr, ui.FollowOptions{Log: log, Quiet: asJSON}))
+		return followJSON(ctx, c, id, stdout, asJSON, ui.Follow(ctx, clix.Track(c.tracker, c.rdb), id, stdout, stderr, ui.FollowOptions{Log: log, Quiet: asJSON}))
 	}
 	if asJSON {
 		return clix.PrintStatusJSON(ctx, stdout, clix.Track(c.tracker, c.rdb), id)
