@@ -47,6 +47,7 @@ import "time"
 //	TokenRateKey              Q:tpm (redis_rate: rate:Q:tpm)       string  TTL ≤ 1m (redis_rate)
 //	ProviderHoldKey           Q:hold                               string  TTL = the hold
 //	ProviderOutageKey         Q:outage                             hash    TTL = cool-down / down time
+//	ProvidersDownKey          llamapipe:llm:down                   zset    members past their until trimmed; TTL = the last until
 //	FairShareLeasesKey        {Q}:fair:leases                      zset    live gate
 //	FairShareWaitersKey       {Q}:fair:waiters                     zset    live gate
 //	FairShareActiveKey        {Q}:fair:active                      zset    live gate
@@ -354,9 +355,15 @@ func TokenRateKey(quota string) string { return quota + ":tpm" }
 // ms). Written by: ratelimit.Learn after each call. Lifetime: TTL = the hold.
 func ProviderHoldKey(quota string) string { return quota + ":hold" }
 
-// ProviderOutageKey: quota's outage for fallback chains (failures in a row; until: down until, ms).
+// ProviderOutageKey: quota's outage for fallback chains (failures in a row; once down: until (ms),
+// since (ms), provider, kind, model, reason; see jobs/outage).
 // Written by: ratelimit.Outages. Lifetime: TTL = the cool-down after a failure, the down time once down.
 func ProviderOutageKey(quota string) string { return quota + ":outage" }
+
+// ProvidersDownKey indexes the quotas that are down, a sorted set: quota scored by its until (ms).
+// Written by: outage.Mark (ratelimit.Outages). Lifetime: members past their until are trimmed by
+// each Mark (readers skip them); TTL = the latest until, set by each Mark.
+func ProvidersDownKey() string { return DefaultPrefix + ":llm:down" }
 
 // FairShareLeasesKey holds the calls in flight behind a quota's
 // fair-share gate, a sorted set: "tenant\nid" scored by the lease's

@@ -67,6 +67,7 @@ func keyCases() []keyCase {
 		{"TokenRateKey", jobs.TokenRateKey(quota), quota + ":tpm"},
 		{"ProviderHoldKey", jobs.ProviderHoldKey(quota), quota + ":hold"},
 		{"ProviderOutageKey", jobs.ProviderOutageKey(quota), quota + ":outage"},
+		{"ProvidersDownKey", jobs.ProvidersDownKey(), "llamapipe:llm:down"},
 		{"FairShareLeasesKey", jobs.FairShareLeasesKey(quota), "{" + quota + "}:fair:leases"},
 		{"FairShareWaitersKey", jobs.FairShareWaitersKey(quota), "{" + quota + "}:fair:waiters"},
 		{"FairShareActiveKey", jobs.FairShareActiveKey(quota), "{" + quota + "}:fair:active"},

@@ -10,13 +10,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	down "github.com/llamapipe/llamapipe/jobs/outage"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/fakeserver"
 	"github.com/llamapipe/llamapipe/worker/llm/openai"
+	"github.com/llamapipe/llamapipe/worker/llm/ratelimit"
+	"github.com/llamapipe/llamapipe/worker/metrics"
 )
 
 // fallbackModels are a primary (preset "groq") whose server answers
@@ -178,4 +185,74 @@ func readReport(t *testing.T, out storage.Store) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// A primary that goes down mid-batch shows as down while it is: the
+// worker's llamapipe_provider_down gauge is 1 for it (and the fallback
+// that answers has no series), and the outage reader that status, the
+// API and the dashboard use names it for the batch, with since, until
+// and the reason; a batch that does not use it is not told.
+func TestProviderDownShowsInMetricsAndStatus(t *testing.T) {
+	e := newEnv(t)
+	rdb := jobstest.ConnOpt(t, e.url).MakeRedisClient().(redis.UniversalClient)
+	t.Cleanup(func() { rdb.Close() })
+	primary, backup, _, _ := fallbackModels(t, func(n int64, w http.ResponseWriter) bool {
+		if n > 4 {
+			unavailable(w)
+			return true
+		}
+		return false
+	})
+	reg := prometheus.NewRegistry()
+	start := time.Now()
+	e.runWorker(worker.Config{Model: primary, Concurrency: 2, Fallbacks: map[string]llm.Client{"together": backup},
+		Outages: ratelimit.Outages(rdb, time.Hour), FallbackPolicy: llm.FallbackPolicy{Failures: 2, CoolDown: time.Hour},
+		Metrics: metrics.New(reg)}, nil)
+	src, outDir := textInputs(t, 12), t.TempDir()
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, MaxRetry: 3,
+		Provider: llm.ProviderOpenAI, Model: "scout-groq", Options: jobs.Options{Fallback: []string{"together"}}}})
+	out, _ := e.open(context.Background(), outDir)
+	if es := e.wait(res.BatchID, out, 2*time.Minute); len(es) != 12 {
+		t.Fatalf("%d manifest entries, want 12", len(es))
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gauge := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == metrics.ProviderDown {
+			for _, m := range mf.GetMetric() {
+				l := map[string]string{}
+				for _, lp := range m.GetLabel() {
+					l[lp.GetName()] = lp.GetValue()
+				}
+				gauge[l["provider"]+"/"+l["model"]] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	if gauge["groq/scout-groq"] != 1 || len(gauge) != 1 {
+		t.Fatalf("%s: %v, want groq/scout-groq 1 and nothing else", metrics.ProviderDown, gauge)
+	}
+	b, err := e.tracker.Get(context.Background(), res.BatchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	providers, err := down.NewReader(rdb).ProvidersDown(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(providers) != 1 {
+		t.Fatalf("providers down for the batch: %+v, want groq", providers)
+	}
+	d := providers[0]
+	if d.Provider != "groq" || d.Model != "scout-groq" || d.Since.Before(start.Add(-time.Second)) || d.Until.Sub(d.Since) < 59*time.Minute ||
+		!strings.Contains(d.Reason, "in a row, the last: HTTP 503") || strings.Contains(d.Reason, "upstream unavailable") {
+		t.Fatalf("provider down %+v: want groq's scout-groq, down for the hour's cool-down since this test, with the last status (not the provider's message, which every tenant would see)", d)
+	}
+	other := b
+	other.Provider, other.Model, other.Options.Fallback = llm.ProviderOpenAI, "llama-4-maverick", nil
+	if got := down.ForBatch(other, providers); len(got) != 0 {
+		t.Fatalf("a batch on another model is told %+v", got)
+	}
 }

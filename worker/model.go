@@ -3,12 +3,15 @@ package worker
 import (
 	"cmp"
 	"context"
+	"sync"
+	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/worker/batchmode"
 	"github.com/llamapipe/llamapipe/worker/llm"
+	"github.com/llamapipe/llamapipe/worker/metrics"
 )
 
 // errDeferred is returned while an item waits for its batch answer (see
@@ -44,6 +47,7 @@ func (w *Worker) fallbackChain(ctx context.Context, online llm.Client, task *llm
 	prof := online.Profile()
 	name := cmp.Or(prof.Preset, prof.Provider)
 	chain := []llm.Link{{Name: name, Quota: jobs.ModelQuotaName(name, prof.Model), Client: online}}
+	w.outages.labels.Store(chain[0].Quota, [2]string{name, prof.Model})
 	for _, n := range names {
 		c, ok := w.cfg.Fallbacks[n]
 		if !ok {
@@ -53,10 +57,51 @@ func (w *Worker) fallbackChain(ctx context.Context, online llm.Client, task *llm
 		if n == name {
 			continue
 		}
-		chain = append(chain, llm.Link{Name: n, Quota: jobs.ModelQuotaName(n, c.Profile().Model), Client: llm.For(c, task)})
+		quota := jobs.ModelQuotaName(n, c.Profile().Model)
+		w.outages.labels.Store(quota, [2]string{n, c.Profile().Model})
+		chain = append(chain, llm.Link{Name: n, Quota: quota, Client: llm.For(c, task)})
 	}
 	if len(chain) == 1 {
 		return online
 	}
 	return llm.NewFallback(chain, w.outages, w.cfg.FallbackPolicy)
+}
+
+// watchedOutages is the fallback chains' outage state with the
+// llamapipe_provider_down gauge kept beside it (metrics.ProviderDown): a
+// chain that finds a provider down, or takes it down, sets it to 1 until
+// the down time ends; an answer from it sets it to 0.
+type watchedOutages struct {
+	llm.Outages
+	m *metrics.Metrics
+	// labels are each quota's provider (link name) and model, as
+	// fallbackChain builds the links.
+	labels sync.Map
+}
+
+func (o *watchedOutages) observe(quota string, until time.Time) {
+	if l, ok := o.labels.Load(quota); ok {
+		o.m.ProviderDown(l.([2]string)[0], l.([2]string)[1], until)
+	}
+}
+
+func (o *watchedOutages) DownUntil(ctx context.Context, quota string) (time.Time, error) {
+	until, err := o.Outages.DownUntil(ctx, quota)
+	if err == nil {
+		o.observe(quota, until)
+	}
+	return until, err
+}
+
+func (o *watchedOutages) Succeeded(ctx context.Context, quota string) error {
+	o.observe(quota, time.Time{})
+	return o.Outages.Succeeded(ctx, quota)
+}
+
+func (o *watchedOutages) MarkDown(ctx context.Context, quota string, d llm.Outage) error {
+	err := o.Outages.MarkDown(ctx, quota, d)
+	if err == nil {
+		o.m.ProviderDown(d.Provider, d.Model, d.Until)
+	}
+	return err
 }

@@ -156,8 +156,8 @@ type Worker struct {
 	bm  *batchmode.Mode
 	rdb redis.UniversalClient
 	// outages is the fallback chains' state (Config.Outages, else this
-	// process's own).
-	outages llm.Outages
+	// process's own), with the provider-down gauge beside it.
+	outages *watchedOutages
 	// batches are the batch records item payloads are completed from.
 	batches batchCache
 	// feed fetches the image URLs of feed items.
@@ -207,9 +207,9 @@ func New(cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	w.fin = fin
-	w.outages = cfg.Outages
-	if w.outages == nil {
-		w.outages = &llm.MemoryOutages{}
+	w.outages = &watchedOutages{Outages: cfg.Outages, m: cfg.Metrics}
+	if cfg.Outages == nil {
+		w.outages.Outages = &llm.MemoryOutages{}
 	}
 	if cfg.Batch != nil {
 		rdb, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)

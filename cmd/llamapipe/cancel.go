@@ -36,7 +36,7 @@ func runCancel(ctx context.Context, cmd *cli.Command, c *conn, id string, stdout
 		return err
 	}
 	if cmd.Bool("json") {
-		return clix.PrintCancelledJSON(ctx, stdout, c.tracker, id, n)
+		return clix.PrintCancelledJSON(ctx, stdout, clix.Track(c.tracker, c.rdb), id, n)
 	}
 	log, err := newLogger(cmd, stderr, slog.LevelInfo)
 	if err != nil {

@@ -77,5 +77,5 @@ func runRun(ctx context.Context, cmd *cli.Command, stdout, stderr io.Writer) err
 	}
 	ui.Say(ctx, stderr, log, fmt.Sprintf("batch %s: %d items (%d queued, %d skipped)", res.BatchID, res.Total, res.Enqueued, res.Skipped), "batch_id", res.BatchID)
 	asJSON := cmd.Bool("json")
-	return followJSON(ctx, c, res.BatchID, stdout, asJSON, ui.Follow(ctx, c.tracker, res.BatchID, stdout, stderr, ui.FollowOptions{Started: true, Log: log, Quiet: asJSON}))
+	return followJSON(ctx, c, res.BatchID, stdout, asJSON, ui.Follow(ctx, clix.Track(c.tracker, c.rdb), res.BatchID, stdout, stderr, ui.FollowOptions{Started: true, Log: log, Quiet: asJSON}))
 }

@@ -45,18 +45,19 @@ func runStatus(ctx context.Context, cmd *cli.Command, c *conn, id string, opts s
 		if err != nil {
 			return err
 		}
-		return followJSON(ctx, c, id, stdout, asJSON, ui.Follow(ctx, c.tracker, id, stdout, stderr, ui.FollowOptions{Log: log, Quiet: asJSON}))
+		return followJSON(ctx, c, id, stdout, asJSON, ui.Follow(ctx, clix.Track(c.tracker, c.rdb), id, stdout, stderr, ui.FollowOptions{Log: log, Quiet: asJSON}))
 	}
 	if asJSON {
-		return clix.PrintStatusJSON(ctx, stdout, c.tracker, id)
+		return clix.PrintStatusJSON(ctx, stdout, clix.Track(c.tracker, c.rdb), id)
 	}
-	st, err := clix.ReadBatchStatus(ctx, c.tracker, id)
+	st, err := clix.ReadBatchStatus(ctx, clix.Track(c.tracker, c.rdb), id)
 	if err != nil {
 		return err
 	}
 	if err := ui.PrintStatus(ctx, stdout, c.tracker, st.Batch, st.Counts); err != nil {
 		return err
 	}
+	clix.PrintProvidersDown(stdout, st.ProvidersDown)
 	return printTenant(ctx, stdout, cmd, c, st.Batch)
 }
 
@@ -102,7 +103,7 @@ func printTenant(ctx context.Context, w io.Writer, cmd *cli.Command, c *conn, b 
 // then maps the follow's error.
 func followJSON(ctx context.Context, c *conn, id string, stdout io.Writer, asJSON bool, err error) error {
 	if asJSON {
-		if jerr := clix.PrintStatusJSON(ctx, stdout, c.tracker, id); jerr != nil {
+		if jerr := clix.PrintStatusJSON(ctx, stdout, clix.Track(c.tracker, c.rdb), id); jerr != nil {
 			return jerr
 		}
 	}

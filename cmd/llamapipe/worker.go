@@ -24,7 +24,6 @@ import (
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/batchapi"
 	"github.com/llamapipe/llamapipe/worker/llm/providers"
-	"github.com/llamapipe/llamapipe/worker/llm/ratelimit"
 )
 
 func workerCommand(stderr io.Writer) *cli.Command {
@@ -85,10 +84,11 @@ func newWorker(ctx context.Context, cmd *cli.Command, c *conn, log *slog.Logger,
 	wcfg.Metrics = m
 	pcfg, _ := clix.ProviderConfig(cmd) // checked by openModel
 	pcfg.Redis, pcfg.Metrics = c.rdb, m
-	if wcfg.Fallbacks, err = providers.OpenFallbacks(ctx, pcfg, cmd.StringSlice("fallback")); err != nil {
+	ch, err := providers.OpenChain(ctx, pcfg, cmd.StringSlice("fallback"), model.Profile(), budgets, cmd.Int("concurrency"))
+	if err != nil {
 		return nil, nil, &exitError{code: exitUsage, msg: "--fallback: " + err.Error()}
 	}
-	wcfg.Outages, wcfg.FallbackPolicy = ratelimit.Outages(c.rdb, cmd.Duration("fallback-cool-down")), llm.FallbackPolicy{CoolDown: cmd.Duration("fallback-cool-down")}
+	wcfg.Fallbacks, wcfg.Outages, wcfg.FallbackPolicy = ch.Fallbacks, ch.Outages, ch.Policy
 	// Without --tenants, spend is still charged (no budgets, no pauses, no
 	// fair-share gate) and the metrics still carry the tenant.
 	wcfg.Tenants = budgets

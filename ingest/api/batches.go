@@ -12,6 +12,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/eta"
+	"github.com/llamapipe/llamapipe/jobs/outage"
 	"github.com/llamapipe/llamapipe/jobs/webhook"
 )
 
@@ -54,6 +55,9 @@ type BatchView struct {
 	// WebhookDelivery is the state of the completion webhook's delivery,
 	// when the batch has a webhook.
 	WebhookDelivery *jobs.WebhookState `json:"webhook_delivery,omitempty"`
+	// ProvidersDown are the providers the batch's items may call (its
+	// model, its fallback presets) that are down now, while it runs.
+	ProvidersDown []outage.Down `json:"providers_down,omitempty"`
 }
 
 func (s *Server) view(ctx context.Context, b jobs.Batch) (BatchView, error) {
@@ -73,6 +77,11 @@ func (s *Server) view(ctx context.Context, b jobs.Batch) (BatchView, error) {
 		v.WebhookDelivery = &st
 	}
 	v.State = c.State()
+	if !jobs.Ended(v.State) {
+		if v.ProvidersDown, err = outage.NewReader(s.cfg.Redis).ProvidersDown(ctx, b); err != nil {
+			return BatchView{}, err
+		}
+	}
 	end := s.cfg.Now()
 	if c.Finalized && !c.Finished.IsZero() {
 		end = c.Finished

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest/api/apiclienttest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/outage"
 )
 
 // contract checks every request sent through it, and the server's answer,
@@ -131,10 +133,23 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 	if sub.JSON201.Total != 3 {
 		t.Errorf("submit: %+v", sub.JSON201)
 	}
+	// Its model is down (a fallback chain marked it): the answer says so.
+	b, err := e.tracker.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := outage.Mark(ctx, e.api.cfg.Redis, jobs.ModelQuotaName(b.Provider, b.Model), outage.Down{Provider: b.Provider, Kind: b.Provider,
+		Model: b.Model, Until: now.Add(time.Hour), Reason: "3 connection errors or 5xx answers in a row"}, now); err != nil {
+		t.Fatal(err)
+	}
 	// Follow it: its state and items, as a client would.
 	got, err := cl.GetBatchWithResponse(ctx, id)
 	if err != nil || got.JSON200 == nil || !slices.Contains(jobs.States, string(got.JSON200.State)) {
 		t.Fatalf("get: %v %s", err, body(got))
+	}
+	if pd := got.JSON200.ProvidersDown; pd == nil || len(*pd) != 1 || (*pd)[0].Model != b.Model || (*pd)[0].Until.Before(now) {
+		t.Errorf("get: providers_down of a batch whose model is down: %s", body(got))
 	}
 	if _, err := cl.ListBatchItemsWithResponse(ctx, id, nil); err != nil {
 		t.Fatal(err)

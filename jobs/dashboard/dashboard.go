@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/outage"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 )
 
@@ -159,14 +160,15 @@ func New(cfg Config) (*Handler, error) {
 		_ = d.Close()
 		return nil, err
 	}
+	rdb, ok := cfg.RedisConnOpt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		_ = d.Close()
+		return nil, fmt.Errorf("dashboard: unsupported Redis connection %T", cfg.RedisConnOpt)
+	}
+	d.closers = append(d.closers, rdb.Close)
+	pages.down = outage.NewReader(rdb)
 	pages.budgets = cfg.Tenants
 	if pages.budgets == nil {
-		rdb, ok := cfg.RedisConnOpt.MakeRedisClient().(redis.UniversalClient)
-		if !ok {
-			_ = d.Close()
-			return nil, fmt.Errorf("dashboard: unsupported Redis connection %T", cfg.RedisConnOpt)
-		}
-		d.closers = append(d.closers, rdb.Close)
 		pages.budgets = &tenants.Budgets{File: tenants.Static(nil), Ledger: tenants.NewLedger(rdb, "")}
 	}
 	amon := asynqmon.New(asynqmon.Options{RootPath: AsynqPath, RedisConnOpt: cfg.RedisConnOpt, ReadOnly: cfg.ReadOnly,

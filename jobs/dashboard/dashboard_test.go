@@ -19,6 +19,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/jobs/outage"
 )
 
 // dbDashboard is this package's test Redis database.
@@ -470,5 +471,30 @@ func TestBatchPagesShowTheWarning(t *testing.T) {
 	}
 	if _, body = f.do(t, "GET", "/batches/"+f.batch, "bearer", nil); strings.Contains(body, "Warning:") {
 		t.Errorf("warning still shown after it was cleared")
+	}
+}
+
+// While the batch's model is down, its page shows a banner naming it,
+// with until when and why (escaped: the reason holds the provider's
+// message); once the outage is over, none.
+func TestBatchPageShowsProviderDown(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx, now := context.Background(), time.Now()
+	quota := jobs.ModelQuotaName("offline", "llama-4-scout")
+	if err := outage.Mark(ctx, f.rdb, quota, outage.Down{Provider: "offline", Kind: "offline", Model: "llama-4-scout",
+		Until: now.Add(time.Hour), Reason: "3 connection errors or 5xx answers in a row, the last: <b>502</b>"}, now); err != nil {
+		t.Fatal(err)
+	}
+	_, body := f.do(t, "GET", "/batches/"+f.batch, "bearer", nil)
+	until := now.Add(time.Hour).UTC().Format("2006-01-02 15:04:05 UTC")
+	if want := `<p class="warning provider-down">Provider down: offline (llama-4-scout) since `; !strings.Contains(body, want) ||
+		!strings.Contains(body, "until "+until+": 3 connection errors or 5xx answers in a row, the last: &lt;b&gt;502&lt;/b&gt;.") {
+		t.Fatalf("batch page lacks the provider-down banner:\n%s", body)
+	}
+	if err := f.rdb.Del(ctx, jobs.ProviderOutageKey(quota)).Err(); err != nil { // the down time ended
+		t.Fatal(err)
+	}
+	if _, body = f.do(t, "GET", "/batches/"+f.batch, "bearer", nil); strings.Contains(body, "Provider down:") {
+		t.Error("banner still shown after the outage ended")
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/eta"
+	"github.com/llamapipe/llamapipe/jobs/outage"
 	"github.com/llamapipe/llamapipe/jobs/series"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 )
@@ -33,6 +34,8 @@ type pages struct {
 	detailTmpl *template.Template
 	// budgets read a batch's tenant's spend (set by New).
 	budgets *tenants.Budgets
+	// down reads the providers down (set by New).
+	down *outage.Reader
 	// results is true when the results view is served (Config.Open).
 	results bool
 	// rates holds each viewed batch's recent progress, for a rate and ETA
@@ -369,9 +372,16 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 		}
 		buckets = series.Parse(h)
 	}
+	var down []outage.Down
+	if p.down != nil && !jobs.Ended(v.State) {
+		if down, err = p.down.ProvidersDown(ctx, v.Batch); err != nil {
+			p.log.Warn("providers down", "batch_id", id, "err", err)
+		}
+	}
 	data := struct {
 		Title    string
 		Session  Session
+		Down     []outage.Down
 		Tenant   *TenantView
 		Running  []jobs.Progress
 		Batch    BatchView
@@ -386,6 +396,7 @@ func (p *pages) detail(w http.ResponseWriter, r *http.Request) {
 	}{
 		Title:    "Batch " + id,
 		Session:  sessionOf(ctx),
+		Down:     down,
 		Tenant:   tenant,
 		Running:  running,
 		Batch:    v,

@@ -49,6 +49,11 @@ type Error struct {
 	RetryAfter time.Duration
 	// RateLimited is true for 429: not counted as a failure.
 	RateLimited bool
+	// NotSent is true when the call never reached the provider: one of
+	// our gates or limiters deferred it or could not reach Redis. It says
+	// nothing about the provider's health (a fallback chain does not count
+	// it as an outage).
+	NotSent bool
 	// Err is the underlying error, if any.
 	Err error
 }

@@ -24,8 +24,20 @@ type Outages interface {
 	Failed(ctx context.Context, name string) (int, error)
 	// Succeeded ends name's run of failures.
 	Succeeded(ctx context.Context, name string) error
-	// MarkDown records name as down until until.
-	MarkDown(ctx context.Context, name string, until time.Time) error
+	// MarkDown records name as down until o.Until, with what o says of it.
+	MarkDown(ctx context.Context, name string, o Outage) error
+}
+
+// Outage is what a fallback chain records of a provider it takes down.
+type Outage struct {
+	// Provider is the link's Name; Kind and Model its client's profile's
+	// provider and model.
+	Provider, Kind, Model string
+	// Until is when calls go to it again.
+	Until time.Time
+	// Reason says what took it down, with the last status and error code
+	// (outageCause).
+	Reason string
 }
 
 // FallbackPolicy says when a provider counts as down and for how long.
@@ -41,7 +53,8 @@ type FallbackPolicy struct {
 	CoolDown time.Duration
 }
 
-func (p FallbackPolicy) withDefaults() FallbackPolicy {
+// WithDefaults is p with its zero fields set to their defaults.
+func (p FallbackPolicy) WithDefaults() FallbackPolicy {
 	p.Failures = cmp.Or(p.Failures, 3)
 	p.MaxWait = cmp.Or(p.MaxWait, 2*time.Minute)
 	p.CoolDown = cmp.Or(p.CoolDown, 5*time.Minute)
@@ -75,7 +88,7 @@ func NewFallback(chain []Link, outages Outages, policy FallbackPolicy) Client {
 	if outages == nil {
 		outages = &MemoryOutages{}
 	}
-	return &fallback{chain: chain, out: outages, pol: policy.withDefaults(), now: time.Now}
+	return &fallback{chain: chain, out: outages, pol: policy.WithDefaults(), now: time.Now}
 }
 
 type fallback struct {
@@ -122,40 +135,56 @@ func (f *fallback) Complete(ctx context.Context, req Request) (Response, error) 
 			err = fmt.Errorf("fallback %s: %w", l.Name, err)
 		}
 		lastErr = err
-		down, why := f.isDown(ctx, l.quota(), err)
+		down, d, reason := f.isDown(ctx, l.quota(), err)
 		if !down || last {
 			return Response{}, err
 		}
-		_ = f.out.MarkDown(ctx, l.quota(), f.now().Add(why))
+		p := l.Client.Profile()
+		_ = f.out.MarkDown(ctx, l.quota(), Outage{Provider: l.Name, Kind: p.Provider, Model: p.Model, Until: f.now().Add(d), Reason: reason})
 		switched(ctx, l.Name, f.chain[i+1].Name, err)
 	}
 	return Response{}, lastErr
 }
 
-// isDown reports whether err (from provider name) takes name down, and
-// for how long.
-func (f *fallback) isDown(ctx context.Context, name string, err error) (bool, time.Duration) {
+// isDown reports whether err (from provider name) takes name down, for
+// how long, and why.
+func (f *fallback) isDown(ctx context.Context, name string, err error) (bool, time.Duration, string) {
 	var e *Error
-	if ctx.Err() != nil || !errors.As(err, &e) || e.Kind != Retryable {
-		return false, 0 // a bad request, a bad key, or ours: not an outage
+	if ctx.Err() != nil || !errors.As(err, &e) || e.Kind != Retryable || e.NotSent {
+		return false, 0, "" // a bad request, a bad key, or ours (a gate's deferral): not an outage
 	}
 	if e.RateLimited || e.Status == 429 {
 		if e.RetryAfter > f.pol.MaxWait {
-			return true, e.RetryAfter
+			return true, e.RetryAfter, fmt.Sprintf("a 429 asking to wait %s, over the %s worth waiting (%s)", e.RetryAfter, f.pol.MaxWait, outageCause(e))
 		}
-		return false, 0
+		return false, 0, ""
 	}
 	if e.Status != 0 && e.Status < 500 {
-		return false, 0 // 408 and the like, or an answer we could not read
+		return false, 0, "" // 408 and the like, or an answer we could not read
 	}
 	if e.Status == 0 && e.Err == nil {
-		return false, 0 // no connection error behind it
+		return false, 0, "" // no connection error behind it
 	}
 	n, ferr := f.out.Failed(ctx, name)
-	if ferr != nil {
-		return false, 0
+	if ferr != nil || n < f.pol.Failures {
+		return false, 0, ""
 	}
-	return n >= f.pol.Failures, f.pol.CoolDown
+	return true, f.pol.CoolDown, fmt.Sprintf("%d connection errors or 5xx answers in a row, the last: %s", n, outageCause(e))
+}
+
+// outageCause is what an outage's reason says of e: the HTTP status and
+// the provider's error code, or the connection error. Not the provider's
+// message: it may quote a request, and every tenant sees the reason.
+func outageCause(e *Error) string {
+	switch {
+	case e.Status != 0 && e.Code != "":
+		return fmt.Sprintf("HTTP %d %s", e.Status, e.Code)
+	case e.Status != 0:
+		return fmt.Sprintf("HTTP %d", e.Status)
+	case e.Err != nil:
+		return e.Err.Error()
+	}
+	return e.Kind.String() + " error"
 }
 
 // MemoryOutages is Outages for one process (tests, a single `run`).
@@ -188,13 +217,13 @@ func (m *MemoryOutages) Succeeded(_ context.Context, name string) error {
 	return nil
 }
 
-func (m *MemoryOutages) MarkDown(_ context.Context, name string, until time.Time) error {
+func (m *MemoryOutages) MarkDown(_ context.Context, name string, o Outage) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.until == nil {
 		m.until = map[string]time.Time{}
 	}
-	m.until[name] = until
+	m.until[name] = o.Until
 	delete(m.runs, name)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -204,5 +205,91 @@ func TestFallbackSwitchIsASpanEvent(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != "groq>together:http_503" || got[1] != "groq>together:down" {
 		t.Errorf("fallback events %v", got)
+	}
+}
+
+// The policy's thresholds decide when the switch happens: with the same
+// failing primary, Failures sets how many calls fail before one is
+// answered by the fallback (zero: the default 3), and MaxWait whether a
+// 429's wait is waited for or taken as an outage.
+func TestFallbackPolicyThresholds(t *testing.T) {
+	for name, tc := range map[string]struct {
+		fail         func(w http.ResponseWriter)
+		pol          llm.FallbackPolicy
+		failedBefore int // calls that fail before the first fallback answer; -1: none reaches it
+	}{
+		"after 1":          {status(503), llm.FallbackPolicy{Failures: 1}, 0},
+		"after 4":          {status(503), llm.FallbackPolicy{Failures: 4}, 3},
+		"after default":    {status(503), llm.FallbackPolicy{}, 2},
+		"429 over 10s":     {status(429, "Retry-After", "30"), llm.FallbackPolicy{MaxWait: 10 * time.Second}, 0},
+		"429 within 1m":    {status(429, "Retry-After", "30"), llm.FallbackPolicy{MaxWait: time.Minute}, -1},
+		"429 default (2m)": {status(429, "Retry-After", "30"), llm.FallbackPolicy{}, -1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			prim, _ := chatServer(t, "p", func(_ int64, w http.ResponseWriter) bool { tc.fail(w); return true })
+			fb, _ := chatServer(t, "f", nil)
+			c := llm.NewFallback([]llm.Link{{Name: "groq", Client: chatClient(t, prim.URL, "p")},
+				{Name: "together", Client: chatClient(t, fb.URL, "f")}}, &llm.MemoryOutages{}, tc.pol)
+			failed := -1
+			for i := 0; i < 6; i++ {
+				resp, err := ask(c)
+				if err == nil {
+					if resp.Provider != "together" {
+						t.Fatalf("call %d answered by %q", i, resp.Provider)
+					}
+					failed = i
+					break
+				}
+				if llm.KindOf(err) != llm.Retryable {
+					t.Fatalf("call %d: %v, want a retryable error", i, err)
+				}
+			}
+			if failed != tc.failedBefore {
+				t.Fatalf("%d calls failed before the fallback answered (-1: it never did), want %d", failed, tc.failedBefore)
+			}
+		})
+	}
+}
+
+// recordingOutages keeps what MarkDown was told.
+type recordingOutages struct {
+	llm.MemoryOutages
+	marks []llm.Outage
+}
+
+func (r *recordingOutages) MarkDown(ctx context.Context, name string, o llm.Outage) error {
+	r.marks = append(r.marks, o)
+	return r.MemoryOutages.MarkDown(ctx, name, o)
+}
+
+// What a chain records of a provider it takes down names it, its model
+// and protocol, and says why with the status and code, never the
+// provider's message (every tenant sees the reason).
+func TestFallbackRecordsWhyItWentDown(t *testing.T) {
+	for name, tc := range map[string]struct {
+		fail func(w http.ResponseWriter)
+		pol  llm.FallbackPolicy
+		want string
+	}{
+		"503":      {status(503), llm.FallbackPolicy{Failures: 2}, "2 connection errors or 5xx answers in a row, the last: HTTP 503 x"},
+		"long 429": {status(429, "Retry-After", "600"), llm.FallbackPolicy{}, "a 429 asking to wait 10m0s, over the 2m0s worth waiting (HTTP 429 x)"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			prim, _ := chatServer(t, "p", func(_ int64, w http.ResponseWriter) bool { tc.fail(w); return true })
+			fb, _ := chatServer(t, "f", nil)
+			out := &recordingOutages{}
+			c := llm.NewFallback([]llm.Link{{Name: "groq", Client: chatClient(t, prim.URL, "scout-p")},
+				{Name: "together", Client: chatClient(t, fb.URL, "f")}}, out, tc.pol)
+			for i := 0; i < 3 && len(out.marks) == 0; i++ {
+				_, _ = ask(c)
+			}
+			if len(out.marks) != 1 {
+				t.Fatalf("marks %+v, want one", out.marks)
+			}
+			m := out.marks[0]
+			if m.Provider != "groq" || m.Kind != "openai" || m.Model != "scout-p" || m.Reason != tc.want || strings.Contains(m.Reason, "status 5") {
+				t.Fatalf("mark %+v, want groq's scout-p with reason %q", m, tc.want)
+			}
+		})
 	}
 }

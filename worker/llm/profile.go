@@ -1,5 +1,7 @@
 package llm
 
+import "time"
+
 // Profile describes one provider + model: limits the workers size their
 // chunks and images from, and prices the report computes cost from.
 type Profile struct {
@@ -65,8 +67,22 @@ type Profile struct {
 	// /v1/batches), BatchBedrock (Bedrock batch inference) or "" (default:
 	// none; batch mode is not offered).
 	BatchAPI string `yaml:"batch_api,omitempty" json:"batch_api,omitempty"`
+	// FallbackAfter, FallbackMaxWait and FallbackCoolDown are this
+	// provider's FallbackPolicy as a fallback chain's primary (Failures,
+	// MaxWait, CoolDown); --fallback-after, --fallback-max-wait and
+	// --fallback-cool-down override them. Zero: the policy's defaults (3,
+	// 2 minutes, 5 minutes).
+	FallbackAfter    int           `yaml:"fallback_after,omitempty" json:"fallback_after,omitempty"`
+	FallbackMaxWait  time.Duration `yaml:"fallback_max_wait,omitempty" json:"fallback_max_wait,omitempty"`
+	FallbackCoolDown time.Duration `yaml:"fallback_cool_down,omitempty" json:"fallback_cool_down,omitempty"`
 	// Prices per unit, in Currency.
 	Prices Prices `yaml:"prices" json:"prices"`
+}
+
+// FallbackPolicy is the policy of a fallback chain whose primary is p
+// (zero fields: the defaults).
+func (p Profile) FallbackPolicy() FallbackPolicy {
+	return FallbackPolicy{Failures: p.FallbackAfter, MaxWait: p.FallbackMaxWait, CoolDown: p.FallbackCoolDown}
 }
 
 // Values of Profile.ImageTransport.

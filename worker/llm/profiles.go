@@ -348,6 +348,9 @@ func validateProfile(p Profile) error {
 	if p.ContextTokens < 0 || p.MaxOutputTokens < 0 || p.MaxImages < 0 || p.MaxImageBytes < 0 || p.MaxImagePixels < 0 {
 		return errors.New("limits must not be negative")
 	}
+	if p.FallbackAfter < 0 || p.FallbackMaxWait < 0 || p.FallbackCoolDown < 0 {
+		return errors.New("fallback_after, fallback_max_wait and fallback_cool_down must not be negative")
+	}
 	if p.MinOutputTokens < 0 || (p.MaxOutputTokens > 0 && p.MinOutputTokens > p.MaxOutputTokens) {
 		return fmt.Errorf("min_output_tokens %d is outside [0, max_output_tokens]", p.MinOutputTokens)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,7 @@ const (
 	RetriesTotal          = "llamapipe_retries_total"
 	FairShareDeferred     = "llamapipe_fair_share_deferred_total"
 	BatchModeFailures     = "llamapipe_batchmode_failures_total"
+	ProviderDown          = "llamapipe_provider_down"
 )
 
 // Error classes of ModelErrorsTotal's "class" label.
@@ -60,6 +62,11 @@ type Metrics struct {
 	retries      *prometheus.CounterVec
 	deferred     *prometheus.CounterVec
 	bmFailures   *prometheus.CounterVec
+	down         *prometheus.GaugeVec
+	// downUntil is when each provider and model this worker saw down is
+	// up again (ProviderDown).
+	downMu    sync.Mutex
+	downUntil map[[2]string]time.Time
 }
 
 type kind int
@@ -67,6 +74,7 @@ type kind int
 const (
 	counter kind = iota
 	histogram
+	gauge
 )
 
 type def struct {
@@ -92,6 +100,7 @@ func defs() []def {
 		{RateLimitWaitDuration, "Time spent waiting for the shared model rate limit before a request.", histogram, nil, prometheus.ExponentialBucketsRange(0.001, 300, 16)},
 		{RetriesTotal, "Item attempts that failed and will be retried, by reason.", counter, []string{"reason"}, nil},
 		{BatchModeFailures, "Failed calls to a provider's batch API (its requests go online after a bound: --batch-online-after), by group (preset or provider, and model) and stage (collect: upload and job creation; poll: job status and results).", counter, []string{"group", "stage"}, nil},
+		{ProviderDown, "1 while a fallback chain's provider (the preset, else the provider) and model is down as this worker saw it: from the call that took it down, or found it down, until its down time ends (the cool-down, or a long 429's wait); then 0. No series for a provider this worker never saw down.", gauge, []string{"provider", "model"}, nil},
 		{FairShareDeferred, "Model calls the fair-share gate sent back to the queue because their tenant had its share while others waited, by tenant.", counter, []string{"tenant"}, nil},
 	}
 }
@@ -106,6 +115,8 @@ func New(reg prometheus.Registerer) *Metrics {
 		switch {
 		case d.kind == counter:
 			c = prometheus.NewCounterVec(prometheus.CounterOpts{Name: d.name, Help: d.help}, d.labels)
+		case d.kind == gauge:
+			c = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: d.name, Help: d.help}, d.labels)
 		case len(d.labels) == 0:
 			c = prometheus.NewHistogram(prometheus.HistogramOpts{Name: d.name, Help: d.help, Buckets: d.buckets})
 		default:
@@ -128,6 +139,8 @@ func New(reg prometheus.Registerer) *Metrics {
 		retries:      cs[RetriesTotal].(*prometheus.CounterVec),
 		deferred:     cs[FairShareDeferred].(*prometheus.CounterVec),
 		bmFailures:   cs[BatchModeFailures].(*prometheus.CounterVec),
+		down:         cs[ProviderDown].(*prometheus.GaugeVec),
+		downUntil:    map[[2]string]time.Time{},
 	}
 }
 
@@ -288,4 +301,39 @@ func (m *Metrics) BatchModeFailure(group, stage string) {
 		return
 	}
 	m.bmFailures.WithLabelValues(group, stage).Inc()
+}
+
+// ProviderDown records that provider's model is down until until: its
+// gauge is 1 until then, and 0 after (by itself). A zero or past until
+// says it is up: 0 now, for a provider seen down before (no series is made
+// for one never seen down).
+func (m *Metrics) ProviderDown(provider, model string, until time.Time) {
+	if m == nil {
+		return
+	}
+	k := [2]string{provider, model}
+	m.downMu.Lock()
+	defer m.downMu.Unlock()
+	prev, seen := m.downUntil[k]
+	d := time.Until(until)
+	if d <= 0 {
+		if seen && !prev.IsZero() {
+			m.downUntil[k] = time.Time{}
+			m.down.WithLabelValues(provider, model).Set(0)
+		}
+		return
+	}
+	if prev.Equal(until) {
+		return
+	}
+	m.downUntil[k] = until
+	m.down.WithLabelValues(provider, model).Set(1)
+	time.AfterFunc(d, func() {
+		m.downMu.Lock()
+		defer m.downMu.Unlock()
+		if m.downUntil[k].Equal(until) {
+			m.downUntil[k] = time.Time{}
+			m.down.WithLabelValues(provider, model).Set(0)
+		}
+	})
 }

@@ -141,6 +141,7 @@ func TestNamesMatchExportedSeries(t *testing.T) {
 	m.Retry("transport")
 	m.Deferred("legal")
 	m.BatchModeFailure("groq-scout", "collect")
+	m.ProviderDown("groq", "scout", time.Now().Add(time.Hour))
 
 	h := httptest.NewServer(Handler(reg))
 	defer h.Close()
@@ -183,6 +184,38 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.Deferred("x")
 	m.ItemEndedFor("t", jobs.KindImage, "done", time.Second)
 	m.ModelRequestFor("t", "p", "m", time.Second, 1, 1, 1, "USD", nil)
+	m.ProviderDown("p", "m", time.Now().Add(time.Hour))
+}
+
+// The provider-down gauge is 1 from the mark until the down time ends,
+// then 0 by itself; an "up" for a provider never seen down makes no
+// series, and an earlier mark's end does not clear a later one.
+func TestProviderDownGauge(t *testing.T) {
+	m := New(prometheus.NewRegistry())
+	m.ProviderDown("together", "scout", time.Time{})
+	if n := testutil.CollectAndCount(m.down); n != 0 {
+		t.Fatalf("%d series for a provider never seen down", n)
+	}
+	m.ProviderDown("groq", "scout", time.Now().Add(50*time.Millisecond))
+	m.ProviderDown("groq", "scout", time.Now().Add(time.Hour)) // taken down again, for longer
+	m.ProviderDown("reseller", "scout", time.Now().Add(50*time.Millisecond))
+	if v := testutil.ToFloat64(m.down.WithLabelValues("groq", "scout")); v != 1 {
+		t.Fatalf("groq down: gauge %v", v)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(m.down.WithLabelValues("reseller", "scout")) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the gauge stayed 1 after the down time ended")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if v := testutil.ToFloat64(m.down.WithLabelValues("groq", "scout")); v != 1 {
+		t.Fatalf("the first mark's end cleared the later one: gauge %v", v)
+	}
+	m.ProviderDown("groq", "scout", time.Time{}) // a call went to it and was answered
+	if v := testutil.ToFloat64(m.down.WithLabelValues("groq", "scout")); v != 0 {
+		t.Fatalf("groq up again: gauge %v", v)
+	}
 }
 
 func TestHealthAndReadiness(t *testing.T) {

@@ -3,10 +3,15 @@ package clix
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/outage"
 	"github.com/llamapipe/llamapipe/jobs/webhook"
 )
 
@@ -23,6 +28,9 @@ type BatchStatus struct {
 	Manifest        string             `json:"manifest"`
 	Report          string             `json:"report"`
 	WebhookDelivery *jobs.WebhookState `json:"webhook_delivery,omitempty"`
+	// ProvidersDown are the providers the batch's items may call (its
+	// model, its fallback presets) that are down now, while it runs.
+	ProvidersDown []outage.Down `json:"providers_down,omitempty"`
 }
 
 // NewBatchStatus makes a batch's status from its record and counts; st is
@@ -66,8 +74,27 @@ type StatusReader interface {
 	WebhookState(ctx context.Context, batch string) (jobs.WebhookState, bool, error)
 }
 
+// DownReader is what ReadBatchStatus reads of the providers down (an
+// *outage.Reader).
+type DownReader interface {
+	ProvidersDown(ctx context.Context, b jobs.Batch) ([]outage.Down, error)
+}
+
+// Tracked is the batch records with the providers down: a StatusReader
+// whose statuses name the providers down.
+type Tracked struct {
+	*jobs.Tracker
+	*outage.Reader
+}
+
+// Track is t with the providers down of rdb (an outage.Reader).
+func Track(t *jobs.Tracker, rdb redis.UniversalClient) Tracked {
+	return Tracked{Tracker: t, Reader: outage.NewReader(rdb)}
+}
+
 // ReadBatchStatus reads a batch's status, with its webhook's delivery when
-// it has a webhook.
+// it has a webhook, and the providers down while it runs when t is also a
+// DownReader.
 func ReadBatchStatus(ctx context.Context, t StatusReader, id string) (BatchStatus, error) {
 	b, err := t.Get(ctx, id)
 	if err != nil {
@@ -88,5 +115,19 @@ func ReadBatchStatus(ctx context.Context, t StatusReader, id string) (BatchStatu
 		}
 		hook = &st
 	}
-	return NewBatchStatus(b, c, hook), nil
+	st := NewBatchStatus(b, c, hook)
+	if d, ok := t.(DownReader); ok && !jobs.Ended(st.State) {
+		if st.ProvidersDown, err = d.ProvidersDown(ctx, b); err != nil {
+			return BatchStatus{}, err
+		}
+	}
+	return st, nil
+}
+
+// PrintProvidersDown writes a line for each provider down.
+func PrintProvidersDown(w io.Writer, ds []outage.Down) {
+	for _, d := range ds {
+		fmt.Fprintf(w, "provider down: %s (%s) since %s, until %s: %s; fallback chains skip it until then\n",
+			d.Provider, d.Model, d.Since.UTC().Format(time.DateTime), d.Until.UTC().Format(time.DateTime+" MST"), d.Reason)
+	}
 }

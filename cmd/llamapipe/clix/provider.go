@@ -3,7 +3,6 @@ package clix
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v3"
 
@@ -26,7 +25,9 @@ func ProviderFlags() []cli.Flag {
 		&cli.StringFlag{Name: "profiles", Usage: "YAML file adding or overriding model profiles (limits and prices)", Sources: Env("PROFILES")},
 		&cli.StringSliceFlag{Name: "header", Usage: "extra HTTP header for the provider, NAME=VALUE (repeatable)", Sources: Env("HEADERS")},
 		&cli.StringSliceFlag{Name: "fallback", Usage: "presets that answer, in this order, while the provider is down (connection errors, a run of 5xx, a long 429); keys from LLAMAPIPE_<PRESET>_API_KEY; online items only", Sources: Env("FALLBACK")},
-		&cli.DurationFlag{Name: "fallback-cool-down", Value: 5 * time.Minute, Usage: "how long a down provider is left alone before calls go to it again", Sources: Env("FALLBACK_COOL_DOWN")},
+		&cli.IntFlag{Name: "fallback-after", Usage: "connection errors or 5xx answers in a row that take the provider down (0: the profile's fallback_after, else 3)", Sources: Env("FALLBACK_AFTER")},
+		&cli.DurationFlag{Name: "fallback-max-wait", Usage: "longest 429 wait (Retry-After) worth waiting for; a longer one takes the provider down for that wait (0: the profile's fallback_max_wait, else 2m)", Sources: Env("FALLBACK_MAX_WAIT")},
+		&cli.DurationFlag{Name: "fallback-cool-down", Usage: "how long a down provider is left alone before calls go to it again (0: the profile's fallback_cool_down, else 5m)", Sources: Env("FALLBACK_COOL_DOWN")},
 		&cli.IntFlag{Name: "rpm", Usage: "requests per minute shared by all workers of this provider and model (0: the profile's known limit, else none)", Sources: Env("RPM")},
 		&cli.IntFlag{Name: "tpm", Usage: "tokens per minute shared by all workers of this provider and model (0: the profile's known limit, else none)", Sources: Env("TPM")},
 		&cli.StringFlag{Name: "image-detail", Usage: "image detail sent with each image: low, high or auto (default: the profile's; Qianfan v2 takes low or high)", Sources: Env("IMAGE_DETAIL")},
@@ -40,18 +41,21 @@ func ProviderFlags() []cli.Flag {
 // malformed --header is a *UsageError.
 func ProviderConfig(cmd *cli.Command) (providers.Config, error) {
 	cfg := providers.Config{
-		Provider:        cmd.String("provider"),
-		Preset:          cmd.String("preset"),
-		BaseURL:         cmd.String("base-url"),
-		Model:           cmd.String("model"),
-		APIKeyEnv:       cmd.String("api-key-env"),
-		APIKeyFile:      cmd.String("api-key-file"),
-		ProfilesFile:    cmd.String("profiles"),
-		MaxOutputTokens: cmd.Int("max-output-tokens"),
-		RPM:             cmd.Int("rpm"),
-		TPM:             cmd.Int("tpm"),
-		ImageDetail:     cmd.String("image-detail"),
-		ImageTransport:  cmd.String("image-transport"),
+		Provider:         cmd.String("provider"),
+		Preset:           cmd.String("preset"),
+		BaseURL:          cmd.String("base-url"),
+		Model:            cmd.String("model"),
+		APIKeyEnv:        cmd.String("api-key-env"),
+		APIKeyFile:       cmd.String("api-key-file"),
+		ProfilesFile:     cmd.String("profiles"),
+		MaxOutputTokens:  cmd.Int("max-output-tokens"),
+		RPM:              cmd.Int("rpm"),
+		TPM:              cmd.Int("tpm"),
+		ImageDetail:      cmd.String("image-detail"),
+		ImageTransport:   cmd.String("image-transport"),
+		FallbackAfter:    cmd.Int("fallback-after"),
+		FallbackMaxWait:  cmd.Duration("fallback-max-wait"),
+		FallbackCoolDown: cmd.Duration("fallback-cool-down"),
 	}
 	if cfg.Provider == "" && cfg.Preset == "" {
 		cfg.Provider = "offline"

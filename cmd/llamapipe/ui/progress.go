@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/outage"
 )
 
 // Tracker is what the display reads of a batch record (a *jobs.Tracker).
@@ -24,6 +25,22 @@ type Tracker interface {
 }
 
 var _ Tracker = (*jobs.Tracker)(nil)
+
+// downReader is what Follow reads of the providers down when its Tracker
+// has it (clix.Tracked).
+type downReader interface {
+	ProvidersDown(ctx context.Context, b jobs.Batch) ([]outage.Down, error)
+}
+
+// downLines says which providers are down ("" for none).
+func downLines(ds []outage.Down) string {
+	var sb strings.Builder
+	for _, d := range ds {
+		fmt.Fprintf(&sb, "provider down: %s (%s) until %s: %s; fallback chains skip it until then\n",
+			d.Provider, d.Model, d.Until.UTC().Format(time.DateTime+" MST"), d.Reason)
+	}
+	return sb.String()
+}
 
 // ErrReported is Follow's failure when the batch stopped for a reason it
 // has already shown (a fatal error such as a refused API key).
@@ -72,8 +89,8 @@ func Follow(ctx context.Context, t Tracker, batch string, stdout, stderr io.Writ
 			progressbar.OptionThrottle(100*time.Millisecond),
 		)
 	}
-	var last, warned string
-	lastLine := time.Time{}
+	var last, warned, down string
+	lastLine, downAt := time.Time{}, time.Time{}
 	fatalShown := false
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -98,6 +115,19 @@ func Follow(ctx context.Context, t Tracker, batch string, stdout, stderr io.Writ
 			warned = c.Warning
 			if warned != "" {
 				fmt.Fprintf(stderr, "llamapipe: warning: %s\n", warned)
+			}
+		}
+		if dr, ok := t.(downReader); ok && !c.Finalized && time.Since(downAt) >= 2*time.Second {
+			downAt = time.Now()
+			if ds, err := dr.ProvidersDown(ctx, b); err == nil && downLines(ds) != down {
+				if down = downLines(ds); down == "" {
+					fmt.Fprintln(stderr, "llamapipe: no provider of the batch is down any more")
+				}
+				for _, l := range strings.SplitAfter(down, "\n") {
+					if l != "" {
+						fmt.Fprint(stderr, "llamapipe: "+l)
+					}
+				}
 			}
 		}
 		if bar != nil {

@@ -9,9 +9,12 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/outage"
 )
 
 // fakeTracker is a batch record that is already as the test wants it.
@@ -157,5 +160,39 @@ func TestWarningShownInStatusAndProgress(t *testing.T) {
 	_ = Follow(context.Background(), fakeTracker{b: jobs.Batch{ID: "b"}, c: c}, "b", &stdout, &stderr, FollowOptions{Started: true, Log: slog.New(slog.NewTextHandler(&stderr, nil))})
 	if n := strings.Count(stderr.String(), "502 Bad Gateway"); n != 2 { // as it is seen, and in the summary
 		t.Errorf("progress said the warning %d times: %q", n, stderr.String())
+	}
+}
+
+// downTracker is a batch that runs for its first polls (with a provider
+// down), then is finalized.
+type downTracker struct {
+	fakeTracker
+	polls atomic.Int32
+	down  []outage.Down
+}
+
+func (d *downTracker) Counts(context.Context, string) (jobs.Counts, error) {
+	if d.polls.Add(1) < 3 {
+		return jobs.Counts{Total: 2, Sealed: true, Done: 1}, nil
+	}
+	return d.c, nil
+}
+
+func (d *downTracker) ProvidersDown(context.Context, jobs.Batch) ([]outage.Down, error) {
+	return d.down, nil
+}
+
+// While a provider of the batch is down, run's progress says so once.
+func TestProgressSaysAProviderIsDown(t *testing.T) {
+	until := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)
+	tr := &downTracker{fakeTracker: fakeTracker{b: jobs.Batch{ID: "b"}, c: jobs.Counts{Total: 2, Sealed: true, Finalized: true, Done: 2}},
+		down: []outage.Down{{Provider: "groq", Model: "scout", Until: until, Reason: "3 connection errors or 5xx answers in a row, the last: HTTP 503"}}}
+	var stdout, stderr bytes.Buffer
+	if err := Follow(context.Background(), tr, "b", &stdout, &stderr, FollowOptions{Log: slog.New(slog.NewTextHandler(&stderr, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	want := "provider down: groq (scout) until 2026-12-07 05:00:00 UTC: 3 connection errors or 5xx answers in a row, the last: HTTP 503"
+	if n := strings.Count(stderr.String(), want); n != 1 {
+		t.Errorf("progress said %q %d times: %q", want, n, stderr.String())
 	}
 }

@@ -309,7 +309,10 @@ type Batch struct {
 	Options   *map[string]interface{} `json:"options,omitempty"`
 	Out       string                  `json:"out"`
 	Provider  *string                 `json:"provider,omitempty"`
-	Queue     string                  `json:"queue"`
+
+	// ProvidersDown While the batch runs, the providers its items may call (its model, its fallback presets) that are down now; fallback chains skip each until its until.
+	ProvidersDown *[]ProviderDown `json:"providers_down,omitempty"`
+	Queue         string          `json:"queue"`
 
 	// RatePerMin Items ended per minute over the last 10 minutes this server was asked about the batch (since it was created, on a first look).
 	RatePerMin *float32 `json:"rate_per_min,omitempty"`
@@ -481,6 +484,23 @@ type PlanTotals struct {
 	Requests     *int     `json:"requests,omitempty"`
 }
 
+// ProviderDown defines model for ProviderDown.
+type ProviderDown struct {
+	Model string `json:"model"`
+
+	// Provider The preset (else the provider), as results name who answered.
+	Provider string `json:"provider"`
+
+	// Reason What took it down (a run of connection errors or 5xx, or a 429 asking for a longer wait than worth waiting), with the last HTTP status and error code, or the connection error (never the provider's message, which may quote a request).
+	Reason string `json:"reason"`
+
+	// Since When it went down.
+	Since time.Time `json:"since"`
+
+	// Until When calls go to it again.
+	Until time.Time `json:"until"`
+}
+
 // RetryRequest defines model for RetryRequest.
 type RetryRequest struct {
 	// Cancelled Also retry items that ended as cancelled.
@@ -493,6 +513,16 @@ type RetryRequest struct {
 // SubmitRequest defines model for SubmitRequest.
 type SubmitRequest struct {
 	Exclude *[]string `json:"exclude,omitempty"`
+
+	// Fallback Presets that answer, in this order, while the workers' model
+	// is down (connection errors, a run of 5xx answers, a 429 whose
+	// wait is over the bound). Each result and manifest entry records
+	// the provider that answered. A preset the workers were not
+	// started with (--fallback) is left out. Online items only.
+	//
+	//
+	// Example: ["together","openrouter"]
+	Fallback *[]string `json:"fallback,omitempty"`
 
 	// Force Process items whose results are current too.
 	Force *bool `json:"force,omitempty"`

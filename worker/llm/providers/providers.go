@@ -3,6 +3,7 @@ package providers
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -81,6 +82,11 @@ type Config struct {
 	// than sending them inline; dashscope only). Default "": the profile's
 	// (dashscope presets: url where the output can presign, else inline).
 	ImageTransport string
+	// FallbackAfter, FallbackMaxWait and FallbackCoolDown override the
+	// profile's (its fallback_after, fallback_max_wait, fallback_cool_down:
+	// the FallbackPolicy of a chain it heads). Zero: the profile's.
+	FallbackAfter                     int
+	FallbackMaxWait, FallbackCoolDown time.Duration
 	// Region and Endpoint override Bedrock's region and endpoint URL.
 	// Default: the preset's region and AWS's endpoint.
 	Region, Endpoint string
@@ -198,6 +204,12 @@ func Profile(cfg Config) (llm.Profile, error) {
 	default:
 		return llm.Profile{}, fmt.Errorf("image transport %q: want inline or url", cfg.ImageTransport)
 	}
+	if cfg.FallbackAfter < 0 || cfg.FallbackMaxWait < 0 || cfg.FallbackCoolDown < 0 {
+		return llm.Profile{}, errors.New("fallback after, max wait and cool-down must not be negative")
+	}
+	p.FallbackAfter = cmp.Or(cfg.FallbackAfter, p.FallbackAfter)
+	p.FallbackMaxWait = cmp.Or(cfg.FallbackMaxWait, p.FallbackMaxWait)
+	p.FallbackCoolDown = cmp.Or(cfg.FallbackCoolDown, p.FallbackCoolDown)
 	if cfg.Region != "" {
 		p.Region = cfg.Region
 	}

@@ -215,7 +215,7 @@ func (f *fair) Complete(ctx context.Context, req llm.Request) (llm.Response, err
 			if ctx.Err() != nil {
 				return llm.Response{}, f.waitErr(ctx.Err())
 			}
-			return llm.Response{}, &llm.Error{Provider: FairShareProvider, Kind: llm.Retryable, Code: "redis", Err: fmt.Errorf("fair share: %w", err)}
+			return llm.Response{}, &llm.Error{Provider: FairShareProvider, NotSent: true, Kind: llm.Retryable, Code: "redis", Err: fmt.Errorf("fair share: %w", err)}
 		}
 		if st == 1 {
 			break
@@ -225,7 +225,7 @@ func (f *fair) Complete(ctx context.Context, req llm.Request) (llm.Response, err
 			if f.o.OnDefer != nil {
 				f.o.OnDefer(tenant)
 			}
-			return llm.Response{}, &llm.Error{Provider: FairShareProvider, Kind: llm.Retryable, RateLimited: true,
+			return llm.Response{}, &llm.Error{Provider: FairShareProvider, NotSent: true, Kind: llm.Retryable, RateLimited: true,
 				Code: "fair_share", RetryAfter: f.o.Defer + mrand.N(f.o.Defer+1), Err: ErrDeferred}
 		}
 		t := time.NewTimer(f.o.Poll)
@@ -254,6 +254,6 @@ func (f *fair) leave(ctx context.Context, me string) {
 }
 
 func (f *fair) waitErr(err error) error {
-	return &llm.Error{Provider: FairShareProvider, Kind: llm.Retryable, RateLimited: true, RetryAfter: f.o.Defer,
+	return &llm.Error{Provider: FairShareProvider, NotSent: true, Kind: llm.Retryable, RateLimited: true, RetryAfter: f.o.Defer,
 		Err: fmt.Errorf("wait for a fair-share slot: %w", err)}
 }

@@ -99,7 +99,7 @@ func (l *learner) waitHold(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return &llm.Error{Provider: Provider, Kind: llm.Retryable, RateLimited: true, RetryAfter: d,
+			return &llm.Error{Provider: Provider, NotSent: true, Kind: llm.Retryable, RateLimited: true, RetryAfter: d,
 				Err: fmt.Errorf("wait for the provider's limits to reset: %w", ctx.Err())}
 		case <-t.C:
 		}

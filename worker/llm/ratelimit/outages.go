@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/outage"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
@@ -57,17 +58,8 @@ func (o *outages) Succeeded(ctx context.Context, quota string) error {
 }
 
 // MarkDown replaces the run of failures with the down mark, kept for the
-// down time.
-func (o *outages) MarkDown(ctx context.Context, quota string, until time.Time) error {
-	d := time.Until(until)
-	if d <= 0 {
-		return nil
-	}
-	key := jobs.ProviderOutageKey(quota)
-	pipe := o.rdb.TxPipeline()
-	pipe.Del(ctx, key)
-	pipe.HSet(ctx, key, "until", until.UnixMilli())
-	pipe.PExpire(ctx, key, d)
-	_, err := pipe.Exec(ctx)
-	return err
+// down time, and indexes it for status, the API and the dashboard
+// (outage.Mark).
+func (o *outages) MarkDown(ctx context.Context, quota string, d llm.Outage) error {
+	return outage.Mark(ctx, o.rdb, quota, outage.Down{Provider: d.Provider, Kind: d.Kind, Model: d.Model, Until: d.Until, Reason: d.Reason}, time.Now())
 }

@@ -2,10 +2,13 @@ package ratelimit
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/outage"
+	"github.com/llamapipe/llamapipe/worker/llm"
 )
 
 // Two workers share one outage state: a run of failures counted by both
@@ -16,7 +19,7 @@ func TestOutagesSharedBetweenWorkers(t *testing.T) {
 	rdb1, rdb2 := newRedis(t), newRedis(t)
 	a, b := Outages(rdb1, time.Minute), Outages(rdb2, time.Minute)
 	const q = "llamapipe:llm:groq:scout-test-outages"
-	t.Cleanup(func() { rdb1.Del(ctx, jobs.ProviderOutageKey(q)) })
+	t.Cleanup(func() { rdb1.Del(ctx, jobs.ProviderOutageKey(q)); rdb1.ZRem(ctx, jobs.ProvidersDownKey(), q) })
 	if n, err := a.Failed(ctx, q); err != nil || n != 1 {
 		t.Fatalf("first failure: %d, %v", n, err)
 	}
@@ -30,7 +33,7 @@ func TestOutagesSharedBetweenWorkers(t *testing.T) {
 		t.Fatalf("after an answer the run is %d, want 1", n)
 	}
 	until := time.Now().Add(30 * time.Second)
-	if err := a.MarkDown(ctx, q, until); err != nil {
+	if err := a.MarkDown(ctx, q, llm.Outage{Provider: "groq", Kind: "openai", Model: "scout-test-outages", Until: until, Reason: "3 connection errors"}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.DownUntil(ctx, q)
@@ -42,5 +45,18 @@ func TestOutagesSharedBetweenWorkers(t *testing.T) {
 	}
 	if rdb1.HExists(ctx, jobs.ProviderOutageKey(q), "failures").Val() {
 		t.Fatal("the run of failures is kept after the provider was marked down")
+	}
+	// Status, the API and the dashboard read it back (jobs/outage).
+	all, err := outage.NewReader(rdb2).All(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(all, func(d outage.Down) bool { return d.Model == "scout-test-outages" })
+	if i < 0 || all[i].Provider != "groq" || all[i].Kind != "openai" || all[i].Reason != "3 connection errors" ||
+		all[i].Until.UnixMilli() != until.UnixMilli() || all[i].Since.IsZero() || all[i].Since.After(until) {
+		t.Fatalf("reader: %+v", all)
+	}
+	if ttl := rdb1.PTTL(ctx, jobs.ProvidersDownKey()).Val(); ttl <= 0 {
+		t.Fatalf("the index of providers down has TTL %v, want one", ttl)
 	}
 }

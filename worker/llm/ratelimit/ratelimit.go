@@ -109,9 +109,9 @@ func (l *limited) wait(ctx context.Context, key string, limit redis_rate.Limit, 
 		res, err := l.lim.AllowN(ctx, key, limit, n)
 		if err != nil {
 			if ctx.Err() != nil {
-				return &llm.Error{Provider: Provider, Kind: llm.Retryable, RateLimited: true, Err: fmt.Errorf("wait for %s: %w", key, ctx.Err())}
+				return &llm.Error{Provider: Provider, NotSent: true, Kind: llm.Retryable, RateLimited: true, Err: fmt.Errorf("wait for %s: %w", key, ctx.Err())}
 			}
-			return &llm.Error{Provider: Provider, Kind: llm.Retryable, Code: "redis", Err: fmt.Errorf("rate limit %s: %w", key, err)}
+			return &llm.Error{Provider: Provider, NotSent: true, Kind: llm.Retryable, Code: "redis", Err: fmt.Errorf("rate limit %s: %w", key, err)}
 		}
 		if res.Allowed > 0 {
 			return nil
@@ -121,7 +121,7 @@ func (l *limited) wait(ctx context.Context, key string, limit redis_rate.Limit, 
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return &llm.Error{Provider: Provider, Kind: llm.Retryable, RateLimited: true, RetryAfter: d,
+			return &llm.Error{Provider: Provider, NotSent: true, Kind: llm.Retryable, RateLimited: true, RetryAfter: d,
 				Err: fmt.Errorf("wait for %s: %w", key, ctx.Err())}
 		case <-t.C:
 		}

@@ -2,6 +2,9 @@ package ratelimit
 
 import (
 	"cmp"
+	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/redis/go-redis/v9"
 
@@ -26,4 +29,25 @@ func TenantGate(model llm.Client, rdb redis.UniversalClient, b *tenants.Budgets,
 	p := model.Profile()
 	return FairShare(model, rdb, jobs.ModelQuotaName(cmp.Or(p.Preset, p.Provider), p.Model), FairShareOptions{
 		Slots: slots, Waiting: waiting, Share: func(t string) float64 { return b.Config().Share(t) }, OnDefer: onDefer})
+}
+
+// TenantGates puts each of fallbacks (a fallback chain's later providers,
+// by preset) behind its own fair-share gate as TenantGate does the
+// primary, so that a tenant over its share is deferred whichever provider
+// would answer. A fallback priced in another currency than the tenants'
+// money budgets is refused (tenants.ErrCurrency, naming the preset).
+// Without a tenants file (b nil) it returns fallbacks as they are.
+func TenantGates(fallbacks map[string]llm.Client, rdb redis.UniversalClient, b *tenants.Budgets, concurrency int, onDefer func(tenant string)) (map[string]llm.Client, error) {
+	if b == nil {
+		return fallbacks, nil
+	}
+	out := make(map[string]llm.Client, len(fallbacks))
+	for _, name := range slices.Sorted(maps.Keys(fallbacks)) {
+		c := fallbacks[name]
+		if err := b.CheckCurrency(c.Profile().Prices.Currency); err != nil {
+			return nil, fmt.Errorf("fallback %s: %w", name, err)
+		}
+		out[name] = TenantGate(c, rdb, b, concurrency, onDefer)
+	}
+	return out, nil
 }
