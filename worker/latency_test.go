@@ -46,14 +46,7 @@ func TestSeriesCountsModelLatency(t *testing.T) {
 		}
 		itemMS += en.DurationMS
 	}
-	h, err := e.tracker.Series(context.Background(), res.BatchID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum series.Bucket
-	for _, b := range series.Parse(h) {
-		sum.ModelCalls, sum.ModelMS, sum.ModelErrors = sum.ModelCalls+b.ModelCalls, sum.ModelMS+b.ModelMS, sum.ModelErrors+b.ModelErrors
-	}
+	sum := e.modelCalls(res.BatchID)
 	if st := fs.Stats(); int64(sum.ModelCalls) != st.Requests || sum.ModelErrors != 0 || sum.ModelCalls < len(entries) {
 		t.Fatalf("series counted %d calls (%d failed), the server answered %d requests for %d items", sum.ModelCalls, sum.ModelErrors, st.Requests, len(entries))
 	}
@@ -63,4 +56,18 @@ func TestSeriesCountsModelLatency(t *testing.T) {
 	if mean < float64(latency.Milliseconds()) || mean >= itemMean {
 		t.Errorf("mean model latency %.0f ms, want at least the server's %v and below the items' mean duration %.0f ms", mean, latency, itemMean)
 	}
+}
+
+// modelCalls sums the model calls a batch's series counted.
+func (e *env) modelCalls(batch string) series.Bucket {
+	e.t.Helper()
+	h, err := e.tracker.Series(context.Background(), batch)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var sum series.Bucket
+	for _, b := range series.Parse(h) {
+		sum.ModelCalls, sum.ModelMS, sum.ModelErrors = sum.ModelCalls+b.ModelCalls, sum.ModelMS+b.ModelMS, sum.ModelErrors+b.ModelErrors
+	}
+	return sum
 }
