@@ -30,7 +30,7 @@ import (
 // field "sends:<task id>") until the item is recorded, so that the re-send's
 // span counts it and carries one model.retry event per earlier failure.
 // Reasons are status codes or error classes, never a message. With tracing
-// off, nothing is counted or kept.
+// off, no send is counted or kept for the spans.
 //
 // Whether or not tracing is on, every call that was sent (answered, or
 // failed at the provider) is counted in its batch's series (jobs.Tracker's
