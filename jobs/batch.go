@@ -251,7 +251,8 @@ func (t *Tracker) list(ctx context.Context, key string, n int) ([]string, error)
 // data) records nothing: the script marks the record "lost" (TTL ARGV[7]
 // ms, so that status and the API tell why the batch is gone) and returns
 // {-1, 0}. A first record also counts the item in its minute of Redis's
-// clock (BatchSeriesKey: status, model-calling items, their ms, cost).
+// clock (BatchSeriesKey: status and cost; model calls are counted as they
+// end, by CountModelCall).
 var recordScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then
   redis.call('HSET', KEYS[1], 'lost', '1')
@@ -272,7 +273,6 @@ if first == 1 then
   end
   local m = math.floor(tonumber(redis.call('TIME')[1]) / 60) .. ':'
   redis.call('HINCRBY', KEYS[4], m .. ARGV[3], 1)
-  if tonumber(ARGV[4]) + tonumber(ARGV[5]) > 0 then redis.call('HINCRBY', KEYS[4], m .. 'calls', 1); redis.call('HINCRBY', KEYS[4], m .. 'ms', ARGV[9]) end
   if tonumber(ARGV[6]) ~= 0 then redis.call('HINCRBYFLOAT', KEYS[4], m .. 'cost', ARGV[6]) end
   if redis.call('PTTL', KEYS[1]) > 0 then redis.call('PEXPIRE', KEYS[4], redis.call('PTTL', KEYS[1])) end
 end
@@ -306,7 +306,7 @@ func (t *Tracker) Record(ctx context.Context, batch string, e Entry) (recorded, 
 	var cmd *redis.Cmd
 	err = t.repl.Pipelined(ctx, keys[0], func(p redis.Pipeliner) {
 		cmd = recordScript.Eval(ctx, p, keys, e.Item, b, e.Status, e.InputTokens, e.OutputTokens,
-			strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds(), e.Currency, e.DurationMS)
+			strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds(), e.Currency)
 	})
 	res, cerr := []int64(nil), err
 	if cmd != nil && (err == nil || errors.Is(err, redisconn.ErrNotReplicated)) {
@@ -334,7 +334,7 @@ func (t *Tracker) RecordMany(ctx context.Context, batch string, es []Entry) (n i
 			for i, e := range es {
 				e.Results = append([]string{}, e.Results...)
 				b, _ := json.Marshal(e) // an Entry always encodes
-				cmds[i] = recordScript.EvalSha(ctx, p, keys, e.Item, b, e.Status, e.InputTokens, e.OutputTokens, strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds(), e.Currency, e.DurationMS)
+				cmds[i] = recordScript.EvalSha(ctx, p, keys, e.Item, b, e.Status, e.InputTokens, e.OutputTokens, strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds(), e.Currency)
 			}
 			return nil
 		})

@@ -139,10 +139,15 @@ func BatchKey(prefix, batch string) string { return ns(prefix) + ":batch:{" + ba
 func BatchItemsKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":items" }
 
 // BatchSeriesKey is a batch's per-minute counts for the dashboard's charts,
-// a hash: "<unix minute>:<done|failed|skipped|cancelled|calls|ms|cost>" →
-// a sum, the minute of Redis's clock when the item was recorded.
-// Written by: Tracker.Record and RecordMany, in the record script.
-// Lifetime: like BatchKey (TTL the retention, set by Tracker.Expire).
+// a hash: "<unix minute>:<field>" → a sum, in the minute of Redis's clock
+// when it happened. Fields done|failed|skipped|cancelled|cost count the
+// items recorded; model_calls|model_ms|model_errors count the online model
+// calls that were sent (their summed duration; those that failed).
+// Written by: Tracker.Record and RecordMany (the record script), and
+// Tracker.CountModelCall (workers, after each model call; only while the
+// batch's record has its meta).
+// Lifetime: like BatchKey (TTL the retention, set by Tracker.Expire; a
+// call counted after that copies the batch key's TTL).
 func BatchSeriesKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":series" }
 
 // BatchProgressKey holds a batch's running items' progress, a hash: item ID

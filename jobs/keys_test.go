@@ -319,7 +319,7 @@ func TestKeysWrittenTogetherShareASlot(t *testing.T) {
 	defer rdb.Close()
 	const p, b, i, ten, w, q, g = "pfx", "20261207-batch", "item1", "legal", "inbox", "llamapipe:llm:groq:llama", "groq-llama"
 	groups := map[string][]string{
-		"batch (recordScript, expireScript, chunks)": {jobs.BatchKey(p, b), jobs.BatchItemsKey(p, b), jobs.BatchProgressKey(p, b),
+		"batch (recordScript, expireScript, modelCallScript, chunks)": {jobs.BatchKey(p, b), jobs.BatchItemsKey(p, b), jobs.BatchProgressKey(p, b),
 			jobs.BatchTombstoneKey(p, b), jobs.BatchSeriesKey(p, b), jobs.BatchMappedKey(p, b, i), jobs.KeptAnswersKey(p, b, i)},
 		"content (StoreResult)":           {jobs.ContentResultKey(p, ten, "c0ffee"), jobs.ContentClaimKey(p, ten, "c0ffee")},
 		"content without tenant":          {jobs.ContentResultKey(p, "", "c0ffee"), jobs.ContentClaimKey(p, "", "c0ffee")},

@@ -251,6 +251,11 @@ func TestBatchModeExpiredJobFinishesOnline(t *testing.T) {
 	if s := e.chat.Stats(); s.Requests != 2 {
 		t.Errorf("%d online calls, want 2 (the lines the job never answered)", s.Requests)
 	}
+	// The batch's model latency counts the online calls only, not the
+	// job's answers.
+	if n := e.modelCalls(res.BatchID).ModelCalls; int64(n) != e.chat.Stats().Requests {
+		t.Errorf("the series counted %d model calls, want the %d online ones", n, e.chat.Stats().Requests)
+	}
 	if n := len(e.fake.Batches()); n != 1 {
 		t.Errorf("%d provider jobs, want 1", n)
 	}

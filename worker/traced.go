@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"go.opentelemetry.io/otel/attribute"
@@ -29,11 +30,27 @@ import (
 // field "sends:<task id>") until the item is recorded, so that the re-send's
 // span counts it and carries one model.retry event per earlier failure.
 // Reasons are status codes or error classes, never a message. With tracing
-// off, nothing is counted or kept.
+// off, no send is counted or kept for the spans.
+//
+// Whether or not tracing is on, every call that was sent (answered, or
+// failed at the provider) is counted in its batch's series (jobs.Tracker's
+// CountModelCall: the dashboard's model latency), its duration without the
+// waits before it was sent (llm.Waits: quota, provider hold, fair share).
+// Answers of a provider's batch job are not online calls and are not
+// counted; nor are calls a limiter or a batch job held back.
 type traced struct {
 	llm.Client
 	sends *sendLog
+	calls modelCalls
+	batch string
 }
+
+// modelCalls counts a batch's model calls (a *jobs.Tracker).
+type modelCalls interface {
+	CountModelCall(ctx context.Context, batch string, d time.Duration, failed bool) error
+}
+
+var _ modelCalls = (*jobs.Tracker)(nil)
 
 // sendStash is where failed sends are kept (jobs.Tracker).
 type sendStash interface {
@@ -58,7 +75,32 @@ func (w *Worker) newTraced(ctx context.Context, c llm.Client, p jobs.ItemPayload
 	if w.cfg.Tracker != nil && id != "" {
 		stash = w.cfg.Tracker
 	}
-	return &traced{Client: c, sends: &sendLog{stash: stash, batch: p.Batch, item: p.Item, name: "sends:" + id}}
+	calls, _ := w.cfg.Tracker.(modelCalls)
+	return &traced{Client: c, sends: &sendLog{stash: stash, batch: p.Batch, item: p.Item, name: "sends:" + id}, calls: calls, batch: p.Batch}
+}
+
+// send makes the call and counts it in the batch's series when it was sent
+// online (best effort: a Redis error only loses the count).
+func (t *traced) send(ctx context.Context, req llm.Request) (llm.Response, error) {
+	wctx, waits := llm.WithWaits(ctx)
+	start := time.Now()
+	resp, err := t.Client.Complete(wctx, req)
+	d := max(0, time.Since(start)-waits.Total())
+	failed := err != nil
+	if failed {
+		_, sent := sendFailure(err)
+		if !sent {
+			return resp, err
+		}
+	} else if resp.Batch {
+		return resp, err
+	}
+	if t.calls != nil && t.batch != "" {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = t.calls.CountModelCall(cctx, t.batch, d, failed)
+	}
+	return resp, err
 }
 
 // earlier returns the reasons of the task's failed sends that no span
@@ -99,14 +141,14 @@ func (t *traced) Complete(ctx context.Context, req llm.Request) (llm.Response, e
 		attribute.String("llamapipe.preset", cmp.Or(p.Preset, p.Provider)), attribute.Int("llamapipe.retries", retries)))
 	defer span.End()
 	if !span.IsRecording() {
-		return t.Client.Complete(ctx, req) // tracing off: no counting, no Redis
+		return t.send(ctx, req) // tracing off: no send log kept
 	}
 	earlier := t.sends.earlier(ctx)
 	span.SetAttributes(attribute.Int("llamapipe.attempts", len(earlier)+1))
 	for i, r := range earlier {
 		span.AddEvent("model.retry", trace.WithAttributes(attribute.Int("llamapipe.attempt", i+2), attribute.String("llamapipe.reason", r)))
 	}
-	resp, err := t.Client.Complete(ctx, req)
+	resp, err := t.send(ctx, req)
 	if err != nil {
 		reason, sent := sendFailure(err)
 		if !sent && (errors.Is(err, errDeferred) || llm.IsRateLimited(err)) {

@@ -66,8 +66,9 @@ func binned(buckets []series.Bucket) (bins []bin, k int) {
 		x.Failed += b.Failed
 		x.Skipped += b.Skipped
 		x.Cancelled += b.Cancelled
-		x.Calls += b.Calls
-		x.MS += b.MS
+		x.ModelCalls += b.ModelCalls
+		x.ModelMS += b.ModelMS
+		x.ModelErrors += b.ModelErrors
 		x.Cost += b.Cost
 	}
 	return bins, k
@@ -83,8 +84,8 @@ func buildCharts(c jobs.Counts, buckets []series.Bucket, st *tenants.Status, cur
 			{Name: "done", Class: "done", Color: colorDone}, {Name: "failed", Class: "failed", Color: colorFailed}}},
 		Throughput: chart.Chart{Title: "Throughput (items per minute)", Class: "throughput", Unit: "/min", Empty: noData,
 			Series: []chart.Series{{Name: "items/min", Class: "throughput", Color: colorThroughput}}},
-		Latency: chart.Chart{Title: "Latency (mean duration of items that called the model)", Class: "latency", Unit: "s",
-			Empty: "No data yet: no item that called the model has ended", Series: []chart.Series{{Name: "seconds", Class: "latency", Color: colorLatency}}},
+		Latency: chart.Chart{Title: "Model latency (mean duration of a model call)", Class: "latency", Unit: "s",
+			Empty: "No data yet: no model call has ended", Series: []chart.Series{{Name: "seconds", Class: "latency", Color: colorLatency}}},
 	}
 	if c.Sealed && c.Total > 0 {
 		ch.BurnUp.Refs = []chart.Ref{{Label: "total", Y: float64(c.Total), Color: colorRef}}
@@ -104,7 +105,7 @@ func buildCharts(c jobs.Counts, buckets []series.Bucket, st *tenants.Status, cur
 		ch.BurnUp.Series[0].Points = append(ch.BurnUp.Series[0].Points, chart.Point{At: end, Y: done})
 		ch.BurnUp.Series[1].Points = append(ch.BurnUp.Series[1].Points, chart.Point{At: end, Y: failed})
 		ch.Throughput.Series[0].Points = append(ch.Throughput.Series[0].Points, chart.Point{At: b.start, Y: float64(b.Ended()) / float64(k)})
-		if ms, ok := b.MeanMS(); ok {
+		if ms, ok := b.MeanModelMS(); ok {
 			ch.Latency.Series[0].Points = append(ch.Latency.Series[0].Points, chart.Point{At: b.start, Y: ms / 1000})
 		}
 		costLine = append(costLine, chart.Point{At: end, Y: cost})

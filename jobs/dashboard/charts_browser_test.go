@@ -71,8 +71,8 @@ func newChartsFixture(t *testing.T) *fixture {
 				st = jobs.StatusFailed
 			}
 			p.HIncrBy(ctx, key, prefix+st, 1)
-			p.HIncrBy(ctx, key, prefix+"calls", 1)
-			p.HIncrBy(ctx, key, prefix+"ms", int64(1500+100*(i%7)))
+			p.HIncrBy(ctx, key, prefix+"model_calls", 1)
+			p.HIncrBy(ctx, key, prefix+"model_ms", int64(1500+100*(i%7)))
 			p.HIncrByFloat(ctx, key, prefix+"cost", 0.01)
 			i++
 		}

@@ -13,14 +13,16 @@ import (
 
 var chartStart = time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 
-// sampleBuckets: minutes 0, 1, 2 and 5 (3 and 4 without ends).
+// sampleBuckets: minutes 0, 1, 2 and 5 (3 and 4 without ends; in minute 3
+// model calls ended, no item did).
 func sampleBuckets() []series.Bucket {
 	m := func(i int) time.Time { return chartStart.Add(time.Duration(i) * time.Minute) }
 	return []series.Bucket{
-		{Minute: m(0), Done: 2, Calls: 2, MS: 3000, Cost: 0.02},
-		{Minute: m(1), Done: 4, Failed: 1, Calls: 5, MS: 5000, Cost: 0.05},
-		{Minute: m(2), Done: 1, Skipped: 2, Calls: 1, MS: 4000, Cost: 0.01},
-		{Minute: m(5), Done: 3, Failed: 2, Calls: 5, MS: 10000, Cost: 0.05},
+		{Minute: m(0), Done: 2, ModelCalls: 2, ModelMS: 3000, Cost: 0.02},
+		{Minute: m(1), Done: 4, Failed: 1, ModelCalls: 5, ModelMS: 5000, ModelErrors: 1, Cost: 0.05},
+		{Minute: m(2), Done: 1, Skipped: 2, ModelCalls: 1, ModelMS: 4000, Cost: 0.01},
+		{Minute: m(3), ModelCalls: 4, ModelMS: 2000},
+		{Minute: m(5), Done: 3, Failed: 2, ModelCalls: 5, ModelMS: 10000, Cost: 0.05},
 	}
 }
 
@@ -60,10 +62,25 @@ func TestChartsFollowTheBuckets(t *testing.T) {
 	if sum != ended || tp[3].Y != 0 || tp[4].Y != 0 || tp[1].Y != float64(bs[1].Ended()) {
 		t.Errorf("throughput %v, want the ended items per minute (sum %v)", tp, ended)
 	}
-	// Latency: the minutes with model calls, mean seconds.
+	// Latency: the minutes with model calls (whether or not items ended),
+	// the mean model call in seconds.
 	lat := ch.Latency.Series[0].Points
-	if len(lat) != 4 || lat[0].Y != 1.5 || lat[1].Y != 1 || lat[2].Y != 4 || lat[3].Y != 2 {
-		t.Errorf("latency %v, want 1.5, 1, 4, 2 s", lat)
+	var want []chart.Point
+	for _, b := range bs {
+		if b.ModelCalls > 0 {
+			want = append(want, chart.Point{At: b.Minute, Y: float64(b.ModelMS) / float64(b.ModelCalls) / 1000})
+		}
+	}
+	if len(lat) != len(want) || len(want) != 5 {
+		t.Fatalf("latency %v, want %v", lat, want)
+	}
+	for i := range want {
+		if !lat[i].At.Equal(want[i].At) || lat[i].Y != want[i].Y {
+			t.Errorf("latency point %d = %v, want %v (model_ms / model_calls)", i, lat[i], want[i])
+		}
+	}
+	if !strings.Contains(ch.Latency.Title, "model call") {
+		t.Errorf("latency chart titled %q, want it to say it charts model calls", ch.Latency.Title)
 	}
 	// No tenant: no cost chart, a note.
 	if ch.Cost != nil || !strings.Contains(ch.CostNote, "no tenant") {

@@ -1,7 +1,8 @@
 // Package series reads a batch's per-minute counts (jobs.BatchSeriesKey,
-// written by the record script as each item ends) into buckets the
-// dashboard's charts draw: items ended by status, the items that called a
-// model with their summed duration, and cost.
+// written by the record script as each item ends and by
+// Tracker.CountModelCall as each model call ends) into buckets the
+// dashboard's charts draw: items ended by status, cost, and the online model
+// calls with their summed duration.
 package series
 
 import (
@@ -20,10 +21,12 @@ type Bucket struct {
 	// Done, Failed, Skipped and Cancelled count the items that ended in
 	// the minute by status.
 	Done, Failed, Skipped, Cancelled int
-	// Calls counts the items that ended in the minute having used tokens
-	// (called a model); MS sums their durations (Entry.DurationMS).
-	Calls int
-	MS    int64
+	// ModelCalls counts the online model calls sent that ended in the
+	// minute (answered or failed at the provider; not answers of a
+	// provider's batch job), ModelMS sums their durations and ModelErrors
+	// counts those that failed.
+	ModelCalls, ModelErrors int
+	ModelMS                 int64
 	// Cost sums the items' cost.
 	Cost float64
 }
@@ -31,13 +34,13 @@ type Bucket struct {
 // Ended is how many items ended in the minute.
 func (b Bucket) Ended() int { return b.Done + b.Failed + b.Skipped + b.Cancelled }
 
-// MeanMS is the mean duration of the minute's model-calling items, and
-// false when there were none.
-func (b Bucket) MeanMS() (float64, bool) {
-	if b.Calls == 0 {
+// MeanModelMS is the mean latency of the minute's model calls, and false
+// when there were none.
+func (b Bucket) MeanModelMS() (float64, bool) {
+	if b.ModelCalls == 0 {
 		return 0, false
 	}
-	return float64(b.MS) / float64(b.Calls), true
+	return float64(b.ModelMS) / float64(b.ModelCalls), true
 }
 
 // Parse reads the hash (jobs.Tracker.Series) into buckets, oldest first.
@@ -68,10 +71,12 @@ func Parse(h map[string]string) []Bucket {
 			b.Skipped = int(n)
 		case jobs.StatusCancelled:
 			b.Cancelled = int(n)
-		case "calls":
-			b.Calls = int(n)
-		case "ms":
-			b.MS = n
+		case "model_calls":
+			b.ModelCalls = int(n)
+		case "model_ms":
+			b.ModelMS = n
+		case "model_errors":
+			b.ModelErrors = int(n)
 		case "cost":
 			b.Cost, _ = strconv.ParseFloat(v, 64)
 		}

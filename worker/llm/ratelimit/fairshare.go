@@ -237,6 +237,7 @@ func (f *fair) Complete(ctx context.Context, req llm.Request) (llm.Response, err
 		case <-t.C:
 		}
 	}
+	llm.AddWait(ctx, time.Since(start)) // the slot's wait is not the model's latency
 	f.task.MarkStarted()
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

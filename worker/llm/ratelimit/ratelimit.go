@@ -131,8 +131,10 @@ func (l *limited) wait(ctx context.Context, key string, limit redis_rate.Limit, 
 // waited records a rate-limit wait before a call as an event of the call's
 // span (the worker's model.call span; nothing without one): what was
 // waited for (the shared quota, or a hold the provider asked for) and how
-// long.
+// long. The wait is also added to the call's llm.Waits (the worker takes
+// it off the call's latency).
 func waited(ctx context.Context, what string, d time.Duration) {
+	llm.AddWait(ctx, d)
 	trace.SpanFromContext(ctx).AddEvent("rate_limit.wait", trace.WithAttributes(
 		attribute.String("llamapipe.limit", what), attribute.Int64("llamapipe.wait_ms", d.Milliseconds())))
 }
