@@ -17,6 +17,7 @@ import (
 	"github.com/llamapipe/llamapipe/jobs/tracing"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/feedfetch"
+	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/llm/ratelimit"
 	"github.com/llamapipe/llamapipe/worker/metrics"
 	"github.com/llamapipe/llamapipe/worker/stage"
@@ -264,13 +265,16 @@ func (w *Worker) process(ctx context.Context, log *slog.Logger, p jobs.ItemPaylo
 }
 
 // writeMarker leaves the marker that lets the next run skip this item
-// while it is unchanged (nothing when the item has no fingerprint).
+// while it is unchanged (nothing when the item has no fingerprint). It only
+// saves work, so it is not made durable (stage.PutVolatile): a power loss
+// may take it, and the next run then does the item again. Written after
+// the results are durable, it never names results a power loss took.
 func (w *Worker) writeMarker(ctx context.Context, out storage.Store, p jobs.ItemPayload) error {
 	if p.Fingerprint == "" {
 		return nil
 	}
 	mk := jobs.FingerprintKey(p.ResultBase, p.Task, p.Fingerprint)
-	return stage.Put(ctx, out, mk, nil, "application/octet-stream")
+	return stage.PutVolatile(ctx, out, mk, nil, "application/octet-stream")
 }
 
 // keeper keeps item p's model answers in out's work area (Redis when that
@@ -280,6 +284,23 @@ func (w *Worker) writeMarker(ctx context.Context, out storage.Store, p jobs.Item
 func (w *Worker) keeper(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, out storage.Store) stage.Keeper {
 	retried, _ := asynq.GetRetryCount(ctx)
 	return stage.Keeper{Out: out, Stash: w.cfg.Tracker, Batch: p.Batch, Item: p.Item, Log: log, Fresh: retried == 0}
+}
+
+// keeperFor is keeper with Stored set: a retry that finds no kept answer
+// (a power loss took it) takes the answer from the result an earlier
+// attempt stored, if any, instead of asking model again.
+func (w *Worker) keeperFor(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, out storage.Store, model llm.Client) stage.Keeper {
+	k := w.keeper(ctx, log, p, out)
+	prof := model.Profile()
+	key := jobs.ResultKeys(p.ResultBase, p.Task)[0]
+	k.Stored = func(ctx context.Context, name string) (stage.Kept, bool, error) {
+		kept, ok, err := stage.StoredAnswer(ctx, out, key, p, prof.Prices, prof.Provider)
+		if ok {
+			log.InfoContext(ctx, "no kept answer, but an earlier attempt stored the result: using its answer, not asking the model again", "answer", name)
+		}
+		return kept, ok, err
+	}
+	return k
 }
 
 // dropKept deletes the answers item p kept (o.Kept) and, when it used it,

@@ -39,14 +39,14 @@ var (
 // p's batch asks for that).
 func (w *Worker) documentItem(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, out storage.Store, model llm.Client) document.Item {
 	return document.Item{Payload: p, Out: out, Model: model, Log: log, Report: itemReport{w, p},
-		ReadSource: func(ctx context.Context) ([]byte, error) { return w.reread(ctx, p) }, Keep: w.keeper(ctx, log, p, out)}
+		ReadSource: func(ctx context.Context) ([]byte, error) { return w.reread(ctx, p) }, Keep: w.keeperFor(ctx, log, p, out, model)}
 }
 
 // captionItem is item p's work for the image stage, with the task's model
 // client (see documentItem).
 func (w *Worker) captionItem(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, out storage.Store, model llm.Client) caption.Item {
 	return caption.Item{Payload: p, Out: out, Model: model, Log: log,
-		ReadSource: func(ctx context.Context) ([]byte, error) { return w.reread(ctx, p) }, Keep: w.keeper(ctx, log, p, out)}
+		ReadSource: func(ctx context.Context) ([]byte, error) { return w.reread(ctx, p) }, Keep: w.keeperFor(ctx, log, p, out, model)}
 }
 
 // TextBudget is how many tokens of document text one request to a model

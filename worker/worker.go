@@ -315,6 +315,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	return w.Close()
 }
 
+// PagesRead returns how many PDF pages this worker's document stage has
+// extracted the text of, and rendered as images, since it started (see
+// document.Stage.PagesRead; the bench's pages-per-page measure).
+func (w *Worker) PagesRead() (extracted, rendered int64) { return w.document.PagesRead() }
+
 // Close releases the worker's connections and extractors.
 func (w *Worker) Close() error {
 	err := w.client.Close()

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Durable-write benchmark (issue 16): Puts from 64 goroutines with group
-# commits against one fsync pair per Put, then the C = 64, 200 ms pipeline
+# commits against one fsync pair per Put, an item's writes as the worker
+# made them before and makes them now, then the C = 64, 200 ms pipeline
 # writing to a folder on disk and to tmpfs, alternating, each as a share of
 # the ideal C ÷ latency = 320 requests/s and the disk run as a ratio to the
 # tmpfs run beside it.
@@ -14,6 +15,8 @@ N=${N:-3}
 mkdir -p "$DISK" "$SHM"
 echo "== Put, 3 KB, 64 at once, in $DISK ($(findmnt -no FSTYPE -T "$DISK"))"
 TMPDIR=$DISK go test -run '^$' -bench PutParallel -benchtime 3000x ./storage/localstore/ | grep Benchmark
+echo "== one short item's writes, 64 at once: a durable Put each (before) vs volatile kept answer + one PutGroup + volatile marker"
+TMPDIR=$DISK go test -run '^$' -bench ItemWrites -benchtime 2000x -count 3 ./storage/localstore/ | grep Benchmark
 bin=$(mktemp -d)/llamapipe
 go build -o "$bin" ./cmd/llamapipe
 rps() {

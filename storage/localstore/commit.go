@@ -67,16 +67,27 @@ type committer struct {
 // error that prevented it). On error the temporary file is removed (unless
 // the error came after the rename).
 func (c *committer) commit(root *os.Root, p *pending) error {
-	p.done = make(chan struct{})
+	c.commitAll(root, []*pending{p})
+	return p.err
+}
+
+// commitAll makes the files of ps durable at their keys in one group
+// commit (they join the queue together, so one commit takes them all, in
+// order) and returns when it is done; each p.err says how its file fared.
+func (c *committer) commitAll(root *os.Root, ps []*pending) {
+	for _, p := range ps {
+		p.done = make(chan struct{})
+	}
 	c.mu.Lock()
-	c.queue = append(c.queue, p)
+	c.queue = append(c.queue, ps...)
 	if c.running < cmp.Or(c.max, maxCommits) {
 		c.running++
 		go c.loop(root)
 	}
 	c.mu.Unlock()
-	<-p.done
-	return p.err
+	for _, p := range ps {
+		<-p.done
+	}
 }
 
 // loop commits groups until the queue is empty.

@@ -204,6 +204,10 @@ func (failingSyncer) files(fs []*os.File) []error {
 // until it is killed (TestKilledWriterLeavesCompleteResults).
 const killEnv = "LOCALSTORE_TEST_KILL_DIR"
 
+// killModeEnv is "group" when the child writes with PutVolatile and
+// PutGroup (TestKilledGroupWriterLeavesCompleteResults).
+const killModeEnv = "LOCALSTORE_TEST_KILL_MODE"
+
 // body is result i's content: its size and bytes vary with i.
 func body(i int) []byte {
 	return bytes.Repeat([]byte(fmt.Sprintf("result %d;", i)), 200+(i%50)*100)
@@ -226,6 +230,20 @@ func TestKilledWriterChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// put writes result i as the worker does: with one Put, or (group
+	// mode) a volatile work file first, then the result and its companion
+	// (key + ".md") in one PutGroup.
+	put := func(s *Store, i int, key string, b []byte) error {
+		return s.Put(t.Context(), key, bytes.NewReader(b), int64(len(b)), "")
+	}
+	if os.Getenv(killModeEnv) == "group" {
+		put = func(s *Store, i int, key string, b []byte) error {
+			if err := s.PutVolatile(t.Context(), fmt.Sprintf("work/item-%d/answer.json", i), bytes.NewReader(b), int64(len(b)), ""); err != nil {
+				return err
+			}
+			return s.PutGroup(t.Context(), []storage.Object{{Key: key, Data: b}, {Key: key + ".md", Data: b}})
+		}
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for w := range 16 {
@@ -233,7 +251,7 @@ func TestKilledWriterChild(t *testing.T) {
 			for i := w; ; i += 16 {
 				b := body(i)
 				key := fmt.Sprintf("results/item-%d.json", i)
-				if err := s.Put(t.Context(), key, bytes.NewReader(b), int64(len(b)), ""); err != nil {
+				if err := put(s, i, key, b); err != nil {
 					t.Error(err)
 					return
 				}
@@ -255,12 +273,46 @@ func TestKilledWriterChild(t *testing.T) {
 // (A power loss is not simulated: what the test shows is that a record
 // never runs ahead of its file and that files appear at keys whole.)
 func TestKilledWriterLeavesCompleteResults(t *testing.T) {
+	killedWriter(t, "")
+}
+
+// The same with an item's result and its companion written in one
+// PutGroup after a volatile work file (as the worker writes an item): every
+// recorded result is complete, and so is its companion, which was
+// committed with it. (What a power loss would keep — the group's files,
+// not the volatile ones — is TestPutGroupIsDurableWhenItReturns's.)
+func TestKilledGroupWriterLeavesCompleteResults(t *testing.T) {
+	recorded := killedWriter(t, "group")
+	s, err := Open(filepath.Join(recorded.dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, key := range recorded.keys {
+		var i int
+		_, _ = fmt.Sscanf(key, "results/item-%d.json", &i)
+		b, err := os.ReadFile(filepath.Join(s.Location(), filepath.FromSlash(key+".md")))
+		if err != nil || !bytes.Equal(b, body(i)) {
+			t.Errorf("%s.md: %d bytes, %v; want the %d bytes committed with %s", key, len(b), err, len(body(i)), key)
+		}
+	}
+}
+
+// killedRun is what killedWriter's child recorded.
+type killedRun struct {
+	dir  string
+	keys []string
+}
+
+// killedWriter runs TestKilledWriterChild in mode, kills it with SIGKILL
+// after 300 records, and checks every recorded and every listed result.
+func killedWriter(t *testing.T, mode string) killedRun {
 	if os.Getenv(killEnv) != "" {
 		t.Skip("in the child")
 	}
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run", "^TestKilledWriterChild$", "-test.count", "1")
-	cmd.Env = append(os.Environ(), killEnv+"="+dir)
+	cmd.Env = append(os.Environ(), killEnv+"="+dir, killModeEnv+"="+mode)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
@@ -290,7 +342,11 @@ func TestKilledWriterLeavesCompleteResults(t *testing.T) {
 	check := func(key string) {
 		t.Helper()
 		var i int
-		if _, err := fmt.Sscanf(key, "results/item-%d.json", &i); err != nil {
+		pattern := "results/item-%d.json"
+		if strings.HasPrefix(key, "work/") {
+			pattern = "work/item-%d/answer.json"
+		}
+		if _, err := fmt.Sscanf(key, pattern, &i); err != nil {
 			t.Fatalf("unexpected key %q", key)
 		}
 		r, err := s.Get(t.Context(), key, nil)
@@ -311,13 +367,14 @@ func TestKilledWriterLeavesCompleteResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	recorded := 0
+	run := killedRun{dir: dir}
 	for sc := bufio.NewScanner(f); sc.Scan(); {
 		if key := sc.Text(); strings.HasSuffix(key, ".json") { // not a line cut by the kill
 			check(key)
-			recorded++
+			run.keys = append(run.keys, key)
 		}
 	}
+	recorded := len(run.keys)
 	listed := 0
 	for o, err := range s.List(t.Context(), "", storage.ListOptions{Recursive: true}) {
 		if err != nil {
@@ -330,6 +387,7 @@ func TestKilledWriterLeavesCompleteResults(t *testing.T) {
 		t.Errorf("%d results listed, %d recorded", listed, recorded)
 	}
 	t.Logf("killed after %d recorded results; %d listed", recorded, listed)
+	return run
 }
 
 func sum(b []byte) string {

@@ -244,17 +244,32 @@ func (s *Store) Get(ctx context.Context, key string, rng *storage.Range) (io.Rea
 // then makes the renames durable. Put returns once its object is durable. When
 // size >= 0 and r yields a different number of bytes, nothing is written.
 // contentType is ignored.
-func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) (err error) {
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error {
+	root, p, err := s.writeTemp(ctx, key, r, size)
+	if err != nil {
+		return err
+	}
+	// The group commit syncs, closes and renames the file (or removes it).
+	if err := s.commits.commit(root, p); err != nil {
+		return s.errorf("put", p.key, err)
+	}
+	return nil
+}
+
+// writeTemp writes r to a new temporary file in key's folder (created when
+// missing) without a sync, and returns it open, for a commit. On error
+// nothing is left behind.
+func (s *Store) writeTemp(ctx context.Context, key string, r io.Reader, size int64) (_ *os.Root, _ *pending, err error) {
 	k, err := cleanKey(key)
 	if err != nil {
-		return fmt.Errorf("localstore: put: %w", err)
+		return nil, nil, fmt.Errorf("localstore: put: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return s.errorf("put", k, err)
+		return nil, nil, s.errorf("put", k, err)
 	}
 	root, err := s.handle(true)
 	if err != nil {
-		return s.errorf("put", k, err)
+		return nil, nil, s.errorf("put", k, err)
 	}
 	dir := path.Dir(k)
 	var rnd [8]byte
@@ -279,28 +294,18 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, co
 		}
 		// ErrExist: another Put created a folder MkdirAll was creating.
 		if !(errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrExist)) || attempt == 9 {
-			return s.errorf("put", k, err)
+			return nil, nil, s.errorf("put", k, err)
 		}
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			f.Close()
-			_ = root.Remove(filepath.FromSlash(tmp))
-		}
-	}()
-	if _, err := io.Copy(f, iox.WithContext(ctx, iox.Exact(r, size))); err != nil {
-		return s.errorf("put", k, err)
+	if _, err = io.Copy(f, iox.WithContext(ctx, iox.Exact(r, size))); err == nil {
+		err = ctx.Err()
 	}
-	if err := ctx.Err(); err != nil {
-		return s.errorf("put", k, err)
+	if err != nil {
+		f.Close()
+		_ = root.Remove(filepath.FromSlash(tmp))
+		return nil, nil, s.errorf("put", k, err)
 	}
-	// The group commit syncs, closes and renames the file (or removes it).
-	committed = true
-	if err := s.commits.commit(root, &pending{f: f, tmp: tmp, key: k}); err != nil {
-		return s.errorf("put", k, err)
-	}
-	return nil
+	return root, &pending{f: f, tmp: tmp, key: k}, nil
 }
 
 // Stat returns an object's size, ETag and modification time. The ETag is

@@ -199,11 +199,13 @@ func (s *summarizer) writeDigest(ctx context.Context, tmpl *prompts.Template, fi
 	jsonKey := jobs.ResultKey(p.ResultBase, jobs.SuffixSummaryJSON)
 	mdKey := jobs.ResultKey(p.ResultBase, jobs.SuffixSummaryMD)
 	m := stage.NewMeta(p, s.it.Model.Profile().Provider, tmpl.Version, *s.o, s.requests, s.estimated || final.Usage.Estimated, s.st.cfg.Now())
-	if err := stage.PutJSON(ctx, s.it.Out, jsonKey, final.Doc, m); err != nil {
+	js, err := stage.JSONObject(jsonKey, final.Doc, m)
+	if err != nil {
 		return err
 	}
 	md := renderDigest(s.title, final.Doc, m)
-	if err := stage.Put(ctx, s.it.Out, mdKey, []byte(md), "text/markdown; charset=utf-8"); err != nil {
+	// One group: on a local folder one commit makes both durable.
+	if err := stage.PutGroup(ctx, s.it.Out, []storage.Object{js, {Key: mdKey, Data: []byte(md), ContentType: "text/markdown; charset=utf-8"}}); err != nil {
 		return err
 	}
 	s.o.Results = []string{jsonKey, mdKey}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/prompts"
+	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/stage"
 )
 
@@ -64,10 +65,8 @@ func (s *summarizer) keepText(ctx context.Context, pages []pageText, scanned []i
 	}
 	mdKey := jobs.ResultKey(p.ResultBase, jobs.SuffixTextMD)
 	jlKey := jobs.ResultKey(p.ResultBase, jobs.SuffixChunksJSONL)
-	if err := stage.Put(ctx, s.it.Out, mdKey, md.Bytes(), "text/markdown; charset=utf-8"); err != nil {
-		return err
-	}
-	if err := stage.Put(ctx, s.it.Out, jlKey, jl.Bytes(), "application/x-ndjson"); err != nil {
+	if err := stage.PutGroup(ctx, s.it.Out, []storage.Object{{Key: mdKey, Data: md.Bytes(), ContentType: "text/markdown; charset=utf-8"},
+		{Key: jlKey, Data: jl.Bytes(), ContentType: "application/x-ndjson"}}); err != nil {
 		return err
 	}
 	s.o.Results = append(s.o.Results, mdKey, jlKey)

@@ -227,21 +227,13 @@ func BenchmarkPrepareVsVipsthumbnail(b *testing.B) {
 	var ours, theirs time.Duration
 	var vipsRSS float64
 	for range b.N {
-		cpu0 := cpuTime()
-		for i, p := range photos {
-			if _, err := Prepare(ctx, p, Options{}); err != nil {
-				b.Fatalf("%s: %v", names[i], err)
-			}
+		c, err := CompareVipsthumbnail(ctx, bin, photos, paths, out)
+		if err != nil {
+			b.Fatal(err)
 		}
-		ours += cpuTime() - cpu0
-		cmd := exec.Command(bin, append([]string{"--size", "1344", "-o", filepath.Join(out, "%s.jpg[Q=85]")}, paths...)...)
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("vipsthumbnail: %v: %s", err, msg)
-		}
-		theirs += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			vipsRSS = max(vipsRSS, float64(ru.Maxrss)/1024)
-		}
+		ours += c.Ours
+		theirs += c.Vips
+		vipsRSS = max(vipsRSS, float64(c.VipsRSS)/(1<<20))
 	}
 	n := float64(b.N * len(photos))
 	b.ReportMetric(n/ours.Seconds(), "images/cpu-s")

@@ -22,6 +22,14 @@ import (
 // When the work area cannot be written either (the same failing store), the
 // answer is kept in Redis (Stash) for a while. The worker drops kept
 // answers once it records the item.
+//
+// A kept answer lives only until the result is stored, so it is written
+// without being made durable (storage.PutVolatile: on a local folder, no
+// sync). A crash of the worker does not lose it; a power loss may. Then a
+// retry that finds no kept answer looks for the result an earlier attempt
+// stored (Keeper.Stored, StoredAnswer): a stored result is the answer, and
+// the model is not asked again; only where no result was stored either is
+// the model asked again.
 
 // Stash keeps an item's answers in Redis when the output store's work area
 // cannot be written (*jobs.Tracker has these methods).
@@ -46,6 +54,10 @@ type Keeper struct {
 	// have kept an answer: Load finds nothing without looking (no store
 	// read, no Redis call on the common path).
 	Fresh bool
+	// Stored, when set, is asked by Load on a retry that finds no answer
+	// kept under name: the answer held by the result an earlier attempt
+	// stored (see StoredAnswer), whose kept answer a power loss took.
+	Stored func(ctx context.Context, name string) (Kept, bool, error)
 }
 
 // Kept is one kept answer: the validated answer, and what the item had
@@ -86,7 +98,7 @@ func (k Keeper) Keep(ctx context.Context, name string, kept Kept) (inRedis bool)
 	kept.V = 1
 	b, err := json.Marshal(kept)
 	if err == nil {
-		inRedis, err = k.putWork(ctx, jobs.AnswerKey(k.Batch, k.Item, name), name, b)
+		inRedis, err = k.putWork(ctx, jobs.AnswerKey(k.Batch, k.Item, name), name, b, true)
 	}
 	if err != nil && k.Log != nil {
 		k.Log.WarnContext(ctx, "model answer not kept: a failed result write would ask the model again", "answer", name, "error", err.Error())
@@ -101,6 +113,9 @@ func (k Keeper) Load(ctx context.Context, name string) (Kept, bool, error) {
 		return kept, false, nil
 	}
 	b, inRedis, ok, err := k.getWork(ctx, jobs.AnswerKey(k.Batch, k.Item, name), name)
+	if err == nil && !ok && k.Stored != nil {
+		return k.Stored(ctx, name)
+	}
 	if err != nil || !ok {
 		return kept, false, err
 	}
@@ -135,12 +150,18 @@ func (k Keeper) Drop(ctx context.Context, names ...string) error {
 // to key in Out, trying again as Put does; when Out cannot take it, it is
 // kept in the Stash under name instead.
 func (k Keeper) PutWork(ctx context.Context, key, name string, b []byte) error {
-	_, err := k.putWork(ctx, key, name, b)
+	_, err := k.putWork(ctx, key, name, b, false)
 	return err
 }
 
-func (k Keeper) putWork(ctx context.Context, key, name string, b []byte) (inRedis bool, _ error) {
-	err := put(ctx, k.Out, key, b, "application/json")
+// putWork writes b to key in Out (volatile: without making it durable),
+// else keeps it in the Stash under name.
+func (k Keeper) putWork(ctx context.Context, key, name string, b []byte, volatile bool) (inRedis bool, _ error) {
+	write := put
+	if volatile {
+		write = putVolatile
+	}
+	err := write(ctx, k.Out, key, b, "application/json")
 	if err == nil {
 		return false, nil
 	}

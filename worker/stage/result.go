@@ -59,6 +59,16 @@ func NewMeta(p jobs.ItemPayload, provider, promptVersion string, o Outcome, requ
 // PutJSON writes doc (with "meta" added) as indented JSON, trying again
 // and classifying a failure as Put does.
 func PutJSON(ctx context.Context, out storage.Store, key string, doc map[string]any, m Meta) error {
+	o, err := JSONObject(key, doc, m)
+	if err != nil {
+		return err
+	}
+	return Put(ctx, out, key, o.Data, o.ContentType)
+}
+
+// JSONObject is the result object PutJSON writes: doc with "meta" added,
+// as indented JSON, at key (for a PutGroup with the item's other results).
+func JSONObject(key string, doc map[string]any, m Meta) (storage.Object, error) {
 	full := make(map[string]any, len(doc)+1)
 	for k, v := range doc {
 		full[k] = v
@@ -69,9 +79,9 @@ func PutJSON(ctx context.Context, out storage.Store, key string, doc map[string]
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(full); err != nil {
-		return fmt.Errorf("encode %s: %w", key, err)
+		return storage.Object{}, fmt.Errorf("encode %s: %w", key, err)
 	}
-	return Put(ctx, out, key, buf.Bytes(), "application/json")
+	return storage.Object{Key: key, Data: buf.Bytes(), ContentType: "application/json"}, nil
 }
 
 // Language is the language results are written in: the batch's, else "en".

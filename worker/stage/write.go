@@ -36,10 +36,16 @@ func Put(ctx context.Context, out storage.Store, key string, data []byte, conten
 
 // put is Put without WriteError.
 func put(ctx context.Context, out storage.Store, key string, data []byte, contentType string) error {
+	return retry(ctx, func() error { return out.Put(ctx, key, bytes.NewReader(data), int64(len(data)), contentType) })
+}
+
+// retry calls write until it succeeds, writeAttempts times in all, unless
+// its error is a name the store can never take.
+func retry(ctx context.Context, write func() error) error {
 	var err error
 	wait := writeBackoff
 	for attempt := 1; ; attempt++ {
-		err = out.Put(ctx, key, bytes.NewReader(data), int64(len(data)), contentType)
+		err = write()
 		if err == nil || attempt == writeAttempts || errors.Is(err, storage.ErrNameTooLong) || errors.Is(err, storage.ErrInvalidKey) {
 			return err
 		}
@@ -50,6 +56,37 @@ func put(ctx context.Context, out storage.Store, key string, data []byte, conten
 		}
 		wait *= 4
 	}
+}
+
+// PutGroup writes an item's result objects to out together
+// (storage.PutGroup: on a local folder, one commit makes them all durable),
+// trying again and classifying a failure as Put does (the error names the
+// group's first key).
+func PutGroup(ctx context.Context, out storage.Store, objs []storage.Object) error {
+	if len(objs) == 0 {
+		return nil
+	}
+	n := 0
+	for _, o := range objs {
+		n += len(o.Data)
+	}
+	ctx, span := tracing.Start(ctx, tracing.SpanWrite, trace.WithAttributes(attribute.String("llamapipe.key", objs[0].Key),
+		attribute.Int("llamapipe.objects", len(objs)), attribute.Int("llamapipe.bytes", n)))
+	defer span.End()
+	return WriteError(objs[0].Key, retry(ctx, func() error { return storage.PutGroup(ctx, out, objs) }))
+}
+
+// PutVolatile writes an object the item can do without after a power loss
+// (storage.PutVolatile: on a local folder, without a sync), trying again
+// and classifying a failure as Put does.
+func PutVolatile(ctx context.Context, out storage.Store, key string, data []byte, contentType string) error {
+	return WriteError(key, putVolatile(ctx, out, key, data, contentType))
+}
+
+func putVolatile(ctx context.Context, out storage.Store, key string, data []byte, contentType string) error {
+	return retry(ctx, func() error {
+		return storage.PutVolatile(ctx, out, key, bytes.NewReader(data), int64(len(data)), contentType)
+	})
 }
 
 // WriteError wraps the error of writing result key: a storage error that

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,7 +53,8 @@ type Options struct {
 	// afterwards unless Keep.
 	Out  string
 	Keep bool
-	// Measure is all, pipeline, enqueue, unchanged or bounded [all].
+	// Measure is all, pipeline, enqueue, unchanged, bounded or targets
+	// (each row of issue 16's table beside its reference) [all].
 	Measure string
 	// MaxQueued is the bound of Measure bounded [100000].
 	MaxQueued int
@@ -125,7 +127,7 @@ func Run(ctx context.Context, opts Options, svc Services, w io.Writer) error {
 		return err
 	}
 	if svc.Redis == nil || svc.Client == nil || svc.Tracker == nil || svc.Open == nil || svc.Logger == nil ||
-		svc.Worker == nil && (b.measure == "all" || b.measure == "pipeline") {
+		svc.Worker == nil && (b.measure == "all" || b.measure == "pipeline" || b.measure == "targets") {
 		return errors.New("bench: Services need Redis, Client, Tracker, Open and Logger (and Worker to measure the pipeline)")
 	}
 	return b.run(ctx, w)
@@ -152,7 +154,7 @@ func newBench(o Options, svc Services) (*bench, error) {
 		return nil, usage("--photo-size: %v", err)
 	}
 	switch {
-	case b.photos < 0 || b.docs < 0 || b.photos+b.docs == 0 && b.measure != "enqueue" && b.measure != "unchanged" && b.measure != "bounded":
+	case b.photos < 0 || b.docs < 0 || b.photos+b.docs == 0 && b.measure != "enqueue" && b.measure != "unchanged" && b.measure != "bounded" && b.measure != "targets":
 		return nil, usage("--photos and --docs must not be negative, and not both zero")
 	case b.pages < 1:
 		return nil, usage("--pages must be at least 1")
@@ -162,8 +164,8 @@ func newBench(o Options, svc Services) (*bench, error) {
 		return nil, usage("--provider %q: use openai (the built-in fake server) or offline", b.provider)
 	case b.faultRate < 0 || b.faultRate > 1 || b.hangRate < 0 || b.hangRate > 1:
 		return nil, usage("--fault-rate and --hang-rate are shares between 0 and 1")
-	case b.measure != "all" && b.measure != "pipeline" && b.measure != "enqueue" && b.measure != "unchanged" && b.measure != "bounded":
-		return nil, usage("--measure %q: use all, pipeline, enqueue or unchanged", b.measure)
+	case !slices.Contains([]string{"all", "pipeline", "enqueue", "unchanged", "bounded", "targets"}, b.measure):
+		return nil, usage("--measure %q: use all, pipeline, enqueue, unchanged, bounded or targets", b.measure)
 	case b.enqTasks < 1 || b.enqG < 1:
 		return nil, usage("--enqueue-tasks and --enqueue-goroutines must be at least 1")
 	}
@@ -189,6 +191,14 @@ type row struct{ metric, value, note string }
 
 func (b *bench) run(ctx context.Context, stdout io.Writer) error {
 	var rows []row
+	if b.measure == "targets" {
+		ts, err := b.targets(ctx)
+		if err != nil {
+			return err
+		}
+		printTargets(stdout, ts)
+		return nil
+	}
 	if b.measure == "unchanged" || b.measure == "bounded" {
 		measure := b.unchanged
 		if b.measure == "bounded" {

@@ -2,10 +2,14 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"image/jpeg"
 	"strings"
 	"testing"
+
+	"github.com/llamapipe/llamapipe/worker/pdfsplit"
+	"github.com/llamapipe/llamapipe/worker/pdftext"
 )
 
 func goodOptions() Options {
@@ -84,6 +88,34 @@ func TestPercentileAndBytes(t *testing.T) {
 	for n, want := range map[int64]string{512: "512 B", 2048: "2.0 KB", 3 << 20: "3.0 MB", 12 << 30: "12.0 GB"} {
 		if got := humanBytes(n); got != want {
 			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// The generated PDF has its pages, and pdfium reads their text.
+func TestPDFHasItsPagesAndText(t *testing.T) {
+	data := PDF(2, 3, 7, "nonce")
+	info, err := pdfsplit.Inspect(data, "")
+	if err != nil || info.Pages != 3 {
+		t.Fatalf("Inspect: %+v, %v; want 3 pages", info, err)
+	}
+	ex, err := pdftext.New(context.Background(), pdftext.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	doc, err := ex.Open(context.Background(), data, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer doc.Close()
+	for i := range doc.Pages() {
+		text, err := doc.PageText(context.Background(), i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(text) < 2500 || (i == 0 && (!strings.Contains(text, "SUPPLY AGREEMENT 2-") || !strings.Contains(text, "nonce"))) {
+			t.Errorf("page %d: %d characters starting %q", i+1, len(text), text[:min(80, len(text))])
 		}
 	}
 }

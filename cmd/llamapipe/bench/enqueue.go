@@ -21,6 +21,40 @@ import (
 // into another scratch queue, the reference. Both run twice, alternately;
 // the better rate of each counts. The queues are deleted afterwards.
 func (b *bench) measureEnqueue(ctx context.Context) ([]row, error) {
+	our, bare, err := b.enqueueRun(ctx)
+	if err != nil {
+		return nil, err
+	}
+	perTask := func(r enqueueResult) string {
+		if r.perTask < 0 {
+			return "n/a (Redis memory did not grow: shared with other work; use a private Redis)"
+		}
+		return fmt.Sprintf("%d B", r.perTask)
+	}
+	ratio := "n/a"
+	if our.perTask > 0 && bare.perTask > 0 {
+		ratio = fmt.Sprintf("%.2f× bare asynq", float64(our.perTask)/float64(bare.perTask))
+	}
+	return []row{
+		{"enqueue rate", fmt.Sprintf("%.0f tasks/s", our.rate),
+			fmt.Sprintf("%d tasks, %d goroutines, one asynq client, no workers; best of 2", b.enqTasks, b.enqG)},
+		{"enqueue rate, bare asynq", fmt.Sprintf("%.0f tasks/s", bare.rate), "same Redis, client, goroutines and payload size; default task options"},
+		{"enqueue rate ÷ bare asynq", fmt.Sprintf("%.2f", our.rate/bare.rate), "target ≥ 0.9; the two alternate, twice"},
+		{"Redis per queued task", perTask(our), fmt.Sprintf("used_memory growth ÷ %d pending tasks (payload %d bytes)", b.enqTasks, our.payload)},
+		{"Redis per queued task, bare asynq", perTask(bare), fmt.Sprintf("same, %d-byte payload; llamapipe: %s", bare.payload, ratio)},
+	}, nil
+}
+
+// enqueueResult is one side of the enqueue measure.
+type enqueueResult struct {
+	rate    float64
+	perTask int64 // -1: memory did not grow
+	payload int
+}
+
+// enqueueRun measures llamapipe's tasks (our) and bare asynq's (bare),
+// alternating twice: the better rate of each, the first round's memory.
+func (b *bench) enqueueRun(ctx context.Context) (our, bare enqueueResult, _ error) {
 	rec := jobs.Batch{ID: ingest.NewBatchID(time.Now()), Spec: jobs.Spec{
 		Sources: []string{"s3://catalog-images/inbox/2026-11-25"}, Out: "s3://catalog-images/captions/2026-11-25",
 		Task: jobs.TaskAuto, Queue: jobs.QueueDefault, Options: jobs.Options{Language: "en"}}}
@@ -46,11 +80,7 @@ func (b *bench) measureEnqueue(ctx context.Context) ([]row, error) {
 	insp := asynq.NewInspector(b.svc.Redis)
 	defer insp.Close()
 
-	type result struct {
-		rate    float64
-		perTask int64 // -1: memory did not grow
-		payload int
-	}
+	type result = enqueueResult
 	run := func(build func(queue string) ([]*asynq.Task, error)) (result, error) {
 		queue := "llamapipe-bench-" + randomHex(4)
 		defer func() { _ = insp.DeleteQueue(queue, true) }()
@@ -81,11 +111,10 @@ func (b *bench) measureEnqueue(ctx context.Context) ([]row, error) {
 		}
 		return r, nil
 	}
-	var our, bare result
 	for round := range 2 {
 		o, err := run(ours)
 		if err != nil {
-			return nil, err
+			return our, bare, err
 		}
 		size := o.payload
 		r, err := run(func(queue string) ([]*asynq.Task, error) {
@@ -96,31 +125,14 @@ func (b *bench) measureEnqueue(ctx context.Context) ([]row, error) {
 			return tasks, nil
 		})
 		if err != nil {
-			return nil, err
+			return our, bare, err
 		}
 		if round == 0 {
 			our, bare = o, r
 		}
 		our.rate, bare.rate = max(our.rate, o.rate), max(bare.rate, r.rate)
 	}
-	perTask := func(r result) string {
-		if r.perTask < 0 {
-			return "n/a (Redis memory did not grow: shared with other work; use a private Redis)"
-		}
-		return fmt.Sprintf("%d B", r.perTask)
-	}
-	ratio := "n/a"
-	if our.perTask > 0 && bare.perTask > 0 {
-		ratio = fmt.Sprintf("%.2f× bare asynq", float64(our.perTask)/float64(bare.perTask))
-	}
-	return []row{
-		{"enqueue rate", fmt.Sprintf("%.0f tasks/s", our.rate),
-			fmt.Sprintf("%d tasks, %d goroutines, one asynq client, no workers; best of 2", b.enqTasks, b.enqG)},
-		{"enqueue rate, bare asynq", fmt.Sprintf("%.0f tasks/s", bare.rate), "same Redis, client, goroutines and payload size; default task options"},
-		{"enqueue rate ÷ bare asynq", fmt.Sprintf("%.2f", our.rate/bare.rate), "target ≥ 0.9; the two alternate, twice"},
-		{"Redis per queued task", perTask(our), fmt.Sprintf("used_memory growth ÷ %d pending tasks (payload %d bytes)", b.enqTasks, our.payload)},
-		{"Redis per queued task, bare asynq", perTask(bare), fmt.Sprintf("same, %d-byte payload; llamapipe: %s", bare.payload, ratio)},
-	}, nil
+	return our, bare, nil
 }
 
 // enqueueAll enqueues tasks from b.enqG goroutines and returns how long it

@@ -40,6 +40,8 @@ type batchRun struct {
 	durations      []int64 // manifest duration_ms of each item
 	extraAttempts  int
 	bytes, objects int64
+	pagesExtracted int64 // PDF pages the workers extracted the text of
+	chunks         int   // chunks of the done items (long documents)
 }
 
 func (b *bench) pipeline(ctx context.Context) ([]row, int, error) {
@@ -77,43 +79,11 @@ func (b *bench) pipeline(ctx context.Context) ([]row, int, error) {
 	baseRSS, _ := procStatus("VmRSS:")
 
 	// The model.
-	var model llm.Client
-	var fs *fakeserver.Server
-	if b.provider == llm.ProviderOffline {
-		model = offline.New(offline.Options{ContextTokens: 131072})
-	} else {
-		key := "sk-bench-" + randomHex(12)
-		fs = fakeserver.New(fakeserver.Options{
-			Latency: b.latency, Jitter: b.jitter,
-			Rate429: b.faultRate / 3, Rate500: b.faultRate / 3, RateGarbage: b.faultRate / 3, RateHang: b.hangRate,
-			Seed: b.seed, APIKey: key,
-		})
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, 0, fmt.Errorf("bench: fake model server: %w", err)
-		}
-		// Idle above the client's IdleConnTimeout: the client closes first.
-		hs := &http.Server{Handler: fs, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
-		go func() { _ = hs.Serve(l) }()
-		defer func() {
-			fs.Close()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			_ = hs.Shutdown(sctx)
-		}()
-		conns := b.workers * b.conc
-		model, err = openai.New(openai.Options{
-			Profile: llm.Profile{Provider: llm.ProviderOpenAI, BaseURL: "http://" + l.Addr().String() + "/v1", Model: fakeserver.DefaultModel,
-				ContextTokens: 131072, MaxOutputTokens: 4096, MaxImages: 5, MaxImageBytes: 20 << 20,
-				ImageFormats: []string{"image/jpeg", "image/png", "image/webp", "image/gif"}, TextOnly: true, JSONSchema: true},
-			APIKey:     key,
-			HTTPClient: &http.Client{Transport: &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute}},
-			Timeout:    b.opts.ModelTimeout,
-		})
-		if err != nil {
-			return nil, 0, err
-		}
+	model, fs, closeModel, err := b.model(ctx)
+	if err != nil {
+		return nil, 0, err
 	}
+	defer closeModel()
 
 	stopProfiles, err := startProfiles(b.opts.CPUProfile, b.opts.MemProfile, b.opts.Trace)
 	if err != nil {
@@ -140,6 +110,49 @@ func (b *bench) pipeline(ctx context.Context) ([]row, int, error) {
 	}
 	rss, rssErr := procStatus("VmHWM:")
 	return b.rows(runs, rss, baseRSS, rssErr, rssReset), sumFailed(runs), nil
+}
+
+// model is the model of a pipeline measure: the offline provider, or the
+// fake OpenAI-compatible server on a loopback port (fs) and a client of it;
+// closeModel stops the server.
+func (b *bench) model(ctx context.Context) (model llm.Client, fs *fakeserver.Server, closeModel func(), err error) {
+	closeModel = func() {}
+	if b.provider == llm.ProviderOffline {
+		return offline.New(offline.Options{ContextTokens: 131072}), nil, closeModel, nil
+	}
+	key := "sk-bench-" + randomHex(12)
+	fs = fakeserver.New(fakeserver.Options{
+		Latency: b.latency, Jitter: b.jitter,
+		Rate429: b.faultRate / 3, Rate500: b.faultRate / 3, RateGarbage: b.faultRate / 3, RateHang: b.hangRate,
+		Seed: b.seed, APIKey: key,
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, closeModel, fmt.Errorf("bench: fake model server: %w", err)
+	}
+	// Idle above the client's IdleConnTimeout: the client closes first.
+	hs := &http.Server{Handler: fs, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	go func() { _ = hs.Serve(l) }()
+	closeModel = func() {
+		fs.Close()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}
+	conns := b.workers * b.conc
+	model, err = openai.New(openai.Options{
+		Profile: llm.Profile{Provider: llm.ProviderOpenAI, BaseURL: "http://" + l.Addr().String() + "/v1", Model: fakeserver.DefaultModel,
+			ContextTokens: 131072, MaxOutputTokens: 4096, MaxImages: 5, MaxImageBytes: 20 << 20,
+			ImageFormats: []string{"image/jpeg", "image/png", "image/webp", "image/gif"}, TextOnly: true, JSONSchema: true},
+		APIKey:     key,
+		HTTPClient: &http.Client{Transport: &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute}},
+		Timeout:    b.opts.ModelTimeout,
+	})
+	if err != nil {
+		closeModel()
+		return nil, nil, func() {}, err
+	}
+	return model, fs, closeModel, nil
 }
 
 // startProfiles starts a CPU profile, heap profiling and an execution trace
@@ -228,6 +241,7 @@ func (b *bench) batch(ctx context.Context, model llm.Client, fs *fakeserver.Serv
 		wg.Wait()
 	}()
 	start = time.Now()
+	var ws []*worker.Worker
 	for range b.workers {
 		cfg, err := b.svc.Worker(model)
 		if err != nil {
@@ -238,6 +252,7 @@ func (b *bench) batch(ctx context.Context, model llm.Client, fs *fakeserver.Serv
 		if err != nil {
 			return r, err
 		}
+		ws = append(ws, w)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -276,6 +291,10 @@ func (b *bench) batch(ctx context.Context, model llm.Client, fs *fakeserver.Serv
 		}
 	}
 	r.work, r.finalize = ended.Sub(start), finalized.Sub(ended)
+	for _, w := range ws {
+		n, _ := w.PagesRead()
+		r.pagesExtracted += n
+	}
 	entries, err := b.svc.Tracker.Entries(ctx, res.BatchID)
 	if err != nil {
 		return r, err
@@ -285,6 +304,7 @@ func (b *bench) batch(ctx context.Context, model llm.Client, fs *fakeserver.Serv
 		case jobs.StatusDone:
 			r.done++
 			r.durations = append(r.durations, e.DurationMS)
+			r.chunks += e.Chunks
 		case jobs.StatusFailed:
 			r.failed++
 		}
