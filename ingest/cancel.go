@@ -32,12 +32,21 @@ func taskItem(ti *asynq.TaskInfo, b jobs.Batch) (jobs.ItemPayload, bool) {
 	return jobs.ItemPayload{}, false
 }
 
+// TaskInspector is what Cancel asks of asynq's Inspector.
+type TaskInspector interface {
+	ListPendingTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	ListScheduledTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	ListRetryTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	DeleteTask(queue, id string) error
+	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+}
+
 // Cancel cancels a batch: it marks it cancelled (running items stop at
 // their next step and end as cancelled), removes its queued, scheduled and
 // retrying tasks and records their items as cancelled, and enqueues the
 // finalize task when that ended the batch. It returns how many queued items
 // it removed.
-func Cancel(ctx context.Context, t Records, insp *asynq.Inspector, q Enqueuer, batch string, now time.Time) (int, error) {
+func Cancel(ctx context.Context, t Records, insp TaskInspector, q Enqueuer, batch string, now time.Time) (int, error) {
 	b, err := t.Get(ctx, batch)
 	if err != nil {
 		return 0, err
@@ -63,6 +72,12 @@ func Cancel(ctx context.Context, t Records, insp *asynq.Inspector, q Enqueuer, b
 					continue
 				}
 				if err := insp.DeleteTask(b.Queue, ti.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+					// A task that a worker took since it was listed is
+					// running: it sees the cancel at its next step and
+					// records itself; it is not ours to record.
+					if now, gerr := insp.GetTaskInfo(b.Queue, ti.ID); gerr == nil && now.State == asynq.TaskStateActive {
+						continue
+					}
 					return removed, fmt.Errorf("cancel %s: delete task %s: %w", batch, ti.ID, err)
 				}
 				deleted++

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -64,4 +65,82 @@ func TestCancelRemovesQueuedMapTasks(t *testing.T) {
 func cancelItem(batch, key string) jobs.ItemPayload {
 	return jobs.ItemPayload{Batch: batch, Item: jobs.ItemID("/src", key), Source: jobs.Ref{Location: "/src", Key: key, ETag: "e1", Size: 10},
 		Type: jobs.FileTXT, Kind: jobs.KindDocument, Task: jobs.TaskSummarize, Out: "/out", ResultBase: key}
+}
+
+// takenInspector is asynq's Inspector, except that the task taken has been
+// taken by a worker between Cancel's listing and its delete: asynq refuses
+// to delete it (FAILED_PRECONDITION) and reports it active — or, with
+// state set otherwise, in that state.
+type takenInspector struct {
+	*asynq.Inspector
+	taken string
+	state asynq.TaskState
+}
+
+func (i takenInspector) DeleteTask(queue, id string) error {
+	if id == i.taken {
+		return errors.New("asynq: FAILED_PRECONDITION: cannot delete task in active state. use CancelProcessing instead.")
+	}
+	return i.Inspector.DeleteTask(queue, id)
+}
+
+func (i takenInspector) GetTaskInfo(queue, id string) (*asynq.TaskInfo, error) {
+	ti, err := i.Inspector.GetTaskInfo(queue, id)
+	if err == nil && id == i.taken {
+		ti.State = i.state
+	}
+	return ti, err
+}
+
+// TestCancelLeavesATaskThatJustStartedToItsWorker: a queued task that a
+// worker takes while the batch is being cancelled is not an error of the
+// cancel and is not recorded by it (its worker sees the cancel and records
+// it); a delete that fails for another reason is still an error.
+func TestCancelLeavesATaskThatJustStartedToItsWorker(t *testing.T) {
+	for _, tc := range []struct {
+		state   asynq.TaskState
+		wantErr bool
+	}{{asynq.TaskStateActive, false}, {asynq.TaskStatePending, true}} {
+		t.Run(tc.state.String(), func(t *testing.T) {
+			url, rdb := jobstest.Redis(t, jobstest.DBIngest)
+			ctx := context.Background()
+			client := asynq.NewClient(jobstest.ConnOpt(t, url))
+			defer client.Close()
+			insp := asynq.NewInspector(jobstest.ConnOpt(t, url))
+			defer insp.Close()
+			tr := jobs.NewTracker(rdb, "")
+			if err := tr.Create(ctx, jobs.Batch{ID: "bt", Spec: jobs.Spec{Queue: jobs.QueueDefault, Out: "/out"}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tr.Seal(ctx, "bt", 2); err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, key := range []string{"a.txt", "b.txt"} {
+				task, err := jobs.NewItemTask(cancelItem("bt", key), jobs.QueueDefault, 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ti, err := client.Enqueue(task)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, ti.ID)
+			}
+			removed, err := ingest.Cancel(ctx, tr, takenInspector{insp, ids[0], tc.state}, client, "bt", time.Now())
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("a delete refused for a task that is not running was not an error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("cancel while a task started: %v", err)
+			}
+			c, _ := tr.Counts(ctx, "bt")
+			if removed != 1 || c.Cancelled != 1 {
+				t.Errorf("removed %d, %d cancelled: want the queued one only (the started one is its worker's to record)", removed, c.Cancelled)
+			}
+		})
+	}
 }
