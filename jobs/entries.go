@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/llamapipe/llamapipe/jobs/listed"
 )
 
 // EntriesPage reads one page of a batch's recorded entries: one HSCAN step
@@ -31,7 +32,7 @@ func (t *Tracker) EntriesPage(ctx context.Context, batch string, cursor uint64, 
 	}
 	out := make([]Entry, 0, len(kv)/2)
 	for i := 0; i+1 < len(kv); i += 2 {
-		es, err := decodeListed(batch, kv[i], []byte(kv[i+1]))
+		es, err := decodeField(batch, kv[i], []byte(kv[i+1]))
 		if err != nil {
 			return nil, 0, err
 		}
@@ -41,27 +42,19 @@ func (t *Tracker) EntriesPage(ctx context.Context, batch string, cursor uint64, 
 }
 
 // EntryCount returns how many entries a batch has recorded: the items
-// hash's fields (HLEN), each listing chunk counted as its entries.
+// hash's fields (HLEN), a listing chunk counted as its entries.
 func (t *Tracker) EntryCount(ctx context.Context, batch string) (int, error) {
 	var n *redis.IntCmd
-	var listed *redis.SliceCmd
-	_, err := t.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		n = p.HLen(ctx, BatchItemsKey(t.prefix, batch))
-		listed = p.HMGet(ctx, BatchKey(t.prefix, batch), "listed_fields", "listed_entries")
+	var f, e *redis.StringCmd
+	if _, err := t.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		n, f, e = p.HLen(ctx, BatchItemsKey(t.prefix, batch)), p.HGet(ctx, BatchKey(t.prefix, batch), "listed_fields"), p.HGet(ctx, BatchKey(t.prefix, batch), "listed_entries")
 		return nil
-	})
-	if err != nil {
+	}); err != nil && !errors.Is(err, redis.Nil) {
 		return 0, fmt.Errorf("batch %s entries: %w", batch, err)
 	}
-	c := int(n.Val())
-	if v := listed.Val(); len(v) == 2 {
-		f, _ := v[0].(string)
-		e, _ := v[1].(string)
-		nf, _ := strconv.Atoi(f)
-		ne, _ := strconv.Atoi(e)
-		c += ne - nf
-	}
-	return c, nil
+	nf, _ := f.Int()
+	ne, _ := e.Int()
+	return int(n.Val()) - nf + ne, nil
 }
 
 // Entry returns one recorded entry of a batch by its item ID (HGET, then
@@ -69,8 +62,14 @@ func (t *Tracker) EntryCount(ctx context.Context, batch string) (int, error) {
 // item has no entry (yet).
 func (t *Tracker) Entry(ctx context.Context, batch, item string) (e Entry, ok bool, err error) {
 	b, err := t.rdb.HGet(ctx, BatchItemsKey(t.prefix, batch), item).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return t.listedEntry(ctx, batch, item)
+	if errors.Is(err, redis.Nil) { // in a listing chunk, if the batch has some
+		b, err = nil, nil
+		if n, _ := t.rdb.HGet(ctx, BatchKey(t.prefix, batch), "listed_fields").Int(); n > 0 {
+			b, err = listed.Find(ctx, t.rdb, BatchItemsKey(t.prefix, batch), item)
+		}
+		if b == nil {
+			return e, false, err
+		}
 	}
 	if err != nil {
 		return e, false, fmt.Errorf("batch %s entry %s: %w", batch, item, err)
