@@ -13,9 +13,9 @@ import (
 
 // EntriesPage reads one page of a batch's recorded entries: one HSCAN step
 // of the items hash from cursor (0: the start), asking Redis for about
-// count fields, each one entry or a listing chunk (RecordListed) of up to
-// a listing page's entries, expanded. It returns them in the hash's order and the cursor of the
-// next page, 0 after the last one. Memory is O(page) whatever the batch's
+// count entries (a listing chunk, RecordListed, is one field of many:
+// fewer fields are asked for). It returns them in the hash's order and
+// the cursor of the next page, 0 after the last one. Memory is O(page) whatever the batch's
 // size.
 //
 // HSCAN's guarantees hold: an entry recorded for the whole iteration is
@@ -26,6 +26,7 @@ func (t *Tracker) EntriesPage(ctx context.Context, batch string, cursor uint64, 
 	if count <= 0 {
 		count = 100
 	}
+	count = listed.ScanCount(ctx, t.rdb, BatchKey(t.prefix, batch), BatchItemsKey(t.prefix, batch), count)
 	kv, next, err := t.rdb.HScan(ctx, BatchItemsKey(t.prefix, batch), cursor, "", int64(count)).Result()
 	if err != nil {
 		return nil, 0, fmt.Errorf("batch %s entries: %w", batch, err)

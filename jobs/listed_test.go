@@ -105,3 +105,45 @@ func TestRecordListedCountsAChunkOnce(t *testing.T) {
 		t.Fatal("RecordListed took a done entry with a cost")
 	}
 }
+
+// A page of a batch whose entries are listing chunks holds about the
+// entries asked for, not as many chunks: memory stays O(page).
+func TestEntriesPageOfListingChunksIsBounded(t *testing.T) {
+	_, rdb := jobstest.Redis(t, jobstest.DBJobs)
+	tr := jobs.NewTracker(rdb, "")
+	ctx := context.Background()
+	b := jobs.Batch{ID: "rl2", Created: time.Now(), Spec: jobs.Spec{Sources: []string{"/src"}, Out: "/out", Queue: jobs.QueueDefault}}
+	if err := tr.Create(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	const chunks, per = 8, 100
+	for c := range chunks {
+		var es []jobs.Entry
+		for i := range per {
+			item := fmt.Sprintf("c%di%03d", c, i)
+			es = append(es, jobs.Entry{Item: item, Source: "/src/" + item, Status: jobs.StatusSkipped, Error: "unchanged"})
+		}
+		if _, err := tr.RecordListed(ctx, b.ID, c*per, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	for cursor := uint64(0); ; {
+		page, next, err := tr.EntriesPage(ctx, b.ID, cursor, per)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) > chunks*per/2 {
+			t.Fatalf("a page of %d entries for %d asked: the chunks were not paged", len(page), per)
+		}
+		for _, e := range page {
+			seen[e.Item] = true
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	if len(seen) != chunks*per {
+		t.Fatalf("%d entries paged, want %d", len(seen), chunks*per)
+	}
+}

@@ -111,3 +111,25 @@ func Find(ctx context.Context, rdb redis.UniversalClient, itemsKey, item string)
 		}
 	}
 }
+
+// ScanCount is the HSCAN count that reads about n entries a page of
+// itemsKey, whose listing chunks hold many entries a field (batchKey's
+// listed_fields and listed_entries count them): n when it has none.
+func ScanCount(ctx context.Context, rdb redis.UniversalClient, batchKey, itemsKey string, n int) int {
+	v, err := rdb.HMGet(ctx, batchKey, "listed_fields", "listed_entries").Result()
+	if err != nil || len(v) != 2 {
+		return n
+	}
+	fs, _ := v[0].(string)
+	es, _ := v[1].(string)
+	f, _ := strconv.Atoi(fs)
+	e, _ := strconv.Atoi(es)
+	if f == 0 || e <= f {
+		return n
+	}
+	fields, err := rdb.HLen(ctx, itemsKey).Result()
+	if err != nil || fields == 0 {
+		return n
+	}
+	return max(1, int(int64(n)*fields/(fields-int64(f)+int64(e))))
+}
