@@ -70,14 +70,16 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 		if err := ctx.Err(); err != nil {
 			return total, err // classified while stopping: not to be trusted
 		}
-		// The chunk's skipped items are recorded in one round trip.
+		// The chunk's skipped items are recorded in one Redis write, as
+		// the chunk that starts at listing offset total: a resumed listing
+		// records the same chunk again and counts nothing twice.
 		var skipped []jobs.Entry
 		for _, it := range items {
 			if it.Skip != "" {
 				skipped = append(skipped, skipEntry(it))
 			}
 		}
-		n, err := in.Tracker.RecordMany(ctx, b.ID, skipped)
+		n, err := in.Tracker.RecordListed(ctx, b.ID, total, skipped)
 		if err != nil {
 			return total, err
 		}

@@ -15,7 +15,7 @@ type Records interface {
 	Create(ctx context.Context, b jobs.Batch) error
 	Get(ctx context.Context, id string) (jobs.Batch, error)
 	Record(ctx context.Context, batch string, e jobs.Entry) (recorded, complete bool, err error)
-	RecordMany(ctx context.Context, batch string, es []jobs.Entry) (int, error)
+	RecordListed(ctx context.Context, batch string, chunk int, es []jobs.Entry) (int, error)
 	Seal(ctx context.Context, batch string, total int) (complete bool, err error)
 	Counts(ctx context.Context, batch string) (jobs.Counts, error)
 	Cancel(ctx context.Context, batch string, at time.Time) (bool, error)

@@ -508,16 +508,12 @@ func (t *Tracker) Entries(ctx context.Context, batch string) ([]Entry, error) {
 	byItem := map[string]Entry{}
 	var cursor uint64
 	for {
-		kv, next, err := t.rdb.HScan(ctx, BatchItemsKey(t.prefix, batch), cursor, "", 1000).Result()
+		page, next, err := t.EntriesPage(ctx, batch, cursor, 1000)
 		if err != nil {
-			return nil, fmt.Errorf("batch %s entries: %w", batch, err)
+			return nil, err
 		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			var e Entry
-			if err := json.Unmarshal([]byte(kv[i+1]), &e); err != nil {
-				return nil, fmt.Errorf("batch %s: bad entry %s: %w", batch, kv[i], err)
-			}
-			byItem[kv[i]] = e // HSCAN may return a field twice: keep one
+		for _, e := range page {
+			byItem[e.Item] = e // HSCAN may return a field twice: keep one
 		}
 		if cursor = next; cursor == 0 {
 			break

@@ -132,8 +132,11 @@ func ns(prefix string) string {
 func BatchKey(prefix, batch string) string { return ns(prefix) + ":batch:{" + batch + "}" }
 
 // BatchItemsKey is a batch's manifest, a hash: item ID → its final Entry
-// (JSON). The first entry recorded for an item wins.
-// Written by: Tracker.Record (workers, ingest for skipped items, cancel).
+// (JSON). The first entry recorded for an item wins. Fields "~listed:N"
+// hold the entries listing chunk N ended without queuing (JSONL, one
+// write a chunk: Tracker.RecordListed).
+// Written by: Tracker.Record (workers, ingest for skipped items, cancel),
+// Tracker.RecordListed (ingest, bounded batches).
 // Lifetime: like BatchKey: no TTL while the batch runs, TTL the retention
 // once finalized (Tracker.Expire).
 func BatchItemsKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":items" }

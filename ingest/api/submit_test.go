@@ -247,14 +247,33 @@ func TestItemsCursorPaging(t *testing.T) {
 	if err := e.tracker.Create(ctx, b); err != nil {
 		t.Fatal(err)
 	}
+	// Every fifth item ends at listing, recorded in chunks of up to 30
+	// (RecordListed, one field of the items hash each).
 	const n = 700
+	done := 0
+	var listed []jobs.Entry
 	for i := range n {
 		st := jobs.StatusDone
+		if i%5 == 1 {
+			st = jobs.StatusSkipped
+		}
 		if i%7 == 0 {
 			st = jobs.StatusFailed
 		}
 		en := jobs.Entry{Item: fmt.Sprintf("i%04d", i), Source: fmt.Sprintf("%s/f%04d.txt", e.src, i), Key: fmt.Sprintf("f%04d.txt", i), Status: st}
+		if i%5 == 1 {
+			listed = append(listed, en)
+			continue
+		}
+		if st == jobs.StatusDone {
+			done++
+		}
 		if _, _, err := e.tracker.Record(ctx, b.ID, en); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < len(listed); i += 30 {
+		if _, err := e.tracker.RecordListed(ctx, b.ID, i, listed[i:min(i+30, len(listed))]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -296,7 +315,7 @@ func TestItemsCursorPaging(t *testing.T) {
 		status string
 		per    int
 		want   int
-	}{{"", 50, n}, {"", 33, n}, {jobs.StatusFailed, 20, n / 7}, {"", 1000, n}} {
+	}{{"", 50, n}, {"", 33, n}, {jobs.StatusFailed, 20, n / 7}, {jobs.StatusSkipped, 7, len(listed) - 20}, {"", 1000, n}} {
 		seen := walk(tc.status, tc.per)
 		if len(seen) != tc.want {
 			t.Errorf("status %q per %d: %d distinct items, want %d", tc.status, tc.per, len(seen), tc.want)
@@ -309,8 +328,11 @@ func TestItemsCursorPaging(t *testing.T) {
 	}
 	var p page
 	if code := e.do("GET", "/v1/batches/"+b.ID+"/items?page=3&per_page=100&status=done", tokenA, nil, nil, &p); code != http.StatusOK ||
-		len(p.Items) != 100 || p.Total != n-n/7 {
+		len(p.Items) != 100 || p.Total != done {
 		t.Fatalf("page 3: %d, %d items, total %d", code, len(p.Items), p.Total)
+	}
+	if code := e.do("GET", "/v1/batches/"+b.ID+"/items?per_page=10", tokenA, nil, nil, &p); code != http.StatusOK || p.Total != n {
+		t.Fatalf("items: %d, total %d; want %d", code, p.Total, n)
 	}
 	for _, bad := range []string{"cursor=x", "cursor=1.2", "cursor=0.0.0", "cursor=0.0.10&page=2"} {
 		if code := e.do("GET", "/v1/batches/"+b.ID+"/items?"+bad, tokenA, nil, nil, nil); code != http.StatusBadRequest {

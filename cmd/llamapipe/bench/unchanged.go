@@ -148,6 +148,13 @@ func (b *bench) unchangedRun(ctx context.Context) (unchangedResult, error) {
 	go func() { done <- w.Run(wctx) }()
 	defer func() { stop(); <-done }()
 
+	// --cpuprofile and the others cover the re-run (ingest to manifest).
+	stopAll, err := startProfiles(b.opts.CPUProfile, b.opts.MemProfile, b.opts.Trace)
+	if err != nil {
+		return u, err
+	}
+	stopProfiles := sync.OnceFunc(stopAll)
+	defer stopProfiles()
 	start := time.Now()
 	cpu0 := cpuTime()
 	client := asynq.NewClient(b.svc.Redis)
@@ -175,6 +182,7 @@ func (b *bench) unchangedRun(ctx context.Context) (unchangedResult, error) {
 	}
 	u.rerun = time.Since(start)
 	u.cpu = cpuTime() - cpu0
+	stopProfiles()
 	u.n, u.src, u.setup, u.calls, u.ingest = n, srcURL, setup, model.n.Load(), ingested
 	u.skipped, u.total, u.enqueued = res.Skipped, res.Total, res.Enqueued
 	return u, nil
