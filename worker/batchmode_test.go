@@ -14,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/ingest/cancel"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
@@ -301,7 +302,7 @@ func TestCancelledBatchCancelsItsProviderJob(t *testing.T) {
 	}
 	client := asynq.NewClient(jobstest.ConnOpt(t, e.url))
 	defer client.Close()
-	if _, err := ingest.Cancel(context.Background(), e.tracker, insp, client, res.BatchID, time.Now()); err != nil {
+	if _, err := cancel.Batch(context.Background(), e.tracker, insp, client, res.BatchID, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for e.fake.Status(id) != "cancelling" {

@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/ingest/cancel"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/worker"
@@ -38,7 +39,7 @@ func TestCancelRemovesQueuedAndStopsRunning(t *testing.T) {
 	defer client.Close()
 	insp := asynq.NewInspector(jobstest.ConnOpt(t, e.url))
 	defer insp.Close()
-	removed, err := ingest.Cancel(context.Background(), e.tracker, insp, client, res.BatchID, time.Now())
+	removed, err := cancel.Batch(context.Background(), e.tracker, insp, client, res.BatchID, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/clix"
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/ui"
-	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/ingest/cancel"
 )
 
 func cancelCommand(stdout, stderr io.Writer) *cli.Command {
@@ -27,11 +27,11 @@ func cancelCommand(stdout, stderr io.Writer) *cli.Command {
 	}
 }
 
-// runCancel cancels a batch with ingest.Cancel and prints its status.
+// runCancel cancels a batch with cancel.Batch and prints its status.
 func runCancel(ctx context.Context, cmd *cli.Command, c *conn, id string, stdout, stderr io.Writer) error {
 	insp := asynq.NewInspector(c.opt)
 	defer insp.Close()
-	n, err := ingest.Cancel(ctx, c.tracker, insp, c.client(), id, time.Now())
+	n, err := cancel.Batch(ctx, c.tracker, insp, c.client(), id, time.Now())
 	if err != nil {
 		return err
 	}

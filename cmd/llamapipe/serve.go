@@ -18,6 +18,7 @@ import (
 	"github.com/llamapipe/llamapipe/cmd/llamapipe/clix"
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/ingest/api"
+	"github.com/llamapipe/llamapipe/ingest/cancel"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/feed"
 	"github.com/llamapipe/llamapipe/jobs/redisconn"
@@ -91,7 +92,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			defer insp.Close()
 			in := &ingest.Ingester{Open: opener(cmd), Queue: c.client(), Tracker: c.tracker, Logger: log, Feeds: feed.New(c.rdb, "")}
 			cancel := func(ctx context.Context, batch string, now time.Time) (int, error) {
-				return ingest.Cancel(ctx, c.tracker, insp, c.client(), batch, now)
+				return cancel.Batch(ctx, c.tracker, insp, c.client(), batch, now)
 			}
 			srv, err := api.New(api.Config{
 				Tenants: budgets,

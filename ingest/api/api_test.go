@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/ingest/cancel"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
@@ -79,7 +80,7 @@ func newEnv(t *testing.T, opts ...func(*Config)) *env {
 		Queue: client, Tracker: tracker,
 	}
 	cancel := func(ctx context.Context, batch string, now time.Time) (int, error) {
-		return ingest.Cancel(ctx, tracker, insp, client, batch, now)
+		return cancel.Batch(ctx, tracker, insp, client, batch, now)
 	}
 	cfg := Config{Tracker: tracker, Redis: rdb, Ingester: in, Cancel: cancel, Profiles: testProfiles(offlineProfile),
 		Tokens: map[string]string{tokenA: "acme", tokenB: "beta"}, Allow: []string{root}}

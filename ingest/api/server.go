@@ -79,7 +79,7 @@ type Config struct {
 	// be set). Required.
 	Ingester *ingest.Ingester
 	// Cancel cancels a batch at now and returns how many queued items it
-	// removed (ingest.Cancel with the server's inspector and queue).
+	// removed (ingest/cancel.Batch with the server's inspector and queue).
 	// Required.
 	Cancel func(ctx context.Context, batch string, now time.Time) (int, error)
 	// Tokens maps bearer tokens to tenants. New refuses an empty map.

@@ -1,4 +1,7 @@
-package ingest
+// Package cancel cancels a batch on the queue side: the batch is marked
+// cancelled (running items stop at their next step), its queued, scheduled
+// and retrying tasks are removed and their items recorded as cancelled.
+package cancel
 
 import (
 	"context"
@@ -7,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/itemtask"
@@ -32,7 +36,7 @@ func taskItem(ti *asynq.TaskInfo, b jobs.Batch) (jobs.ItemPayload, bool) {
 	return jobs.ItemPayload{}, false
 }
 
-// TaskInspector is what Cancel asks of asynq's Inspector.
+// TaskInspector is what Batch asks of asynq's Inspector.
 type TaskInspector interface {
 	ListPendingTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
 	ListScheduledTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
@@ -41,12 +45,12 @@ type TaskInspector interface {
 	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
 }
 
-// Cancel cancels a batch: it marks it cancelled (running items stop at
+// Batch cancels a batch: it marks it cancelled (running items stop at
 // their next step and end as cancelled), removes its queued, scheduled and
 // retrying tasks and records their items as cancelled, and enqueues the
 // finalize task when that ended the batch. It returns how many queued items
 // it removed.
-func Cancel(ctx context.Context, t Records, insp TaskInspector, q Enqueuer, batch string, now time.Time) (int, error) {
+func Batch(ctx context.Context, t ingest.Records, insp TaskInspector, q ingest.Enqueuer, batch string, now time.Time) (int, error) {
 	b, err := t.Get(ctx, batch)
 	if err != nil {
 		return 0, err

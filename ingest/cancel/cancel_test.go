@@ -1,4 +1,4 @@
-package ingest_test
+package cancel_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/llamapipe/llamapipe/ingest"
+	"github.com/llamapipe/llamapipe/ingest/cancel"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
@@ -46,7 +46,7 @@ func TestCancelRemovesQueuedMapTasks(t *testing.T) {
 	if _, err := client.Enqueue(task); err != nil {
 		t.Fatal(err)
 	}
-	removed, err := ingest.Cancel(ctx, tr, insp, client, "bc", time.Now())
+	removed, err := cancel.Batch(ctx, tr, insp, client, "bc", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func cancelItem(batch, key string) jobs.ItemPayload {
 }
 
 // takenInspector is asynq's Inspector, except that the task taken has been
-// taken by a worker between Cancel's listing and its delete: asynq refuses
+// taken by a worker between the listing and its delete: asynq refuses
 // to delete it (FAILED_PRECONDITION) and reports it active — or, with
 // state set otherwise, in that state.
 type takenInspector struct {
@@ -127,7 +127,7 @@ func TestCancelLeavesATaskThatJustStartedToItsWorker(t *testing.T) {
 				}
 				ids = append(ids, ti.ID)
 			}
-			removed, err := ingest.Cancel(ctx, tr, takenInspector{insp, ids[0], tc.state}, client, "bt", time.Now())
+			removed, err := cancel.Batch(ctx, tr, takenInspector{insp, ids[0], tc.state}, client, "bt", time.Now())
 			if tc.wantErr {
 				if err == nil {
 					t.Fatal("a delete refused for a task that is not running was not an error")
