@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/hibiken/asynq"
@@ -41,7 +40,6 @@ func (b *Mode) HandlePoll(ctx context.Context, t *asynq.Task) (err error) {
 	if err != nil {
 		return fmt.Errorf("batch poll: %w", err)
 	}
-	sort.Strings(ids)
 	b.linkRequests(ctx, span, ids)
 	stored, err := b.rdb.Exists(ctx, jobs.BatchModeJobDoneKey(b.group, p.Job)).Result()
 	if err != nil {

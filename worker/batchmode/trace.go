@@ -2,6 +2,7 @@ package batchmode
 
 import (
 	"context"
+	"slices"
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
@@ -26,13 +27,14 @@ func (b *Mode) startSpan(ctx context.Context, name string, attrs ...attribute.Ke
 }
 
 // linkRequests links span to the items behind the first tracing.MaxLinks of
-// ids and records how many requests it served.
+// ids by request ID and records how many requests it served. Only a span
+// that records pays for the sort (on a copy: ids keep their order).
 func (b *Mode) linkRequests(ctx context.Context, span trace.Span, ids []string) {
 	span.SetAttributes(attribute.Int("llamapipe.requests", len(ids)))
 	if !span.IsRecording() || len(ids) == 0 {
 		return
 	}
-	ids = ids[:min(len(ids), tracing.MaxLinks)]
+	ids = slices.Sorted(slices.Values(ids))[:min(len(ids), tracing.MaxLinks)]
 	cmds := make([]*redis.StringCmd, len(ids))
 	_, _ = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
