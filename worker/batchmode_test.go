@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http/httptest"
 	"os"
@@ -88,7 +89,11 @@ func newBatchModeEnv(t *testing.T, opts ...func(*worker.Config, *batchapi.OpenAI
 		t.Fatal(err)
 	}
 	cfg.Batch = bc
-	e.runWorker(cfg, nil)
+	logs := &lockedBuffer{}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	e.runWorker(cfg, func() { t.Logf("worker log:\n%s\nqueues:\n%s", logs.String(), queueState(t, e.url)) })
 	return e
 }
 
