@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,8 +19,10 @@ import (
 // them) into a scratch queue no worker serves, from several goroutines, and
 // measures the rate and Redis's used_memory growth; then the same number of
 // bare asynq tasks (default options, a random payload of the same size)
-// into another scratch queue, the reference. Both run twice, alternately;
-// the better rate of each counts. The queues are deleted afterwards.
+// into another scratch queue, the reference. They run in enqueueRounds
+// rounds, alternately (each round's first side is the other's in the next
+// round); the median of the rounds' ratios counts. The queues are deleted
+// afterwards.
 func (b *bench) measureEnqueue(ctx context.Context) ([]row, error) {
 	our, bare, err := b.enqueueRun(ctx)
 	if err != nil {
@@ -37,23 +40,40 @@ func (b *bench) measureEnqueue(ctx context.Context) ([]row, error) {
 	}
 	return []row{
 		{"enqueue rate", fmt.Sprintf("%.0f tasks/s", our.rate),
-			fmt.Sprintf("%d tasks, %d goroutines, one asynq client, no workers; best of 2", b.enqTasks, b.enqG)},
+			fmt.Sprintf("%d tasks, %d goroutines, one asynq client, no workers; median of %d rounds", b.enqTasks, b.enqG, enqueueRounds)},
 		{"enqueue rate, bare asynq", fmt.Sprintf("%.0f tasks/s", bare.rate), "same Redis, client, goroutines and payload size; default task options"},
-		{"enqueue rate ÷ bare asynq", fmt.Sprintf("%.2f", our.rate/bare.rate), "target ≥ 0.9; the two alternate, twice"},
+		{"enqueue rate ÷ bare asynq", fmt.Sprintf("%.2f", our.ratio),
+			fmt.Sprintf("target ≥ 0.9; median of %d rounds' ratios (%.2f–%.2f), the first side alternating", enqueueRounds, our.ratioMin, our.ratioMax)},
 		{"Redis per queued task", perTask(our), fmt.Sprintf("used_memory growth ÷ %d pending tasks (payload %d bytes)", b.enqTasks, our.payload)},
 		{"Redis per queued task, bare asynq", perTask(bare), fmt.Sprintf("same, %d-byte payload; llamapipe: %s", bare.payload, ratio)},
 	}, nil
 }
 
-// enqueueResult is one side of the enqueue measure.
-type enqueueResult struct {
-	rate    float64
-	perTask int64 // -1: memory did not grow
-	payload int
+// enqueueRounds is how many times each side of the enqueue measure runs.
+const enqueueRounds = 5
+
+// median returns the median of xs (not empty); xs is sorted.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	if n := len(xs); n%2 == 0 {
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+	return xs[len(xs)/2]
 }
 
-// enqueueRun measures llamapipe's tasks (our) and bare asynq's (bare),
-// alternating twice: the better rate of each, the first round's memory.
+// enqueueResult is one side of the enqueue measure.
+type enqueueResult struct {
+	rate float64
+	// ratio is, for ours, the median of the rounds' rate ÷ bare asynq's
+	// rate, ratioMin and ratioMax their range.
+	ratio, ratioMin, ratioMax float64
+	perTask                   int64 // -1: memory did not grow
+	payload                   int
+}
+
+// enqueueRun measures llamapipe's tasks (our) and bare asynq's (bare) in
+// enqueueRounds rounds: the median rate of each, the median of the rounds'
+// ratios (with their range, in our), the first round's memory.
 func (b *bench) enqueueRun(ctx context.Context) (our, bare enqueueResult, _ error) {
 	rec := jobs.Batch{ID: ingest.NewBatchID(time.Now()), Spec: jobs.Spec{
 		Sources: []string{"s3://catalog-images/inbox/2026-11-25"}, Out: "s3://catalog-images/captions/2026-11-25",
@@ -111,27 +131,42 @@ func (b *bench) enqueueRun(ctx context.Context) (our, bare enqueueResult, _ erro
 		}
 		return r, nil
 	}
-	for round := range 2 {
-		o, err := run(ours)
-		if err != nil {
-			return our, bare, err
-		}
-		size := o.payload
-		r, err := run(func(queue string) ([]*asynq.Task, error) {
+	bareTasks := func(size int) func(string) ([]*asynq.Task, error) {
+		return func(queue string) ([]*asynq.Task, error) {
 			tasks := make([]*asynq.Task, b.enqTasks)
 			for i := range tasks {
 				tasks[i] = asynq.NewTask("bench:bare", []byte(randomHex((size + 1) / 2)[:size]), asynq.Queue(queue))
 			}
 			return tasks, nil
-		})
+		}
+	}
+	// Rounds alternate which side goes first, and each round's ratio is
+	// taken between its two adjacent runs, so that the machine's drift
+	// (other work on it, Redis warming up) weighs on both sides alike.
+	var ourRates, bareRates, ratios []float64
+	for round := range enqueueRounds {
+		var o, r result
+		var err error
+		if round%2 == 0 {
+			if o, err = run(ours); err == nil {
+				r, err = run(bareTasks(o.payload))
+			}
+		} else {
+			// Bare asynq first, with round 0's payload size.
+			if r, err = run(bareTasks(our.payload)); err == nil {
+				o, err = run(ours)
+			}
+		}
 		if err != nil {
 			return our, bare, err
 		}
 		if round == 0 {
 			our, bare = o, r
 		}
-		our.rate, bare.rate = max(our.rate, o.rate), max(bare.rate, r.rate)
+		ourRates, bareRates, ratios = append(ourRates, o.rate), append(bareRates, r.rate), append(ratios, o.rate/r.rate)
 	}
+	our.rate, bare.rate = median(ourRates), median(bareRates)
+	our.ratio, our.ratioMin, our.ratioMax = median(ratios), slices.Min(ratios), slices.Max(ratios)
 	return our, bare, nil
 }
 

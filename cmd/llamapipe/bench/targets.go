@@ -63,7 +63,7 @@ func (b *bench) targets(ctx context.Context) ([]target, error) {
 	}
 	ts = append(ts, mem, target{what: fmt.Sprintf("enqueue rate, %d goroutines (best of 2, alternating)", b.enqG),
 		ours: fmt.Sprintf("%.0f tasks/s", our.rate), ref: fmt.Sprintf("%.0f tasks/s bare asynq", bare.rate),
-		ratio: fmt.Sprintf("%.2f", our.rate/bare.rate), goal: "≥ 0.9× bare asynq"})
+		ratio: fmt.Sprintf("%.2f (rounds %.2f–%.2f)", our.ratio, our.ratioMin, our.ratioMax), goal: "≥ 0.9× bare asynq"})
 
 	progress("unchanged re-run")
 	u, err := b.unchangedRun(ctx)
