@@ -20,8 +20,8 @@ import (
 // model's answer as soon as it is in, and an attempt that finds a kept
 // answer only writes the result. The answer is kept in Redis (Stash, with
 // a TTL): one command, where a file in the batch's work area
-// (jobs.AnswerKey) cost a file creation and a deletion per item, the
-// largest share of a short item's CPU on a local folder (issue 16). An
+// (jobs.AnswerKey) cost a file creation and a deletion per item, 10–17% of
+// a short item's CPU on a local folder (issue 16). An
 // answer over maxRedisAnswer, or one Redis refuses, goes to the work area
 // instead (storage.PutVolatile: on a local folder, no sync); one neither
 // can take is not kept. The worker drops kept answers once it records the
@@ -38,10 +38,10 @@ import (
 // model asked again.
 
 // maxRedisAnswer is the largest kept answer (its JSON) Keep puts in Redis:
-// a larger one goes to the work area, so that Redis holds at most about
-// concurrency × 256 KB of kept answers. Answers are bounded by the model's
-// output limit (8,192 tokens, some tens of KB, for most presets); only an
-// output limit raised far above that reaches this.
+// a larger one goes to the work area, so that an answer in Redis (about
+// one per task in flight) is never over 256 KB. Answers are bounded by the
+// model's output limit (4,096–8,192 tokens, some tens of KB, for most
+// presets); only an output limit raised far above that reaches this.
 const maxRedisAnswer = 256 << 10
 
 // Stash keeps an item's answers in Redis (*jobs.Tracker has these
