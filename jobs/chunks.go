@@ -34,13 +34,13 @@ func MapResultKey(batch, item string, index int) string {
 
 // AnswerKey is where a model's answer to one of an item's requests is kept
 // (the validated JSON, its usage, cost and model) until the item's result
-// is stored, so that a failed write is retried without asking the model
-// again. name tells the requests of an item apart ("caption", "summary",
-// "reduce"); the key is deterministic per item and request, and deleted
-// once the item is recorded. It is directly in the batch's work folder,
-// not under the item's work prefix: on a local folder a folder per item
-// would cost a mkdir and an rmdir per item (the most expensive file-system
-// calls of a short item, measured for issue 16).
+// is stored, when Redis (KeptAnswersKey) refuses it or it is over 256 KB
+// (stage.Keeper). name tells the item's requests apart ("caption",
+// "summary", "reduce"); the key is deterministic per item and request, and
+// deleted once the item is recorded. It is directly in the batch's work
+// folder, not under the item's work prefix: on a local folder a folder per
+// item would cost a mkdir and an rmdir per item (the most expensive
+// file-system calls of a short item, measured for issue 16).
 func AnswerKey(batch, item, name string) string {
 	return ".llamapipe/work/" + batch + "/answer-" + item + "-" + name + ".json"
 }
@@ -108,8 +108,8 @@ func (t *Tracker) SetProgressUnlessRecorded(ctx context.Context, batch string, p
 	return nil
 }
 
-// KeepAnswer keeps an answer of an item in Redis under name, for when the
-// work area in the output store cannot be written (see AnswerKey): the
+// KeepAnswer keeps an answer of an item in Redis under name until its
+// result is stored (stage.Keeper; AnswerKey when Redis refuses): the
 // item's kept answers share one hash (KeptAnswersKey) with a TTL.
 func (t *Tracker) KeepAnswer(ctx context.Context, batch, item, name string, answer []byte) error {
 	key := KeptAnswersKey(t.prefix, batch, item)

@@ -68,8 +68,8 @@ const (
 	// in Redis (the reduce deletes it when it records the item).
 	MappedTTL = 7 * 24 * time.Hour
 	// KeptAnswerTTL is how long an item's model answers are kept in Redis
-	// when the output store's work area could not hold them (the worker
-	// deletes them once it records the item).
+	// waiting for their result (the worker deletes them once it records
+	// the item).
 	KeptAnswerTTL = 7 * 24 * time.Hour
 	// ContentResultTTL is how long a result is kept by content for reuse
 	// (captions of identical images).
@@ -201,8 +201,8 @@ func BatchMappedKey(prefix, batch, item string) string {
 }
 
 // KeptAnswersKey holds an item's model answers that wait for their result
-// to be stored, a hash: request name → answer (JSON), for when the output
-// store's work area (AnswerKey) cannot be written either; and "sends:<task
+// to be stored, a hash: request name → answer (JSON, up to 256 KB; a map
+// answer only when the work area cannot take it); and "sends:<task
 // ID>" → the reasons ("http_503,timeout") of the task's model sends that
 // failed and are re-sent by its retry, for the traces (worker/traced.go).
 // Written by: Tracker.KeepAnswer (workers).

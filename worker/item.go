@@ -277,8 +277,8 @@ func (w *Worker) writeMarker(ctx context.Context, out storage.Store, p jobs.Item
 	return stage.PutVolatile(ctx, out, mk, nil, "application/octet-stream")
 }
 
-// keeper keeps item p's model answers in out's work area (Redis when that
-// cannot be written) until its results are stored. A task's first attempt
+// keeper keeps item p's model answers in Redis (out's work area when Redis
+// refuses one, or it is too large) until its results are stored. A task's first attempt
 // (asynq's retry count 0; a task recovered from a dead worker counts as
 // retried) finds nothing kept without looking.
 func (w *Worker) keeper(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, out storage.Store) stage.Keeper {
@@ -303,20 +303,21 @@ func (w *Worker) keeperFor(ctx context.Context, log *slog.Logger, p jobs.ItemPay
 	return k
 }
 
-// dropKept deletes the answers item p kept (o.Kept) and, when it used it,
-// its Redis fallback, once the item is recorded; best effort (the Redis
-// fallback expires by itself).
+// dropKept deletes the answers item p kept (o.Kept) once the item is
+// recorded: their Redis copy, and their work-area files only when one may
+// have been written (o.KeptInWorkArea); best effort (the Redis copy
+// expires by itself).
 func (w *Worker) dropKept(ctx context.Context, log *slog.Logger, p jobs.ItemPayload, o outcome) {
-	if len(o.Kept) == 0 && !o.KeptInRedis {
+	if len(o.Kept) == 0 {
 		return
 	}
 	out, err := w.stores.get(ctx, p.Out)
 	if err == nil {
-		k := w.keeper(ctx, log, p, out)
-		if !o.KeptInRedis {
-			k.Stash = nil
+		var files []string
+		if o.KeptInWorkArea {
+			files = o.Kept
 		}
-		err = k.Drop(ctx, o.Kept...)
+		err = w.keeper(ctx, log, p, out).Drop(ctx, files...)
 	}
 	if err != nil {
 		log.WarnContext(ctx, "kept answers not removed", "error", err.Error())

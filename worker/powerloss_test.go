@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/storage"
@@ -20,17 +22,21 @@ import (
 	"github.com/llamapipe/llamapipe/worker/stage"
 )
 
-// Kept answers are written without a sync (storage.PutVolatile): a power
-// loss may take them, the results it may not. After such a loss, a retry
-// that finds no kept answer takes the answer from the result an earlier
-// attempt stored (the model is not paid twice); where no result was stored
-// either, the model is asked again and the result is right.
+// Kept answers are not made durable: they are in Redis, which a failover
+// may lose (replication is asynchronous), or in the work area without a
+// sync (storage.PutVolatile), which a power loss may take; the results
+// they may not. After such a loss, a retry that finds no kept answer takes
+// the answer from the result an earlier attempt stored (the model is not
+// paid twice); where no result was stored either, the model is asked
+// again and the result is right.
 
 // powerLoss fails the writes of keys that match, the first n of them, and
-// at the first failure deletes every kept answer written so far: what a
-// power loss after the durable writes that went before would leave.
+// at the first failure deletes every kept answer so far, in the work area
+// and in Redis: what a Redis failover and a power loss after the durable
+// writes that went before would leave.
 type powerLoss struct {
 	storage.Store
+	rdb      redis.UniversalClient
 	match    func(key string) bool
 	n        int64
 	attempts atomic.Int64
@@ -38,6 +44,25 @@ type powerLoss struct {
 	mu   sync.Mutex
 	kept []string
 	lost int
+}
+
+// loseRedis deletes every item's kept answers in Redis and counts them.
+func (p *powerLoss) loseRedis(ctx context.Context) error {
+	keys, err := p.rdb.Keys(ctx, jobs.KeptAnswersKey("", "*", "*")).Result()
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		n, err := p.rdb.HLen(ctx, k).Result()
+		if err != nil {
+			return err
+		}
+		if err := p.rdb.Del(ctx, k).Err(); err != nil {
+			return err
+		}
+		p.lost += int(n)
+	}
+	return nil
 }
 
 func (p *powerLoss) Put(ctx context.Context, key string, r io.Reader, size int64, ct string) error {
@@ -56,6 +81,10 @@ func (p *powerLoss) Put(ctx context.Context, key string, r io.Reader, size int64
 						return err
 					}
 					p.lost++
+				}
+				if err := p.loseRedis(ctx); err != nil {
+					p.mu.Unlock()
+					return err
 				}
 				p.mu.Unlock()
 			}
@@ -89,8 +118,9 @@ func TestLostKeptAnswerIsNotPaidTwice(t *testing.T) {
 				t.Fatal(err)
 			}
 			var pl *powerLoss
+			rdb := e.redis()
 			e.wrapOut(outDir, func(st storage.Store) storage.Store {
-				pl = &powerLoss{Store: st, n: 3, match: func(k string) bool {
+				pl = &powerLoss{Store: st, rdb: rdb, n: 3, match: func(k string) bool {
 					if tc.fails == "marker" {
 						return strings.HasPrefix(k, jobs.FingerprintPrefix)
 					}

@@ -43,8 +43,8 @@ type Records interface {
 	// The caption stage's content cache.
 	caption.Cache
 
-	// Model answers kept in Redis until their result is stored, when the
-	// output store's work area cannot hold them.
+	// Model answers kept in Redis until their result is stored (and map
+	// answers the output store's work area cannot hold).
 	stage.Stash
 }
 

@@ -47,6 +47,8 @@ type env struct {
 	open    func(ctx context.Context, loc string) (storage.Store, error)
 	// reg holds the metrics of a worker started with startLoggedWorker.
 	reg *prometheus.Registry
+	// records, when set, is the worker's Tracker instead of tracker.
+	records worker.Records
 }
 
 func newEnv(t *testing.T) *env {
@@ -69,6 +71,9 @@ func (e *env) startWorker(model llm.Client, concurrency int) {
 func (e *env) runWorker(cfg worker.Config, onFailure func()) {
 	e.t.Helper()
 	cfg.Redis, cfg.Tracker, cfg.Open = jobstest.ConnOpt(e.t, e.url), e.tracker, e.open
+	if e.records != nil {
+		cfg.Tracker = e.records
+	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 5 * time.Second
 	}

@@ -2,15 +2,19 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
@@ -209,17 +213,26 @@ func TestResultNameTooLongFailsWithoutPayingTwice(t *testing.T) {
 	}
 }
 
+// refusingRedis is the tracker with a Redis that refuses kept answers
+// (out of memory, say).
+type refusingRedis struct{ *jobs.Tracker }
+
+func (refusingRedis) KeepAnswer(context.Context, string, string, string, []byte) error {
+	return errors.New("OOM command not allowed when used memory > 'maxmemory'")
+}
+
 // A store that fails the first writes of the result: the item ends done,
 // the write retried (in the task, then in the task's retry) and the model
 // asked once — for a caption, a digest in one request and a long
-// document's reduce.
+// document's reduce. The answer is kept in Redis (no file in the work
+// area), or in the work area when Redis refuses it.
 func TestResultWriteFailuresRetryTheWriteNotTheModel(t *testing.T) {
 	long := strings.Repeat("The supplier shall deliver conforming goods on time and the buyer shall pay within thirty days. ", 500)
 	for _, tc := range []struct {
 		name, suffix string
 		data         func(t *testing.T) []byte
 		context      int
-		workFails    bool // the work area cannot be written either: Redis keeps the answer
+		redisRefuses bool // Redis refuses the answer: the work area keeps it
 	}{
 		{"photo.jpg", jobs.SuffixCaptionJSON, func(t *testing.T) []byte { return corpus(t, "images/formats/seeding_really_jpeg.png") }, 0, false},
 		{"photo.jpg", jobs.SuffixCaptionJSON, func(t *testing.T) []byte { return corpus(t, "images/formats/seeding_really_jpeg.png") }, 0, true},
@@ -227,8 +240,8 @@ func TestResultWriteFailuresRetryTheWriteNotTheModel(t *testing.T) {
 		{"long.txt", jobs.SuffixSummaryJSON, func(*testing.T) []byte { return []byte(long) }, 8192, false},
 	} {
 		label := tc.name
-		if tc.workFails {
-			label += "/redis"
+		if tc.redisRefuses {
+			label += "/work area"
 		}
 		t.Run(label, func(t *testing.T) {
 			e := newEnv(t)
@@ -242,12 +255,13 @@ func TestResultWriteFailuresRetryTheWriteNotTheModel(t *testing.T) {
 				// 4 failures: the task's three write attempts, and the
 				// first of its retry's.
 				fw = &failWrites{Store: st, n: 4, match: func(k string) bool { return k == tc.name+tc.suffix }}
-				if !tc.workFails {
-					return fw
-				}
-				work = &failWrites{Store: fw, n: -1, match: func(k string) bool { return strings.Contains(k, "/answer-") }}
+				// Counts the kept answers' files (n = 0: fails none).
+				work = &failWrites{Store: fw, match: func(k string) bool { return strings.Contains(k, "/answer-") }}
 				return work
 			})
+			if tc.redisRefuses {
+				e.records = refusingRedis{e.tracker}
+			}
 			model := &paidModel{Client: offline.New(offline.Options{}), context: tc.context}
 			b := e.tenantWorker(model)
 			res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, Tenant: "acme"}})
@@ -259,8 +273,10 @@ func TestResultWriteFailuresRetryTheWriteNotTheModel(t *testing.T) {
 			if got := fw.attempts.Load(); got != 5 {
 				t.Errorf("%d writes of the result, want 5 (4 failed)", got)
 			}
-			if tc.workFails && work.attempts.Load() == 0 {
-				t.Error("the answer was never offered to the work area")
+			if got := work.attempts.Load(); tc.redisRefuses && got == 0 {
+				t.Error("Redis refused the answer, but it was never offered to the work area")
+			} else if !tc.redisRefuses && got != 0 {
+				t.Errorf("%d kept answers written to the work area, want none (kept in Redis)", got)
 			}
 			calls := model.count("")
 			switch tc.name {
@@ -277,4 +293,91 @@ func TestResultWriteFailuresRetryTheWriteNotTheModel(t *testing.T) {
 			e.noWorkLeft(out, res.BatchID)
 		})
 	}
+}
+
+// answerWatch fails the first n writes of the result key, counts the
+// writes and deletes of kept answers' files, and notes at each write of
+// the result whether the item's answer (field name) was kept in Redis.
+type answerWatch struct {
+	storage.Store
+	rdb         redis.UniversalClient
+	result      string
+	name        string
+	n           int
+	mu          sync.Mutex
+	writes      int
+	inRedis     []bool // per write of the result
+	files, dels int
+}
+
+func (a *answerWatch) Put(ctx context.Context, key string, r io.Reader, size int64, ct string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if strings.Contains(key, "/answer-") {
+		a.files++
+	}
+	if key == a.result {
+		a.writes++
+		keys, err := a.rdb.Keys(ctx, jobs.KeptAnswersKey("", "*", "*")).Result()
+		kept := false
+		for _, k := range keys {
+			if ok, herr := a.rdb.HExists(ctx, k, a.name).Result(); herr == nil && ok {
+				kept = true
+			}
+		}
+		a.inRedis = append(a.inRedis, err == nil && kept)
+		if a.writes <= a.n {
+			return fmt.Errorf("injected write failure %d of %s", a.writes, key)
+		}
+	}
+	return a.Store.Put(ctx, key, r, size, ct)
+}
+
+func (a *answerWatch) Delete(ctx context.Context, key string) error {
+	if strings.Contains(key, "/answer-") {
+		a.mu.Lock()
+		a.dels++
+		a.mu.Unlock()
+	}
+	return a.Store.Delete(ctx, key)
+}
+
+// The common path of a failed result write: the answer is kept in Redis,
+// not in a file; the task's retry writes the result from it without asking
+// the model, and no work-area file is created (or deleted) for it.
+func TestResultWriteRetryTakesTheAnswerKeptInRedis(t *testing.T) {
+	e := newEnv(t)
+	src, outDir := t.TempDir(), t.TempDir()
+	name := "lease.txt"
+	if err := os.WriteFile(filepath.Join(src, name), []byte("This lease is made between A and B. Rent is due monthly."), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var aw *answerWatch
+	rdb := e.redis()
+	e.wrapOut(outDir, func(st storage.Store) storage.Store {
+		// 3 failures: every write attempt of the task's first run.
+		aw = &answerWatch{Store: st, rdb: rdb, result: name + jobs.SuffixSummaryJSON, name: "summary", n: 3}
+		return aw
+	})
+	model := &paidModel{Client: offline.New(offline.Options{})}
+	b := e.tenantWorker(model)
+	res := e.ingest(ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: outDir, Tenant: "acme"}})
+	out, _ := e.open(context.Background(), outDir)
+	en := byName(t, e.wait(res.BatchID, out, 2*time.Minute))[name]
+	if en.Status != jobs.StatusDone || en.Attempts != 2 {
+		t.Fatalf("entry %+v, want done on the second attempt", en)
+	}
+	if n := model.count(""); n != 1 {
+		t.Errorf("%d model calls, want 1", n)
+	}
+	aw.mu.Lock()
+	if aw.writes != 4 || !slices.Equal(aw.inRedis, []bool{true, true, true, true}) {
+		t.Errorf("%d writes of the result, answer in Redis at each: %v; want 4, kept in Redis at every one (the retry's too)", aw.writes, aw.inRedis)
+	}
+	if aw.files != 0 || aw.dels != 0 {
+		t.Errorf("%d kept-answer files written, %d deleted; want none", aw.files, aw.dels)
+	}
+	aw.mu.Unlock()
+	e.checkPaidOnce(b, en, 1)
+	e.noWorkLeft(out, res.BatchID)
 }

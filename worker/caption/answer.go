@@ -25,7 +25,7 @@ func (s *Stage) keptOrAsk(ctx context.Context, it Item, tmpl *prompts.Template, 
 	}
 	if ok {
 		kept.Restore(o)
-		o.Kept, o.KeptInRedis = append(o.Kept, keptAnswer), o.KeptInRedis || kept.InRedis
+		o.Kept, o.KeptInWorkArea = append(o.Kept, keptAnswer), o.KeptInWorkArea || kept.InWorkArea
 		it.Log.InfoContext(ctx, "model answer kept by an earlier attempt: writing the result without asking again")
 		return kept.Answer, nil
 	}
@@ -35,7 +35,7 @@ func (s *Stage) keptOrAsk(ctx context.Context, it Item, tmpl *prompts.Template, 
 	}
 	o.Kept = append(o.Kept, keptAnswer)
 	if it.Keep.Keep(ctx, keptAnswer, stage.Kept{Answer: a, Outcome: *o, Requests: a.Calls, Estimated: a.Usage.Estimated}) {
-		o.KeptInRedis = true
+		o.KeptInWorkArea = true
 	}
 	return a, nil
 }

@@ -32,7 +32,7 @@ func (s *summarizer) keptOr(ctx context.Context, name, prompt string, ask func()
 			return nil, stage.Answer{}, fmt.Errorf("%s prompt: %w", prompt, err)
 		}
 		kept.Restore(s.o)
-		s.o.Kept, s.o.KeptInRedis = append(s.o.Kept, name), s.o.KeptInRedis || kept.InRedis
+		s.o.Kept, s.o.KeptInWorkArea = append(s.o.Kept, name), s.o.KeptInWorkArea || kept.InWorkArea
 		s.requests, s.estimated = kept.Requests, kept.Estimated
 		s.it.Log.InfoContext(ctx, "model answer kept by an earlier attempt: writing the digest without asking again", "answer", name)
 		return tmpl, kept.Answer, nil
@@ -43,7 +43,7 @@ func (s *summarizer) keptOr(ctx context.Context, name, prompt string, ask func()
 	}
 	s.o.Kept = append(s.o.Kept, name)
 	if s.it.Keep.Keep(ctx, name, stage.Kept{Answer: a, Outcome: *s.o, Requests: s.requests, Estimated: s.estimated}) {
-		s.o.KeptInRedis = true
+		s.o.KeptInWorkArea = true
 	}
 	return tmpl, a, nil
 }

@@ -20,12 +20,12 @@ type Outcome struct {
 	// Continued: the item goes on in other tasks (a long document's map and
 	// reduce tasks); this task records nothing, the reduce records the item.
 	Continued bool
-	// Kept names the model answers this item kept in its work area until
-	// its results are written (see Keeper); the worker deletes them once it
-	// records the item.
+	// Kept names the model answers this item kept until its results are
+	// written (see Keeper); the worker drops them once it records the item.
 	Kept []string
-	// KeptInRedis: one of them went to (or came from) the Redis fallback.
-	KeptInRedis bool
+	// KeptInWorkArea: one of them went to (or came from) the work area, so
+	// a file may be there to delete (on the common path they are in Redis).
+	KeptInWorkArea bool
 	// Frame: only the first frame or page of the source was used (see
 	// Meta.Frame).
 	Frame string
