@@ -35,7 +35,8 @@ const pageSize = 1000
 const pollEvery = 2 * time.Second
 
 // listBounded lists, classifies and hands over a bounded batch's items a
-// page at a time and returns how many objects the batch has.
+// page at a time and returns how many items the batch has (its objects
+// and their emails' attachments).
 func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch, res *Result) (int, error) {
 	o := pr.o
 	st, _, err := in.Feeds.Get(ctx, b.ID)
@@ -46,8 +47,11 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 	if err != nil {
 		return 0, fmt.Errorf("output %s: %w", o.Out, err)
 	}
+	if st.Items == 0 { // a feed from before items were counted apart
+		st.Items = st.Listed
+	}
 	if st.Done {
-		return st.Listed, in.askFeed(ctx, b, feed.PollA, 0)
+		return st.Items, in.askFeed(ctx, b, feed.PollA, 0)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -57,9 +61,12 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 		defer close(cands)
 		listed <- in.listFrom(ctx, pr, st, cands)
 	}()
-	total := st.Listed
+	// total counts the listing's objects (the cursor, and a chunk's
+	// identity); items counts the batch's items: the objects and the
+	// attachments of the emails among them.
+	total, nitems := st.Listed, st.Items
 	if _, err := pr.markers(); err != nil {
-		return total, err
+		return nitems, err
 	}
 	for {
 		chunk := take(cands, o.PageSize)
@@ -68,7 +75,7 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 		}
 		items := in.classifyAll(ctx, pr, chunk)
 		if err := ctx.Err(); err != nil {
-			return total, err // classified while stopping: not to be trusted
+			return nitems, err // classified while stopping: not to be trusted
 		}
 		// The chunk's skipped items are recorded in one Redis write, as
 		// the chunk that starts at listing offset total: a resumed listing
@@ -81,7 +88,7 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 		}
 		n, err := in.Tracker.RecordListed(ctx, b.ID, total, skipped)
 		if err != nil {
-			return total, err
+			return nitems, err
 		}
 		var byIngest atomic.Int64
 		byIngest.Add(int64(n))
@@ -103,7 +110,7 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 				it.Skip = "cannot be queued: " + err.Error()
 				recorded, err := in.record(ctx, b, it)
 				if err != nil {
-					return total, err
+					return nitems, err
 				}
 				if recorded {
 					byIngest.Add(1)
@@ -119,43 +126,44 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 		res.Enqueued += direct
 		res.Skipped += len(now) - direct
 		if err != nil {
-			return total, err
+			return nitems, err
 		}
 		st.Handed += direct
 		if err := in.Feeds.Add(ctx, b.ID, "handed", direct); err != nil {
-			return total, err
+			return nitems, err
 		}
 		if err := in.Feeds.Add(ctx, b.ID, "by_ingest", int(byIngest.Load())); err != nil {
-			return total, err
+			return nitems, err
 		}
 		if page.Len() > 0 {
 			if err := out.Put(ctx, feed.PageKey(b.ID, st.Pages), &page, int64(page.Len()), "application/x-ndjson"); err != nil {
-				return total, fmt.Errorf("write feed page %d of %s: %w", st.Pages, b.ID, err)
+				return nitems, fmt.Errorf("write feed page %d of %s: %w", st.Pages, b.ID, err)
 			}
 			st.Pages++
 			res.Enqueued += paged
 		}
 		total += len(chunk)
+		nitems += len(items)
 		last := chunk[len(chunk)-1]
-		if err := in.Feeds.Set(ctx, b.ID, "source", last.src.index, "key", last.info.Key, "listed", total, "pages", st.Pages); err != nil {
-			return total, err
+		if err := in.Feeds.Set(ctx, b.ID, "source", last.src.index, "key", last.info.Key, "listed", total, "items", nitems, "pages", st.Pages); err != nil {
+			return nitems, err
 		}
 		if st.Pages > 0 {
 			if err := in.askFeed(ctx, b, feed.PollA, 0); err != nil {
-				return total, err
+				return nitems, err
 			}
 		}
 	}
 	if err := <-listed; err != nil {
-		return total, err
+		return nitems, err
 	}
 	if err := ctx.Err(); err != nil {
-		return total, err
+		return nitems, err
 	}
 	if err := in.Feeds.Set(ctx, b.ID, "done", true); err != nil {
-		return total, err
+		return nitems, err
 	}
-	return total, in.askFeed(ctx, b, feed.PollA, 0)
+	return nitems, in.askFeed(ctx, b, feed.PollA, 0)
 }
 
 // enqueueAll enqueues items with o.Concurrency goroutines and returns how
@@ -211,9 +219,10 @@ func take(cands <-chan candidate, n int) []candidate {
 }
 
 // classifyAll classifies a chunk with o.Concurrency goroutines, keeping
-// its order.
+// its order; an email is followed by the items of its attachments, as in
+// an unbounded batch (scan).
 func (in *Ingester) classifyAll(ctx context.Context, pr *prepared, chunk []candidate) []Item {
-	items := make([]Item, len(chunk))
+	per := make([][]Item, len(chunk))
 	idx := make(chan int)
 	var wg sync.WaitGroup
 	for range min(pr.o.Concurrency, len(chunk)) {
@@ -221,7 +230,12 @@ func (in *Ingester) classifyAll(ctx context.Context, pr *prepared, chunk []candi
 		go func() {
 			defer wg.Done()
 			for i := range idx {
-				items[i] = in.classify(ctx, pr, chunk[i])
+				it := in.classify(ctx, pr, chunk[i])
+				var parts []Item
+				if isMail(it, chunk[i]) {
+					parts = in.attachments(ctx, pr, chunk[i], &it)
+				}
+				per[i] = append([]Item{it}, parts...)
 			}
 		}()
 	}
@@ -230,6 +244,10 @@ func (in *Ingester) classifyAll(ctx context.Context, pr *prepared, chunk []candi
 	}
 	close(idx)
 	wg.Wait()
+	items := make([]Item, 0, len(chunk))
+	for _, p := range per {
+		items = append(items, p...)
+	}
 	return items
 }
 

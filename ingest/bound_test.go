@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -216,4 +219,58 @@ func (s stopAfter) Get(ctx context.Context, key string, rng *storage.Range) (io.
 		s.cancel()
 	}
 	return s.Store.Get(ctx, key, rng)
+}
+
+// A bounded batch lists emails' attachments as items, as an unbounded one
+// does (they were dropped before): the same total, and every item once in
+// the manifest after the workers drained the pages.
+func TestBoundedBatchListsEmailAttachments(t *testing.T) {
+	url, rdb := jobstest.Redis(t, jobstest.DBIngest)
+	ctx := context.Background()
+	src := t.TempDir()
+	for _, n := range []string{"with_pdf_and_jpeg.eml", "nested_message.eml"} {
+		b, err := os.ReadFile(filepath.Join("..", "jobs", "mailparts", "testdata", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, src, "inbox/"+n, b)
+	}
+	for i := range 3 {
+		write(t, src, fmt.Sprintf("inbox/note%d.txt", i), []byte(fmt.Sprintf("Contract %d between A and B.", i)))
+	}
+	client := asynq.NewClient(jobstest.ConnOpt(t, url))
+	defer client.Close()
+	tr := jobs.NewTracker(rdb, "")
+	feeds := feed.New(rdb, "")
+	unbounded, err := (&ingest.Ingester{Open: open, Queue: client, Tracker: tr}).Run(ctx,
+		ingest.Options{Spec: jobs.Spec{Sources: []string{src}, Out: t.TempDir(), Queue: jobs.QueueNightly}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unbounded.Total <= 5 {
+		t.Fatalf("unbounded: %d items, want the 5 objects and the emails' attachments", unbounded.Total)
+	}
+	in := &ingest.Ingester{Open: open, Queue: client, Tracker: tr, Feeds: feeds}
+	res, err := in.Run(ctx, ingest.Options{PageSize: 2, Spec: jobs.Spec{Sources: []string{src}, Out: t.TempDir(), MaxQueued: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Total != unbounded.Total {
+		t.Fatalf("bounded: %d items, unbounded %d", res.Total, unbounded.Total)
+	}
+	drain(t, url, tr, feeds, in, res.BatchID)
+	checkOnce(t, tr, res.BatchID, res.Total)
+	entries, err := tr.Entries(ctx, res.BatchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := 0
+	for _, e := range entries {
+		if strings.Contains(e.Source, "#part=") {
+			parts++
+		}
+	}
+	if parts != res.Total-5 {
+		t.Errorf("%d attachments in the manifest, want %d", parts, res.Total-5)
+	}
 }

@@ -39,6 +39,9 @@ type State struct {
 	Source int    `redis:"source"`
 	Key    string `redis:"key"`
 	Listed int    `redis:"listed"`
+	// Items counts the items of those objects: the objects and their
+	// emails' attachments (0 in a feed written before it was counted).
+	Items int `redis:"items"`
 	// Pages are written; Done once the listing ended (the last page too).
 	Pages int  `redis:"pages"`
 	Done  bool `redis:"done"`
