@@ -172,9 +172,10 @@ func BatchProgressKey(prefix, batch string) string { return BatchKey(prefix, bat
 func BatchTombstoneKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":tombstone" }
 
 // BatchFeedKey is a bounded batch's feed (Spec.MaxQueued), a hash: the
-// listing's cursor (source, key, listed; items: the items of those objects, attachments included), the pages of items written to
-// its work area (pages, done), the next item to queue (next, offset), the
-// items handed to the queue (handed) and recorded by ingest (by_ingest).
+// listing's cursor (source, key, listed) and the items of those objects
+// (items: attachments included), the pages of items written to its work
+// area (pages, done), the next item to queue (next, offset), the items
+// handed to the queue (handed) and recorded by ingest (by_ingest).
 // Written by: ingest (Run, TopUp; TopUp runs in workers).
 // Lifetime: TTL FeedTTL (30 days), renewed by every write.
 func BatchFeedKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":feed" }
