@@ -20,6 +20,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/feed"
+	"github.com/llamapipe/llamapipe/jobs/fingerprint"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
@@ -79,8 +80,8 @@ func TestUnchangedRerunRecordsAChunkInOneWrite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fp := jobs.Fingerprint(info.ETag, jobs.TaskCaption, pv, prof.Model, jobs.Options{Language: "en"})
-		if err := storage.PutVolatile(ctx, outSt, jobs.FingerprintKey(info.Key, jobs.TaskCaption, fp), bytes.NewReader(nil), 0, ""); err != nil {
+		fp := fingerprint.Of(info.ETag, jobs.TaskCaption, pv, prof.Model, jobs.Options{Language: "en"})
+		if err := storage.PutVolatile(ctx, outSt, fingerprint.Key(info.Key, jobs.TaskCaption, fp), bytes.NewReader(nil), 0, ""); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -137,7 +137,7 @@ type ItemPayload struct {
 	Out        string  `json:"out"`
 	ResultBase string  `json:"result_base"`
 	Options    Options `json:"options,omitzero"`
-	// Fingerprint is what the result is made from (see Fingerprint); the
+	// Fingerprint is what the result is made from (see jobs/fingerprint); the
 	// worker leaves it as a marker next to the results.
 	Fingerprint string `json:"fingerprint,omitempty"`
 	// Trace is the W3C traceparent of the ingest that queued the item (a

@@ -13,6 +13,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/chunktask"
+	"github.com/llamapipe/llamapipe/jobs/fingerprint"
 	"github.com/llamapipe/llamapipe/jobs/mailparts"
 	"github.com/llamapipe/llamapipe/jobs/tracing"
 	"github.com/llamapipe/llamapipe/storage"
@@ -273,7 +274,7 @@ func (w *Worker) writeMarker(ctx context.Context, out storage.Store, p jobs.Item
 	if p.Fingerprint == "" {
 		return nil
 	}
-	mk := jobs.FingerprintKey(p.ResultBase, p.Task, p.Fingerprint)
+	mk := fingerprint.Key(p.ResultBase, p.Task, p.Fingerprint)
 	return stage.PutVolatile(ctx, out, mk, nil, "application/octet-stream")
 }
 
@@ -370,8 +371,8 @@ func (w *Worker) fetchFeed(ctx context.Context, out storage.Store, p *jobs.ItemP
 	if v == "" || p.Fingerprint == "" {
 		return res.Data, outcome{}, nil
 	}
-	p.Fingerprint = jobs.Fingerprint("url:"+v, p.Task, p.Fingerprint, "", jobs.Options{})
-	if _, err := out.Stat(ctx, jobs.FingerprintKey(p.ResultBase, p.Task, p.Fingerprint)); err == nil {
+	p.Fingerprint = fingerprint.Of("url:"+v, p.Task, p.Fingerprint, "", jobs.Options{})
+	if _, err := out.Stat(ctx, fingerprint.Key(p.ResultBase, p.Task, p.Fingerprint)); err == nil {
 		return nil, outcome{Skipped: "unchanged since the last run (same ETag or Last-Modified, prompts, model and options): results kept",
 			Results: jobs.ResultKeys(p.ResultBase, p.Task)}, nil
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/chunktask"
+	"github.com/llamapipe/llamapipe/jobs/fingerprint"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker"
@@ -430,7 +431,7 @@ func TestDuplicateMapDeliveriesNeitherAskTwiceNorReduceTwice(t *testing.T) {
 	if left := workKeys(t, d.out); len(left) != 0 {
 		t.Errorf("work objects left: %v", left)
 	}
-	if _, err := d.out.Stat(ctx, jobs.FingerprintKey(d.item.ResultBase, d.item.Task, "fp1")); err != nil {
+	if _, err := d.out.Stat(ctx, fingerprint.Key(d.item.ResultBase, d.item.Task, "fp1")); err != nil {
 		t.Errorf("fingerprint marker: %v", err)
 	}
 	if m, _ := d.e.tracker.Mapped(ctx, d.batch, d.item.Item); m != 0 {
