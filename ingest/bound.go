@@ -70,6 +70,9 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 		if err := ctx.Err(); err != nil {
 			return total, err // classified while stopping: not to be trusted
 		}
+		for i := range items { // numbered by listing offset: a resume numbers alike
+			items[i].Seq = int64(total + i + 1)
+		}
 		// The chunk's skipped items are recorded in one Redis write, as
 		// the chunk that starts at listing offset total: a resumed listing
 		// records the same chunk again and counts nothing twice.
@@ -362,7 +365,7 @@ func (in *Ingester) feedPages(ctx context.Context, b jobs.Batch, st *feed.State)
 				return fmt.Errorf("feed page %d of %s: %w", st.Next, b.ID, err)
 			}
 			if c.CancelRequested {
-				e := jobs.Entry{Item: ip.Item, Source: ip.Source.URL(), ETag: ip.Source.ETag, Size: ip.Source.Size, Kind: ip.Kind,
+				e := jobs.Entry{Item: ip.Item, Seq: ip.Seq, Source: ip.Source.URL(), ETag: ip.Source.ETag, Size: ip.Source.Size, Kind: ip.Kind,
 					Type: ip.Type, Task: ip.Task, ResultBase: ip.ResultBase, Key: ip.Source.Key, Status: jobs.StatusCancelled,
 					Error: "cancelled: the batch was cancelled before this item ran"}
 				_, done, err := in.Tracker.Record(ctx, b.ID, e)

@@ -167,6 +167,9 @@ type Item struct {
 	Parent string
 	// Fingerprint is what its result is made from (fingerprint.Of).
 	Fingerprint string
+	// Seq numbers it in a bounded batch's listing: its listing offset + 1
+	// (jobs.ItemPayload.Seq), the same when a resumed listing lists it.
+	Seq int64
 	// Head is the object's first bytes (up to sniff.HeadSize).
 	Head []byte
 }

@@ -5,7 +5,7 @@ package jobs
 // chunk index in a Redis set (fan-in), and whoever completes the set
 // enqueues the item's one reduce task. Everything here is references and
 // counts: chunk objects and map answers live in the output store under
-// WorkPrefix.
+// workarea.WorkPrefix.
 
 import (
 	"context"
@@ -15,35 +15,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 )
-
-// WorkPrefix is the key prefix (ending in "/") under which a long
-// document's chunk objects and map answers are kept in the output
-// location while it is summarized.
-func WorkPrefix(batch, item string) string { return ".llamapipe/work/" + batch + "/" + item + "/" }
-
-// ChunkKey is the key of chunk index's object, e.g.
-// ".llamapipe/work/<batch>/<item>/chunk-0001.pdf" for ext "pdf".
-func ChunkKey(batch, item string, index int, ext string) string {
-	return fmt.Sprintf("%schunk-%04d.%s", WorkPrefix(batch, item), index, ext)
-}
-
-// MapResultKey is the key of chunk index's map answer (JSON).
-func MapResultKey(batch, item string, index int) string {
-	return fmt.Sprintf("%smap-%04d.json", WorkPrefix(batch, item), index)
-}
-
-// AnswerKey is where a model's answer to one of an item's requests is kept
-// (the validated JSON, its usage, cost and model) until the item's result
-// is stored, so that a failed write is retried without asking the model
-// again. name tells the requests of an item apart ("caption", "summary",
-// "reduce"); the key is deterministic per item and request, and deleted
-// once the item is recorded. It is directly in the batch's work folder,
-// not under the item's work prefix: on a local folder a folder per item
-// would cost a mkdir and an rmdir per item (the most expensive file-system
-// calls of a short item, measured for issue 16).
-func AnswerKey(batch, item, name string) string {
-	return ".llamapipe/work/" + batch + "/answer-" + item + "-" + name + ".json"
-}
 
 // markMappedScript adds a chunk index to an item's set of mapped chunks,
 // (re)sets the set's TTL and returns the set's size.

@@ -146,6 +146,9 @@ type ItemPayload struct {
 	Trace string `json:"trace,omitempty"`
 	// Parent is, for an email attachment, the source of its message.
 	Parent string `json:"parent,omitempty"`
+	// Seq numbers the item in a bounded batch's listing (1-based, unique
+	// in the batch; 0: none): Entry.Seq, BatchRecordedKey.
+	Seq int64 `json:"seq,omitempty"`
 }
 
 // FinalizePayload is the payload of a TypeFinalize task.

@@ -26,6 +26,8 @@ import "time"
 //	BatchItemsKey             P:batch:{B}:items                    hash    like BatchKey
 //	BatchProgressKey          P:batch:{B}:progress                 hash    field deleted when its item is recorded; deleted at finalize
 //	BatchSeriesKey            P:batch:{B}:series                   hash    like BatchKey
+//	BatchRecordedKey          P:batch:{B}:recorded                 bitmap  like BatchKey
+//	BatchSpillLockKey         P:batch:{B}:spill                    string  TTL 2m (SpillLockTTL); deleted by its holder
 //	BatchTombstoneKey         P:batch:{B}:tombstone                hash    TTL retention + TombstoneTTL (1y)
 //	BatchFeedKey              P:batch:{B}:feed                     hash    TTL 30d (FeedTTL), renewed by every write
 //	BatchFeedLockKey          P:batch:{B}:feed:lock                string  TTL 2m (FeedLockTTL); deleted by its holder
@@ -140,6 +142,23 @@ func BatchKey(prefix, batch string) string { return ns(prefix) + ":batch:{" + ba
 // Lifetime: like BatchKey: no TTL while the batch runs, TTL the retention
 // once finalized (Tracker.Expire).
 func BatchItemsKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":items" }
+
+// BatchRecordedKey is a bounded batch's bitmap of recorded items: bit Seq
+// (Entry.Seq, 1-based) is set when the item's entry is first recorded, so
+// an item whose entry was spilled out of BatchItemsKey (jobs/spill) is
+// still known recorded (Record counts it once, Recorded answers true).
+// Written by: Tracker.Record and RecordMany (the record script).
+// Lifetime: like BatchKey (TTL the retention, set by Tracker.Expire).
+func BatchRecordedKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":recorded" }
+
+// BatchSpillLockKey is a string, its holder's ID: held by the one worker
+// moving a page of a batch's finished entries to its work area (jobs/spill).
+// Written by: worker (lease.TryAcquire). Lifetime: TTL SpillLockTTL (2
+// minutes); deleted by its holder.
+func BatchSpillLockKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":spill" }
+
+// SpillLockTTL: see BatchSpillLockKey.
+const SpillLockTTL = 2 * time.Minute
 
 // BatchSeriesKey is a batch's per-minute counts for the dashboard's charts,
 // a hash: "<unix minute>:<field>" → a sum, in the minute of Redis's clock

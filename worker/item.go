@@ -49,7 +49,7 @@ func (w *Worker) itemHandler() asynq.Handler {
 			attribute.String("llamapipe.item", p.Item), attribute.String("llamapipe.task", p.Task), attribute.Int("llamapipe.retries", retry)))
 		defer span.End()
 		log := w.log.With("batch_id", p.Batch, "source", p.Source.URL(), "task_id", taskID)
-		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item); err != nil {
+		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item, p.Seq); err != nil {
 			return err
 		} else if done {
 			log.InfoContext(ctx, "item already recorded: duplicate delivery ignored")
@@ -90,7 +90,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 	}
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	e := jobs.Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind, Type: p.Type,
+	e := jobs.Entry{Item: p.Item, Seq: p.Seq, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind, Type: p.Type,
 		ResultBase: p.ResultBase, Task: p.Task, Key: p.Source.Key, Parent: p.Parent,
 		Attempts: retried + 1, DurationMS: w.now().Sub(start).Milliseconds(), Results: out.Results,
 		InputTokens: out.InputTokens, OutputTokens: out.OutputTokens, Cost: out.Cost, Currency: out.Currency,

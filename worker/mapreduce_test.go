@@ -317,7 +317,7 @@ func (d *direct) stage1() []*asynq.TaskInfo {
 	if err := d.h.ProcessTask(context.Background(), task); err != nil {
 		d.t.Fatalf("item task: %v", err)
 	}
-	if done, _ := d.e.tracker.Recorded(context.Background(), d.batch, d.item.Item); done {
+	if done, _ := d.e.tracker.Recorded(context.Background(), d.batch, d.item.Item, d.item.Seq); done {
 		d.t.Fatal("the item task recorded a long document itself")
 	}
 	maps := d.pending(chunktask.TypeMap)

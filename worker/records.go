@@ -18,7 +18,7 @@ type Records interface {
 	// An item's life.
 	Get(ctx context.Context, id string) (jobs.Batch, error)
 	Counts(ctx context.Context, batch string) (jobs.Counts, error)
-	Recorded(ctx context.Context, batch, item string) (bool, error)
+	Recorded(ctx context.Context, batch, item string, seq int64) (bool, error)
 	Record(ctx context.Context, batch string, e jobs.Entry) (recorded, complete bool, err error)
 	Cancelled(ctx context.Context, batch string) (bool, error)
 	Fatal(ctx context.Context, batch string) (string, error)

@@ -10,14 +10,14 @@ import (
 	"io/fs"
 	"log/slog"
 
-	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/workarea"
 	"github.com/llamapipe/llamapipe/storage"
 )
 
 // A model call is paid for; writing its result may fail for reasons of our
 // own (a store that times out, refuses access or cannot take the name).
 // So that such a failure never pays the model twice, a stage keeps the
-// model's answer in the batch's work area (jobs.AnswerKey) as soon as it
+// model's answer in the batch's work area (workarea.AnswerKey) as soon as it
 // is in, and an attempt that finds a kept answer only writes the result.
 // When the work area cannot be written either (the same failing store), the
 // answer is kept in Redis (Stash) for a while. The worker drops kept
@@ -98,7 +98,7 @@ func (k Keeper) Keep(ctx context.Context, name string, kept Kept) (inRedis bool)
 	kept.V = 1
 	b, err := json.Marshal(kept)
 	if err == nil {
-		inRedis, err = k.putWork(ctx, jobs.AnswerKey(k.Batch, k.Item, name), name, b, true)
+		inRedis, err = k.putWork(ctx, workarea.AnswerKey(k.Batch, k.Item, name), name, b, true)
 	}
 	if err != nil && k.Log != nil {
 		k.Log.WarnContext(ctx, "model answer not kept: a failed result write would ask the model again", "answer", name, "error", err.Error())
@@ -112,7 +112,7 @@ func (k Keeper) Load(ctx context.Context, name string) (Kept, bool, error) {
 	if !k.Enabled() || k.Fresh {
 		return kept, false, nil
 	}
-	b, inRedis, ok, err := k.getWork(ctx, jobs.AnswerKey(k.Batch, k.Item, name), name)
+	b, inRedis, ok, err := k.getWork(ctx, workarea.AnswerKey(k.Batch, k.Item, name), name)
 	if err == nil && !ok && k.Stored != nil {
 		return k.Stored(ctx, name)
 	}
@@ -137,7 +137,7 @@ func (k Keeper) Drop(ctx context.Context, names ...string) error {
 	var err error
 	for _, name := range names {
 		if k.Out != nil {
-			err = errors.Join(err, k.Out.Delete(ctx, jobs.AnswerKey(k.Batch, k.Item, name)))
+			err = errors.Join(err, k.Out.Delete(ctx, workarea.AnswerKey(k.Batch, k.Item, name)))
 		}
 	}
 	if k.Stash != nil {

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/workarea"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/stage"
@@ -100,7 +100,7 @@ func TestKeeperKeepsAnswersInTheWorkAreaOrRedis(t *testing.T) {
 	kept := stage.Kept{Answer: stage.Answer{Doc: map[string]any{"caption": "cups"}, Usage: llm.Usage{InputTokens: 7}, Model: "m", Calls: 1},
 		Outcome: stage.Outcome{InputTokens: 7, OutputTokens: 3, Cost: 0.5, Currency: "USD", Model: "m"}, Requests: 1}
 	k.Keep(ctx, "caption", kept)
-	if get(t, base, jobs.AnswerKey("b", "i", "caption")) == "" {
+	if get(t, base, workarea.AnswerKey("b", "i", "caption")) == "" {
 		t.Fatal("answer not in the work area")
 	}
 	got, ok, err := k.Load(ctx, "caption")
