@@ -20,6 +20,7 @@ import (
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/feed"
 	"github.com/llamapipe/llamapipe/jobs/fingerprint"
+	"github.com/llamapipe/llamapipe/jobs/speccheck"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 )
@@ -549,7 +550,7 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 }
 
 func (o Options) validate() error {
-	if err := o.Spec.Validate(); err != nil {
+	if err := speccheck.Validate(o.Spec); err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
 	if o.NoDocuments != "" && o.Task == jobs.TaskSummarize {

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/jobs/redisconn"
+	"github.com/llamapipe/llamapipe/storage"
 )
 
 // Item statuses in the manifest.
@@ -174,6 +175,9 @@ type Tracker struct {
 	// Record, Cancel, MarkFinalized) so that a primary with replicas
 	// answers only once a replica has it: a failover cannot lose it.
 	repl *redisconn.Replicated
+	// open opens the output locations spilled entries are read from
+	// (SetPages).
+	open func(ctx context.Context, location string) (storage.Store, error)
 }
 
 // NewTracker returns a Tracker. prefix namespaces the keys (keys.go); empty

@@ -148,6 +148,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 			_ = w.cfg.Tracker.DropKeptAnswers(ctx, p.Batch, p.Item)
 		}
 		w.askFeed(ctx, p.Batch)
+		w.spill(ctx, p.Batch)
 	}
 	if rerr != nil {
 		// Not recorded: let asynq retry the whole item — also after a
