@@ -19,7 +19,9 @@ import (
 func TestItemsOfASpilledBatch(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	open := func(ctx context.Context, loc string) (storage.Store, error) { return backends.Open(ctx, loc, backends.Config{}) }
+	open := func(ctx context.Context, loc string) (storage.Store, error) {
+		return backends.Open(ctx, loc, backends.Config{})
+	}
 	e.tracker.SetPages(open)
 	b := jobs.Batch{ID: "spilled-api", Created: time.Now(), Spec: jobs.Spec{Sources: []string{e.src}, Out: e.out, Queue: jobs.QueueDefault, Tenant: "acme", MaxQueued: 5}}
 	if err := e.tracker.Create(ctx, b); err != nil {
