@@ -58,7 +58,7 @@ func (t *Tracker) ClearMapped(ctx context.Context, batch, item string) error {
 // recorded (the entry's recording removes the progress; a late map task
 // must not bring it back).
 var setProgressScript = redis.NewScript(`
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or (ARGV[3] ~= '0' and redis.call('GETBIT', KEYS[3], ARGV[3]) == 1) then
   return 0
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
@@ -67,13 +67,15 @@ return 1
 
 // SetProgressUnlessRecorded stores an item's progress, as SetProgress,
 // unless the item is recorded already: the map tasks of a long document
-// report progress concurrently with the reduce that records it.
-func (t *Tracker) SetProgressUnlessRecorded(ctx context.Context, batch string, p Progress) error {
+// report progress concurrently with the reduce that records it. seq is the
+// item's ItemPayload.Seq: a recorded entry spilled out of the items hash
+// counts too (BatchRecordedKey).
+func (t *Tracker) SetProgressUnlessRecorded(ctx context.Context, batch string, seq int64, p Progress) error {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("progress of %s: %w", p.Source, err)
 	}
-	if err := setProgressScript.Run(ctx, t.rdb, []string{BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch)}, p.Item, b).Err(); err != nil {
+	if err := setProgressScript.Run(ctx, t.rdb, []string{BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch), BatchRecordedKey(t.prefix, batch)}, p.Item, b, seq).Err(); err != nil {
 		return fmt.Errorf("progress of %s: %w", p.Source, err)
 	}
 	return nil

@@ -191,7 +191,7 @@ func TestProgressIsNotSetForARecordedItem(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := jobs.Progress{Item: "i1", Source: "/src/long.pdf", Stage: "map", Done: 3, Total: 9, Updated: time.Now()}
-	if err := tr.SetProgressUnlessRecorded(ctx, "b3", p); err != nil {
+	if err := tr.SetProgressUnlessRecorded(ctx, "b3", 0, p); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := tr.Progress(ctx, "b3"); len(got) != 1 || got[0].Done != 3 || got[0].Stage != "map" {
@@ -201,7 +201,7 @@ func TestProgressIsNotSetForARecordedItem(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Done = 4
-	if err := tr.SetProgressUnlessRecorded(ctx, "b3", p); err != nil {
+	if err := tr.SetProgressUnlessRecorded(ctx, "b3", 0, p); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := tr.Progress(ctx, "b3"); len(got) != 0 {

@@ -11,8 +11,8 @@ import (
 
 // An entry with a Seq is known recorded by its bit in BatchRecordedKey,
 // also once its field left the items hash (spilled, jobs/spill): a second
-// Record counts nothing and Recorded says true. Without a Seq only the
-// hash answers.
+// Record counts nothing, Recorded says true and a late progress report is
+// dropped. Without a Seq only the hash answers.
 func TestRecordedSurvivesLeavingTheHash(t *testing.T) {
 	_, rdb := jobstest.Redis(t, jobstest.DBJobs)
 	tr := jobs.NewTracker(rdb, "")
@@ -46,5 +46,12 @@ func TestRecordedSurvivesLeavingTheHash(t *testing.T) {
 	c, err := tr.Counts(ctx, b.ID)
 	if err != nil || c.Done != 1 || c.Cost != 0.5 {
 		t.Fatalf("counts %+v, %v; want done 1, cost 0.5", c, err)
+	}
+	// A late map task of the spilled item does not bring its progress back.
+	if err := tr.SetProgressUnlessRecorded(ctx, b.ID, 7, jobs.Progress{Item: "a", Source: e.Source, Stage: "map", Done: 1, Total: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := tr.Progress(ctx, b.ID); len(got) != 0 {
+		t.Errorf("progress of a spilled, recorded item: %+v", got)
 	}
 }

@@ -172,7 +172,7 @@ func (w *Worker) mapChunk(ctx context.Context, log *slog.Logger, mp chunktask.Ma
 	if err != nil {
 		return err
 	}
-	perr := w.cfg.Tracker.SetProgressUnlessRecorded(ctx, p.Batch, jobs.Progress{Item: p.Item, Source: p.Source.URL(), Stage: "map",
+	perr := w.cfg.Tracker.SetProgressUnlessRecorded(ctx, p.Batch, p.Seq, jobs.Progress{Item: p.Item, Source: p.Source.URL(), Stage: "map",
 		Done: n, Total: mp.Count, Updated: w.now().UTC()})
 	if perr != nil {
 		log.DebugContext(ctx, "progress not recorded", "error", perr.Error())

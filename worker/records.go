@@ -25,7 +25,7 @@ type Records interface {
 	SetFatal(ctx context.Context, batch, msg string) (first bool, err error)
 	SetWarning(ctx context.Context, batch, msg string) error
 	SetProgress(ctx context.Context, batch string, p jobs.Progress) error
-	SetProgressUnlessRecorded(ctx context.Context, batch string, p jobs.Progress) error
+	SetProgressUnlessRecorded(ctx context.Context, batch string, seq int64, p jobs.Progress) error
 
 	// A long document's parts (map/reduce).
 	Mapped(ctx context.Context, batch, item string) (int, error)
