@@ -26,10 +26,10 @@ func (t *Tracker) SetPages(open func(ctx context.Context, location string) (stor
 
 // Spill moves pages of a bounded batch's finished entries from its items
 // hash to out while the hash holds 2×size fields or more (spill.Run);
-// listedBelow is its feed's listed cursor.
-func (t *Tracker) Spill(ctx context.Context, batch string, out storage.Store, size, listedBelow int) (int, error) {
+// listed gives its feed's listed cursor.
+func (t *Tracker) Spill(ctx context.Context, batch string, out storage.Store, size int, listed func(context.Context) (int, error)) (int, error) {
 	k := spill.Keys{Batch: BatchKey(t.prefix, batch), Items: BatchItemsKey(t.prefix, batch), Lock: BatchSpillLockKey(t.prefix, batch)}
-	return spill.Run(ctx, t.rdb, k, out, batch, size, listedBelow, SpillLockTTL)
+	return spill.Run(ctx, t.rdb, k, out, batch, size, listed, SpillLockTTL)
 }
 
 // spilledPage reads page i of a batch's spilled entries and returns the

@@ -81,7 +81,7 @@ func (w *Worker) askFeed(ctx context.Context, batch string) {
 // spiller moves a bounded batch's finished entries out of Redis, a page at
 // a time, to its work area (a *jobs.Tracker: Tracker.Spill, jobs/spill).
 type spiller interface {
-	Spill(ctx context.Context, batch string, out storage.Store, size, listedBelow int) (int, error)
+	Spill(ctx context.Context, batch string, out storage.Store, size int, listed func(context.Context) (int, error)) (int, error)
 }
 
 var _ spiller = (*jobs.Tracker)(nil)
@@ -99,11 +99,12 @@ func (w *Worker) spill(ctx context.Context, batch string) {
 	if err != nil || b.MaxQueued == 0 {
 		return
 	}
-	listed := 0 // listing chunks spill once ingest has passed them
-	if w.cfg.Feeds != nil {
-		if st, ok, err := w.cfg.Feeds.Get(ctx, batch); err == nil && ok {
-			listed = st.Listed
+	listed := func(ctx context.Context) (int, error) { // listing chunks spill once ingest has passed them
+		if w.cfg.Feeds == nil {
+			return 0, nil
 		}
+		st, _, err := w.cfg.Feeds.Get(ctx, batch)
+		return st.Listed, err
 	}
 	out, err := w.stores.get(ctx, b.Out)
 	if err == nil {

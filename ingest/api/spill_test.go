@@ -41,7 +41,7 @@ func TestItemsOfASpilledBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if moved, err := e.tracker.Spill(ctx, b.ID, out, size, 0); err != nil || moved < n/2 {
+	if moved, err := e.tracker.Spill(ctx, b.ID, out, size, nil); err != nil || moved < n/2 {
 		t.Fatalf("Spill = %d, %v; want most of %d moved", moved, err, n)
 	}
 	if _, err := out.Stat(ctx, spill.PageKey(b.ID, 0)); err != nil {

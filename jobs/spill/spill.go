@@ -22,6 +22,8 @@ package spill
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,7 +130,8 @@ func Write(ctx context.Context, out storage.Store, batch string, n int, fs []Fie
 }
 
 // commitScript: KEYS batch, items, lock; ARGV page number, holder, then
-// name, value, entries per field. Answers the entries moved, -1 when the
+// name, SHA-1 of the value, entries per field (a digest, not the value:
+// a page's values do not travel back to Redis). Answers the entries moved, -1 when the
 // lock is not the holder's or the batch has no meta, -2 when the page was
 // counted already (another spill).
 var commitScript = redis.NewScript(`
@@ -136,7 +139,8 @@ if redis.call('GET', KEYS[3]) ~= ARGV[2] or redis.call('HEXISTS', KEYS[1], 'meta
 if tonumber(redis.call('HGET', KEYS[1], 'spilled_pages') or '0') ~= tonumber(ARGV[1]) then return -2 end
 local moved, lf, le = 0, 0, 0
 for i = 3, #ARGV, 3 do
-  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[i+1] then
+  local v = redis.call('HGET', KEYS[2], ARGV[i])
+  if v and redis.sha1hex(v) == ARGV[i+1] then
     redis.call('HDEL', KEYS[2], ARGV[i])
     moved = moved + tonumber(ARGV[i+2])
     if string.sub(ARGV[i], 1, 8) == '~listed:' then lf, le = lf + 1, le + tonumber(ARGV[i+2]) end
@@ -159,7 +163,8 @@ func Commit(ctx context.Context, rdb redis.Scripter, k Keys, n int, holder strin
 	args := make([]any, 0, 2+3*len(fs))
 	args = append(args, n, holder)
 	for _, f := range fs {
-		args = append(args, f.Name, f.Value, f.Entries)
+		sum := sha1.Sum([]byte(f.Value))
+		args = append(args, f.Name, hex.EncodeToString(sum[:]), f.Entries)
 	}
 	r, err := commitScript.Run(ctx, rdb, []string{k.Batch, k.Items, k.Lock}, args...).Int()
 	if err != nil {
@@ -186,8 +191,9 @@ func Page(ctx context.Context, rdb redis.UniversalClient, k Keys, out storage.St
 // Run moves pages of a batch's spillable entries to out while its items
 // hash holds 2×size fields or more, under the batch's spill lock (k.Lock,
 // held at most lockTTL; a spill that finds it taken does nothing: its
-// holder is at work). It returns the entries moved.
-func Run(ctx context.Context, rdb redis.UniversalClient, k Keys, out storage.Store, batch string, size, listedBelow int, lockTTL time.Duration) (int, error) {
+// holder is at work). listed gives the feed's listed cursor (nil: 0),
+// asked only when a spill is due. It returns the entries moved.
+func Run(ctx context.Context, rdb redis.UniversalClient, k Keys, out storage.Store, batch string, size int, listed func(context.Context) (int, error), lockTTL time.Duration) (int, error) {
 	if size <= 0 {
 		size = DefaultPageSize
 	}
@@ -200,6 +206,12 @@ func Run(ctx context.Context, rdb redis.UniversalClient, k Keys, out storage.Sto
 		return 0, err
 	}
 	defer release()
+	listedBelow := 0
+	if listed != nil {
+		if listedBelow, err = listed(ctx); err != nil {
+			return 0, err
+		}
+	}
 	// A spill outlasting its lock must not write a page another writes:
 	// it stops at half the lock's life.
 	ctx, cancel := context.WithTimeout(ctx, lockTTL/2)

@@ -99,7 +99,7 @@ func spillAndRead(t *testing.T, rdb redis.UniversalClient, id string) {
 	}
 	checkAll(t, tr, id, all)
 
-	moved, err := tr.Spill(ctx, id, out, size, chunkAt+chunkLen)
+	moved, err := tr.Spill(ctx, id, out, size, func(context.Context) (int, error) { return chunkAt + chunkLen, nil })
 	if err != nil || moved == 0 {
 		t.Fatalf("Spill = %d, %v", moved, err)
 	}
