@@ -143,6 +143,7 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 		if err := in.Feeds.Set(ctx, b.ID, "source", last.src.index, "key", last.info.Key, "listed", total, "pages", st.Pages); err != nil {
 			return total, err
 		}
+		in.spill(ctx, b.ID, out, o.PageSize, total)
 		if st.Pages > 0 {
 			if err := in.askFeed(ctx, b, feed.PollA, 0); err != nil {
 				return total, err
@@ -159,6 +160,25 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 		return total, err
 	}
 	return total, in.askFeed(ctx, b, feed.PollA, 0)
+}
+
+// spiller is the part of a *jobs.Tracker that moves a bounded batch's
+// finished entries out of Redis (jobs/spill).
+type spiller interface {
+	Spill(ctx context.Context, batch string, out storage.Store, size int, listed func(context.Context) (int, error)) (int, error)
+}
+
+// spill moves the listing chunks ingest has passed (listed is its cursor)
+// and other finished entries out of Redis, size at a time (a listing page),
+// once the batch holds two pages:
+// an unchanged re-run queues nothing, so no worker would. Best effort: what
+// stays is moved later.
+func (in *Ingester) spill(ctx context.Context, batch string, out storage.Store, size, listed int) {
+	if sp, ok := in.Tracker.(spiller); ok {
+		if _, err := sp.Spill(ctx, batch, out, size, func(context.Context) (int, error) { return listed, nil }); err != nil {
+			in.logger().WarnContext(ctx, "finished entries not moved to the work area", "batch_id", batch, "error", err.Error())
+		}
+	}
 }
 
 // enqueueAll enqueues items with o.Concurrency goroutines and returns how

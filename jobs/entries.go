@@ -25,7 +25,7 @@ func (t *Tracker) SetPages(open func(ctx context.Context, location string) (stor
 }
 
 // Spill moves pages of a bounded batch's finished entries from its items
-// hash to out while the hash holds 2×size fields or more (spill.Run);
+// hash to out while the hash holds 2×size entries or more (spill.Run);
 // listed gives its feed's listed cursor.
 func (t *Tracker) Spill(ctx context.Context, batch string, out storage.Store, size int, listed func(context.Context) (int, error)) (int, error) {
 	k := spill.Keys{Batch: BatchKey(t.prefix, batch), Items: BatchItemsKey(t.prefix, batch), Lock: BatchSpillLockKey(t.prefix, batch)}

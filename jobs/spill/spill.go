@@ -69,8 +69,9 @@ type Field struct {
 	Entries     int
 }
 
-// Collect reads the batch's spilled_pages n and up to size spillable
-// fields of its items hash; listedBelow is the feed's listed cursor (0:
+// Collect reads the batch's spilled_pages n and spillable fields of its
+// items hash holding up to about size entries (a listing chunk's count
+// as many); listedBelow is the feed's listed cursor (0:
 // no listing chunk is spillable).
 func Collect(ctx context.Context, rdb redis.UniversalClient, k Keys, size, listedBelow int) (n int, fs []Field, err error) {
 	n, err = rdb.HGet(ctx, k.Batch, PagesField).Int()
@@ -78,19 +79,20 @@ func Collect(ctx context.Context, rdb redis.UniversalClient, k Keys, size, liste
 		return 0, nil, fmt.Errorf("spill: %w", err)
 	}
 	var cursor uint64
-	seen := map[string]bool{}
+	seen, entries := map[string]bool{}, 0
 	for {
 		kv, next, err := rdb.HScan(ctx, k.Items, cursor, "", int64(size)).Result()
 		if err != nil {
 			return n, nil, fmt.Errorf("spill: %w", err)
 		}
-		for i := 0; i+1 < len(kv) && len(fs) < size; i += 2 {
+		for i := 0; i+1 < len(kv) && entries < size; i += 2 {
 			if e := spillable(kv[i], kv[i+1], listedBelow); e > 0 && !seen[kv[i]] { // HSCAN may repeat a field
 				seen[kv[i]] = true
 				fs = append(fs, Field{Name: kv[i], Value: kv[i+1], Entries: e})
+				entries += e
 			}
 		}
-		if cursor = next; cursor == 0 || len(fs) >= size {
+		if cursor = next; cursor == 0 || entries >= size {
 			return n, fs, nil
 		}
 	}
@@ -178,7 +180,11 @@ func Commit(ctx context.Context, rdb redis.Scripter, k Keys, n int, holder strin
 // caller holds the lock (k.Lock) as holder. It returns the entries moved.
 func Page(ctx context.Context, rdb redis.UniversalClient, k Keys, out storage.Store, batch string, size, listedBelow int, holder string) (int, error) {
 	n, fs, err := Collect(ctx, rdb, k, size, listedBelow)
-	if err != nil || len(fs) == 0 || len(fs) < size/2 {
+	entries := 0
+	for _, f := range fs {
+		entries += f.Entries
+	}
+	if err != nil || entries == 0 || entries < size/2 {
 		return 0, err
 	}
 	if err := Write(ctx, out, batch, n, fs); err != nil {
@@ -189,7 +195,7 @@ func Page(ctx context.Context, rdb redis.UniversalClient, k Keys, out storage.St
 }
 
 // Run moves pages of a batch's spillable entries to out while its items
-// hash holds 2×size fields or more, under the batch's spill lock (k.Lock,
+// hash holds 2×size entries or more (Held), under the batch's spill lock (k.Lock,
 // held at most lockTTL; a spill that finds it taken does nothing: its
 // holder is at work). listed gives the feed's listed cursor (nil: 0),
 // asked only when a spill is due. It returns the entries moved.
@@ -197,7 +203,7 @@ func Run(ctx context.Context, rdb redis.UniversalClient, k Keys, out storage.Sto
 	if size <= 0 {
 		size = DefaultPageSize
 	}
-	if n, err := rdb.HLen(ctx, k.Items).Result(); err != nil || n < int64(2*size) {
+	if n, err := Held(ctx, rdb, k); err != nil || n < 2*size {
 		return 0, err
 	}
 	holder := lease.Holder()
@@ -222,10 +228,30 @@ func Run(ctx context.Context, rdb redis.UniversalClient, k Keys, out storage.Sto
 		if total += moved; err != nil || moved == 0 {
 			return total, err
 		}
-		if n, err := rdb.HLen(ctx, k.Items).Result(); err != nil || n < int64(2*size) {
+		if n, err := Held(ctx, rdb, k); err != nil || n < 2*size {
 			return total, err
 		}
 	}
+}
+
+// Held is how many entries the items hash holds: its fields, a listing
+// chunk counted as its entries (the batch's listed_fields and
+// listed_entries).
+func Held(ctx context.Context, rdb redis.UniversalClient, k Keys) (int, error) {
+	var n *redis.IntCmd
+	var lf *redis.SliceCmd
+	if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		n, lf = p.HLen(ctx, k.Items), p.HMGet(ctx, k.Batch, "listed_fields", "listed_entries")
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("spill: %w", err)
+	}
+	v := lf.Val()
+	fs, _ := v[0].(string)
+	es, _ := v[1].(string)
+	f, _ := strconv.Atoi(fs)
+	e, _ := strconv.Atoi(es)
+	return int(n.Val()) - f + e, nil
 }
 
 // ReadPage returns the lines (one entry's JSON each) of page n.
