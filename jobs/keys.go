@@ -123,11 +123,11 @@ func ns(prefix string) string {
 // BatchKey is a batch's record, a hash: meta (the Batch as JSON), sealed
 // and total, the counters (done, failed, skipped, cancelled, input_tokens,
 // output_tokens, cost), cancelled_at, fatal, finalized and finished_ms,
-// webhook and webhook_attempts.
+// webhook and webhook_attempts, spilled_pages and spilled_entries (jobs/spill).
 // A hash holding "lost" and no meta marks a batch whose record vanished
 // (Redis lost data) while a worker still recorded one of its items.
 // Written by: Tracker — ingest (Create, Seal), workers (Record, SetFatal,
-// MarkFinalized, the webhook's fields), cancel (Cancel), finalize (Expire).
+// MarkFinalized, the webhook's fields, Spill), cancel (Cancel), finalize (Expire).
 // Lifetime: no TTL while the batch runs; once finalized, TTL the
 // retention (finalize.Config.Retention, DefaultRetention 30 days), set by
 // Tracker.Expire. A "lost" mark: TTL LostTTL (7 days).
@@ -138,7 +138,8 @@ func BatchKey(prefix, batch string) string { return ns(prefix) + ":batch:{" + ba
 // hold the entries listing chunk N ended without queuing (JSONL, one
 // write a chunk: Tracker.RecordListed).
 // Written by: Tracker.Record (workers, ingest for skipped items, cancel),
-// Tracker.RecordListed (ingest, bounded batches).
+// Tracker.RecordListed (ingest, bounded batches); Tracker.Spill deletes
+// a bounded batch's finished entries a page at a time (jobs/spill).
 // Lifetime: like BatchKey: no TTL while the batch runs, TTL the retention
 // once finalized (Tracker.Expire).
 func BatchItemsKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":items" }
