@@ -77,6 +77,11 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 		if err := ctx.Err(); err != nil {
 			return nitems, err // classified while stopping: not to be trusted
 		}
+		// Numbered in listing order, an email's attachments after it; the
+		// count is kept with the cursor, so a resume numbers alike.
+		for i := range items {
+			items[i].Seq = int64(nitems + i + 1)
+		}
 		// The chunk's skipped items are recorded in one Redis write, as
 		// the chunk that starts at listing offset total: a resumed listing
 		// records the same chunk again and counts nothing twice.
@@ -148,6 +153,7 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 		if err := in.Feeds.Set(ctx, b.ID, "source", last.src.index, "key", last.info.Key, "listed", total, "items", nitems, "pages", st.Pages); err != nil {
 			return nitems, err
 		}
+		in.spill(ctx, b.ID, out, o.PageSize, total)
 		if st.Pages > 0 {
 			if err := in.askFeed(ctx, b, feed.PollA, 0); err != nil {
 				return nitems, err
@@ -164,6 +170,25 @@ func (in *Ingester) listBounded(ctx context.Context, pr *prepared, b jobs.Batch,
 		return nitems, err
 	}
 	return nitems, in.askFeed(ctx, b, feed.PollA, 0)
+}
+
+// spiller is the part of a *jobs.Tracker that moves a bounded batch's
+// finished entries out of Redis (jobs/spill).
+type spiller interface {
+	Spill(ctx context.Context, batch string, out storage.Store, size int, listed func(context.Context) (int, error)) (int, error)
+}
+
+// spill moves the listing chunks ingest has passed (listed is its cursor)
+// and other finished entries out of Redis, size at a time (a listing page),
+// once the batch holds two pages:
+// an unchanged re-run queues nothing, so no worker would. Best effort: what
+// stays is moved later.
+func (in *Ingester) spill(ctx context.Context, batch string, out storage.Store, size, listed int) {
+	if sp, ok := in.Tracker.(spiller); ok {
+		if _, err := sp.Spill(ctx, batch, out, size, func(context.Context) (int, error) { return listed, nil }); err != nil {
+			in.logger().WarnContext(ctx, "finished entries not moved to the work area", "batch_id", batch, "error", err.Error())
+		}
+	}
 }
 
 // enqueueAll enqueues items with o.Concurrency goroutines and returns how
@@ -380,7 +405,7 @@ func (in *Ingester) feedPages(ctx context.Context, b jobs.Batch, st *feed.State)
 				return fmt.Errorf("feed page %d of %s: %w", st.Next, b.ID, err)
 			}
 			if c.CancelRequested {
-				e := jobs.Entry{Item: ip.Item, Source: ip.Source.URL(), ETag: ip.Source.ETag, Size: ip.Source.Size, Kind: ip.Kind,
+				e := jobs.Entry{Item: ip.Item, Seq: ip.Seq, Source: ip.Source.URL(), ETag: ip.Source.ETag, Size: ip.Source.Size, Kind: ip.Kind,
 					Type: ip.Type, Task: ip.Task, ResultBase: ip.ResultBase, Key: ip.Source.Key, Status: jobs.StatusCancelled,
 					Error: "cancelled: the batch was cancelled before this item ran"}
 				_, done, err := in.Tracker.Record(ctx, b.ID, e)

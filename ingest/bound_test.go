@@ -264,11 +264,16 @@ func TestBoundedBatchListsEmailAttachments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parts := 0
+	parts, seqs := 0, map[int64]string{}
 	for _, e := range entries {
 		if strings.Contains(e.Source, "#part=") {
 			parts++
 		}
+		// Each item its own number (the recorded bitmap's bit), 1..Total.
+		if e.Seq < 1 || e.Seq > int64(res.Total) || seqs[e.Seq] != "" {
+			t.Errorf("%s: seq %d (also %q), want a number of its own in 1..%d", e.Source, e.Seq, seqs[e.Seq], res.Total)
+		}
+		seqs[e.Seq] = e.Source
 	}
 	if parts != res.Total-5 {
 		t.Errorf("%d attachments in the manifest, want %d", parts, res.Total-5)

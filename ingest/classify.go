@@ -12,6 +12,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/fingerprint"
 	"github.com/llamapipe/llamapipe/jobs/sniff"
 	"github.com/llamapipe/llamapipe/storage"
 )
@@ -95,7 +96,7 @@ func (pr *prepared) marked(current map[string]bool, it Item, task string) bool {
 	}
 	for _, t := range types {
 		it.Type = t
-		if current[jobs.FingerprintKey(it.ResultBase, task, pr.fingerprint(it, task))] {
+		if current[fingerprint.Key(it.ResultBase, task, pr.fingerprint(it, task))] {
 			return true
 		}
 	}

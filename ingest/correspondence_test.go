@@ -9,6 +9,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/fingerprint"
 	"github.com/llamapipe/llamapipe/prompts"
 )
 
@@ -45,7 +46,7 @@ func TestEmailFingerprintNamesTheCorrespondencePrompt(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s not scanned: %v", base, got)
 		}
-		if fp := jobs.Fingerprint(it.Ref.ETag, jobs.TaskSummarize, want, "", jobs.Options{}); it.Fingerprint != fp {
+		if fp := fingerprint.Of(it.Ref.ETag, jobs.TaskSummarize, want, "", jobs.Options{}); it.Fingerprint != fp {
 			t.Errorf("%s: fingerprint %s, want the one naming %s (%s)", base, it.Fingerprint, want, fp)
 		}
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/llamapipe/llamapipe/ingest/feedfile"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/feed"
+	"github.com/llamapipe/llamapipe/jobs/fingerprint"
+	"github.com/llamapipe/llamapipe/jobs/speccheck"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 )
@@ -164,8 +166,11 @@ type Item struct {
 	Unchanged bool
 	// Parent is, for an email attachment, its message's source URL.
 	Parent string
-	// Fingerprint is what its result is made from (jobs.Fingerprint).
+	// Fingerprint is what its result is made from (fingerprint.Of).
 	Fingerprint string
+	// Seq numbers it in a bounded batch's listing: its listing offset + 1
+	// (jobs.ItemPayload.Seq), the same when a resumed listing lists it.
+	Seq int64
 	// Head is the object's first bytes (up to sniff.HeadSize).
 	Head []byte
 }
@@ -407,7 +412,7 @@ func (in *Ingester) currentResults(ctx context.Context, out string) (map[string]
 		return nil, fmt.Errorf("output %s: %w", out, err)
 	}
 	m := map[string]bool{}
-	for info, err := range st.List(ctx, jobs.FingerprintPrefix, storage.ListOptions{Recursive: true}) {
+	for info, err := range st.List(ctx, fingerprint.Prefix, storage.ListOptions{Recursive: true}) {
 		if errors.Is(err, storage.ErrNotExist) {
 			break // no output yet
 		}
@@ -436,7 +441,7 @@ func (pr *prepared) fingerprint(it Item, task string) string {
 	if it.Ref.SKU != "" || it.Ref.Name != "" {
 		o.Products += "\x00feed\x00" + it.Ref.SKU + "\x00" + it.Ref.Name
 	}
-	return jobs.Fingerprint(it.Ref.ETag, task, v, pr.o.Model, o)
+	return fingerprint.Of(it.Ref.ETag, task, v, pr.o.Model, o)
 }
 
 // mailPrompts is prepared.prompts' key of an email message's prompt.
@@ -545,7 +550,7 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 }
 
 func (o Options) validate() error {
-	if err := o.Spec.Validate(); err != nil {
+	if err := speccheck.Validate(o.Spec); err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
 	if o.NoDocuments != "" && o.Task == jobs.TaskSummarize {

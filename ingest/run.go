@@ -152,7 +152,7 @@ func (in *Ingester) enqueue(ctx context.Context, b jobs.Batch, o Options, it Ite
 func (in *Ingester) payload(ctx context.Context, b jobs.Batch, o Options, it Item) jobs.ItemPayload {
 	return jobs.ItemPayload{Batch: b.ID, Item: it.ID, Source: it.Ref, Type: it.Type, Kind: it.Kind, Task: it.Task,
 		Out: b.Out, ResultBase: it.ResultBase, Options: o.Options, Fingerprint: it.Fingerprint,
-		Parent: it.Parent, Trace: tracing.Inject(ctx)}
+		Parent: it.Parent, Trace: tracing.Inject(ctx), Seq: it.Seq}
 }
 
 // record records a skipped item in the batch, and reports whether this
@@ -164,7 +164,7 @@ func (in *Ingester) record(ctx context.Context, b jobs.Batch, it Item) (bool, er
 
 // skipEntry is a skipped item's manifest entry.
 func skipEntry(it Item) jobs.Entry {
-	e := jobs.Entry{Item: it.ID, Source: it.Ref.URL(), ETag: it.Ref.ETag, Size: it.Ref.Size, Kind: it.Kind,
+	e := jobs.Entry{Item: it.ID, Seq: it.Seq, Source: it.Ref.URL(), ETag: it.Ref.ETag, Size: it.Ref.Size, Kind: it.Kind,
 		Type: it.Type, Status: jobs.StatusSkipped, Error: it.Skip, ResultBase: it.ResultBase, Task: it.Task, Key: it.Ref.Key,
 		Parent: it.Parent}
 	if it.Failed {

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llamapipe/llamapipe/jobs/redisconn"
+	"github.com/llamapipe/llamapipe/storage"
 )
 
 // Item statuses in the manifest.
@@ -43,8 +44,10 @@ type Batch struct {
 
 // Entry is one line of manifest.jsonl: the final state of one input item.
 type Entry struct {
-	// Item is the item's ID in the batch.
+	// Item is the item's ID in the batch; Seq its number in a bounded
+	// batch's listing (ItemPayload.Seq; 0: none).
 	Item string `json:"item"`
+	Seq  int64  `json:"seq,omitempty"`
 	// Source is the full location of the input object.
 	Source string   `json:"source"`
 	ETag   string   `json:"etag"`
@@ -172,6 +175,9 @@ type Tracker struct {
 	// Record, Cancel, MarkFinalized) so that a primary with replicas
 	// answers only once a replica has it: a failover cannot lose it.
 	repl *redisconn.Replicated
+	// open opens the output locations spilled entries are read from
+	// (SetPages).
+	open func(ctx context.Context, location string) (storage.Store, error)
 }
 
 // NewTracker returns a Tracker. prefix namespaces the keys (keys.go); empty
@@ -261,7 +267,11 @@ if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then
   end
   return {-1, 0}
 end
-local first = redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
+local first = 0
+if ARGV[9] == '0' or redis.call('GETBIT', KEYS[5], ARGV[9]) == 0 then
+  first = redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
+  if first == 1 and ARGV[9] ~= '0' then redis.call('SETBIT', KEYS[5], ARGV[9], 1) end
+end
 redis.call('HDEL', KEYS[3], ARGV[1])
 if first == 1 then
   redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
@@ -284,7 +294,8 @@ return {first, 0}
 `)
 
 // Record stores an item's final entry. The first entry recorded for an item
-// wins; later ones (a duplicate delivery) are ignored. It reports whether
+// wins; later ones (a duplicate delivery) are ignored, also once the first
+// was spilled (jobs/spill) when the entry has its Seq (BatchRecordedKey). It reports whether
 // this call recorded the entry and whether the batch is now complete. A
 // batch whose record is gone records nothing: the error matches
 // ErrNoBatch (ErrBatchExpired or ErrBatchLost) and asynq.SkipRetry, since
@@ -302,11 +313,11 @@ func (t *Tracker) Record(ctx context.Context, batch string, e Entry) (recorded, 
 	if err != nil {
 		return false, false, fmt.Errorf("record %s: %w", e.Source, err)
 	}
-	keys := []string{BatchKey(t.prefix, batch), BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch), BatchSeriesKey(t.prefix, batch)}
+	keys := t.recordKeys(batch)
 	var cmd *redis.Cmd
 	err = t.repl.Pipelined(ctx, keys[0], func(p redis.Pipeliner) {
 		cmd = recordScript.Eval(ctx, p, keys, e.Item, b, e.Status, e.InputTokens, e.OutputTokens,
-			strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds(), e.Currency)
+			strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds(), e.Currency, e.Seq)
 	})
 	res, cerr := []int64(nil), err
 	if cmd != nil && (err == nil || errors.Is(err, redisconn.ErrNotReplicated)) {
@@ -327,14 +338,14 @@ func (t *Tracker) Record(ctx context.Context, batch string, e Entry) (recorded, 
 // RecordMany records entries as Record does, in one round trip, and returns
 // how many it recorded; completion is for the caller's Seal to report.
 func (t *Tracker) RecordMany(ctx context.Context, batch string, es []Entry) (n int, err error) {
-	keys := []string{BatchKey(t.prefix, batch), BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch), BatchSeriesKey(t.prefix, batch)}
+	keys := t.recordKeys(batch)
 	cmds := make([]*redis.Cmd, len(es))
 	if err = recordScript.Load(ctx, t.rdb).Err(); err == nil {
 		_, err = t.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, e := range es {
 				e.Results = append([]string{}, e.Results...)
 				b, _ := json.Marshal(e) // an Entry always encodes
-				cmds[i] = recordScript.EvalSha(ctx, p, keys, e.Item, b, e.Status, e.InputTokens, e.OutputTokens, strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds(), e.Currency)
+				cmds[i] = recordScript.EvalSha(ctx, p, keys, e.Item, b, e.Status, e.InputTokens, e.OutputTokens, strconv.FormatFloat(e.Cost, 'f', -1, 64), LostTTL.Milliseconds(), e.Currency, e.Seq)
 			}
 			return nil
 		})
@@ -361,9 +372,20 @@ func (t *Tracker) Series(ctx context.Context, batch string) (map[string]string, 
 	return m, nil
 }
 
-// Recorded reports whether an item already has its final entry.
-func (t *Tracker) Recorded(ctx context.Context, batch, item string) (bool, error) {
+func (t *Tracker) recordKeys(batch string) []string {
+	return []string{BatchKey(t.prefix, batch), BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch), BatchSeriesKey(t.prefix, batch), BatchRecordedKey(t.prefix, batch)}
+}
+
+// Recorded reports whether an item already has its final entry: in the
+// items hash, or, for seq > 0 (ItemPayload.Seq), in BatchRecordedKey — an
+// entry spilled to the work area (jobs/spill) is recorded too.
+func (t *Tracker) Recorded(ctx context.Context, batch, item string, seq int64) (bool, error) {
 	ok, err := t.rdb.HExists(ctx, BatchItemsKey(t.prefix, batch), item).Result()
+	if err == nil && !ok && seq > 0 {
+		var bit int64
+		bit, err = t.rdb.GetBit(ctx, BatchRecordedKey(t.prefix, batch), seq).Result()
+		ok = bit == 1
+	}
 	if err != nil {
 		return false, fmt.Errorf("batch %s item %s: %w", batch, item, err)
 	}

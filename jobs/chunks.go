@@ -5,7 +5,7 @@ package jobs
 // chunk index in a Redis set (fan-in), and whoever completes the set
 // enqueues the item's one reduce task. Everything here is references and
 // counts: chunk objects and map answers live in the output store under
-// WorkPrefix.
+// workarea.WorkPrefix.
 
 import (
 	"context"
@@ -15,35 +15,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 )
-
-// WorkPrefix is the key prefix (ending in "/") under which a long
-// document's chunk objects and map answers are kept in the output
-// location while it is summarized.
-func WorkPrefix(batch, item string) string { return ".llamapipe/work/" + batch + "/" + item + "/" }
-
-// ChunkKey is the key of chunk index's object, e.g.
-// ".llamapipe/work/<batch>/<item>/chunk-0001.pdf" for ext "pdf".
-func ChunkKey(batch, item string, index int, ext string) string {
-	return fmt.Sprintf("%schunk-%04d.%s", WorkPrefix(batch, item), index, ext)
-}
-
-// MapResultKey is the key of chunk index's map answer (JSON).
-func MapResultKey(batch, item string, index int) string {
-	return fmt.Sprintf("%smap-%04d.json", WorkPrefix(batch, item), index)
-}
-
-// AnswerKey is where a model's answer to one of an item's requests is kept
-// (the validated JSON, its usage, cost and model) until the item's result
-// is stored, when Redis (KeptAnswersKey) refuses it or it is over 256 KB
-// (stage.Keeper). name tells the item's requests apart ("caption",
-// "summary", "reduce"); the key is deterministic per item and request, and
-// deleted once the item is recorded. It is directly in the batch's work
-// folder, not under the item's work prefix: on a local folder a folder per
-// item would cost a mkdir and an rmdir per item (the most expensive
-// file-system calls of a short item, measured for issue 16).
-func AnswerKey(batch, item, name string) string {
-	return ".llamapipe/work/" + batch + "/answer-" + item + "-" + name + ".json"
-}
 
 // markMappedScript adds a chunk index to an item's set of mapped chunks,
 // (re)sets the set's TTL and returns the set's size.
@@ -87,7 +58,7 @@ func (t *Tracker) ClearMapped(ctx context.Context, batch, item string) error {
 // recorded (the entry's recording removes the progress; a late map task
 // must not bring it back).
 var setProgressScript = redis.NewScript(`
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or (ARGV[3] ~= '0' and redis.call('GETBIT', KEYS[3], ARGV[3]) == 1) then
   return 0
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
@@ -96,20 +67,22 @@ return 1
 
 // SetProgressUnlessRecorded stores an item's progress, as SetProgress,
 // unless the item is recorded already: the map tasks of a long document
-// report progress concurrently with the reduce that records it.
-func (t *Tracker) SetProgressUnlessRecorded(ctx context.Context, batch string, p Progress) error {
+// report progress concurrently with the reduce that records it. seq is the
+// item's ItemPayload.Seq: a recorded entry spilled out of the items hash
+// counts too (BatchRecordedKey).
+func (t *Tracker) SetProgressUnlessRecorded(ctx context.Context, batch string, seq int64, p Progress) error {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("progress of %s: %w", p.Source, err)
 	}
-	if err := setProgressScript.Run(ctx, t.rdb, []string{BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch)}, p.Item, b).Err(); err != nil {
+	if err := setProgressScript.Run(ctx, t.rdb, []string{BatchItemsKey(t.prefix, batch), BatchProgressKey(t.prefix, batch), BatchRecordedKey(t.prefix, batch)}, p.Item, b, seq).Err(); err != nil {
 		return fmt.Errorf("progress of %s: %w", p.Source, err)
 	}
 	return nil
 }
 
-// KeepAnswer keeps an answer of an item in Redis under name until its
-// result is stored (stage.Keeper; AnswerKey when Redis refuses): the
+// KeepAnswer keeps an answer of an item in Redis under name, for when the
+// work area in the output store cannot be written (see AnswerKey): the
 // item's kept answers share one hash (KeptAnswersKey) with a TTL.
 func (t *Tracker) KeepAnswer(ctx context.Context, batch, item, name string, answer []byte) error {
 	key := KeptAnswersKey(t.prefix, batch, item)

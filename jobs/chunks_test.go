@@ -13,13 +13,14 @@ import (
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/jobs/workarea"
 )
 
 func TestMapAndReducePayloadsRoundTripAndValidate(t *testing.T) {
 	it := item("b1", "a/long.pdf")
 	it.Fingerprint = "fp"
 	mp := chunktask.MapPayload{Item: it, Index: 3, Count: 12, Pages: &jobs.PageRange{First: 41, Last: 60},
-		Chunk: jobs.ChunkKey("b1", it.Item, 3, "pdf"), DocPages: 240, StartedMS: 1234}
+		Chunk: workarea.ChunkKey("b1", it.Item, 3, "pdf"), DocPages: 240, StartedMS: 1234}
 	task, err := chunktask.NewMapTask(mp, jobs.QueueNightly, 4)
 	if err != nil {
 		t.Fatal(err)
@@ -97,10 +98,10 @@ func TestChunkIDsAndKeysAreDeterministic(t *testing.T) {
 	if id := chunktask.ReduceTaskID("b", "i"); id != "reduce:b:i" {
 		t.Errorf("reduce task ID %q", id)
 	}
-	if k := jobs.ChunkKey("b", "i", 7, "pdf"); k != ".llamapipe/work/b/i/chunk-0007.pdf" {
+	if k := workarea.ChunkKey("b", "i", 7, "pdf"); k != ".llamapipe/work/b/i/chunk-0007.pdf" {
 		t.Errorf("chunk key %q", k)
 	}
-	if k := jobs.MapResultKey("b", "i", 12); k != ".llamapipe/work/b/i/map-0012.json" || !strings.HasPrefix(k, jobs.WorkPrefix("b", "i")) {
+	if k := workarea.MapResultKey("b", "i", 12); k != ".llamapipe/work/b/i/map-0012.json" || !strings.HasPrefix(k, workarea.WorkPrefix("b", "i")) {
 		t.Errorf("map result key %q", k)
 	}
 }
@@ -190,7 +191,7 @@ func TestProgressIsNotSetForARecordedItem(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := jobs.Progress{Item: "i1", Source: "/src/long.pdf", Stage: "map", Done: 3, Total: 9, Updated: time.Now()}
-	if err := tr.SetProgressUnlessRecorded(ctx, "b3", p); err != nil {
+	if err := tr.SetProgressUnlessRecorded(ctx, "b3", 0, p); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := tr.Progress(ctx, "b3"); len(got) != 1 || got[0].Done != 3 || got[0].Stage != "map" {
@@ -200,7 +201,7 @@ func TestProgressIsNotSetForARecordedItem(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Done = 4
-	if err := tr.SetProgressUnlessRecorded(ctx, "b3", p); err != nil {
+	if err := tr.SetProgressUnlessRecorded(ctx, "b3", 0, p); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := tr.Progress(ctx, "b3"); len(got) != 0 {

@@ -137,7 +137,7 @@ type ItemPayload struct {
 	Out        string  `json:"out"`
 	ResultBase string  `json:"result_base"`
 	Options    Options `json:"options,omitzero"`
-	// Fingerprint is what the result is made from (see Fingerprint); the
+	// Fingerprint is what the result is made from (see jobs/fingerprint); the
 	// worker leaves it as a marker next to the results.
 	Fingerprint string `json:"fingerprint,omitempty"`
 	// Trace is the W3C traceparent of the ingest that queued the item (a
@@ -146,6 +146,9 @@ type ItemPayload struct {
 	Trace string `json:"trace,omitempty"`
 	// Parent is, for an email attachment, the source of its message.
 	Parent string `json:"parent,omitempty"`
+	// Seq numbers the item in a bounded batch's listing (1-based, unique
+	// in the batch; 0: none): Entry.Seq, BatchRecordedKey.
+	Seq int64 `json:"seq,omitempty"`
 }
 
 // FinalizePayload is the payload of a TypeFinalize task.

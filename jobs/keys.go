@@ -26,6 +26,8 @@ import "time"
 //	BatchItemsKey             P:batch:{B}:items                    hash    like BatchKey
 //	BatchProgressKey          P:batch:{B}:progress                 hash    field deleted when its item is recorded; deleted at finalize
 //	BatchSeriesKey            P:batch:{B}:series                   hash    like BatchKey
+//	BatchRecordedKey          P:batch:{B}:recorded                 bitmap  like BatchKey
+//	BatchSpillLockKey         P:batch:{B}:spill                    string  TTL 2m (SpillLockTTL); deleted by its holder
 //	BatchTombstoneKey         P:batch:{B}:tombstone                hash    TTL retention + TombstoneTTL (1y)
 //	BatchFeedKey              P:batch:{B}:feed                     hash    TTL 30d (FeedTTL), renewed by every write
 //	BatchFeedLockKey          P:batch:{B}:feed:lock                string  TTL 2m (FeedLockTTL); deleted by its holder
@@ -121,11 +123,11 @@ func ns(prefix string) string {
 // BatchKey is a batch's record, a hash: meta (the Batch as JSON), sealed
 // and total, the counters (done, failed, skipped, cancelled, input_tokens,
 // output_tokens, cost), cancelled_at, fatal, finalized and finished_ms,
-// webhook and webhook_attempts.
+// webhook and webhook_attempts, spilled_pages and spilled_entries (jobs/spill).
 // A hash holding "lost" and no meta marks a batch whose record vanished
 // (Redis lost data) while a worker still recorded one of its items.
 // Written by: Tracker — ingest (Create, Seal), workers (Record, SetFatal,
-// MarkFinalized, the webhook's fields), cancel (Cancel), finalize (Expire).
+// MarkFinalized, the webhook's fields, Spill), cancel (Cancel), finalize (Expire).
 // Lifetime: no TTL while the batch runs; once finalized, TTL the
 // retention (finalize.Config.Retention, DefaultRetention 30 days), set by
 // Tracker.Expire. A "lost" mark: TTL LostTTL (7 days).
@@ -136,10 +138,28 @@ func BatchKey(prefix, batch string) string { return ns(prefix) + ":batch:{" + ba
 // hold the entries listing chunk N ended without queuing (JSONL, one
 // write a chunk: Tracker.RecordListed).
 // Written by: Tracker.Record (workers, ingest for skipped items, cancel),
-// Tracker.RecordListed (ingest, bounded batches).
+// Tracker.RecordListed (ingest, bounded batches); Tracker.Spill deletes
+// a bounded batch's finished entries a page at a time (jobs/spill).
 // Lifetime: like BatchKey: no TTL while the batch runs, TTL the retention
 // once finalized (Tracker.Expire).
 func BatchItemsKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":items" }
+
+// BatchRecordedKey is a bounded batch's bitmap of recorded items: bit Seq
+// (Entry.Seq, 1-based) is set when the item's entry is first recorded, so
+// an item whose entry was spilled out of BatchItemsKey (jobs/spill) is
+// still known recorded (Record counts it once, Recorded answers true).
+// Written by: Tracker.Record and RecordMany (the record script).
+// Lifetime: like BatchKey (TTL the retention, set by Tracker.Expire).
+func BatchRecordedKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":recorded" }
+
+// BatchSpillLockKey is a string, its holder's ID: held by the one worker
+// moving a page of a batch's finished entries to its work area (jobs/spill).
+// Written by: worker (lease.TryAcquire). Lifetime: TTL SpillLockTTL (2
+// minutes); deleted by its holder.
+func BatchSpillLockKey(prefix, batch string) string { return BatchKey(prefix, batch) + ":spill" }
+
+// SpillLockTTL: see BatchSpillLockKey.
+const SpillLockTTL = 2 * time.Minute
 
 // BatchSeriesKey is a batch's per-minute counts for the dashboard's charts,
 // a hash: "<unix minute>:<field>" → a sum, in the minute of Redis's clock

@@ -42,6 +42,8 @@ func keyCases() []keyCase {
 		{"BatchProgressKey", jobs.BatchProgressKey("llamapipe", "b1"), "llamapipe:batch:{b1}:progress"},
 		{"BatchSeriesKey", jobs.BatchSeriesKey("llamapipe", "b1"), "llamapipe:batch:{b1}:series"},
 		{"BatchTombstoneKey", jobs.BatchTombstoneKey("llamapipe", "b1"), "llamapipe:batch:{b1}:tombstone"},
+		{"BatchRecordedKey", jobs.BatchRecordedKey("llamapipe", "b1"), "llamapipe:batch:{b1}:recorded"},
+		{"BatchSpillLockKey", jobs.BatchSpillLockKey("llamapipe", "b1"), "llamapipe:batch:{b1}:spill"},
 		{"BatchFeedKey", jobs.BatchFeedKey("llamapipe", "b1"), "llamapipe:batch:{b1}:feed"},
 		{"BatchFeedLockKey", jobs.BatchFeedLockKey("", "b1"), "llamapipe:batch:{b1}:feed:lock"},
 		{"BatchMappedKey", jobs.BatchMappedKey("llamapipe", "b1", "9f86d081"), "llamapipe:batch:{b1}:mapped:9f86d081"},
@@ -136,7 +138,7 @@ func hashTag(key string) string {
 // Cluster slot.
 func TestKeysShareHashTags(t *testing.T) {
 	groups := map[string][]string{
-		"b1":    {jobs.BatchKey("", "b1"), jobs.BatchItemsKey("", "b1"), jobs.BatchProgressKey("", "b1"), jobs.BatchSeriesKey("", "b1"), jobs.BatchTombstoneKey("", "b1"), jobs.BatchMappedKey("", "b1", "i"), jobs.KeptAnswersKey("", "b1", "i"), jobs.BatchFeedKey("", "b1"), jobs.BatchFeedLockKey("", "b1")},
+		"b1":    {jobs.BatchKey("", "b1"), jobs.BatchItemsKey("", "b1"), jobs.BatchProgressKey("", "b1"), jobs.BatchSeriesKey("", "b1"), jobs.BatchTombstoneKey("", "b1"), jobs.BatchMappedKey("", "b1", "i"), jobs.KeptAnswersKey("", "b1", "i"), jobs.BatchFeedKey("", "b1"), jobs.BatchFeedLockKey("", "b1"), jobs.BatchRecordedKey("", "b1"), jobs.BatchSpillLockKey("", "b1")},
 		"legal": {jobs.TenantSpendKey("", "legal", "2026-11-25"), jobs.TenantSpendKey("", "legal", "2026-11")},
 		"inbox": {jobs.WatchStateKey("", "inbox"), jobs.WatchSeenKey("", "inbox"), jobs.WatchLeaseKey("", "inbox")},
 		quota:   {jobs.FairShareLeasesKey(quota), jobs.FairShareWaitersKey(quota), jobs.FairShareActiveKey(quota), jobs.FairShareWeightsKey(quota)},
@@ -320,7 +322,7 @@ func TestKeysWrittenTogetherShareASlot(t *testing.T) {
 	const p, b, i, ten, w, q, g = "pfx", "20261207-batch", "item1", "legal", "inbox", "llamapipe:llm:groq:llama", "groq-llama"
 	groups := map[string][]string{
 		"batch (recordScript, expireScript, modelCallScript, chunks)": {jobs.BatchKey(p, b), jobs.BatchItemsKey(p, b), jobs.BatchProgressKey(p, b),
-			jobs.BatchTombstoneKey(p, b), jobs.BatchSeriesKey(p, b), jobs.BatchMappedKey(p, b, i), jobs.KeptAnswersKey(p, b, i)},
+			jobs.BatchTombstoneKey(p, b), jobs.BatchSeriesKey(p, b), jobs.BatchMappedKey(p, b, i), jobs.KeptAnswersKey(p, b, i), jobs.BatchRecordedKey(p, b), jobs.BatchSpillLockKey(p, b)},
 		"content (StoreResult)":           {jobs.ContentResultKey(p, ten, "c0ffee"), jobs.ContentClaimKey(p, ten, "c0ffee")},
 		"content without tenant":          {jobs.ContentResultKey(p, "", "c0ffee"), jobs.ContentClaimKey(p, "", "c0ffee")},
 		"tenant spend (Ledger.Charge)":    {jobs.TenantSpendKey(p, ten, "2026-12-07"), jobs.TenantSpendKey(p, ten, "2026-12")},

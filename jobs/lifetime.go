@@ -107,7 +107,7 @@ func (t *Tracker) indexes(tenant string) []string {
 }
 
 // expireScript ends a finalized batch's keys' lives: KEYS are the record,
-// items, progress, tombstone and series; ARGV the retention in ms, the tombstone's
+// items, progress, tombstone, series and recorded bitmap; ARGV the retention in ms, the tombstone's
 // TTL in ms, the finish time in ms and the tenant. A batch without a record
 // is left alone.
 var expireScript = redis.NewScript(`
@@ -119,6 +119,7 @@ redis.call('PEXPIRE', KEYS[4], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[5], ARGV[1])
+redis.call('PEXPIRE', KEYS[6], ARGV[1])
 redis.call('DEL', KEYS[3])
 return 1
 `)
@@ -132,7 +133,7 @@ func (t *Tracker) Expire(ctx context.Context, b Batch, retention time.Duration, 
 	if retention <= 0 {
 		retention = DefaultRetention
 	}
-	keys := []string{BatchKey(t.prefix, b.ID), BatchItemsKey(t.prefix, b.ID), BatchProgressKey(t.prefix, b.ID), BatchTombstoneKey(t.prefix, b.ID), BatchSeriesKey(t.prefix, b.ID)}
+	keys := []string{BatchKey(t.prefix, b.ID), BatchItemsKey(t.prefix, b.ID), BatchProgressKey(t.prefix, b.ID), BatchTombstoneKey(t.prefix, b.ID), BatchSeriesKey(t.prefix, b.ID), BatchRecordedKey(t.prefix, b.ID)}
 	if err := expireScript.Run(ctx, t.rdb, keys, retention.Milliseconds(), (retention + TombstoneTTL).Milliseconds(), now.UnixMilli(), b.Tenant).Err(); err != nil {
 		return fmt.Errorf("expire batch %s: %w", b.ID, err)
 	}

@@ -1,13 +1,5 @@
 package jobs
 
-import (
-	"fmt"
-	"net/url"
-	"regexp"
-
-	"github.com/bmatcuk/doublestar/v4"
-)
-
 // DefaultMaxQueued is the CLI's, API's and schedules' MaxQueued (~85 MB of Redis).
 const DefaultMaxQueued = 100_000
 
@@ -70,78 +62,4 @@ type Spec struct {
 	// Webhook is the http(s) URL told when the batch completes (the workers
 	// sign the call; the URL carries no secret). Empty: none.
 	Webhook string `json:"webhook,omitempty" yaml:"webhook"`
-}
-
-// SpecError is a Spec that Validate refused: callers answer it as a bad
-// request (HTTP 400, exit status 2).
-type SpecError struct {
-	// Field is the refused field as JSON and YAML spell it ("model_mode").
-	Field string
-	// Msg says what is wrong with it and what to give instead.
-	Msg string
-	// Err is the underlying error, if any (ErrBadTenant for a tenant).
-	Err error
-}
-
-func (e *SpecError) Error() string { return e.Msg }
-
-func (e *SpecError) Unwrap() error { return e.Err }
-
-func specErrorf(field, format string, args ...any) error {
-	return &SpecError{Field: field, Msg: fmt.Sprintf(format, args...)}
-}
-
-// languageTag is what Options.Language may look like: en, de, pt-BR.
-var languageTag = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$`)
-
-// Validate checks a Spec as given, before defaults: empty optional fields
-// are valid. Whether the model can do what it asks (summaries, the batch
-// API) depends on the model and is the caller's to check. The error is a
-// *SpecError naming the first bad field.
-func (s Spec) Validate() error {
-	if len(s.Sources) == 0 {
-		return specErrorf("sources", "no sources: give at least one location")
-	}
-	if s.Out == "" {
-		return specErrorf("out", "no output location (out)")
-	}
-	switch s.Task {
-	case "", TaskAuto, TaskSummarize, TaskCaption:
-	default:
-		return specErrorf("task", "unknown task %q: use auto, summarize or caption", s.Task)
-	}
-	if s.MaxQueued < 0 {
-		return specErrorf("max_queued", "max_queued %d: give a positive bound, or 0 for none", s.MaxQueued)
-	}
-	if s.Queue != "" && !ValidQueue(s.Queue) {
-		return specErrorf("queue", "unknown queue %q: use critical, default or nightly", s.Queue)
-	}
-	if !ValidModelMode(s.ModelMode) {
-		return specErrorf("model_mode", "unknown model_mode %q: use online, batch or auto", s.ModelMode)
-	}
-	if s.Language != "" && !languageTag.MatchString(s.Language) {
-		return specErrorf("language", "language %q: use a language tag such as en, de or pt-BR", s.Language)
-	}
-	if s.Tenant != "" {
-		if err := ValidTenant(s.Tenant); err != nil {
-			return &SpecError{Field: "tenant", Msg: err.Error(), Err: err}
-		}
-	}
-	if s.Webhook != "" {
-		// The URL is not quoted back: it may carry credentials.
-		if u, err := url.Parse(s.Webhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return specErrorf("webhook", "the webhook is not an absolute http:// or https:// URL")
-		}
-	}
-	for _, f := range []struct {
-		name  string
-		globs []string
-	}{{"include", s.Include}, {"exclude", s.Exclude}} {
-		for _, g := range f.globs {
-			if !doublestar.ValidatePattern(g) {
-				return specErrorf(f.name, "bad glob %q in %s", g, f.name)
-			}
-		}
-	}
-	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/ingesttask"
+	"github.com/llamapipe/llamapipe/jobs/speccheck"
 )
 
 // Golden JSON written by llamapipe before jobs.Spec (captured from the
@@ -149,13 +150,13 @@ webhook: https://hooks.example.com/x
 
 func TestSpecValidate(t *testing.T) {
 	good := jobs.Spec{Sources: []string{"/in"}, Out: "/out"}
-	if err := good.Validate(); err != nil {
+	if err := speccheck.Validate(good); err != nil {
 		t.Fatalf("minimal spec: %v", err)
 	}
 	full := jobs.Spec{Sources: []string{"s3://b/in"}, Out: "s3://b/out", Task: jobs.TaskSummarize, Queue: jobs.QueueNightly,
 		Options: jobs.Options{Language: "pt-BR", ModelMode: jobs.ModelAuto}, Include: []string{"**/*.pdf"}, Exclude: []string{"old/*"},
 		Tenant: "legal.team-1", Webhook: "https://hooks.example.com/x?y=1"}
-	if err := full.Validate(); err != nil {
+	if err := speccheck.Validate(full); err != nil {
 		t.Fatalf("full spec: %v", err)
 	}
 	for field, bad := range map[string]func(*jobs.Spec){
@@ -172,8 +173,8 @@ func TestSpecValidate(t *testing.T) {
 	} {
 		s := full
 		bad(&s)
-		err := s.Validate()
-		var se *jobs.SpecError
+		err := speccheck.Validate(s)
+		var se *speccheck.Error
 		if !errors.As(err, &se) || se.Field != field {
 			t.Errorf("bad %s: %v, want a SpecError for %s", field, err, field)
 			continue
@@ -186,7 +187,7 @@ func TestSpecValidate(t *testing.T) {
 
 func TestNewIngestTaskValidates(t *testing.T) {
 	_, err := ingesttask.NewTask(ingesttask.Payload{Spec: jobs.Spec{Sources: []string{"/in"}, Out: "/out", Task: "translate"}})
-	var se *jobs.SpecError
+	var se *speccheck.Error
 	if !errors.Is(err, jobs.ErrBadPayload) || !errors.As(err, &se) || se.Field != "task" {
 		t.Errorf("NewIngestTask with a bad task: %v", err)
 	}

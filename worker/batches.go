@@ -7,6 +7,7 @@ import (
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/feed"
 	"github.com/llamapipe/llamapipe/jobs/itemtask"
+	"github.com/llamapipe/llamapipe/storage"
 )
 
 // batchCache keeps the batch records item payloads are completed from
@@ -74,5 +75,45 @@ func (w *Worker) askFeed(ctx context.Context, batch string) {
 	}
 	if err := feed.Ask(ctx, w.client, batch, b.Queue, feed.Ended, 0); err != nil {
 		w.log.DebugContext(ctx, "feed not asked", "batch_id", batch, "error", err.Error())
+	}
+}
+
+// spiller moves a bounded batch's finished entries out of Redis, a page at
+// a time, to its work area (a *jobs.Tracker: Tracker.Spill, jobs/spill).
+type spiller interface {
+	Spill(ctx context.Context, batch string, out storage.Store, size int, listed func(context.Context) (int, error)) (int, error)
+}
+
+var _ spiller = (*jobs.Tracker)(nil)
+
+// spill runs after an item of batch is recorded: a bounded batch whose
+// items hash holds 2×Config.SpillPage entries or more moves pages of them
+// to its work area (one worker at a time; the others go on). Best effort:
+// the entries stay in Redis when it fails, and the next record tries again.
+func (w *Worker) spill(ctx context.Context, batch string) {
+	sp, ok := w.cfg.Tracker.(spiller)
+	if !ok || w.cfg.SpillPage < 0 {
+		return
+	}
+	b, err := w.batches.get(ctx, w.cfg.Tracker, batch)
+	if err != nil || b.MaxQueued == 0 {
+		return
+	}
+	listed := func(ctx context.Context) (int, error) { // listing chunks spill once ingest has passed them
+		if w.cfg.Feeds == nil {
+			return 0, nil
+		}
+		st, _, err := w.cfg.Feeds.Get(ctx, batch)
+		return st.Listed, err
+	}
+	out, err := w.stores.get(ctx, b.Out)
+	if err == nil {
+		var n int
+		if n, err = sp.Spill(ctx, batch, out, w.cfg.SpillPage, listed); n > 0 {
+			w.log.DebugContext(ctx, "finished entries moved to the work area", "batch_id", batch, "entries", n)
+		}
+	}
+	if err != nil {
+		w.log.WarnContext(ctx, "finished entries not moved to the work area", "batch_id", batch, "error", err.Error())
 	}
 }

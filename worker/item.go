@@ -13,6 +13,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/chunktask"
+	"github.com/llamapipe/llamapipe/jobs/fingerprint"
 	"github.com/llamapipe/llamapipe/jobs/mailparts"
 	"github.com/llamapipe/llamapipe/jobs/tracing"
 	"github.com/llamapipe/llamapipe/storage"
@@ -48,7 +49,7 @@ func (w *Worker) itemHandler() asynq.Handler {
 			attribute.String("llamapipe.item", p.Item), attribute.String("llamapipe.task", p.Task), attribute.Int("llamapipe.retries", retry)))
 		defer span.End()
 		log := w.log.With("batch_id", p.Batch, "source", p.Source.URL(), "task_id", taskID)
-		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item); err != nil {
+		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item, p.Seq); err != nil {
 			return err
 		} else if done {
 			log.InfoContext(ctx, "item already recorded: duplicate delivery ignored")
@@ -89,7 +90,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 	}
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	e := jobs.Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind, Type: p.Type,
+	e := jobs.Entry{Item: p.Item, Seq: p.Seq, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind, Type: p.Type,
 		ResultBase: p.ResultBase, Task: p.Task, Key: p.Source.Key, Parent: p.Parent,
 		Attempts: retried + 1, DurationMS: w.now().Sub(start).Milliseconds(), Results: out.Results,
 		InputTokens: out.InputTokens, OutputTokens: out.OutputTokens, Cost: out.Cost, Currency: out.Currency,
@@ -147,6 +148,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, p jobs.ItemPayloa
 			_ = w.cfg.Tracker.DropKeptAnswers(ctx, p.Batch, p.Item)
 		}
 		w.askFeed(ctx, p.Batch)
+		w.spill(ctx, p.Batch)
 	}
 	if rerr != nil {
 		// Not recorded: let asynq retry the whole item — also after a
@@ -273,7 +275,7 @@ func (w *Worker) writeMarker(ctx context.Context, out storage.Store, p jobs.Item
 	if p.Fingerprint == "" {
 		return nil
 	}
-	mk := jobs.FingerprintKey(p.ResultBase, p.Task, p.Fingerprint)
+	mk := fingerprint.Key(p.ResultBase, p.Task, p.Fingerprint)
 	return stage.PutVolatile(ctx, out, mk, nil, "application/octet-stream")
 }
 
@@ -371,8 +373,8 @@ func (w *Worker) fetchFeed(ctx context.Context, out storage.Store, p *jobs.ItemP
 	if v == "" || p.Fingerprint == "" {
 		return res.Data, outcome{}, nil
 	}
-	p.Fingerprint = jobs.Fingerprint("url:"+v, p.Task, p.Fingerprint, "", jobs.Options{})
-	if _, err := out.Stat(ctx, jobs.FingerprintKey(p.ResultBase, p.Task, p.Fingerprint)); err == nil {
+	p.Fingerprint = fingerprint.Of("url:"+v, p.Task, p.Fingerprint, "", jobs.Options{})
+	if _, err := out.Stat(ctx, fingerprint.Key(p.ResultBase, p.Task, p.Fingerprint)); err == nil {
 		return nil, outcome{Skipped: "unchanged since the last run (same ETag or Last-Modified, prompts, model and options): results kept",
 			Results: jobs.ResultKeys(p.ResultBase, p.Task)}, nil
 	}

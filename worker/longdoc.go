@@ -32,6 +32,7 @@ import (
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/tracing"
+	"github.com/llamapipe/llamapipe/jobs/workarea"
 	"github.com/llamapipe/llamapipe/worker/document"
 	"github.com/llamapipe/llamapipe/worker/llm"
 )
@@ -112,7 +113,7 @@ func (w *Worker) mapHandler() asynq.Handler {
 			attribute.Int("llamapipe.chunk", mp.Index), attribute.Int("llamapipe.chunks", mp.Count), attribute.Int("llamapipe.retries", retry)))
 		defer span.End()
 		log := w.log.With("batch_id", p.Batch, "source", p.Source.URL(), "task_id", taskID, "chunk", mp.Index)
-		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item); err != nil {
+		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item, p.Seq); err != nil {
 			return err
 		} else if done {
 			log.InfoContext(ctx, "item already recorded: map skipped")
@@ -171,7 +172,7 @@ func (w *Worker) mapChunk(ctx context.Context, log *slog.Logger, mp chunktask.Ma
 	if err != nil {
 		return err
 	}
-	perr := w.cfg.Tracker.SetProgressUnlessRecorded(ctx, p.Batch, jobs.Progress{Item: p.Item, Source: p.Source.URL(), Stage: "map",
+	perr := w.cfg.Tracker.SetProgressUnlessRecorded(ctx, p.Batch, p.Seq, jobs.Progress{Item: p.Item, Source: p.Source.URL(), Stage: "map",
 		Done: n, Total: mp.Count, Updated: w.now().UTC()})
 	if perr != nil {
 		log.DebugContext(ctx, "progress not recorded", "error", perr.Error())
@@ -208,7 +209,7 @@ func (w *Worker) reduceHandler() asynq.Handler {
 			attribute.Int("llamapipe.chunks", rp.Count), attribute.Int("llamapipe.retries", retry)))
 		defer span.End()
 		log := w.log.With("batch_id", p.Batch, "source", p.Source.URL(), "task_id", taskID)
-		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item); err != nil {
+		if done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item, p.Seq); err != nil {
 			return err
 		} else if done {
 			log.InfoContext(ctx, "item already recorded: duplicate reduce ignored")
@@ -256,6 +257,6 @@ func (w *Worker) removeWork(ctx context.Context, log *slog.Logger, p jobs.ItemPa
 	}
 	err = errors.Join(err, w.cfg.Tracker.ClearMapped(ctx, p.Batch, p.Item), w.cfg.Tracker.DropKeptAnswers(ctx, p.Batch, p.Item))
 	if err != nil {
-		log.WarnContext(ctx, "work objects not removed", "prefix", jobs.WorkPrefix(p.Batch, p.Item), "error", err.Error())
+		log.WarnContext(ctx, "work objects not removed", "prefix", workarea.WorkPrefix(p.Batch, p.Item), "error", err.Error())
 	}
 }

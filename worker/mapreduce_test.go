@@ -21,6 +21,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/chunktask"
+	"github.com/llamapipe/llamapipe/jobs/fingerprint"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker"
@@ -316,7 +317,7 @@ func (d *direct) stage1() []*asynq.TaskInfo {
 	if err := d.h.ProcessTask(context.Background(), task); err != nil {
 		d.t.Fatalf("item task: %v", err)
 	}
-	if done, _ := d.e.tracker.Recorded(context.Background(), d.batch, d.item.Item); done {
+	if done, _ := d.e.tracker.Recorded(context.Background(), d.batch, d.item.Item, d.item.Seq); done {
 		d.t.Fatal("the item task recorded a long document itself")
 	}
 	maps := d.pending(chunktask.TypeMap)
@@ -430,7 +431,7 @@ func TestDuplicateMapDeliveriesNeitherAskTwiceNorReduceTwice(t *testing.T) {
 	if left := workKeys(t, d.out); len(left) != 0 {
 		t.Errorf("work objects left: %v", left)
 	}
-	if _, err := d.out.Stat(ctx, jobs.FingerprintKey(d.item.ResultBase, d.item.Task, "fp1")); err != nil {
+	if _, err := d.out.Stat(ctx, fingerprint.Key(d.item.ResultBase, d.item.Task, "fp1")); err != nil {
 		t.Errorf("fingerprint marker: %v", err)
 	}
 	if m, _ := d.e.tracker.Mapped(ctx, d.batch, d.item.Item); m != 0 {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/fingerprint"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/llm/offline"
 	"github.com/llamapipe/llamapipe/worker/stage"
@@ -122,7 +123,7 @@ func TestLostKeptAnswerIsNotPaidTwice(t *testing.T) {
 			e.wrapOut(outDir, func(st storage.Store) storage.Store {
 				pl = &powerLoss{Store: st, rdb: rdb, n: 3, match: func(k string) bool {
 					if tc.fails == "marker" {
-						return strings.HasPrefix(k, jobs.FingerprintPrefix)
+						return strings.HasPrefix(k, fingerprint.Prefix)
 					}
 					return k == tc.name+tc.fails
 				}}

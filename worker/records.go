@@ -18,14 +18,14 @@ type Records interface {
 	// An item's life.
 	Get(ctx context.Context, id string) (jobs.Batch, error)
 	Counts(ctx context.Context, batch string) (jobs.Counts, error)
-	Recorded(ctx context.Context, batch, item string) (bool, error)
+	Recorded(ctx context.Context, batch, item string, seq int64) (bool, error)
 	Record(ctx context.Context, batch string, e jobs.Entry) (recorded, complete bool, err error)
 	Cancelled(ctx context.Context, batch string) (bool, error)
 	Fatal(ctx context.Context, batch string) (string, error)
 	SetFatal(ctx context.Context, batch, msg string) (first bool, err error)
 	SetWarning(ctx context.Context, batch, msg string) error
 	SetProgress(ctx context.Context, batch string, p jobs.Progress) error
-	SetProgressUnlessRecorded(ctx context.Context, batch string, p jobs.Progress) error
+	SetProgressUnlessRecorded(ctx context.Context, batch string, seq int64, p jobs.Progress) error
 
 	// A long document's parts (map/reduce).
 	Mapped(ctx context.Context, batch, item string) (int, error)

@@ -36,7 +36,7 @@ func (w *Worker) sweepArchived(ctx context.Context, insp *asynq.Inspector) (int,
 				if !ok {
 					continue
 				}
-				done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item)
+				done, err := w.cfg.Tracker.Recorded(ctx, p.Batch, p.Item, p.Seq)
 				if err != nil {
 					return swept, err
 				}
@@ -53,7 +53,7 @@ func (w *Worker) sweepArchived(ctx context.Context, insp *asynq.Inspector) (int,
 				if what != "" && !strings.Contains(reason, what) {
 					reason = what + ": " + reason
 				}
-				e := jobs.Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind,
+				e := jobs.Entry{Item: p.Item, Seq: p.Seq, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind,
 					Type: p.Type, Status: jobs.StatusFailed, Error: reason, Attempts: t.Retried + 1,
 					Key: p.Source.Key, ResultBase: p.ResultBase, Task: p.Task, Parent: p.Parent}
 				recorded, complete, err := w.cfg.Tracker.Record(ctx, p.Batch, e)

@@ -90,6 +90,11 @@ type Config struct {
 	// Feeds are bounded batches' feeds (jobs/feed): an item's end asks its
 	// batch's feed task to top the queue up. Nil: only its polls do.
 	Feeds *feed.Store
+	// SpillPage is how many finished entries of a bounded batch move from
+	// Redis to its work area at a time, once its items hash holds twice
+	// as many (jobs/spill). Zero means spill.DefaultPageSize (1,000);
+	// negative: never.
+	SpillPage int
 	// Handlers are more task handlers by type, e.g. ingesttask.Type for
 	// scheduled ingests (the worker itself never imports ingest).
 	Handlers map[string]asynq.Handler
@@ -183,6 +188,9 @@ func New(cfg Config) (*Worker, error) {
 	w := &Worker{cfg: cfg, log: log, stores: newStoreCache(cfg.Open), now: cfg.Now, feed: feedfetch.New(cfg.Feed)}
 	if w.now == nil {
 		w.now = time.Now
+	}
+	if t, ok := cfg.Tracker.(*jobs.Tracker); ok {
+		t.SetPages(w.stores.get) // finalize reads spilled entries (jobs/spill)
 	}
 	w.document = document.New(document.Config{Prompts: cfg.Prompts, PDF: cfg.PDF, PDFPasswords: cfg.PDFPasswords,
 		Image: caption.ImageOptions(cfg.Image, cfg.Model.Profile()), MaxInputBytes: cfg.MaxInputBytes,

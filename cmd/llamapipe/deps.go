@@ -77,6 +77,7 @@ func connect(ctx context.Context, cmd *cli.Command, private bool, stderr io.Writ
 		return nil, err
 	}
 	c.tracker = jobs.NewTracker(c.rdb, "")
+	c.tracker.SetPages(opener(cmd)) // spilled entries (jobs/spill)
 	return c, nil
 }
 

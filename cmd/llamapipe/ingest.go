@@ -15,6 +15,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/feed"
+	"github.com/llamapipe/llamapipe/jobs/speccheck"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/worker/estimate"
 	"github.com/llamapipe/llamapipe/worker/llm"
@@ -103,8 +104,8 @@ func batchSpec(cmd *cli.Command, sources []string, prof llm.Profile) jobs.Spec {
 // and that prof can do what it asks (summaries, the batch API), and adds
 // the --prompt overrides its results are fingerprinted with.
 func batchOptions(cmd *cli.Command, spec jobs.Spec, prof llm.Profile) (ingest.Options, error) {
-	var se *jobs.SpecError
-	if err := spec.Validate(); errors.As(err, &se) {
+	var se *speccheck.Error
+	if err := speccheck.Validate(spec); errors.As(err, &se) {
 		return ingest.Options{}, &exitError{code: exitUsage, msg: "--" + strings.ReplaceAll(se.Field, "_", "-") + ": " + se.Msg}
 	}
 	if err := checkTaskForModel(spec.Task, prof); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/plan"
+	"github.com/llamapipe/llamapipe/jobs/speccheck"
 	"github.com/llamapipe/llamapipe/jobs/tenants"
 	"github.com/llamapipe/llamapipe/jobs/webhook"
 )
@@ -63,7 +64,7 @@ func (s *Server) validateRequest(req *SubmitRequest, prof, workers Profile) erro
 	req.Task = cmp.Or(req.Task, jobs.TaskAuto)
 	req.Queue = cmp.Or(req.Queue, jobs.QueueDefault)
 	req.Language = cmp.Or(req.Language, "en")
-	if err := req.Validate(); err != nil {
+	if err := speccheck.Validate(req.Spec); err != nil {
 		return bad("%v", err)
 	}
 	if req.Task == jobs.TaskSummarize {

@@ -85,7 +85,7 @@ func Batch(ctx context.Context, t ingest.Records, insp TaskInspector, q ingest.E
 					return removed, fmt.Errorf("cancel %s: delete task %s: %w", batch, ti.ID, err)
 				}
 				deleted++
-				e := jobs.Entry{Item: p.Item, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind,
+				e := jobs.Entry{Item: p.Item, Seq: p.Seq, Source: p.Source.URL(), ETag: p.Source.ETag, Size: p.Source.Size, Kind: p.Kind,
 					Type: p.Type, Task: p.Task, ResultBase: p.ResultBase, Key: p.Source.Key, Status: jobs.StatusCancelled,
 					Error: "cancelled: the batch was cancelled before this item ran", Attempts: ti.Retried}
 				recorded, c, err := t.Record(ctx, batch, e)

@@ -16,6 +16,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest/watch"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/ingesttask"
+	"github.com/llamapipe/llamapipe/jobs/speccheck"
 )
 
 // file is the schedules YAML:
@@ -149,7 +150,7 @@ func Parse(path string) (Schedules, error) {
 				p.Queue = jobs.QueueDefault // an inbox's arrivals are awaited
 			}
 		}
-		if err := p.Validate(); err != nil {
+		if err := speccheck.Validate(p.Spec); err != nil {
 			return out, fmt.Errorf("%s: %w", where, err)
 		}
 		t, err := ingesttask.NewTask(p)

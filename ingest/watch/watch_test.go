@@ -20,6 +20,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/fingerprint"
 	"github.com/llamapipe/llamapipe/jobs/itemtask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
 	"github.com/llamapipe/llamapipe/storage"
@@ -325,7 +326,7 @@ func TestRollsEveryNItemsAndSkipsCurrentResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	it := feed.Classify(ctx, 0, info)
-	marker := jobs.FingerprintKey(it.ResultBase, it.Task, it.Fingerprint)
+	marker := fingerprint.Key(it.ResultBase, it.Task, it.Fingerprint)
 	put(t, e.store(t, out), marker, "")
 	w3 := e.watcher(t, o, Config{Name: "fresh", Now: func() time.Time { return now }})
 	st, err = w3.Poll(ctx)

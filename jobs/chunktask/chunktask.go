@@ -3,7 +3,7 @@
 // each map task records its chunk index in a Redis set (fan-in, see
 // jobs.Tracker.MarkMapped), and whoever completes the set enqueues the
 // item's one reduce task. Everything here is references and counts: chunk
-// objects and map answers live in the output store under jobs.WorkPrefix.
+// objects and map answers live in the output store under workarea.WorkPrefix.
 package chunktask
 
 import (

@@ -7,6 +7,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/speccheck"
 )
 
 // Type runs an ingest as a task: the scheduler enqueues one at each
@@ -26,7 +27,7 @@ type Payload struct {
 // short, and everything it enqueues waits for it.
 func NewTask(p Payload) (*asynq.Task, error) {
 	p.V = jobs.PayloadVersion
-	if err := p.Validate(); err != nil {
+	if err := speccheck.Validate(p.Spec); err != nil {
 		return nil, fmt.Errorf("%w: %w", jobs.ErrBadPayload, err)
 	}
 	b, err := json.Marshal(p)

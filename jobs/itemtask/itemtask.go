@@ -46,6 +46,8 @@ type wire struct {
 	// Trace is the W3C traceparent of the ingest that queued the item
 	// (jobs.ItemPayload.Trace), "" when tracing is off.
 	Trace string `json:"tr,omitempty"`
+	// Seq is jobs.ItemPayload.Seq.
+	Seq int64 `json:"q,omitempty"`
 }
 
 // Options are asynq options of an item task besides its ID, type and payload.
@@ -101,7 +103,7 @@ func Encode(b jobs.Batch, p jobs.ItemPayload) ([]byte, error) {
 func compact(b jobs.Batch, p jobs.ItemPayload) (wire, bool) {
 	w := wire{V: Version, Batch: p.Batch, Source: -1, Key: p.Source.Key, ETag: p.Source.ETag, Size: p.Source.Size,
 		Pages: p.Source.Pages, Type: p.Type, Fingerprint: p.Fingerprint, Trace: p.Trace,
-		Part: p.Source.Part, Fetch: p.Source.Fetch, Parent: p.Parent, SKU: p.Source.SKU, Name: p.Source.Name}
+		Part: p.Source.Part, Fetch: p.Source.Fetch, Parent: p.Parent, SKU: p.Source.SKU, Name: p.Source.Name, Seq: p.Seq}
 	for i, s := range b.Sources {
 		if s == p.Source.Location {
 			w.Source = i
@@ -203,7 +205,7 @@ func expand(b jobs.Batch, w wire) (jobs.ItemPayload, error) {
 		Source: jobs.Ref{Location: loc, Key: w.Key, ETag: w.ETag, Size: w.Size, Pages: w.Pages, Part: w.Part, Fetch: w.Fetch,
 			SKU: w.SKU, Name: w.Name},
 		Type: w.Type, Kind: kind, Task: taskOf(kind), Out: b.Out, ResultBase: w.ResultBase, Options: b.Options,
-		Fingerprint: w.Fingerprint, Trace: w.Trace, Parent: w.Parent}
+		Fingerprint: w.Fingerprint, Trace: w.Trace, Parent: w.Parent, Seq: w.Seq}
 	if p.ResultBase == "" {
 		p.ResultBase = resultBase(b, w)
 	}

@@ -29,6 +29,8 @@ const (
 	// 11: worker/finalize (its manifests tests).
 	// 12: jobs/tenants.
 	DBTenants = 12
+	// 13: jobs/spill.
+	DBSpill = 13
 	// 14: ingest/watch (its MinIO event list is in database 0, where
 	// MinIO's Redis notification target writes).
 	DBWatch   = 14

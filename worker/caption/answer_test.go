@@ -13,6 +13,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/jobs/workarea"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/localstore"
 	"github.com/llamapipe/llamapipe/worker/caption"
@@ -85,7 +86,7 @@ func TestCaptionWriteFailureKeepsTheAnswer(t *testing.T) {
 	if err := it.Keep.Drop(ctx, o.Kept...); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := base.Stat(ctx, jobs.AnswerKey(p.Batch, p.Item, "caption")); !errors.Is(err, storage.ErrNotExist) {
+	if _, err := base.Stat(ctx, workarea.AnswerKey(p.Batch, p.Item, "caption")); !errors.Is(err, storage.ErrNotExist) {
 		t.Errorf("kept answer after Drop: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/fingerprint"
 	"github.com/llamapipe/llamapipe/jobs/tracing"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
@@ -148,7 +149,7 @@ func (s *Stage) Caption(ctx context.Context, it Item, data []byte) (stage.Outcom
 	if product != nil { // the same photo of two products gets two captions
 		copts.Products = product.SKU + "\x00" + product.Name + "\x00" + product.Brand
 	}
-	ckey := jobs.ContentKey(hex.EncodeToString(sum[:]), p.Task, tmpl.Version, prof.Model, copts)
+	ckey := fingerprint.ContentKey(hex.EncodeToString(sum[:]), p.Task, tmpl.Version, prof.Model, copts)
 	if doc, from, ok, err := s.cachedUnlessKept(ctx, it, tenant, ckey); err != nil {
 		return o, err
 	} else if ok {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/workarea"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/stage"
@@ -35,7 +36,9 @@ func Transport(prof llm.Profile, out storage.Store) (string, error) {
 // ImageWorkKey is where an item's prepared image waits, in its output's
 // work area, for the provider to fetch it by URL (deterministic: a retry
 // overwrites it).
-func ImageWorkKey(p jobs.ItemPayload) string { return jobs.WorkPrefix(p.Batch, p.Item) + "image.jpg" }
+func ImageWorkKey(p jobs.ItemPayload) string {
+	return workarea.WorkPrefix(p.Batch, p.Item) + "image.jpg"
+}
 
 // byURL makes img go by URL when the item's transport says so: the
 // prepared bytes are put in the output's work area and img.Presign hands
@@ -80,7 +83,7 @@ func Describe(prof llm.Profile, out storage.Store) string {
 	case err != nil:
 		return "Images: " + err.Error()
 	case tr == llm.ImageURL:
-		return "Images: by presigned URL from " + out.Location() + "/" + jobs.WorkPrefix("<batch>", "<item>") +
+		return "Images: by presigned URL from " + out.Location() + "/" + workarea.WorkPrefix("<batch>", "<item>") +
 			" (the provider fetches them; each URL is presigned right before its call and the object removed after it)"
 	default:
 		return "Images: inline (base64): the output " + out.Location() + " cannot hand out presigned URLs, which the provider prefers; write to an s3:// output to send them by URL"

@@ -17,6 +17,7 @@ import (
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/jobs/workarea"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/storage/localstore"
 	"github.com/llamapipe/llamapipe/worker/document"
@@ -170,7 +171,7 @@ func TestLongDocumentIsMappedAndReduced(t *testing.T) {
 	if err := document.RemoveWork(ctx, out, it.Payload); err != nil {
 		t.Fatal(err)
 	}
-	for info, err := range out.List(ctx, jobs.WorkPrefix(it.Payload.Batch, it.Payload.Item), storage.ListOptions{Recursive: true}) {
+	for info, err := range out.List(ctx, workarea.WorkPrefix(it.Payload.Batch, it.Payload.Item), storage.ListOptions{Recursive: true}) {
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -31,6 +31,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/chunktask"
+	"github.com/llamapipe/llamapipe/jobs/workarea"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/chunk"
@@ -85,7 +86,7 @@ func (s *Stage) distribute(ctx context.Context, it Item, data []byte, doc docCon
 			if p.Type == jobs.FilePDF {
 				ext, ctype = "pdf", "application/pdf"
 			}
-			mp.Chunk = jobs.ChunkKey(p.Batch, p.Item, mp.Index, ext)
+			mp.Chunk = workarea.ChunkKey(p.Batch, p.Item, mp.Index, ext)
 			if err := out.Put(ctx, mp.Chunk, bytes.NewReader(objects[i]), int64(len(objects[i])), ctype); err != nil {
 				return o, nil, fmt.Errorf("write %s: %w", mp.Chunk, err)
 			}
@@ -159,7 +160,7 @@ type mapPartial struct {
 // delivery, or a retry after the write): then the model is not asked again.
 func (s *Stage) Map(ctx context.Context, it Item, mp chunktask.MapPayload) error {
 	p, out := mp.Item, it.Out
-	key, name := jobs.MapResultKey(p.Batch, p.Item, mp.Index), mapAnswerName(mp.Index)
+	key, name := workarea.MapResultKey(p.Batch, p.Item, mp.Index), mapAnswerName(mp.Index)
 	switch _, err := out.Stat(ctx, key); {
 	case err == nil:
 		it.Log.InfoContext(ctx, "chunk already mapped: model not asked again")
@@ -332,7 +333,7 @@ func (s *Stage) Reduce(ctx context.Context, it Item, rp chunktask.ReducePayload,
 	var partials []string
 	var results []mapResult
 	for i := 1; i <= rp.Count; i++ {
-		key := jobs.MapResultKey(p.Batch, p.Item, i)
+		key := workarea.MapResultKey(p.Batch, p.Item, i)
 		res, err := readMapResult(ctx, it, key, mapAnswerName(i))
 		if errors.Is(err, fs.ErrNotExist) {
 			return stage.Permanent(fmt.Sprintf("the map answer of chunk %d of %d (%s) is missing", i, rp.Count, key), err)
@@ -409,7 +410,7 @@ func readMapResult(ctx context.Context, it Item, key, name string) (mapResult, e
 // from out.
 func RemoveWork(ctx context.Context, out storage.Store, p jobs.ItemPayload) error {
 	var keys []string
-	for info, err := range out.List(ctx, jobs.WorkPrefix(p.Batch, p.Item), storage.ListOptions{Recursive: true}) {
+	for info, err := range out.List(ctx, workarea.WorkPrefix(p.Batch, p.Item), storage.ListOptions{Recursive: true}) {
 		if err != nil {
 			return err
 		}

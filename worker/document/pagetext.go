@@ -10,6 +10,7 @@ import (
 
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/chunktask"
+	"github.com/llamapipe/llamapipe/jobs/workarea"
 	"github.com/llamapipe/llamapipe/worker/pdfsplit"
 	"github.com/llamapipe/llamapipe/worker/stage"
 )
@@ -47,7 +48,7 @@ type pageText struct {
 
 // pagesKey is the key of chunk index's kept page texts.
 func pagesKey(p jobs.ItemPayload, index int) string {
-	return jobs.ChunkKey(p.Batch, p.Item, index, "pages.json")
+	return workarea.ChunkKey(p.Batch, p.Item, index, "pages.json")
 }
 
 // keepPages writes the page texts of each planned range to the work area.

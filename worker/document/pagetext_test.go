@@ -15,6 +15,7 @@ import (
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/chunktask"
 	"github.com/llamapipe/llamapipe/jobs/jobstest"
+	"github.com/llamapipe/llamapipe/jobs/workarea"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/document"
 	"github.com/llamapipe/llamapipe/worker/llm"
@@ -106,8 +107,8 @@ func TestLongPDFPagesAreExtractedOnce(t *testing.T) {
 			// The same map tasks without the kept texts extract their pages
 			// again (as before): the model is sent the same.
 			for _, mp := range maps {
-				for _, key := range []string{jobs.MapResultKey(it.Payload.Batch, it.Payload.Item, mp.Index),
-					jobs.ChunkKey(it.Payload.Batch, it.Payload.Item, mp.Index, "pages.json")} {
+				for _, key := range []string{workarea.MapResultKey(it.Payload.Batch, it.Payload.Item, mp.Index),
+					workarea.ChunkKey(it.Payload.Batch, it.Payload.Item, mp.Index, "pages.json")} {
 					if _, err := out.Stat(ctx, key); err != nil {
 						t.Fatalf("work object %s: %v", key, err)
 					}
@@ -127,7 +128,7 @@ func TestLongPDFPagesAreExtractedOnce(t *testing.T) {
 			if err := document.RemoveWork(ctx, out, it.Payload); err != nil {
 				t.Fatal(err)
 			}
-			for info, err := range out.List(ctx, jobs.WorkPrefix(it.Payload.Batch, it.Payload.Item), storage.ListOptions{Recursive: true}) {
+			for info, err := range out.List(ctx, workarea.WorkPrefix(it.Payload.Batch, it.Payload.Item), storage.ListOptions{Recursive: true}) {
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -163,8 +164,8 @@ func BenchmarkLongPDFPagesExtracted(b *testing.B) {
 		}
 		once, _ := s.PagesRead()
 		for _, mp := range maps { // again, without the kept texts
-			for _, key := range []string{jobs.MapResultKey(it.Payload.Batch, it.Payload.Item, mp.Index),
-				jobs.ChunkKey(it.Payload.Batch, it.Payload.Item, mp.Index, "pages.json")} {
+			for _, key := range []string{workarea.MapResultKey(it.Payload.Batch, it.Payload.Item, mp.Index),
+				workarea.ChunkKey(it.Payload.Batch, it.Payload.Item, mp.Index, "pages.json")} {
 				if err := out.Delete(ctx, key); err != nil {
 					b.Fatal(err)
 				}

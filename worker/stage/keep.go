@@ -10,7 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 
-	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/workarea"
 	"github.com/llamapipe/llamapipe/storage"
 )
 
@@ -20,7 +20,7 @@ import (
 // model's answer as soon as it is in, and an attempt that finds a kept
 // answer only writes the result. The answer is kept in Redis (Stash, with
 // a TTL): one command, where a file in the batch's work area
-// (jobs.AnswerKey) cost a file creation and a deletion per item, 10–17% of
+// (workarea.AnswerKey) cost a file creation and a deletion per item, 10–17% of
 // a short item's CPU on a local folder (issue 16). An
 // answer over maxRedisAnswer, or one Redis refuses, goes to the work area
 // instead (storage.PutVolatile: on a local folder, no sync); one neither
@@ -125,7 +125,7 @@ func (k Keeper) Keep(ctx context.Context, name string, kept Kept) (inWorkArea bo
 			return false
 		}
 	}
-	key := jobs.AnswerKey(k.Batch, k.Item, name)
+	key := workarea.AnswerKey(k.Batch, k.Item, name)
 	err = putVolatile(ctx, k.Out, key, b, "application/json")
 	switch {
 	case err == nil && rerr != nil && k.Log != nil:
@@ -173,7 +173,7 @@ func (k Keeper) Load(ctx context.Context, name string) (Kept, bool, error) {
 	}
 	inWorkArea := false
 	if b == nil {
-		key := jobs.AnswerKey(k.Batch, k.Item, name)
+		key := workarea.AnswerKey(k.Batch, k.Item, name)
 		wb, err := ReadAll(ctx, k.Out, key)
 		switch {
 		case err == nil:
@@ -212,7 +212,7 @@ func (k Keeper) Drop(ctx context.Context, names ...string) error {
 	var err error
 	for _, name := range names {
 		if k.Out != nil {
-			err = errors.Join(err, k.Out.Delete(ctx, jobs.AnswerKey(k.Batch, k.Item, name)))
+			err = errors.Join(err, k.Out.Delete(ctx, workarea.AnswerKey(k.Batch, k.Item, name)))
 		}
 	}
 	if k.Stash != nil {

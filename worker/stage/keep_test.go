@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/llamapipe/llamapipe/jobs"
+	"github.com/llamapipe/llamapipe/jobs/workarea"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker/llm"
 	"github.com/llamapipe/llamapipe/worker/stage"
@@ -157,7 +157,7 @@ func TestKeeperKeepsAnswersInRedisOrTheWorkArea(t *testing.T) {
 	if !kw.Keep(ctx, "summary", kept) {
 		t.Error("Keep does not report the work area")
 	}
-	if get(t, base, jobs.AnswerKey("b", "j", "summary")) == "" {
+	if get(t, base, workarea.AnswerKey("b", "j", "summary")) == "" {
 		t.Fatal("answer not in the work area")
 	}
 	if got, ok, err := kw.Load(ctx, "summary"); !ok || err != nil || got.Outcome.Cost != 0.5 || !got.InWorkArea {

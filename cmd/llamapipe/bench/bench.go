@@ -53,12 +53,12 @@ type Options struct {
 	// afterwards unless Keep.
 	Out  string
 	Keep bool
-	// Measure is all, pipeline, enqueue, unchanged, bounded or targets
+	// Measure is all, pipeline, enqueue, unchanged, bounded, spill or targets
 	// (each row of issue 16's table beside its reference) [all].
 	Measure string
-	// MaxQueued is the bound of Measure bounded [100000].
+	// MaxQueued is the bound of Measure bounded and spill [100000].
 	MaxQueued int
-	// Catalog is the catalog size for Measure unchanged [10000].
+	// Catalog is the catalog size for Measure unchanged, bounded and spill [10000].
 	Catalog int
 	// EnqueueTasks synthetic tasks [10000] are enqueued from
 	// EnqueueGoroutines goroutines [16] to measure the enqueue rate.
@@ -154,7 +154,7 @@ func newBench(o Options, svc Services) (*bench, error) {
 		return nil, usage("--photo-size: %v", err)
 	}
 	switch {
-	case b.photos < 0 || b.docs < 0 || b.photos+b.docs == 0 && b.measure != "enqueue" && b.measure != "unchanged" && b.measure != "bounded" && b.measure != "targets":
+	case b.photos < 0 || b.docs < 0 || b.photos+b.docs == 0 && b.measure != "enqueue" && b.measure != "unchanged" && b.measure != "bounded" && b.measure != "spill" && b.measure != "targets":
 		return nil, usage("--photos and --docs must not be negative, and not both zero")
 	case b.pages < 1:
 		return nil, usage("--pages must be at least 1")
@@ -164,8 +164,8 @@ func newBench(o Options, svc Services) (*bench, error) {
 		return nil, usage("--provider %q: use openai (the built-in fake server) or offline", b.provider)
 	case b.faultRate < 0 || b.faultRate > 1 || b.hangRate < 0 || b.hangRate > 1:
 		return nil, usage("--fault-rate and --hang-rate are shares between 0 and 1")
-	case !slices.Contains([]string{"all", "pipeline", "enqueue", "unchanged", "bounded", "targets"}, b.measure):
-		return nil, usage("--measure %q: use all, pipeline, enqueue, unchanged, bounded or targets", b.measure)
+	case !slices.Contains([]string{"all", "pipeline", "enqueue", "unchanged", "bounded", "spill", "targets"}, b.measure):
+		return nil, usage("--measure %q: use all, pipeline, enqueue, unchanged, bounded, spill or targets", b.measure)
 	case b.enqTasks < 1 || b.enqG < 1:
 		return nil, usage("--enqueue-tasks and --enqueue-goroutines must be at least 1")
 	}
@@ -199,11 +199,8 @@ func (b *bench) run(ctx context.Context, stdout io.Writer) error {
 		printTargets(stdout, ts)
 		return nil
 	}
-	if b.measure == "unchanged" || b.measure == "bounded" {
-		measure := b.unchanged
-		if b.measure == "bounded" {
-			measure = b.bounded
-		}
+	if b.measure == "unchanged" || b.measure == "bounded" || b.measure == "spill" {
+		measure := map[string]func(context.Context) ([]row, error){"unchanged": b.unchanged, "bounded": b.bounded, "spill": b.spillRuns}[b.measure]
 		r, err := measure(ctx)
 		if err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 	"github.com/llamapipe/llamapipe/ingest"
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/feed"
+	"github.com/llamapipe/llamapipe/jobs/fingerprint"
 	"github.com/llamapipe/llamapipe/prompts"
 	"github.com/llamapipe/llamapipe/storage"
 	"github.com/llamapipe/llamapipe/worker"
@@ -118,8 +119,8 @@ func (b *bench) unchangedRun(ctx context.Context) (unchangedResult, error) {
 		infos = append(infos, info)
 	}
 	if err := parallel(ctx, len(infos), 32, func(i int) error {
-		fp := jobs.Fingerprint(infos[i].ETag, jobs.TaskCaption, pv, prof.Model, jobs.Options{Language: "en"})
-		return storage.PutVolatile(ctx, out, jobs.FingerprintKey(infos[i].Key, jobs.TaskCaption, fp), bytes.NewReader(nil), 0, "")
+		fp := fingerprint.Of(infos[i].ETag, jobs.TaskCaption, pv, prof.Model, jobs.Options{Language: "en"})
+		return storage.PutVolatile(ctx, out, fingerprint.Key(infos[i].Key, jobs.TaskCaption, fp), bytes.NewReader(nil), 0, "")
 	}); err != nil {
 		return u, err
 	}
@@ -130,7 +131,7 @@ func (b *bench) unchangedRun(ctx context.Context) (unchangedResult, error) {
 	for _, l := range []struct {
 		st     storage.Store
 		prefix string
-	}{{src, ""}, {out, jobs.FingerprintPrefix}} {
+	}{{src, ""}, {out, fingerprint.Prefix}} {
 		for _, err := range l.st.List(ctx, l.prefix, storage.ListOptions{Recursive: true}) {
 			if err != nil {
 				return u, err

@@ -423,13 +423,16 @@ type Item struct {
 	Pages *int `json:"pages,omitempty"`
 
 	// ResultBase The key the item's results are named from.
-	ResultBase *string     `json:"result_base,omitempty"`
-	Results    *[]string   `json:"results,omitempty"`
-	Size       *int        `json:"size,omitempty"`
-	Source     *string     `json:"source,omitempty"`
-	Status     *ItemStatus `json:"status,omitempty"`
-	Task       *string     `json:"task,omitempty"`
-	Type       *string     `json:"type,omitempty"`
+	ResultBase *string   `json:"result_base,omitempty"`
+	Results    *[]string `json:"results,omitempty"`
+
+	// Seq The item's 1-based number in a bounded batch's listing (absent in an unbounded batch).
+	Seq    *int64      `json:"seq,omitempty"`
+	Size   *int        `json:"size,omitempty"`
+	Source *string     `json:"source,omitempty"`
+	Status *ItemStatus `json:"status,omitempty"`
+	Task   *string     `json:"task,omitempty"`
+	Type   *string     `json:"type,omitempty"`
 }
 
 // ItemStatus defines model for Item.Status.
