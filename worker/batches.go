@@ -7,6 +7,7 @@ import (
 	"github.com/llamapipe/llamapipe/jobs"
 	"github.com/llamapipe/llamapipe/jobs/feed"
 	"github.com/llamapipe/llamapipe/jobs/itemtask"
+	"github.com/llamapipe/llamapipe/jobs/spill"
 	"github.com/llamapipe/llamapipe/storage"
 )
 
@@ -90,9 +91,11 @@ var _ spiller = (*jobs.Tracker)(nil)
 // items hash holds 2×Config.SpillPage entries or more moves pages of them
 // to its work area (one worker at a time; the others go on). Best effort:
 // the entries stay in Redis when it fails, and the next record tries again.
+// The hash is looked at after one record in spillEvery of this worker's
+// (a round trip each time), so it may hold that many more per worker.
 func (w *Worker) spill(ctx context.Context, batch string) {
 	sp, ok := w.cfg.Tracker.(spiller)
-	if !ok || w.cfg.SpillPage < 0 {
+	if !ok || w.cfg.SpillPage < 0 || w.records.Add(1)%spillEvery(w.cfg.SpillPage) != 0 {
 		return
 	}
 	b, err := w.batches.get(ctx, w.cfg.Tracker, batch)
@@ -116,4 +119,14 @@ func (w *Worker) spill(ctx context.Context, batch string) {
 	if err != nil {
 		w.log.WarnContext(ctx, "finished entries not moved to the work area", "batch_id", batch, "error", err.Error())
 	}
+}
+
+// spillEvery is after how many records a worker looks whether a spill is
+// due: about a 32nd of a page (a page of 1,000: every 31st record), every
+// record for small pages.
+func spillEvery(page int) int64 {
+	if page <= 0 {
+		page = spill.DefaultPageSize
+	}
+	return int64(max(1, page/32))
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -167,6 +168,9 @@ type Worker struct {
 	batches batchCache
 	// feed fetches the image URLs of feed items.
 	feed *feedfetch.Fetcher
+	// records counts the items this worker recorded (spill looks at the
+	// items hash every few of them).
+	records atomic.Int64
 }
 
 // New returns a Worker; Run starts it.
