@@ -59,21 +59,33 @@ func (c catalogStore) List(_ context.Context, _ string, o storage.ListOptions) i
 func (c catalogStore) Delete(context.Context, string) error { return nil }
 func (c catalogStore) Location() string                     { return c.loc }
 
+// catalogDir makes the run folder name for a synthetic catalog (catalogStore):
+// the run's base location and the catalog's URL under it (a folder that
+// exists, for a local run).
+func (b *bench) catalogDir(name string) (base, srcURL string, cleanup func(), err error) {
+	base, cleanup, err = b.runDir(name)
+	if err != nil {
+		return "", "", nil, err
+	}
+	srcURL = base + "/catalog"
+	if err := os.MkdirAll(srcURL, 0o755); err != nil && !strings.HasPrefix(base, "s3://") {
+		cleanup()
+		return "", "", nil, err
+	}
+	return base, srcURL, cleanup, nil
+}
+
 // bounded ingests a synthetic catalog of --catalog images twice, with no
 // worker running: with --max-queued and without a bound, and reports Redis
 // memory at its highest during each (sampled every 20 ms, and INFO's
 // used_memory_peak).
 func (b *bench) bounded(ctx context.Context) ([]row, error) {
 	n := b.opts.Catalog
-	base, cleanup, err := b.runDir("bounded")
+	base, srcURL, cleanup, err := b.catalogDir("bounded")
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
-	srcURL := base + "/catalog"
-	if err := os.MkdirAll(srcURL, 0o755); err != nil && !strings.HasPrefix(base, "s3://") {
-		return nil, err
-	}
 	open := func(ctx context.Context, loc string) (storage.Store, error) {
 		if loc == srcURL {
 			return catalogStore{loc: srcURL, n: n}, nil

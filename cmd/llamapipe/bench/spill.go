@@ -3,8 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -25,15 +23,11 @@ import (
 // and the items hash's fields at the end of each.
 func (b *bench) spillRuns(ctx context.Context) ([]row, error) {
 	n := b.opts.Catalog
-	base, cleanup, err := b.runDir("spill")
+	base, srcURL, cleanup, err := b.catalogDir("spill")
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
-	srcURL := base + "/catalog"
-	if err := os.MkdirAll(srcURL, 0o755); err != nil && !strings.HasPrefix(base, "s3://") {
-		return nil, err
-	}
 	open := func(ctx context.Context, loc string) (storage.Store, error) {
 		if loc == srcURL {
 			return workCatalog{catalogStore{loc: srcURL, n: n}}, nil
