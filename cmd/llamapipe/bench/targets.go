@@ -61,7 +61,7 @@ func (b *bench) targets(ctx context.Context) ([]target, error) {
 		mem.ours, mem.ref = fmt.Sprintf("%d B", our.perTask), fmt.Sprintf("%d B bare asynq", bare.perTask)
 		mem.ratio = fmt.Sprintf("%.2f", float64(our.perTask)/float64(bare.perTask))
 	}
-	ts = append(ts, mem, target{what: fmt.Sprintf("enqueue rate, %d goroutines (best of 2, alternating)", b.enqG),
+	ts = append(ts, mem, target{what: fmt.Sprintf("enqueue rate, %d goroutines (median of %d rounds, the first side alternating)", b.enqG, enqueueRounds),
 		ours: fmt.Sprintf("%.0f tasks/s", our.rate), ref: fmt.Sprintf("%.0f tasks/s bare asynq", bare.rate),
 		ratio: fmt.Sprintf("%.2f (rounds %.2f–%.2f)", our.ratio, our.ratioMin, our.ratioMax), goal: "≥ 0.9× bare asynq"})
 
