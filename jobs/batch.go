@@ -380,16 +380,21 @@ func (t *Tracker) recordKeys(batch string) []string {
 // items hash, or, for seq > 0 (ItemPayload.Seq), in BatchRecordedKey — an
 // entry spilled to the work area (jobs/spill) is recorded too.
 func (t *Tracker) Recorded(ctx context.Context, batch, item string, seq int64) (bool, error) {
-	ok, err := t.rdb.HExists(ctx, BatchItemsKey(t.prefix, batch), item).Result()
-	if err == nil && !ok && seq > 0 {
-		var bit int64
-		bit, err = t.rdb.GetBit(ctx, BatchRecordedKey(t.prefix, batch), seq).Result()
-		ok = bit == 1
-	}
+	// One round trip (every item's task asks at its start); the bit reads
+	// 0 unless asked.
+	var in *redis.BoolCmd
+	bit := new(redis.IntCmd)
+	_, err := t.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		in = p.HExists(ctx, BatchItemsKey(t.prefix, batch), item)
+		if seq > 0 {
+			bit = p.GetBit(ctx, BatchRecordedKey(t.prefix, batch), seq)
+		}
+		return nil
+	})
 	if err != nil {
 		return false, fmt.Errorf("batch %s item %s: %w", batch, item, err)
 	}
-	return ok, nil
+	return in.Val() || bit.Val() == 1, nil
 }
 
 var sealScript = redis.NewScript(`
