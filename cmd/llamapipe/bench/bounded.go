@@ -105,24 +105,12 @@ func (b *bench) bounded(ctx context.Context) ([]row, error) {
 			return nil, err
 		}
 		in := &ingest.Ingester{Open: open, Queue: client, Tracker: b.svc.Tracker, Logger: b.svc.Logger, Feeds: feed.New(b.svc.Client, "")}
-		sctx, stop := context.WithCancel(ctx)
-		most := make(chan int64, 1)
-		go func() {
-			m := before
-			for sctx.Err() == nil {
-				if u, err := usedMemory(ctx, b.svc.Client); err == nil {
-					m = max(m, u)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			most <- m
-		}()
+		peakOf := b.samplePeak(ctx, before)
 		start := time.Now()
 		res, err := in.Run(ctx, ingest.Options{Spec: jobs.Spec{Sources: []string{srcURL}, Out: base + fmt.Sprintf("/out-%d", bound),
 			Task: jobs.TaskCaption, Queue: queue, MaxQueued: bound, Force: true}})
 		took := time.Since(start)
-		stop()
-		peakSampled := <-most
+		peakSampled := peakOf()
 		if err != nil {
 			return nil, err
 		}
@@ -139,6 +127,24 @@ func (b *bench) bounded(ctx context.Context) ([]row, error) {
 				res.Total, res.Enqueued, float64(peak)/1e6, took.Round(time.Millisecond))})
 	}
 	return rows, nil
+}
+
+// samplePeak samples Redis' used_memory every 20 ms, from a floor of
+// from, until the returned func is called; that returns the highest.
+func (b *bench) samplePeak(ctx context.Context, from int64) (stop func() int64) {
+	sctx, cancel := context.WithCancel(ctx)
+	most := make(chan int64, 1)
+	go func() {
+		m := from
+		for sctx.Err() == nil {
+			if u, err := usedMemory(ctx, b.svc.Client); err == nil {
+				m = max(m, u)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		most <- m
+	}()
+	return func() int64 { cancel(); return <-most }
 }
 
 func infoField(ctx context.Context, rdb redis.UniversalClient, field string) (int64, error) {

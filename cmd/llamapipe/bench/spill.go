@@ -53,17 +53,14 @@ func (b *bench) spillRuns(ctx context.Context) ([]row, error) {
 		wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan error, 1)
 		go func() { done <- w.Run(wctx) }()
+		peakOf := b.samplePeak(ctx, before)
 		start := time.Now()
 		res, err := in.Run(ctx, ingest.Options{Spec: jobs.Spec{Sources: []string{srcURL}, Out: base + fmt.Sprintf("/out%d", page),
 			Task: jobs.TaskCaption, MaxQueued: b.opts.MaxQueued, Force: true}})
-		most := before
 		for err == nil {
 			var c jobs.Counts
 			if c, err = b.svc.Tracker.Counts(ctx, res.BatchID); err != nil || c.Finalized {
 				break
-			}
-			if u, uerr := usedMemory(ctx, b.svc.Client); uerr == nil {
-				most = max(most, u)
 			}
 			select {
 			case <-ctx.Done():
@@ -72,6 +69,7 @@ func (b *bench) spillRuns(ctx context.Context) ([]row, error) {
 			}
 		}
 		took := time.Since(start)
+		most := peakOf()
 		stop()
 		<-done
 		if err != nil {
