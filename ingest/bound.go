@@ -244,8 +244,8 @@ func take(cands <-chan candidate, n int) []candidate {
 }
 
 // classifyAll classifies a chunk with o.Concurrency goroutines, keeping
-// its order; an email is followed by the items of its attachments, as in
-// an unbounded batch (scan).
+// its order; an email is followed by the items of its attachments
+// (classifyExpanded, as scan does for an unbounded batch).
 func (in *Ingester) classifyAll(ctx context.Context, pr *prepared, chunk []candidate) []Item {
 	per := make([][]Item, len(chunk))
 	idx := make(chan int)
@@ -255,12 +255,7 @@ func (in *Ingester) classifyAll(ctx context.Context, pr *prepared, chunk []candi
 		go func() {
 			defer wg.Done()
 			for i := range idx {
-				it := in.classify(ctx, pr, chunk[i])
-				var parts []Item
-				if isMail(it, chunk[i]) {
-					parts = in.attachments(ctx, pr, chunk[i], &it)
-				}
-				per[i] = append([]Item{it}, parts...)
+				per[i] = in.classifyExpanded(ctx, pr, chunk[i])
 			}
 		}()
 	}

@@ -487,12 +487,8 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 				return
 			}
 			for c := range cands {
-				it := in.classify(ctx, pr, c)
-				var parts []Item
-				if isMail(it, c) {
-					parts = in.attachments(ctx, pr, c, &it)
-				}
-				for _, x := range append([]Item{it}, parts...) {
+				items := in.classifyExpanded(ctx, pr, c)
+				for _, x := range items {
 					if err := fn(x); err != nil {
 						mu.Lock()
 						if firstErr == nil {
@@ -503,7 +499,7 @@ func (in *Ingester) scan(ctx context.Context, pr *prepared, fn func(Item) error)
 						break
 					}
 				}
-				extra.Add(int64(len(parts)))
+				extra.Add(int64(len(items) - 1))
 			}
 		}()
 	}

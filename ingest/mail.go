@@ -34,6 +34,17 @@ func isMail(it Item, c candidate) bool {
 	return it.Skip == "" && it.Type == jobs.FileEML
 }
 
+// classifyExpanded classifies c; an email (isMail) is followed by the
+// items of its attachments, the message first.
+func (in *Ingester) classifyExpanded(ctx context.Context, pr *prepared, c candidate) []Item {
+	it := in.classify(ctx, pr, c)
+	if !isMail(it, c) {
+		return []Item{it}
+	}
+	parts := in.attachments(ctx, pr, c, &it) // may fail the message itself
+	return append([]Item{it}, parts...)
+}
+
 // attachments reads message msg whole and lists its attachments (nested
 // messages' included) as items. A message over the MIME budgets (a bomb
 // of nested parts) is failed here with the reason, and lists nothing; a
